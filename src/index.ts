@@ -1,0 +1,42 @@
+export {
+  createClientCertInterceptor,
+} from "./interceptors/client-cert-interceptor.js";
+export {
+  createClientCertGate,
+  type ClientCertGate,
+} from "./interceptors/client-cert-gate.js";
+export {
+  peerCertificateContextValues,
+  peerCertificateKey,
+  clientCertificateKey,
+  peerCertificateOf,
+  type PeerCertificate,
+  type NodeRequestLike,
+} from "./peer.js";
+export { createThumbprintStore } from "./stores/thumbprint-store.js";
+export {
+  createChangeNotifier,
+  type CertificateStore,
+  type StoreVerdict,
+  type StoreEntry,
+  type RefusalReason,
+  type ChangeNotifier,
+} from "./store.js";
+export {
+  refusalMessage,
+  type ClientCertOptions,
+  type Decision,
+  type DecisionEvent,
+} from "./decision.js";
+export {
+  normalizeThumbprint,
+  parseCertificate,
+  thumbprintsEqual,
+  thumbprintsOfDer,
+  readPemBlocks,
+  type Certificate,
+  type CertificateInput,
+  type SubjectAltNames,
+  type ThumbprintAlgorithm,
+  type PemBlock,
+} from "./certificate.js";

@@ -1,0 +1,137 @@
+import type { Certificate } from "./certificate.js";
+
+/**
+ * CertificateStore is the contract that every source of admitted certificates
+ * implements: a static thumbprint list, a folder of uploaded certificates, a
+ * remote certificate store service.
+ *
+ * The decision core calls `lookup` once per TLS connection and caches the
+ * verdict for that connection until `revision` changes, so a store must bump
+ * `revision` on every change of its contents (an addition or a removal). That
+ * is how a revocation reaches the very next call on an HTTP/2 connection that
+ * is already open.
+ *
+ * A store never throws from `lookup`: a failure is a verdict of kind `error`,
+ * which certgate turns into a refusal (fail closed).
+ */
+export interface CertificateStore {
+  /**
+   * A number that changes whenever the contents change. Reading it must be
+   * cheap: it is read on every call.
+   */
+  readonly revision: number;
+  /**
+   * Decides whether the store admits the certificate. The signal is aborted
+   * when certgate stops waiting (a time-out); a remote store should cancel its
+   * request then.
+   */
+  lookup(certificate: Certificate, signal: AbortSignal): Promise<StoreVerdict>;
+  /**
+   * Registers a listener called after every change of the contents, with the
+   * new revision. Returns a function that removes the listener.
+   */
+  onChange(listener: (revision: number) => void): () => void;
+  /**
+   * Releases the store's resources (watchers, connections). Lookups after
+   * `close()` answer with an `error` verdict.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * StoreVerdict is what a store says of one certificate.
+ */
+export type StoreVerdict =
+  | {
+      readonly kind: "admitted";
+      /** The entry that admitted the certificate. */
+      readonly entry: StoreEntry;
+      /**
+       * Until when (epoch ms) the verdict may be reused without asking again,
+       * for stores that cannot announce every change (a look-up cache with a
+       * time to live). By default, until `revision` changes.
+       */
+      readonly expiresAt?: number;
+    }
+  | {
+      readonly kind: "refused";
+      /** Why, in machine-readable form, such as `not_allowed`. */
+      readonly reason: RefusalReason;
+      /** Until when (epoch ms) the verdict may be reused; see above. */
+      readonly expiresAt?: number;
+    }
+  | {
+      readonly kind: "error";
+      /** The failure, for logs; never shown to the client. */
+      readonly error: unknown;
+    };
+
+/**
+ * StoreEntry describes what in a store matched a certificate.
+ */
+export interface StoreEntry {
+  /** The entry's id in the store (a thumbprint, a file name, a stored id). */
+  readonly id: string;
+  /** Which thumbprint matched, upper-case hex, or undefined for a CA match. */
+  readonly thumbprint?: string;
+  /** Labels attached to the entry, if the store keeps any. */
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+/**
+ * RefusalReason is the machine-readable reason of a refusal.
+ */
+export type RefusalReason =
+  | "no_certificate"
+  | "not_allowed"
+  | "expired"
+  | "not_yet_valid"
+  | "store_unavailable"
+  | (string & {});
+
+/**
+ * ChangeNotifier is a small helper for store authors: it keeps the revision
+ * and the change listeners.
+ */
+export interface ChangeNotifier {
+  /** The current revision. */
+  readonly revision: number;
+  /** Bumps the revision and calls every listener. */
+  changed(): void;
+  /** Adds a listener; returns its removal. */
+  onChange(listener: (revision: number) => void): () => void;
+  /** Removes every listener. */
+  clear(): void;
+}
+
+/**
+ * createChangeNotifier returns a `ChangeNotifier` starting at revision 1.
+ */
+export function createChangeNotifier(): ChangeNotifier {
+  let revision = 1;
+  const listeners = new Set<(revision: number) => void>();
+  return {
+    get revision() {
+      return revision;
+    },
+    changed() {
+      revision++;
+      for (const listener of [...listeners]) {
+        try {
+          listener(revision);
+        } catch {
+          // A faulty listener must not stop the others from hearing the change.
+        }
+      }
+    },
+    onChange(listener) {
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+      };
+    },
+    clear() {
+      listeners.clear();
+    },
+  };
+}
