@@ -21,6 +21,10 @@ export {
   type StoreEntry,
   type RefusalReason,
   type ChangeNotifier,
+  type WritableCertificateStore,
+  type StoredCertificate,
+  type StoreChange,
+  isValidCertificateId,
 } from "./store.js";
 export {
   refusalMessage,

@@ -135,3 +135,75 @@ export function createChangeNotifier(): ChangeNotifier {
     },
   };
 }
+
+/**
+ * StoredCertificate is one certificate kept by a `WritableCertificateStore`.
+ */
+export interface StoredCertificate {
+  /** The id it is stored under (see `isValidCertificateId`). */
+  readonly id: string;
+  /** The DER encoding. */
+  readonly der: Uint8Array;
+  /** SHA-1 thumbprint, upper-case hex. */
+  readonly sha1: string;
+  /** SHA-256 thumbprint, upper-case hex. */
+  readonly sha256: string;
+  /** Labels given when it was stored. */
+  readonly labels: Readonly<Record<string, string>>;
+  /** When it was stored. */
+  readonly createTime: Date;
+}
+
+/**
+ * StoreChange is one change of a writable store's contents.
+ */
+export type StoreChange =
+  | { readonly kind: "put"; readonly id: string }
+  | { readonly kind: "delete"; readonly id: string };
+
+/**
+ * WritableCertificateStore is a `CertificateStore` whose contents can be
+ * changed by id: the folder store's write side, and the seam where a
+ * database-backed store slots in under the certificate store service.
+ *
+ * Write methods throw `ConnectError`s: `InvalidArgument` for a bad id or an
+ * unparsable certificate, `AlreadyExists` for an id that is taken, `NotFound`
+ * for an unknown id. A write resolves only once it is durable.
+ */
+export interface WritableCertificateStore extends CertificateStore {
+  /**
+   * Stores one certificate (DER) under `id`. Fails with `AlreadyExists` when
+   * the id is taken.
+   */
+  put(
+    id: string,
+    der: Uint8Array,
+    options?: { labels?: Readonly<Record<string, string>> },
+  ): Promise<StoredCertificate>;
+  /** Removes the certificate stored under `id`; `NotFound` when there is none. */
+  delete(id: string): Promise<void>;
+  /** Returns the certificate stored under `id`, or undefined. */
+  get(id: string): Promise<StoredCertificate | undefined>;
+  /**
+   * Lists stored certificates ordered by id, starting after `after`, at most
+   * `limit` of them.
+   */
+  list(options: { after?: string; limit: number }): Promise<StoredCertificate[]>;
+  /**
+   * Registers a listener called with the changes of each new revision,
+   * whether made through this object or found on disk. Returns its removal.
+   */
+  onChanges(listener: (changes: readonly StoreChange[], revision: number) => void): () => void;
+}
+
+const certificateId = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
+
+/**
+ * isValidCertificateId tells whether `id` may name a stored certificate:
+ * letters, digits, `.`, `_` and `-`, 1 to 128 characters, not starting with
+ * `.`, so that no id can name a path outside the store's folder or a hidden
+ * file.
+ */
+export function isValidCertificateId(id: string): boolean {
+  return certificateId.test(id);
+}
