@@ -1,0 +1,64 @@
+// `npm run demo`: an example Connect service guarded by certgate on
+// https://localhost:8443 that admits exactly one client certificate (alice's),
+// with development certificates created on first run under .certgate/demo.
+import * as http2 from "node:http2";
+import { relative } from "node:path";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import {
+  clientCertificateKey,
+  createClientCertGate,
+  createThumbprintStore,
+  parseCertificate,
+  peerCertificateContextValues,
+} from "certgate";
+import { EchoService } from "certgate/example";
+import { ensureDemoPki } from "./dev-pki.js";
+
+const port = Number(process.env.PORT ?? 8443);
+const pki = await ensureDemoPki();
+const server = pki.read("server");
+const alice = parseCertificate(pki.read("alice").cert);
+
+const handler = connectNodeAdapter({
+  routes: (router) =>
+    router.service(EchoService, {
+      echo(req, ctx) {
+        const client = ctx.values.get(clientCertificateKey);
+        return { text: `${req.text} (from ${client?.subject.replace(/\n/g, ", ")})` };
+      },
+      async *echoServerStream(req) {
+        for (let i = 0; i < req.count; i++) yield { text: req.text };
+      },
+      async echoClientStream(reqs) {
+        const parts: string[] = [];
+        for await (const r of reqs) parts.push(r.text);
+        return { text: parts.join("") };
+      },
+    }),
+  // Pinned to alice's SHA-1 thumbprint, as a gateway policy would be.
+  requestGate: createClientCertGate({
+    store: createThumbprintStore(alice.sha1),
+    onDecision: (e) => console.log(`${e.kind} ${e.procedure}${e.reason ? ` (${e.reason})` : ""}`),
+  }),
+  contextValues: peerCertificateContextValues,
+});
+
+http2
+  .createSecureServer(
+    // rejectUnauthorized: false lets self-signed client certificates through
+    // the TLS handshake: certgate is then the gate.
+    { ...server, requestCert: true, rejectUnauthorized: false, allowHTTP1: true },
+    handler,
+  )
+  .listen(port, () => {
+    const dir = relative(process.cwd(), pki.dir) || ".";
+    const curl = (who: string) =>
+      `curl --http2 --cacert ${dir}/ca.pem --cert ${dir}/${who}.pem --key ${dir}/${who}-key.pem \\\n` +
+      `  -H 'content-type: application/json' -d '{"text":"hello"}' \\\n` +
+      `  https://localhost:${port}/certgate.example.v1.EchoService/Echo`;
+    console.log(`certgate demo listening on https://localhost:${port}`);
+    console.log(`admitting one client certificate: alice, SHA-1 ${alice.sha1}\n`);
+    console.log(`admitted (alice):\n${curl("alice")}\n`);
+    console.log(`refused, 401 (bob):\n${curl("bob")}\n`);
+    console.log(`refused, 401 (no certificate):\ncurl --http2 --cacert ${dir}/ca.pem -H 'content-type: application/json' -d '{"text":"hello"}' https://localhost:${port}/certgate.example.v1.EchoService/Echo\n`);
+  });
