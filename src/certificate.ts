@@ -70,17 +70,32 @@ export function normalizeThumbprint(text: string): string {
     throw new TypeError(`invalid thumbprint ${String(text)}: not a string`);
   }
   const normalized = text.replace(pasteNoise, "").toUpperCase();
+  if (normalized.length === 0) {
+    throw new TypeError(`invalid thumbprint ${quote(text)}: empty`);
+  }
+  if (text.includes("-----BEGIN")) {
+    throw new TypeError(
+      `invalid thumbprint ${quote(text)}: this is PEM text, not a thumbprint (40 or 64 hex digits)`,
+    );
+  }
   if (!hex.test(normalized)) {
     throw new TypeError(
-      `invalid thumbprint ${JSON.stringify(text)}: expected hex digits (SHA-1: 40, SHA-256: 64)`,
+      `invalid thumbprint ${quote(text)}: expected hex digits (SHA-1: 40, SHA-256: 64)`,
     );
   }
   if (normalized.length !== 40 && normalized.length !== 64) {
     throw new TypeError(
-      `invalid thumbprint ${JSON.stringify(text)}: ${normalized.length} hex digits, expected 40 (SHA-1) or 64 (SHA-256)`,
+      `invalid thumbprint ${quote(text)}: ${normalized.length} hex digits, expected 40 (SHA-1) or 64 (SHA-256)`,
     );
   }
   return normalized;
+}
+
+// Quotes a value for an error message; long values (a PEM pasted by mistake)
+// are cut so that the message stays readable.
+function quote(text: string): string {
+  const max = 120;
+  return JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text);
 }
 
 /**
@@ -143,13 +158,21 @@ export function parseCertificate(input: CertificateInput): Certificate {
     subject: x509.subject,
     issuer: x509.issuer,
     serialNumber: x509.serialNumber.toUpperCase(),
-    notBefore: new Date(x509.validFrom),
-    notAfter: new Date(x509.validTo),
+    notBefore: validityDate(x509, "validFrom"),
+    notAfter: validityDate(x509, "validTo"),
     subjectAltNames: parseSubjectAltNames(x509.subjectAltName),
     isCA: x509.ca,
     der,
     x509,
   });
+}
+
+// Node 22.10 and later parse the dates themselves (validFromDate,
+// validToDate); before, the printed form is parsed. An unreadable date is an
+// invalid Date, which the decision core refuses.
+function validityDate(x509: X509Certificate, field: "validFrom" | "validTo"): Date {
+  const parsed = (x509 as unknown as Record<string, unknown>)[`${field}Date`];
+  return parsed instanceof Date ? parsed : new Date(x509[field]);
 }
 
 const pemBlock = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;

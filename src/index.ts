@@ -13,6 +13,14 @@ export {
   type PeerCertificate,
   type NodeRequestLike,
 } from "./peer.js";
+export {
+  createPeerCertificateContextValues,
+  type PeerCertificateContextValuesOptions,
+  type PeerCertificateContextValues,
+  type ForwardingRequestLike,
+} from "./peer-from-proxy.js";
+export type { TrustedProxies } from "./proxy/trusted-proxies.js";
+export { forwardingFormats, type ForwardingFormat } from "./proxy/forwarding-formats.js";
 export { createThumbprintStore } from "./stores/thumbprint-store.js";
 export {
   createChangeNotifier,

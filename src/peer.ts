@@ -22,6 +22,19 @@ export interface PeerCertificate {
   readonly encrypted: boolean;
   /** Why a presented certificate could not be read, if it could not. */
   readonly error?: unknown;
+  /**
+   * Where the certificate came from: `"tls"`, the connection's own handshake,
+   * or `"proxy"`, a header set by a trusted proxy (see
+   * `createPeerCertificateContextValues`). Undefined means `"tls"`.
+   */
+  readonly source?: "tls" | "proxy";
+  /** For `source: "proxy"`, the header the certificate was read from, lower case. */
+  readonly forwardedHeader?: string;
+  /**
+   * Certificate-forwarding headers the request carried that were ignored
+   * because its connection is not from a trusted proxy, lower case.
+   */
+  readonly ignoredForwardingHeaders?: readonly string[];
 }
 
 /**
@@ -83,17 +96,25 @@ export function peerCertificateContextValues(
  * reading it on the first request of the connection.
  */
 export function peerCertificateOf(req: NodeRequestLike): PeerCertificate {
-  const session = (req.stream as ServerHttp2Stream | undefined)?.session as
-    | Http2Session
-    | undefined;
-  const key = (session ?? req.socket) as object;
-  let peer = peers.get(key);
-  if (peer === undefined) {
-    const socket = (session?.socket ?? req.socket) as TLSSocket | undefined;
-    peer = readPeer(socket);
-    peers.set(key, peer);
+  try {
+    const session = (req.stream as ServerHttp2Stream | undefined)?.session as
+      | Http2Session
+      | undefined;
+    const key = (session ?? req.socket) as object | undefined;
+    let peer = typeof key === "object" && key !== null ? peers.get(key) : undefined;
+    if (peer === undefined) {
+      const socket = (session?.socket ?? req.socket) as TLSSocket | undefined;
+      peer = readPeer(socket);
+      if (typeof key === "object" && key !== null) {
+        peers.set(key, peer);
+      }
+    }
+    return peer;
+  } catch (error) {
+    // The adapter calls this outside of any error handling: throwing here
+    // would crash the server. A connection that cannot be read is refused.
+    return { certificate: undefined, authorized: false, authorizationError: undefined, encrypted: false, error };
   }
-  return peer;
 }
 
 function readPeer(socket: TLSSocket | undefined): PeerCertificate {

@@ -1,0 +1,82 @@
+// The echo service behind a proxy that terminates TLS (Envoy, Istio, nginx,
+// Azure App Service, AWS ALB) and forwards the client certificate in a header.
+// The service itself speaks plaintext on 127.0.0.1 and believes the header
+// only from 127.0.0.1, where the proxy runs.
+//
+//   npx tsx examples/behind-proxy-server.ts [THUMBPRINT]
+//
+// FORMAT is what the proxy sends: xfcc (default: Envoy, Istio), nginx (in the
+// header NGINX_HEADER, default x-ssl-client-cert), azure-app-service, aws-alb.
+// It listens with HTTP/2 without TLS (h2c, for Envoy and gRPC) on PORT
+// (default 8080) and with HTTP/1.1 on PORT + 1 (nginx's proxy_pass, App
+// Service). By default it pins alice's certificate from .certgate/demo.
+import * as http from "node:http";
+import * as http2 from "node:http2";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import {
+  clientCertificateKey,
+  createClientCertInterceptor,
+  createPeerCertificateContextValues,
+  createThumbprintStore,
+  parseCertificate,
+  type ForwardingFormat,
+} from "certgate";
+import { EchoService } from "certgate/example";
+import { ensureDemoPki } from "./dev-pki.js";
+
+const pki = await ensureDemoPki();
+const pinned = process.argv[2] ?? parseCertificate(pki.read("alice").cert).sha1;
+const format = (process.env.FORMAT ?? "xfcc") as ForwardingFormat;
+const nginxHeader = process.env.NGINX_HEADER ?? "x-ssl-client-cert";
+const port = Number(process.env.PORT ?? 8080);
+
+const handler = connectNodeAdapter({
+  routes: (router) =>
+    router.service(EchoService, {
+      echo(req, ctx) {
+        const cert = ctx.values.get(clientCertificateKey);
+        return { text: `${req.text}, ${cert?.subject ?? "?"}` };
+      },
+      async *echoServerStream(req) {
+        for (let i = 0; i < req.count; i++) yield { text: req.text };
+      },
+      async echoClientStream(reqs) {
+        let text = "";
+        for await (const r of reqs) text += r.text;
+        return { text };
+      },
+    }),
+  interceptors: [
+    createClientCertInterceptor({
+      store: createThumbprintStore(pinned),
+      onDecision: (e) =>
+        console.log(
+          `${e.kind} ${e.procedure} source=${e.source} reason=${e.reason ?? "-"}` +
+            (e.ignoredForwardingHeaders ? ` ignored=${e.ignoredForwardingHeaders.join(",")}` : ""),
+        ),
+    }),
+  ],
+  // Throws at start-up on a malformed range, an unknown format, or nginx
+  // without its header name.
+  contextValues: createPeerCertificateContextValues({
+    trustedProxies: { cidrs: ["127.0.0.1/32", "::1/128"] },
+    formats: [format],
+    ...(format === "nginx" ? { nginxHeader } : {}),
+  }),
+});
+
+http2.createServer(handler).listen(port, "127.0.0.1");
+http.createServer(handler).listen(port + 1, "127.0.0.1");
+
+// What a proxy would send for alice, so the service can be tried without one.
+const pem = pki.files.alice.cert;
+const header: Record<ForwardingFormat, string> = {
+  xfcc: `x-forwarded-client-cert: Cert=$(jq -sRr @uri ${pem})`,
+  nginx: `${nginxHeader}: $(jq -sRr @uri ${pem})`,
+  "aws-alb": `x-amzn-mtls-clientcert: $(jq -sRr @uri ${pem})`,
+  "azure-app-service": `x-arr-clientcert: $(openssl x509 -in ${pem} -outform der | base64 -w0)`,
+};
+console.log(`listening on h2c://127.0.0.1:${port} and http://127.0.0.1:${port + 1}, ${format}, pinned to ${pinned}`);
+console.log(`try, as the proxy would forward alice:
+  curl --http2-prior-knowledge -H 'content-type: application/json' -H "${header[format]}" \\
+    -d '{"text":"hello"}' http://127.0.0.1:${port}/certgate.example.v1.EchoService/Echo`);

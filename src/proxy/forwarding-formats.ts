@@ -1,0 +1,106 @@
+import type { Certificate } from "../certificate.js";
+import { decodeBase64Der, decodeUrlEncodedPem } from "./encoded-certificate.js";
+import { parseXfcc, selectXfccCertificate } from "./xfcc.js";
+
+/**
+ * ForwardingFormat names a way proxies forward a client certificate in a
+ * request header:
+ *
+ * - `xfcc`: Envoy's `x-forwarded-client-cert` (Envoy, Istio and other
+ *   Envoy-based meshes and gateways), with the `Cert` (or `Chain`) key.
+ * - `nginx`: a header of your choice set to nginx's
+ *   `$ssl_client_escaped_cert` (URL-encoded PEM).
+ * - `azure-app-service`: Azure App Service's `X-ARR-ClientCert` (base64 DER).
+ * - `aws-alb`: AWS Application Load Balancer's `X-Amzn-Mtls-Clientcert`
+ *   (mTLS passthrough mode: URL-encoded PEM chain, leaf first).
+ */
+export type ForwardingFormat = "xfcc" | "nginx" | "azure-app-service" | "aws-alb";
+
+/**
+ * forwardingFormats lists every `ForwardingFormat`.
+ */
+export const forwardingFormats: readonly ForwardingFormat[] = Object.freeze([
+  "xfcc",
+  "nginx",
+  "azure-app-service",
+  "aws-alb",
+]);
+
+/**
+ * forwardingHeaders maps the formats whose header name is fixed to that name,
+ * lower case (as Node presents header names).
+ */
+export const forwardingHeaders: Readonly<Record<Exclude<ForwardingFormat, "nginx">, string>> =
+  Object.freeze({
+    xfcc: "x-forwarded-client-cert",
+    "azure-app-service": "x-arr-clientcert",
+    "aws-alb": "x-amzn-mtls-clientcert",
+  });
+
+/**
+ * ForwardedCertificate is what one forwarding header says of the client.
+ */
+export type ForwardedCertificate =
+  | {
+      readonly kind: "certificate";
+      readonly certificate: Certificate;
+    }
+  | {
+      readonly kind: "none";
+      /**
+       * `empty`: the header is empty; for `xfcc`, `hash_only`, `no_cert` and
+       * `only_proxies` (see `selectXfccCertificate`).
+       */
+      readonly why: "empty" | "hash_only" | "no_cert" | "only_proxies";
+    }
+  | {
+      readonly kind: "invalid";
+      /** What is wrong, for logs; never shown to the client. */
+      readonly message: string;
+    };
+
+/**
+ * ReadForwardedOptions are the limits and trust that reading a header needs.
+ */
+export interface ReadForwardedOptions {
+  /** The most elements an XFCC header may have. */
+  readonly maxXfccElements: number;
+  /** Whether a certificate named in an XFCC element is a trusted proxy's. */
+  readonly isTrustedProxy: (thumbprints: { sha1?: string; sha256: string }) => boolean;
+}
+
+/**
+ * readForwardedCertificate reads the client certificate out of the value of a
+ * forwarding header of the given format. It never throws: a value a proxy
+ * would not send is `invalid`. Length limits are the caller's, applied before.
+ */
+export function readForwardedCertificate(
+  format: ForwardingFormat,
+  value: string,
+  options: ReadForwardedOptions,
+): ForwardedCertificate {
+  const text = value.trim();
+  if (text.length === 0) {
+    return { kind: "none", why: "empty" };
+  }
+  switch (format) {
+    case "xfcc": {
+      const parsed = parseXfcc(text, options.maxXfccElements);
+      if (parsed.kind === "malformed") {
+        return { kind: "invalid", message: parsed.message };
+      }
+      const selected = selectXfccCertificate(parsed.elements, options.isTrustedProxy);
+      return selected.kind === "certificate"
+        ? { kind: "certificate", certificate: selected.certificate }
+        : selected;
+    }
+    case "nginx":
+      // nginx forwards the leaf alone.
+      return decodeUrlEncodedPem(text, true);
+    case "aws-alb":
+      // Passthrough mode forwards the whole chain the client sent, leaf first.
+      return decodeUrlEncodedPem(text, false);
+    case "azure-app-service":
+      return decodeBase64Der(text);
+  }
+}
