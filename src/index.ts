@@ -23,6 +23,13 @@ export type { TrustedProxies } from "./proxy/trusted-proxies.js";
 export { forwardingFormats, type ForwardingFormat } from "./proxy/forwarding-formats.js";
 export { createThumbprintStore } from "./stores/thumbprint-store.js";
 export {
+  createDirectoryStore,
+  type DirectoryStore,
+  type DirectoryStoreOptions,
+  type DirectoryStoreProblem,
+  type DirectoryProblemCode,
+} from "./stores/directory-store.js";
+export {
   createChangeNotifier,
   type CertificateStore,
   type StoreVerdict,

@@ -1,0 +1,75 @@
+// A Connect service that admits the client certificates found in a folder,
+// and follows the folder as it changes.
+//
+//   npx tsx examples/directory-store-server.ts [FOLDER]
+//
+// FOLDER defaults to .certgate/clients; on first run it is created holding
+// alice's certificate from .certgate/demo (created too). Copy bob.pem from
+// .certgate/demo into it, or delete alice.pem, while the server runs: the
+// next call sees it, on connections already open too.
+import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import * as http2 from "node:http2";
+import { join, resolve } from "node:path";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import {
+  clientCertificateKey,
+  createClientCertGate,
+  createDirectoryStore,
+  peerCertificateContextValues,
+} from "certgate";
+import { EchoService } from "certgate/example";
+import { ensureDemoPki } from "./dev-pki.js";
+
+const pki = await ensureDemoPki();
+const directory = resolve(process.argv[2] ?? join(".certgate", "clients"));
+if (!existsSync(directory)) {
+  mkdirSync(directory, { recursive: true });
+  copyFileSync(pki.files.alice.cert, join(directory, "alice.pem"));
+}
+const port = Number(process.env.PORT ?? 8443);
+
+const store = await createDirectoryStore({
+  directory,
+  onProblem: (p) => console.warn(`skipped ${p.path}: ${p.reason}`),
+});
+store.onChanges((changes, revision) => {
+  for (const c of changes) console.log(`revision ${revision}: ${c.kind === "put" ? "admitting" : "no longer admitting"} ${c.id}`);
+});
+
+const server = http2.createSecureServer(
+  { ...pki.read("server"), requestCert: true, rejectUnauthorized: false, allowHTTP1: true },
+  connectNodeAdapter({
+    routes: (router) =>
+      router.service(EchoService, {
+        echo(req, ctx) {
+          const cert = ctx.values.get(clientCertificateKey);
+          return { text: `${req.text}, ${cert?.subject ?? "?"}` };
+        },
+        async *echoServerStream(req) {
+          for (let i = 0; i < req.count; i++) yield { text: req.text };
+        },
+        async echoClientStream(reqs) {
+          let text = "";
+          for await (const r of reqs) text += r.text;
+          return { text };
+        },
+      }),
+    requestGate: createClientCertGate({ store }),
+    contextValues: peerCertificateContextValues,
+  }),
+);
+
+server.listen(port, () => {
+  const { files, ca } = pki;
+  console.log(`listening on https://localhost:${port}, admitting the ${store.stats().certificates} certificate(s) in ${directory}`);
+  console.log(`try: curl --cacert ${ca} --cert ${files.alice.cert} --key ${files.alice.key} \\
+  -H 'content-type: application/json' -d '{"text":"hello"}' \\
+  https://localhost:${port}/certgate.example.v1.EchoService/Echo`);
+});
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    server.close();
+    void store.close();
+  });
+}

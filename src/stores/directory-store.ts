@@ -1,0 +1,309 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Certificate } from "../certificate.js";
+import {
+  createChangeNotifier,
+  type StoreChange,
+  type StoreVerdict,
+  type WritableCertificateStore,
+} from "../store.js";
+import { cleanTemporaryFiles } from "./directory/atomic-write.js";
+import { createCaFolder, type CaFolder } from "./directory/ca-folder.js";
+import { createCaVerifier, type CaVerifier } from "./directory/ca-verifier.js";
+import { createChangeScheduler, type ChangeScheduler } from "./directory/change-scheduler.js";
+import { createLeafFolder, type ScanResult } from "./directory/leaf-folder.js";
+import type { DirectoryStoreProblem } from "./directory/types.js";
+import { createWritableSide } from "./directory/writable-side.js";
+import { checkFolder } from "./directory/store-io.js";
+
+// The problem types live beside the modules that find problems.
+export type { DirectoryProblemCode, DirectoryStoreProblem } from "./directory/types.js";
+
+/**
+ * DirectoryStoreOptions configures `createDirectoryStore`.
+ */
+export interface DirectoryStoreOptions {
+  /**
+   * The folder of uploaded certificates: `.pem`, `.crt`, `.cer` and `.der`
+   * files, PEM (bundles too) or DER. Each certificate in it is admitted by
+   * its own SHA-256 thumbprint, CA certificates included, which never act
+   * as issuers here. A file's id is its name less the extension (`team#2`
+   * for the second certificate of a bundle); of two files with one id, the
+   * first of `.pem`, `.crt`, `.cer`, `.der` is loaded and the other
+   * reported. Sub-folders and hidden files are not read. Required.
+   */
+  directory: string;
+  /**
+   * A folder of CA certificates that admit every leaf certificate they
+   * issued (signature, validity, cA and keyCertSign checked). It must not be
+   * `directory` itself; a sub-folder of it is fine. By default, none: only
+   * the leaf certificates in `directory` are admitted.
+   */
+  caDirectory?: string;
+  /** Files larger than this (bytes) are skipped and reported. By default, 1 MiB. */
+  maxFileBytes?: number;
+  /** Watch the folders with `fs.watch` for changes. By default, true. */
+  watch?: boolean;
+  /** How long to gather change events before applying them, ms. By default, 25. */
+  debounceMs?: number;
+  /**
+   * How often to re-check every file's signature (size, times, inode), ms, for
+   * filesystems where `fs.watch` misses events. The pause is stretched to
+   * 20 times the last rescan's duration, so big folders cost at most ~5% of
+   * a core. 0 turns it off. By default, 2000.
+   */
+  rescanIntervalMs?: number;
+  /**
+   * Called for each new problem: a skipped file, or a folder that went away.
+   * Errors it throws are ignored. By default, a process warning is emitted.
+   */
+  onProblem?: (problem: DirectoryStoreProblem) => void;
+  /** The current time for the CA checks, for tests. By default, `Date.now`. */
+  clock?: () => number | Date;
+}
+
+/**
+ * DirectoryStore is the folder store: a `WritableCertificateStore` over a
+ * folder of certificate files.
+ */
+export interface DirectoryStore extends WritableCertificateStore {
+  /** The files and folders currently skipped, and why. */
+  problems(): DirectoryStoreProblem[];
+  /** Re-reads both folders now (files whose signature did not change are not read again). */
+  rescan(): Promise<void>;
+  /** How many files and certificates are loaded, and how many issuers. */
+  stats(): { files: number; certificates: number; issuers: number };
+}
+
+const defaultMaxFileBytes = 1024 * 1024;
+
+/**
+ * createDirectoryStore loads a folder of uploaded client certificates and
+ * keeps it loaded as it changes: it resolves once the folder is read, and
+ * rejects with an error naming the folder when it does not exist or cannot
+ * be read. See `DirectoryStoreOptions` for the folders and the rules.
+ *
+ * Changes (files added, replaced, renamed, removed, a Kubernetes `..data`
+ * swap) are applied within about `debounceMs`, at once, and bump `revision`,
+ * so open connections see them on their next call. Files that cannot be used
+ * are skipped and reported through `onProblem` and `problems()`. If the
+ * folder goes away, the last good set is served and the problem reported.
+ *
+ * @example
+ * const store = await createDirectoryStore({ directory: "/etc/certgate/clients" });
+ * connectNodeAdapter({ routes, interceptors: [createClientCertInterceptor({ store })], contextValues: peerCertificateContextValues });
+ */
+export async function createDirectoryStore(options: DirectoryStoreOptions): Promise<DirectoryStore> {
+  const directory = checkFolder(options.directory, "directory");
+  const caDirectory = options.caDirectory === undefined ? undefined : checkFolder(options.caDirectory, "caDirectory");
+  if (caDirectory !== undefined && fs.realpathSync(caDirectory) === fs.realpathSync(directory)) {
+    throw new Error(`certgate: caDirectory must not be the certificate folder itself (${directory}): a CA certificate among the leaf certificates would admit everything it issued`);
+  }
+  const maxFileBytes = checkNumber(options.maxFileBytes, "maxFileBytes", defaultMaxFileBytes, 1);
+  const debounceMs = checkNumber(options.debounceMs, "debounceMs", 25, 0);
+  const rescanIntervalMs = checkNumber(options.rescanIntervalMs, "rescanIntervalMs", 2000, 0);
+  const clock = options.clock;
+  const now = clock === undefined ? Date.now : () => +clock();
+  const onProblem = options.onProblem ?? warnProblems();
+
+  const leaf = createLeafFolder(directory, maxFileBytes);
+  const ca: CaFolder | undefined = caDirectory === undefined ? undefined : createCaFolder(caDirectory, maxFileBytes);
+  const notifier = createChangeNotifier();
+  const changeListeners = new Set<(changes: readonly StoreChange[], revision: number) => void>();
+  const folderProblems = new Map<string, DirectoryStoreProblem>();
+  let verifier: CaVerifier = createCaVerifier([]);
+  // Set once the first load is done; folder failures before it reject instead.
+  let scheduler: ChangeScheduler | undefined;
+  let closed = false;
+  let queue: Promise<unknown> = Promise.resolve();
+
+  // One scan or write at a time: a scan plans against the index it will
+  // change, so nothing else may change it in between.
+  function exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const run = queue.then(task);
+    queue = run.catch(() => undefined);
+    return run;
+  }
+
+  function report(problems: readonly DirectoryStoreProblem[]): void {
+    for (const problem of problems) {
+      try {
+        onProblem(problem);
+      } catch {
+        // A failing hook must not stop the store.
+      }
+    }
+  }
+
+  function publish(changes: readonly StoreChange[], issuersChanged: boolean): void {
+    if (changes.length === 0 && !issuersChanged) return;
+    notifier.changed();
+    const revision = notifier.revision;
+    for (const listener of [...changeListeners]) {
+      try {
+        listener(changes, revision);
+      } catch {
+        // A faulty listener must not keep the others from the change.
+      }
+    }
+  }
+
+  function folderFailed(folder: string, error: unknown): void {
+    if (folderProblems.has(folder)) return;
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    const problem: DirectoryStoreProblem = {
+      path: folder,
+      file: path.basename(folder),
+      code: "folder_unavailable",
+      reason: `the folder cannot be read (${code}); the last good set of certificates is still served`,
+      time: new Date(),
+    };
+    folderProblems.set(folder, problem);
+    scheduler?.dropWatch(folder);
+    report([problem]);
+  }
+
+  async function scanLeaf(run: () => Promise<ScanResult>): Promise<void> {
+    let result: ScanResult;
+    try {
+      result = await run();
+    } catch (error) {
+      folderFailed(directory, error);
+      return;
+    }
+    folderProblems.delete(directory);
+    publish(result.changes, false);
+    report(result.newProblems);
+  }
+
+  async function rescanAll(): Promise<void> {
+    await scanLeaf(() => leaf.scanAll());
+    await scanCa();
+  }
+
+  async function scanCa(): Promise<void> {
+    if (ca === undefined || caDirectory === undefined) return;
+    try {
+      const { changed, newProblems } = await ca.scan();
+      folderProblems.delete(caDirectory);
+      if (changed) verifier = createCaVerifier(ca.cas);
+      publish([], changed);
+      report(newProblems);
+    } catch (error) {
+      folderFailed(caDirectory, error);
+    }
+  }
+
+  // The first load: failures here reject, naming the folder.
+  await cleanTemporaryFiles(directory, 60_000, Date.now());
+  try {
+    const first = await leaf.scanAll();
+    report(first.newProblems);
+    if (ca !== undefined) {
+      const caFirst = await ca.scan();
+      verifier = createCaVerifier(ca.cas);
+      report(caFirst.newProblems);
+    }
+  } catch (error) {
+    throw new Error(`certgate: cannot read the certificate folder: ${String((error as Error).message ?? error)}`, { cause: error });
+  }
+  const started: ChangeScheduler = createChangeScheduler({
+    directory,
+    caDirectory,
+    watch: options.watch ?? true,
+    debounceMs,
+    rescanIntervalMs,
+    exclusive,
+    async flush(pending) {
+      if (pending.all) await scanLeaf(() => leaf.scanAll());
+      else if (pending.names.size > 0) await scanLeaf(() => leaf.scanNames(pending.names));
+      if (pending.ca) await scanCa();
+    },
+    rescan: rescanAll,
+  });
+  scheduler = started;
+  started.ensureWatches();
+
+  function lookup(certificate: Certificate): Promise<StoreVerdict> {
+    if (closed) return Promise.resolve({ kind: "error", error: new Error("directory store is closed") });
+    try {
+      const match = leaf.index.matchSha256(Buffer.from(certificate.sha256, "hex"));
+      if (match !== undefined) {
+        return Promise.resolve({ kind: "admitted", entry: { id: match.id, thumbprint: certificate.sha256 } });
+      }
+      if (verifier.empty) return Promise.resolve({ kind: "refused", reason: "not_allowed" });
+      return verifier.verify(certificate.der, certificate.sha256, now());
+    } catch (error) {
+      return Promise.resolve({ kind: "error", error });
+    }
+  }
+
+  const writable = createWritableSide({
+    directory,
+    maxFileBytes,
+    leaf,
+    now,
+    exclusive,
+    sync: (names) => scanLeaf(() => leaf.scanNames(names)),
+    isClosed: () => closed,
+  });
+
+  return {
+    get revision() {
+      return notifier.revision;
+    },
+    lookup,
+    onChange: notifier.onChange,
+    onChanges(listener) {
+      changeListeners.add(listener);
+      return () => {
+        changeListeners.delete(listener);
+      };
+    },
+    ...writable,
+    problems: () => [...folderProblems.values(), ...leaf.problems(), ...(ca?.problems() ?? [])],
+    rescan: () =>
+      exclusive(async () => {
+        if (closed) return;
+        started.ensureWatches();
+        await rescanAll();
+      }),
+    stats: () => ({ files: leaf.index.files, certificates: leaf.index.certificates, issuers: ca?.cas.length ?? 0 }),
+    async close() {
+      if (closed) return;
+      closed = true;
+      started.close();
+      notifier.changed();
+      notifier.clear();
+      changeListeners.clear();
+      await queue;
+    },
+  };
+}
+
+// The default onProblem: a process warning per problem, the first 20 of each
+// scan, so that a folder of 100k broken files does not flood the log.
+function warnProblems(): (problem: DirectoryStoreProblem) => void {
+  let warned = 0;
+  let quiet = false;
+  return (p) => {
+    if (warned++ < 20) {
+      process.emitWarning(`certgate: skipped ${p.path}: ${p.reason}`, { code: "CERTGATE_DIRECTORY_PROBLEM" });
+    } else if (!quiet) {
+      quiet = true;
+      process.emitWarning("certgate: more problems in the certificate folder; see store.problems()", { code: "CERTGATE_DIRECTORY_PROBLEM" });
+    }
+    queueMicrotask(() => {
+      warned = 0;
+      quiet = false;
+    });
+  };
+}
+
+function checkNumber(value: number | undefined, option: string, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new TypeError(`certgate: createDirectoryStore() options.${option} must be an integer of at least ${min}, got ${String(value)}`);
+  }
+  return value;
+}
