@@ -42,6 +42,44 @@ export {
   isValidCertificateId,
 } from "./store.js";
 export {
+  clientIdentity,
+  identityOf,
+  type ClientIdentity,
+  type NameFields,
+} from "./policy/client-identity.js";
+export type {
+  PolicyOptions,
+  TrustOptions,
+  RevocationOptions,
+  ProcedureRule,
+  RuleOptions,
+} from "./policy/policy-options.js";
+export type { CertificateIdentity, IssuerCertificateSource } from "./policy/identity-match.js";
+export {
+  createCertificateFileSet,
+  createCertificateSetFromStore,
+  createCertificateSet,
+  type CertificateSet,
+  type CertificateSetInput,
+  type CertificateListSource,
+} from "./policy/certificate-set.js";
+export { createCrlFileSet, createCrlSet, type CrlSet, type CrlSetInput } from "./policy/crl-set.js";
+export type { FileSourceOptions } from "./policy/file-source.js";
+export {
+  ClientCertificateErrorSchema,
+  type ClientCertificateError,
+} from "./gen/certgate/v1/errors_pb.js";
+export {
+  parseDistinguishedName,
+  distinguishedNamesEqual,
+  formatDistinguishedName,
+  type DistinguishedName,
+  type NameAttribute,
+} from "./policy/distinguished-name.js";
+export { parseSpiffeId, type SpiffeId } from "./policy/spiffe.js";
+export {
+  createDecisionCore,
+  type DecisionCore,
   refusalMessage,
   type ClientCertOptions,
   type Decision,

@@ -1,8 +1,7 @@
 import type { HandlerContext } from "@connectrpc/connect";
 import {
-  createDecide,
+  createDecisionCore,
   decisionError,
-  reportDecision,
   type ClientCertOptions,
   type Decision,
 } from "../decision.js";
@@ -17,8 +16,8 @@ export type ClientCertGate = (context: HandlerContext) => void | Promise<void>;
 /**
  * createClientCertGate returns the decision of `createClientCertInterceptor`
  * as a Connect `requestGate` (Connect 2.2 and later): a refused call is
- * answered with `Code.Unauthenticated` without reading, decompressing or
- * parsing its body, which makes a flood of unauthenticated calls cheap to
+ * answered with `Code.Unauthenticated` (or `Code.PermissionDenied`, see the
+ * interceptor) without reading, decompressing or parsing its body, which makes a flood of unauthenticated calls cheap to
  * turn away. On a warm connection it decides synchronously.
  *
  * @example
@@ -29,22 +28,30 @@ export type ClientCertGate = (context: HandlerContext) => void | Promise<void>;
  * });
  */
 export function createClientCertGate(options: ClientCertOptions): ClientCertGate {
-  const decide = createDecide(options);
-  const { onDecision } = options;
-  function enforce(context: HandlerContext, decision: Decision): void {
-    if (onDecision !== undefined) {
-      reportDecision(onDecision, decision, `/${context.service.typeName}/${context.method.name}`, "gate");
+  const core = createDecisionCore(options);
+  const { decide, needsProcedure } = core;
+  const reports = options.onDecision !== undefined;
+  function enforce(context: HandlerContext, decision: Decision, procedure: string | undefined): void {
+    if (reports) {
+      core.report(decision, procedure as string, "gate");
     }
-    if (decision.kind !== "admitted") {
-      throw decisionError(decision);
+    if (decision.kind === "admitted") {
+      context.values.set(clientCertificateKey, decision.certificate);
+    } else if (decision.reportOnly !== true) {
+      throw decisionError(decision, procedure ?? `/${context.service.typeName}/${context.method.name}`);
     }
-    context.values.set(clientCertificateKey, decision.certificate);
   }
   return (context) => {
-    const result = decide(context.values.get(peerCertificateKey));
-    if (result instanceof Promise) {
-      return result.then((decision) => enforce(context, decision));
+    // The procedure string is built only when rules or onDecision need it.
+    const procedure = needsProcedure || reports ? `/${context.service.typeName}/${context.method.name}` : undefined;
+    if (procedure !== undefined && core.isOpen(procedure)) {
+      core.report(undefined, procedure, "gate");
+      return;
     }
-    enforce(context, result);
+    const result = decide(context.values.get(peerCertificateKey), procedure);
+    if (result instanceof Promise) {
+      return result.then((decision) => enforce(context, decision, procedure));
+    }
+    enforce(context, result, procedure);
   };
 }

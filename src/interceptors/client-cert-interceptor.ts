@@ -1,8 +1,7 @@
 import type { Interceptor } from "@connectrpc/connect";
 import {
-  createDecide,
+  createDecisionCore,
   decisionError,
-  reportDecision,
   type ClientCertOptions,
   type Decision,
 } from "../decision.js";
@@ -11,11 +10,14 @@ import { clientCertificateKey, peerCertificateKey } from "../peer.js";
 /**
  * createClientCertInterceptor returns a Connect server `Interceptor` that
  * admits a call only when the client certificate of its TLS connection is
- * admitted by `options.store` and within its validity window. Every refusal is
- * a `ConnectError` with `Code.Unauthenticated` (HTTP 401 on the Connect
- * protocol, grpc-status 16 on gRPC), raised before the handler runs, for unary
- * and streaming calls alike. An admitted call finds the certificate under
- * `clientCertificateKey`.
+ * admitted by `options.store` and within its validity window, and passes the
+ * validation policy of the options (trust, revocation, identities, rules).
+ * Every refusal is a `ConnectError` with `Code.Unauthenticated` (HTTP 401 on
+ * the Connect protocol, grpc-status 16 on gRPC), or `Code.PermissionDenied`
+ * when identities refuse an otherwise valid certificate, raised before the
+ * handler runs, for unary and streaming calls alike. An admitted call finds
+ * the certificate under `clientCertificateKey` (typed: `clientIdentity(ctx)`).
+ * With `reportOnly`, refused calls are reported and go through.
  *
  * The adapter must be given `peerCertificateContextValues` as its
  * `contextValues`. To refuse before the request body is read, use
@@ -33,18 +35,26 @@ import { clientCertificateKey, peerCertificateKey } from "../peer.js";
  * );
  */
 export function createClientCertInterceptor(options: ClientCertOptions): Interceptor {
-  const decide = createDecide(options);
-  const { onDecision } = options;
+  const core = createDecisionCore(options);
+  const { decide, needsProcedure } = core;
+  const reports = options.onDecision !== undefined;
   return (next) => async (req) => {
-    const result = decide(req.contextValues.get(peerCertificateKey));
+    // The procedure string is built only when rules or onDecision need it.
+    const procedure = needsProcedure || reports ? `/${req.service.typeName}/${req.method.name}` : undefined;
+    if (procedure !== undefined && core.isOpen(procedure)) {
+      core.report(undefined, procedure, "interceptor");
+      return await next(req);
+    }
+    const result = decide(req.contextValues.get(peerCertificateKey), procedure);
     const decision: Decision = result instanceof Promise ? await result : result;
-    if (onDecision !== undefined) {
-      reportDecision(onDecision, decision, `/${req.service.typeName}/${req.method.name}`, "interceptor");
+    if (reports) {
+      core.report(decision, procedure as string, "interceptor");
     }
-    if (decision.kind !== "admitted") {
-      throw decisionError(decision);
+    if (decision.kind === "admitted") {
+      req.contextValues.set(clientCertificateKey, decision.certificate);
+    } else if (decision.reportOnly !== true) {
+      throw decisionError(decision, procedure ?? `/${req.service.typeName}/${req.method.name}`);
     }
-    req.contextValues.set(clientCertificateKey, decision.certificate);
     return await next(req);
   };
 }

@@ -1,0 +1,40 @@
+import { childrenOf, decodeDirectoryString, decodeOid, readTlv, type Tlv } from "./der.js";
+import type { DistinguishedName } from "./distinguished-name.js";
+
+/**
+ * CertificateNames holds the subject and issuer of a certificate, read from
+ * its DER encoding (ASN.1 order).
+ */
+export interface CertificateNames {
+  readonly subject: DistinguishedName;
+  readonly issuer: DistinguishedName;
+}
+
+/**
+ * readCertificateNames reads the subject and issuer names from a DER
+ * certificate. It throws a `RangeError` on a malformed encoding.
+ */
+export function readCertificateNames(der: Uint8Array): CertificateNames {
+  const certificate = readTlv(der, 0);
+  const tbs = childrenOf(der, certificate)[0];
+  if (tbs === undefined) throw new RangeError("der: empty certificate");
+  const fields = childrenOf(der, tbs);
+  const first = fields[0]?.tag === 0xa0 ? 1 : 0; // [0] version is optional
+  const issuer = fields[first + 2];
+  const subject = fields[first + 4];
+  if (issuer === undefined || subject === undefined) throw new RangeError("der: short certificate");
+  return { subject: readNameAt(der, subject), issuer: readNameAt(der, issuer) };
+}
+
+/**
+ * readNameAt reads the DER `Name` element `name` of a certificate or CRL.
+ */
+export function readNameAt(der: Uint8Array, name: Tlv): DistinguishedName {
+  return childrenOf(der, name).map((set) =>
+    childrenOf(der, set).map((pair) => {
+      const [oid, value] = childrenOf(der, pair);
+      if (oid === undefined || value === undefined || oid.tag !== 0x06) throw new RangeError("der: bad name attribute");
+      return { type: decodeOid(der, oid), value: decodeDirectoryString(der, value) };
+    }),
+  );
+}
