@@ -14,6 +14,32 @@ export {
   type NodeRequestLike,
 } from "./peer.js";
 export {
+  createRemoteStore,
+  type RemoteStore,
+  type RemoteStoreOptions,
+  type RemoteStoreMode,
+  type RemoteStoreState,
+  type RemoteStoreEvent,
+} from "./stores/remote-store.js";
+export { createMemoryStore, type MemoryStoreOptions } from "./stores/memory-store.js";
+export {
+  createCertificateStoreServer,
+  type CertificateStoreServer,
+  type CertificateStoreServerOptions,
+} from "./service/certificate-store-server.js";
+export {
+  createCertificateStoreService,
+  type CertificateStoreServiceHandler,
+  type CertificateStoreServiceOptions,
+} from "./service/certificate-store-service.js";
+export { clientRoleKey, type AccessOptions, type RoleMembers, type Role } from "./service/access.js";
+export {
+  createHealthService,
+  type HealthServiceHandler,
+  type HealthServiceOptions,
+  type HealthStatus,
+} from "./service/health.js";
+export {
   createPeerCertificateContextValues,
   type PeerCertificateContextValuesOptions,
   type PeerCertificateContextValues,

@@ -83,6 +83,11 @@ export type Certificate = Message<"certgate.v1.Certificate"> & {
   /**
    * The DER encoding. Empty in watch events unless include_der was asked for.
    *
+   * Watch events carry only certificate_id, the thumbprints, labels,
+   * create_time and (when asked for) der: reading subject, issuer, serial
+   * and validity of every certificate would make the snapshot of a large
+   * store slow.
+   *
    * @generated from field: bytes der = 9;
    */
   der: Uint8Array;
@@ -521,7 +526,9 @@ export const SnapshotSchema: GenMessage<Snapshot> = /*@__PURE__*/
   messageDesc(file_certgate_v1_certificate_store, 13);
 
 /**
- * Change is a set of changes applied at one revision.
+ * Change is a set of changes applied at one revision. A large set may come
+ * in several Change events: all but the last carry the previous revision, so
+ * that a client resuming after a break receives the whole set again.
  *
  * @generated from message certgate.v1.Change
  */
@@ -549,7 +556,8 @@ export const ChangeSchema: GenMessage<Change> = /*@__PURE__*/
   messageDesc(file_certgate_v1_certificate_store, 14);
 
 /**
- * Heartbeat says the watch is alive.
+ * Heartbeat says the watch is alive. The first heartbeat of a watch, and the
+ * first after each snapshot, also says that the client's copy is current.
  *
  * @generated from message certgate.v1.Heartbeat
  */
@@ -629,6 +637,12 @@ export const CertificateStoreService: GenService<{
    * the store revision it leads to. A client that reconnects with the last
    * revision and epoch it saw receives only the changes it missed, or a new
    * snapshot when those are no longer known.
+   *
+   * Every watch opens with a catch-up (the snapshot and the changes made
+   * while it was read, or on resume the missed changes) followed by a
+   * heartbeat: from that first heartbeat on, the client's copy is current.
+   * The server may send a new snapshot (first = true) at any time, such as
+   * when a slow client fell too far behind.
    *
    * @generated from rpc certgate.v1.CertificateStoreService.WatchCertificates
    */

@@ -1,0 +1,226 @@
+import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
+import {
+  createDecide,
+  decisionError,
+  refusalMessage,
+  reportDecision,
+  type Decide,
+  type Decision,
+  type DecisionEvent,
+} from "../decision.js";
+import { clientCertificateKey, peerCertificateKey, type PeerCertificate } from "../peer.js";
+import type { CertificateStore } from "../store.js";
+import { createThumbprintStore } from "../stores/thumbprint-store.js";
+import { createUnionStore } from "./union-store.js";
+
+/**
+ * Role is what a client certificate may do with the certificate store
+ * service: an `admin` may call every RPC, a `reader` every RPC that changes
+ * nothing (Get, List, Verify, Watch).
+ */
+export type Role = "admin" | "reader";
+
+/**
+ * RoleMembers names the certificates that have a role, by thumbprint and/or
+ * by store. A certificate has the role when any of them admits it.
+ */
+export interface RoleMembers {
+  /**
+   * SHA-1 or SHA-256 thumbprints, in any spelling people paste (see
+   * `normalizeThumbprint`); a malformed one throws at start-up.
+   * By default, none.
+   */
+  thumbprints?: Iterable<string>;
+  /**
+   * Stores whose admitted certificates have the role, such as a directory
+   * store over a folder of admin certificates. The service does not close
+   * them. By default, none.
+   */
+  stores?: readonly CertificateStore[];
+}
+
+/**
+ * AccessOptions says which client certificates may call the certificate
+ * store service, and what they may call.
+ */
+export interface AccessOptions {
+  /** The certificates that may call every RPC. By default, none. */
+  admin?: RoleMembers;
+  /** The certificates that may call Get, List, Verify and Watch. By default, none. */
+  reader?: RoleMembers;
+  /**
+   * Refuse client certificates whose chain Node's TLS layer did not verify
+   * against the server's `ca` (`socket.authorized`), whatever list they are
+   * on. Set it when the TLS server is created with the client CA as `ca`;
+   * `createCertificateStoreServer` does both when given `clientCa`.
+   * By default, false.
+   */
+  requireTrustedChain?: boolean;
+  /**
+   * The current time, for the validity window of client certificates.
+   * By default, `Date.now`.
+   */
+  clock?: () => number | Date;
+  /**
+   * How long to wait for a role's store before refusing, in milliseconds.
+   * By default, 5000.
+   */
+  lookupTimeoutMs?: number;
+  /**
+   * Called once per call with the decision, for logs and metrics; a client
+   * known but not allowed the call is refused with reason
+   * `permission_denied`. By default, nothing is called.
+   */
+  onDecision?: (event: DecisionEvent) => void;
+}
+
+/**
+ * clientRoleKey is the context key under which the service's access gate
+ * leaves the role of an admitted client, for handlers and interceptors.
+ */
+export const clientRoleKey = createContextKey<Role | undefined>(undefined, {
+  description: "certgate certificate store role",
+});
+
+/**
+ * AccessGate is the request gate that protects the service, and what it holds.
+ */
+export interface AccessGate {
+  /** The Connect `requestGate`. */
+  readonly requestGate: (context: HandlerContext) => Promise<void>;
+  /**
+   * Decides again for a call that is already running, such as a watch, so
+   * that a removed reader stops hearing changes; throws the refusal.
+   * Admissions are not reported to `onDecision` (one per call is enough).
+   */
+  readonly recheck: (context: HandlerContext) => Promise<void>;
+  /** Releases the thumbprint stores the gate made; not the given stores. */
+  close(): Promise<void>;
+}
+
+/**
+ * createAccessGate builds the request gate of the certificate store service
+ * on the decision core: one decision per role, each cached per connection
+ * until its store changes. The gate runs before the request body is read.
+ *
+ * - `Code.Unauthenticated` for a call without a certificate, with an
+ *   unreadable, expired or not yet valid one, one not on any list, one whose
+ *   chain is not trusted (with `requireTrustedChain`), or when a role's store
+ *   cannot answer (fail closed);
+ * - `Code.PermissionDenied` for a reader calling a mutating RPC.
+ *
+ * Messages never say which certificates are on the lists.
+ */
+export function createAccessGate(options: AccessOptions, isMutating: (method: string) => boolean): AccessGate {
+  const owned: CertificateStore[] = [];
+  const admin = roleStore("admin", options.admin, owned);
+  const reader = roleStore("reader", options.reader, owned);
+  if (admin === undefined && reader === undefined) {
+    throw new TypeError(
+      "certificate store service: no admin or reader certificates configured (thumbprints or stores); every call would be refused",
+    );
+  }
+  const common = {
+    clock: options.clock,
+    lookupTimeoutMs: options.lookupTimeoutMs,
+  };
+  const decideAdmin = admin === undefined ? undefined : createDecide({ ...common, store: admin });
+  const decideReader = reader === undefined ? undefined : createDecide({ ...common, store: reader });
+  const requireTrustedChain = options.requireTrustedChain ?? false;
+  const { onDecision } = options;
+
+  function decide(d: Decide | undefined, peer: PeerCertificate | undefined): Decision | Promise<Decision> {
+    if (d !== undefined) {
+      return d(peer);
+    }
+    return {
+      kind: "refused",
+      reason: "not_allowed",
+      message: refusalMessage("not_allowed"),
+      certificate: peer?.certificate,
+    };
+  }
+
+  async function gate(context: HandlerContext, quiet = false): Promise<void> {
+    const procedure = `/${context.service.typeName}/${context.method.name}`;
+    const finish = (decision: Decision, role?: Role): void => {
+      if (!quiet || decision.kind !== "admitted") {
+        reportDecision(onDecision, decision, procedure, "gate");
+      }
+      if (decision.kind !== "admitted") {
+        throw decision.reason === "permission_denied"
+          ? new ConnectError(decision.message, Code.PermissionDenied)
+          : decisionError(decision);
+      }
+      context.values.set(clientCertificateKey, decision.certificate);
+      context.values.set(clientRoleKey, role);
+    };
+    const peer = context.values.get(peerCertificateKey);
+    if (requireTrustedChain && peer?.certificate !== undefined && !peer.authorized) {
+      return finish({
+        kind: "refused",
+        reason: "untrusted_chain",
+        message: "client certificate not issued by a trusted ca",
+        certificate: peer.certificate,
+      });
+    }
+    const asAdmin = await decide(decideAdmin, peer);
+    if (asAdmin.kind === "admitted") {
+      return finish(asAdmin, "admin");
+    }
+    if (asAdmin.kind === "refused" && asAdmin.reason !== "not_allowed") {
+      // No certificate, unreadable, expired, not yet valid: no role helps.
+      return finish(asAdmin);
+    }
+    const asReader = await decide(decideReader, peer);
+    if (asReader.kind === "admitted" && !isMutating(context.method.name)) {
+      return finish(asReader, "reader");
+    }
+    if (asAdmin.kind === "error") {
+      // The admin list could not be read: not knowing, refuse as unknown.
+      return finish(asAdmin);
+    }
+    if (asReader.kind === "admitted") {
+      return finish({
+        kind: "refused",
+        reason: "permission_denied",
+        message: `${context.method.name} needs an admin client certificate`,
+        certificate: asReader.certificate,
+      });
+    }
+    return finish(asReader);
+  }
+
+  return {
+    requestGate: (context) => gate(context),
+    recheck: (context) => gate(context, true),
+    async close() {
+      await Promise.all(owned.map((store) => store.close()));
+    },
+  };
+}
+
+function roleStore(role: Role, members: RoleMembers | undefined, owned: CertificateStore[]): CertificateStore | undefined {
+  if (members === undefined) {
+    return undefined;
+  }
+  const stores: CertificateStore[] = [];
+  const thumbprints = [...(members.thumbprints ?? [])];
+  if (thumbprints.length > 0) {
+    let store: CertificateStore;
+    try {
+      store = createThumbprintStore(thumbprints);
+    } catch (error) {
+      throw new TypeError(`certificate store service: ${role} ${(error as Error).message}`, { cause: error });
+    }
+    owned.push(store);
+    stores.push(store);
+  }
+  for (const [i, store] of (members.stores ?? []).entries()) {
+    if (store === null || typeof store !== "object" || typeof store.lookup !== "function" || typeof store.onChange !== "function") {
+      throw new TypeError(`certificate store service: ${role}.stores[${i}] is not a CertificateStore`);
+    }
+    stores.push(store);
+  }
+  return stores.length === 0 ? undefined : createUnionStore(stores);
+}

@@ -1,0 +1,214 @@
+import { setMaxListeners } from "node:events";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { isPrivateKeyLabel, parseCertificate, readPemBlocks } from "../certificate.js";
+import { peerCertificateContextValues } from "../peer.js";
+import type { AccessOptions } from "./access.js";
+import {
+  createCertificateStoreService,
+  type CertificateStoreServiceHandler,
+  type CertificateStoreServiceOptions,
+} from "./certificate-store-service.js";
+import { createHealthService, type HealthServiceHandler } from "./health.js";
+
+/**
+ * CertificateStoreServerOptions configures `createCertificateStoreServer`:
+ * the service's options, the server's TLS identity, and an optional client CA.
+ */
+export interface CertificateStoreServerOptions extends CertificateStoreServiceOptions {
+  /** The server's certificate (chain), PEM. Required. */
+  cert: string | Buffer;
+  /** The server certificate's private key, PEM. Required. */
+  key: string | Buffer;
+  /**
+   * CA certificate(s), PEM, that every client certificate must chain to, on
+   * top of being on the admin or reader list. Node's TLS layer verifies the
+   * chain (with intermediates the client sends) and the access gate refuses
+   * what it did not verify (`access.requireTrustedChain`). By default, none:
+   * the admin and reader lists alone decide.
+   */
+  clientCa?: string | Buffer;
+  /**
+   * Serve `grpc.health.v1.Health`, open to clients without a certificate
+   * (see `createHealthService`). By default, true.
+   */
+  health?: boolean;
+  /**
+   * More options for `http2.createSecureServer`, such as `minVersion`.
+   * certgate sets `cert`, `key`, `ca`, `requestCert` and
+   * `rejectUnauthorized` itself. By default, none.
+   */
+  tlsOptions?: Omit<http2.SecureServerOptions, "cert" | "key" | "ca" | "requestCert" | "rejectUnauthorized">;
+  /**
+   * How long `close()` lets calls finish before it ends the connections,
+   * in milliseconds. By default, 5000.
+   */
+  shutdownTimeoutMs?: number;
+}
+
+/**
+ * CertificateStoreServer is an HTTP/2 TLS server (HTTP/1.1 allowed) serving
+ * the certificate store service and the health service.
+ */
+export interface CertificateStoreServer {
+  /** The Node server, not yet listening. */
+  readonly server: http2.Http2SecureServer;
+  /** The service, for its epoch. */
+  readonly service: CertificateStoreServiceHandler;
+  /** The health service, to report NOT_SERVING; undefined with `health: false`. */
+  readonly health: HealthServiceHandler | undefined;
+  /**
+   * Starts listening. By default, port 0 (any free port) on 127.0.0.1.
+   * Resolves with the address and the `https://` URL to give clients.
+   */
+  listen(port?: number, host?: string): Promise<{ host: string; port: number; url: string }>;
+  /**
+   * Stops accepting connections, ends watches, lets running calls finish up
+   * to `shutdownTimeoutMs`, then ends the connections. Does not close the
+   * store.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * createCertificateStoreServer builds the server that `certgate serve` runs:
+ * HTTP/2 with TLS that asks every client for a certificate (but lets those
+ * without one reach the health service), the certificate store service
+ * behind its access gate, and `grpc.health.v1.Health`. Configuration
+ * mistakes (no TLS identity, a client CA that is not a certificate, no admin
+ * or reader) throw here.
+ *
+ * @example
+ * const server = createCertificateStoreServer({
+ *   store: createMemoryStore(),
+ *   cert, key,
+ *   access: { admin: { thumbprints: [adminThumbprint] }, reader: { stores: [readers] } },
+ * });
+ * const { url } = await server.listen(8444, "0.0.0.0");
+ */
+export function createCertificateStoreServer(options: CertificateStoreServerOptions): CertificateStoreServer {
+  if (isEmpty(options.cert) || isEmpty(options.key)) {
+    throw new TypeError("certificate store server: cert and key (PEM) are required");
+  }
+  const clientCa = options.clientCa === undefined ? undefined : checkClientCa(options.clientCa);
+  const access: AccessOptions = {
+    ...options.access,
+    requireTrustedChain: options.access?.requireTrustedChain ?? clientCa !== undefined,
+  };
+  const service = createCertificateStoreService({ ...options, access });
+  const health = options.health === false ? undefined : createHealthService();
+  const shutdown = new AbortController();
+  // Connect links every running call's signal to this one: many concurrent
+  // calls are normal here, not a listener leak.
+  setMaxListeners(0, shutdown.signal);
+  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 5000;
+  const server = http2.createSecureServer(
+    {
+      ...options.tlsOptions,
+      cert: options.cert,
+      key: options.key,
+      ...(clientCa === undefined ? {} : { ca: clientCa }),
+      requestCert: true,
+      // The access gate refuses with a proper status instead of a TLS
+      // alert, and health probes without a certificate get through.
+      rejectUnauthorized: false,
+      allowHTTP1: options.tlsOptions?.allowHTTP1 ?? true,
+    },
+    connectNodeAdapter({
+      routes(router) {
+        service.routes(router);
+        health?.routes(router);
+      },
+      contextValues: peerCertificateContextValues,
+      shutdownSignal: shutdown.signal,
+    }),
+  );
+  const sessions = new Set<http2.ServerHttp2Session>();
+  const sockets = new Set<TLSSocket>();
+  server.on("session", (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    session.on("close", () => sessions.delete(session));
+  });
+  server.on("secureConnection", (socket: TLSSocket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  let closing: Promise<void> | undefined;
+
+  return {
+    server,
+    service,
+    health,
+    listen(port = 0, host = "127.0.0.1") {
+      return new Promise((resolve, reject) => {
+        const fail = (error: Error) => reject(error);
+        server.once("error", fail);
+        server.listen(port, host, () => {
+          server.off("error", fail);
+          const address = server.address() as AddressInfo;
+          const shown = address.family === "IPv6" ? `[${address.address}]` : address.address;
+          resolve({ host: address.address, port: address.port, url: `https://${shown}:${address.port}` });
+        });
+      });
+    },
+    close() {
+      closing ??= (async () => {
+        health?.close();
+        await service.close();
+        shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
+        const closed = new Promise<void>((resolve) => {
+          if (!server.listening) {
+            resolve();
+            return;
+          }
+          server.close(() => resolve());
+        });
+        for (const session of sessions) {
+          session.close();
+        }
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          closed,
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, shutdownTimeoutMs);
+          }),
+        ]);
+        clearTimeout(timer);
+        for (const socket of sockets) {
+          socket.destroy();
+        }
+        await closed;
+      })();
+      return closing;
+    },
+  };
+}
+
+function isEmpty(value: string | Buffer | undefined): boolean {
+  return value === undefined || value === null || value.length === 0;
+}
+
+// Reads the client CA bundle at start-up: a typo or the wrong file must
+// fail here, not turn into a silent refusal of every client.
+function checkClientCa(pem: string | Buffer): string {
+  const text = typeof pem === "string" ? pem : pem.toString("utf8");
+  const blocks = readPemBlocks(text);
+  if (blocks.some((block) => isPrivateKeyLabel(block.label))) {
+    throw new TypeError("certificate store server: clientCa contains a private key; give only the CA certificate(s)");
+  }
+  const certificates = blocks.filter((block) => block.label === "CERTIFICATE");
+  if (certificates.length === 0) {
+    throw new TypeError("certificate store server: clientCa holds no PEM CERTIFICATE");
+  }
+  for (const block of certificates) {
+    try {
+      parseCertificate(block.der ?? new Uint8Array(0));
+    } catch (cause) {
+      throw new TypeError("certificate store server: clientCa holds a CERTIFICATE that cannot be read", { cause });
+    }
+  }
+  return text;
+}

@@ -1,0 +1,306 @@
+import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import { normalizeThumbprint, type Certificate } from "../certificate.js";
+import {
+  isValidCertificateId,
+  type StoreVerdict,
+  type StoredCertificate,
+  type WritableCertificateStore,
+} from "../store.js";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import {
+  CertificateStoreService,
+  type VerifyCertificateResponseSchema,
+} from "../gen/certgate/v1/certificate_store_pb.js";
+import { createAccessGate, type AccessOptions } from "./access.js";
+import { certificateMessage } from "./convert.js";
+import { decodePageToken, encodePageToken } from "./page-token.js";
+import { createStoredThumbprints } from "./stored-thumbprints.js";
+import { checkLabels, defaultMaxUploadBytes, parseUpload, privateKeyError, uploadError } from "./upload.js";
+import { createWatchJournal } from "./watch-journal.js";
+import { watchStream } from "./watch-stream.js";
+
+/**
+ * CertificateStoreServiceOptions configures `createCertificateStoreService`.
+ */
+export interface CertificateStoreServiceOptions {
+  /** The store that keeps the certificates, such as a directory store. Required. */
+  store: WritableCertificateStore;
+  /** Which client certificates may call what. Required: the service is never open. */
+  access: AccessOptions;
+  /**
+   * The largest certificate upload (the `certificate` field of Create and
+   * Verify), in bytes. Requests are not read beyond about this size (plus
+   * room for labels and the JSON encoding). By default, 64 KiB.
+   */
+  maxUploadBytes?: number;
+  /** At most this many labels per certificate. By default, 64. */
+  maxLabels?: number;
+  /** At most this many characters per label value. By default, 256. */
+  maxLabelValueLength?: number;
+  /**
+   * How many recent changes to remember so that a watcher can resume after a
+   * reconnect without a new snapshot. By default, 4096.
+   */
+  watchJournalSize?: number;
+  /** At most this many certificates per snapshot or change event. By default, 500. */
+  watchPartSize?: number;
+  /** A heartbeat on every watch after this long without an event, in ms. By default, 10000. */
+  watchHeartbeatMs?: number;
+  /**
+   * The current time, for the validity checks of VerifyCertificate (and of
+   * client certificates unless `access.clock` is set). By default, `Date.now`.
+   */
+  clock?: () => number | Date;
+}
+
+/**
+ * CertificateStoreServiceHandler is a running certificate store service:
+ * register it with `routes` on a Connect router.
+ */
+export interface CertificateStoreServiceHandler {
+  /**
+   * Registers `certgate.v1.CertificateStoreService` with its access gate and
+   * read limit. The adapter must be given `peerCertificateContextValues` as
+   * its `contextValues`, and run on a TLS server that asks for client
+   * certificates (`requestCert: true`).
+   */
+  routes(router: ConnectRouter): void;
+  /** The epoch of this instance's revisions (see WatchCertificates). */
+  readonly epoch: string;
+  /** Ends every watch and stops following the store; does not close the store. */
+  close(): Promise<void>;
+}
+
+const mutating = new Set(["CreateCertificate", "DeleteCertificate"]);
+const defaultPageSize = 100;
+const maxPageSize = 1000;
+
+/**
+ * createCertificateStoreService serves a `WritableCertificateStore` as
+ * `certgate.v1.CertificateStoreService`, protected by certgate itself: Create
+ * and Delete need an admin client certificate, the other RPCs a reader or
+ * admin certificate (see `AccessOptions`).
+ *
+ * Uploads must be exactly one public certificate (PEM or DER): a private key
+ * anywhere in the request is refused with `InvalidArgument` and nothing of
+ * the request is kept. A certificate is acknowledged only once the store's
+ * `put` resolved, that is once it is durable.
+ *
+ * @example
+ * const service = createCertificateStoreService({
+ *   store: createMemoryStore(),
+ *   access: { admin: { thumbprints: [adminThumbprint] } },
+ * });
+ * http2.createSecureServer(
+ *   { cert, key, requestCert: true, rejectUnauthorized: false },
+ *   connectNodeAdapter({ routes: service.routes, contextValues: peerCertificateContextValues }),
+ * );
+ */
+export function createCertificateStoreService(options: CertificateStoreServiceOptions): CertificateStoreServiceHandler {
+  const { store } = options;
+  if (store === undefined || typeof store.put !== "function" || typeof store.onChanges !== "function") {
+    throw new TypeError("certificate store service: options.store must be a WritableCertificateStore");
+  }
+  if (options.access === undefined) {
+    throw new TypeError("certificate store service: options.access is required (admin and/or reader certificates)");
+  }
+  const maxUploadBytes = positiveInteger("maxUploadBytes", options.maxUploadBytes, defaultMaxUploadBytes);
+  const labelLimits = {
+    maxLabels: positiveInteger("maxLabels", options.maxLabels, 64),
+    maxValueLength: positiveInteger("maxLabelValueLength", options.maxLabelValueLength, 256),
+  };
+  const partSize = positiveInteger("watchPartSize", options.watchPartSize, 500);
+  const heartbeatIntervalMs = positiveInteger("watchHeartbeatMs", options.watchHeartbeatMs, 10_000);
+  const clock = options.clock;
+  const now = clock === undefined ? Date.now : () => +clock();
+  const gate = createAccessGate(
+    { ...options.access, clock: options.access.clock ?? options.clock },
+    (method) => mutating.has(method),
+  );
+  const journal = createWatchJournal({
+    store,
+    maxChanges: positiveInteger("watchJournalSize", options.watchJournalSize, 4096),
+  });
+  const thumbprints = createStoredThumbprints(store, journal);
+  const watches = new Set<AbortController>();
+  // Room for the id, labels and the base64 of the JSON encoding, so that a
+  // request is cut off soon after the upload limit instead of buffered whole.
+  const readMaxBytes = Math.ceil((maxUploadBytes * 4) / 3) + 64 * 1024;
+
+  async function verify(certificate: Certificate, signal: AbortSignal): Promise<MessageInitShape<typeof VerifyCertificateResponseSchema>> {
+    const revision = BigInt(journal.head);
+    const t = now();
+    if (t > certificate.notAfter.getTime()) {
+      return { admitted: false, reason: "expired", revision };
+    }
+    if (t < certificate.notBefore.getTime()) {
+      return { admitted: false, reason: "not_yet_valid", revision };
+    }
+    // A store must not throw from lookup; if one does, it is a failure all the same.
+    const verdict: StoreVerdict = await Promise.resolve()
+      .then(() => store.lookup(certificate, signal))
+      .catch((error: unknown) => ({ kind: "error", error }));
+    if (verdict.kind === "error") {
+      throw new ConnectError("certificate store unavailable", Code.Unavailable, undefined, undefined, verdict.error);
+    }
+    if (verdict.kind === "refused") {
+      return { admitted: false, reason: verdict.reason, revision };
+    }
+    const stored = await readStore(() => store.get(verdict.entry.id));
+    return {
+      admitted: true,
+      revision,
+      ...(stored === undefined ? {} : { certificate: certificateMessage(stored) }),
+    };
+  }
+
+  function implementation(router: ConnectRouter): void {
+    router.service(
+      CertificateStoreService,
+      {
+        async createCertificate(req) {
+          const upload = parseUpload(req.certificate, maxUploadBytes);
+          if (upload.kind !== "certificate") {
+            throw uploadError(upload);
+          }
+          checkLabels(req.labels, labelLimits);
+          const certificate = upload.certificate;
+          const id = req.certificateId === "" ? certificate.sha256 : req.certificateId;
+          checkId(id);
+          // Answer only once the store's put resolved: an acknowledged
+          // certificate is durable.
+          const stored = await readStore(() => store.put(id, certificate.der, { labels: { ...req.labels } }));
+          return { certificate: certificateMessage(stored, certificate) };
+        },
+        async getCertificate(req) {
+          checkId(req.certificateId);
+          const stored = await readStore(() => store.get(req.certificateId));
+          if (stored === undefined) {
+            throw new ConnectError(`certificate ${req.certificateId} not found`, Code.NotFound);
+          }
+          return { certificate: certificateMessage(stored) };
+        },
+        async deleteCertificate(req) {
+          checkId(req.certificateId);
+          await readStore(() => store.delete(req.certificateId));
+          return {};
+        },
+        async listCertificates(req) {
+          if (req.pageSize < 0) {
+            throw new ConnectError("page_size must not be negative", Code.InvalidArgument);
+          }
+          const size = req.pageSize === 0 ? defaultPageSize : Math.min(req.pageSize, maxPageSize);
+          const after = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
+          const page = await readStore(() => store.list({ after, limit: size + 1 }));
+          const more = page.length > size;
+          const shown = more ? page.slice(0, size) : page;
+          return {
+            certificates: shown.map((stored) => certificateMessage(stored)),
+            nextPageToken: more ? encodePageToken((shown[shown.length - 1] as StoredCertificate).id) : "",
+          };
+        },
+        async verifyCertificate(req, ctx: HandlerContext) {
+          switch (req.subject.case) {
+            case "certificate": {
+              const upload = parseUpload(req.subject.value, maxUploadBytes);
+              if (upload.kind === "invalid") {
+                return { admitted: false, reason: "invalid_certificate", revision: BigInt(journal.head) };
+              }
+              if (upload.kind !== "certificate") {
+                throw uploadError(upload);
+              }
+              return verify(upload.certificate, ctx.signal);
+            }
+            case "thumbprint": {
+              let thumbprint: string;
+              try {
+                thumbprint = normalizeThumbprint(req.subject.value);
+              } catch (error) {
+                if (/PRIVATE KEY/.test(req.subject.value)) {
+                  throw privateKeyError();
+                }
+                throw new ConnectError((error as Error).message, Code.InvalidArgument);
+              }
+              const stored = await readStore(() => thumbprints.find(thumbprint));
+              if (stored === undefined) {
+                return { admitted: false, reason: "not_allowed", revision: BigInt(journal.head) };
+              }
+              const upload = parseUpload(stored.der, Infinity);
+              if (upload.kind !== "certificate") {
+                return { admitted: false, reason: "invalid_certificate", revision: BigInt(journal.head) };
+              }
+              return verify(upload.certificate, ctx.signal);
+            }
+            default:
+              throw new ConnectError("give a certificate or a thumbprint to verify", Code.InvalidArgument);
+          }
+        },
+        async *watchCertificates(req, ctx) {
+          // One controller per watch, ended by the client or by close(); not
+          // AbortSignal.any, whose listeners on a shared signal pile up.
+          const watch = new AbortController();
+          const end = () => watch.abort();
+          ctx.signal.addEventListener("abort", end);
+          watches.add(watch);
+          try {
+            for await (const event of watchStream(req, watch.signal, { store, journal, partSize, heartbeatIntervalMs })) {
+              // A watch outlives the gate's decision: a reader removed from
+              // the list, or whose certificate expired, hears no more.
+              await gate.recheck(ctx);
+              yield event;
+            }
+          } finally {
+            ctx.signal.removeEventListener("abort", end);
+            watches.delete(watch);
+          }
+        },
+      },
+      { requestGate: gate.requestGate, readMaxBytes },
+    );
+  }
+
+  return {
+    routes: implementation,
+    epoch: journal.epoch,
+    async close() {
+      for (const watch of watches) {
+        watch.abort();
+      }
+      thumbprints.close();
+      journal.close();
+      await gate.close();
+    },
+  };
+}
+
+function checkId(id: string): void {
+  if (!isValidCertificateId(id)) {
+    throw new ConnectError(
+      `invalid certificate id ${JSON.stringify(id.slice(0, 140))}: letters, digits, ".", "_" and "-", 1 to 128, not starting with "."`,
+      Code.InvalidArgument,
+    );
+  }
+}
+
+// Store errors that are not ConnectErrors (a disk failure) become Internal,
+// with the cause kept for logs but not shown to the client.
+async function readStore<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    if (error instanceof ConnectError) {
+      throw error;
+    }
+    throw new ConnectError("certificate store failed", Code.Internal, undefined, undefined, error);
+  }
+}
+
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) {
+    return fallback;
+  }
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new TypeError(`certificate store service: ${name} must be a positive integer, got ${String(value)}`);
+  }
+  return value;
+}

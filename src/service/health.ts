@@ -1,0 +1,145 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import {
+  Health,
+  HealthCheckResponse_ServingStatus as ServingStatus,
+  type HealthCheckResponseSchema,
+} from "../gen/grpc/health/v1/health_pb.js";
+import { CertificateStoreService } from "../gen/certgate/v1/certificate_store_pb.js";
+
+/**
+ * HealthStatus is the serving status the health service reports.
+ */
+export type HealthStatus = "SERVING" | "NOT_SERVING";
+
+/**
+ * HealthServiceOptions configures `createHealthService`.
+ */
+export interface HealthServiceOptions {
+  /**
+   * The services to report and their initial status; `""` stands for the
+   * server as a whole. By default, `""` and
+   * `certgate.v1.CertificateStoreService`, both `SERVING`.
+   */
+  services?: Readonly<Record<string, HealthStatus>>;
+}
+
+/**
+ * HealthServiceHandler is a running `grpc.health.v1.Health` service.
+ */
+export interface HealthServiceHandler {
+  /** Registers `grpc.health.v1.Health` on a Connect router. */
+  routes(router: ConnectRouter): void;
+  /** Sets the status of a service (adding it if unknown); Watch calls hear of it. */
+  setStatus(service: string, status: HealthStatus): void;
+  /** Reports every service `NOT_SERVING` and ends every Watch call. */
+  close(): void;
+}
+
+/**
+ * createHealthService serves the standard gRPC health service, so that load
+ * balancers, Kubernetes gRPC probes and `grpc_health_probe` work.
+ *
+ * It is deliberately open: it needs no client certificate, since health
+ * probes rarely have one, and it tells nothing but whether the server is
+ * serving. Requests are limited to 1 KiB.
+ */
+export function createHealthService(options: HealthServiceOptions = {}): HealthServiceHandler {
+  const statuses = new Map<string, ServingStatus>();
+  const initial: Readonly<Record<string, HealthStatus>> = options.services ?? {
+    "": "SERVING",
+    [CertificateStoreService.typeName]: "SERVING",
+  };
+  for (const [service, status] of Object.entries(initial)) {
+    statuses.set(service, toEnum(status));
+  }
+  const listeners = new Set<() => void>();
+  const watches = new Set<AbortController>();
+
+  function status(service: string): ServingStatus | undefined {
+    return statuses.get(service);
+  }
+
+  function changed(): void {
+    for (const listener of [...listeners]) {
+      listener();
+    }
+  }
+
+  function nextChange(signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        listeners.delete(done);
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      listeners.add(done);
+      signal.addEventListener("abort", done);
+    });
+  }
+
+  return {
+    routes(router) {
+      router.service(
+        Health,
+        {
+          check(req) {
+            const current = status(req.service);
+            if (current === undefined) {
+              throw new ConnectError(`unknown service ${req.service}`, Code.NotFound);
+            }
+            return { status: current };
+          },
+          list() {
+            return { statuses: Object.fromEntries([...statuses].map(([name, s]) => [name, { status: s }])) };
+          },
+          async *watch(req, ctx): AsyncGenerator<MessageInitShape<typeof HealthCheckResponseSchema>> {
+            const watch = new AbortController();
+            const end = () => watch.abort();
+            ctx.signal.addEventListener("abort", end);
+            watches.add(watch);
+            try {
+              let last: ServingStatus | undefined;
+              while (!watch.signal.aborted) {
+                const current = status(req.service) ?? ServingStatus.SERVICE_UNKNOWN;
+                const wait = nextChange(watch.signal);
+                if (current !== last) {
+                  last = current;
+                  yield { status: current };
+                }
+                await wait;
+              }
+            } finally {
+              ctx.signal.removeEventListener("abort", end);
+              watches.delete(watch);
+            }
+          },
+        },
+        { readMaxBytes: 1024 },
+      );
+    },
+    setStatus(service, s) {
+      statuses.set(service, toEnum(s));
+      changed();
+    },
+    close() {
+      for (const service of statuses.keys()) {
+        statuses.set(service, ServingStatus.NOT_SERVING);
+      }
+      changed();
+      for (const watch of watches) {
+        watch.abort();
+      }
+    },
+  };
+}
+
+function toEnum(status: HealthStatus): ServingStatus {
+  if (status === "SERVING") {
+    return ServingStatus.SERVING;
+  }
+  if (status === "NOT_SERVING") {
+    return ServingStatus.NOT_SERVING;
+  }
+  throw new TypeError(`health status must be SERVING or NOT_SERVING, got ${String(status)}`);
+}

@@ -1,0 +1,206 @@
+import { randomUUID } from "node:crypto";
+import type { StoreChange, StoredCertificate, WritableCertificateStore } from "../store.js";
+
+/**
+ * JournalEntry is one revision of the service: the changes of one batch that
+ * the store announced, with the stored certificates as they were read.
+ */
+export type JournalEntry =
+  | {
+      readonly kind: "change";
+      readonly revision: number;
+      /** Certificates put, as read just after the change. */
+      readonly upserted: readonly StoredCertificate[];
+      /** Ids deleted, and ids put but gone again by the time they were read. */
+      readonly deleted: readonly string[];
+    }
+  | {
+      /**
+       * The changes of this revision could not be read (a store error):
+       * whoever follows the journal must start over from a snapshot.
+       */
+      readonly kind: "reset";
+      readonly revision: number;
+      readonly error: unknown;
+    };
+
+/**
+ * WatchJournal numbers the changes of a writable store and keeps the most
+ * recent ones, so that a watcher can resume from the revision it last saw.
+ */
+export interface WatchJournal {
+  /** A random id of this journal: revisions of another epoch mean nothing here. */
+  readonly epoch: string;
+  /** The revision of the newest entry. */
+  readonly head: number;
+  /**
+   * The entries after `revision`, oldest first; undefined when some of them
+   * are no longer kept (or `revision` is not one of this journal's).
+   */
+  since(revision: number): readonly JournalEntry[] | undefined;
+  /**
+   * Resolves with `changed` once `head` passes `revision`, `timeout` after
+   * `timeoutMs`, or `aborted` when the signal aborts.
+   */
+  wait(revision: number, signal: AbortSignal, timeoutMs: number): Promise<"changed" | "timeout" | "aborted">;
+  /** Registers a listener for every new entry; returns its removal. */
+  onEntry(listener: (entry: JournalEntry) => void): () => void;
+  /** Resolves once every change announced so far is in the journal. */
+  settled(): Promise<void>;
+  /** Stops following the store; waiters are released. */
+  close(): void;
+}
+
+/**
+ * WatchJournalOptions configures `createWatchJournal`.
+ */
+export interface WatchJournalOptions {
+  /** The store to follow. */
+  store: WritableCertificateStore;
+  /**
+   * How many changed ids to keep for resuming watchers, across entries.
+   * By default, 4096.
+   */
+  maxChanges?: number;
+}
+
+/**
+ * createWatchJournal follows `store.onChanges` and turns each batch into a
+ * `JournalEntry`, one revision per batch, in the order the store announced
+ * them. Put ids are read back with `store.get` one batch at a time, so an
+ * entry never holds data older than the change it describes.
+ */
+export function createWatchJournal(options: WatchJournalOptions): WatchJournal {
+  const { store } = options;
+  const maxChanges = options.maxChanges ?? 4096;
+  if (!Number.isInteger(maxChanges) || maxChanges < 1) {
+    throw new TypeError(`journal size must be a positive integer, got ${String(maxChanges)}`);
+  }
+  const epoch = randomUUID();
+  const entries: JournalEntry[] = [];
+  let kept = 0;
+  let head = 1;
+  // The oldest revision from which `since` can still answer.
+  let floor = 1;
+  let closed = false;
+  const listeners = new Set<(entry: JournalEntry) => void>();
+  const waiters = new Set<() => void>();
+  // Batches are read one after another, so entries keep the store's order.
+  let queue: Promise<void> = Promise.resolve();
+
+  function weight(entry: JournalEntry): number {
+    return entry.kind === "change" ? Math.max(1, entry.upserted.length + entry.deleted.length) : 1;
+  }
+
+  function append(entry: JournalEntry): void {
+    head = entry.revision;
+    entries.push(entry);
+    kept += weight(entry);
+    while (kept > maxChanges && entries.length > 1) {
+      const dropped = entries.shift() as JournalEntry;
+      kept -= weight(dropped);
+      floor = dropped.revision;
+    }
+    for (const listener of [...listeners]) {
+      try {
+        listener(entry);
+      } catch {
+        // One faulty follower must not starve the others.
+      }
+    }
+    for (const wake of [...waiters]) {
+      wake();
+    }
+  }
+
+  async function read(changes: readonly StoreChange[]): Promise<JournalEntry> {
+    const revision = head + 1;
+    // The last change of an id decides; earlier ones of the same batch are moot.
+    const last = new Map<string, StoreChange["kind"]>();
+    for (const change of changes) {
+      last.set(change.id, change.kind);
+    }
+    try {
+      const upserted: StoredCertificate[] = [];
+      const deleted: string[] = [];
+      for (const [id, kind] of last) {
+        const stored = kind === "put" ? await store.get(id) : undefined;
+        if (stored === undefined) {
+          deleted.push(id);
+        } else {
+          upserted.push(stored);
+        }
+      }
+      return { kind: "change", revision, upserted, deleted };
+    } catch (error) {
+      return { kind: "reset", revision, error };
+    }
+  }
+
+  const unsubscribe = store.onChanges((changes) => {
+    if (closed || changes.length === 0) {
+      return;
+    }
+    queue = queue.then(async () => {
+      const entry = await read(changes);
+      if (!closed) {
+        append(entry);
+      }
+    });
+  });
+
+  return {
+    epoch,
+    get head() {
+      return head;
+    },
+    since(revision) {
+      if (!Number.isSafeInteger(revision) || revision < floor || revision > head) {
+        return undefined;
+      }
+      // Entries are numbered consecutively from `floor + 1`.
+      return entries.slice(revision - floor);
+    },
+    wait(revision, signal, timeoutMs) {
+      if (head > revision) {
+        return Promise.resolve("changed");
+      }
+      if (signal.aborted || closed) {
+        return Promise.resolve("aborted");
+      }
+      return new Promise((resolve) => {
+        const done = (result: "changed" | "timeout" | "aborted") => {
+          clearTimeout(timer);
+          waiters.delete(wake);
+          signal.removeEventListener("abort", abort);
+          resolve(result);
+        };
+        const wake = () => done(closed ? "aborted" : "changed");
+        const abort = () => done("aborted");
+        const timer = setTimeout(() => done("timeout"), timeoutMs);
+        waiters.add(wake);
+        signal.addEventListener("abort", abort);
+      });
+    },
+    onEntry(listener) {
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+      };
+    },
+    settled() {
+      return queue;
+    },
+    close() {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      unsubscribe();
+      listeners.clear();
+      for (const wake of [...waiters]) {
+        wake();
+      }
+    },
+  };
+}

@@ -1,0 +1,155 @@
+import { create } from "@bufbuild/protobuf";
+import type { StoredCertificate, WritableCertificateStore } from "../store.js";
+import {
+  ChangeSchema,
+  HeartbeatSchema,
+  SnapshotSchema,
+  WatchCertificatesResponseSchema,
+  type Certificate as CertificateMessage,
+  type WatchCertificatesRequest,
+  type WatchCertificatesResponse,
+} from "../gen/certgate/v1/certificate_store_pb.js";
+import { watchCertificateMessage } from "./convert.js";
+import type { JournalEntry, WatchJournal } from "./watch-journal.js";
+
+/**
+ * WatchStreamOptions configures `watchStream`.
+ */
+export interface WatchStreamOptions {
+  readonly store: WritableCertificateStore;
+  readonly journal: WatchJournal;
+  /** At most this many certificates (or ids) per event. */
+  readonly partSize: number;
+  /** A heartbeat after this long without an event. */
+  readonly heartbeatIntervalMs: number;
+}
+
+/**
+ * watchStream answers one WatchCertificates call: a catch-up (a snapshot, or
+ * the missed changes of a resumed watch), a heartbeat that marks the end of
+ * the catch-up, then every journal entry as it comes, with heartbeats when
+ * the store is quiet. A watcher that falls behind the journal's memory gets a
+ * new snapshot instead of an ever-growing backlog: the generator only reads
+ * ahead as fast as the client takes the events.
+ */
+export async function* watchStream(
+  request: WatchCertificatesRequest,
+  signal: AbortSignal,
+  options: WatchStreamOptions,
+): AsyncGenerator<WatchCertificatesResponse> {
+  const { journal } = options;
+  const includeDer = request.includeDer;
+  const since = request.sinceRevision;
+  let cursor = 0;
+  // Whether the client's copy has been complete since the last heartbeat.
+  let announced = false;
+  if (
+    request.storeEpoch === journal.epoch &&
+    since > 0n &&
+    since <= BigInt(Number.MAX_SAFE_INTEGER) &&
+    journal.since(Number(since)) !== undefined
+  ) {
+    cursor = Number(since);
+  } else {
+    cursor = yield* snapshot(options, includeDer, signal);
+  }
+  while (!signal.aborted) {
+    const entries = journal.since(cursor);
+    if (entries === undefined) {
+      // Fell behind what the journal keeps: start over.
+      cursor = yield* snapshot(options, includeDer, signal);
+      announced = false;
+      continue;
+    }
+    if (entries.length === 0) {
+      if (!announced) {
+        announced = true;
+        yield event(cursor, journal.epoch, heartbeat());
+        continue;
+      }
+      const woke = await journal.wait(cursor, signal, options.heartbeatIntervalMs);
+      if (woke === "timeout") {
+        yield event(cursor, journal.epoch, heartbeat());
+      }
+      continue;
+    }
+    for (const entry of entries) {
+      if (signal.aborted) {
+        return;
+      }
+      if (entry.kind === "reset") {
+        cursor = yield* snapshot(options, includeDer, signal);
+        announced = false;
+        break;
+      }
+      yield* change(entry, journal.epoch, includeDer, options.partSize);
+      cursor = entry.revision;
+    }
+  }
+}
+
+// Sends the whole store in parts, each at the journal revision read before
+// listing started: every change that the listing may have missed has a later
+// revision and follows as a change event (applying it twice is harmless).
+async function* snapshot(
+  options: WatchStreamOptions,
+  includeDer: boolean,
+  signal: AbortSignal,
+): AsyncGenerator<WatchCertificatesResponse, number> {
+  const { store, journal, partSize } = options;
+  const revision = journal.head;
+  let page = await store.list({ limit: partSize });
+  let first = true;
+  for (;;) {
+    const next =
+      page.length < partSize ? [] : await store.list({ after: (page[page.length - 1] as StoredCertificate).id, limit: partSize });
+    const last = next.length === 0;
+    yield event(revision, journal.epoch, {
+      case: "snapshot",
+      value: create(SnapshotSchema, {
+        certificates: page.map((c) => watchCertificateMessage(c, includeDer)),
+        first,
+        last,
+      }),
+    });
+    if (last || signal.aborted) {
+      return revision;
+    }
+    first = false;
+    page = next;
+  }
+}
+
+// Sends one entry, in parts of at most `partSize` certificates and ids: all
+// but the last part carry the previous revision, so that a client resuming
+// from one of them receives the whole entry again.
+function* change(
+  entry: Extract<JournalEntry, { kind: "change" }>,
+  epoch: string,
+  includeDer: boolean,
+  partSize: number,
+): Generator<WatchCertificatesResponse> {
+  const upserted: CertificateMessage[] = entry.upserted.map((c) => watchCertificateMessage(c, includeDer));
+  const deleted = entry.deleted;
+  const total = upserted.length + deleted.length;
+  let offset = 0;
+  do {
+    const end = Math.min(offset + partSize, total);
+    const u = upserted.slice(Math.min(offset, upserted.length), Math.min(end, upserted.length));
+    const d = deleted.slice(Math.max(0, offset - upserted.length), Math.max(0, end - upserted.length));
+    const revision = end === total ? entry.revision : entry.revision - 1;
+    yield event(revision, epoch, {
+      case: "change",
+      value: create(ChangeSchema, { upserted: u, deletedCertificateIds: d }),
+    });
+    offset = end;
+  } while (offset < total);
+}
+
+function heartbeat(): WatchCertificatesResponse["event"] {
+  return { case: "heartbeat", value: create(HeartbeatSchema) };
+}
+
+function event(revision: number, epoch: string, init: WatchCertificatesResponse["event"]): WatchCertificatesResponse {
+  return create(WatchCertificatesResponseSchema, { revision: BigInt(revision), storeEpoch: epoch, event: init });
+}

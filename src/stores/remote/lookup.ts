@@ -1,0 +1,138 @@
+import { createClient } from "@connectrpc/connect";
+import type { Certificate } from "../../certificate.js";
+import { CertificateStoreService } from "../../gen/certgate/v1/certificate_store_pb.js";
+import { createChangeNotifier, type StoreVerdict } from "../../store.js";
+import type { RemoteStore, RemoteStoreOptions } from "../remote-store.js";
+import { clockOf, nonNegative } from "./options.js";
+
+type Answer = Exclude<StoreVerdict, { kind: "error" }> & { readonly expiresAt: number };
+
+/**
+ * createLookupStore is `createRemoteStore` in lookup mode: VerifyCertificate
+ * per certificate, with a bounded cache of answers and one request in flight
+ * per certificate.
+ */
+export function createLookupStore(options: RemoteStoreOptions): RemoteStore {
+  const client = createClient(CertificateStoreService, options.transport);
+  const maxStaleMs = nonNegative("maxStaleMs", options.maxStaleMs, 0);
+  const cacheTtlMs = nonNegative("cacheTtlMs", options.cacheTtlMs, 10_000);
+  const negativeCacheTtlMs = nonNegative("negativeCacheTtlMs", options.negativeCacheTtlMs, 2_000);
+  const cacheMaxEntries = nonNegative("cacheMaxEntries", options.cacheMaxEntries, 10_000);
+  const requestTimeoutMs = nonNegative("requestTimeoutMs", options.requestTimeoutMs, 3000);
+  const now = clockOf(options.clock);
+  const notifier = createChangeNotifier();
+  // Keyed by SHA-256 thumbprint; Map order is insertion order, so the first
+  // key is the oldest answer.
+  const cache = new Map<string, Answer>();
+  const inFlight = new Map<string, Promise<StoreVerdict>>();
+  const closing = new AbortController();
+  let closed = false;
+
+  function remember(key: string, answer: Answer): void {
+    cache.delete(key);
+    if (cacheMaxEntries === 0) {
+      return;
+    }
+    cache.set(key, answer);
+    while (cache.size > cacheMaxEntries) {
+      cache.delete(cache.keys().next().value as string);
+    }
+  }
+
+  async function ask(certificate: Certificate): Promise<StoreVerdict> {
+    const key = certificate.sha256;
+    try {
+      const response = await client.verifyCertificate(
+        { subject: { case: "certificate", value: certificate.der } },
+        { timeoutMs: requestTimeoutMs, signal: closing.signal },
+      );
+      const t = now();
+      const answer: Answer = response.admitted
+        ? {
+            kind: "admitted",
+            entry: {
+              id: response.certificate?.certificateId ?? certificate.sha256,
+              thumbprint: certificate.sha256,
+              labels: Object.freeze({ ...(response.certificate?.labels ?? {}) }),
+            },
+            expiresAt: t + cacheTtlMs,
+          }
+        : { kind: "refused", reason: response.reason === "" ? "not_allowed" : response.reason, expiresAt: t + negativeCacheTtlMs };
+      if (!closed) {
+        remember(key, answer);
+      }
+      return answer;
+    } catch (error) {
+      // Unreachable: an answer that expired less than maxStaleMs ago may
+      // stand in, until the end of that window.
+      const old = cache.get(key);
+      if (old !== undefined && maxStaleMs > 0 && now() - old.expiresAt <= maxStaleMs) {
+        return { ...old, expiresAt: old.expiresAt + maxStaleMs };
+      }
+      return { kind: "error", error };
+    }
+  }
+
+  return {
+    mode: "lookup",
+    get state() {
+      return closed ? "closed" : "synced";
+    },
+    get revision() {
+      return notifier.revision;
+    },
+    lookup(certificate, signal) {
+      if (closed) {
+        return Promise.resolve({ kind: "error", error: new Error("remote store is closed") });
+      }
+      const key = certificate.sha256;
+      const cached = cache.get(key);
+      if (cached !== undefined && now() < cached.expiresAt) {
+        return Promise.resolve(cached);
+      }
+      let pending = inFlight.get(key);
+      if (pending === undefined) {
+        const started = ask(certificate).finally(() => {
+          if (inFlight.get(key) === started) {
+            inFlight.delete(key);
+          }
+        });
+        pending = started;
+        inFlight.set(key, pending);
+      }
+      // One caller giving up must not cancel the request that others share.
+      return abortable(pending, signal);
+    },
+    onChange: notifier.onChange,
+    ready() {
+      return closed ? Promise.reject(new Error("remote store is closed")) : Promise.resolve();
+    },
+    close() {
+      if (!closed) {
+        closed = true;
+        closing.abort();
+        cache.clear();
+        notifier.changed();
+        notifier.clear();
+      }
+      return Promise.resolve();
+    },
+  };
+}
+
+function abortable(promise: Promise<StoreVerdict>, signal: AbortSignal | undefined): Promise<StoreVerdict> {
+  if (signal === undefined) {
+    return promise;
+  }
+  if (signal.aborted) {
+    return Promise.resolve({ kind: "error", error: signal.reason });
+  }
+  return new Promise((resolve) => {
+    const abort = () => resolve({ kind: "error", error: signal.reason });
+    signal.addEventListener("abort", abort, { once: true });
+    void promise.then((verdict) => {
+      signal.removeEventListener("abort", abort);
+      resolve(verdict);
+    });
+  });
+}

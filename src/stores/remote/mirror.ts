@@ -1,0 +1,311 @@
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import type { Certificate } from "../../certificate.js";
+import {
+  CertificateStoreService,
+  type Certificate as CertificateMessage,
+  type WatchCertificatesResponse,
+} from "../../gen/certgate/v1/certificate_store_pb.js";
+import { createChangeNotifier, type StoreVerdict } from "../../store.js";
+import type { RemoteStore, RemoteStoreOptions, RemoteStoreState } from "../remote-store.js";
+import { clockOf, delay, nonNegative, report } from "./options.js";
+import { createThumbprintIndex, type ThumbprintIndex } from "../thumbprint-index.js";
+
+interface MirrorEntry {
+  readonly id: string;
+  readonly sha1: string;
+  readonly sha256: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+// The service broke the watch protocol: start over from a snapshot.
+class ProtocolError extends Error {}
+
+/**
+ * createMirrorStore is `createRemoteStore` in mirror mode: a local copy of
+ * the service's thumbprints, fed by WatchCertificates.
+ */
+export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
+  const client = createClient(CertificateStoreService, options.transport);
+  const syncTimeoutMs = nonNegative("syncTimeoutMs", options.syncTimeoutMs, 3000);
+  const maxStaleMs = nonNegative("maxStaleMs", options.maxStaleMs, 0);
+  const reconnectDelayMs = nonNegative("reconnectDelayMs", options.reconnectDelayMs, 100);
+  const maxReconnectDelayMs = nonNegative("maxReconnectDelayMs", options.maxReconnectDelayMs, 5000);
+  if (reconnectDelayMs < 1 || maxReconnectDelayMs < reconnectDelayMs) {
+    throw new TypeError(
+      `createRemoteStore(): reconnectDelayMs must be at least 1 and maxReconnectDelayMs at least reconnectDelayMs, got ${reconnectDelayMs} and ${maxReconnectDelayMs}`,
+    );
+  }
+  const idleTimeoutMs = nonNegative("idleTimeoutMs", options.idleTimeoutMs, 30_000);
+  const now = clockOf(options.clock);
+  const notifier = createChangeNotifier();
+  const closing = new AbortController();
+
+  let index = createThumbprintIndex<MirrorEntry>();
+  // The copy being filled by a snapshot, swapped in at its last part.
+  let staging: ThumbprintIndex<MirrorEntry> | undefined;
+  // Whether `index` is a complete copy at `revision` of `epoch`, that is
+  // whether a new watch may resume from there.
+  let complete = false;
+  let revision = 0n;
+  let epoch = "";
+  // Whether the copy is current: from the heartbeat that ends a watch's
+  // catch-up until the watch breaks.
+  let synced = false;
+  let everSynced = false;
+  let lostAt = 0;
+  let closed = false;
+  const syncWaiters = new Set<() => void>();
+
+  function withinStale(t: number): boolean {
+    return everSynced && !synced && maxStaleMs > 0 && t - lostAt <= maxStaleMs;
+  }
+
+  function markSynced(via: "snapshot" | "resume"): void {
+    synced = true;
+    everSynced = true;
+    notifier.changed();
+    for (const wake of [...syncWaiters]) {
+      wake();
+    }
+    report(options.onEvent, { kind: "synced", via, revision, epoch, size: index.size });
+  }
+
+  function loseSync(at: number): void {
+    if (!synced) {
+      return;
+    }
+    synced = false;
+    lostAt = at;
+    // Connections re-check at once: admitted verdicts given while in sync
+    // had no end, those given from now on end with the stale window.
+    notifier.changed();
+  }
+
+  function entryOf(message: CertificateMessage): MirrorEntry {
+    return {
+      id: message.certificateId,
+      sha1: message.sha1Thumbprint.toUpperCase(),
+      sha256: message.sha256Thumbprint.toUpperCase(),
+      labels: Object.freeze({ ...message.labels }),
+    };
+  }
+
+  function handle(response: WatchCertificatesResponse, stream: { snapshot: boolean }): void {
+    const event = response.event;
+    switch (event.case) {
+      case "snapshot": {
+        if (event.value.first) {
+          // A new snapshot means the copy is behind (or of another epoch).
+          loseSync(now());
+          staging = createThumbprintIndex();
+          stream.snapshot = true;
+        } else if (staging === undefined) {
+          throw new ProtocolError("snapshot part without its first part");
+        }
+        for (const message of event.value.certificates) {
+          staging.set(entryOf(message));
+        }
+        if (event.value.last) {
+          index = staging;
+          staging = undefined;
+          complete = true;
+          revision = response.revision;
+          epoch = response.storeEpoch;
+          notifier.changed();
+        }
+        return;
+      }
+      case "change": {
+        if (staging !== undefined || !complete || response.storeEpoch !== epoch) {
+          throw new ProtocolError("change event outside of a complete copy");
+        }
+        for (const id of event.value.deletedCertificateIds) {
+          index.delete(id);
+        }
+        for (const message of event.value.upserted) {
+          index.set(entryOf(message));
+        }
+        revision = response.revision;
+        // Bumped on every applied change, so that the next call of every open
+        // connection asks again and a deletion takes effect at once.
+        notifier.changed();
+        return;
+      }
+      case "heartbeat": {
+        if (staging !== undefined || !complete || response.storeEpoch !== epoch) {
+          throw new ProtocolError("heartbeat outside of a complete copy");
+        }
+        revision = response.revision;
+        if (!synced) {
+          markSynced(stream.snapshot ? "snapshot" : "resume");
+        }
+        return;
+      }
+      default:
+        // An event kind added after this client was built: ignore it.
+        return;
+    }
+  }
+
+  async function watchOnce(): Promise<{ error: unknown; reachedSync: boolean }> {
+    const controller = new AbortController();
+    const stop = () => controller.abort();
+    closing.signal.addEventListener("abort", stop);
+    let idleTimer: NodeJS.Timeout | undefined;
+    let idle = false;
+    let lastMessageAt = now();
+    const arm = () => {
+      clearTimeout(idleTimer);
+      if (idleTimeoutMs === 0) {
+        return;
+      }
+      idleTimer = setTimeout(() => {
+        idle = true;
+        controller.abort(new ConnectError(`no message from the certificate store service for ${idleTimeoutMs} ms`, Code.DeadlineExceeded));
+      }, idleTimeoutMs);
+      idleTimer.unref();
+    };
+    let error: unknown;
+    let reachedSync = false;
+    const stream = { snapshot: false };
+    try {
+      arm();
+      const request = complete ? { sinceRevision: revision, storeEpoch: epoch } : {};
+      for await (const response of client.watchCertificates(request, { signal: controller.signal })) {
+        lastMessageAt = now();
+        arm();
+        handle(response, stream);
+        reachedSync ||= synced;
+      }
+      error = new ConnectError("the certificate store service ended the watch", Code.Unavailable);
+    } catch (e) {
+      error = e;
+      if (e instanceof ProtocolError) {
+        complete = false;
+      }
+    } finally {
+      clearTimeout(idleTimer);
+      closing.signal.removeEventListener("abort", stop);
+    }
+    staging = undefined;
+    // A silent connection was out of sync since its last message.
+    loseSync(idle ? lastMessageAt : now());
+    return { error, reachedSync };
+  }
+
+  async function run(): Promise<void> {
+    let attempt = 0;
+    while (!closed) {
+      const { error, reachedSync } = await watchOnce();
+      if (closed) {
+        return;
+      }
+      if (reachedSync) {
+        attempt = 0;
+      }
+      // Exponential backoff with jitter, so that a fleet does not reconnect
+      // in step after the service restarts.
+      const base = Math.min(maxReconnectDelayMs, reconnectDelayMs * 2 ** attempt);
+      attempt = Math.min(attempt + 1, 30);
+      const wait = base / 2 + (Math.random() * base) / 2;
+      report(options.onEvent, { kind: "disconnected", error, retryInMs: wait });
+      await delay(wait, closing.signal);
+    }
+  }
+
+  function waitForSync(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (synced || closed || signal?.aborted === true) {
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        syncWaiters.delete(done);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      syncWaiters.add(done);
+      signal?.addEventListener("abort", done);
+    });
+  }
+
+  function answer(certificate: Certificate, expiresAt?: number): StoreVerdict {
+    const entry = index.find(certificate);
+    const end = expiresAt === undefined ? {} : { expiresAt };
+    if (entry === undefined) {
+      return { kind: "refused", reason: "not_allowed", ...end };
+    }
+    const thumbprint = entry.sha256 === certificate.sha256 ? entry.sha256 : entry.sha1;
+    return { kind: "admitted", entry: { id: entry.id, thumbprint, labels: entry.labels }, ...end };
+  }
+
+  const running = run().catch(() => {
+    // run() handles its own errors; nothing can reach here but a bug, and a
+    // bug must not crash the process: the store stays fail closed.
+  });
+
+  return {
+    mode: "mirror",
+    get state(): RemoteStoreState {
+      if (closed) {
+        return "closed";
+      }
+      if (synced) {
+        return "synced";
+      }
+      if (!everSynced) {
+        return "connecting";
+      }
+      return withinStale(now()) ? "stale" : "unavailable";
+    },
+    get revision() {
+      return notifier.revision;
+    },
+    async lookup(certificate, signal) {
+      if (!everSynced && !closed) {
+        await waitForSync(syncTimeoutMs, signal);
+      }
+      if (closed) {
+        return { kind: "error", error: new Error("remote store is closed") };
+      }
+      if (synced) {
+        return answer(certificate);
+      }
+      if (!everSynced) {
+        return {
+          kind: "error",
+          error: new Error(`not synchronised with the certificate store service within ${syncTimeoutMs} ms`),
+        };
+      }
+      if (withinStale(now())) {
+        return answer(certificate, lostAt + maxStaleMs);
+      }
+      return { kind: "error", error: new Error("certificate store service unreachable: the mirror is out of date") };
+    },
+    onChange: notifier.onChange,
+    async ready(timeoutMs = syncTimeoutMs) {
+      await waitForSync(timeoutMs);
+      if (closed) {
+        throw new Error("remote store is closed");
+      }
+      if (!synced) {
+        throw new Error(`not synchronised with the certificate store service within ${timeoutMs} ms`);
+      }
+    },
+    async close() {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      synced = false;
+      closing.abort();
+      for (const wake of [...syncWaiters]) {
+        wake();
+      }
+      notifier.changed();
+      notifier.clear();
+      await running;
+    },
+  };
+}

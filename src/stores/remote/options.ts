@@ -1,0 +1,53 @@
+/**
+ * nonNegative reads a duration or size option of `createRemoteStore`,
+ * throwing a `TypeError` that names it when it is not a non-negative number.
+ */
+export function nonNegative(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) {
+    return fallback;
+  }
+  if (typeof value !== "number" || Number.isNaN(value) || value < 0) {
+    throw new TypeError(`createRemoteStore(): ${name} must be a non-negative number, got ${String(value)}`);
+  }
+  return value;
+}
+
+/**
+ * clockOf turns a `clock` option into a function returning epoch ms.
+ */
+export function clockOf(clock: (() => number | Date) | undefined): () => number {
+  return clock === undefined ? Date.now : () => +clock();
+}
+
+/**
+ * report calls an event hook, ignoring what it throws.
+ */
+export function report<E>(hook: ((event: E) => void) | undefined, event: E): void {
+  if (hook === undefined) {
+    return;
+  }
+  try {
+    hook(event);
+  } catch {
+    // A failing hook must not change what the store does.
+  }
+}
+
+/**
+ * delay resolves after `ms`, or at once when `signal` aborts.
+ */
+export function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve();
+      return;
+    }
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done);
+  });
+}
