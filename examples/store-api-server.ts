@@ -1,0 +1,93 @@
+// An API server that admits exactly the client certificates uploaded to the
+// certificate store service, through createRemoteStore: upload one with
+// `certgate upload` and it is admitted; delete it and the next call is
+// refused, also on a connection that is already open.
+//
+//   npm start                               # terminal 1: the store, https://localhost:8444
+//   npx tsx examples/store-api-server.ts    # terminal 2: this server, https://localhost:8445
+//
+// It uses the development certificates that `npm start` created in
+// .certgate/store/dev: the server certificate for its own TLS, and the reader
+// certificate to watch the store.
+import { readFileSync } from "node:fs";
+import * as http2 from "node:http2";
+import { join, relative } from "node:path";
+import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
+import {
+  clientCertificateKey,
+  createClientCertInterceptor,
+  createRemoteStore,
+  peerCertificateContextValues,
+} from "certgate";
+import { EchoService } from "certgate/example";
+
+const dev = process.env.CERTGATE_DEV_DIR ?? join(".certgate", "store", "dev");
+const read = (name: string) => readFileSync(join(dev, name), "utf8");
+const storeUrl = process.env.CERTGATE_STORE ?? "https://localhost:8444";
+const port = Number(process.env.PORT ?? 8445);
+
+// The store keeps a local mirror fed by WatchCertificates: no network round
+// trip per call, and a deletion reaches it within a second.
+const store = createRemoteStore({
+  transport: createGrpcTransport({
+    baseUrl: storeUrl,
+    nodeOptions: { ca: read("ca.pem"), cert: read("reader.pem"), key: read("reader-key.pem") },
+  }),
+  onEvent: (e) =>
+    console.log(
+      e.kind === "synced" ? `store synced: ${e.size} certificates` : `store unreachable, retrying in ${e.retryInMs} ms`,
+    ),
+});
+
+const handler = connectNodeAdapter({
+  routes: (router) =>
+    router.service(EchoService, {
+      echo(req, ctx) {
+        const client = ctx.values.get(clientCertificateKey);
+        return { text: `${req.text}, ${client?.subject.replace(/\n/g, ", ")}` };
+      },
+      async *echoServerStream(req) {
+        for (let i = 0; i < req.count; i++) yield { text: req.text };
+      },
+      async echoClientStream(reqs) {
+        let text = "";
+        for await (const r of reqs) text += r.text;
+        return { text };
+      },
+    }),
+  interceptors: [
+    createClientCertInterceptor({
+      store,
+      onDecision: (e) => console.log(`${e.kind} ${e.procedure}${e.reason === undefined ? "" : ` (${e.reason})`}`),
+    }),
+  ],
+  contextValues: peerCertificateContextValues,
+});
+
+const server = http2.createSecureServer(
+  {
+    cert: read("server.pem"),
+    key: read("server-key.pem"),
+    // certgate decides, not the TLS handshake.
+    requestCert: true,
+    rejectUnauthorized: false,
+    allowHTTP1: true,
+  },
+  handler,
+);
+server.listen(port, "localhost", () => {
+  const d = relative(process.cwd(), dev) || ".";
+  console.log(`API server on https://localhost:${port}, admitting what ${storeUrl} holds. Try:`);
+  console.log(
+    `  curl --cacert ${d}/ca.pem --cert ${d}/client.pem --key ${d}/client-key.pem \\\n` +
+      `    -H 'Content-Type: application/json' -d '{"text":"hello"}' \\\n` +
+      `    https://localhost:${port}/certgate.example.v1.EchoService/Echo`,
+  );
+});
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    server.close();
+    void store.close();
+  });
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+// The `certgate` command. Everything but process wiring is in ./cli/main.ts.
+import { basename, relative } from "node:path";
+import { runCli } from "./cli/main.js";
+
+const argv = process.argv.slice(2);
+const controller = new AbortController();
+
+// Only a long-running command stops gracefully on SIGINT/SIGTERM; a second
+// signal ends it at once. Other commands keep Node's default: end at once.
+if (argv[0] === "serve") {
+  const stop = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    }
+    controller.abort(signal);
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
+}
+
+// A closed pipe (`certgate list | head`) is not an error worth a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") {
+      process.exit(process.exitCode ?? 0);
+    }
+    throw error;
+  });
+}
+
+const code = await runCli(argv, {
+  stdout: (text) => void process.stdout.write(text),
+  stderr: (text) => void process.stderr.write(text),
+  env: process.env,
+  cwd: process.cwd(),
+  signal: controller.signal,
+  program: program(process.argv[1]),
+});
+process.exitCode = code;
+if (argv[0] === "serve") {
+  // Everything was closed; should a library still hold a handle, do not
+  // hang after a graceful stop.
+  setTimeout(() => process.exit(code), 5000).unref();
+}
+
+// How the user can run certgate again, for the commands that serve prints:
+// the source file through tsx in a clone, node on dist/ in a clone, and
+// plain "certgate" when installed (npm links the bin).
+function program(script: string | undefined): string {
+  if (script === undefined || basename(script) === "certgate") {
+    return "certgate";
+  }
+  const path = relative(process.cwd(), script);
+  const shown = path.startsWith("..") || path === "" ? script : path;
+  if (script.endsWith(".ts")) {
+    return `npx tsx ${shown}`;
+  }
+  return script.includes("node_modules") ? "npx certgate" : `node ${shown}`;
+}

@@ -1,0 +1,149 @@
+import { readFile, stat } from "node:fs/promises";
+import { resolve } from "node:path";
+import { isPrivateKeyLabel, parseCertificate, readPemBlocks, type Certificate } from "../certificate.js";
+import { CliError, errorMessage } from "./common.js";
+
+/**
+ * CertificateFile is what one file given on the command line holds.
+ */
+export interface CertificateFile {
+  /** The path as the user wrote it, for messages. */
+  readonly name: string;
+  /** The certificates, in file order. */
+  readonly certificates: readonly Certificate[];
+  /** How many private keys the file holds; they are never used or sent. */
+  readonly privateKeys: number;
+  /** Other PEM blocks that were skipped, by label (such as `CERTIFICATE REQUEST`). */
+  readonly skipped: readonly string[];
+}
+
+// Certificate files are a few kilobytes; a bundle of every public CA is under
+// one megabyte. A bigger file is a mistake, not something to read into memory.
+const maxFileBytes = 16 * 1024 * 1024;
+
+/**
+ * readCertificateFile reads every certificate of a PEM file (one or many
+ * certificates, maybe with private keys beside them) or of a DER file. It
+ * throws a `CliError` naming the file for a file that cannot be read, holds
+ * no certificate, or holds a block that is broken: a half-read bundle would
+ * show the user a wrong picture.
+ */
+export async function readCertificateFile(name: string, cwd: string): Promise<CertificateFile> {
+  const path = resolve(cwd, name);
+  let bytes: Buffer;
+  try {
+    const info = await stat(path);
+    if (info.isDirectory()) {
+      throw new CliError(`${name}: is a folder, not a certificate file`);
+    }
+    if (info.size > maxFileBytes) {
+      throw new CliError(`${name}: ${info.size} bytes is too large for a certificate file`);
+    }
+    bytes = await readFile(path);
+  } catch (error) {
+    if (error instanceof CliError) {
+      throw error;
+    }
+    throw new CliError(`${name}: ${fileErrorMessage(error)}`, undefined, { cause: error });
+  }
+  return parseCertificateBytes(name, bytes);
+}
+
+/**
+ * parseCertificateBytes is `readCertificateFile` for bytes already read.
+ */
+export function parseCertificateBytes(name: string, bytes: Uint8Array): CertificateFile {
+  // latin1 maps every byte to one character, so a DER file that happens to
+  // contain the armour text cannot throw here.
+  const text = Buffer.from(bytes).toString("latin1");
+  if (!text.includes("-----BEGIN ")) {
+    if (bytes.length === 0) {
+      throw new CliError(`${name}: empty file, no certificate`);
+    }
+    try {
+      return { name, certificates: [parseCertificate(bytes)], privateKeys: 0, skipped: [] };
+    } catch (error) {
+      // OpenSSL's message ("PEM routines::no start line") would only confuse.
+      throw new CliError(`${name}: not a certificate (neither PEM nor DER)`, undefined, { cause: error });
+    }
+  }
+  const certificates: Certificate[] = [];
+  const skipped: string[] = [];
+  let privateKeys = 0;
+  let position = 0;
+  for (const block of readPemBlocks(text)) {
+    position++;
+    if (isPrivateKeyLabel(block.label)) {
+      privateKeys++;
+      continue;
+    }
+    if (block.label !== "CERTIFICATE") {
+      skipped.push(block.label);
+      continue;
+    }
+    if (block.der === undefined) {
+      throw new CliError(`${name}: PEM block ${position} (CERTIFICATE) has broken base64`);
+    }
+    try {
+      certificates.push(parseCertificate(block.der));
+    } catch (error) {
+      throw new CliError(
+        `${name}: PEM block ${position} (CERTIFICATE) is not a certificate: ${errorMessage(error)}`,
+        undefined,
+        { cause: error },
+      );
+    }
+  }
+  if (certificates.length === 0) {
+    const found = privateKeys > 0 ? " (only a private key)" : skipped.length > 0 ? ` (only ${skipped.join(", ")})` : "";
+    throw new CliError(`${name}: no certificate found${found}`);
+  }
+  return { name, certificates, privateKeys, skipped };
+}
+
+/**
+ * readTextFile reads a small PEM file given by a flag (a key, a CA bundle),
+ * throwing a `CliError` that names the flag and the file.
+ */
+export async function readTextFile(flag: string, name: string, cwd: string): Promise<string> {
+  try {
+    return await readFile(resolve(cwd, name), "utf8");
+  } catch (error) {
+    throw new CliError(`${flag} ${name}: ${fileErrorMessage(error)}`, undefined, { cause: error });
+  }
+}
+
+/**
+ * fileErrorMessage turns a Node file system error into a short reason.
+ */
+export function fileErrorMessage(error: unknown): string {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  switch (code) {
+    case "ENOENT":
+      return "no such file";
+    case "EACCES":
+    case "EPERM":
+      return "permission denied";
+    case "EISDIR":
+      return "is a folder, not a file";
+    default:
+      return errorMessage(error);
+  }
+}
+
+/**
+ * tlsConfigReason turns Node's complaint about TLS files (PEM that is not
+ * PEM, a key that does not match) into a short reason.
+ */
+export function tlsConfigReason(error: unknown): string {
+  if ((error as { code?: unknown }).code === "ERR_OSSL_X509_KEY_VALUES_MISMATCH") {
+    return "the key does not belong to the certificate";
+  }
+  if ((error as { code?: unknown }).code === "ERR_OSSL_UNSUPPORTED") {
+    return "the key is not a PEM private key that Node can read";
+  }
+  // OpenSSL's messages start with "error:05800074:x509 certificate
+  // routines::"; the part after it is what people can act on.
+  const reason = errorMessage(error).replace(/^error:[0-9A-Fa-f]+:[^:]*::/, "");
+  return reason === "no start line" ? "not PEM (no -----BEGIN line)" : reason;
+}

@@ -1,0 +1,263 @@
+import { mkdir } from "node:fs/promises";
+import { isIP } from "node:net";
+import { createSecureContext } from "node:tls";
+import { resolve } from "node:path";
+import { normalizeThumbprint } from "../certificate.js";
+import { createCertificateStoreServer, type CertificateStoreServer } from "../service/certificate-store-server.js";
+import type { CertificateStore } from "../store.js";
+import { createDirectoryStore, type DirectoryStore } from "../stores/directory-store.js";
+import { readTextFile, tlsConfigReason } from "./certificate-files.js";
+import { CliError, defineCommand, errorMessage, expectPositionals, ExitCode, usageError } from "./common.js";
+import { ensureDevPki } from "./dev-pki.js";
+import { printDevGuide } from "./serve-guide.js";
+
+const help = `Usage: certgate serve [--listen HOST:PORT] [--data-dir DIR]
+                      [--tls-cert FILE --tls-key FILE] [--client-ca FILE]
+                      [--admin THUMBPRINT]... [--reader THUMBPRINT]...
+                      [--admin-dir DIR]... [--reader-dir DIR]...
+
+Runs the certificate store service (certgate.v1.CertificateStoreService and
+grpc.health.v1.Health) over HTTP/2 with TLS. Uploaded certificates are kept
+as files in the data folder, which API servers can also read directly with
+createDirectoryStore(). Admin client certificates may upload and delete;
+reader certificates may list, get, verify and watch.
+
+Without --tls-cert and --tls-key it runs in development mode: on the first
+start it creates a CA, a server certificate for localhost, 127.0.0.1 and ::1,
+and admin, reader and example client certificates under DIR/dev/ (keys mode
+0600), then prints ready-to-paste commands. Never use them in production.
+
+Options:
+      --listen HOST:PORT   Where to listen; port 0 picks a free port. The bound
+                           address is printed as "listening on URL".
+                           By default, localhost:8444.
+      --data-dir DIR       The data folder, created when missing.
+                           By default, .certgate/store
+      --tls-cert FILE      The server's certificate (chain), PEM
+      --tls-key FILE       Its private key, PEM
+      --client-ca FILE     CA certificate(s), PEM: every client certificate
+                           must also chain to one of them, whatever list it
+                           is on. By default, the lists alone decide.
+      --admin THUMBPRINT   SHA-1 or SHA-256 thumbprint of an admin client
+                           certificate (repeatable; see certgate thumbprint)
+      --reader THUMBPRINT  Thumbprint of a reader client certificate (repeatable)
+      --admin-dir DIR      A folder of admin client certificates, reloaded
+                           live (repeatable)
+      --reader-dir DIR     A folder of reader client certificates (repeatable)
+  -h, --help               Show this help
+
+SIGINT or SIGTERM stops the service gracefully (running calls may finish).
+
+Examples:
+  certgate serve
+  certgate serve --listen 0.0.0.0:8444 --data-dir /var/lib/certgate \\
+    --tls-cert server.pem --tls-key server-key.pem --client-ca clients-ca.pem \\
+    --admin 3AF2...9C --reader-dir /etc/certgate/readers
+`;
+
+/**
+ * serveCommand is `certgate serve`: the certificate store service over a
+ * directory store, until SIGINT or SIGTERM.
+ */
+export const serveCommand = defineCommand(
+  {
+    name: "serve",
+    help,
+    options: {
+      listen: { type: "string" },
+      "data-dir": { type: "string" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
+      "client-ca": { type: "string" },
+      admin: { type: "string", multiple: true },
+      reader: { type: "string", multiple: true },
+      "admin-dir": { type: "string", multiple: true },
+      "reader-dir": { type: "string", multiple: true },
+    },
+  },
+  async ({ values, positionals }, io) => {
+    expectPositionals("serve", positionals, "", { min: 0, max: 0 });
+    const listen = parseListen(values.listen ?? "localhost:8444");
+    const thumbprints = (flag: string, list: readonly string[] | undefined) =>
+      (list ?? []).map((text) => {
+        try {
+          return normalizeThumbprint(text);
+        } catch (error) {
+          throw usageError("serve", `--${flag}: ${errorMessage(error)}`);
+        }
+      });
+    const admins = thumbprints("admin", values.admin);
+    const readers = thumbprints("reader", values.reader);
+    const tlsCert = values["tls-cert"];
+    const tlsKey = values["tls-key"];
+    const devMode = tlsCert === undefined && tlsKey === undefined;
+    if (tlsCert === undefined && tlsKey !== undefined) {
+      throw usageError("serve", "--tls-key needs --tls-cert");
+    }
+    if (tlsCert !== undefined && tlsKey === undefined) {
+      throw usageError("serve", "--tls-cert needs --tls-key");
+    }
+    if (devMode && values["client-ca"] !== undefined) {
+      throw usageError("serve", "--client-ca needs --tls-cert and --tls-key (development mode makes its own CA)");
+    }
+    const adminDirs = values["admin-dir"] ?? [];
+    const readerDirs = values["reader-dir"] ?? [];
+    if (!devMode && admins.length + readers.length + adminDirs.length + readerDirs.length === 0) {
+      throw usageError("serve", "no client may call the service: give --admin, --reader, --admin-dir or --reader-dir");
+    }
+
+    const dataDir = resolve(io.cwd, values["data-dir"] ?? ".certgate/store");
+    try {
+      await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      const reason =
+        code === "EEXIST" || code === "ENOTDIR" ? "not a folder" : `cannot create it: ${errorMessage(error)}`;
+      throw new CliError(`--data-dir ${dataDir}: ${reason}`);
+    }
+    let tls: { cert: string; key: string; clientCa?: string };
+    const dev = devMode ? await ensureDevPki(dataDir) : undefined;
+    if (dev !== undefined) {
+      admins.push(dev.certificates.admin.sha256);
+      readers.push(dev.certificates.reader.sha256);
+      tls = { cert: dev.pem.serverCert, key: dev.pem.serverKey };
+    } else {
+      const clientCa = values["client-ca"];
+      tls = {
+        cert: await readTextFile("--tls-cert", tlsCert!, io.cwd),
+        key: await readTextFile("--tls-key", tlsKey!, io.cwd),
+        ...(clientCa === undefined ? {} : { clientCa: await readTextFile("--client-ca", clientCa, io.cwd) }),
+      };
+      try {
+        // Node checks the PEM and that the key belongs to the certificate.
+        createSecureContext({ cert: tls.cert, key: tls.key });
+      } catch (error) {
+        throw new CliError(`--tls-cert ${tlsCert} / --tls-key ${tlsKey}: ${tlsConfigReason(error)}`, undefined, {
+          cause: error,
+        });
+      }
+    }
+
+    const log = (line: string) => io.stderr(`certgate serve: ${line}\n`);
+    const stores: DirectoryStore[] = [];
+    let server: CertificateStoreServer | undefined;
+    try {
+      const folder = async (flag: string, directory: string) => {
+        try {
+          const store = await createDirectoryStore({
+            directory: resolve(io.cwd, directory),
+            onProblem: (p) => log(`${flag === "" ? "" : `${flag} `}skipped ${p.path}: ${p.reason}`),
+          });
+          stores.push(store);
+          return store;
+        } catch (error) {
+          throw new CliError(
+            `${flag === "" ? "--data-dir" : flag} ${directory}: ${errorMessage(error).replace(/^certgate: /, "")}`,
+          );
+        }
+      };
+      const store = await folder("", dataDir);
+      const adminStores: CertificateStore[] = [];
+      for (const dir of adminDirs) adminStores.push(await folder("--admin-dir", dir));
+      const readerStores: CertificateStore[] = [];
+      for (const dir of readerDirs) readerStores.push(await folder("--reader-dir", dir));
+      store.onChanges((changes) => {
+        for (const change of changes) log(`${change.kind === "put" ? "stored" : "deleted"} ${change.id}`);
+      });
+      try {
+        server = createCertificateStoreServer({
+          store,
+          ...tls,
+          access: {
+            admin: { thumbprints: admins, stores: adminStores },
+            reader: { thumbprints: readers, stores: readerStores },
+            onDecision: (event) => {
+              if (event.kind === "refused") {
+                const who = event.thumbprint === undefined ? "no certificate" : `SHA-256 ${event.thumbprint}`;
+                log(`refused ${event.procedure} (${event.reason ?? "refused"}, ${who})`);
+              }
+            },
+          },
+        });
+      } catch (error) {
+        const reason = errorMessage(error).replace(/^certificate store server: /, "");
+        throw new CliError(reason.replace(/^clientCa /, `--client-ca ${values["client-ca"]} `));
+      }
+      let address;
+      try {
+        address = await server.listen(listen.port, listen.host);
+      } catch (error) {
+        const reason =
+          (error as { code?: unknown }).code === "EADDRINUSE" ? "address already in use" : errorMessage(error);
+        throw new CliError(`cannot listen on ${listen.text}: ${reason} (choose another with --listen)`);
+      }
+      // Clients should use the name they were told to listen on (it is what
+      // the TLS certificate names); a wildcard is reached as localhost.
+      const url =
+        listen.kind === "name"
+          ? `https://${listen.host}:${address.port}`
+          : listen.kind === "wildcard"
+            ? `https://localhost:${address.port}`
+            : address.url;
+      const stats = store.stats();
+      io.stdout(
+        `certgate serve: data folder ${dataDir} (${stats.certificates} certificate${stats.certificates === 1 ? "" : "s"})\n`,
+      );
+      if (dev !== undefined) {
+        printDevGuide(io, dev, url);
+      }
+      // Last, so that it also says that everything above is in place.
+      io.stdout(`certgate serve: listening on ${url}\n`);
+      await stopped(io.signal);
+      log("stopping");
+    } finally {
+      await server?.close();
+      await Promise.all(stores.map((s) => s.close()));
+    }
+    log("stopped");
+    return ExitCode.ok;
+  },
+);
+
+/**
+ * Listen is a parsed `--listen HOST:PORT`.
+ */
+interface Listen {
+  /** The host to listen on: a name, an IP address, or `::` for every interface. */
+  readonly host: string;
+  /** The port; 0 picks a free one. */
+  readonly port: number;
+  /** What kind of host was given. */
+  readonly kind: "name" | "ip" | "wildcard";
+  /** The flag's text, for messages. */
+  readonly text: string;
+}
+
+/**
+ * parseListen reads `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (every interface).
+ */
+export function parseListen(text: string): Listen {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
+  const port = Number(match?.[3]);
+  if (match === null || port > 65535) {
+    throw usageError("serve", `--listen ${text}: expected HOST:PORT, such as localhost:8444 or 0.0.0.0:8444`);
+  }
+  const host = match[1] ?? match[2] ?? "";
+  if (match[1] !== undefined && isIP(host) !== 6) {
+    throw usageError("serve", `--listen ${text}: ${host} is not an IPv6 address`);
+  }
+  if (host === "" || host === "0.0.0.0" || host === "::") {
+    return { host: host === "" ? "::" : host, port, kind: "wildcard", text };
+  }
+  return { host, port, kind: isIP(host) === 0 ? "name" : "ip", text };
+}
+
+function stopped(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve();
+    } else {
+      signal.addEventListener("abort", () => resolve(), { once: true });
+    }
+  });
+}
