@@ -32,7 +32,7 @@ let store: WritableCertificateStore;
 afterEach(() => store.close());
 
 describe("createMemoryStore()", () => {
-  it("admits a stored certificate by SHA-256 or SHA-1, under any id, with its labels", async () => {
+  it("admits a stored certificate by SHA-256, under any id, with its labels", async () => {
     store = createMemoryStore();
     const stored = await store.put("alice-1", alice.der, { labels: { team: "a" } });
     expect(stored).toMatchObject({ id: "alice-1", sha256: aliceCertificate.sha256, sha1: aliceCertificate.sha1 });
@@ -40,9 +40,9 @@ describe("createMemoryStore()", () => {
       kind: "admitted",
       entry: { id: "alice-1", thumbprint: aliceCertificate.sha256, labels: { team: "a" } },
     });
-    // A certificate that shares only the SHA-1 thumbprint is admitted too.
+    // A certificate that shares only the SHA-1 thumbprint is another certificate (a SHA-1 collision): refused.
     const sha1Only = { ...aliceCertificate, sha256: "0".repeat(64) };
-    expect(await store.lookup(sha1Only, signal)).toMatchObject({ kind: "admitted", entry: { thumbprint: aliceCertificate.sha1 } });
+    expect(await store.lookup(sha1Only, signal)).toEqual({ kind: "refused", reason: "not_allowed" });
     await store.put("alice-2", alice.der);
     await store.delete("alice-1");
     expect(await store.lookup(aliceCertificate, signal)).toMatchObject({ kind: "admitted", entry: { id: "alice-2" } });

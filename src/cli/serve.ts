@@ -1,3 +1,4 @@
+import { realpathSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { isIP } from "node:net";
 import { createSecureContext } from "node:tls";
@@ -114,6 +115,19 @@ export const serveCommand = defineCommand(
       const reason =
         code === "EEXIST" || code === "ENOTDIR" ? "not a folder" : `cannot create it: ${errorMessage(error)}`;
       throw new CliError(`--data-dir ${dataDir}: ${reason}`);
+    }
+    // The data folder holds the uploaded API client certificates: as a role
+    // folder, every upload would also become an admin (or reader) of the store.
+    const dataReal = realpathSync(dataDir);
+    for (const [flag, dirs] of [["--admin-dir", adminDirs], ["--reader-dir", readerDirs]] as const) {
+      for (const dir of dirs) {
+        if (realpathOrUndefined(resolve(io.cwd, dir)) === dataReal) {
+          throw usageError(
+            "serve",
+            `${flag} ${dir} is the data folder: every uploaded certificate would get that role; keep role certificates in a folder of their own`,
+          );
+        }
+      }
     }
     let tls: { cert: string; key: string; clientCa?: string };
     const dev = devMode ? await ensureDevPki(dataDir) : undefined;
@@ -250,6 +264,15 @@ export function parseListen(text: string): Listen {
     return { host: host === "" ? "::" : host, port, kind: "wildcard", text };
   }
   return { host, port, kind: isIP(host) === 0 ? "name" : "ip", text };
+}
+
+// A missing folder is reported when it is opened, with its flag.
+function realpathOrUndefined(folder: string): string | undefined {
+  try {
+    return realpathSync(folder);
+  } catch {
+    return undefined;
+  }
 }
 
 function stopped(signal: AbortSignal): Promise<void> {

@@ -13,7 +13,7 @@ import {
 } from "../gen/certgate/v1/certificate_store_pb.js";
 import { createAccessGate, type AccessOptions } from "./access.js";
 import { certificateMessage } from "./convert.js";
-import { decodePageToken, encodePageToken } from "./page-token.js";
+import { decodePageToken, encodePageToken, isValidEntryId } from "./page-token.js";
 import { createStoredThumbprints } from "./stored-thumbprints.js";
 import { checkLabels, defaultMaxUploadBytes, parseUpload, privateKeyError, uploadError } from "./upload.js";
 import { createWatchJournal } from "./watch-journal.js";
@@ -173,7 +173,8 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
           return { certificate: certificateMessage(stored, certificate) };
         },
         async getCertificate(req) {
-          checkId(req.certificateId);
+          // Entry ids: ListCertificates names a bundle's members `id#n`.
+          checkId(req.certificateId, isValidEntryId);
           const stored = await readStore(() => store.get(req.certificateId));
           if (stored === undefined) {
             throw new ConnectError(`certificate ${req.certificateId} not found`, Code.NotFound);
@@ -181,7 +182,8 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
           return { certificate: certificateMessage(stored) };
         },
         async deleteCertificate(req) {
-          checkId(req.certificateId);
+          // The store says why a bundle's member cannot be deleted alone.
+          checkId(req.certificateId, isValidEntryId);
           await readStore(() => store.delete(req.certificateId));
           return {};
         },
@@ -273,8 +275,8 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
   };
 }
 
-function checkId(id: string): void {
-  if (!isValidCertificateId(id)) {
+function checkId(id: string, valid: (id: string) => boolean = isValidCertificateId): void {
+  if (!valid(id)) {
     throw new ConnectError(
       `invalid certificate id ${JSON.stringify(id.slice(0, 140))}: letters, digits, ".", "_" and "-", 1 to 128, not starting with "."`,
       Code.InvalidArgument,

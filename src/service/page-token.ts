@@ -1,6 +1,19 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { isValidCertificateId } from "../store.js";
 
+/**
+ * isValidEntryId tells whether `id` may name a stored entry: a certificate id
+ * (see `isValidCertificateId`), or one followed by `#n` (n from 2), which the
+ * folder store gives the n-th certificate of a bundle file.
+ */
+export function isValidEntryId(id: string): boolean {
+  const hash = id.lastIndexOf("#");
+  if (hash < 0) {
+    return isValidCertificateId(id);
+  }
+  return isValidCertificateId(id.slice(0, hash)) && /^(?:[2-9]|[1-9][0-9]{1,5})$/.test(id.slice(hash + 1));
+}
+
 // Versioned, so that the format can change without misreading old tokens.
 const tokenPrefix = "c1:";
 
@@ -19,7 +32,7 @@ export function encodePageToken(after: string): string {
 export function decodePageToken(token: string): string {
   const text = Buffer.from(token, "base64url").toString("utf8");
   const after = text.slice(tokenPrefix.length);
-  if (!text.startsWith(tokenPrefix) || !isValidCertificateId(after) || encodePageToken(after) !== token) {
+  if (!text.startsWith(tokenPrefix) || !isValidEntryId(after) || encodePageToken(after) !== token) {
     throw new ConnectError("invalid page_token", Code.InvalidArgument);
   }
   return after;

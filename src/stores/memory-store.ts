@@ -32,8 +32,8 @@ export interface MemoryStoreOptions {
  * contract, for tests, for examples, and as the model for a database-backed
  * store. Its contents are gone when the process ends.
  *
- * It admits a certificate when one with the same SHA-256 (or SHA-1)
- * thumbprint is stored, under any id. Every put and delete bumps `revision`
+ * It admits a certificate when one with the same SHA-256 thumbprint is
+ * stored, under any id (never by SHA-1 alone, which a collision could forge). Every put and delete bumps `revision`
  * and tells the `onChange` and `onChanges` listeners before it resolves.
  *
  * @example
@@ -105,12 +105,13 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): WritableCer
       if (closed) {
         return Promise.resolve({ kind: "error", error: new Error("certificate store is closed") });
       }
-      const entry = index.find(certificate);
+      // By SHA-256 alone: the store knows both digests of what it keeps, so a
+      // certificate matching only by SHA-1 is a SHA-1 collision, not a match.
+      const entry = index.findByThumbprint(certificate.sha256);
       if (entry === undefined) {
         return Promise.resolve({ kind: "refused", reason: "not_allowed" });
       }
-      const thumbprint = entry.sha256 === certificate.sha256 ? entry.sha256 : entry.sha1;
-      return Promise.resolve({ kind: "admitted", entry: { id: entry.id, thumbprint, labels: entry.labels } });
+      return Promise.resolve({ kind: "admitted", entry: { id: entry.id, thumbprint: entry.sha256, labels: entry.labels } });
     },
     onChange: notifier.onChange,
     onChanges(listener) {

@@ -4,6 +4,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { StoredCertificate, WritableCertificateStore } from "../../store.js";
 import { syncDirectory, writeFileAtomic } from "./atomic-write.js";
 import { encodeStoredFile } from "./certificate-file.js";
+import { classifyName } from "./folder-files.js";
 import type { LeafFolder } from "./leaf-folder.js";
 import { checkUpload, namesOnDisk, parseEntryId, readStored, storedCertificate, writeError } from "./store-io.js";
 
@@ -38,6 +39,19 @@ export interface WritableSideContext {
 export function createWritableSide(context: WritableSideContext): Pick<WritableCertificateStore, "put" | "delete" | "get" | "list"> {
   const { directory, maxFileBytes, leaf, now, exclusive, sync, isClosed } = context;
 
+  // The files of an id besides the lower-case names: the loaded one, and the
+  // skipped ones (a duplicate such as `alice.CER` beside `alice.pem`), which
+  // the next scan would load once the others are gone.
+  function knownNames(fileId: string): string[] {
+    const known = leaf.index.file(fileId);
+    const names = known === undefined ? [] : [known.name];
+    for (const problem of leaf.problems()) {
+      const kind = classifyName(problem.file);
+      if (kind.kind === "certificate" && kind.id === fileId) names.push(problem.file);
+    }
+    return names;
+  }
+
   function ensureOpen(): void {
     if (isClosed()) throw new ConnectError("directory store is closed", Code.FailedPrecondition);
   }
@@ -49,8 +63,7 @@ export function createWritableSide(context: WritableSideContext): Pick<WritableC
     const certificate = checkUpload(der, labels);
     return exclusive(async () => {
       ensureOpen();
-      const known = leaf.index.file(fileId);
-      if (namesOnDisk(directory, fileId, known === undefined ? [] : [known.name]).length > 0) {
+      if (namesOnDisk(directory, fileId, knownNames(fileId)).length > 0) {
         throw new ConnectError(`certificate ${JSON.stringify(fileId)} already exists`, Code.AlreadyExists);
       }
       const createTime = new Date(Math.floor(now()));
@@ -69,8 +82,7 @@ export function createWritableSide(context: WritableSideContext): Pick<WritableC
     if (member !== 0) throw new ConnectError(`cannot delete ${JSON.stringify(id)} alone: it is inside a bundle; delete ${JSON.stringify(fileId)}`, Code.InvalidArgument);
     return exclusive(async () => {
       ensureOpen();
-      const known = leaf.index.file(fileId);
-      const names = namesOnDisk(directory, fileId, known === undefined ? [] : [known.name]);
+      const names = namesOnDisk(directory, fileId, knownNames(fileId));
       if (names.length === 0) throw new ConnectError(`certificate ${JSON.stringify(fileId)} not found`, Code.NotFound);
       try {
         for (const name of names) await fs.promises.unlink(path.join(directory, name));

@@ -7,7 +7,7 @@ import {
 } from "../../gen/certgate/v1/certificate_store_pb.js";
 import { createChangeNotifier, type StoreVerdict } from "../../store.js";
 import type { RemoteStore, RemoteStoreOptions, RemoteStoreState } from "../remote-store.js";
-import { clockOf, delay, nonNegative, report } from "./options.js";
+import { clockOf, delay, nonNegative, timerDuration, report } from "./options.js";
 import { createThumbprintIndex, type ThumbprintIndex } from "../thumbprint-index.js";
 
 interface MirrorEntry {
@@ -26,16 +26,16 @@ class ProtocolError extends Error {}
  */
 export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
   const client = createClient(CertificateStoreService, options.transport);
-  const syncTimeoutMs = nonNegative("syncTimeoutMs", options.syncTimeoutMs, 3000);
+  const syncTimeoutMs = timerDuration("syncTimeoutMs", options.syncTimeoutMs, 3000);
   const maxStaleMs = nonNegative("maxStaleMs", options.maxStaleMs, 0);
-  const reconnectDelayMs = nonNegative("reconnectDelayMs", options.reconnectDelayMs, 100);
-  const maxReconnectDelayMs = nonNegative("maxReconnectDelayMs", options.maxReconnectDelayMs, 5000);
+  const reconnectDelayMs = timerDuration("reconnectDelayMs", options.reconnectDelayMs, 100);
+  const maxReconnectDelayMs = timerDuration("maxReconnectDelayMs", options.maxReconnectDelayMs, 5000);
   if (reconnectDelayMs < 1 || maxReconnectDelayMs < reconnectDelayMs) {
     throw new TypeError(
       `createRemoteStore(): reconnectDelayMs must be at least 1 and maxReconnectDelayMs at least reconnectDelayMs, got ${reconnectDelayMs} and ${maxReconnectDelayMs}`,
     );
   }
-  const idleTimeoutMs = nonNegative("idleTimeoutMs", options.idleTimeoutMs, 30_000);
+  const idleTimeoutMs = timerDuration("idleTimeoutMs", options.idleTimeoutMs, 30_000);
   const now = clockOf(options.clock);
   const notifier = createChangeNotifier();
   const closing = new AbortController();
@@ -231,13 +231,14 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
   }
 
   function answer(certificate: Certificate, expiresAt?: number): StoreVerdict {
-    const entry = index.find(certificate);
+    // By SHA-256 alone: the service sends both digests of every certificate,
+    // so a match by SHA-1 only would be a SHA-1 collision.
+    const entry = index.findByThumbprint(certificate.sha256);
     const end = expiresAt === undefined ? {} : { expiresAt };
     if (entry === undefined) {
       return { kind: "refused", reason: "not_allowed", ...end };
     }
-    const thumbprint = entry.sha256 === certificate.sha256 ? entry.sha256 : entry.sha1;
-    return { kind: "admitted", entry: { id: entry.id, thumbprint, labels: entry.labels }, ...end };
+    return { kind: "admitted", entry: { id: entry.id, thumbprint: entry.sha256, labels: entry.labels }, ...end };
   }
 
   const running = run().catch(() => {
