@@ -105,6 +105,12 @@ export function peerCertificateOf(req: NodeRequestLike): PeerCertificate {
     if (peer === undefined) {
       const socket = (session?.socket ?? req.socket) as TLSSocket | undefined;
       peer = readPeer(socket);
+      if (session === undefined) {
+        // The certificate is read once per HTTP/1.1 connection: a TLS 1.2
+        // renegotiation to another certificate must not keep the first
+        // identity, so it is refused (Node already refuses it on HTTP/2).
+        (socket as Partial<TLSSocket> | undefined)?.disableRenegotiation?.();
+      }
       if (typeof key === "object" && key !== null) {
         peers.set(key, peer);
       }
