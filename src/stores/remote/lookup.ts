@@ -3,7 +3,7 @@ import type { Certificate } from "../../certificate.js";
 import { CertificateStoreService } from "../../gen/certgate/v1/certificate_store_pb.js";
 import { createChangeNotifier, type StoreVerdict } from "../../store.js";
 import type { RemoteStore, RemoteStoreOptions } from "../remote-store.js";
-import { clockOf, nonNegative } from "./options.js";
+import { clockOf, nonNegative, timerDuration } from "./options.js";
 
 type Answer = Exclude<StoreVerdict, { kind: "error" }> & { readonly expiresAt: number };
 
@@ -18,7 +18,7 @@ export function createLookupStore(options: RemoteStoreOptions): RemoteStore {
   const cacheTtlMs = nonNegative("cacheTtlMs", options.cacheTtlMs, 10_000);
   const negativeCacheTtlMs = nonNegative("negativeCacheTtlMs", options.negativeCacheTtlMs, 2_000);
   const cacheMaxEntries = nonNegative("cacheMaxEntries", options.cacheMaxEntries, 10_000);
-  const requestTimeoutMs = nonNegative("requestTimeoutMs", options.requestTimeoutMs, 3000);
+  const requestTimeoutMs = timerDuration("requestTimeoutMs", options.requestTimeoutMs, 3000);
   const now = clockOf(options.clock);
   const notifier = createChangeNotifier();
   // Keyed by SHA-256 thumbprint; Map order is insertion order, so the first

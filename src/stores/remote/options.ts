@@ -12,6 +12,23 @@ export function nonNegative(name: string, value: number | undefined, fallback: n
   return value;
 }
 
+// setTimeout fires at once for delays above 2^31 - 1 ms (about 24.8 days),
+// which would turn an idle timeout into a hot reconnect loop.
+const maxTimerMs = 2 ** 31 - 1;
+
+/**
+ * timerDuration reads a duration option that is used as a timer delay: like
+ * `nonNegative`, and at most 2^31 - 1 ms, the longest delay Node's timers
+ * keep.
+ */
+export function timerDuration(name: string, value: number | undefined, fallback: number): number {
+  const ms = nonNegative(name, value, fallback);
+  if (ms > maxTimerMs) {
+    throw new TypeError(`createRemoteStore(): ${name} must be at most ${maxTimerMs} ms, got ${String(value)}`);
+  }
+  return ms;
+}
+
 /**
  * clockOf turns a `clock` option into a function returning epoch ms.
  */
