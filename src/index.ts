@@ -106,6 +106,7 @@ export { parseSpiffeId, type SpiffeId } from "./policy/spiffe.js";
 export {
   createDecisionCore,
   type DecisionCore,
+  type DecisionCall,
   refusalMessage,
   type ClientCertOptions,
   type Decision,

@@ -1,11 +1,5 @@
 import type { Interceptor } from "@connectrpc/connect";
-import {
-  createDecisionCore,
-  decisionError,
-  type ClientCertOptions,
-  type Decision,
-} from "../decision.js";
-import { clientCertificateKey, peerCertificateKey } from "../peer.js";
+import { createDecisionCore, type ClientCertOptions } from "../decision.js";
 
 /**
  * createClientCertInterceptor returns a Connect server `Interceptor` that
@@ -35,25 +29,12 @@ import { clientCertificateKey, peerCertificateKey } from "../peer.js";
  * );
  */
 export function createClientCertInterceptor(options: ClientCertOptions): Interceptor {
-  const core = createDecisionCore(options);
-  const { decide, needsProcedure } = core;
-  const reports = options.onDecision !== undefined;
+  const { enforce } = createDecisionCore(options);
   return (next) => async (req) => {
-    // The procedure string is built only when rules or onDecision need it.
-    const procedure = needsProcedure || reports ? `/${req.service.typeName}/${req.method.name}` : undefined;
-    if (procedure !== undefined && core.isOpen(procedure)) {
-      core.report(undefined, procedure, "interceptor");
-      return await next(req);
-    }
-    const result = decide(req.contextValues.get(peerCertificateKey), procedure);
-    const decision: Decision = result instanceof Promise ? await result : result;
-    if (reports) {
-      core.report(decision, procedure as string, "interceptor");
-    }
-    if (decision.kind === "admitted") {
-      req.contextValues.set(clientCertificateKey, decision.certificate);
-    } else if (decision.reportOnly !== true) {
-      throw decisionError(decision, procedure ?? `/${req.service.typeName}/${req.method.name}`);
+    // A warm connection decides synchronously: no promise to await.
+    const pending = enforce(req, req.contextValues, "interceptor");
+    if (pending !== undefined) {
+      await pending;
     }
     return await next(req);
   };
