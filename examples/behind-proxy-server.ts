@@ -14,15 +14,14 @@ import * as http from "node:http";
 import * as http2 from "node:http2";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
-  clientCertificateKey,
   createClientCertInterceptor,
   createPeerCertificateContextValues,
   createThumbprintStore,
   parseCertificate,
   type ForwardingFormat,
 } from "certgate";
-import { EchoService } from "certgate/example";
 import { ensureDemoPki } from "./dev-pki.js";
+import { echoRoutes } from "./echo-service.js";
 
 const pki = await ensureDemoPki();
 const pinned = process.argv[2] ?? parseCertificate(pki.read("alice").cert).sha1;
@@ -31,21 +30,7 @@ const nginxHeader = process.env.NGINX_HEADER ?? "x-ssl-client-cert";
 const port = Number(process.env.PORT ?? 8080);
 
 const handler = connectNodeAdapter({
-  routes: (router) =>
-    router.service(EchoService, {
-      echo(req, ctx) {
-        const cert = ctx.values.get(clientCertificateKey);
-        return { text: `${req.text}, ${cert?.subject ?? "?"}` };
-      },
-      async *echoServerStream(req) {
-        for (let i = 0; i < req.count; i++) yield { text: req.text };
-      },
-      async echoClientStream(reqs) {
-        let text = "";
-        for await (const r of reqs) text += r.text;
-        return { text };
-      },
-    }),
+  routes: echoRoutes(),
   interceptors: [
     createClientCertInterceptor({
       store: createThumbprintStore(pinned),

@@ -5,14 +5,13 @@ import * as http2 from "node:http2";
 import { relative } from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
-  clientCertificateKey,
   createClientCertGate,
   createThumbprintStore,
   parseCertificate,
   peerCertificateContextValues,
 } from "certgate";
-import { EchoService } from "certgate/example";
 import { ensureDemoPki } from "./dev-pki.js";
+import { echoRoutes } from "./echo-service.js";
 
 const port = Number(process.env.PORT ?? 8443);
 const pki = await ensureDemoPki();
@@ -20,21 +19,7 @@ const server = pki.read("server");
 const alice = parseCertificate(pki.read("alice").cert);
 
 const handler = connectNodeAdapter({
-  routes: (router) =>
-    router.service(EchoService, {
-      echo(req, ctx) {
-        const client = ctx.values.get(clientCertificateKey);
-        return { text: `${req.text} (from ${client?.subject.replace(/\n/g, ", ")})` };
-      },
-      async *echoServerStream(req) {
-        for (let i = 0; i < req.count; i++) yield { text: req.text };
-      },
-      async echoClientStream(reqs) {
-        const parts: string[] = [];
-        for await (const r of reqs) parts.push(r.text);
-        return { text: parts.join("") };
-      },
-    }),
+  routes: echoRoutes((text, client) => `${text} (from ${client?.subject.replace(/\n/g, ", ")})`),
   // Pinned to alice's SHA-1 thumbprint, as a gateway policy would be.
   requestGate: createClientCertGate({
     store: createThumbprintStore(alice.sha1),

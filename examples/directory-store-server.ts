@@ -12,13 +12,12 @@ import * as http2 from "node:http2";
 import { join, resolve } from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
-  clientCertificateKey,
   createClientCertGate,
   createDirectoryStore,
   peerCertificateContextValues,
 } from "certgate";
-import { EchoService } from "certgate/example";
 import { ensureDemoPki } from "./dev-pki.js";
+import { echoRoutes } from "./echo-service.js";
 
 const pki = await ensureDemoPki();
 const directory = resolve(process.argv[2] ?? join(".certgate", "clients"));
@@ -39,21 +38,7 @@ store.onChanges((changes, revision) => {
 const server = http2.createSecureServer(
   { ...pki.read("server"), requestCert: true, rejectUnauthorized: false, allowHTTP1: true },
   connectNodeAdapter({
-    routes: (router) =>
-      router.service(EchoService, {
-        echo(req, ctx) {
-          const cert = ctx.values.get(clientCertificateKey);
-          return { text: `${req.text}, ${cert?.subject ?? "?"}` };
-        },
-        async *echoServerStream(req) {
-          for (let i = 0; i < req.count; i++) yield { text: req.text };
-        },
-        async echoClientStream(reqs) {
-          let text = "";
-          for await (const r of reqs) text += r.text;
-          return { text };
-        },
-      }),
+    routes: echoRoutes(),
     requestGate: createClientCertGate({ store }),
     contextValues: peerCertificateContextValues,
   }),

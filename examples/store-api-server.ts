@@ -14,12 +14,11 @@ import * as http2 from "node:http2";
 import { join, relative } from "node:path";
 import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
 import {
-  clientCertificateKey,
   createClientCertInterceptor,
   createRemoteStore,
   peerCertificateContextValues,
 } from "certgate";
-import { EchoService } from "certgate/example";
+import { echoRoutes } from "./echo-service.js";
 
 const dev = process.env.CERTGATE_DEV_DIR ?? join(".certgate", "store", "dev");
 const read = (name: string) => readFileSync(join(dev, name), "utf8");
@@ -40,21 +39,7 @@ const store = createRemoteStore({
 });
 
 const handler = connectNodeAdapter({
-  routes: (router) =>
-    router.service(EchoService, {
-      echo(req, ctx) {
-        const client = ctx.values.get(clientCertificateKey);
-        return { text: `${req.text}, ${client?.subject.replace(/\n/g, ", ")}` };
-      },
-      async *echoServerStream(req) {
-        for (let i = 0; i < req.count; i++) yield { text: req.text };
-      },
-      async echoClientStream(reqs) {
-        let text = "";
-        for await (const r of reqs) text += r.text;
-        return { text };
-      },
-    }),
+  routes: echoRoutes((text, client) => `${text}, ${client?.subject.replace(/\n/g, ", ")}`),
   interceptors: [
     createClientCertInterceptor({
       store,

@@ -1,8 +1,6 @@
 import * as https from "node:https";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { create, toBinary } from "@bufbuild/protobuf";
-import { EchoRequestSchema, EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Code, ConnectError } from "@connectrpc/connect";
 import {
   createChangeNotifier,
   createClientCertGate,
@@ -15,28 +13,20 @@ import {
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
 import {
   certificateOf,
+  closeAfterTests,
   createTestPki,
-  openTransport,
+  echoPath,
+  grpcFrame,
+  issueOutOfWindowCertificates,
   rawHttp2Request,
   startEchoServer,
-  type OpenTransport,
   type Protocol,
   type TestPki,
   type TestServer,
 } from "./harness.js";
 
-const year = 365 * 86400_000;
-const echoPath = "/certgate.example.v1.EchoService/Echo";
 const connectHeaders = { "content-type": "application/proto", "connect-protocol-version": "1" };
 const grpcHeaders = { "content-type": "application/grpc", te: "trailers" };
-
-function grpcFrame(text: string): Buffer {
-  const message = toBinary(EchoRequestSchema, create(EchoRequestSchema, { text }));
-  const frame = Buffer.alloc(5 + message.length);
-  frame.writeUInt32BE(message.length, 1);
-  frame.set(message, 5);
-  return frame;
-}
 
 let pki: TestPki;
 let carol: IssuedCertificate;
@@ -45,30 +35,22 @@ let notYetValid: IssuedCertificate;
 beforeAll(async () => {
   pki = await createTestPki();
   carol = await issueDevCertificate(pki.ca, { commonName: "carol" });
-  expired = await issueDevCertificate(pki.ca, {
-    commonName: "expired",
-    notBefore: new Date(Date.now() - 2 * year),
-    notAfter: new Date(Date.now() - year),
-  });
-  notYetValid = await issueDevCertificate(pki.ca, {
-    commonName: "not yet valid",
-    notBefore: new Date(Date.now() + year),
-    notAfter: new Date(Date.now() + 2 * year),
-  });
+  ({ expired, notYetValid } = await issueOutOfWindowCertificates(pki));
 });
 
-const servers: TestServer[] = [];
-const transports: OpenTransport[] = [];
-afterEach(() => {
-  for (const t of transports.splice(0)) t.close();
-});
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.close()));
-});
+const { servers, echoClient } = closeAfterTests();
 
+// Alice's certificate pinned, decided by the gate or by the interceptor.
 async function serveGate(options?: Partial<ClientCertOptions>) {
   const store = createThumbprintStore(certificateOf(pki.alice).sha256);
   const server = await startEchoServer({ pki, requestGate: createClientCertGate({ store, ...options }) });
+  servers.push(server);
+  return server;
+}
+
+async function serveInterceptor() {
+  const store = createThumbprintStore(certificateOf(pki.alice).sha256);
+  const server = await startEchoServer({ pki, interceptors: [createClientCertInterceptor({ store })] });
   servers.push(server);
   return server;
 }
@@ -78,9 +60,7 @@ describe("createClientCertGate()", () => {
   let interceptor: TestServer;
   beforeAll(async () => {
     gate = await serveGate();
-    const store = createThumbprintStore(certificateOf(pki.alice).sha256);
-    interceptor = await startEchoServer({ pki, interceptors: [createClientCertInterceptor({ store })] });
-    servers.push(interceptor);
+    interceptor = await serveInterceptor();
   });
   afterEach(() => {
     gate.log.calls.length = 0;
@@ -188,9 +168,7 @@ describe("createClientCertGate()", () => {
   for (const protocol of ["connect", "grpc"] as const) {
     describe(`streaming over ${protocol}`, () => {
       it("admits server-streaming and client-streaming calls", async () => {
-        const t = openTransport(gate, pki, pki.alice, protocol);
-        transports.push(t);
-        const c = createClient(EchoService, t.transport);
+        const c = echoClient(gate, pki, pki.alice, protocol);
         const texts: string[] = [];
         for await (const r of c.echoServerStream({ text: "s", count: 2 })) texts.push(r.text);
         expect(texts).toEqual(["s", "s"]);
@@ -199,9 +177,7 @@ describe("createClientCertGate()", () => {
         expect(gate.log.clientCommonNames).toContain("CN=alice");
       });
       it("refuses server-streaming and client-streaming calls before the handler runs", async () => {
-        const t = openTransport(gate, pki, pki.bob, protocol);
-        transports.push(t);
-        const c = createClient(EchoService, t.transport);
+        const c = echoClient(gate, pki, pki.bob, protocol);
         const errors = await Promise.all([
           outcome(
             (async () => {
@@ -278,9 +254,7 @@ describe("createClientCertGate() and createClientCertInterceptor()", () => {
     for (const server of [gate, interceptor]) {
       for (const [who, cert] of clients) {
         for (const protocol of ["connect", "grpc"] as Protocol[]) {
-          const t = openTransport(server, pki, cert, protocol);
-          transports.push(t);
-          const result = await outcome(createClient(EchoService, t.transport).echo({ text: "x" }));
+          const result = await outcome(echoClient(server, pki, cert, protocol).echo({ text: "x" }));
           const key = `${who} over ${protocol}`;
           if (server === gate) table[key] = result;
           else expect(`${key}: ${result}`).toBe(`${key}: ${table[key]}`);
@@ -310,9 +284,7 @@ describe("createClientCertGate() and createClientCertInterceptor()", () => {
 
   it("refuses in the gate with the same message the interceptor gives, in the raw response", async () => {
     const gate = await serveGate();
-    const store = createThumbprintStore(certificateOf(pki.alice).sha256);
-    const interceptor = await startEchoServer({ pki, interceptors: [createClientCertInterceptor({ store })] });
-    servers.push(interceptor);
+    const interceptor = await serveInterceptor();
     const body = '{"text":"x"}';
     const headers = { ...connectHeaders, "content-type": "application/json" };
     const a = await rawHttp2Request(gate, pki, pki.bob, { path: echoPath, headers, body });

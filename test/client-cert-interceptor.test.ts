@@ -1,6 +1,5 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Code, createClient, type Interceptor } from "@connectrpc/connect";
-import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Code, type Interceptor } from "@connectrpc/connect";
 import {
   clientCertificateKey,
   createClientCertInterceptor,
@@ -9,46 +8,29 @@ import {
   type ClientCertOptions,
   type DecisionEvent,
 } from "../src/index.js";
-import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
+import type { IssuedCertificate } from "../src/dev-certificates.js";
 import {
   certificateOf,
+  closeAfterTests,
   connectErrorOf,
   createTestPki,
-  openTransport,
+  issueOutOfWindowCertificates,
   startEchoServer,
-  type OpenTransport,
   type Protocol,
   type TestPki,
   type TestServer,
 } from "./harness.js";
 
-const year = 365 * 86400_000;
 let pki: TestPki;
 let expired: IssuedCertificate;
 let notYetValid: IssuedCertificate;
 
 beforeAll(async () => {
   pki = await createTestPki();
-  expired = await issueDevCertificate(pki.ca, {
-    commonName: "expired",
-    notBefore: new Date(Date.now() - 2 * year),
-    notAfter: new Date(Date.now() - year),
-  });
-  notYetValid = await issueDevCertificate(pki.ca, {
-    commonName: "not yet valid",
-    notBefore: new Date(Date.now() + year),
-    notAfter: new Date(Date.now() + 2 * year),
-  });
+  ({ expired, notYetValid } = await issueOutOfWindowCertificates(pki));
 });
 
-const servers: TestServer[] = [];
-const transports: OpenTransport[] = [];
-afterEach(() => {
-  for (const t of transports.splice(0)) t.close();
-});
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.close()));
-});
+const { servers, echoClient } = closeAfterTests();
 
 async function serve(
   options: Omit<ClientCertOptions, "store"> & { pinned?: IssuedCertificate[] } = {},
@@ -66,9 +48,7 @@ async function serve(
 }
 
 function client(server: TestServer, cert: IssuedCertificate | undefined, protocol: Protocol = "connect") {
-  const t = openTransport(server, pki, cert, protocol);
-  transports.push(t);
-  return createClient(EchoService, t.transport);
+  return echoClient(server, pki, cert, protocol);
 }
 
 async function refusal(server: TestServer, cert: IssuedCertificate | undefined, protocol: Protocol) {

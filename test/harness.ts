@@ -3,8 +3,16 @@ import * as http2 from "node:http2";
 import * as https from "node:https";
 import type * as net from "node:net";
 import type { AddressInfo } from "node:net";
-import type { TLSSocket } from "node:tls";
-import { ConnectError, type ConnectRouter, type Interceptor, type Transport } from "@connectrpc/connect";
+import { afterAll, afterEach } from "vitest";
+import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  ConnectError,
+  createClient,
+  type Client,
+  type ConnectRouter,
+  type Interceptor,
+  type Transport,
+} from "@connectrpc/connect";
 import {
   connectNodeAdapter,
   createConnectTransport,
@@ -13,7 +21,7 @@ import {
   Http2SessionManager,
 } from "@connectrpc/connect-node";
 import type { HandlerContext } from "@connectrpc/connect";
-import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
+import { EchoRequestSchema, EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
 import {
   clientCertificateKey,
   createChangeNotifier,
@@ -44,6 +52,42 @@ export async function createTestPki(): Promise<TestPki> {
   const alice = await issueDevCertificate(ca, { commonName: "alice", usages: ["client"] });
   const bob = await issueDevCertificate(ca, { commonName: "bob", usages: ["client"] });
   return { ca, server, alice, bob };
+}
+
+/** Certificates of the test CA outside their validity window. */
+export interface OutOfWindowCertificates {
+  /** Valid from two years ago until a year ago. */
+  expired: IssuedCertificate;
+  /** Valid from a year from now for a year. */
+  notYetValid: IssuedCertificate;
+}
+
+/** issueOutOfWindowCertificates issues an expired and a not yet valid client certificate. */
+export async function issueOutOfWindowCertificates(pki: TestPki): Promise<OutOfWindowCertificates> {
+  const year = 365 * 86400_000;
+  const expired = await issueDevCertificate(pki.ca, {
+    commonName: "expired",
+    notBefore: new Date(Date.now() - 2 * year),
+    notAfter: new Date(Date.now() - year),
+  });
+  const notYetValid = await issueDevCertificate(pki.ca, {
+    commonName: "not yet valid",
+    notBefore: new Date(Date.now() + year),
+    notAfter: new Date(Date.now() + 2 * year),
+  });
+  return { expired, notYetValid };
+}
+
+/** The path of EchoService's Echo, for raw requests. */
+export const echoPath = "/certgate.example.v1.EchoService/Echo";
+
+/** grpcFrame returns an EchoRequest as one gRPC message frame (uncompressed). */
+export function grpcFrame(text: string): Buffer {
+  const message = toBinary(EchoRequestSchema, create(EchoRequestSchema, { text }));
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  frame.set(message, 5);
+  return frame;
 }
 
 /** Handler calls seen by the echo service, to prove a refused call never ran. */
@@ -127,9 +171,22 @@ export async function startEchoServer(options: TestServerOptions): Promise<TestS
       contextValues: options.contextValues === false ? undefined : peerCertificateContextValues,
     }),
   );
+  const { port, stats, close } = await listen(server, "secureConnection");
+  return { url: `https://127.0.0.1:${port}`, port, log, server, stats, close };
+}
+
+/**
+ * listen starts `server` on 127.0.0.1, port 0, counting what it accepts;
+ * `close` stops it and destroys the connections still open, so that a test
+ * never waits for a client's keep-alive.
+ */
+async function listen(
+  server: net.Server,
+  connectionEvent: "connection" | "secureConnection",
+): Promise<{ port: number; stats: ServerStats; close(): Promise<void> }> {
   const stats: ServerStats = { connections: 0, sessions: 0 };
-  const sockets = new Set<TLSSocket>();
-  server.on("secureConnection", (s: TLSSocket) => {
+  const sockets = new Set<net.Socket>();
+  server.on(connectionEvent, (s: net.Socket) => {
     stats.connections++;
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
@@ -138,12 +195,8 @@ export async function startEchoServer(options: TestServerOptions): Promise<TestS
     stats.sessions++;
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
   return {
-    url: `https://127.0.0.1:${port}`,
-    port,
-    log,
-    server,
+    port: (server.address() as AddressInfo).port,
     stats,
     close: () =>
       new Promise<void>((resolve) => {
@@ -173,6 +226,11 @@ function noDelayAgent(options: https.AgentOptions): https.Agent {
 // never share one.
 const sharedHttp1Agent = noDelayAgent({});
 
+/** The TLS options of a client trusting the test CA and presenting `client` (or no certificate). */
+function clientTls(pki: TestPki, client: IssuedCertificate | undefined): { ca: string; cert?: string; key?: string } {
+  return client === undefined ? { ca: pki.ca.cert } : { ca: pki.ca.cert, cert: client.cert, key: client.key };
+}
+
 /** A connect-node transport presenting `client` (or no certificate). */
 export function transportFor(
   server: Pick<TestServer, "url">,
@@ -182,8 +240,7 @@ export function transportFor(
   httpVersion: "1.1" | "2" = "2",
 ) {
   const nodeOptions = {
-    ca: pki.ca.cert,
-    ...(client === undefined ? {} : { cert: client.cert, key: client.key }),
+    ...clientTls(pki, client),
     ...(httpVersion === "1.1" ? { agent: sharedHttp1Agent } : {}),
   };
   const base = { baseUrl: server.url, nodeOptions };
@@ -249,29 +306,8 @@ export async function startOtherEchoServer(options: OtherEchoServerOptions): Pro
   } else {
     server = http.createServer(handler);
   }
-  const stats: ServerStats = { connections: 0, sessions: 0 };
-  const sockets = new Set<net.Socket>();
-  server.on("connection", (s: net.Socket) => {
-    stats.connections++;
-    sockets.add(s);
-    s.on("close", () => sockets.delete(s));
-  });
-  server.on("session", () => {
-    stats.sessions++;
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    url: `${options.kind === "https" ? "https" : "http"}://127.0.0.1:${port}`,
-    port,
-    log,
-    stats,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      }),
-  };
+  const { port, stats, close } = await listen(server, "connection");
+  return { url: `${options.kind === "https" ? "https" : "http"}://127.0.0.1:${port}`, port, log, stats, close };
 }
 
 /** A response read with a plain `node:http2` client. */
@@ -309,10 +345,7 @@ export async function rawHttp2Request(
   client: IssuedCertificate | undefined,
   request: RawRequestOptions,
 ): Promise<RawResponse> {
-  const session = http2.connect(server.url, {
-    ca: pki.ca.cert,
-    ...(client === undefined ? {} : { cert: client.cert, key: client.key }),
-  });
+  const session = http2.connect(server.url, clientTls(pki, client));
   try {
     return await new Promise<RawResponse>((resolve, reject) => {
       session.on("error", reject);
@@ -420,6 +453,45 @@ export function certificateOf(issued: IssuedCertificate): Certificate {
   return parseCertificate(issued.cert);
 }
 
+/** What a test file opens, closed by the hooks of `closeAfterTests`. */
+export interface TestResources {
+  /** Servers, closed after the file's last test. */
+  readonly servers: TestServer[];
+  /** Transports, closed after each test. */
+  readonly transports: OpenTransport[];
+  /** An EchoService client on a connection of its own (`openTransport`), closed after the test. */
+  echoClient(
+    server: Pick<TestServer, "url">,
+    pki: TestPki,
+    client: IssuedCertificate | undefined,
+    protocol?: Protocol,
+  ): Client<typeof EchoService>;
+}
+
+/**
+ * closeAfterTests registers the hooks that close what the test file pushes
+ * to the lists it returns; call it once, at the top of the file.
+ */
+export function closeAfterTests(): TestResources {
+  const servers: TestServer[] = [];
+  const transports: OpenTransport[] = [];
+  afterEach(() => {
+    for (const t of transports.splice(0)) t.close();
+  });
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.close()));
+  });
+  return {
+    servers,
+    transports,
+    echoClient(server, pki, client, protocol) {
+      const t = openTransport(server, pki, client, protocol);
+      transports.push(t);
+      return createClient(EchoService, t.transport);
+    },
+  };
+}
+
 /** A transport with its own connection, closed by `close()`. */
 export interface OpenTransport {
   transport: Transport;
@@ -438,10 +510,7 @@ export function openTransport(
   protocol: Protocol = "connect",
   httpVersion: "1.1" | "2" = "2",
 ): OpenTransport {
-  const tls = {
-    ca: pki.ca.cert,
-    ...(client === undefined ? {} : { cert: client.cert, key: client.key }),
-  };
+  const tls = clientTls(pki, client);
   if (httpVersion === "1.1") {
     if (protocol === "grpc") throw new Error("openTransport: gRPC needs HTTP/2");
     const agent = noDelayAgent({ maxSockets: 1, ...tls });

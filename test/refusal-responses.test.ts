@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { EchoRequestSchema, EchoResponseSchema } from "../src/gen/certgate/example/v1/echo_pb.js";
+import { fromBinary } from "@bufbuild/protobuf";
+import { EchoResponseSchema } from "../src/gen/certgate/example/v1/echo_pb.js";
 import {
   createChangeNotifier,
   createClientCertInterceptor,
@@ -9,10 +9,13 @@ import {
   type CertificateStore,
   type DecisionEvent,
 } from "../src/index.js";
-import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
+import type { IssuedCertificate } from "../src/dev-certificates.js";
 import {
   certificateOf,
   createTestPki,
+  echoPath,
+  grpcFrame,
+  issueOutOfWindowCertificates,
   rawHttp2Request,
   startEchoServer,
   type RawResponse,
@@ -24,17 +27,6 @@ import {
 // client: HTTP 401 with a JSON error on the Connect protocol, grpc-status 16
 // on gRPC, and never a word about which certificates are allowed.
 
-const year = 365 * 86400_000;
-const echoPath = "/certgate.example.v1.EchoService/Echo";
-
-function grpcFrame(text: string): Buffer {
-  const message = toBinary(EchoRequestSchema, create(EchoRequestSchema, { text }));
-  const frame = Buffer.alloc(5 + message.length);
-  frame.writeUInt32BE(message.length, 1);
-  frame.set(message, 5);
-  return frame;
-}
-
 let pki: TestPki;
 let expired: IssuedCertificate;
 let notYetValid: IssuedCertificate;
@@ -44,16 +36,7 @@ const responses: RawResponse[] = [];
 
 beforeAll(async () => {
   pki = await createTestPki();
-  expired = await issueDevCertificate(pki.ca, {
-    commonName: "expired",
-    notBefore: new Date(Date.now() - 2 * year),
-    notAfter: new Date(Date.now() - year),
-  });
-  notYetValid = await issueDevCertificate(pki.ca, {
-    commonName: "not yet valid",
-    notBefore: new Date(Date.now() + year),
-    notAfter: new Date(Date.now() + 2 * year),
-  });
+  ({ expired, notYetValid } = await issueOutOfWindowCertificates(pki));
   const pinned = [pki.alice, expired, notYetValid].map(certificateOf);
   pins = [...pinned.map((c) => c.sha1), ...pinned.map((c) => c.sha256)];
   server = await startEchoServer({

@@ -1,6 +1,5 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Code, createClient } from "@connectrpc/connect";
-import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { Code } from "@connectrpc/connect";
 import {
   createChangeNotifier,
   createClientCertGate,
@@ -11,11 +10,10 @@ import {
   type StoreVerdict,
 } from "../src/index.js";
 import {
+  closeAfterTests,
   connectErrorOf,
   createTestPki,
-  openTransport,
   startEchoServer,
-  type OpenTransport,
   type Protocol,
   type TestPki,
   type TestServer,
@@ -32,14 +30,7 @@ beforeAll(async () => {
   pki = await createTestPki();
 });
 
-const servers: TestServer[] = [];
-const transports: OpenTransport[] = [];
-afterEach(() => {
-  for (const t of transports.splice(0)) t.close();
-});
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.close()));
-});
+const { servers, echoClient } = closeAfterTests();
 
 /** A store built from a lookup function; it records the signals it was given. */
 function storeOf(
@@ -104,9 +95,7 @@ for (const via of ["interceptor", "gate"] as const) {
   }
 
   function client(server: TestServer, protocol: Protocol = "connect") {
-    const t = openTransport(server, pki, pki.alice, protocol);
-    transports.push(t);
-    return createClient(EchoService, t.transport);
+    return echoClient(server, pki, pki.alice, protocol);
   }
 
   describe(`${via === "gate" ? "createClientCertGate()" : "createClientCertInterceptor()"} with a failing store`, () => {
