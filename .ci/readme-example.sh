@@ -7,7 +7,8 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 server_pid=""
 cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+  # npx and tsx each start a child: end the server's whole process group.
+  if [ -n "$server_pid" ]; then kill -- "-$server_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -43,13 +44,15 @@ writeFileSync("ca.pem", ca.cert);
 console.log(parseCertificate(client.cert).sha1.toLowerCase().match(/../g).join(":"));
 JS
 thumbprint=$(node make-certs.mjs)
+# A free port, so that a busy 8443 on this machine does not fail the check.
+port=$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })')
 
-CLIENT_THUMBPRINT="$thumbprint" npx --no-install tsx server.ts > server.log 2>&1 &
+PORT="$port" CLIENT_THUMBPRINT="$thumbprint" setsid npx --no-install tsx server.ts > server.log 2>&1 &
 server_pid=$!
 
 call() { # call CERT_NAME|none -> prints HTTP status and body
   local args=(--silent --show-error --http2 --cacert ca.pem -H 'content-type: application/json'
-    -d '{"text":"hello"}' -w '\n%{http_code}' https://localhost:8443/certgate.example.v1.EchoService/Echo)
+    -d '{"text":"hello"}' -w '\n%{http_code}' "https://localhost:$port/certgate.example.v1.EchoService/Echo")
   if [ "$1" != none ]; then args+=(--cert "$1.pem" --key "$1-key.pem"); fi
   curl "${args[@]}"
 }
