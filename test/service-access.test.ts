@@ -14,18 +14,10 @@ import {
   storeClient,
   type RunningService,
   type ServicePki,
+  codeOf,
 } from "./service-harness.js";
 
 type StoreClient = Client<typeof CertificateStoreService>;
-
-async function codeOf(promise: Promise<unknown>): Promise<Code | "ok"> {
-  try {
-    await promise;
-    return "ok";
-  } catch (error) {
-    return ConnectError.from(error).code;
-  }
-}
 
 async function firstEvent(client: StoreClient): Promise<void> {
   const abort = new AbortController();

@@ -3,7 +3,7 @@
 // and @grpc/grpc-js) and a helper to read a watch.
 import * as grpc from "@grpc/grpc-js";
 import { fromBinary, toBinary, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
-import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { type Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { CertificateStoreService, type WatchCertificatesResponse } from "../src/gen/certgate/v1/certificate_store_pb.js";
 import { parseCertificate } from "../src/certificate.js";
@@ -221,4 +221,14 @@ export function createGrpcJsClient(
       client.close();
     },
   };
+}
+
+/** codeOf resolves to "ok" when the call succeeds, else to its Connect code. */
+export async function codeOf(promise: Promise<unknown>): Promise<Code | "ok"> {
+  try {
+    await promise;
+    return "ok";
+  } catch (error) {
+    return ConnectError.from(error).code;
+  }
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import {
   CertificateStoreService,
   CreateCertificateRequestSchema,
@@ -27,16 +27,8 @@ import {
   startService,
   type RunningService,
   type ServicePki,
+  codeOf,
 } from "./service-harness.js";
-
-async function codeOf(promise: Promise<unknown>): Promise<Code | "ok"> {
-  try {
-    await promise;
-    return "ok";
-  } catch (error) {
-    return ConnectError.from(error).code;
-  }
-}
 
 let pki: ServicePki;
 beforeAll(async () => {

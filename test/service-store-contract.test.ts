@@ -1,7 +1,8 @@
 // The WritableCertificateStore contract that the certificate store service
 // relies on, checked on the memory store (its reference implementation).
+import { codeOf } from "./service-harness.js";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { parseCertificate, type Certificate } from "../src/certificate.js";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
 import type { StoreChange, WritableCertificateStore } from "../src/store.js";
@@ -17,15 +18,6 @@ beforeAll(async () => {
   bob = await issueDevCertificate(ca, { commonName: "bob" });
   aliceCertificate = parseCertificate(alice.der);
 });
-
-async function codeOf(promise: Promise<unknown>): Promise<Code | "ok"> {
-  try {
-    await promise;
-    return "ok";
-  } catch (error) {
-    return ConnectError.from(error).code;
-  }
-}
 
 const signal = new AbortController().signal;
 let store: WritableCertificateStore;

@@ -17,18 +17,10 @@ import {
   type RunningService,
   type ServicePki,
   type StoreProtocol,
+  codeOf,
 } from "./service-harness.js";
 
 type StoreClient = Client<typeof CertificateStoreService>;
-
-async function codeOf(promise: Promise<unknown>): Promise<Code | "ok"> {
-  try {
-    await promise;
-    return "ok";
-  } catch (error) {
-    return ConnectError.from(error).code;
-  }
-}
 
 let pki: ServicePki;
 let expired: IssuedCertificate;
