@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { CertgateMode } from "./echo-server.js";
 import type { WireProtocol } from "./load-generator.js";
 import { measureRun, type RunSpec } from "./load-run.js";
-import { frameLabel, isCertgateSource, summarizeProfile, type CpuProfile } from "./profile.js";
+import { isCertgateSource, summarizeProfile, type CpuProfile } from "./profile.js";
 import type { BenchOptions, SectionResult } from "./section.js";
 import { fixed, table } from "./stats.js";
 

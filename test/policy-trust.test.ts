@@ -12,7 +12,7 @@ import { createCrlFileSet, createCrlSet } from "../src/policy/crl-set.js";
 import { createRevocationChecker, type RevocationCheckerOptions } from "../src/policy/revocation.js";
 import { createChangeNotifier, type StoredCertificate } from "../src/store.js";
 import { waitFor } from "./harness.js";
-import { createCrl, createPolicyPki, issue, serialOf, type CrlOptions, type PolicyPki } from "./policy-pki.js";
+import { createCrl, createPolicyPki, issue, serialOf, type PolicyPki } from "./policy-pki.js";
 
 let pki: PolicyPki;
 let c: Record<"root" | "int1" | "int2" | "leaf1" | "leaf2" | "leaf3" | "otherRoot" | "stranger", Certificate>;

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ServerHttp2Session } from "node:http2";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
