@@ -22,8 +22,6 @@ export interface ThumbprintIndex<T extends IndexedCertificate> {
   set(entry: T): void;
   /** Removes the entry stored under `id`; tells whether there was one. */
   delete(id: string): boolean;
-  /** The entry that holds a certificate with either thumbprint, SHA-256 first. */
-  find(certificate: { readonly sha1: string; readonly sha256: string }): T | undefined;
   /** The entry with this thumbprint (40 or 64 upper-case hex digits). */
   findByThumbprint(thumbprint: string): T | undefined;
   /** Every entry, in insertion order. */
@@ -87,9 +85,6 @@ export function createThumbprintIndex<T extends IndexedCertificate>(): Thumbprin
       link(bySha256, entry.sha256, entry.id);
     },
     delete: remove,
-    find(certificate) {
-      return first(bySha256, certificate.sha256) ?? first(bySha1, certificate.sha1);
-    },
     findByThumbprint(thumbprint) {
       return first(thumbprint.length === 40 ? bySha1 : bySha256, thumbprint);
     },
