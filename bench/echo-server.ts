@@ -5,7 +5,6 @@ import * as http2 from "node:http2";
 import { readFileSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
 import type { AddressInfo } from "node:net";
-import { performance } from "node:perf_hooks";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
@@ -16,6 +15,7 @@ import { createClientCertInterceptor } from "../src/interceptors/client-cert-int
 import { peerCertificateContextValues } from "../src/peer.js";
 import { createThumbprintStore } from "../src/stores/thumbprint-store.js";
 import { childConfig, serveParent } from "./ipc.js";
+import { createWindowMeter, type ServerWindow } from "./server-window.js";
 
 /**
  * CertgateMode says how certgate guards the echo server: not at all (the
@@ -42,27 +42,7 @@ export interface EchoServerConfig {
   profilePath?: string;
 }
 
-/**
- * ServerWindow is what the server measured between `mark` and `report`.
- */
-export interface ServerWindow {
-  /** Requests that reached the Node request handler. */
-  readonly requests: number;
-  /** Calls that reached the Echo implementation (admitted). */
-  readonly admitted: number;
-  /** CPU time of the whole process (user + system), µs. */
-  readonly cpuUs: number;
-  /** The user-mode part of `cpuUs`, µs. */
-  readonly userUs: number;
-  /** The kernel-mode part of `cpuUs`, µs (syscalls: sockets, TLS records). */
-  readonly systemUs: number;
-  /** Wall time of the window, µs. */
-  readonly wallUs: number;
-  /** Event loop utilization over the window, 0..1. */
-  readonly elu: number;
-  /** TLS connections opened during the window. */
-  readonly connections: number;
-}
+export type { ServerWindow } from "./server-window.js";
 
 const config = childConfig<EchoServerConfig>();
 let requests = 0;
@@ -120,7 +100,7 @@ function post(method: string, params?: object): Promise<unknown> {
   });
 }
 
-let start = { cpu: process.cpuUsage(), wall: performance.now(), elu: performance.eventLoopUtilization(), requests, admitted, connections };
+const meter = createWindowMeter(() => ({ requests, admitted, connections }));
 
 serveParent({
   listen: () =>
@@ -134,21 +114,11 @@ serveParent({
       await post("Profiler.setSamplingInterval", { interval: 250 });
       await post("Profiler.start");
     }
-    start = { cpu: process.cpuUsage(), wall: performance.now(), elu: performance.eventLoopUtilization(), requests, admitted, connections };
+    meter.mark();
     return null;
   },
   report: async (): Promise<ServerWindow> => {
-    const cpu = process.cpuUsage(start.cpu);
-    const window: ServerWindow = {
-      requests: requests - start.requests,
-      admitted: admitted - start.admitted,
-      cpuUs: cpu.user + cpu.system,
-      userUs: cpu.user,
-      systemUs: cpu.system,
-      wallUs: (performance.now() - start.wall) * 1000,
-      elu: performance.eventLoopUtilization(start.elu).utilization,
-      connections: connections - start.connections,
-    };
+    const window = meter.report();
     if (profiler !== undefined && config.profilePath !== undefined) {
       const { profile } = (await post("Profiler.stop")) as { profile: unknown };
       writeFileSync(config.profilePath, JSON.stringify(profile));

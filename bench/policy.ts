@@ -14,7 +14,6 @@ import { writeFile } from "node:fs/promises";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -24,7 +23,7 @@ import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
 import { createClientCertGate, createThumbprintStore, peerCertificateContextValues, type PeerCertificate } from "../src/index.js";
 import type { CertificateIdentity } from "../src/policy/identity-match.js";
 import { createCrl } from "../test/policy-pki.js";
-import type { ServerWindow } from "./echo-server.js";
+import { createWindowMeter, type ServerWindow } from "./server-window.js";
 import { childConfig, serveParent, startChild, tasksetWorks, type ChildHandle } from "./ipc.js";
 import type { LoadConfig, LoadWindow, WireProtocol } from "./load-generator.js";
 import { echoPath, requestBody, summarize, type RunMeasurement, type RunSpec } from "./load-run.js";
@@ -84,27 +83,14 @@ function serve(config: PolicyServerConfig): void {
   );
   server.on("secureConnection", () => connections++);
   server.on("sessionError", () => undefined);
-  const snapshot = () => ({ cpu: process.cpuUsage(), wall: performance.now(), elu: performance.eventLoopUtilization(), requests, admitted, connections });
-  let start = snapshot();
+  const meter = createWindowMeter(() => ({ requests, admitted, connections }));
   serveParent({
     listen: () => new Promise<number>((resolve) => server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port))),
     mark: () => {
-      start = snapshot();
+      meter.mark();
       return null;
     },
-    report: (): ServerWindow => {
-      const cpu = process.cpuUsage(start.cpu);
-      return {
-        requests: requests - start.requests,
-        admitted: admitted - start.admitted,
-        cpuUs: cpu.user + cpu.system,
-        userUs: cpu.user,
-        systemUs: cpu.system,
-        wallUs: (performance.now() - start.wall) * 1000,
-        elu: performance.eventLoopUtilization(start.elu).utilization,
-        connections: connections - start.connections,
-      };
-    },
+    report: (): ServerWindow => meter.report(),
   });
 }
 
