@@ -1,0 +1,383 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Pool } from "pg";
+import type { Certificate } from "../../certificate.js";
+import {
+  createChangeNotifier,
+  isValidCertificateId,
+  type LoggedChange,
+  type ReplicaState,
+  type SharedChangeLog,
+  type StoreChange,
+  type StoreVerdict,
+  type StoredCertificate,
+  type WritableCertificateStore,
+} from "../../store.js";
+import { checkUpload, storedCertificate } from "../directory/store-io.js";
+import { createChangeListener, type ChangeListener } from "./change-listener.js";
+import { isConnectionError, storeError } from "./errors.js";
+import { loadPg } from "./load-pg.js";
+import { deleteCertificate, insertCertificate, loadSnapshot, pruneChanges, readChanges, type Tables } from "./queries.js";
+import { createReplicaSync, type ReplicaSync } from "./replica-sync.js";
+import { migrate } from "./schema.js";
+
+/**
+ * PostgresStoreOptions configures `createPostgresStore`. Give `pool` or
+ * `connectionString`.
+ */
+export interface PostgresStoreOptions {
+  /**
+   * A `pg.Pool` to use; the store takes one of its connections for LISTEN
+   * and never ends the pool. By default, a pool of 10 connections made from
+   * `connectionString` and ended by `close()`.
+   */
+  pool?: Pool;
+  /** A PostgreSQL URL, such as `postgres://certgate@db.internal/certgate`, when no `pool` is given. */
+  connectionString?: string;
+  /**
+   * The schema that holds the store's tables, created when missing. Several
+   * stores may share a database in schemas of their own. By default, `certgate`.
+   */
+  schema?: string;
+  /**
+   * How long the change log keeps a change, in milliseconds: a watch (or a
+   * replica) that resumes from an older revision gets a fresh snapshot
+   * instead of the missed changes. By default, 7 days.
+   */
+  changeRetentionMs?: number;
+  /**
+   * How often the change log is read even without a notification, in
+   * milliseconds: the longest a change can be late when a notification was
+   * lost. By default, 1000.
+   */
+  catchUpIntervalMs?: number;
+  /**
+   * How long, after the database became unreachable, lookups, reads and
+   * watches keep serving the last copy, in milliseconds (like the remote
+   * store's `maxStaleMs`). Writes are refused at once. By default, 0: every
+   * lookup fails closed as soon as the database cannot be reached.
+   */
+  maxStaleMs?: number;
+  /** The first delay before the listening connection is opened again, in ms; it doubles on each failure. By default, 100. */
+  reconnectDelayMs?: number;
+  /** The longest such delay, in milliseconds. By default, 5000. */
+  maxReconnectDelayMs?: number;
+  /** The current time, for create times and the stale window. By default, `Date.now`. */
+  clock?: () => number | Date;
+  /** Called when the store loses or regains the database, for logs. Errors it throws are ignored. By default, nothing is called. */
+  onStateChange?: (state: ReplicaState, error: unknown) => void;
+}
+
+/**
+ * PostgresStore is a `WritableCertificateStore` on PostgreSQL.
+ */
+export interface PostgresStore extends WritableCertificateStore {
+  readonly sharedLog: SharedChangeLog;
+  /** How this process stands with the database. */
+  readonly state: ReplicaState;
+  /** How many certificates the copy holds, and at which revision of the database. */
+  stats(): { certificates: number; revision: number };
+}
+
+const schemaName = /^[a-z_][a-z0-9_]{0,47}$/;
+
+/**
+ * createPostgresStore opens (and creates or migrates) a certificate store in
+ * a PostgreSQL database, to be shared by any number of `certgate serve`
+ * replicas and API servers. It resolves once the store is loaded, and
+ * rejects naming the problem when the database cannot be reached or its
+ * schema is newer than this certgate.
+ *
+ * Each process keeps a copy of the store in memory (about 1.5 KB per
+ * certificate), so lookups never wait on the database; the copy follows the
+ * database's change log through LISTEN/NOTIFY and a periodic read. Writes
+ * are transactions that the database orders: every change gets the next
+ * revision of one sequence, the same in every process, and is in this
+ * process's copy before the write resolves. See docs/store-service.md for
+ * the schema, retention and backups.
+ *
+ * `pg` is loaded only when this is called.
+ *
+ * @example
+ * const store = await createPostgresStore({ connectionString: process.env.CERTGATE_DATABASE_URL });
+ * createClientCertInterceptor({ store });
+ */
+export async function createPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
+  if (options === undefined || (options.pool === undefined) === (options.connectionString === undefined)) {
+    throw new TypeError("certgate: createPostgresStore() needs exactly one of options.pool and options.connectionString");
+  }
+  const schema = options.schema ?? "certgate";
+  if (typeof schema !== "string" || !schemaName.test(schema)) {
+    throw new TypeError(`certgate: createPostgresStore() options.schema must be a lower-case SQL name of at most 48 characters, got ${JSON.stringify(schema)}`);
+  }
+  const retentionMs = duration("changeRetentionMs", options.changeRetentionMs, 7 * 24 * 3600 * 1000, 1000);
+  const catchUpIntervalMs = duration("catchUpIntervalMs", options.catchUpIntervalMs, 1000, 10);
+  const maxStaleMs = duration("maxStaleMs", options.maxStaleMs, 0, 0);
+  const reconnectDelayMs = duration("reconnectDelayMs", options.reconnectDelayMs, 100, 1);
+  const maxReconnectDelayMs = duration("maxReconnectDelayMs", options.maxReconnectDelayMs, 5000, reconnectDelayMs);
+  const clock = options.clock;
+  const now = clock === undefined ? Date.now : () => +clock();
+
+  const pg = await loadPg();
+  const ownPool = options.pool === undefined;
+  const pool: Pool =
+    options.pool ??
+    new pg.Pool({ connectionString: options.connectionString, max: 10, connectionTimeoutMillis: 5000, application_name: "certgate" });
+  // An idle connection that the server ends emits `error` on the pool; without
+  // a listener that would end the process.
+  const ignoreIdleError = () => undefined;
+  pool.on("error", ignoreIdleError);
+  const quoted = pg.escapeIdentifier(schema);
+  const tables: Tables = { schema, quoted, channel: `${schema}_changes` };
+
+  const notifier = createChangeNotifier();
+  const changeListeners = new Set<(changes: readonly StoreChange[], revision: number) => void>();
+  const loggedListeners = new Set<(change: LoggedChange) => void>();
+  const stateListeners = new Set<(state: ReplicaState) => void>();
+  let closed = false;
+
+  let sync: ReplicaSync;
+  try {
+    const client = await pool.connect();
+    try {
+      await migrate(client, schema, quoted);
+    } finally {
+      client.release();
+    }
+    const snapshot = await loadSnapshot(pool, tables);
+    sync = createReplicaSync({
+      pool,
+      tables,
+      snapshot,
+      maxStaleMs,
+      catchUpIntervalMs,
+      now,
+      onApplied: announce,
+      onState(state, error) {
+        // Connections re-check: verdicts given before are no longer right.
+        notifier.changed();
+        for (const listener of [...stateListeners]) {
+          try {
+            listener(state);
+          } catch {
+            // A faulty listener must not stop the others.
+          }
+        }
+        try {
+          options.onStateChange?.(state, error);
+        } catch {
+          // A failing hook must not change what the store does.
+        }
+      },
+    });
+  } catch (error) {
+    pool.off("error", ignoreIdleError);
+    if (ownPool) await pool.end().catch(() => undefined);
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`certgate: cannot open the PostgreSQL store (schema ${schema}): ${reason}`, { cause: error });
+  }
+
+  function announce(logged: LoggedChange, changes: readonly StoreChange[]): void {
+    for (const listener of [...loggedListeners]) call(listener, logged);
+    if (changes.length === 0) return;
+    notifier.changed();
+    for (const listener of [...changeListeners]) {
+      try {
+        listener(changes, notifier.revision);
+      } catch {
+        // A faulty listener must not keep the others from the change.
+      }
+    }
+  }
+
+  const listener: ChangeListener = createChangeListener({
+    pool,
+    quotedChannel: pg.escapeIdentifier(tables.channel),
+    onNotify: (revision) => sync.notified(revision),
+    onListening: () => void sync.catchUp(),
+    reconnectDelayMs,
+    maxReconnectDelayMs,
+  });
+
+  let pruning: Promise<unknown> = Promise.resolve();
+  const pruneTimer = setInterval(
+    () => {
+      pruning = pruneChanges(pool, tables, retentionMs).catch(() => undefined);
+    },
+    Math.min(retentionMs, 60_000),
+  );
+  pruneTimer.unref();
+
+  function assertOpen(): void {
+    if (closed) throw new ConnectError("certificate store is closed", Code.Unavailable);
+  }
+
+  function assertId(id: string): void {
+    if (typeof id !== "string" || !isValidCertificateId(id)) {
+      throw new ConnectError(`invalid certificate id ${JSON.stringify(String(id)).slice(0, 140)}`, Code.InvalidArgument);
+    }
+  }
+
+  // Reads serve the copy while it may be served (see `maxStaleMs`).
+  function assertReadable(): void {
+    assertOpen();
+    if (sync.state === "unavailable") {
+      throw new ConnectError("certificate store unavailable: the database is unreachable", Code.Unavailable);
+    }
+  }
+
+  // Writes need the database now: try to reach it once more before refusing.
+  async function assertWritable(): Promise<void> {
+    assertOpen();
+    if (sync.state !== "connected") await sync.catchUp();
+    if (sync.state !== "connected") {
+      throw new ConnectError("certificate store unavailable: the database is unreachable", Code.Unavailable);
+    }
+  }
+
+  async function afterWrite(revision: number): Promise<void> {
+    // Read our own write back, so that the next lookup here sees it.
+    while (sync.head < revision && sync.state === "connected" && !closed) await sync.catchUp();
+  }
+
+  const sharedLog: SharedChangeLog = {
+    get epoch() {
+      return sync.epoch;
+    },
+    get head() {
+      return sync.head;
+    },
+    get state() {
+      return closed ? "unavailable" : sync.state;
+    },
+    onLogged(listener) {
+      loggedListeners.add(listener);
+      return () => loggedListeners.delete(listener);
+    },
+    onState(listener) {
+      stateListeners.add(listener);
+      return () => stateListeners.delete(listener);
+    },
+    async changesSince(revision, until, limit) {
+      if (revision >= until) return [];
+      const read = await readChanges(pool, tables, revision, limit + 1, until);
+      if (revision < read.prunedThrough || read.changes.length > limit) return undefined;
+      return read.changes;
+    },
+  };
+
+  return {
+    get revision() {
+      return notifier.revision;
+    },
+    get state() {
+      return closed ? "unavailable" : sync.state;
+    },
+    sharedLog,
+    stats: () => ({ certificates: sync.copy.size, revision: sync.head }),
+    lookup(certificate: Certificate): Promise<StoreVerdict> {
+      if (closed) return Promise.resolve({ kind: "error", error: new Error("certificate store is closed") });
+      const state = sync.state;
+      if (state === "unavailable") {
+        return Promise.resolve({ kind: "error", error: new Error("the certificate database is unreachable") });
+      }
+      const end = state === "stale" ? { expiresAt: sync.lostAt + maxStaleMs } : {};
+      // By SHA-256 alone, as the other stores: a SHA-1-only match is a collision.
+      const entry = sync.copy.findBySha256(certificate.sha256);
+      if (entry === undefined) return Promise.resolve({ kind: "refused", reason: "not_allowed", ...end });
+      return Promise.resolve({ kind: "admitted", entry: { id: entry.id, thumbprint: entry.sha256, labels: entry.labels }, ...end });
+    },
+    onChange: notifier.onChange,
+    onChanges(listener) {
+      changeListeners.add(listener);
+      return () => {
+        changeListeners.delete(listener);
+      };
+    },
+    async put(id, der, putOptions) {
+      assertOpen();
+      assertId(id);
+      const labels = putOptions?.labels ?? {};
+      const certificate = checkDer(der, labels);
+      await assertWritable();
+      const stored = storedCertificate(id, certificate, labels, new Date(Math.floor(now())));
+      let result: number | "exists";
+      try {
+        result = await insertCertificate(pool, tables, stored);
+      } catch (error) {
+        if (isConnectionError(error)) void sync.catchUp();
+        throw storeError("store the certificate", error);
+      }
+      if (result === "exists") throw new ConnectError(`certificate ${JSON.stringify(id)} already exists`, Code.AlreadyExists);
+      await afterWrite(result);
+      return sync.copy.get(id) ?? stored;
+    },
+    async delete(id) {
+      assertOpen();
+      assertId(id);
+      await assertWritable();
+      let result: number | "missing";
+      try {
+        result = await deleteCertificate(pool, tables, id);
+      } catch (error) {
+        if (isConnectionError(error)) void sync.catchUp();
+        throw storeError("delete the certificate", error);
+      }
+      if (result === "missing") throw new ConnectError(`certificate ${JSON.stringify(id)} not found`, Code.NotFound);
+      await afterWrite(result);
+    },
+    async get(id): Promise<StoredCertificate | undefined> {
+      assertReadable();
+      return sync.copy.get(id);
+    },
+    async list({ after, limit }) {
+      assertReadable();
+      if (!Number.isInteger(limit) || limit < 1) throw new ConnectError("limit must be a positive integer", Code.InvalidArgument);
+      return sync.copy.list(after, limit);
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(pruneTimer);
+      listener.close();
+      await sync.close();
+      await pruning;
+      notifier.changed();
+      notifier.clear();
+      changeListeners.clear();
+      loggedListeners.clear();
+      stateListeners.clear();
+      pool.off("error", ignoreIdleError);
+      if (ownPool) await pool.end().catch(() => undefined);
+    },
+  };
+}
+
+// Exactly one DER certificate, checked by the folder store's validators (a
+// private key, a bundle, junk and bad labels are refused there); PEM is
+// refused like the memory store does, since the service always gives DER.
+function checkDer(der: Uint8Array, labels: unknown): Uint8Array {
+  if (!(der instanceof Uint8Array) || der[0] !== 0x30) {
+    throw new ConnectError("certificate could not be parsed: expected DER", Code.InvalidArgument);
+  }
+  const certificate = checkUpload(der, labels);
+  if (certificate.length !== der.length) {
+    throw new ConnectError("certificate could not be parsed: trailing bytes", Code.InvalidArgument);
+  }
+  return certificate;
+}
+
+function call<T>(listener: (value: T) => void, value: T): void {
+  try {
+    listener(value);
+  } catch {
+    // A faulty listener must not stop the others.
+  }
+}
+
+function duration(name: string, value: number | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < min || value > 2 ** 31 - 1) {
+    throw new TypeError(`certgate: createPostgresStore() options.${name} must be an integer from ${min} to 2147483647 ms, got ${String(value)}`);
+  }
+  return value;
+}
