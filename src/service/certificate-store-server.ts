@@ -13,6 +13,8 @@ import {
   type CertificateStoreServiceOptions,
 } from "./certificate-store-service.js";
 import { createHealthService, type HealthServiceHandler } from "./health.js";
+import { CertificateStoreService } from "../gen/certgate/v1/certificate_store_pb.js";
+import type { ReplicaState } from "../store.js";
 
 /**
  * CertificateStoreServerOptions configures `createCertificateStoreServer`:
@@ -100,6 +102,14 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
   };
   const service = createCertificateStoreService({ ...options, access });
   const health = options.health === false ? undefined : createHealthService();
+  // A replica of a shared store serves only while it reaches the store.
+  const reportState = (state: ReplicaState) => {
+    const status = state === "connected" ? "SERVING" : "NOT_SERVING";
+    health?.setStatus("", status);
+    health?.setStatus(CertificateStoreService.typeName, status);
+  };
+  const offState = options.store.sharedLog?.onState(reportState);
+  if (options.store.sharedLog !== undefined) reportState(options.store.sharedLog.state);
   const shutdown = new AbortController();
   // Connect links every running call's signal to this one: many concurrent
   // calls are normal here, not a listener leak.
@@ -156,6 +166,7 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
     },
     close() {
       closing ??= (async () => {
+        offState?.();
         health?.close();
         await service.close();
         shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));

@@ -16,6 +16,7 @@ import { certificateMessage } from "./convert.js";
 import { decodePageToken, encodePageToken, isValidEntryId } from "./page-token.js";
 import { createStoredThumbprints } from "./stored-thumbprints.js";
 import { checkLabels, defaultMaxUploadBytes, parseUpload, privateKeyError, uploadError } from "./upload.js";
+import { createSharedJournal } from "./shared-journal.js";
 import { createWatchJournal } from "./watch-journal.js";
 import { watchStream } from "./watch-stream.js";
 
@@ -117,10 +118,12 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
     { ...options.access, clock: options.access.clock ?? options.clock },
     (method) => mutating.has(method),
   );
-  const journal = createWatchJournal({
-    store,
-    maxChanges: positiveInteger("watchJournalSize", options.watchJournalSize, 4096),
-  });
+  const journalSize = positiveInteger("watchJournalSize", options.watchJournalSize, 4096);
+  // A store shared by several replicas numbers its own revisions, the same
+  // on every replica, so that a watch resumes on any of them.
+  const sharedLog = store.sharedLog;
+  const journal =
+    sharedLog === undefined ? createWatchJournal({ store, maxChanges: journalSize }) : createSharedJournal(sharedLog, journalSize);
   const thumbprints = createStoredThumbprints(store, journal);
   const watches = new Set<AbortController>();
   // Room for the id, labels and the base64 of the JSON encoding, so that a
@@ -244,14 +247,31 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
           const end = () => watch.abort();
           ctx.signal.addEventListener("abort", end);
           watches.add(watch);
+          // A replica cut off from its shared store ends its watches, so
+          // that mirrors move to another replica instead of trusting this
+          // one's heartbeats.
+          let cutOff = sharedLog?.state === "unavailable";
+          const offState = sharedLog?.onState((state) => {
+            if (state === "unavailable") {
+              cutOff = true;
+              watch.abort();
+            }
+          });
           try {
-            for await (const event of watchStream(req, watch.signal, { store, journal, partSize, heartbeatIntervalMs })) {
-              // A watch outlives the gate's decision: a reader removed from
-              // the list, or whose certificate expired, hears no more.
-              await gate.recheck(ctx);
-              yield event;
+            if (!cutOff) {
+              for await (const event of watchStream(req, watch.signal, { store, journal, partSize, heartbeatIntervalMs })) {
+                // A watch outlives the gate's decision: a reader removed from
+                // the list, or whose certificate expired, hears no more.
+                await gate.recheck(ctx);
+                if (cutOff || sharedLog?.state === "unavailable") break;
+                yield event;
+              }
+            }
+            if (cutOff || sharedLog?.state === "unavailable") {
+              throw new ConnectError("certificate store unavailable: the database is unreachable", Code.Unavailable);
             }
           } finally {
+            offState?.();
             ctx.signal.removeEventListener("abort", end);
             watches.delete(watch);
           }

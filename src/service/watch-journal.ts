@@ -39,6 +39,13 @@ export interface WatchJournal {
    */
   since(revision: number): readonly JournalEntry[] | undefined;
   /**
+   * For a watcher that resumes from `revision`: the entries after it through
+   * `through`, read from wherever they are kept (a shared store's change
+   * log); undefined when they are gone. By default (a journal of this
+   * process alone), `since` answers.
+   */
+  resume?(revision: number): Promise<{ entries: readonly JournalEntry[]; through: number } | undefined>;
+  /**
    * Resolves with `changed` once `head` passes `revision`, `timeout` after
    * `timeoutMs`, or `aborted` when the signal aborts.
    */

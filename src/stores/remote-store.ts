@@ -1,6 +1,7 @@
 import type { Transport } from "@connectrpc/connect";
 import type { CertificateStore } from "../store.js";
 import { createLookupStore } from "./remote/lookup.js";
+import { transportsOf } from "./remote/options.js";
 import { createMirrorStore } from "./remote/mirror.js";
 
 /**
@@ -18,9 +19,18 @@ export interface RemoteStoreOptions {
    * The Connect transport to the certificate store service, with the TLS
    * client certificate (reader or admin) and CA of your choosing, such as
    * `createGrpcTransport({ baseUrl, nodeOptions: { cert, key, ca } })`.
-   * Required.
+   * Give exactly one of `transport` and `transports`.
    */
-  transport: Transport;
+  transport?: Transport;
+  /**
+   * Transports to several replicas of the certificate store service on one
+   * shared store (`certgate serve --database`), in order of preference. The
+   * store follows one; when it loses it, it moves to the next at once and
+   * resumes from its last revision (the replicas share revisions), so no
+   * snapshot is needed and no change is missed. Lookup mode asks the next
+   * one when a call fails. Give exactly one of `transport` and `transports`.
+   */
+  transports?: readonly Transport[];
   /** How to learn what the service admits. By default, `"mirror"`. */
   mode?: RemoteStoreMode;
   /**
@@ -82,6 +92,8 @@ export type RemoteStoreEvent =
       readonly epoch: string;
       /** How many certificates the copy holds. */
       readonly size: number;
+      /** Which of `transports` (0 with `transport`) it is following. */
+      readonly transportIndex: number;
     }
   | {
       readonly kind: "disconnected";
@@ -89,6 +101,8 @@ export type RemoteStoreEvent =
       readonly error: unknown;
       /** When the next attempt starts, in milliseconds. */
       readonly retryInMs: number;
+      /** Which of `transports` (0 with `transport`) was lost. */
+      readonly transportIndex: number;
     };
 
 /**
@@ -143,9 +157,7 @@ export interface RemoteStore extends CertificateStore {
  * createClientCertInterceptor({ store });
  */
 export function createRemoteStore(options: RemoteStoreOptions): RemoteStore {
-  if (options === undefined || options.transport === undefined || typeof options.transport.unary !== "function") {
-    throw new TypeError("createRemoteStore(): options.transport is required (a Connect transport to the certificate store service)");
-  }
+  transportsOf(options);
   const mode = options.mode ?? "mirror";
   switch (mode) {
     case "mirror":

@@ -3,7 +3,7 @@ import type { Certificate } from "../../certificate.js";
 import { CertificateStoreService } from "../../gen/certgate/v1/certificate_store_pb.js";
 import { createChangeNotifier, type StoreVerdict } from "../../store.js";
 import type { RemoteStore, RemoteStoreOptions } from "../remote-store.js";
-import { clockOf, nonNegative, timerDuration } from "./options.js";
+import { clockOf, nonNegative, timerDuration, transportsOf } from "./options.js";
 
 type Answer = Exclude<StoreVerdict, { kind: "error" }> & { readonly expiresAt: number };
 
@@ -13,7 +13,9 @@ type Answer = Exclude<StoreVerdict, { kind: "error" }> & { readonly expiresAt: n
  * per certificate.
  */
 export function createLookupStore(options: RemoteStoreOptions): RemoteStore {
-  const client = createClient(CertificateStoreService, options.transport);
+  const clients = transportsOf(options).map((transport) => createClient(CertificateStoreService, transport));
+  // The replica that answered last is asked first.
+  let preferred = 0;
   const maxStaleMs = nonNegative("maxStaleMs", options.maxStaleMs, 0);
   const cacheTtlMs = nonNegative("cacheTtlMs", options.cacheTtlMs, 10_000);
   const negativeCacheTtlMs = nonNegative("negativeCacheTtlMs", options.negativeCacheTtlMs, 2_000);
@@ -39,13 +41,30 @@ export function createLookupStore(options: RemoteStoreOptions): RemoteStore {
     }
   }
 
+  // Asks each replica in turn, from the preferred one, until one answers.
+  async function verifyOnAny(certificate: Certificate) {
+    let failure: unknown;
+    for (let i = 0; i < clients.length; i++) {
+      const at = (preferred + i) % clients.length;
+      try {
+        const response = await clients[at]!.verifyCertificate(
+          { subject: { case: "certificate", value: certificate.der } },
+          { timeoutMs: requestTimeoutMs, signal: closing.signal },
+        );
+        preferred = at;
+        return response;
+      } catch (error) {
+        failure = error;
+        if (closing.signal.aborted) break;
+      }
+    }
+    throw failure;
+  }
+
   async function ask(certificate: Certificate): Promise<StoreVerdict> {
     const key = certificate.sha256;
     try {
-      const response = await client.verifyCertificate(
-        { subject: { case: "certificate", value: certificate.der } },
-        { timeoutMs: requestTimeoutMs, signal: closing.signal },
-      );
+      const response = await verifyOnAny(certificate);
       const t = now();
       const answer: Answer = response.admitted
         ? {
