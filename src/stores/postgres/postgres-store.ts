@@ -71,6 +71,12 @@ export interface PostgresStoreOptions {
  * PostgresStore is a `WritableCertificateStore` on PostgreSQL.
  */
 export interface PostgresStore extends WritableCertificateStore {
+  /**
+   * Stores one certificate, like every writable store; `createTime` keeps
+   * the create time of a certificate copied from another store
+   * (`certgate migrate`). By default, now.
+   */
+  put(id: string, der: Uint8Array, options?: { labels?: Readonly<Record<string, string>>; createTime?: Date }): Promise<StoredCertificate>;
   readonly sharedLog: SharedChangeLog;
   /** How this process stands with the database. */
   readonly state: ReplicaState;
@@ -170,8 +176,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       },
     });
   } catch (error) {
-    pool.off("error", ignoreIdleError);
     if (ownPool) await pool.end().catch(() => undefined);
+    else pool.off("error", ignoreIdleError);
     const reason = error instanceof Error ? error.message : String(error);
     throw new Error(`certgate: cannot open the PostgreSQL store (schema ${schema}): ${reason}`, { cause: error });
   }
@@ -299,7 +305,13 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       const labels = putOptions?.labels ?? {};
       const certificate = checkDer(der, labels);
       await assertWritable();
-      const stored = storedCertificate(id, certificate, labels, new Date(Math.floor(now())));
+      const createTime = putOptions?.createTime;
+      const stored = storedCertificate(
+        id,
+        certificate,
+        labels,
+        createTime instanceof Date && !Number.isNaN(+createTime) ? createTime : new Date(Math.floor(now())),
+      );
       let result: number | "exists";
       try {
         result = await insertCertificate(pool, tables, stored);
@@ -346,8 +358,10 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       changeListeners.clear();
       loggedListeners.clear();
       stateListeners.clear();
-      pool.off("error", ignoreIdleError);
+      // A pool of ours keeps its listener: connections still closing may
+      // report errors after `end()` resolves.
       if (ownPool) await pool.end().catch(() => undefined);
+      else pool.off("error", ignoreIdleError);
     },
   };
 }
