@@ -1,7 +1,6 @@
 import { resolve } from "node:path";
-import type { StoredCertificate } from "../store.js";
 import { createDirectoryStore, type DirectoryStoreProblem } from "../stores/directory-store.js";
-import type { PostgresStore } from "../stores/postgres/postgres-store.js";
+import type { PostgresStore, PutManyEntry } from "../stores/postgres/postgres-store.js";
 import { CliError, defineCommand, errorMessage, expectPositionals, ExitCode, json, usageError } from "./common.js";
 import { checkDatabaseUrl, openDatabaseStore, redactUrl } from "./serve-database.js";
 
@@ -29,7 +28,7 @@ Example:
   certgate migrate --from-dir /var/lib/certgate --database postgres://certgate@db/certgate
 `;
 
-const concurrency = 8;
+const batchSize = 500;
 
 /**
  * migrateCommand is `certgate migrate`: a folder store into PostgreSQL.
@@ -73,36 +72,28 @@ export const migrateCommand = defineCommand(
     try {
       database = await openDatabaseStore("--database", url, log);
       const target = database;
-      const entries: StoredCertificate[] = [];
       for (let after: string | undefined; ; ) {
-        const page = await folder.list({ after, limit: 1000 });
-        entries.push(...page);
-        if (page.length < 1000) break;
-        after = page[page.length - 1]!.id;
-      }
-      let next = 0;
-      const worker = async () => {
-        while (next < entries.length) {
-          const entry = entries[next++]!;
+        const page = await folder.list({ after, limit: batchSize });
+        const batch: PutManyEntry[] = [];
+        for (const entry of page) {
           if (entry.id.includes("#")) {
             refused.push({ id: entry.id, reason: "a member of a bundle file: upload it under an id of its own" });
             continue;
           }
           const existing = await target.get(entry.id);
-          if (existing !== undefined) {
-            if (existing.sha256 === entry.sha256) skipped.push(entry.id);
-            else refused.push({ id: entry.id, reason: "the id is taken in the database by another certificate" });
-            continue;
-          }
-          try {
-            await target.put(entry.id, entry.der, { labels: entry.labels, createTime: entry.createTime });
-            copied.push(entry.id);
-          } catch (error) {
-            refused.push({ id: entry.id, reason: errorMessage(error) });
-          }
+          if (existing === undefined) batch.push({ id: entry.id, der: entry.der, labels: entry.labels, createTime: entry.createTime });
+          else if (existing.sha256 === entry.sha256) skipped.push(entry.id);
+          else refused.push({ id: entry.id, reason: "the id is taken in the database by another certificate" });
         }
-      };
-      await Promise.all(Array.from({ length: concurrency }, worker));
+        // One transaction per batch: a thousand certificates take a few
+        // commits, not a thousand.
+        const result = await target.putMany(batch);
+        copied.push(...result.stored);
+        refused.push(...result.refused);
+        for (const id of result.taken) refused.push({ id, reason: "the id was taken in the database meanwhile" });
+        if (page.length < batchSize) break;
+        after = page[page.length - 1]!.id;
+      }
     } finally {
       await folder.close();
       await database?.close();

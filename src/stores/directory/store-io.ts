@@ -53,7 +53,9 @@ export function checkUpload(input: Uint8Array, labels: unknown): Uint8Array {
   if (decoded.ders.length !== 1) {
     throw new ConnectError(`expected exactly one certificate, got ${decoded.ders.length}`, Code.InvalidArgument);
   }
-  const der = decoded.ders[0]!.slice();
+  // A copy: the decoder's DER may be a view of a buffer that the next read
+  // reuses (Buffer's slice() is a view too).
+  const der = Uint8Array.prototype.slice.call(decoded.ders[0]!);
   try {
     new X509Certificate(der);
   } catch (error) {
@@ -94,7 +96,7 @@ export function readStored(directory: string, fileId: string, name: string, maxF
   if (decoded.kind !== "certificates") return undefined;
   const meta = readMetadata(read.bytes);
   const createTime = meta.createTime ?? new Date(read.signature.mtimeMs);
-  return decoded.ders.map((der, m) => storedCertificate(m === 0 ? fileId : `${fileId}#${m + 1}`, der.slice(), meta.labels, createTime));
+  return decoded.ders.map((der, m) => storedCertificate(m === 0 ? fileId : `${fileId}#${m + 1}`, Uint8Array.prototype.slice.call(der), meta.labels, createTime));
 }
 
 /**

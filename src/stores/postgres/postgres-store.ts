@@ -16,7 +16,7 @@ import { checkUpload, storedCertificate } from "../directory/store-io.js";
 import { createChangeListener, type ChangeListener } from "./change-listener.js";
 import { isConnectionError, storeError } from "./errors.js";
 import { loadPg } from "./load-pg.js";
-import { deleteCertificate, insertCertificate, loadSnapshot, pruneChanges, readChanges, type Tables } from "./queries.js";
+import { deleteCertificate, insertCertificate, insertCertificates, loadSnapshot, pruneChanges, readChanges, type Tables } from "./queries.js";
 import { createReplicaSync, type ReplicaSync } from "./replica-sync.js";
 import { migrate } from "./schema.js";
 
@@ -80,8 +80,26 @@ export interface PostgresStore extends WritableCertificateStore {
   readonly sharedLog: SharedChangeLog;
   /** How this process stands with the database. */
   readonly state: ReplicaState;
+  /**
+   * Stores many certificates in one transaction (each with a revision of its
+   * own), keeping their create times: for copying a store (`certgate
+   * migrate`). Ids already taken are left as they are and reported as
+   * `taken`; certificates that `put` would refuse are reported as `refused`.
+   */
+  putMany(entries: readonly PutManyEntry[]): Promise<{ stored: string[]; taken: string[]; refused: { id: string; reason: string }[] }>;
   /** How many certificates the copy holds, and at which revision of the database. */
   stats(): { certificates: number; revision: number };
+}
+
+/**
+ * PutManyEntry is one certificate given to `putMany`.
+ */
+export interface PutManyEntry {
+  readonly id: string;
+  readonly der: Uint8Array;
+  readonly labels?: Readonly<Record<string, string>>;
+  /** By default, now. */
+  readonly createTime?: Date;
 }
 
 const schemaName = /^[a-z_][a-z0-9_]{0,47}$/;
@@ -322,6 +340,36 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       if (result === "exists") throw new ConnectError(`certificate ${JSON.stringify(id)} already exists`, Code.AlreadyExists);
       await afterWrite(result);
       return sync.copy.get(id) ?? stored;
+    },
+    async putMany(entries) {
+      assertOpen();
+      const refused: { id: string; reason: string }[] = [];
+      const checked: StoredCertificate[] = [];
+      const seen = new Set<string>();
+      for (const entry of entries) {
+        try {
+          assertId(entry.id);
+          if (seen.has(entry.id)) throw new ConnectError(`certificate ${JSON.stringify(entry.id)} given twice`, Code.InvalidArgument);
+          seen.add(entry.id);
+          const labels = entry.labels ?? {};
+          const createTime = entry.createTime instanceof Date && !Number.isNaN(+entry.createTime) ? entry.createTime : new Date(Math.floor(now()));
+          checked.push(storedCertificate(entry.id, checkDer(entry.der, labels), labels, createTime));
+        } catch (error) {
+          refused.push({ id: String(entry.id), reason: error instanceof ConnectError ? error.rawMessage : String(error) });
+        }
+      }
+      if (checked.length === 0) return { stored: [], taken: [], refused };
+      await assertWritable();
+      let result: { ids: string[]; revision: number };
+      try {
+        result = await insertCertificates(pool, tables, checked);
+      } catch (error) {
+        if (isConnectionError(error)) void sync.catchUp();
+        throw storeError("store the certificates", error);
+      }
+      await afterWrite(result.revision);
+      const stored = new Set(result.ids);
+      return { stored: [...stored], taken: checked.filter((c) => !stored.has(c.id)).map((c) => c.id), refused };
     },
     async delete(id) {
       assertOpen();

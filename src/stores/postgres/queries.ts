@@ -150,6 +150,40 @@ export function insertCertificate(pool: Pool, t: Tables, stored: StoredCertifica
 }
 
 /**
+ * insertCertificates stores many certificates in one transaction, each with
+ * a revision of its own; ids already taken are left alone. Resolves with the
+ * ids stored and the last revision (0 when none was stored).
+ */
+export function insertCertificates(pool: Pool, t: Tables, stored: readonly StoredCertificate[]): Promise<{ ids: string[]; revision: number }> {
+  return write(pool, t, async (client) => {
+    const result = await client.query<{ id: string; revision: string }>(
+      `WITH input AS (
+         SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[])
+           WITH ORDINALITY AS u(id, der, sha1, sha256, labels, create_time, n)
+       ), ins AS (
+         INSERT INTO ${t.quoted}.certificates (id, der, sha1, sha256, labels, create_time, revision)
+         SELECT id, der, sha1, sha256, labels, create_time, nextval('${t.quoted}.revision') FROM input ORDER BY n
+         ON CONFLICT (id) DO NOTHING RETURNING revision, id
+       ), log AS (
+         INSERT INTO ${t.quoted}.changes (revision, id, kind) SELECT revision, id, 'put' FROM ins RETURNING revision, id
+       )
+       SELECT id, revision FROM log`,
+      [
+        stored.map((s) => s.id),
+        stored.map((s) => s.der),
+        stored.map((s) => s.sha1),
+        stored.map((s) => s.sha256),
+        stored.map((s) => JSON.stringify(s.labels)),
+        stored.map((s) => s.createTime),
+      ],
+    );
+    const revision = Math.max(0, ...result.rows.map((r) => Number(r.revision)));
+    if (revision > 0) await client.query("SELECT pg_notify($1, $2)", [t.channel, String(revision)]);
+    return { ids: result.rows.map((r) => r.id), revision };
+  });
+}
+
+/**
  * deleteCertificate removes one certificate and logs it; resolves with the
  * revision, or `missing` when there is none.
  */
@@ -193,7 +227,7 @@ export async function pruneChanges(pool: Pool, t: Tables, retentionMs: number): 
 
 // One write transaction under the store's write lock. Nothing of it stays
 // when any statement fails.
-async function write<T extends number | string>(pool: Pool, t: Tables, body: (client: ClientBase) => Promise<T>): Promise<T> {
+async function write<T>(pool: Pool, t: Tables, body: (client: ClientBase) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
