@@ -43,8 +43,10 @@ function echoRoutes(router: ConnectRouter): void {
   router.service(EchoService, { echo: (req) => ({ text: req.text }) });
 }
 
-// An API server guarded by `store`, on 127.0.0.1, port 0.
-async function startApiServer(pki: BenchPki, store: CertificateStore): Promise<{ url: string; port: number; close(): Promise<void> }> {
+/**
+ * startApiServer runs an Echo API server guarded by `store`, on 127.0.0.1, port 0.
+ */
+export async function startApiServer(pki: BenchPki, store: CertificateStore): Promise<{ url: string; port: number; close(): Promise<void> }> {
   const server = http2.createSecureServer(
     { cert: pki.issued.server.cert, key: pki.issued.server.key, requestCert: true, rejectUnauthorized: false },
     connectNodeAdapter({
@@ -72,7 +74,10 @@ async function startApiServer(pki: BenchPki, store: CertificateStore): Promise<{
   };
 }
 
-async function admitted(call: () => Promise<unknown>): Promise<boolean> {
+/**
+ * admitted calls and tells whether the call was admitted (false on Unauthenticated).
+ */
+export async function admitted(call: () => Promise<unknown>): Promise<boolean> {
   try {
     await call();
     return true;

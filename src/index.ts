@@ -22,6 +22,13 @@ export {
   type RemoteStoreEvent,
 } from "./stores/remote-store.js";
 export { createMemoryStore, type MemoryStoreOptions } from "./stores/memory-store.js";
+// PostgreSQL store: `pg` is imported only when createPostgresStore is called.
+export {
+  createPostgresStore,
+  type PostgresStore,
+  type PostgresStoreOptions,
+  type PutManyEntry,
+} from "./stores/postgres/postgres-store.js";
 export {
   createCertificateStoreServer,
   type CertificateStoreServer,
@@ -65,6 +72,9 @@ export {
   type WritableCertificateStore,
   type StoredCertificate,
   type StoreChange,
+  type SharedChangeLog,
+  type LoggedChange,
+  type ReplicaState,
   isValidCertificateId,
 } from "./store.js";
 export {

@@ -73,7 +73,8 @@ describe.skipIf(skip !== undefined)("createCertificateStoreServer() on createPos
       expect(del.revision).toBeGreaterThan(put.revision);
       expect(resumed.every((e) => e.storeEpoch === storeEpoch)).toBe(true);
     }
-    // Another store's epoch, or a pruned log: a snapshot.
+    // A revision this store never reached (a database restored from a backup), another store's epoch, or a pruned log: a snapshot.
+    expect((await catchUp(c, { sinceRevision: revision + 1000n, storeEpoch })).map((e) => e.event.case)).toEqual(["snapshot", "heartbeat"]);
     expect((await catchUp(c, { sinceRevision: revision, storeEpoch: "another" })).map((e) => e.event.case)).toEqual(["snapshot", "heartbeat"]);
     await db.pool.query("WITH d AS (DELETE FROM resume.changes RETURNING revision) UPDATE resume.store_info SET pruned_through = (SELECT max(revision) FROM d)");
     const d = await replica("resume");

@@ -10,6 +10,9 @@ import type { JournalEntry, WatchJournal } from "./watch-journal.js";
  * replica gets exactly the changes it missed, or a snapshot once they were
  * pruned. Revisions need not be consecutive.
  */
+// How long a resuming watcher waits for this replica to reach its revision.
+const resumeWaitMs = 2000;
+
 export function createSharedJournal(log: SharedChangeLog, maxChanges: number): WatchJournal {
   if (!Number.isInteger(maxChanges) || maxChanges < 1) {
     throw new TypeError(`journal size must be a positive integer, got ${String(maxChanges)}`);
@@ -64,6 +67,24 @@ export function createSharedJournal(log: SharedChangeLog, maxChanges: number): W
     return entries.slice(lo);
   }
 
+  function wait(revision: number, signal: AbortSignal, timeoutMs: number): Promise<"changed" | "timeout" | "aborted"> {
+    if (head > revision) return Promise.resolve("changed");
+    if (signal.aborted || closed) return Promise.resolve("aborted");
+    return new Promise((resolve) => {
+      const done = (result: "changed" | "timeout" | "aborted") => {
+        clearTimeout(timer);
+        waiters.delete(wake);
+        signal.removeEventListener("abort", abort);
+        resolve(result);
+      };
+      const wake = () => done(closed ? "aborted" : "changed");
+      const abort = () => done("aborted");
+      const timer = setTimeout(() => done("timeout"), timeoutMs);
+      waiters.add(wake);
+      signal.addEventListener("abort", abort);
+    });
+  }
+
   return {
     get epoch() {
       return log.epoch;
@@ -73,36 +94,24 @@ export function createSharedJournal(log: SharedChangeLog, maxChanges: number): W
     },
     since,
     async resume(revision) {
-      const through = head;
       if (!Number.isSafeInteger(revision) || revision < 0) return undefined;
-      if (revision >= through) {
-        // A watcher of a replica a little ahead of this one: what it has
-        // beyond `through` comes again as changes (applying them twice is
-        // harmless).
-        return { entries: [], through };
+      // A watcher coming from a replica a little ahead of this one: give
+      // this one a moment to catch up. A revision this store never reaches
+      // (a database restored from a backup) gets a snapshot.
+      const until = Date.now() + resumeWaitMs;
+      const never = new AbortController().signal;
+      while (head < revision && !closed && Date.now() < until) {
+        await wait(head, never, Math.max(1, until - Date.now()));
       }
+      if (head < revision) return undefined;
+      const through = head;
+      if (revision === through) return { entries: [], through };
       const memory = since(revision);
       if (memory !== undefined) return { entries: memory.filter((e) => e.revision <= through), through };
       const changes = await log.changesSince(revision, through, maxChanges);
       return changes === undefined ? undefined : { entries: changes.map(entryOf), through };
     },
-    wait(revision, signal, timeoutMs) {
-      if (head > revision) return Promise.resolve("changed");
-      if (signal.aborted || closed) return Promise.resolve("aborted");
-      return new Promise((resolve) => {
-        const done = (result: "changed" | "timeout" | "aborted") => {
-          clearTimeout(timer);
-          waiters.delete(wake);
-          signal.removeEventListener("abort", abort);
-          resolve(result);
-        };
-        const wake = () => done(closed ? "aborted" : "changed");
-        const abort = () => done("aborted");
-        const timer = setTimeout(() => done("timeout"), timeoutMs);
-        waiters.add(wake);
-        signal.addEventListener("abort", abort);
-      });
-    },
+    wait,
     onEntry(listener) {
       listeners.add(listener);
       return () => {
