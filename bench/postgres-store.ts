@@ -97,7 +97,7 @@ export async function run(options: PostgresBenchOptions = {}): Promise<SectionRe
     const b = await replica("certgate");
 
     // 1. Uploads per second through replica A, one and eight clients.
-    const perClient = quick ? 100 : 500;
+    const perClient = quick ? 50 : 200;
     const { ders } = await generateCertificates(perClient * 9, "bench upload");
     let next = 0;
     const uploads: Record<string, number> = {};
