@@ -122,5 +122,10 @@ describe.skipIf(skip !== undefined)("certgate serve --database, two replicas", (
       expect.objectContaining({ via: "snapshot", transportIndex: 0 }),
       expect.objectContaining({ via: "resume", transportIndex: 1 }),
     ]);
+    // Lookup mode asks the next replica when one does not answer.
+    const lookup = createRemoteStore({ mode: "lookup", transports: [transport(a, fx.reader), transport(b, fx.reader)] });
+    mirrors.push(lookup);
+    expect(await admits(lookup, fx.pki.bob)).toBe(true);
+    expect(await admits(lookup, fx.pki.alice)).toBe(false);
   });
 });
