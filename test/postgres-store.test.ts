@@ -1,6 +1,9 @@
 // The PostgreSQL store against a real server: the writable store contract,
 // migrations under concurrent start-up, concurrent writers, lost
 // connections. Skipped without PostgreSQL (see test/support/postgres.ts).
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
 import { parseCertificate } from "../src/certificate.js";
@@ -13,7 +16,22 @@ import { storeContract } from "./support/store-contract.js";
 import { startTcpProxy } from "./support/tcp-proxy.js";
 
 const skip = await postgresSkipReason();
+const repo = fileURLToPath(new URL("..", import.meta.url));
 const signal = new AbortController().signal;
+
+describe("the package root", () => {
+  it("does not load pg until createPostgresStore is called", () => {
+    const script = `
+      import { createRequire } from "node:module";
+      const root = await import(${JSON.stringify(pathToFileURL(join(repo, "src", "index.ts")).href)});
+      const loaded = () => Object.keys(createRequire(import.meta.url).cache).some((k) => k.includes("/node_modules/pg/"));
+      const before = loaded();
+      await root.createPostgresStore({ connectionString: "postgres://nobody@127.0.0.1:1/none" }).catch(() => undefined);
+      console.log(JSON.stringify({ before, after: loaded() }));`;
+    const result = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { cwd: repo, encoding: "utf8" });
+    expect(JSON.parse(result.stdout.trim().split("\n").pop()!)).toEqual({ before: false, after: true });
+  });
+});
 
 describe.skipIf(skip !== undefined)("createPostgresStore()", () => {
   let db: TestDatabase;
