@@ -13,6 +13,9 @@ import {
   type CertificateStoreServiceOptions,
 } from "./certificate-store-service.js";
 import { createHealthService, type HealthServiceHandler } from "./health.js";
+import { createReflectionService } from "./reflection.js";
+import { CertificateStoreService } from "../gen/certgate/v1/certificate_store_pb.js";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
 
 /**
  * CertificateStoreServerOptions configures `createCertificateStoreServer`:
@@ -36,6 +39,14 @@ export interface CertificateStoreServerOptions extends CertificateStoreServiceOp
    * (see `createHealthService`). By default, true.
    */
   health?: boolean;
+  /**
+   * Serve gRPC server reflection (`grpc.reflection.v1` and `v1alpha`, see
+   * `createReflectionService`) describing the store and health services, so
+   * that `buf curl --reflect` and grpcurl need no proto. Behind the same
+   * access gate as the store's read RPCs: reader and admin certificates only.
+   * By default, true.
+   */
+  reflection?: boolean;
   /**
    * More options for `http2.createSecureServer`, such as `minVersion`.
    * certgate sets `cert`, `key`, `ca`, `requestCert` and
@@ -77,7 +88,8 @@ export interface CertificateStoreServer {
  * createCertificateStoreServer builds the server that `certgate serve` runs:
  * HTTP/2 with TLS that asks every client for a certificate (but lets those
  * without one reach the health service), the certificate store service
- * behind its access gate, and `grpc.health.v1.Health`. Configuration
+ * behind its access gate, `grpc.health.v1.Health`, and gRPC server reflection
+ * behind the same gate. Configuration
  * mistakes (no TLS identity, a client CA that is not a certificate, no admin
  * or reader) throw here.
  *
@@ -100,6 +112,13 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
   };
   const service = createCertificateStoreService({ ...options, access });
   const health = options.health === false ? undefined : createHealthService();
+  const reflection =
+    options.reflection === false
+      ? undefined
+      : createReflectionService({
+          services: health === undefined ? [CertificateStoreService] : [CertificateStoreService, Health],
+          requestGate: service.requestGate,
+        });
   const shutdown = new AbortController();
   // Connect links every running call's signal to this one: many concurrent
   // calls are normal here, not a listener leak.
@@ -121,6 +140,7 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
       routes(router) {
         service.routes(router);
         health?.routes(router);
+        reflection?.routes(router);
       },
       contextValues: peerCertificateContextValues,
       shutdownSignal: shutdown.signal,

@@ -65,6 +65,13 @@ export interface CertificateStoreServiceHandler {
    * certificates (`requestCert: true`).
    */
   routes(router: ConnectRouter): void;
+  /**
+   * The service's access gate as a Connect `requestGate`, to put more
+   * read-only services behind the same admin and reader lists (such as
+   * `createReflectionService({ requestGate })`): it admits readers and
+   * admins, and refuses as it refuses store calls.
+   */
+  readonly requestGate: (context: HandlerContext) => Promise<void>;
   /** The epoch of this instance's revisions (see WatchCertificates). */
   readonly epoch: string;
   /** Ends every watch and stops following the store; does not close the store. */
@@ -263,6 +270,7 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
 
   return {
     routes: implementation,
+    requestGate: gate.requestGate,
     epoch: journal.epoch,
     async close() {
       for (const watch of watches) {
