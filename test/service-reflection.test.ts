@@ -201,7 +201,11 @@ describe("createReflectionService()", () => {
   it("serves v1alpha with the same answers", async () => {
     const client = createClient(v1alpha.ServerReflection, serviceTransport(service, pki, pki.admin, "grpc"));
     const [answer] = await collect(
-      client.serverReflectionInfo(requests([{ case: "fileContainingSymbol", value: "certgate.v1.CertificateStoreService" }])),
+      client.serverReflectionInfo(
+        (async function* () {
+          yield { messageRequest: { case: "fileContainingSymbol" as const, value: "certgate.v1.CertificateStoreService" } };
+        })(),
+      ),
     );
     expect(answer?.$typeName).toBe("grpc.reflection.v1alpha.ServerReflectionResponse");
     expect(fileNames(answer!)).toEqual(["certgate/v1/certificate_store.proto", "google/protobuf/timestamp.proto"]);
