@@ -12,6 +12,7 @@ import {
   type VerifyCertificateResponseSchema,
 } from "../gen/certgate/v1/certificate_store_pb.js";
 import { createAccessGate, type AccessOptions } from "./access.js";
+import { createExpiryFilter, timestampMillis } from "./expiring.js";
 import { certificateMessage } from "./convert.js";
 import { decodePageToken, encodePageToken, isValidEntryId } from "./page-token.js";
 import { createStoredThumbprints } from "./stored-thumbprints.js";
@@ -129,6 +130,7 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
     maxChanges: positiveInteger("watchJournalSize", options.watchJournalSize, 4096),
   });
   const thumbprints = createStoredThumbprints(store, journal);
+  const expiring = createExpiryFilter({ store });
   const watches = new Set<AbortController>();
   // Room for the id, labels and the base64 of the JSON encoding, so that a
   // request is cut off soon after the upload limit instead of buffered whole.
@@ -200,6 +202,14 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
           }
           const size = req.pageSize === 0 ? defaultPageSize : Math.min(req.pageSize, maxPageSize);
           const after = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
+          if (req.expiresBefore !== undefined) {
+            const before = timestampMillis("expires_before", req.expiresBefore);
+            const page = await readStore(() => expiring.page({ after, size, before }));
+            return {
+              certificates: page.certificates.map((stored) => certificateMessage(stored)),
+              nextPageToken: page.nextAfter === undefined ? "" : encodePageToken(page.nextAfter),
+            };
+          }
           const page = await readStore(() => store.list({ after, limit: size + 1 }));
           const more = page.length > size;
           const shown = more ? page.slice(0, size) : page;
