@@ -4,9 +4,10 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fromBinary, type DescService } from "@bufbuild/protobuf";
+import { fromBinary, type DescService, type MessageInitShape } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code, createClient } from "@connectrpc/connect";
+import { createWritableIterable } from "@connectrpc/connect/protocol";
 import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
@@ -18,7 +19,14 @@ import { createReflectionService } from "../src/service/reflection.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
 import type { WritableCertificateStore } from "../src/store.js";
 import { connectErrorOf } from "./harness.js";
-import { createServicePki, serviceTransport, startService, type RunningService, type ServicePki } from "./service-harness.js";
+import {
+  createServicePki,
+  serviceTransport,
+  sha256Of,
+  startService,
+  type RunningService,
+  type ServicePki,
+} from "./service-harness.js";
 
 const buf = join(process.cwd(), "node_modules", ".bin", "buf");
 const storeMethods = ["CreateCertificate", "GetCertificate", "ListCertificates", "DeleteCertificate", "VerifyCertificate", "WatchCertificates"].map(
@@ -222,6 +230,34 @@ describe("createReflectionService()", () => {
     for (const client of [undefined, pki.stranger]) {
       const error = await connectErrorOf(collect(reflectionClient(client).serverReflectionInfo(requests([{ case: "listServices", value: "" }]))));
       expect(error.code).toBe(Code.Unauthenticated);
+    }
+  });
+
+  it("ends a stream once its reader is removed from the reader list, and keeps it open while it is on it", async () => {
+    const readers = createMemoryStore({ certificates: [pki.reader.cert] });
+    const ownStore = createMemoryStore();
+    const own = await startService(pki, ownStore, {
+      access: { admin: { thumbprints: [sha256Of(pki.admin)] }, reader: { stores: [readers] } },
+    });
+    try {
+      // Requests sent one by one, each after the previous answer arrived.
+      const input = createWritableIterable<MessageInitShape<typeof v1.ServerReflectionRequestSchema>>();
+      const send = () => void input.write({ messageRequest: { case: "listServices", value: "" } });
+      const client = createClient(v1.ServerReflection, serviceTransport(own, pki, pki.reader, "grpc"));
+      const stream = client.serverReflectionInfo(input)[Symbol.asyncIterator]();
+      send();
+      expect((await stream.next()).value?.messageResponse.case).toBe("listServicesResponse");
+      send();
+      expect((await stream.next()).value?.messageResponse.case).toBe("listServicesResponse");
+      await readers.delete(sha256Of(pki.reader));
+      send();
+      const error = await connectErrorOf(stream.next());
+      expect(error.code).toBe(Code.Unauthenticated);
+      input.close();
+    } finally {
+      await own.close();
+      await ownStore.close();
+      await readers.close();
     }
   });
 

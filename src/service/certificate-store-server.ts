@@ -118,6 +118,7 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
       : createReflectionService({
           services: health === undefined ? [CertificateStoreService] : [CertificateStoreService, Health],
           requestGate: service.requestGate,
+          recheck: service.recheck,
         });
   const shutdown = new AbortController();
   // Connect links every running call's signal to this one: many concurrent

@@ -73,6 +73,12 @@ export interface CertificateStoreServiceHandler {
    * admins, and refuses as it refuses store calls.
    */
   readonly requestGate: (context: HandlerContext) => Promise<void>;
+  /**
+   * Decides again for a call that is already running (quietly when it
+   * admits), throwing the refusal: for long-lived calls of such services,
+   * as the service does on its own watches.
+   */
+  readonly recheck: (context: HandlerContext) => Promise<void>;
   /** The epoch of this instance's revisions (see WatchCertificates). */
   readonly epoch: string;
   /** Ends every watch and stops following the store; does not close the store. */
@@ -281,6 +287,7 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
   return {
     routes: implementation,
     requestGate: gate.requestGate,
+    recheck: gate.recheck,
     epoch: journal.epoch,
     async close() {
       for (const watch of watches) {

@@ -36,6 +36,14 @@ export interface ReflectionServiceOptions {
    * the server lets in), as reflection is in other gRPC servers.
    */
   requestGate?: (context: HandlerContext) => void | Promise<void>;
+  /**
+   * Asked again before every answer but a stream's first, with the stream's
+   * context; what it throws ends the stream. For gates that can decide again
+   * on a running call, such as the certificate store service's `recheck`, so
+   * that a client removed from its list mid-stream hears no more.
+   * By default, none.
+   */
+  recheck?: (context: HandlerContext) => void | Promise<void>;
   /** Interceptors for both reflection services. By default, none. */
   interceptors?: Interceptor[];
   /**
@@ -180,6 +188,20 @@ export function createReflectionService(options: ReflectionServiceOptions): Refl
     return { validHost: request.host, originalRequest: request, messageResponse };
   }
 
+  const { recheck } = options;
+  // The answers of one stream, each after the gate agreed again.
+  async function* answers(requests: AsyncIterable<v1.ServerReflectionRequest>, context: HandlerContext) {
+    const sent = new Set<string>();
+    let first = true;
+    for await (const request of requests) {
+      if (!first && recheck !== undefined) {
+        await recheck(context);
+      }
+      first = false;
+      yield answer(request, sent);
+    }
+  }
+
   const handlerOptions = {
     readMaxBytes: maxRequestBytes,
     ...(options.requestGate === undefined ? {} : { requestGate: options.requestGate }),
@@ -191,12 +213,7 @@ export function createReflectionService(options: ReflectionServiceOptions): Refl
       router.service(
         v1.ServerReflection,
         {
-          async *serverReflectionInfo(requests) {
-            const sent = new Set<string>();
-            for await (const request of requests) {
-              yield answer(request, sent);
-            }
-          },
+          serverReflectionInfo: (requests, context) => answers(requests, context),
         },
         handlerOptions,
       );
@@ -205,12 +222,15 @@ export function createReflectionService(options: ReflectionServiceOptions): Refl
       router.service(
         v1alpha.ServerReflection,
         {
-          async *serverReflectionInfo(requests) {
-            const sent = new Set<string>();
-            for await (const request of requests) {
-              const asV1 = fromBinary(v1.ServerReflectionRequestSchema, toBinary(v1alpha.ServerReflectionRequestSchema, request));
-              const response = create(v1.ServerReflectionResponseSchema, answer(asV1, sent));
-              yield fromBinary(v1alpha.ServerReflectionResponseSchema, toBinary(v1.ServerReflectionResponseSchema, response));
+          async *serverReflectionInfo(requests, context) {
+            const asV1 = async function* () {
+              for await (const request of requests) {
+                yield fromBinary(v1.ServerReflectionRequestSchema, toBinary(v1alpha.ServerReflectionRequestSchema, request));
+              }
+            };
+            for await (const response of answers(asV1(), context)) {
+              const bytes = toBinary(v1.ServerReflectionResponseSchema, create(v1.ServerReflectionResponseSchema, response));
+              yield fromBinary(v1alpha.ServerReflectionResponseSchema, bytes);
             }
           },
         },
