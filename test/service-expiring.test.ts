@@ -4,7 +4,9 @@ import { join } from "node:path";
 import { timestampFromDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseCertificate } from "../src/certificate.js";
 import { issueDevCertificate } from "../src/dev-certificates.js";
+import { readValidity } from "../src/policy/certificate-extensions.js";
 import { createExpiryFilter } from "../src/service/expiring.js";
 import type { StoredCertificate, WritableCertificateStore } from "../src/store.js";
 import { createDirectoryStore } from "../src/stores/directory-store.js";
@@ -145,5 +147,27 @@ describe("createExpiryFilter()", () => {
     expect(page.certificates.map((c) => c.id)).toEqual(Object.keys(expiries));
     expect(hints[0]?.getTime()).toBe(now);
     await store.close();
+  });
+});
+
+describe("readValidity()", () => {
+  it("reads the validity window as the full parser does, UTCTime and GeneralizedTime alike", async () => {
+    const windows: [Date, Date][] = [
+      [new Date("2020-02-29T12:34:56Z"), new Date("2049-12-31T23:59:59Z")], // UTCTime both
+      [new Date("1999-01-01T00:00:00Z"), new Date("2050-01-01T00:00:00Z")], // GeneralizedTime from 2050
+      [new Date(now - day), new Date("9999-12-31T23:59:59Z")],
+    ];
+    for (const [notBefore, notAfter] of windows) {
+      const issued = await issueDevCertificate(pki.ca, { commonName: "window", notBefore, notAfter });
+      const parsed = parseCertificate(issued.der);
+      expect(readValidity(issued.der)).toEqual({ notBefore: parsed.notBefore, notAfter: parsed.notAfter });
+      expect(readValidity(issued.der).notAfter.getTime()).toBe(notAfter.getTime());
+    }
+  });
+
+  it("throws a RangeError on what is not a certificate", () => {
+    for (const junk of [new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01]), new Uint8Array([0x30, 0x82, 0x01]), new Uint8Array(0)]) {
+      expect(() => readValidity(junk)).toThrow(RangeError);
+    }
   });
 });

@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { parseCertificate } from "../certificate.js";
+import { readValidity } from "../policy/certificate-extensions.js";
 import { createLruCache } from "../proxy/lru-cache.js";
 import type { StoredCertificate, WritableCertificateStore } from "../store.js";
 
@@ -45,10 +46,10 @@ const batchSize = 500;
  * createExpiryFilter filters a store's listing by expiry in the service, for
  * every store: it passes the bound to the store's `list` as a hint (a
  * database can use an index), then checks each certificate, reading its
- * `notAfter` from the store or, failing that, from the DER. Parsing costs
- * about 0.2 ms, so expiry times are remembered by SHA-256 (a DER never
- * changes its validity). Certificates that no longer parse have no known
- * expiry and are left out.
+ * `notAfter` from the store or, failing that, from the DER (the validity
+ * field alone, not a full parse). Expiry times are remembered by SHA-256, as
+ * a DER never changes its validity. Certificates that do not parse have no
+ * known expiry and are left out.
  */
 export function createExpiryFilter(options: ExpiryFilterOptions): ExpiryFilter {
   const { store } = options;
@@ -62,9 +63,14 @@ export function createExpiryFilter(options: ExpiryFilterOptions): ExpiryFilter {
     let time = cache.get(stored.sha256);
     if (time === undefined) {
       try {
-        time = parseCertificate(stored.der).notAfter.getTime();
+        time = readValidity(stored.der).notAfter.getTime();
       } catch {
-        return undefined;
+        // An encoding the light reader does not follow: the full parser decides.
+        try {
+          time = parseCertificate(stored.der).notAfter.getTime();
+        } catch {
+          return undefined;
+        }
       }
       cache.set(stored.sha256, time);
     }
