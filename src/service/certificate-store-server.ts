@@ -3,7 +3,6 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { isPrivateKeyLabel, parseCertificate, readPemBlocks } from "../certificate.js";
 import { peerCertificateContextValues } from "../peer.js";
 import type { AccessOptions } from "./access.js";
@@ -13,6 +12,7 @@ import {
   type CertificateStoreServiceOptions,
 } from "./certificate-store-service.js";
 import { createHealthService, type HealthServiceHandler } from "./health.js";
+import { createLazyNodeHandler } from "./lazy-node-handler.js";
 
 /**
  * CertificateStoreServerOptions configures `createCertificateStoreServer`:
@@ -62,7 +62,8 @@ export interface CertificateStoreServer {
   readonly health: HealthServiceHandler | undefined;
   /**
    * Starts listening. By default, port 0 (any free port) on 127.0.0.1.
-   * Resolves with the address and the `https://` URL to give clients.
+   * Resolves with the address and the `https://` URL to give clients;
+   * rejects when `@connectrpc/connect-node` is not installed.
    */
   listen(port?: number, host?: string): Promise<{ host: string; port: number; url: string }>;
   /**
@@ -105,6 +106,16 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
   // calls are normal here, not a listener leak.
   setMaxListeners(0, shutdown.signal);
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 5000;
+  // connect-node is an optional peer dependency, loaded here and awaited
+  // by listen(), so that `import "certgate"` works without it.
+  const node = createLazyNodeHandler({
+    routes(router) {
+      service.routes(router);
+      health?.routes(router);
+    },
+    contextValues: peerCertificateContextValues,
+    shutdownSignal: shutdown.signal,
+  });
   const server = http2.createSecureServer(
     {
       ...options.tlsOptions,
@@ -117,14 +128,7 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
       rejectUnauthorized: false,
       allowHTTP1: options.tlsOptions?.allowHTTP1 ?? true,
     },
-    connectNodeAdapter({
-      routes(router) {
-        service.routes(router);
-        health?.routes(router);
-      },
-      contextValues: peerCertificateContextValues,
-      shutdownSignal: shutdown.signal,
-    }),
+    node.handler,
   );
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<TLSSocket>();
@@ -142,7 +146,8 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
     server,
     service,
     health,
-    listen(port = 0, host = "127.0.0.1") {
+    async listen(port = 0, host = "127.0.0.1") {
+      await node.ready;
       return new Promise((resolve, reject) => {
         const fail = (error: Error) => reject(error);
         server.once("error", fail);
