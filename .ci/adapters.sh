@@ -15,7 +15,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # The repo's own versions of the test tools, so the npm cache serves them.
 version() { node -p "require('$repo/node_modules/$1/package.json').version"; }
-tools=("vitest@$(version vitest)" "typescript@$(version typescript)" "@types/node@$(version @types/node)")
+tools=("vitest@$(version vitest)" "typescript@$(version typescript)" "tsx@$(version tsx)" "@types/node@$(version @types/node)")
 
 cd "$repo"
 tarball=$(npm pack --silent --pack-destination "$work" | tail -n 1)

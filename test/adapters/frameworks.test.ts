@@ -1,10 +1,14 @@
 // certgate on Express and Fastify, installed next to Connect 2.2.0 from the
 // packed tarball (see .ci/adapters.sh): real HTTPS servers on 127.0.0.1, the
 // Connect client of connect-node over HTTP/1.1 (and HTTP/2 for Fastify), curl.
-import { execFile } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
+import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
@@ -287,3 +291,58 @@ describe("certgate without @connectrpc/connect-node", () => {
     expect(result.code).toBe(0);
   });
 });
+
+describe.each(["express", "fastify"])("examples/%s-server.ts", (framework) => {
+  let child: ChildProcess | undefined;
+  let cwd: string;
+  afterAll(async () => {
+    if (child !== undefined && child.exitCode === null) {
+      const exited = once(child, "exit");
+      child.kill();
+      await exited;
+    }
+    rmSync(cwd, { recursive: true, force: true });
+  });
+
+  it("runs, admits alice's certificate and refuses bob's", async () => {
+    // The example creates its demo certificates under the working directory.
+    cwd = mkdtempSync(join(tmpdir(), `certgate-${framework}-example-`));
+    const port = await freePort();
+    const script = fileURLToPath(new URL(`./examples/${framework}-server.ts`, import.meta.url));
+    child = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), script], {
+      cwd,
+      env: { ...process.env, PORT: String(port) },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const line = await firstLine(child);
+    expect(line).toMatch(/^listening on https:\/\/localhost:\d+, pinned to [0-9A-F]{40}$/);
+    const demo = join(cwd, ".certgate", "demo");
+    const files = (name: string) => ({ ca: join(demo, "ca.pem"), cert: join(demo, `${name}.pem`), key: join(demo, `${name}-key.pem`) });
+    const running = { url: `https://127.0.0.1:${port}`, port };
+    const http = framework === "fastify" ? "2" : "1.1";
+    expect(await curl(running, http, files("alice"))).toEqual({ status: 200, body: '{"text":"hello, CN=alice"}' });
+    const bob = await curl(running, http, files("bob"));
+    expect(bob.status).toBe(401);
+    expect(JSON.parse(bob.body)).toMatchObject({ code: "unauthenticated", message: "client certificate not allowed" });
+  });
+});
+
+// The child's first line of output; rejects when it exits before printing one.
+function firstLine(child: ChildProcess): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout as Readable });
+    lines.once("line", resolve);
+    child.once("exit", (code) => reject(new Error(`the example exited (${code}) before listening`)));
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}

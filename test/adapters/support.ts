@@ -156,7 +156,7 @@ export interface CurlResult {
 
 /** curl calls Echo with the Connect protocol (JSON), with a certificate or without. */
 export function curl(
-  running: Running,
+  running: Pick<Running, "url">,
   http: HttpVersion,
   files: { ca: string; cert?: string; key?: string },
   headers: readonly string[] = [],
