@@ -23,7 +23,7 @@ import {
 } from "certgate";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "certgate/dev";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { curl, echoClient, rawRequest, startServer, variants, type Running } from "./support.js";
+import { curl, echoClient, rawRequest, startServer, statusBeforeBody, variants, type Running } from "./support.js";
 
 interface Pki {
   ca: IssuedCertificate;
@@ -172,6 +172,11 @@ describe.each(cases)("peerCertificateContextValues with the $name", ({ variant, 
     }
     // Both calls went over the one connection the first call opened.
     expect(running.connections() - before).toBe(1);
+  });
+
+  it.runIf(mode === "gate")("refuses before reading the body", async () => {
+    expect(await statusBeforeBody(running, pki.ca.cert, pki.mallory)).toBe("HTTP/1.1 401 Unauthorized");
+    expect(await statusBeforeBody(running, pki.ca.cert, undefined)).toBe("HTTP/1.1 401 Unauthorized");
   });
 
   it("keeps serving after a request whose Host connect-node cannot parse", async () => {

@@ -214,3 +214,32 @@ export function rawRequest(running: Running, ca: string, who: IssuedCertificate,
     socket.on("close", () => resolve(received === "" ? "closed" : (received.split("\r\n")[0] ?? "")));
   });
 }
+
+/**
+ * statusBeforeBody sends the headers of a call that announces a large body
+ * and sends none of it; resolves with the status line of the answer, which
+ * only a server that refuses before reading the body gives.
+ */
+export function statusBeforeBody(running: Running, ca: string, who: IssuedCertificate | undefined): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const credentials = who === undefined ? {} : { cert: who.cert, key: who.key };
+    const socket = tls.connect({ host: "127.0.0.1", port: running.port, ca, servername: "localhost", ...credentials }, () => {
+      socket.write(
+        "POST /certgate.example.v1.EchoService/Echo HTTP/1.1\r\nhost: localhost\r\n" +
+          "content-type: application/json\r\ncontent-length: 100000000\r\n\r\n",
+      );
+    });
+    let received = "";
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => {
+      received += chunk;
+      const end = received.indexOf("\r\n");
+      if (end >= 0) {
+        resolve(received.slice(0, end));
+        socket.destroy();
+      }
+    });
+    socket.on("error", reject);
+    socket.on("close", () => reject(new Error(`closed without a status line: ${JSON.stringify(received)}`)));
+  });
+}
