@@ -300,39 +300,44 @@ describe("certgate without @connectrpc/connect-node", () => {
   });
 });
 
-describe.each(["express", "fastify"])("examples/%s-server.ts", (framework) => {
-  let child: ChildProcess | undefined;
-  let cwd: string;
-  afterAll(async () => {
-    if (child !== undefined && child.exitCode === null) {
-      const exited = once(child, "exit");
-      child.kill();
-      await exited;
-    }
-    rmSync(cwd, { recursive: true, force: true });
-  });
-
-  it("runs, admits alice's certificate and refuses bob's", async () => {
-    // The example creates its demo certificates under the working directory.
-    cwd = mkdtempSync(join(tmpdir(), `certgate-${framework}-example-`));
-    const port = await freePort();
-    const script = fileURLToPath(new URL(`./examples/${framework}-server.ts`, import.meta.url));
-    child = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), script], {
-      cwd,
-      env: { ...process.env, PORT: String(port) },
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    const line = await firstLine(child);
-    expect(line).toMatch(/^listening on https:\/\/localhost:\d+, pinned to [0-9A-F]{40}$/);
-    const demo = join(cwd, ".certgate", "demo");
-    const files = (name: string) => ({ ca: join(demo, "ca.pem"), cert: join(demo, `${name}.pem`), key: join(demo, `${name}-key.pem`) });
-    const running = { url: `https://127.0.0.1:${port}`, port };
-    const http = framework === "fastify" ? "2" : "1.1";
-    expect(await curl(running, http, files("alice"))).toEqual({ status: 200, body: '{"text":"hello, CN=alice"}' });
-    const bob = await curl(running, http, files("bob"));
-    expect(bob.status).toBe(401);
-    expect(JSON.parse(bob.body)).toMatchObject({ code: "unauthenticated", message: "client certificate not allowed" });
-  });
+describe("examples", () => {
+  // Each example is a process of its own, started with tsx: both at once.
+  it.concurrent.for(["express", "fastify"])(
+    "examples/%s-server.ts runs, admits alice's certificate and refuses bob's",
+    async (framework, { onTestFinished }) => {
+      // The example creates its demo certificates under the working directory.
+      const cwd = mkdtempSync(join(tmpdir(), `certgate-${framework}-example-`));
+      const port = await freePort();
+      const script = fileURLToPath(new URL(`./examples/${framework}-server.ts`, import.meta.url));
+      const child = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), script], {
+        cwd,
+        env: { ...process.env, PORT: String(port) },
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      onTestFinished(async () => {
+        if (child.exitCode === null && child.signalCode === null) {
+          const exited = once(child, "exit");
+          child.kill();
+          await exited;
+        }
+        rmSync(cwd, { recursive: true, force: true });
+      });
+      const line = await firstLine(child);
+      expect(line).toMatch(/^listening on https:\/\/localhost:\d+, pinned to [0-9A-F]{40}$/);
+      const demo = join(cwd, ".certgate", "demo");
+      const files = (name: string) => ({
+        ca: join(demo, "ca.pem"),
+        cert: join(demo, `${name}.pem`),
+        key: join(demo, `${name}-key.pem`),
+      });
+      const running = { url: `https://127.0.0.1:${port}` };
+      const http = framework === "fastify" ? "2" : "1.1";
+      expect(await curl(running, http, files("alice"))).toEqual({ status: 200, body: '{"text":"hello, CN=alice"}' });
+      const bob = await curl(running, http, files("bob"));
+      expect(bob.status).toBe(401);
+      expect(JSON.parse(bob.body)).toMatchObject({ code: "unauthenticated", message: "client certificate not allowed" });
+    },
+  );
 });
 
 // The child's first line of output; rejects when it exits before printing one.
