@@ -89,8 +89,8 @@ const warned = new Set<string>();
  * peerCertificateContextValues reads the client certificate of the request's
  * TLS connection and stores it under `peerCertificateKey`, for
  * `connectNodeAdapter({ contextValues: peerCertificateContextValues })`, and
- * the same option of `expressConnectMiddleware` and `fastifyConnectPlugin`. The certificate is read and parsed once
- * per connection, not per request.
+ * the same option of `expressConnectMiddleware` and `fastifyConnectPlugin`.
+ * The certificate is read and parsed once per connection, not per request.
  *
  * @example
  * http2.createSecureServer(
