@@ -3,7 +3,6 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { isPrivateKeyLabel, parseCertificate, readPemBlocks } from "../certificate.js";
 import { peerCertificateContextValues } from "../peer.js";
 import type { AccessOptions } from "./access.js";
@@ -16,6 +15,7 @@ import { createHealthService, type HealthServiceHandler } from "./health.js";
 import { createReflectionService } from "./reflection.js";
 import { CertificateStoreService } from "../gen/certgate/v1/certificate_store_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { createLazyNodeHandler } from "./lazy-node-handler.js";
 
 /**
  * CertificateStoreServerOptions configures `createCertificateStoreServer`:
@@ -73,7 +73,8 @@ export interface CertificateStoreServer {
   readonly health: HealthServiceHandler | undefined;
   /**
    * Starts listening. By default, port 0 (any free port) on 127.0.0.1.
-   * Resolves with the address and the `https://` URL to give clients.
+   * Resolves with the address and the `https://` URL to give clients;
+   * rejects when `@connectrpc/connect-node` is not installed.
    */
   listen(port?: number, host?: string): Promise<{ host: string; port: number; url: string }>;
   /**
@@ -125,6 +126,17 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
   // calls are normal here, not a listener leak.
   setMaxListeners(0, shutdown.signal);
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 5000;
+  // connect-node is an optional peer dependency, loaded here and awaited
+  // by listen(), so that `import "certgate"` works without it.
+  const node = createLazyNodeHandler({
+    routes(router) {
+      service.routes(router);
+      health?.routes(router);
+      reflection?.routes(router);
+    },
+    contextValues: peerCertificateContextValues,
+    shutdownSignal: shutdown.signal,
+  });
   const server = http2.createSecureServer(
     {
       ...options.tlsOptions,
@@ -137,15 +149,7 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
       rejectUnauthorized: false,
       allowHTTP1: options.tlsOptions?.allowHTTP1 ?? true,
     },
-    connectNodeAdapter({
-      routes(router) {
-        service.routes(router);
-        health?.routes(router);
-        reflection?.routes(router);
-      },
-      contextValues: peerCertificateContextValues,
-      shutdownSignal: shutdown.signal,
-    }),
+    node.handler,
   );
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<TLSSocket>();
@@ -163,7 +167,8 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
     server,
     service,
     health,
-    listen(port = 0, host = "127.0.0.1") {
+    async listen(port = 0, host = "127.0.0.1") {
+      await node.ready;
       return new Promise((resolve, reject) => {
         const fail = (error: Error) => reject(error);
         server.once("error", fail);
