@@ -27,6 +27,7 @@ export {
   createPostgresStore,
   type PostgresStore,
   type PostgresStoreOptions,
+  type PostgresPool,
   type PutManyEntry,
 } from "./stores/postgres/postgres-store.js";
 export {

@@ -106,6 +106,15 @@ describe.skipIf(skip !== undefined)("createPostgresStore()", () => {
     expect((await b.list({ limit: 100 })).map((c) => c.id)).toEqual([...replayed].sort());
   });
 
+  it("runs on a pg.Pool it is given, and leaves it open when closed", async () => {
+    const store = await createPostgresStore({ pool: db.pool, schema: "given_pool" });
+    await store.put("p", certs[0]!.der);
+    await store.close();
+    const rows = await db.pool.query("SELECT id FROM given_pool.certificates");
+    expect(rows.rows).toEqual([{ id: "p" }]);
+    await expect(createPostgresStore({ pool: db.pool, connectionString: db.url })).rejects.toThrow(/exactly one of options.pool and options.connectionString/);
+  });
+
   it("admits the same certificate under two ids until both are deleted", async () => {
     const store = await openStore("twice");
     const certificate = parseCertificate(certs[1]!.der);

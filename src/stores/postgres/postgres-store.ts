@@ -30,7 +30,7 @@ export interface PostgresStoreOptions {
    * and never ends the pool. By default, a pool of 10 connections made from
    * `connectionString` and ended by `close()`.
    */
-  pool?: Pool;
+  pool?: PostgresPool;
   /** A PostgreSQL URL, such as `postgres://certgate@db.internal/certgate`, when no `pool` is given. */
   connectionString?: string;
   /**
@@ -65,6 +65,18 @@ export interface PostgresStoreOptions {
   clock?: () => number | Date;
   /** Called when the store loses or regains the database, for logs. Errors it throws are ignored. By default, nothing is called. */
   onStateChange?: (state: ReplicaState, error: unknown) => void;
+}
+
+/**
+ * PostgresPool is what the store needs of a `pg.Pool`, spelled out so that
+ * these types do not need `@types/pg`: give a `pg.Pool`.
+ */
+export interface PostgresPool {
+  connect(): Promise<unknown>;
+  query(text: string, values?: unknown[]): Promise<unknown>;
+  on(event: "error", listener: (error: Error) => void): unknown;
+  off(event: "error", listener: (error: Error) => void): unknown;
+  end(): Promise<void>;
 }
 
 /**
@@ -144,7 +156,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   const pg = await loadPg();
   const ownPool = options.pool === undefined;
   const pool: Pool =
-    options.pool ??
+    (options.pool as Pool | undefined) ??
     new pg.Pool({ connectionString: options.connectionString, max: 10, connectionTimeoutMillis: 5000, application_name: "certgate" });
   // An idle connection that the server ends emits `error` on the pool; without
   // a listener that would end the process.
