@@ -22,7 +22,8 @@ Runs the certificate store service (certgate.v1.CertificateStoreService,
 grpc.health.v1.Health and gRPC server reflection for readers and admins)
 over HTTP/2 with TLS. Uploaded certificates are kept
 as files in the data folder, which API servers can also read directly with
-createDirectoryStore(). Admin client certificates may upload and delete;
+createDirectoryStore(), or with --database in PostgreSQL, shared by every
+replica on the same database. Admin client certificates may upload and delete;
 reader certificates may list, get, verify and watch.
 
 Without --tls-cert and --tls-key it runs in development mode: on the first
