@@ -1,10 +1,10 @@
 export {
   createClientCertInterceptor,
-} from "./interceptors/client-cert-interceptor.js";
+} from "./connect/client-cert-interceptor.js";
 export {
   createClientCertGate,
   type ClientCertGate,
-} from "./interceptors/client-cert-gate.js";
+} from "./connect/client-cert-gate.js";
 export {
   peerCertificateContextValues,
   peerCertificateKey,
@@ -12,7 +12,7 @@ export {
   peerCertificateOf,
   type PeerCertificate,
   type NodeRequestLike,
-} from "./peer.js";
+} from "./core/peer-certificate.js";
 export {
   createRemoteStore,
   type RemoteStore,
@@ -44,7 +44,7 @@ export {
   type PeerCertificateContextValuesOptions,
   type PeerCertificateContextValues,
   type ForwardingRequestLike,
-} from "./peer-from-proxy.js";
+} from "./connect/proxy-context-values.js";
 export type { TrustedProxies } from "./proxy/trusted-proxies.js";
 export { forwardingFormats, type ForwardingFormat } from "./proxy/forwarding-formats.js";
 export { createThumbprintStore } from "./stores/thumbprint-store.js";
@@ -66,7 +66,7 @@ export {
   type StoredCertificate,
   type StoreChange,
   isValidCertificateId,
-} from "./store.js";
+} from "./core/store.js";
 export {
   clientIdentity,
   identityOf,
@@ -111,7 +111,7 @@ export {
   type ClientCertOptions,
   type Decision,
   type DecisionEvent,
-} from "./decision.js";
+} from "./core/decision.js";
 export {
   normalizeThumbprint,
   parseCertificate,
@@ -123,4 +123,4 @@ export {
   type SubjectAltNames,
   type ThumbprintAlgorithm,
   type PemBlock,
-} from "./certificate.js";
+} from "./core/certificate.js";

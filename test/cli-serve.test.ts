@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { CertificateStoreService } from "../src/gen/certgate/v1/certificate_store_pb.js";
-import { parseCertificate } from "../src/certificate.js";
+import { parseCertificate } from "../src/core/certificate.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
 import { createCliFixture, expectFailure, killAll, repo, run, runHere, startServe } from "./cli-harness.js";
 import type { TestPki } from "./harness.js";

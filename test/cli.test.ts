@@ -1,7 +1,7 @@
 import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseCertificate } from "../src/certificate.js";
+import { parseCertificate } from "../src/core/certificate.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
 import { createCliFixture, expectFailure, killAll, repo, run, runHere, startServe, type Serve } from "./cli-harness.js";
 import type { TestPki } from "./harness.js";

@@ -13,7 +13,7 @@ import { ClientCertificateErrorSchema } from "../src/gen/certgate/v1/errors_pb.j
 import { createClientCertGate, createClientCertInterceptor, peerCertificateContextValues, type DecisionEvent } from "../src/index.js";
 import { clientIdentity } from "../src/policy/client-identity.js";
 import { createCrlFileSet, type CrlSet } from "../src/policy/crl-set.js";
-import type { ClientCertOptions } from "../src/decision.js";
+import type { ClientCertOptions } from "../src/core/decision.js";
 import { connectErrorOf, waitFor } from "./harness.js";
 import { createCrl, createPolicyPki, issue, serialOf, type PolicyPki } from "./policy-pki.js";
 

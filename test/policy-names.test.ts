@@ -1,6 +1,6 @@
 import { X509Certificate } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
-import { parseCertificate, type Certificate } from "../src/certificate.js";
+import { parseCertificate, type Certificate } from "../src/core/certificate.js";
 import { identityOf } from "../src/policy/client-identity.js";
 import { readCertificateNames } from "../src/policy/certificate-names.js";
 import { distinguishedNamesEqual, formatDistinguishedName, parseDistinguishedName } from "../src/policy/distinguished-name.js";

@@ -24,9 +24,9 @@ import {
   createPeerCertificateContextValues,
   type ForwardingRequestLike,
   type PeerCertificateContextValuesOptions,
-} from "../src/peer-from-proxy.js";
+} from "../src/connect/proxy-context-values.js";
 import type { ForwardingFormat } from "../src/proxy/forwarding-formats.js";
-import { createDecide } from "../src/decision.js";
+import { createDecide } from "../src/core/decision.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
 import { createTestPki, echoRoutes, waitFor, type HandlerLog, type TestPki } from "./harness.js";
 

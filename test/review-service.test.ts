@@ -3,7 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { parseCertificate, type Certificate } from "../src/certificate.js";
+import { parseCertificate, type Certificate } from "../src/core/certificate.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
 import { createDirectoryStore } from "../src/stores/directory-store.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";

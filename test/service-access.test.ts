@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { CertificateStoreService } from "../src/gen/certgate/v1/certificate_store_pb.js";
 import { createDevCa, issueDevCertificate } from "../src/dev-certificates.js";
-import type { WritableCertificateStore } from "../src/store.js";
+import type { WritableCertificateStore } from "../src/core/store.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
 import { createCertificateStoreServer } from "../src/service/certificate-store-server.js";
 import {

@@ -6,9 +6,9 @@ import { fromBinary, toBinary, type DescMessage, type DescService, type MessageS
 import { type Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { CertificateStoreService, type WatchCertificatesResponse } from "../src/gen/certgate/v1/certificate_store_pb.js";
-import { parseCertificate } from "../src/certificate.js";
+import { parseCertificate } from "../src/core/certificate.js";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
-import type { WritableCertificateStore } from "../src/store.js";
+import type { WritableCertificateStore } from "../src/core/store.js";
 import {
   createCertificateStoreServer,
   type CertificateStoreServer,

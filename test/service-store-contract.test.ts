@@ -3,9 +3,9 @@
 import { codeOf } from "./service-harness.js";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
-import { parseCertificate, type Certificate } from "../src/certificate.js";
+import { parseCertificate, type Certificate } from "../src/core/certificate.js";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
-import type { StoreChange, WritableCertificateStore } from "../src/store.js";
+import type { StoreChange, WritableCertificateStore } from "../src/core/store.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
 
 let ca: IssuedCertificate;

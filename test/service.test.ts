@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { CertificateStoreService } from "../src/gen/certgate/v1/certificate_store_pb.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
-import type { WritableCertificateStore } from "../src/store.js";
+import type { WritableCertificateStore } from "../src/core/store.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
 import { createDirectoryStore } from "../src/stores/directory-store.js";
 import {

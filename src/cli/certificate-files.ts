@@ -1,6 +1,6 @@
 import { readFile, stat } from "node:fs/promises";
 import { resolve } from "node:path";
-import { isPrivateKeyLabel, parseCertificate, readPemBlocks, type Certificate } from "../certificate.js";
+import { isPrivateKeyLabel, parseCertificate, readPemBlocks, type Certificate } from "../core/certificate.js";
 import { CliError, errorMessage } from "./common.js";
 
 /**

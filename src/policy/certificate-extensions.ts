@@ -1,4 +1,4 @@
-import { childrenOf, decodeOid, readTlv, type Tlv } from "./der.js";
+import { childrenOf, decodeOid, readTlv, type Tlv } from "../core/der.js";
 
 /**
  * ExtensionEntry is one X.509 extension: its OID, whether it is critical, and

@@ -1,5 +1,5 @@
-import { isPrivateKeyLabel, parseCertificate, readPemBlocks, type Certificate } from "../certificate.js";
-import { createChangeNotifier, type WritableCertificateStore } from "../store.js";
+import { isPrivateKeyLabel, parseCertificate, readPemBlocks, type Certificate } from "../core/certificate.js";
+import { createChangeNotifier, type WritableCertificateStore } from "../core/store.js";
 import { createFileSource, type FileSourceOptions } from "./file-source.js";
 
 /**

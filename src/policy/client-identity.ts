@@ -1,6 +1,6 @@
 import type { ContextValues, HandlerContext } from "@connectrpc/connect";
-import type { Certificate } from "../certificate.js";
-import { clientCertificateKey } from "../peer.js";
+import type { Certificate } from "../core/certificate.js";
+import { clientCertificateKey } from "../core/peer-certificate.js";
 import { readCertificateNames } from "./certificate-names.js";
 import { formatDistinguishedName, type DistinguishedName, type NameAttribute } from "./distinguished-name.js";
 import { parseSpiffeId } from "./spiffe.js";

@@ -1,4 +1,4 @@
-import { isPrivateKeyLabel, readPemBlocks } from "../certificate.js";
+import { isPrivateKeyLabel, readPemBlocks } from "../core/certificate.js";
 import { parseCrl, type ParsedCrl } from "./crl.js";
 import { createFileSource, type FileSourceOptions } from "./file-source.js";
 

@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
-import type { Certificate } from "../certificate.js";
-import type { PeerCertificate } from "../peer.js";
-import type { RefusalReason, StoreEntry, StoreVerdict } from "../store.js";
+import type { Certificate } from "../core/certificate.js";
+import type { PeerCertificate } from "../core/peer-certificate.js";
+import type { RefusalReason, StoreEntry, StoreVerdict } from "../core/store.js";
 import { allowsClientAuth } from "./certificate-extensions.js";
 import { toCertificateSet, type CertificateSet, type CertificateSetInput } from "./certificate-set.js";
 import { createChainBuilder, type ChainBuilder, type ChainResult } from "./chain.js";

@@ -7,9 +7,9 @@ import {
   type Decide,
   type Decision,
   type DecisionEvent,
-} from "../decision.js";
-import { clientCertificateKey, peerCertificateKey, type PeerCertificate } from "../peer.js";
-import type { CertificateStore } from "../store.js";
+} from "../core/decision.js";
+import { clientCertificateKey, peerCertificateKey, type PeerCertificate } from "../core/peer-certificate.js";
+import type { CertificateStore } from "../core/store.js";
 import { createThumbprintStore } from "../stores/thumbprint-store.js";
 import { createUnionStore } from "./union-store.js";
 

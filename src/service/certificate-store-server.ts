@@ -4,8 +4,8 @@ import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { isPrivateKeyLabel, parseCertificate, readPemBlocks } from "../certificate.js";
-import { peerCertificateContextValues } from "../peer.js";
+import { isPrivateKeyLabel, parseCertificate, readPemBlocks } from "../core/certificate.js";
+import { peerCertificateContextValues } from "../core/peer-certificate.js";
 import type { AccessOptions } from "./access.js";
 import {
   createCertificateStoreService,

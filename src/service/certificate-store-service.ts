@@ -1,11 +1,11 @@
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
-import { normalizeThumbprint, type Certificate } from "../certificate.js";
+import { normalizeThumbprint, type Certificate } from "../core/certificate.js";
 import {
   isValidCertificateId,
   type StoreVerdict,
   type StoredCertificate,
   type WritableCertificateStore,
-} from "../store.js";
+} from "../core/store.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import {
   CertificateStoreService,

@@ -1,6 +1,6 @@
 import { createPrivateKey } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { isPrivateKeyLabel, parseCertificate, readPemBlocks, type Certificate } from "../certificate.js";
+import { isPrivateKeyLabel, parseCertificate, readPemBlocks, type Certificate } from "../core/certificate.js";
 
 /**
  * UploadResult is what `parseUpload` makes of the bytes of an upload.

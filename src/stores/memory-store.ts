@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { parseCertificate, type Certificate } from "../certificate.js";
+import { parseCertificate, type Certificate } from "../core/certificate.js";
 import {
   createChangeNotifier,
   isValidCertificateId,
@@ -7,7 +7,7 @@ import {
   type StoreVerdict,
   type StoredCertificate,
   type WritableCertificateStore,
-} from "../store.js";
+} from "../core/store.js";
 import { createThumbprintIndex } from "./thumbprint-index.js";
 
 /**

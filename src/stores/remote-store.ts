@@ -1,5 +1,5 @@
 import type { Transport } from "@connectrpc/connect";
-import type { CertificateStore } from "../store.js";
+import type { CertificateStore } from "../core/store.js";
 import { createLookupStore } from "./remote/lookup.js";
 import { createMirrorStore } from "./remote/mirror.js";
 

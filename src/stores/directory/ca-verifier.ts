@@ -1,7 +1,7 @@
 import "reflect-metadata";
 import { webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
-import type { StoreVerdict } from "../../store.js";
+import type { StoreVerdict } from "../../core/store.js";
 import type { CaCertificate } from "./ca-folder.js";
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);

@@ -2,7 +2,7 @@ import { X509Certificate, createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { isValidCertificateId, type StoredCertificate } from "../../store.js";
+import { isValidCertificateId, type StoredCertificate } from "../../core/store.js";
 import { checkLabels, decodeCertificateFile, readMetadata } from "./certificate-file.js";
 import { certificateExtensions, readFile } from "./folder-files.js";
 

@@ -1,7 +1,7 @@
 import { createClient } from "@connectrpc/connect";
-import type { Certificate } from "../../certificate.js";
+import type { Certificate } from "../../core/certificate.js";
 import { CertificateStoreService } from "../../gen/certgate/v1/certificate_store_pb.js";
-import { createChangeNotifier, type StoreVerdict } from "../../store.js";
+import { createChangeNotifier, type StoreVerdict } from "../../core/store.js";
 import type { RemoteStore, RemoteStoreOptions } from "../remote-store.js";
 import { clockOf, nonNegative, timerDuration } from "./options.js";
 

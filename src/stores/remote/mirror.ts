@@ -1,11 +1,11 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import type { Certificate } from "../../certificate.js";
+import type { Certificate } from "../../core/certificate.js";
 import {
   CertificateStoreService,
   type Certificate as CertificateMessage,
   type WatchCertificatesResponse,
 } from "../../gen/certgate/v1/certificate_store_pb.js";
-import { createChangeNotifier, type StoreVerdict } from "../../store.js";
+import { createChangeNotifier, type StoreVerdict } from "../../core/store.js";
 import type { RemoteStore, RemoteStoreOptions, RemoteStoreState } from "../remote-store.js";
 import { clockOf, delay, nonNegative, timerDuration, report } from "./options.js";
 import { createThumbprintIndex, type ThumbprintIndex } from "../thumbprint-index.js";

@@ -7,17 +7,17 @@ import {
   warnOnce,
   type NodeRequestLike,
   type PeerCertificate,
-} from "./peer.js";
-import { readForwardedCertificate, type ForwardingFormat } from "./proxy/forwarding-formats.js";
+} from "../core/peer-certificate.js";
+import { readForwardedCertificate, type ForwardingFormat } from "../proxy/forwarding-formats.js";
 import {
   configuredHeaders,
   presentHeaders,
   type ForwardingHeader,
   type HeadersLike,
   type PresentHeader,
-} from "./proxy/forwarding-headers.js";
-import { createLruCache, type LruCache } from "./proxy/lru-cache.js";
-import { createTrustedProxyCheck, type TrustedProxies } from "./proxy/trusted-proxies.js";
+} from "../proxy/forwarding-headers.js";
+import { createLruCache, type LruCache } from "../core/bounded-cache.js";
+import { createTrustedProxyCheck, type TrustedProxies } from "../proxy/trusted-proxies.js";
 
 /**
  * PeerCertificateContextValuesOptions configures

@@ -1,5 +1,5 @@
 import type { HandlerContext } from "@connectrpc/connect";
-import { createDecisionCore, type ClientCertOptions } from "../decision.js";
+import { createDecisionCore, type ClientCertOptions } from "../core/decision.js";
 
 /**
  * ClientCertGate is a Connect `requestGate`: it runs once the request headers

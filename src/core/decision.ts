@@ -10,9 +10,9 @@ import {
   reportOpen,
   type Decision,
 } from "./decision-report.js";
-import { issuerSourceOf, lookupStore } from "./decision-store.js";
-import { clientCertificateKey, peerCertificateKey, warnOnce, type PeerCertificate } from "./peer.js";
-import { compilePolicy, type CompiledPolicy, type Outcome } from "./policy/policy.js";
+import { issuerSourceOf, lookupStore } from "./store-lookup.js";
+import { clientCertificateKey, peerCertificateKey, warnOnce, type PeerCertificate } from "./peer-certificate.js";
+import { compilePolicy, type CompiledPolicy, type Outcome } from "../policy/policy.js";
 import type { StoreVerdict } from "./store.js";
 
 // The decision's options and its reporting live in files of their own; they

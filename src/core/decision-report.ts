@@ -3,9 +3,9 @@
 // `onDecision` sees a DecisionEvent.
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Certificate } from "./certificate.js";
-import { ClientCertificateErrorSchema } from "./gen/certgate/v1/errors_pb.js";
-import type { PeerCertificate } from "./peer.js";
-import { policyMessages } from "./policy/policy.js";
+import { ClientCertificateErrorSchema } from "../gen/certgate/v1/errors_pb.js";
+import type { PeerCertificate } from "./peer-certificate.js";
+import { policyMessages } from "../policy/policy.js";
 import type { RefusalReason, StoreEntry } from "./store.js";
 
 /**

@@ -1,5 +1,5 @@
 import type { DecisionEvent } from "./decision-report.js";
-import type { PolicyOptions } from "./policy/policy-options.js";
+import type { PolicyOptions } from "../policy/policy-options.js";
 import type { CertificateStore } from "./store.js";
 
 /**

@@ -2,7 +2,7 @@
 // (a timeout, a throw, a rejection or a malformed answer is an error verdict,
 // which refuses), and the store's `get` for `issuerCertificateId`.
 import type { Certificate } from "./certificate.js";
-import type { IssuerCertificateSource } from "./policy/identity-match.js";
+import type { IssuerCertificateSource } from "../policy/identity-match.js";
 import type { CertificateStore, StoredCertificate, StoreVerdict } from "./store.js";
 
 /**

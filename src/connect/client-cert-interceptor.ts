@@ -1,5 +1,5 @@
 import type { Interceptor } from "@connectrpc/connect";
-import { createDecisionCore, type ClientCertOptions } from "../decision.js";
+import { createDecisionCore, type ClientCertOptions } from "../core/decision.js";
 
 /**
  * createClientCertInterceptor returns a Connect server `Interceptor` that
