@@ -12,7 +12,7 @@ import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
 // foundation it measures.
 import { createClientCertGate } from "../src/connect/client-cert-gate.js";
 import { createClientCertInterceptor } from "../src/connect/client-cert-interceptor.js";
-import { peerCertificateContextValues } from "../src/core/peer-certificate.js";
+import { peerCertificateContextValues } from "../src/connect/context-values.js";
 import { createThumbprintStore } from "../src/stores/thumbprint-store.js";
 import { childConfig, serveParent } from "./ipc.js";
 import { createWindowMeter, type ServerWindow } from "./server-window.js";

@@ -20,7 +20,7 @@ import { CertificateStoreService } from "../src/gen/certgate/v1/certificate_stor
 import { parseCertificate, type Certificate } from "../src/core/certificate.js";
 import { issueDevCertificate } from "../src/dev-certificates.js";
 import { createClientCertInterceptor } from "../src/connect/client-cert-interceptor.js";
-import { peerCertificateContextValues } from "../src/core/peer-certificate.js";
+import { peerCertificateContextValues } from "../src/connect/context-values.js";
 import type { CertificateStore } from "../src/core/store.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
 import { createRemoteStore } from "../src/stores/remote-store.js";

@@ -9,10 +9,8 @@ export {
   peerCertificateContextValues,
   peerCertificateKey,
   clientCertificateKey,
-  peerCertificateOf,
-  type PeerCertificate,
-  type NodeRequestLike,
-} from "./core/peer-certificate.js";
+} from "./connect/context-values.js";
+export { peerCertificateOf, type PeerCertificate, type NodeRequestLike } from "./core/peer-certificate.js";
 export {
   createRemoteStore,
   type RemoteStore,
@@ -41,10 +39,9 @@ export {
 } from "./service/health.js";
 export {
   createPeerCertificateContextValues,
-  type PeerCertificateContextValuesOptions,
   type PeerCertificateContextValues,
-  type ForwardingRequestLike,
 } from "./connect/proxy-context-values.js";
+export type { PeerCertificateContextValuesOptions, ForwardingRequestLike } from "./proxy/forwarded-peer.js";
 export type { TrustedProxies } from "./proxy/trusted-proxies.js";
 export { forwardingFormats, type ForwardingFormat } from "./proxy/forwarding-formats.js";
 export { createThumbprintStore } from "./stores/thumbprint-store.js";
@@ -67,12 +64,8 @@ export {
   type StoreChange,
   isValidCertificateId,
 } from "./core/store.js";
-export {
-  clientIdentity,
-  identityOf,
-  type ClientIdentity,
-  type NameFields,
-} from "./policy/client-identity.js";
+export { clientIdentity } from "./connect/client-identity.js";
+export { identityOf, type ClientIdentity, type NameFields } from "./policy/client-identity.js";
 export type {
   PolicyOptions,
   TrustOptions,
@@ -103,15 +96,9 @@ export {
   type NameAttribute,
 } from "./policy/distinguished-name.js";
 export { parseSpiffeId, type SpiffeId } from "./policy/spiffe.js";
-export {
-  createDecisionCore,
-  type DecisionCore,
-  type DecisionCall,
-  refusalMessage,
-  type ClientCertOptions,
-  type Decision,
-  type DecisionEvent,
-} from "./core/decision.js";
+export type { ClientCertOptions } from "./core/decision-options.js";
+export type { Decision, DecisionEvent, DecisionVia } from "./core/decision-report.js";
+export { refusalMessage } from "./core/refusal-reasons.js";
 export {
   normalizeThumbprint,
   parseCertificate,

@@ -7,7 +7,7 @@ import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
 import { createClientCertInterceptor, parseCertificate } from "../src/index.js";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
 import { createDirectoryStore, type DirectoryStore, type DirectoryStoreOptions } from "../src/stores/directory-store.js";
-import type { DecisionEvent } from "../src/core/decision.js";
+import type { DecisionEvent } from "../src/core/decision-report.js";
 import { createTestPki, startEchoServer, transportFor, waitFor, type Protocol, type TestPki, type TestServer } from "./harness.js";
 
 // End to end: a real TLS server with the interceptor over a folder store,

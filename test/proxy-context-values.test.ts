@@ -20,11 +20,8 @@ import {
   type DecisionEvent,
   type PeerCertificate,
 } from "../src/index.js";
-import {
-  createPeerCertificateContextValues,
-  type ForwardingRequestLike,
-  type PeerCertificateContextValuesOptions,
-} from "../src/connect/proxy-context-values.js";
+import { createPeerCertificateContextValues } from "../src/connect/proxy-context-values.js";
+import type { ForwardingRequestLike, PeerCertificateContextValuesOptions } from "../src/proxy/forwarded-peer.js";
 import type { ForwardingFormat } from "../src/proxy/forwarding-formats.js";
 import { createDecide } from "../src/core/decision.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";

@@ -1,5 +1,7 @@
 import type { HandlerContext } from "@connectrpc/connect";
-import { createDecisionCore, type ClientCertOptions } from "../core/decision.js";
+import { createDecisionCore } from "../core/decision.js";
+import type { ClientCertOptions } from "../core/decision-options.js";
+import { enforceCall } from "./enforce-call.js";
 
 /**
  * ClientCertGate is a Connect `requestGate`: it runs once the request headers
@@ -22,10 +24,10 @@ export type ClientCertGate = (context: HandlerContext) => void | Promise<void>;
  * });
  */
 export function createClientCertGate(options: ClientCertOptions): ClientCertGate {
-  const { enforce } = createDecisionCore(options);
+  const core = createDecisionCore(options);
   return (context) => {
     try {
-      return enforce(context, context.values, "gate");
+      return enforceCall(core, context, context.values, "gate");
     } catch (error) {
       // A refusal is handed over as a rejected promise, not thrown: Connect
       // then builds its error response from a microtask, outside the deep

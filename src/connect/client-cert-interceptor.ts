@@ -1,5 +1,7 @@
 import type { Interceptor } from "@connectrpc/connect";
-import { createDecisionCore, type ClientCertOptions } from "../core/decision.js";
+import { createDecisionCore } from "../core/decision.js";
+import type { ClientCertOptions } from "../core/decision-options.js";
+import { enforceCall } from "./enforce-call.js";
 
 /**
  * createClientCertInterceptor returns a Connect server `Interceptor` that
@@ -29,10 +31,10 @@ import { createDecisionCore, type ClientCertOptions } from "../core/decision.js"
  * );
  */
 export function createClientCertInterceptor(options: ClientCertOptions): Interceptor {
-  const { enforce } = createDecisionCore(options);
+  const core = createDecisionCore(options);
   return (next) => async (req) => {
     // A warm connection decides synchronously: no promise to await.
-    const pending = enforce(req, req.contextValues, "interceptor");
+    const pending = enforceCall(core, req, req.contextValues, "interceptor");
     if (pending !== undefined) {
       await pending;
     }

@@ -77,23 +77,3 @@ export function validateOptions(options: ClientCertOptions | undefined): void {
     }
   }
 }
-
-/**
- * clockOf returns the current time in epoch milliseconds from
- * `options.clock`: `Date.now` itself when there is none, so that the warm
- * path pays no wrapper. A clock answering something that is not a time
- * throws, which the decision turns into a refusal.
- */
-export function clockOf(options: ClientCertOptions): () => number {
-  const clock = options.clock;
-  if (clock === undefined) {
-    return Date.now;
-  }
-  return () => {
-    const t = +clock();
-    if (Number.isNaN(t)) {
-      throw new Error("certgate: options.clock returned an invalid time");
-    }
-    return t;
-  };
-}

@@ -1,12 +1,14 @@
-// What a decision is, and how it reaches the outside: the client sees a
-// ConnectError with a fixed message and a `ClientCertificateError` detail,
-// `onDecision` sees a DecisionEvent.
-import { Code, ConnectError } from "@connectrpc/connect";
+// What a decision is, and how `onDecision` hears of it. The adapters turn a
+// refusal into their framework's error (see `Enforcement`).
 import type { Certificate } from "./certificate.js";
-import { ClientCertificateErrorSchema } from "../gen/certgate/v1/errors_pb.js";
 import type { PeerCertificate } from "./peer-certificate.js";
-import { policyMessages } from "../policy/policy.js";
+import { refusalMessage, refusals, statusCodes, type Refusal, type RefusalStatus, type StatusCode } from "./refusal-reasons.js";
 import type { RefusalReason, StoreEntry } from "./store.js";
+
+/**
+ * DecisionVia names the adapter that decided a call, as `onDecision` reports it.
+ */
+export type DecisionVia = "interceptor" | "gate";
 
 /**
  * Decision is the result of checking one call's client certificate.
@@ -30,10 +32,12 @@ export type Decision =
       readonly message: string;
       readonly certificate: Certificate | undefined;
       /**
-       * The status code: `PermissionDenied` when identities refused a
-       * certificate that passed every other check. By default, `Unauthenticated`.
+       * The status: `"permission_denied"` when identities refused a
+       * certificate that passed every other check, else `"unauthenticated"`.
        */
-      readonly code?: Code;
+      readonly status: RefusalStatus;
+      /** The status as a number, equal to Connect's `Code` (16 or 7). */
+      readonly code: StatusCode;
       /** Whether the policy is report-only: the call goes through anyway. */
       readonly reportOnly?: boolean;
       /**
@@ -49,6 +53,8 @@ export type Decision =
       readonly certificate: Certificate;
       /** What went wrong, for logs; never shown to the client. */
       readonly error: unknown;
+      readonly status: "unauthenticated";
+      readonly code: StatusCode;
       /** Whether the policy is report-only: the call goes through anyway. */
       readonly reportOnly?: boolean;
       /**
@@ -79,7 +85,7 @@ export interface DecisionEvent {
   /** The underlying failure of a store error. */
   readonly error: unknown;
   /** Which adapter decided. */
-  readonly via: "interceptor" | "gate";
+  readonly via: DecisionVia;
   /**
    * Where the certificate came from: `"proxy"` when a trusted proxy forwarded
    * it in a header (see `createPeerCertificateContextValues`), else `"tls"`.
@@ -96,8 +102,11 @@ export interface DecisionEvent {
    * "refused"` went through anyway.
    */
   readonly reportOnly?: boolean;
-  /** The status code a refusal has (or would have, report-only); undefined when admitted. */
-  readonly code?: Code;
+  /**
+   * The status code a refusal has (or would have, report-only), equal to
+   * Connect's `Code` (16 Unauthenticated, 7 PermissionDenied); undefined when admitted.
+   */
+  readonly code?: StatusCode;
   /** The rule that applied: its procedure pattern(s), or `default`. */
   readonly rule?: string;
   /** Whether a rule with `allow: "any"` left the procedure open (nothing was checked). */
@@ -106,40 +115,42 @@ export interface DecisionEvent {
   readonly expiresSoon?: boolean;
 }
 
-// A Map, not an object literal: a store's reason such as "constructor" must
-// not find Object.prototype's members.
-const messages: ReadonlyMap<string, string> = new Map(Object.entries({
-  no_certificate: "no client certificate presented",
-  invalid_certificate: "client certificate could not be read",
-  expired: "client certificate expired",
-  not_yet_valid: "client certificate not yet valid",
-  not_allowed: "client certificate not allowed",
-  store_unavailable: "client certificate could not be checked: store unavailable",
-  ...policyMessages,
-}));
-const permissionDenied = "client certificate not allowed to call this procedure";
-
 /**
- * refusalMessage returns the client-facing message for a reason.
+ * refused returns the refusal of a certificate (or of its absence) for a
+ * reason, with the reason's client-facing message and status.
  */
-export function refusalMessage(reason: RefusalReason): string {
-  return messages.get(reason) ?? "client certificate refused";
+export function refused(reason: RefusalReason, certificate: Certificate | undefined): Decision {
+  return {
+    kind: "refused",
+    reason,
+    message: refusalMessage(reason),
+    certificate,
+    status: "unauthenticated",
+    code: statusCodes.unauthenticated,
+  };
 }
 
 /**
- * refused returns the refusal of a certificate (or of its absence) for a
- * reason, with the reason's client-facing message.
+ * refusedAs returns the refusal of a certificate for an entry of
+ * `refusals`, optionally with a message of its own.
  */
-export function refused(reason: RefusalReason, certificate: Certificate | undefined): Decision {
-  return { kind: "refused", reason, message: refusalMessage(reason), certificate };
+export function refusedAs(refusal: Refusal, certificate: Certificate | undefined, message = refusal.message): Decision {
+  return {
+    kind: "refused",
+    reason: refusal.reason,
+    message,
+    certificate,
+    status: refusal.status,
+    code: statusCodes[refusal.status],
+  };
 }
 
 /**
  * deniedProcedure returns the refusal of a certificate that passed every
- * check but the identities of the procedure's rule: `Code.PermissionDenied`.
+ * check but the identities of the procedure's rule: permission denied.
  */
-export function deniedProcedure(reason: RefusalReason, certificate: Certificate): Decision {
-  return { kind: "refused", reason, message: permissionDenied, certificate, code: Code.PermissionDenied };
+export function deniedProcedure(certificate: Certificate): Decision {
+  return refusedAs(refusals.procedure_not_allowed, certificate);
 }
 
 /**
@@ -150,47 +161,12 @@ export function failure(certificate: Certificate, error: unknown): Decision {
   return {
     kind: "error",
     reason: "store_unavailable",
-    message: refusalMessage("store_unavailable"),
+    message: refusals.store_unavailable.message,
     certificate,
     error,
+    status: "unauthenticated",
+    code: statusCodes.unauthenticated,
   };
-}
-
-// The reasons a client may see. A store may refuse with a reason of its own,
-// which could name other certificates: the client sees "refused" instead.
-const publicReasons: ReadonlySet<string> = new Set([
-  "no_certificate", "invalid_certificate", "expired", "not_yet_valid", "not_allowed", "store_unavailable",
-  "untrusted", "revoked", "crl_unavailable", "stale_crl", "wrong_usage",
-]);
-
-function detailReason(reason: RefusalReason): string {
-  return publicReasons.has(reason) ? reason : "refused";
-}
-
-/**
- * decisionError turns a refusal into the `ConnectError` the client sees:
- * `Code.Unauthenticated` (HTTP 401, grpc-status 16), or
- * `Code.PermissionDenied` (HTTP 403, grpc-status 7) when identities refused
- * a certificate that passed every other check. The reason travels as a
- * `certgate.v1.ClientCertificateError` error detail.
- */
-export function decisionError(decision: Exclude<Decision, { kind: "admitted" }>, procedure = ""): ConnectError {
-  // A refusal is an expected outcome, not a bug: its stack trace tells
-  // nothing, and capturing it in the adapter's deep stack costs microseconds
-  // per refused call, which a flood of unauthenticated calls multiplies.
-  const stackTraceLimit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return new ConnectError(
-      decision.message,
-      decision.kind === "refused" ? (decision.code ?? Code.Unauthenticated) : Code.Unauthenticated,
-      undefined,
-      [{ desc: ClientCertificateErrorSchema, value: { reason: detailReason(decision.reason), procedure } }],
-      decision.kind === "error" ? decision.error : undefined,
-    );
-  } finally {
-    Error.stackTraceLimit = stackTraceLimit;
-  }
 }
 
 /**
@@ -200,7 +176,7 @@ export function reportDecision(
   onDecision: ((event: DecisionEvent) => void) | undefined,
   decision: Decision,
   procedure: string,
-  via: "interceptor" | "gate",
+  via: DecisionVia,
   extra?: { readonly rule?: string; readonly expiresSoon?: boolean },
 ): void {
   if (onDecision === undefined) {
@@ -220,12 +196,7 @@ export function reportDecision(
       source: decision.peer?.source ?? "tls",
       ignoredForwardingHeaders: decision.peer?.ignoredForwardingHeaders,
       reportOnly: decision.kind !== "admitted" && decision.reportOnly === true,
-      code:
-        decision.kind === "admitted"
-          ? undefined
-          : decision.kind === "refused"
-            ? (decision.code ?? Code.Unauthenticated)
-            : Code.Unauthenticated,
+      code: decision.kind === "admitted" ? undefined : decision.code,
       rule: extra?.rule,
       open: false,
       expiresSoon: extra?.expiresSoon ?? false,
@@ -242,7 +213,7 @@ export function reportDecision(
 export function reportOpen(
   onDecision: (event: DecisionEvent) => void,
   procedure: string,
-  via: "interceptor" | "gate",
+  via: DecisionVia,
   rule: string,
 ): void {
   try {
@@ -253,4 +224,45 @@ export function reportOpen(
   } catch {
     // A failing hook must not change the decision.
   }
+}
+
+/**
+ * Reporter calls `onDecision` with the event of one call; `decision`
+ * undefined is a procedure left open by `allow: "any"`.
+ */
+export type Reporter = (decision: Decision | undefined, procedure: string, via: DecisionVia) => void;
+
+/**
+ * createReporter returns the `Reporter` of a decision core, or undefined
+ * when there is no `onDecision`, so that the warm path skips it entirely.
+ * `ruleOf` names the rule that applies to a procedure; `now` is the clock
+ * the `expiresSoon` flag (`expiryWarningDays`) is read with.
+ */
+export function createReporter(
+  onDecision: ((event: DecisionEvent) => void) | undefined,
+  expiryWarningDays: number | undefined,
+  now: () => number,
+  ruleOf: (procedure: string) => string,
+): Reporter | undefined {
+  if (onDecision === undefined) {
+    return undefined;
+  }
+  const warnMs = expiryWarningDays === undefined ? undefined : expiryWarningDays * 86_400_000;
+  return (decision, procedure, via) => {
+    const rule = ruleOf(procedure);
+    if (decision === undefined) {
+      reportOpen(onDecision, procedure, via, rule);
+      return;
+    }
+    let expiresSoon = false;
+    const certificate = decision.certificate;
+    if (warnMs !== undefined && certificate !== undefined) {
+      try {
+        expiresSoon = certificate.notAfter.getTime() - now() < warnMs;
+      } catch {
+        // A broken clock already refused the call; no warning to add.
+      }
+    }
+    reportDecision(onDecision, decision, procedure, via, { rule, expiresSoon });
+  };
 }

@@ -1,283 +1,133 @@
-import { Code, type ContextValues } from "@connectrpc/connect";
-import type { Certificate } from "./certificate.js";
-import { clockOf, validateOptions, type ClientCertOptions } from "./decision-options.js";
-import {
-  decisionError,
-  deniedProcedure,
-  failure,
-  refused,
-  reportDecision,
-  reportOpen,
-  type Decision,
-} from "./decision-report.js";
-import { issuerSourceOf, lookupStore } from "./store-lookup.js";
-import { clientCertificateKey, peerCertificateKey, warnOnce, type PeerCertificate } from "./peer-certificate.js";
-import { compilePolicy, type CompiledPolicy, type Outcome } from "../policy/policy.js";
-import type { StoreVerdict } from "./store.js";
+import { validateOptions, type ClientCertOptions } from "./decision-options.js";
+import { clockOf } from "./options.js";
+import { createReporter, type Decision, type DecisionVia } from "./decision-report.js";
+import { createConnectionDecide, type Decide } from "./connection-decide.js";
+import { enforcementOf, passThrough, type Enforcement } from "./enforcement.js";
+import type { PeerCertificate } from "./peer-certificate.js";
+import { issuerSourceOf } from "./store-lookup.js";
+import { compilePolicy } from "../policy/policy.js";
 
-// The decision's options and its reporting live in files of their own; they
-// are imported from here, as they always were.
-export type { ClientCertOptions } from "./decision-options.js";
-export {
-  decisionError,
-  refusalMessage,
-  reportDecision,
-  type Decision,
-  type DecisionEvent,
-} from "./decision-report.js";
+export type { Decide } from "./connection-decide.js";
 
 /**
- * Decide checks the certificate of one call. It answers synchronously when
- * the connection's cached verdict is still good, so a warm call costs no
- * allocation and no promise.
+ * ProcedureSource is a call whose procedure is built from its service and
+ * method names, only when rules or `onDecision` need it or the call is
+ * refused: a Connect `HandlerContext` or interceptor request is one.
  */
-export type Decide = (peer: PeerCertificate | undefined, procedure?: string) => Decision | Promise<Decision>;
-
-/**
- * DecisionCall is what the core reads of a call: its service and method,
- * which make the procedure. A Connect `HandlerContext` and an interceptor's
- * request are both one.
- */
-export interface DecisionCall {
+export interface ProcedureSource {
   readonly service: { readonly typeName: string };
   readonly method: { readonly name: string };
 }
 
 /**
- * DecisionCore is the decision shared by the interceptor and the gate, with
- * what they need around it.
+ * Procedure names the procedure of a call: the string, such as
+ * `/certgate.example.v1.EchoService/Echo` (a grpc-js call's path), or a
+ * `ProcedureSource`.
+ */
+export type Procedure = string | ProcedureSource;
+
+/**
+ * procedureName returns the procedure string of a `Procedure`.
+ */
+export function procedureName(procedure: Procedure): string {
+  return typeof procedure === "string" ? procedure : `/${procedure.service.typeName}/${procedure.method.name}`;
+}
+
+/**
+ * DecisionCore is certgate's framework-neutral decision, shared by every
+ * adapter (the Connect interceptor and gate, the store service, grpc-js).
+ * An adapter reads the `PeerCertificate` of the call's connection (see
+ * `readPeerCertificate`), calls `enforce`, and maps the `Enforcement`:
+ * `admitted` hands `certificate` to the handler, `passed` goes on, `refused`
+ * becomes the framework's error with `status`, `message` and `detail`.
+ *
+ * @example
+ * const core = createDecisionCore({ store });
+ * const result = core.enforce(peer, "/pkg.v1.Service/Method", "gate");
+ * const settled = result instanceof Promise ? await result : result;
+ * if (settled.kind === "refused") throw toFrameworkError(settled);
  */
 export interface DecisionCore {
-  /** Decides one call; `procedure` selects the rule. */
+  /**
+   * Decides one call, reports it to `onDecision` and says what to do with
+   * it. Answers synchronously on a warm connection (no promise, no
+   * allocation for an admitted call); a promise only when the connection has
+   * no cached decision. Never rejects: a failure is a refusal.
+   */
+  enforce(peer: PeerCertificate | undefined, procedure: Procedure, via: DecisionVia): Enforcement | Promise<Enforcement>;
+  /**
+   * Decides one call without reporting or enforcing it; `procedure` selects
+   * the rule (an open procedure gets the default rule).
+   */
   readonly decide: Decide;
   /** Whether there are rules, so that the decision depends on the procedure. */
   readonly needsProcedure: boolean;
   /** Whether a rule with `allow: "any"` leaves the procedure open. */
   isOpen(procedure: string): boolean;
   /** Calls `onDecision`, if set, with the event of one call; `decision` undefined for an open procedure. */
-  report(decision: Decision | undefined, procedure: string, via: "interceptor" | "gate"): void;
-  /**
-   * Decides one call and acts on it, as both adapters do: reports the
-   * decision, gives an admitted certificate to the handler under
-   * `clientCertificateKey` in `values`, and throws a refusal as the
-   * `ConnectError` of `decisionError` (unless the policy is report-only).
-   * Returns a promise only when the connection has no cached decision.
-   */
-  enforce(call: DecisionCall, values: ContextValues, via: "interceptor" | "gate"): void | Promise<void>;
-}
-
-// What one connection has decided: results per compiled policy, and the
-// shared per-certificate work (store verdict, chain, CRL check, identity
-// match), all good until a revision changes or `expiresAt` passes.
-interface ConnectionState {
-  readonly storeRevision: number;
-  readonly policyRevision: number;
-  expiresAt: number;
-  readonly facts: Map<object, unknown>;
-  readonly results: (Decision | Promise<Decision> | undefined)[];
+  report(decision: Decision | undefined, procedure: string, via: DecisionVia): void;
 }
 
 /**
- * createDecide builds the decision core shared by the interceptor and the
- * gate: validity window on every call, then the policy (trust, revocation,
- * key usage, the store's verdict, identities), cached per connection until
- * the store's or the policy's revision changes. Procedures left open by a
- * rule with `allow: "any"` are not decided here: the adapters let them
- * through first; `decide` applies the default rule to them.
+ * createDecide returns the `decide` of `createDecisionCore`.
  */
 export function createDecide(options: ClientCertOptions): Decide {
   return createDecisionCore(options).decide;
 }
 
 /**
- * createDecisionCore is `createDecide` with the rule look-up, the
- * `onDecision` reporting and the enforcement the adapters use.
+ * createDecisionCore checks the options (throwing a `TypeError` naming a
+ * malformed one), compiles the policy and returns the decision: validity
+ * window on every call, then trust, revocation, key usage, the store's
+ * verdict and identities, cached per connection until the store's or the
+ * policy's revision changes.
  */
 export function createDecisionCore(options: ClientCertOptions): DecisionCore {
   validateOptions(options);
-  const { store, onDecision } = options;
+  const { store } = options;
   const engine = compilePolicy(options, store !== undefined, issuerSourceOf(store));
-  const fallback = engine.policyFor(undefined);
   const needsProcedure = engine.policies.length > 1;
-  const skew = options.clockSkewMs ?? 0;
-  const now = clockOf(options);
-  const lookupTimeoutMs = options.lookupTimeoutMs ?? 5000;
-  const warnMs = options.expiryWarningDays === undefined ? undefined : options.expiryWarningDays * 86_400_000;
-  const cache = new WeakMap<PeerCertificate, ConnectionState>();
-  const noCertificate = refused("no_certificate", undefined);
-  const unreadable = refused("invalid_certificate", undefined);
-
-  function evaluate(peer: PeerCertificate, certificate: Certificate, policy: CompiledPolicy, state: ConnectionState, t: number): Promise<Decision> {
-    const facts = state.facts;
-    const lookup =
-      store === undefined
-        ? undefined
-        : () => {
-            let verdict = facts.get(store) as Promise<StoreVerdict> | undefined;
-            if (verdict === undefined) {
-              verdict = lookupStore(store, certificate, lookupTimeoutMs);
-              facts.set(store, verdict);
-            }
-            return verdict;
-          };
-    const settle = (outcome: Outcome): Decision => {
-      const decision = outcomeDecision(outcome, certificate, policy);
-      if (cache.get(peer) === state) {
-        if (outcome.kind === "error") {
-          // Never cache a failure: the next call asks again (and is refused
-          // meanwhile, since a failure is a refusal).
-          state.results[policy.index] = undefined;
-          if (store !== undefined) facts.delete(store);
-        } else {
-          state.results[policy.index] = decision;
-          if (outcome.expiresAt < state.expiresAt) state.expiresAt = outcome.expiresAt;
-        }
-      }
-      return decision;
-    };
-    const result = engine
-      .evaluate(policy, peer, certificate, { t, facts, lookupStore: lookup })
-      .then(settle, (error: unknown) => settle({ kind: "error", error }));
-    state.results[policy.index] = result;
-    return result;
-  }
-
-  const decideDirect: Decide = function decide(peer, procedure) {
-    const found = procedure === undefined ? fallback : engine.policyFor(procedure);
-    const policy = found.open ? fallback : found;
-    if (peer === undefined) {
-      warnOnce(
-        "context",
-        "certgate: no peer certificate in the call's context; pass peerCertificateContextValues as the adapter's contextValues, or every call is refused",
-      );
-      return mark(noCertificate, policy);
-    }
-    const certificate = peer.certificate;
-    if (certificate === undefined) {
-      return mark(peer.error === undefined ? noCertificate : unreadable, policy);
-    }
-    let t: number;
-    let storeRevision: number;
-    let policyRevision: number;
-    try {
-      t = now();
-      storeRevision = store === undefined ? 0 : store.revision;
-      policyRevision = engine.revision;
-    } catch (error) {
-      // A broken clock or store fails closed, like a failed look-up.
-      return mark(failure(certificate, error), policy);
-    }
-    // Negated comparisons, so that an unreadable date (NaN) refuses.
-    if (policy.validateNotAfter && !(t <= certificate.notAfter.getTime() + skew)) {
-      return mark(refused("expired", certificate), policy);
-    }
-    if (policy.validateNotBefore && !(t >= certificate.notBefore.getTime() - skew)) {
-      return mark(refused("not_yet_valid", certificate), policy);
-    }
-    let state = cache.get(peer);
-    if (
-      state === undefined ||
-      state.storeRevision !== storeRevision ||
-      state.policyRevision !== policyRevision ||
-      !(t < state.expiresAt)
-    ) {
-      state = { storeRevision, policyRevision, expiresAt: Infinity, facts: new Map(), results: [] };
-      cache.set(peer, state);
-    }
-    return state.results[policy.index] ?? evaluate(peer, certificate, policy, state, t);
-  };
-  const decide = withForwarding(decideDirect);
-
+  const now = clockOf(options.clock);
+  const decide = createConnectionDecide({
+    engine,
+    store,
+    now,
+    clockSkewMs: options.clockSkewMs ?? 0,
+    lookupTimeoutMs: options.lookupTimeoutMs ?? 5000,
+  });
   const isOpen = (procedure: string) => needsProcedure && engine.policyFor(procedure).open;
+  const ruleOf = (procedure: string) => (needsProcedure ? engine.policyFor(procedure).rule : "default");
+  const reporter = createReporter(options.onDecision, options.expiryWarningDays, now, ruleOf);
 
-  function report(decision: Decision | undefined, procedure: string, via: "interceptor" | "gate"): void {
-    if (onDecision === undefined) {
-      return;
-    }
-    let expiresSoon = false;
-    const certificate = decision?.certificate;
-    if (warnMs !== undefined && certificate !== undefined) {
-      try {
-        expiresSoon = certificate.notAfter.getTime() - now() < warnMs;
-      } catch {
-        // A broken clock already refused the call; no warning to add.
-      }
-    }
-    const rule = needsProcedure ? engine.policyFor(procedure).rule : "default";
-    if (decision === undefined) {
-      reportOpen(onDecision, procedure, via, rule);
-      return;
-    }
-    reportDecision(onDecision, decision, procedure, via, { rule, expiresSoon });
-  }
-
-  const reports = onDecision !== undefined;
-  function act(decision: Decision, call: DecisionCall, values: ContextValues, procedure: string | undefined, via: "interceptor" | "gate"): void {
-    if (reports) {
-      report(decision, procedure as string, via);
+  function settle(decision: Decision, procedure: Procedure, name: string | undefined, via: DecisionVia): Enforcement {
+    if (reporter !== undefined) {
+      reporter(decision, name as string, via);
     }
     if (decision.kind === "admitted") {
-      values.set(clientCertificateKey, decision.certificate);
-    } else if (decision.reportOnly !== true) {
-      throw decisionError(decision, procedure ?? procedureOf(call));
+      return decision;
     }
+    return enforcementOf(decision, name ?? procedureName(procedure));
   }
 
   return {
     decide,
     needsProcedure,
     isOpen,
-    report,
-    enforce(call, values, via) {
-      // The procedure string is built only when rules or onDecision need it.
-      const procedure = needsProcedure || reports ? procedureOf(call) : undefined;
-      if (procedure !== undefined && isOpen(procedure)) {
-        report(undefined, procedure, via);
-        return;
-      }
-      const result = decide(values.get(peerCertificateKey), procedure);
-      if (result instanceof Promise) {
-        return result.then((decision) => act(decision, call, values, procedure, via));
-      }
-      act(result, call, values, procedure, via);
+    report(decision, procedure, via) {
+      reporter?.(decision, procedure, via);
     },
-  };
-}
-
-function procedureOf(call: DecisionCall): string {
-  return `/${call.service.typeName}/${call.method.name}`;
-}
-
-// Report-only policies mark their refusals, which the adapters let through.
-function mark(decision: Decision, policy: CompiledPolicy): Decision {
-  return policy.reportOnly && decision.kind !== "admitted" ? { ...decision, reportOnly: true } : decision;
-}
-
-function outcomeDecision(outcome: Outcome, certificate: Certificate, policy: CompiledPolicy): Decision {
-  switch (outcome.kind) {
-    case "admitted":
-      return { kind: "admitted", certificate, entry: outcome.entry };
-    case "refused":
-      return mark(
-        outcome.code === Code.PermissionDenied
-          ? deniedProcedure(outcome.reason, certificate)
-          : refused(outcome.reason, certificate),
-        policy,
-      );
-    default:
-      return mark(failure(certificate, outcome.error), policy);
-  }
-}
-
-// Decisions about proxied peers (and peers whose forwarding headers were
-// ignored) carry the peer, so that onDecision can say how the certificate
-// arrived. Direct peers keep the shared, allocation-free decisions.
-function withForwarding(decide: Decide): Decide {
-  return (peer, procedure) => {
-    const result = decide(peer, procedure);
-    if (peer === undefined || (peer.source !== "proxy" && peer.ignoredForwardingHeaders === undefined)) {
-      return result;
-    }
-    return result instanceof Promise ? result.then((d) => ({ ...d, peer })) : { ...result, peer };
+    enforce(peer, procedure, via) {
+      // The procedure string is built only when rules or onDecision need it.
+      const name = needsProcedure || reporter !== undefined ? procedureName(procedure) : undefined;
+      if (name !== undefined && isOpen(name)) {
+        reporter?.(undefined, name, via);
+        return passThrough;
+      }
+      const result = decide(peer, name);
+      if (result instanceof Promise) {
+        return result.then((decision) => settle(decision, procedure, name, via));
+      }
+      return settle(result, procedure, name, via);
+    },
   };
 }

@@ -1,7 +1,10 @@
+// The client certificate of one connection, read once per connection from
+// its TLS socket. Framework-neutral: an adapter gives the connection's key
+// object and a way to reach its TLS socket.
 import type { Http2Session, ServerHttp2Stream } from "node:http2";
-import type { TLSSocket } from "node:tls";
-import { createContextKey, createContextValues, type ContextValues } from "@connectrpc/connect";
+import type { X509Certificate } from "node:crypto";
 import { parseCertificate, type Certificate } from "./certificate.js";
+import { warnOnce } from "./warn-once.js";
 
 /**
  * PeerCertificate is what certgate knows of the client at the other end of
@@ -38,25 +41,6 @@ export interface PeerCertificate {
 }
 
 /**
- * peerCertificateKey is the context key under which
- * `peerCertificateContextValues` stores the `PeerCertificate` of the request's
- * connection. It is undefined when the adapter was not given certgate's
- * `contextValues`.
- */
-export const peerCertificateKey = createContextKey<PeerCertificate | undefined>(undefined, {
-  description: "certgate peer certificate",
-});
-
-/**
- * clientCertificateKey is the context key that holds the client's
- * `Certificate` once certgate admitted the call, for handlers:
- * `ctx.values.get(clientCertificateKey)`. It is undefined before that.
- */
-export const clientCertificateKey = createContextKey<Certificate | undefined>(undefined, {
-  description: "certgate client certificate",
-});
-
-/**
  * NodeRequestLike is the part of a Node HTTP/1.1 or HTTP/2 server request that
  * certgate reads: Express and Fastify requests carry the same.
  */
@@ -69,61 +53,81 @@ export interface NodeRequestLike {
 // HTTP/1.1 TLS socket. `req.socket` of an HTTP/2 request is a per-stream
 // proxy, so keying on it would miss on every call.
 const peers = new WeakMap<object, PeerCertificate>();
-const warned = new Set<string>();
 
 /**
- * peerCertificateContextValues reads the client certificate of the request's
- * TLS connection and stores it under `peerCertificateKey`, for
- * `connectNodeAdapter({ contextValues: peerCertificateContextValues })` (and
- * connect-express / connect-fastify). The certificate is read and parsed once
- * per connection, not per request.
- *
- * @example
- * http2.createSecureServer(
- *   { cert, key, requestCert: true, rejectUnauthorized: false },
- *   connectNodeAdapter({ routes, interceptors, contextValues: peerCertificateContextValues }),
- * );
+ * TlsSocketLike is what certgate reads of a connection's TLS socket: a Node
+ * `TLSSocket` is one. An adapter whose framework hides the socket may pass
+ * an object of its own with the same members.
  */
-export function peerCertificateContextValues(
-  req: NodeRequestLike,
-  values: ContextValues = createContextValues(),
-): ContextValues {
-  return values.set(peerCertificateKey, peerCertificateOf(req));
+export interface TlsSocketLike {
+  readonly encrypted?: boolean;
+  readonly authorized?: boolean;
+  readonly authorizationError?: unknown;
+  getPeerX509Certificate(): X509Certificate | undefined;
 }
 
 /**
  * peerCertificateOf returns the `PeerCertificate` of the request's connection,
- * reading it on the first request of the connection.
+ * reading it on the first request of the connection: keyed by the HTTP/2
+ * session or the HTTP/1.1 TLS socket (`req.socket` of an HTTP/2 request is a
+ * per-stream proxy, so keying on it would miss on every call).
  */
 export function peerCertificateOf(req: NodeRequestLike): PeerCertificate {
+  let session: Http2Session | undefined;
   try {
-    const session = (req.stream as ServerHttp2Stream | undefined)?.session as
-      | Http2Session
-      | undefined;
-    const key = (session ?? req.socket) as object | undefined;
-    let peer = typeof key === "object" && key !== null ? peers.get(key) : undefined;
+    session = (req.stream as ServerHttp2Stream | undefined)?.session as Http2Session | undefined;
+  } catch (error) {
+    return unreadablePeer(error);
+  }
+  // The warm path: a connection already read, no closure to make.
+  const known = peers.get((session ?? req.socket) as object);
+  if (known !== undefined) {
+    return known;
+  }
+  if (session !== undefined) {
+    return readPeerCertificate(session, () => session.socket as unknown as TlsSocketLike | undefined);
+  }
+  return readPeerCertificate(req.socket, () => {
+    const socket = req.socket as (TlsSocketLike & { disableRenegotiation?: () => void }) | undefined;
+    // The certificate is read once per HTTP/1.1 connection: a TLS 1.2
+    // renegotiation to another certificate must not keep the first
+    // identity, so it is refused (Node already refuses it on HTTP/2).
+    socket?.disableRenegotiation?.();
+    return socket;
+  });
+}
+
+/**
+ * readPeerCertificate returns the `PeerCertificate` of a connection, reading
+ * it from `socketOf()` the first time it sees `connection` (any object that
+ * lives as long as the connection: an HTTP/2 session, a TLS socket) and
+ * returning the same object afterwards, so that it also keys the decision's
+ * per-connection cache. It never throws: a connection that cannot be read
+ * is a peer without a certificate, with an `error`, which is refused.
+ */
+export function readPeerCertificate(connection: unknown, socketOf: () => TlsSocketLike | undefined): PeerCertificate {
+  try {
+    const key = typeof connection === "object" && connection !== null ? connection : undefined;
+    let peer = key === undefined ? undefined : peers.get(key);
     if (peer === undefined) {
-      const socket = (session?.socket ?? req.socket) as TLSSocket | undefined;
-      peer = readPeer(socket);
-      if (session === undefined) {
-        // The certificate is read once per HTTP/1.1 connection: a TLS 1.2
-        // renegotiation to another certificate must not keep the first
-        // identity, so it is refused (Node already refuses it on HTTP/2).
-        (socket as Partial<TLSSocket> | undefined)?.disableRenegotiation?.();
-      }
-      if (typeof key === "object" && key !== null) {
+      peer = readPeer(socketOf());
+      if (key !== undefined) {
         peers.set(key, peer);
       }
     }
     return peer;
   } catch (error) {
-    // The adapter calls this outside of any error handling: throwing here
+    // Adapters call this outside of any error handling: throwing here
     // would crash the server. A connection that cannot be read is refused.
-    return { certificate: undefined, authorized: false, authorizationError: undefined, encrypted: false, error };
+    return unreadablePeer(error);
   }
 }
 
-function readPeer(socket: TLSSocket | undefined): PeerCertificate {
+function unreadablePeer(error: unknown): PeerCertificate {
+  return { certificate: undefined, authorized: false, authorizationError: undefined, encrypted: false, error };
+}
+
+function readPeer(socket: TlsSocketLike | undefined): PeerCertificate {
   if (socket === undefined || socket.encrypted !== true) {
     warnOnce(
       "plaintext",
@@ -160,17 +164,7 @@ function readPeer(socket: TLSSocket | undefined): PeerCertificate {
 
 // tls.Server keeps its options on the server object; each TLSSocket also
 // remembers whether it asked for a certificate.
-function requestsCertificates(socket: TLSSocket): boolean {
-  const s = socket as TLSSocket & { _requestCert?: boolean; server?: { requestCert?: boolean } };
+function requestsCertificates(socket: TlsSocketLike): boolean {
+  const s = socket as TlsSocketLike & { _requestCert?: boolean; server?: { requestCert?: boolean } };
   return s._requestCert === true || s.server?.requestCert === true;
-}
-
-/**
- * warnOnce emits a process warning the first time it is called with a code.
- */
-export function warnOnce(code: string, message: string): void {
-  if (!warned.has(code)) {
-    warned.add(code);
-    process.emitWarning(message, { code: `CERTGATE_${code.toUpperCase()}` });
-  }
 }

@@ -1,6 +1,6 @@
-import { Code } from "@connectrpc/connect";
 import type { Certificate } from "../core/certificate.js";
 import type { PeerCertificate } from "../core/peer-certificate.js";
+import type { RefusalStatus } from "../core/refusal-reasons.js";
 import type { RefusalReason, StoreEntry, StoreVerdict } from "../core/store.js";
 import { allowsClientAuth } from "./certificate-extensions.js";
 import { toCertificateSet, type CertificateSet, type CertificateSetInput } from "./certificate-set.js";
@@ -10,18 +10,6 @@ import { compileIdentities, createIssuerResolver, type IdentityMatcher, type Iss
 import type { PolicyOptions, ProcedureRule, RevocationOptions, RuleOptions, TrustOptions } from "./policy-options.js";
 import { compileRules } from "./procedure-rules.js";
 import { createRevocationChecker, type RevocationChecker } from "./revocation.js";
-
-/**
- * policyMessages are the client-facing messages of the policy's reasons.
- */
-export const policyMessages: Readonly<Record<string, string>> = {
-  untrusted: "client certificate not trusted",
-  revoked: "client certificate revoked",
-  crl_unavailable: "client certificate could not be checked: revocation list unavailable",
-  stale_crl: "client certificate could not be checked: revocation list out of date",
-  wrong_usage: "client certificate not issued for client authentication",
-  invalid_certificate: "client certificate could not be read",
-};
 
 /**
  * CompiledPolicy is the checks that apply to one group of procedures.
@@ -49,7 +37,7 @@ export interface CompiledPolicy {
  */
 export type Outcome =
   | { readonly kind: "admitted"; readonly entry: StoreEntry; readonly expiresAt: number }
-  | { readonly kind: "refused"; readonly reason: RefusalReason; readonly code: Code; readonly expiresAt: number }
+  | { readonly kind: "refused"; readonly reason: RefusalReason; readonly status: RefusalStatus; readonly expiresAt: number }
   | { readonly kind: "error"; readonly error: unknown };
 
 /**
@@ -246,7 +234,7 @@ export function compilePolicy(options: PolicyOptions, hasStore: boolean, storeGe
   async function evaluate(policy: CompiledPolicy, peer: PeerCertificate, certificate: Certificate, context: EvaluationContext): Promise<Outcome> {
     const { t, facts } = context;
     let expiresAt = Infinity;
-    const refuse = (reason: RefusalReason, code: Code = Code.Unauthenticated): Outcome => ({ kind: "refused", reason, code, expiresAt });
+    const refuse = (reason: RefusalReason, status: RefusalStatus = "unauthenticated"): Outcome => ({ kind: "refused", reason, status, expiresAt });
     try {
       if (policy.requireClientAuthUsage && !allowsClientAuth(extendedKeyUsageOf(certificate))) return refuse("wrong_usage");
       let chain: readonly Certificate[] | undefined;
@@ -292,7 +280,7 @@ export function compilePolicy(options: PolicyOptions, hasStore: boolean, storeGe
           facts.delete(matcher);
           return { kind: "error", error };
         }
-        if (!matched) return refuse("not_allowed", Code.PermissionDenied);
+        if (!matched) return refuse("not_allowed", "permission_denied");
       }
       return { kind: "admitted", entry, expiresAt };
     } catch (error) {

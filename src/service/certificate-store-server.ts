@@ -5,7 +5,7 @@ import type { TLSSocket } from "node:tls";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { isPrivateKeyLabel, parseCertificate, readPemBlocks } from "../core/certificate.js";
-import { peerCertificateContextValues } from "../core/peer-certificate.js";
+import { peerCertificateContextValues } from "../connect/context-values.js";
 import type { AccessOptions } from "./access.js";
 import {
   createCertificateStoreService,

@@ -18,6 +18,7 @@ import { createStoredThumbprints } from "./stored-thumbprints.js";
 import { checkLabels, defaultMaxUploadBytes, parseUpload, privateKeyError, uploadError } from "./upload.js";
 import { createWatchJournal } from "./watch-journal.js";
 import { watchStream } from "./watch-stream.js";
+import { clockOf, positiveInteger } from "../core/options.js";
 
 /**
  * CertificateStoreServiceOptions configures `createCertificateStoreService`.
@@ -104,22 +105,21 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
   if (options.access === undefined) {
     throw new TypeError("certificate store service: options.access is required (admin and/or reader certificates)");
   }
-  const maxUploadBytes = positiveInteger("maxUploadBytes", options.maxUploadBytes, defaultMaxUploadBytes);
+  const maxUploadBytes = positiveInteger("certificate store service: maxUploadBytes", options.maxUploadBytes, defaultMaxUploadBytes);
   const labelLimits = {
-    maxLabels: positiveInteger("maxLabels", options.maxLabels, 64),
-    maxValueLength: positiveInteger("maxLabelValueLength", options.maxLabelValueLength, 256),
+    maxLabels: positiveInteger("certificate store service: maxLabels", options.maxLabels, 64),
+    maxValueLength: positiveInteger("certificate store service: maxLabelValueLength", options.maxLabelValueLength, 256),
   };
-  const partSize = positiveInteger("watchPartSize", options.watchPartSize, 500);
-  const heartbeatIntervalMs = positiveInteger("watchHeartbeatMs", options.watchHeartbeatMs, 10_000);
-  const clock = options.clock;
-  const now = clock === undefined ? Date.now : () => +clock();
+  const partSize = positiveInteger("certificate store service: watchPartSize", options.watchPartSize, 500);
+  const heartbeatIntervalMs = positiveInteger("certificate store service: watchHeartbeatMs", options.watchHeartbeatMs, 10_000);
+  const now = clockOf(options.clock);
   const gate = createAccessGate(
     { ...options.access, clock: options.access.clock ?? options.clock },
     (method) => mutating.has(method),
   );
   const journal = createWatchJournal({
     store,
-    maxChanges: positiveInteger("watchJournalSize", options.watchJournalSize, 4096),
+    maxChanges: positiveInteger("certificate store service: watchJournalSize", options.watchJournalSize, 4096),
   });
   const thumbprints = createStoredThumbprints(store, journal);
   const watches = new Set<AbortController>();
@@ -295,14 +295,4 @@ async function readStore<T>(operation: () => Promise<T>): Promise<T> {
     }
     throw new ConnectError("certificate store failed", Code.Internal, undefined, undefined, error);
   }
-}
-
-function positiveInteger(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) {
-    return fallback;
-  }
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new TypeError(`certificate store service: ${name} must be a positive integer, got ${String(value)}`);
-  }
-  return value;
 }

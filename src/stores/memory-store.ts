@@ -9,6 +9,7 @@ import {
   type WritableCertificateStore,
 } from "../core/store.js";
 import { createThumbprintIndex } from "./thumbprint-index.js";
+import { clockOf } from "../core/options.js";
 
 /**
  * MemoryStoreOptions configures `createMemoryStore`.
@@ -42,8 +43,8 @@ export interface MemoryStoreOptions {
  * createClientCertInterceptor({ store });
  */
 export function createMemoryStore(options: MemoryStoreOptions = {}): WritableCertificateStore {
-  const clock = options.clock;
-  const now = clock === undefined ? () => new Date() : () => new Date(+clock());
+  const clock = clockOf(options.clock);
+  const now = () => new Date(clock());
   const notifier = createChangeNotifier();
   const changeListeners = new Set<(changes: readonly StoreChange[], revision: number) => void>();
   const index = createThumbprintIndex<StoredCertificate>();

@@ -3,7 +3,8 @@ import type { Certificate } from "../../core/certificate.js";
 import { CertificateStoreService } from "../../gen/certgate/v1/certificate_store_pb.js";
 import { createChangeNotifier, type StoreVerdict } from "../../core/store.js";
 import type { RemoteStore, RemoteStoreOptions } from "../remote-store.js";
-import { clockOf, nonNegative, timerDuration } from "./options.js";
+import { nonNegative, timerDuration } from "./options.js";
+import { clockOf } from "../../core/options.js";
 
 type Answer = Exclude<StoreVerdict, { kind: "error" }> & { readonly expiresAt: number };
 

@@ -7,8 +7,9 @@ import {
 } from "../../gen/certgate/v1/certificate_store_pb.js";
 import { createChangeNotifier, type StoreVerdict } from "../../core/store.js";
 import type { RemoteStore, RemoteStoreOptions, RemoteStoreState } from "../remote-store.js";
-import { clockOf, delay, nonNegative, timerDuration, report } from "./options.js";
+import { delay, nonNegative, timerDuration, report } from "./options.js";
 import { createThumbprintIndex, type ThumbprintIndex } from "../thumbprint-index.js";
+import { clockOf } from "../../core/options.js";
 
 interface MirrorEntry {
   readonly id: string;
