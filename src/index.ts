@@ -104,10 +104,9 @@ export {
   parseCertificate,
   thumbprintsEqual,
   thumbprintsOfDer,
-  readPemBlocks,
   type Certificate,
   type CertificateInput,
   type SubjectAltNames,
   type ThumbprintAlgorithm,
-  type PemBlock,
 } from "./core/certificate.js";
+export { readPemBlocks, type PemBlock } from "./core/pem-der.js";

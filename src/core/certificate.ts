@@ -175,39 +175,6 @@ function validityDate(x509: X509Certificate, field: "validFrom" | "validTo"): Da
   return parsed instanceof Date ? parsed : new Date(x509[field]);
 }
 
-const pemBlock = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
-
-/**
- * PemBlock is one armoured block of a PEM file.
- */
-export interface PemBlock {
-  /** The label, such as `CERTIFICATE` or `PRIVATE KEY`. */
-  readonly label: string;
-  /** The decoded bytes; undefined when the base64 inside is broken. */
-  readonly der: Uint8Array | undefined;
-}
-
-/**
- * readPemBlocks lists the armoured blocks in PEM text, in order.
- */
-export function readPemBlocks(text: string): PemBlock[] {
-  const blocks: PemBlock[] = [];
-  for (const match of text.matchAll(pemBlock)) {
-    const label = match[1] ?? "";
-    const body = (match[2] ?? "").replace(/\s+/g, "");
-    const valid = body.length > 0 && body.length % 4 === 0 && /^[A-Za-z0-9+/]+={0,2}$/.test(body);
-    blocks.push({ label, der: valid ? new Uint8Array(Buffer.from(body, "base64")) : undefined });
-  }
-  return blocks;
-}
-
-/**
- * isPrivateKeyLabel tells whether a PEM label holds private key material.
- */
-export function isPrivateKeyLabel(label: string): boolean {
-  return label.includes("PRIVATE KEY");
-}
-
 // Node prints subjectAltName as `DNS:a, URI:b, IP Address:c`; values that
 // contain a comma or quote are JSON-quoted (Node >= 17.3).
 function parseSubjectAltNames(text: string | undefined): SubjectAltNames {
