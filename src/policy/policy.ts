@@ -2,7 +2,7 @@ import type { Certificate } from "../core/certificate.js";
 import type { PeerCertificate } from "../core/peer-certificate.js";
 import type { RefusalStatus } from "../core/refusal-reasons.js";
 import type { RefusalReason, StoreEntry, StoreVerdict } from "../core/store.js";
-import { allowsClientAuth } from "./certificate-extensions.js";
+import { allowsClientAuth, extendedKeyUsageOf } from "./certificate-extensions.js";
 import { toCertificateSet, type CertificateSet, type CertificateSetInput } from "./certificate-set.js";
 import { createChainBuilder, type ChainBuilder, type ChainResult } from "./chain.js";
 import { toCrlSet, type CrlSet } from "./crl-set.js";
@@ -63,13 +63,6 @@ export interface PolicyEngine {
   policyFor(procedure: string | undefined): CompiledPolicy;
   /** Runs the per-connection checks of a policy. */
   evaluate(policy: CompiledPolicy, peer: PeerCertificate, certificate: Certificate, context: EvaluationContext): Promise<Outcome>;
-}
-
-// Node 23.5 renamed `keyUsage` (which lists extended key usages) to
-// `extKeyUsage`, keeping the old name as a deprecated alias.
-function extendedKeyUsageOf(certificate: Certificate): readonly string[] | undefined {
-  const x = certificate.x509 as { extKeyUsage?: string[]; keyUsage?: string[] };
-  return "extKeyUsage" in x ? x.extKeyUsage : x.keyUsage;
 }
 
 function memo<T>(facts: Map<object, unknown>, key: object, compute: () => T): T {

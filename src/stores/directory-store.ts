@@ -233,7 +233,7 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
         return Promise.resolve({ kind: "admitted", entry: { id: match.id, thumbprint: certificate.sha256 } });
       }
       if (verifier.empty) return Promise.resolve({ kind: "refused", reason: "not_allowed" });
-      return verifier.verify(certificate.der, certificate.sha256, now());
+      return Promise.resolve(verifier.verify(certificate, now()));
     } catch (error) {
       return Promise.resolve({ kind: "error", error });
     }
