@@ -8,7 +8,7 @@ import {
   type StoredCertificate,
   type WritableCertificateStore,
 } from "../core/store.js";
-import { createThumbprintIndex } from "./thumbprint-index.js";
+import { createCertificateIndex } from "./certificate-index.js";
 import { clockOf } from "../core/options.js";
 
 /**
@@ -47,7 +47,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): WritableCer
   const now = () => new Date(clock());
   const notifier = createChangeNotifier();
   const changeListeners = new Set<(changes: readonly StoreChange[], revision: number) => void>();
-  const index = createThumbprintIndex<StoredCertificate>();
+  const index = createCertificateIndex<StoredCertificate>();
   // Ids in code unit order, for `list`; kept sorted on every put and delete.
   const ids: string[] = [];
   let closed = false;

@@ -2,7 +2,7 @@ import { createClient } from "@connectrpc/connect";
 import type { Certificate } from "../../core/certificate.js";
 import { CertificateStoreService } from "../../gen/certgate/v1/certificate_store_pb.js";
 import { createChangeNotifier, type StoreVerdict } from "../../core/store.js";
-import type { RemoteStore, RemoteStoreOptions } from "../remote-store.js";
+import type { RemoteStore, RemoteStoreOptions } from "./types.js";
 import { nonNegative, timerDuration } from "./options.js";
 import { clockOf } from "../../core/options.js";
 

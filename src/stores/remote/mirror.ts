@@ -6,9 +6,9 @@ import {
   type WatchCertificatesResponse,
 } from "../../gen/certgate/v1/certificate_store_pb.js";
 import { createChangeNotifier, type StoreVerdict } from "../../core/store.js";
-import type { RemoteStore, RemoteStoreOptions, RemoteStoreState } from "../remote-store.js";
+import type { RemoteStore, RemoteStoreOptions, RemoteStoreState } from "./types.js";
 import { delay, nonNegative, timerDuration, report } from "./options.js";
-import { createThumbprintIndex, type ThumbprintIndex } from "../thumbprint-index.js";
+import { createCertificateIndex, type CertificateIndex } from "../certificate-index.js";
 import { clockOf } from "../../core/options.js";
 
 interface MirrorEntry {
@@ -41,9 +41,9 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
   const notifier = createChangeNotifier();
   const closing = new AbortController();
 
-  let index = createThumbprintIndex<MirrorEntry>();
+  let index = createCertificateIndex<MirrorEntry>();
   // The copy being filled by a snapshot, swapped in at its last part.
-  let staging: ThumbprintIndex<MirrorEntry> | undefined;
+  let staging: CertificateIndex<MirrorEntry> | undefined;
   // Whether `index` is a complete copy at `revision` of `epoch`, that is
   // whether a new watch may resume from there.
   let complete = false;
@@ -98,7 +98,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
         if (event.value.first) {
           // A new snapshot means the copy is behind (or of another epoch).
           loseSync(now());
-          staging = createThumbprintIndex();
+          staging = createCertificateIndex();
           stream.snapshot = true;
         } else if (staging === undefined) {
           throw new ProtocolError("snapshot part without its first part");

@@ -8,14 +8,17 @@ const NONE = -1;
 const SHA256 = 32;
 
 /**
- * ThumbprintIndex maps SHA-256 digests to entries, each entry owned by one
- * file slot. The entries of one file are chained in order.
+ * DigestTable maps SHA-256 digests to entries, each entry owned by one
+ * file slot of the directory store; the entries of one file are chained in
+ * order. It is the compact, binary index of a folder of up to hundreds of
+ * thousands of certificates; stores that keep certificate objects use
+ * `CertificateIndex` instead (ids, SHA-1 and SHA-256 to entries).
  *
  * Only SHA-256 is indexed: a folder holds whole certificates, so the SHA-256
  * of the presented DER names the same certificate as its SHA-1 would, and
  * cannot be forged by a SHA-1 collision.
  */
-export interface ThumbprintIndex {
+export interface DigestTable {
   /** How many entries are stored. */
   readonly size: number;
   /**
@@ -44,10 +47,10 @@ function hashOf(digest: Uint8Array, mask: number): number {
 }
 
 /**
- * createThumbprintIndex returns an empty `ThumbprintIndex` that grows by
+ * createDigestTable returns an empty `DigestTable` that grows by
  * doubling.
  */
-export function createThumbprintIndex(initialCapacity = 1024): ThumbprintIndex {
+export function createDigestTable(initialCapacity = 1024): DigestTable {
   let capacity = 16;
   while (capacity < initialCapacity) capacity *= 2;
   let mask = capacity - 1;

@@ -1,5 +1,5 @@
 /**
- * IndexedCertificate is what a `ThumbprintIndex` needs of an entry: its id
+ * IndexedCertificate is what a `CertificateIndex` needs of an entry: its id
  * and both thumbprints (upper-case hex).
  */
 export interface IndexedCertificate {
@@ -9,11 +9,13 @@ export interface IndexedCertificate {
 }
 
 /**
- * ThumbprintIndex maps ids and thumbprints to entries, for stores that keep
+ * CertificateIndex maps ids and thumbprints to entries, for stores that keep
  * their contents in memory (the memory store, the remote store's mirror, the
  * service's thumbprint look-ups). Several ids may hold the same certificate.
+ * The directory store, which holds no certificate objects, indexes its
+ * folder in a compact binary `DigestTable` instead.
  */
-export interface ThumbprintIndex<T extends IndexedCertificate> {
+export interface CertificateIndex<T extends IndexedCertificate> {
   /** The number of entries. */
   readonly size: number;
   /** The entry stored under `id`. */
@@ -31,9 +33,9 @@ export interface ThumbprintIndex<T extends IndexedCertificate> {
 }
 
 /**
- * createThumbprintIndex returns an empty `ThumbprintIndex`.
+ * createCertificateIndex returns an empty `CertificateIndex`.
  */
-export function createThumbprintIndex<T extends IndexedCertificate>(): ThumbprintIndex<T> {
+export function createCertificateIndex<T extends IndexedCertificate>(): CertificateIndex<T> {
   const byId = new Map<string, T>();
   const bySha1 = new Map<string, Set<string>>();
   const bySha256 = new Map<string, Set<string>>();
