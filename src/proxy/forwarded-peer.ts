@@ -13,7 +13,7 @@ import {
   type HeadersLike,
   type PresentHeader,
 } from "./forwarding-headers.js";
-import { createLruCache, type LruCache } from "../core/bounded-cache.js";
+import { createLruCache, type LruCache } from "../core/lru-cache.js";
 import { createTrustedProxyCheck, type TrustedProxies } from "./trusted-proxies.js";
 import { positiveInteger } from "../core/options.js";
 

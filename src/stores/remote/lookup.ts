@@ -5,6 +5,7 @@ import { createChangeNotifier, type StoreVerdict } from "../../core/store.js";
 import type { RemoteStore, RemoteStoreOptions } from "./types.js";
 import { nonNegative, timerDuration } from "./options.js";
 import { clockOf } from "../../core/options.js";
+import { createLruCache } from "../../core/lru-cache.js";
 
 type Answer = Exclude<StoreVerdict, { kind: "error" }> & { readonly expiresAt: number };
 
@@ -24,21 +25,10 @@ export function createLookupStore(options: RemoteStoreOptions): RemoteStore {
   const notifier = createChangeNotifier();
   // Keyed by SHA-256 thumbprint; Map order is insertion order, so the first
   // key is the oldest answer.
-  const cache = new Map<string, Answer>();
+  const cache = createLruCache<string, Answer>(cacheMaxEntries);
   const inFlight = new Map<string, Promise<StoreVerdict>>();
   const closing = new AbortController();
   let closed = false;
-
-  function remember(key: string, answer: Answer): void {
-    cache.delete(key);
-    if (cacheMaxEntries === 0) {
-      return;
-    }
-    cache.set(key, answer);
-    while (cache.size > cacheMaxEntries) {
-      cache.delete(cache.keys().next().value as string);
-    }
-  }
 
   async function ask(certificate: Certificate): Promise<StoreVerdict> {
     const key = certificate.sha256;
@@ -60,7 +50,7 @@ export function createLookupStore(options: RemoteStoreOptions): RemoteStore {
           }
         : { kind: "refused", reason: response.reason === "" ? "not_allowed" : response.reason, expiresAt: t + negativeCacheTtlMs };
       if (!closed) {
-        remember(key, answer);
+        cache.set(key, answer);
       }
       return answer;
     } catch (error) {

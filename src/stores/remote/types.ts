@@ -50,7 +50,7 @@ export interface RemoteStoreOptions {
   cacheTtlMs?: number;
   /** How long a refusal is reused (lookup mode), in milliseconds. By default, 2000. */
   negativeCacheTtlMs?: number;
-  /** At most this many cached answers (lookup mode); the oldest go first. By default, 10000. */
+  /** At most this many cached answers (lookup mode); the least recently used go first. By default, 10000. */
   cacheMaxEntries?: number;
   /** How long one VerifyCertificate call may take (lookup mode), in milliseconds. By default, 3000. */
   requestTimeoutMs?: number;

@@ -1,11 +1,17 @@
 /**
- * LruCache is a bounded map that forgets the least recently used entry first.
+ * LruCache is a bounded map that forgets the least recently used entry first:
+ * certgate's one bounded cache (parsed forwarded certificates, built chains,
+ * a remote store's answers), so that no input can grow memory without bound.
  */
 export interface LruCache<K, V> {
   /** Returns the value and marks it as recently used. */
   get(key: K): V | undefined;
   /** Adds or replaces a value, evicting the least recently used beyond the capacity. */
   set(key: K, value: V): void;
+  /** Removes an entry; tells whether there was one. */
+  delete(key: K): boolean;
+  /** Removes every entry. */
+  clear(): void;
   /** The number of entries. */
   readonly size: number;
 }
@@ -40,6 +46,8 @@ export function createLruCache<K, V>(capacity: number): LruCache<K, V> {
         map.delete(oldest.value);
       }
     },
+    delete: (key) => map.delete(key),
+    clear: () => map.clear(),
     get size() {
       return map.size;
     },
