@@ -161,6 +161,36 @@ describe.each(storeKinds)("createCertificateStoreService() over the $name", (kin
       expect(await ids()).toEqual(before);
     });
 
+    // A `__proto__` key arrives as an own key of the decoded map (binary and
+    // JSON alike); U+2028 and bidi controls would forge lines or hide text.
+    const hostileLabels: [string, () => Record<string, string>][] = [
+      ["a __proto__ key", () => JSON.parse('{"__proto__":"x","team":"a"}') as Record<string, string>],
+      ["a line separator (U+2028)", () => ({ note: "a\u2028b" })],
+      ["a bidi override (U+202E)", () => ({ note: "admin\u202egnp.exe" })],
+      ["a bidi isolate (U+2066)", () => ({ note: "\u2066x" })],
+      ["a C1 control (U+0085)", () => ({ note: "a\u0085b" })],
+    ];
+    it.each(hostileLabels)("refuses labels with %s over Connect and gRPC, and keeps nothing", async (_, labels) => {
+      const before = await ids();
+      for (const protocol of ["connect", "grpc"] as const) {
+        const error = await admin[protocol]
+          .createCertificate({ certificate: others[0]?.der, certificateId: "labelled", labels: labels() })
+          .then(() => undefined, (e: unknown) => ConnectError.from(e));
+        expect(error?.code).toBe(Code.InvalidArgument);
+      }
+      expect(await ids()).toEqual(before);
+    });
+
+    it("admits ordinary labels, accents and emoji included", async () => {
+      const { certificate } = await admin.connect.createCertificate({
+        certificate: others[1]?.der,
+        certificateId: "labelled-ok",
+        labels: { "team/name": "zürich 🚀", "a.b_c-d": "x" },
+      });
+      expect(certificate?.labels).toEqual({ "team/name": "zürich 🚀", "a.b_c-d": "x" });
+      await admin.connect.deleteCertificate({ certificateId: "labelled-ok" });
+    });
+
     it.each(["../x", "a/b", ".x", ".hidden", "x y", "x".repeat(129)])("refuses the id %j", async (id) => {
       const before = await ids();
       expect(await codeOf(admin.connect.createCertificate({ certificate: others[0]?.der, certificateId: id }))).toBe(

@@ -76,5 +76,8 @@ export {
   type ForwardingRequestLike,
   type PeerCertificateContextValuesOptions,
 } from "../proxy/forwarded-peer.js";
+export { checkLabels, defaultLabelLimits, type LabelLimits, type LabelProblem } from "./labels.js";
+export { decodePemOrDer, type PemDerInput, type PemDerOptions, type PemDerProblemCode } from "./pem-der.js";
+export { clockOf, positiveInteger } from "./options.js";
 export type { Certificate, CertificateInput } from "./certificate.js";
 export type { CertificateStore, StoreVerdict, StoreEntry, RefusalReason } from "./store.js";

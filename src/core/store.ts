@@ -173,7 +173,8 @@ export type StoreChange =
 export interface WritableCertificateStore extends CertificateStore {
   /**
    * Stores one certificate (DER) under `id`. Fails with `AlreadyExists` when
-   * the id is taken.
+   * the id is taken, and with `InvalidArgument` for labels that `checkLabels`
+   * refuses.
    */
   put(
     id: string,

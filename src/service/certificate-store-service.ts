@@ -15,10 +15,11 @@ import { createAccessGate, type AccessOptions } from "./access.js";
 import { certificateMessage } from "./convert.js";
 import { decodePageToken, encodePageToken, isValidEntryId } from "./page-token.js";
 import { createStoredThumbprints } from "./stored-thumbprints.js";
-import { checkLabels, defaultMaxUploadBytes, parseUpload, privateKeyError, uploadError } from "./upload.js";
+import { checkUploadLabels, defaultMaxUploadBytes, parseUpload, privateKeyError, uploadError } from "./upload.js";
 import { createWatchJournal } from "./watch-journal.js";
 import { watchStream } from "./watch-stream.js";
 import { clockOf, positiveInteger } from "../core/options.js";
+import { defaultLabelLimits } from "../core/labels.js";
 
 /**
  * CertificateStoreServiceOptions configures `createCertificateStoreService`.
@@ -34,9 +35,9 @@ export interface CertificateStoreServiceOptions {
    * room for labels and the JSON encoding). By default, 64 KiB.
    */
   maxUploadBytes?: number;
-  /** At most this many labels per certificate. By default, 64. */
+  /** At most this many labels per certificate, up to 64 (the stores' limit). By default, 64. */
   maxLabels?: number;
-  /** At most this many characters per label value. By default, 256. */
+  /** At most this many characters per label value, up to 256 (the stores' limit). By default, 256. */
   maxLabelValueLength?: number;
   /**
    * How many recent changes to remember so that a watcher can resume after a
@@ -107,9 +108,19 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
   }
   const maxUploadBytes = positiveInteger("certificate store service: maxUploadBytes", options.maxUploadBytes, defaultMaxUploadBytes);
   const labelLimits = {
-    maxLabels: positiveInteger("certificate store service: maxLabels", options.maxLabels, 64),
-    maxValueLength: positiveInteger("certificate store service: maxLabelValueLength", options.maxLabelValueLength, 256),
+    maxLabels: positiveInteger("certificate store service: maxLabels", options.maxLabels, defaultLabelLimits.maxLabels),
+    maxValueLength: positiveInteger(
+      "certificate store service: maxLabelValueLength",
+      options.maxLabelValueLength,
+      defaultLabelLimits.maxValueLength,
+    ),
   };
+  // The stores keep at most the default limits: the service may only tighten them.
+  if (labelLimits.maxLabels > defaultLabelLimits.maxLabels || labelLimits.maxValueLength > defaultLabelLimits.maxValueLength) {
+    throw new TypeError(
+      `certificate store service: maxLabels and maxLabelValueLength may be at most ${defaultLabelLimits.maxLabels} and ${defaultLabelLimits.maxValueLength}, the stores' limits`,
+    );
+  }
   const partSize = positiveInteger("certificate store service: watchPartSize", options.watchPartSize, 500);
   const heartbeatIntervalMs = positiveInteger("certificate store service: watchHeartbeatMs", options.watchHeartbeatMs, 10_000);
   const now = clockOf(options.clock);
@@ -163,7 +174,7 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
           if (upload.kind !== "certificate") {
             throw uploadError(upload);
           }
-          checkLabels(req.labels, labelLimits);
+          checkUploadLabels(req.labels, labelLimits);
           const certificate = upload.certificate;
           const id = req.certificateId === "" ? certificate.sha256 : req.certificateId;
           checkId(id);

@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parseCertificate, type Certificate } from "../core/certificate.js";
-import { containsPrivateKeyText, decodePemOrDer } from "../core/pem-der.js";
+import { decodePemOrDer } from "../core/pem-der.js";
+import { checkLabels, type LabelLimits } from "../core/labels.js";
 
 /**
  * UploadResult is what `parseUpload` makes of the bytes of an upload.
@@ -76,45 +77,17 @@ const notACertificate: UploadResult = {
 };
 
 /**
- * LabelLimits bounds the labels of one upload.
+ * checkUploadLabels throws an `InvalidArgument` `ConnectError` for labels
+ * that certgate's label rules (`checkLabels`) refuse, and the private key
+ * error for a value holding private key text.
  */
-export interface LabelLimits {
-  /** At most this many labels. */
-  readonly maxLabels: number;
-  /** At most this many characters per value. */
-  readonly maxValueLength: number;
-}
-
-const labelKey = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$/;
-// Control characters would let a label forge lines in logs and CLI output.
-const controlCharacters = /[\u0000-\u001f\u007f]/;
-
-/**
- * checkLabels throws an `InvalidArgument` `ConnectError` for labels that the
- * service does not keep: too many, a malformed key, a long value, control
- * characters, or private key text in a value.
- */
-export function checkLabels(labels: Readonly<Record<string, string>>, limits: LabelLimits): void {
-  const entries = Object.entries(labels);
-  if (entries.length > limits.maxLabels) {
-    throw new ConnectError(`too many labels: at most ${limits.maxLabels}`, Code.InvalidArgument);
+export function checkUploadLabels(labels: Readonly<Record<string, string>>, limits: LabelLimits): void {
+  const problem = checkLabels(labels, limits);
+  if (problem?.kind === "private_key") {
+    throw privateKeyError();
   }
-  for (const [key, value] of entries) {
-    if (!labelKey.test(key)) {
-      throw new ConnectError(
-        `invalid label key ${JSON.stringify(key.slice(0, 64))}: letters, digits, ".", "_", "/" and "-", at most 63`,
-        Code.InvalidArgument,
-      );
-    }
-    if (containsPrivateKeyText(value)) {
-      throw privateKeyError();
-    }
-    if (value.length > limits.maxValueLength || controlCharacters.test(value)) {
-      throw new ConnectError(
-        `invalid value of label ${key}: at most ${limits.maxValueLength} characters, no control characters`,
-        Code.InvalidArgument,
-      );
-    }
+  if (problem !== undefined) {
+    throw new ConnectError(problem.message, Code.InvalidArgument);
   }
 }
 

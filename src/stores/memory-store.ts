@@ -10,6 +10,7 @@ import {
 } from "../core/store.js";
 import { createCertificateIndex } from "./certificate-index.js";
 import { clockOf } from "../core/options.js";
+import { checkLabels } from "../core/labels.js";
 
 /**
  * MemoryStoreOptions configures `createMemoryStore`.
@@ -125,6 +126,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): WritableCer
       try {
         assertOpen();
         assertId(id);
+        const labelProblem = checkLabels(putOptions?.labels ?? {});
+        if (labelProblem !== undefined) {
+          throw new ConnectError(`invalid labels: ${labelProblem.message}`, Code.InvalidArgument);
+        }
         if (index.get(id) !== undefined) {
           throw new ConnectError(`certificate ${id} already exists`, Code.AlreadyExists);
         }

@@ -1,3 +1,4 @@
+import { checkLabels } from "../../core/labels.js";
 import { decodePemOrDer } from "../../core/pem-der.js";
 import type { DirectoryProblemCode } from "./types.js";
 
@@ -89,40 +90,6 @@ export function readMetadata(bytes: Uint8Array): FileMetadata {
     }
   }
   return { createTime, labels };
-}
-
-/** The most labels one certificate may carry. */
-export const maxLabels = 64;
-/** The longest label key, in characters. */
-export const maxLabelKeyLength = 128;
-/** The longest label value, in characters. */
-export const maxLabelValueLength = 1024;
-
-/**
- * checkLabels returns why `labels` cannot be stored, or undefined when they
- * can: a plain object of at most 64 string values, keys of 1 to 128
- * characters, values of at most 1024.
- */
-export function checkLabels(labels: unknown): string | undefined {
-  if (labels === null || typeof labels !== "object" || Array.isArray(labels)) {
-    return "labels must be an object of strings";
-  }
-  const entries = Object.entries(labels);
-  if (entries.length > maxLabels) {
-    return `at most ${maxLabels} labels`;
-  }
-  for (const [key, value] of entries) {
-    if (key.length === 0 || key.length > maxLabelKeyLength) {
-      return `label keys must be 1 to ${maxLabelKeyLength} characters`;
-    }
-    if (typeof value !== "string") {
-      return `label ${JSON.stringify(key)} must be a string`;
-    }
-    if (value.length > maxLabelValueLength) {
-      return `label ${JSON.stringify(key)} is longer than ${maxLabelValueLength} characters`;
-    }
-  }
-  return undefined;
 }
 
 /**
