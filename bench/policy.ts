@@ -23,7 +23,7 @@ import type { ClientCertOptions } from "../src/core/decision-options.js";
 import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
 import { createClientCertGate, createThumbprintStore, peerCertificateContextValues, type PeerCertificate } from "../src/index.js";
 import type { CertificateIdentity } from "../src/policy/identity-match.js";
-import { createCrl } from "../test/policy-pki.js";
+import { createCrl } from "../test/support/policy-pki.js";
 import { createWindowMeter, type ServerWindow } from "./server-window.js";
 import { childConfig, serveParent, startChild, tasksetWorks, type ChildHandle } from "./ipc.js";
 import type { LoadConfig, LoadWindow, WireProtocol } from "./load-generator.js";

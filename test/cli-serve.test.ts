@@ -7,8 +7,8 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { CertificateStoreService } from "../src/gen/certgate/v1/certificate_store_pb.js";
 import { parseCertificate } from "../src/core/certificate.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
-import { createCliFixture, expectFailure, killAll, repo, run, runHere, startServe } from "./cli-harness.js";
-import type { TestPki } from "./harness.js";
+import { createCliFixture, expectFailure, killAll, repo, run, runHere, startServe } from "./support/cli-harness.js";
+import type { TestPki } from "./support/harness.js";
 
 let tmp: string;
 let pki: TestPki;

@@ -23,7 +23,7 @@ import {
   type Protocol,
   type TestPki,
   type TestServer,
-} from "./harness.js";
+} from "./support/harness.js";
 
 const connectHeaders = { "content-type": "application/proto", "connect-protocol-version": "1" };
 const grpcHeaders = { "content-type": "application/grpc", te: "trailers" };

@@ -6,7 +6,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { parseCertificate } from "../src/index.js";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
 import { createDirectoryStore, type DirectoryStore, type DirectoryStoreOptions, type DirectoryStoreProblem } from "../src/stores/directory-store.js";
-import { waitFor } from "./harness.js";
+import { waitFor } from "./support/harness.js";
 
 // The folder store called directly: file kinds and encodings, broken and
 // hostile files, and the write side.

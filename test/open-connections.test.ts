@@ -22,7 +22,7 @@ import {
   type Protocol,
   type TestPki,
   type TestServer,
-} from "./harness.js";
+} from "./support/harness.js";
 
 // The decision is cached per connection; these tests prove that the cache
 // never outlives a store change or the end of the validity window, on an

@@ -10,7 +10,7 @@ import { createCertificateSet, type CertificateSet } from "../src/policy/certifi
 import { createCrlSet, type CrlSet } from "../src/policy/crl-set.js";
 import { createChangeNotifier, type CertificateStore, type StoredCertificate, type StoreVerdict } from "../src/core/store.js";
 import { createThumbprintStore } from "../src/stores/thumbprint-store.js";
-import { createCrl, createPolicyPki, issue, serialOf, type PolicyPki } from "./policy-pki.js";
+import { createCrl, createPolicyPki, issue, serialOf, type PolicyPki } from "./support/policy-pki.js";
 
 // The decision core in process, option by option: each option on and off.
 let pki: PolicyPki;

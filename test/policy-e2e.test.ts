@@ -14,8 +14,8 @@ import { createClientCertGate, createClientCertInterceptor, peerCertificateConte
 import { clientIdentity } from "../src/connect/client-identity.js";
 import { createCrlFileSet, type CrlSet } from "../src/policy/crl-set.js";
 import type { ClientCertOptions } from "../src/core/decision-options.js";
-import { connectErrorOf, waitFor } from "./harness.js";
-import { createCrl, createPolicyPki, issue, serialOf, type PolicyPki } from "./policy-pki.js";
+import { connectErrorOf, waitFor } from "./support/harness.js";
+import { createCrl, createPolicyPki, issue, serialOf, type PolicyPki } from "./support/policy-pki.js";
 
 // The policy end to end: real TLS servers on 127.0.0.1, connect-node clients
 // on the Connect and the gRPC protocol.

@@ -6,7 +6,7 @@ import { readCertificateNames } from "../src/policy/certificate-names.js";
 import { distinguishedNamesEqual, formatDistinguishedName, parseDistinguishedName } from "../src/policy/distinguished-name.js";
 import { compileIdentities, type CertificateIdentity } from "../src/policy/identity-match.js";
 import { compileUriPattern, parseSpiffeId } from "../src/policy/spiffe.js";
-import { createPolicyPki, issue, type PolicyPki } from "./policy-pki.js";
+import { createPolicyPki, issue, type PolicyPki } from "./support/policy-pki.js";
 
 let pki: PolicyPki;
 let alice: Certificate;

@@ -8,7 +8,7 @@ import {
   createThumbprintStore,
   type ClientCertOptions,
 } from "../src/index.js";
-import { createGrpcJsEchoClient, type GrpcJsEchoClient } from "./grpc-js-client.js";
+import { createGrpcJsEchoClient, type GrpcJsEchoClient } from "./support/grpc-js-client.js";
 import {
   certificateOf,
   connectErrorOf,
@@ -21,7 +21,7 @@ import {
   type Protocol,
   type TestPki,
   type TestServer,
-} from "./harness.js";
+} from "./support/harness.js";
 
 let pki: TestPki;
 const servers: (TestServer | OtherEchoServer)[] = [];

@@ -25,7 +25,7 @@ import type { ForwardingRequestLike, PeerCertificateContextValuesOptions } from 
 import type { ForwardingFormat } from "../src/proxy/forwarding-formats.js";
 import { createDecide } from "../src/core/decision.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
-import { createTestPki, echoRoutes, waitFor, type HandlerLog, type TestPki } from "./harness.js";
+import { createTestPki, echoRoutes, waitFor, type HandlerLog, type TestPki } from "./support/harness.js";
 
 // Whether this machine has IPv6 loopback, for the ::1 cases.
 const ipv6Loopback = await new Promise<boolean>((resolve) => {

@@ -6,8 +6,8 @@ import { createClientCertInterceptor } from "../src/connect/client-cert-intercep
 import type { WritableCertificateStore } from "../src/core/store.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
 import { createRemoteStore, type RemoteStore, type RemoteStoreOptions } from "../src/stores/remote-store.js";
-import { startEchoServer, transportFor } from "./harness.js";
-import { createServicePki, serviceTransport, startService, type RunningService, type ServicePki } from "./service-harness.js";
+import { startEchoServer, transportFor } from "./support/harness.js";
+import { createServicePki, serviceTransport, startService, type RunningService, type ServicePki } from "./support/service-harness.js";
 
 // A transport that counts VerifyCertificate calls.
 function counting(transport: Transport): { transport: Transport; verifies: () => number } {

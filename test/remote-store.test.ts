@@ -8,7 +8,7 @@ import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certific
 import type { WritableCertificateStore } from "../src/core/store.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
 import { createRemoteStore, type RemoteStore, type RemoteStoreEvent, type RemoteStoreOptions } from "../src/stores/remote-store.js";
-import { startEchoServer, transportFor, waitFor, type TestServer } from "./harness.js";
+import { startEchoServer, transportFor, waitFor, type TestServer } from "./support/harness.js";
 import {
   createServicePki,
   serviceTransport,
@@ -16,7 +16,7 @@ import {
   storeClient,
   type RunningService,
   type ServicePki,
-} from "./service-harness.js";
+} from "./support/service-harness.js";
 
 let pki: ServicePki;
 let crowd: IssuedCertificate[];

@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../src/cli/main.js";
-import { expectFailure, runHere } from "./cli-harness.js";
-import { waitFor } from "./harness.js";
+import { expectFailure, runHere } from "./support/cli-harness.js";
+import { waitFor } from "./support/harness.js";
 
 // Review finding in `certgate serve`: a role folder that is the data folder
 // would give every uploaded API client certificate that role.

@@ -6,7 +6,7 @@ import { Code, createClient } from "@connectrpc/connect";
 import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
 import { createClientCertInterceptor } from "../src/index.js";
 import { createDirectoryStore, type DirectoryStore } from "../src/stores/directory-store.js";
-import { connectErrorOf, createTestPki, openTransport, startEchoServer, type TestPki, type TestServer } from "./harness.js";
+import { connectErrorOf, createTestPki, openTransport, startEchoServer, type TestPki, type TestServer } from "./support/harness.js";
 
 // Review findings in the folder store's write side, end to end through a real
 // TLS server and one open HTTP/2 connection per client.

@@ -15,7 +15,7 @@ import {
   startService,
   storeClient,
   type ServicePki,
-} from "./service-harness.js";
+} from "./support/service-harness.js";
 
 // Review findings in the certificate store service and the stores behind it,
 // through a real service on 127.0.0.1 over mTLS.

@@ -15,7 +15,7 @@ import {
   type RunningService,
   type ServicePki,
   codeOf,
-} from "./service-harness.js";
+} from "./support/service-harness.js";
 
 type StoreClient = Client<typeof CertificateStoreService>;
 

@@ -28,7 +28,7 @@ import {
   type RunningService,
   type ServicePki,
   codeOf,
-} from "./service-harness.js";
+} from "./support/service-harness.js";
 
 let pki: ServicePki;
 beforeAll(async () => {

@@ -1,6 +1,6 @@
 // The WritableCertificateStore contract that the certificate store service
 // relies on, checked on the memory store (its reference implementation).
-import { codeOf } from "./service-harness.js";
+import { codeOf } from "./support/service-harness.js";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
 import { parseCertificate, type Certificate } from "../src/core/certificate.js";

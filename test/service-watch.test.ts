@@ -18,8 +18,8 @@ import {
   storeClient,
   type RunningService,
   type ServicePki,
-} from "./service-harness.js";
-import { waitFor } from "./harness.js";
+} from "./support/service-harness.js";
+import { waitFor } from "./support/harness.js";
 
 let pki: ServicePki;
 let certificates: IssuedCertificate[];

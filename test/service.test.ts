@@ -18,7 +18,7 @@ import {
   type ServicePki,
   type StoreProtocol,
   codeOf,
-} from "./service-harness.js";
+} from "./support/service-harness.js";
 
 type StoreClient = Client<typeof CertificateStoreService>;
 

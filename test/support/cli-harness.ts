@@ -7,14 +7,14 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { expect } from "vitest";
-import { runCli } from "../src/cli/main.js";
-import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
+import { runCli } from "../../src/cli/main.js";
+import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../../src/dev-certificates.js";
 import { createTestPki, waitFor, type TestPki } from "./harness.js";
 
 // The CLI runs as a real process: the built dist/cli.js when dist/ is at
 // least as new as every source file (CI builds it in `npm ci`), else the
 // source through tsx, which costs about three times as long per start.
-export const repo = fileURLToPath(new URL("..", import.meta.url));
+export const repo = fileURLToPath(new URL("../..", import.meta.url));
 // CERTGATE_TEST_CLI=dist or =src chooses.
 const useDist = process.env.CERTGATE_TEST_CLI === undefined ? freshDist() : process.env.CERTGATE_TEST_CLI === "dist";
 const cliArgs = useDist

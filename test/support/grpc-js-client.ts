@@ -5,7 +5,7 @@ import {
   EchoRequestSchema,
   EchoServerStreamRequestSchema,
   EchoService,
-} from "../src/gen/certgate/example/v1/echo_pb.js";
+} from "../../src/gen/certgate/example/v1/echo_pb.js";
 
 // A foreign gRPC client: @grpc/grpc-js with the service definition built from
 // the generated descriptor (no proto-loader), so certgate is checked against

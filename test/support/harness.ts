@@ -21,7 +21,7 @@ import {
   Http2SessionManager,
 } from "@connectrpc/connect-node";
 import type { HandlerContext } from "@connectrpc/connect";
-import { EchoRequestSchema, EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
+import { EchoRequestSchema, EchoService } from "../../src/gen/certgate/example/v1/echo_pb.js";
 import {
   clientCertificateKey,
   createChangeNotifier,
@@ -30,8 +30,8 @@ import {
   type Certificate,
   type CertificateStore,
   type StoreVerdict,
-} from "../src/index.js";
-import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
+} from "../../src/index.js";
+import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../../src/dev-certificates.js";
 
 /** The PKI of one test file: a CA, a server certificate and client certificates. */
 export interface TestPki {

@@ -5,15 +5,15 @@ import * as grpc from "@grpc/grpc-js";
 import { fromBinary, toBinary, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
 import { type Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { CertificateStoreService, type WatchCertificatesResponse } from "../src/gen/certgate/v1/certificate_store_pb.js";
-import { parseCertificate } from "../src/core/certificate.js";
-import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
-import type { WritableCertificateStore } from "../src/core/store.js";
+import { CertificateStoreService, type WatchCertificatesResponse } from "../../src/gen/certgate/v1/certificate_store_pb.js";
+import { parseCertificate } from "../../src/core/certificate.js";
+import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../../src/dev-certificates.js";
+import type { WritableCertificateStore } from "../../src/core/store.js";
 import {
   createCertificateStoreServer,
   type CertificateStoreServer,
   type CertificateStoreServerOptions,
-} from "../src/service/certificate-store-server.js";
+} from "../../src/service/certificate-store-server.js";
 
 /** The PKI of a service test file. */
 export interface ServicePki {

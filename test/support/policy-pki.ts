@@ -3,7 +3,7 @@
 import "reflect-metadata";
 import { createPrivateKey, sign, webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
-import { createDevCa, issueDevCertificate, type DevCertificateOptions, type IssuedCertificate } from "../src/dev-certificates.js";
+import { createDevCa, issueDevCertificate, type DevCertificateOptions, type IssuedCertificate } from "../../src/dev-certificates.js";
 
 const signingAlgorithm = { name: "ECDSA", hash: "SHA-256" } as const;
 
