@@ -1,4 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -306,3 +309,66 @@ function derOfKey(pem: string): Buffer {
   const body = pem.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, "");
   return Buffer.from(body, "base64");
 }
+
+describe("certificate store service over a folder with a bundle", () => {
+  let carol: IssuedCertificate;
+  beforeAll(async () => {
+    carol = await issueDevCertificate(pki.ca, { commonName: "carol", usages: ["client"] });
+  });
+
+  const opened: (() => unknown)[] = [];
+  afterEach(async () => {
+    while (opened.length > 0) await opened.pop()?.();
+  });
+
+  function tempFolder(files: Record<string, string>): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "certgate-review-svc-"));
+    opened.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
+    return dir;
+  }
+
+  async function folderService(files: Record<string, string>) {
+    const store = await createDirectoryStore({ directory: tempFolder(files), watch: false, rescanIntervalMs: 0, onProblem: () => {} });
+    opened.push(() => store.close());
+    const running = await startService(pki, store);
+    opened.push(() => running.close());
+    return running;
+  }
+
+  describe("ListCertificates over a folder with a bundle", () => {
+    it("admits the page token of a page that ends inside a bundle, and lists every certificate", async () => {
+      // team.pem holds two certificates: entries "team" and "team#2".
+      const running = await folderService({ "team.pem": pki.alice.cert + pki.bob.cert, "zed.pem": carol.cert });
+      const client = storeClient(running, pki, pki.reader);
+      const ids: string[] = [];
+      let pageToken = "";
+      do {
+        const page = await client.listCertificates({ pageSize: 2, pageToken });
+        ids.push(...page.certificates.map((c) => c.certificateId));
+        pageToken = page.nextPageToken;
+      } while (pageToken !== "");
+      expect(ids).toEqual(["team", "team#2", "zed"]);
+    });
+  });
+
+  describe("GetCertificate over a folder with a bundle", () => {
+    it("admits the id of the second certificate of a bundle, as ListCertificates names it", async () => {
+      const running = await folderService({ "team.pem": pki.alice.cert + pki.bob.cert });
+      const got = await storeClient(running, pki, pki.reader).getCertificate({ certificateId: "team#2" });
+      expect(got.certificate?.sha256Thumbprint).toBe(sha256Of(pki.bob));
+    });
+
+    it("refuses ids that could name a path or another member form", async () => {
+      const running = await folderService({ "team.pem": pki.alice.cert + pki.bob.cert });
+      const client = storeClient(running, pki, pki.reader);
+      for (const certificateId of ["../team", "team#0", "team#", "#2", "team#2#2", ""]) {
+        const error = await client.getCertificate({ certificateId }).then(
+          () => undefined,
+          (e: unknown) => ConnectError.from(e),
+        );
+        expect(error?.code, certificateId).toBe(Code.InvalidArgument);
+      }
+    });
+  });
+});
