@@ -276,17 +276,25 @@ describe("createClientCertInterceptor()", () => {
 
   describe("configuration", () => {
     const store = () => createThumbprintStore("00".repeat(20));
-    it("admits a complete configuration", () => {
-      expect(
-        typeof createClientCertInterceptor({
-          store: store(),
-          clock: () => 0,
-          lookupTimeoutMs: 1,
-          onDecision: () => {},
-          validateNotAfter: false,
-          validateNotBefore: false,
-        }),
-      ).toBe("function");
+    it("admits a complete configuration, and every option takes effect", async () => {
+      const events: DecisionEvent[] = [];
+      // The clock says 1970: only because both validity checks are off is
+      // alice admitted; onDecision hears every call.
+      const server = await serve({
+        clock: () => 0,
+        lookupTimeoutMs: 1000,
+        onDecision: (event) => events.push(event),
+        validateNotAfter: false,
+        validateNotBefore: false,
+      });
+      expect((await client(server, pki.alice).echo({ text: "hi" })).text).toBe("hi");
+      expect(server.log.calls).toEqual(["echo"]);
+      server.log.calls.length = 0;
+      expect(await refusal(server, pki.bob, "connect")).toBe("client certificate not allowed");
+      expect(events.map((e) => [e.kind, e.reason])).toEqual([
+        ["admitted", undefined],
+        ["refused", "not_allowed"],
+      ]);
     });
     it("refuses at creation a missing or malformed option, naming it", () => {
       const bad = (options: unknown) => () => createClientCertInterceptor(options as ClientCertOptions);
