@@ -223,57 +223,6 @@ describe("createClientCertInterceptor()", () => {
     });
   });
 
-  for (const protocol of ["connect", "grpc"] as const) {
-    describe(`streaming over ${protocol}`, () => {
-      let server: TestServer;
-      beforeAll(async () => {
-        server = await serve();
-      });
-      afterEach(() => {
-        server.log.calls.length = 0;
-      });
-      it("admits server-streaming and client-streaming calls", async () => {
-        const c = client(server, pki.alice, protocol);
-        const texts: string[] = [];
-        for await (const r of c.echoServerStream({ text: "s", count: 3 })) texts.push(r.text);
-        expect(texts).toEqual(["s", "s", "s"]);
-        const joined = await c.echoClientStream(
-          (async function* () {
-            yield { text: "a" };
-            yield { text: "b" };
-          })(),
-        );
-        expect(joined.text).toBe("ab");
-        expect(server.log.calls).toEqual(["echoServerStream", "echoClientStream"]);
-      });
-      it("refuses server-streaming and client-streaming calls before the handler runs", async () => {
-        for (const cert of [pki.bob, undefined]) {
-          const c = client(server, cert, protocol);
-          const serverStream = connectErrorOf(
-            (async () => {
-              for await (const r of c.echoServerStream({ text: "s", count: 3 })) void r;
-            })(),
-          );
-          const clientStream = connectErrorOf(
-            c.echoClientStream(
-              (async function* () {
-                yield { text: "a" };
-                yield { text: "b" };
-              })(),
-            ),
-          );
-          for (const error of await Promise.all([serverStream, clientStream])) {
-            expect(error.code).toBe(Code.Unauthenticated);
-            expect(error.rawMessage).toBe(
-              cert === undefined ? "no client certificate presented" : "client certificate not allowed",
-            );
-          }
-        }
-        expect(server.log.calls).toEqual([]);
-      });
-    });
-  }
-
   describe("configuration", () => {
     const store = () => createThumbprintStore("00".repeat(20));
     it("admits a complete configuration, and every option takes effect", async () => {
