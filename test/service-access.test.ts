@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { CertificateStoreService } from "../src/gen/certgate/v1/certificate_store_pb.js";
+import { ClientCertificateErrorSchema } from "../src/gen/certgate/v1/errors_pb.js";
 import { createDevCa, issueDevCertificate } from "../src/dev-certificates.js";
 import type { WritableCertificateStore } from "../src/core/store.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
@@ -110,6 +111,12 @@ describe("createCertificateStoreService() access", () => {
     if (result !== "ok") {
       // Refusals never tell which certificates are on the lists.
       expect(result.rawMessage).not.toMatch(/[0-9A-F]{40}/);
+      // The same enforcement path as every server: the ClientCertificateError detail.
+      const [detail] = result.findDetails(ClientCertificateErrorSchema);
+      expect(detail).toMatchObject({
+        procedure: `/certgate.v1.CertificateStoreService/${rpc}`,
+        reason: who === "reader" ? "permission_denied" : who === "nobody" ? "no_certificate" : "not_allowed",
+      });
     }
     // A refused deletion deleted nothing.
     expect(await store.get("seed")).toBeDefined();
