@@ -38,6 +38,11 @@ export {
   type HealthStatus,
 } from "./service/health.js";
 export {
+  createReflectionService,
+  type ReflectionServiceHandler,
+  type ReflectionServiceOptions,
+} from "./service/reflection.js";
+export {
   createPeerCertificateContextValues,
   type PeerCertificateContextValues,
 } from "./connect/proxy-context-values.js";

@@ -24,9 +24,9 @@ export const clientCertificateKey = createContextKey<Certificate | undefined>(un
 /**
  * peerCertificateContextValues reads the client certificate of the request's
  * TLS connection and stores it under `peerCertificateKey`, for
- * `connectNodeAdapter({ contextValues: peerCertificateContextValues })` (and
- * connect-express / connect-fastify). The certificate is read and parsed once
- * per connection, not per request.
+ * `connectNodeAdapter({ contextValues: peerCertificateContextValues })`, and
+ * the same option of `expressConnectMiddleware` and `fastifyConnectPlugin`.
+ * The certificate is read and parsed once per connection, not per request.
  *
  * @example
  * http2.createSecureServer(

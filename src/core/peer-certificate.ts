@@ -42,11 +42,25 @@ export interface PeerCertificate {
 
 /**
  * NodeRequestLike is the part of a Node HTTP/1.1 or HTTP/2 server request that
- * certgate reads: Express and Fastify requests carry the same.
+ * certgate reads. Express passes Node's request itself; Fastify passes its own
+ * request object, whose `raw` is Node's request.
  */
 export interface NodeRequestLike {
   readonly socket: unknown;
   readonly stream?: unknown;
+  /** Node's request, when this is a framework's wrapper of it (Fastify). */
+  readonly raw?: unknown;
+}
+
+/**
+ * nodeRequestOf returns the Node request behind a framework's request object:
+ * Fastify's `request.raw`, or the request itself. Only Node's request reaches
+ * the HTTP/2 stream (and so the session that is the connection) and the raw
+ * header list.
+ */
+export function nodeRequestOf<T extends NodeRequestLike>(req: T): T {
+  const raw = req.raw;
+  return typeof raw === "object" && raw !== null && "socket" in raw ? (raw as T) : req;
 }
 
 // One PeerCertificate per connection: keyed by the HTTP/2 session or the
@@ -75,6 +89,7 @@ export interface TlsSocketLike {
 export function peerCertificateOf(req: NodeRequestLike): PeerCertificate {
   let session: Http2Session | undefined;
   try {
+    req = nodeRequestOf(req);
     session = (req.stream as ServerHttp2Stream | undefined)?.session as Http2Session | undefined;
   } catch (error) {
     return unreadablePeer(error);

@@ -3,7 +3,7 @@
 // and other adapters put the result where their decision reads it.
 import type { Http2Session, ServerHttp2Stream } from "node:http2";
 import type { TLSSocket } from "node:tls";
-import { peerCertificateOf, type NodeRequestLike, type PeerCertificate } from "../core/peer-certificate.js";
+import { nodeRequestOf, peerCertificateOf, type NodeRequestLike, type PeerCertificate } from "../core/peer-certificate.js";
 import { warnOnce } from "../core/warn-once.js";
 import { readForwardedCertificate, type ForwardingFormat } from "./forwarding-formats.js";
 import {
@@ -202,7 +202,7 @@ export function createForwardedPeerReader(options: PeerCertificateContextValuesO
 
   return (req) => {
     try {
-      return peerOf(req);
+      return peerOf(nodeRequestOf(req));
     } catch (error) {
       // The adapter calls this outside of any error handling; a request that
       // cannot be read is refused rather than crashing the server.
