@@ -21,6 +21,7 @@ import { createWatchJournal } from "./watch-journal.js";
 import { watchStream } from "./watch-stream.js";
 import { clockOf, positiveInteger } from "../core/options.js";
 import { defaultLabelLimits } from "../core/labels.js";
+import { containsPrivateKeyText } from "../core/pem-der.js";
 
 /**
  * CertificateStoreServiceOptions configures `createCertificateStoreService`.
@@ -252,7 +253,7 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
               try {
                 thumbprint = normalizeThumbprint(req.subject.value);
               } catch (error) {
-                if (/PRIVATE KEY/.test(req.subject.value)) {
+                if (containsPrivateKeyText(req.subject.value)) {
                   throw privateKeyError();
                 }
                 throw new ConnectError((error as Error).message, Code.InvalidArgument);
