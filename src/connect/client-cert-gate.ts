@@ -1,6 +1,5 @@
 import type { HandlerContext } from "@connectrpc/connect";
-import { createDecisionCore } from "../core/decision.js";
-import type { ClientCertOptions } from "../core/decision-options.js";
+import { createDecisionCore, type ClientCertOptions } from "../core/decision.js";
 import { enforceCall } from "./enforce-call.js";
 
 /**

@@ -28,12 +28,12 @@ export {
   createDecisionCore,
   createDecide,
   procedureName,
+  type ClientCertOptions,
   type DecisionCore,
   type Decide,
   type Procedure,
   type ProcedureSource,
 } from "./decision.js";
-export type { ClientCertOptions } from "./decision-options.js";
 export {
   refused,
   refusedAs,
