@@ -1,4 +1,5 @@
 import type { Certificate } from "./certificate.js";
+import type { PublicRefusalReason } from "./refusal-reasons.js";
 
 /**
  * CertificateStore is the contract that every source of admitted certificates
@@ -79,15 +80,11 @@ export interface StoreEntry {
 }
 
 /**
- * RefusalReason is the machine-readable reason of a refusal.
+ * RefusalReason is the machine-readable reason of a refusal: one of
+ * certgate's (`refusals` in refusal-reasons.ts, the one list), or a store's
+ * own, which clients see as `refused`.
  */
-export type RefusalReason =
-  | "no_certificate"
-  | "not_allowed"
-  | "expired"
-  | "not_yet_valid"
-  | "store_unavailable"
-  | (string & {});
+export type RefusalReason = PublicRefusalReason | (string & {});
 
 /**
  * ChangeNotifier is a small helper for store authors: it keeps the revision
