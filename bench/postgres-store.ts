@@ -22,7 +22,7 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import pg from "pg";
 import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
 import { CertificateStoreService } from "../src/gen/certgate/v1/certificate_store_pb.js";
-import { parseCertificate } from "../src/certificate.js";
+import { parseCertificate } from "../src/core/certificate.js";
 import { issueDevCertificate } from "../src/dev-certificates.js";
 import { createCertificateStoreServer, type CertificateStoreServer } from "../src/service/certificate-store-server.js";
 import { createPostgresStore, type PostgresStore } from "../src/stores/postgres/postgres-store.js";

@@ -17,11 +17,11 @@ import { Code, ConnectError, createClient, type ConnectRouter } from "@connectrp
 import { connectNodeAdapter, createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
 import { CertificateStoreService } from "../src/gen/certgate/v1/certificate_store_pb.js";
-import { parseCertificate, type Certificate } from "../src/certificate.js";
+import { parseCertificate, type Certificate } from "../src/core/certificate.js";
 import { issueDevCertificate } from "../src/dev-certificates.js";
-import { createClientCertInterceptor } from "../src/interceptors/client-cert-interceptor.js";
-import { peerCertificateContextValues } from "../src/peer.js";
-import type { CertificateStore } from "../src/store.js";
+import { createClientCertInterceptor } from "../src/connect/client-cert-interceptor.js";
+import { peerCertificateContextValues } from "../src/connect/context-values.js";
+import type { CertificateStore } from "../src/core/store.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
 import { createRemoteStore } from "../src/stores/remote-store.js";
 import { createThumbprintStore } from "../src/stores/thumbprint-store.js";

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDirectoryStore } from "../src/stores/directory-store.js";
 import { createPostgresStore } from "../src/stores/postgres/postgres-store.js";
-import { createCliFixture, expectFailure, killAll, run, runHere, type CliFixture } from "./cli-harness.js";
+import { createCliFixture, expectFailure, killAll, run, runHere, type CliFixture } from "./support/cli-harness.js";
 import { generateCertificates } from "./support/many-certificates.js";
 import { createTestDatabase, postgresSkipReason, type TestDatabase } from "./support/postgres.js";
 

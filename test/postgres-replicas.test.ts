@@ -4,13 +4,13 @@ import { rm } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { parseCertificate } from "../src/certificate.js";
+import { parseCertificate } from "../src/core/certificate.js";
 import type { IssuedCertificate } from "../src/dev-certificates.js";
 import { CertificateStoreService } from "../src/gen/certgate/v1/certificate_store_pb.js";
-import { createClientCertInterceptor } from "../src/interceptors/client-cert-interceptor.js";
+import { createClientCertInterceptor } from "../src/connect/client-cert-interceptor.js";
 import { createRemoteStore, type RemoteStore, type RemoteStoreEvent } from "../src/stores/remote-store.js";
-import { createCliFixture, killAll, startServe, type CliFixture, type Serve } from "./cli-harness.js";
-import { closeAfterTests, startEchoServer, waitFor } from "./harness.js";
+import { createCliFixture, killAll, startServe, type CliFixture, type Serve } from "./support/cli-harness.js";
+import { closeAfterTests, startEchoServer, waitFor } from "./support/harness.js";
 import { createTestDatabase, postgresSkipReason, terminateConnections, type TestDatabase } from "./support/postgres.js";
 
 const skip = await postgresSkipReason();

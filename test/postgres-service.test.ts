@@ -6,7 +6,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import type { WatchCertificatesResponse } from "../src/gen/certgate/v1/certificate_store_pb.js";
 import { Health, HealthCheckResponse_ServingStatus as ServingStatus } from "../src/gen/grpc/health/v1/health_pb.js";
 import { createPostgresStore, type PostgresStore } from "../src/stores/postgres/postgres-store.js";
-import { waitFor } from "./harness.js";
+import { waitFor } from "./support/harness.js";
 import {
   codeOf,
   createServicePki,
@@ -16,7 +16,7 @@ import {
   storeClient,
   type RunningService,
   type ServicePki,
-} from "./service-harness.js";
+} from "./support/service-harness.js";
 import { createTestDatabase, postgresSkipReason, type TestDatabase } from "./support/postgres.js";
 import { startTcpProxy } from "./support/tcp-proxy.js";
 

@@ -3,8 +3,9 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { isPrivateKeyLabel, parseCertificate, readPemBlocks } from "../certificate.js";
-import { peerCertificateContextValues } from "../peer.js";
+import { parseCertificate } from "../core/certificate.js";
+import { decodePemOrDer } from "../core/pem-der.js";
+import { peerCertificateContextValues } from "../connect/context-values.js";
 import type { AccessOptions } from "./access.js";
 import {
   createCertificateStoreService,
@@ -16,7 +17,7 @@ import { createReflectionService } from "./reflection.js";
 import { CertificateStoreService } from "../gen/certgate/v1/certificate_store_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { createLazyNodeHandler } from "./lazy-node-handler.js";
-import type { ReplicaState } from "../store.js";
+import type { ReplicaState } from "../core/store.js";
 
 /**
  * CertificateStoreServerOptions configures `createCertificateStoreServer`:
@@ -231,17 +232,19 @@ function isEmpty(value: string | Buffer | undefined): boolean {
 // fail here, not turn into a silent refusal of every client.
 function checkClientCa(pem: string | Buffer): string {
   const text = typeof pem === "string" ? pem : pem.toString("utf8");
-  const blocks = readPemBlocks(text);
-  if (blocks.some((block) => isPrivateKeyLabel(block.label))) {
-    throw new TypeError("certificate store server: clientCa contains a private key; give only the CA certificate(s)");
+  const decoded = decodePemOrDer(text, { otherBlocks: "skip" });
+  if (decoded.kind === "problem") {
+    if (decoded.code === "private_key" || decoded.code === "pkcs12") {
+      throw new TypeError("certificate store server: clientCa contains a private key; give only the CA certificate(s)");
+    }
+    throw new TypeError(`certificate store server: clientCa holds a CERTIFICATE that cannot be read (${decoded.reason})`);
   }
-  const certificates = blocks.filter((block) => block.label === "CERTIFICATE");
-  if (certificates.length === 0) {
+  if (!decoded.pem || decoded.ders.length === 0) {
     throw new TypeError("certificate store server: clientCa holds no PEM CERTIFICATE");
   }
-  for (const block of certificates) {
+  for (const der of decoded.ders) {
     try {
-      parseCertificate(block.der ?? new Uint8Array(0));
+      parseCertificate(der);
     } catch (cause) {
       throw new TypeError("certificate store server: clientCa holds a CERTIFICATE that cannot be read", { cause });
     }

@@ -1,4 +1,4 @@
-import type { LoggedChange, SharedChangeLog } from "../store.js";
+import type { LoggedChange, SharedChangeLog } from "../core/store.js";
 import type { JournalEntry, WatchJournal } from "./watch-journal.js";
 
 /**

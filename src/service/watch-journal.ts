@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { StoreChange, StoredCertificate, WritableCertificateStore } from "../store.js";
+import type { StoreChange, StoredCertificate, WritableCertificateStore } from "../core/store.js";
 
 /**
  * JournalEntry is one revision of the service: the changes of one batch that

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import type { StoredCertificate, WritableCertificateStore } from "../store.js";
+import type { StoredCertificate, WritableCertificateStore } from "../core/store.js";
 import {
   ChangeSchema,
   HeartbeatSchema,

@@ -2,10 +2,10 @@
 // relies on, as a suite any store can run (see test/service-store-contract.test.ts).
 import { afterEach, beforeAll, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
-import { parseCertificate, type Certificate } from "../../src/certificate.js";
+import { parseCertificate, type Certificate } from "../../src/core/certificate.js";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../../src/dev-certificates.js";
-import type { StoreChange, WritableCertificateStore } from "../../src/store.js";
-import { codeOf } from "../service-harness.js";
+import type { StoreChange, WritableCertificateStore } from "../../src/core/store.js";
+import { codeOf } from "./service-harness.js";
 
 /**
  * MakeStore opens an empty store of the kind under test, holding `initial`

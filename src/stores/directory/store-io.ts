@@ -2,8 +2,9 @@ import { X509Certificate, createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { isValidCertificateId, type StoredCertificate } from "../../store.js";
-import { checkLabels, decodeCertificateFile, readMetadata } from "./certificate-file.js";
+import { isValidCertificateId, type StoredCertificate } from "../../core/store.js";
+import { checkLabels } from "../../core/labels.js";
+import { decodeCertificateFile, readMetadata } from "./certificate-file.js";
 import { certificateExtensions, readFile } from "./folder-files.js";
 
 // The read and validation side of the writable store: ids, the certificate
@@ -40,7 +41,7 @@ export function checkUpload(input: Uint8Array, labels: unknown): Uint8Array {
   }
   const labelProblem = checkLabels(labels);
   if (labelProblem !== undefined) {
-    throw new ConnectError(`invalid labels: ${labelProblem}`, Code.InvalidArgument);
+    throw new ConnectError(`invalid labels: ${labelProblem.message}`, Code.InvalidArgument);
   }
   const decoded = decodeCertificateFile(input);
   if (decoded.kind === "problem") {

@@ -1,4 +1,4 @@
-import type { ReplicaState } from "../../store.js";
+import type { ReplicaState } from "../../core/store.js";
 
 /**
  * PostgresStoreOptions configures `createPostgresStore`. Give `pool` or

@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Pool } from "pg";
-import type { Certificate } from "../../certificate.js";
+import type { Certificate } from "../../core/certificate.js";
 import {
   createChangeNotifier,
   isValidCertificateId,
@@ -11,7 +11,7 @@ import {
   type StoreVerdict,
   type StoredCertificate,
   type WritableCertificateStore,
-} from "../../store.js";
+} from "../../core/store.js";
 import { storedCertificate } from "../directory/store-io.js";
 import { checkDer } from "./check-der.js";
 import { createChangeListener, type ChangeListener } from "./change-listener.js";

@@ -1,5 +1,5 @@
 import type { ClientBase, Pool } from "pg";
-import type { LoggedChange, StoredCertificate } from "../../store.js";
+import type { LoggedChange, StoredCertificate } from "../../core/store.js";
 import { lockClass, writeLock } from "./schema.js";
 
 // The SQL of the PostgreSQL store. Every write takes the store's write lock

@@ -1,5 +1,5 @@
-import type { LoggedChange, StoreChange, StoredCertificate } from "../../store.js";
-import { createThumbprintIndex } from "../thumbprint-index.js";
+import type { LoggedChange, StoreChange, StoredCertificate } from "../../core/store.js";
+import { createCertificateIndex } from "../certificate-index.js";
 
 /**
  * ReplicaCopy is one process's copy of a PostgreSQL store: every stored
@@ -25,12 +25,12 @@ export interface ReplicaCopy {
  * createReplicaCopy returns a copy holding `initial` (ordered by id).
  */
 export function createReplicaCopy(initial: readonly StoredCertificate[]): ReplicaCopy {
-  let index = createThumbprintIndex<StoredCertificate>();
+  let index = createCertificateIndex<StoredCertificate>();
   let ids: string[] = [];
   fill(initial);
 
   function fill(all: readonly StoredCertificate[]): void {
-    index = createThumbprintIndex<StoredCertificate>();
+    index = createCertificateIndex<StoredCertificate>();
     for (const stored of all) index.set(stored);
     ids = [...all.map((s) => s.id)].sort(compare);
   }

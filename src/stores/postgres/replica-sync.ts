@@ -1,5 +1,5 @@
 import type { Pool } from "pg";
-import type { LoggedChange, ReplicaState, StoreChange } from "../../store.js";
+import type { LoggedChange, ReplicaState, StoreChange } from "../../core/store.js";
 import { createReplicaCopy, type ReplicaCopy } from "./replica-copy.js";
 import { loadSnapshot, readChanges, type Snapshot, type Tables } from "./queries.js";
 

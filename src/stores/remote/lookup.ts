@@ -1,9 +1,11 @@
 import { createClient } from "@connectrpc/connect";
-import type { Certificate } from "../../certificate.js";
+import type { Certificate } from "../../core/certificate.js";
 import { CertificateStoreService } from "../../gen/certgate/v1/certificate_store_pb.js";
-import { createChangeNotifier, type StoreVerdict } from "../../store.js";
-import type { RemoteStore, RemoteStoreOptions } from "../remote-store.js";
-import { clockOf, nonNegative, timerDuration, transportsOf } from "./options.js";
+import { createChangeNotifier, type StoreVerdict } from "../../core/store.js";
+import type { RemoteStore, RemoteStoreOptions } from "./types.js";
+import { nonNegative, timerDuration, transportsOf } from "./options.js";
+import { clockOf } from "../../core/options.js";
+import { createLruCache } from "../../core/lru-cache.js";
 
 type Answer = Exclude<StoreVerdict, { kind: "error" }> & { readonly expiresAt: number };
 
@@ -25,21 +27,10 @@ export function createLookupStore(options: RemoteStoreOptions): RemoteStore {
   const notifier = createChangeNotifier();
   // Keyed by SHA-256 thumbprint; Map order is insertion order, so the first
   // key is the oldest answer.
-  const cache = new Map<string, Answer>();
+  const cache = createLruCache<string, Answer>(cacheMaxEntries);
   const inFlight = new Map<string, Promise<StoreVerdict>>();
   const closing = new AbortController();
   let closed = false;
-
-  function remember(key: string, answer: Answer): void {
-    cache.delete(key);
-    if (cacheMaxEntries === 0) {
-      return;
-    }
-    cache.set(key, answer);
-    while (cache.size > cacheMaxEntries) {
-      cache.delete(cache.keys().next().value as string);
-    }
-  }
 
   // Asks each replica in turn, from the preferred one, until one answers.
   async function verifyOnAny(certificate: Certificate) {
@@ -78,7 +69,7 @@ export function createLookupStore(options: RemoteStoreOptions): RemoteStore {
           }
         : { kind: "refused", reason: response.reason === "" ? "not_allowed" : response.reason, expiresAt: t + negativeCacheTtlMs };
       if (!closed) {
-        remember(key, answer);
+        cache.set(key, answer);
       }
       return answer;
     } catch (error) {

@@ -1,14 +1,15 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import type { Certificate } from "../../certificate.js";
+import type { Certificate } from "../../core/certificate.js";
 import {
   CertificateStoreService,
   type Certificate as CertificateMessage,
   type WatchCertificatesResponse,
 } from "../../gen/certgate/v1/certificate_store_pb.js";
-import { createChangeNotifier, type StoreVerdict } from "../../store.js";
-import type { RemoteStore, RemoteStoreOptions, RemoteStoreState } from "../remote-store.js";
-import { clockOf, delay, nonNegative, timerDuration, report, transportsOf } from "./options.js";
-import { createThumbprintIndex, type ThumbprintIndex } from "../thumbprint-index.js";
+import { createChangeNotifier, type StoreVerdict } from "../../core/store.js";
+import type { RemoteStore, RemoteStoreOptions, RemoteStoreState } from "./types.js";
+import { delay, nonNegative, timerDuration, report, transportsOf } from "./options.js";
+import { createCertificateIndex, type CertificateIndex } from "../certificate-index.js";
+import { clockOf } from "../../core/options.js";
 
 interface MirrorEntry {
   readonly id: string;
@@ -42,9 +43,9 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
   const notifier = createChangeNotifier();
   const closing = new AbortController();
 
-  let index = createThumbprintIndex<MirrorEntry>();
+  let index = createCertificateIndex<MirrorEntry>();
   // The copy being filled by a snapshot, swapped in at its last part.
-  let staging: ThumbprintIndex<MirrorEntry> | undefined;
+  let staging: CertificateIndex<MirrorEntry> | undefined;
   // Whether `index` is a complete copy at `revision` of `epoch`, that is
   // whether a new watch may resume from there.
   let complete = false;
@@ -99,7 +100,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
         if (event.value.first) {
           // A new snapshot means the copy is behind (or of another epoch).
           loseSync(now());
-          staging = createThumbprintIndex();
+          staging = createCertificateIndex();
           stream.snapshot = true;
         } else if (staging === undefined) {
           throw new ProtocolError("snapshot part without its first part");

@@ -61,13 +61,6 @@ export function timerDuration(name: string, value: number | undefined, fallback:
 }
 
 /**
- * clockOf turns a `clock` option into a function returning epoch ms.
- */
-export function clockOf(clock: (() => number | Date) | undefined): () => number {
-  return clock === undefined ? Date.now : () => +clock();
-}
-
-/**
  * report calls an event hook, ignoring what it throws.
  */
 export function report<E>(hook: ((event: E) => void) | undefined, event: E): void {
