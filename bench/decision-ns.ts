@@ -6,7 +6,7 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { createHandlerContext, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
 import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
-import { createDecide } from "../src/core/decision.js";
+import { createDecide } from "../src/decision/decision.js";
 import { createClientCertGate } from "../src/connect/client-cert-gate.js";
 import { createClientCertInterceptor } from "../src/connect/client-cert-interceptor.js";
 import { peerCertificateContextValues } from "../src/connect/context-values.js";
