@@ -12,11 +12,13 @@ import { readTextFile, tlsConfigReason } from "./certificate-files.js";
 import { CliError, defineCommand, errorMessage, expectPositionals, ExitCode, usageError } from "./common.js";
 import { ensureDevPki } from "./dev-pki.js";
 import { printDevGuide } from "./serve-guide.js";
+import { logFormatHelp, serveLogOf, withLogFormat } from "./serve-log.js";
 
 const help = `Usage: certgate serve [--listen HOST:PORT] [--data-dir DIR | --database URL]
                       [--tls-cert FILE --tls-key FILE] [--client-ca FILE]
                       [--admin THUMBPRINT]... [--reader THUMBPRINT]...
                       [--admin-dir DIR]... [--reader-dir DIR]...
+                      [--log-format text|json]
 
 Runs the certificate store service (certgate.v1.CertificateStoreService,
 grpc.health.v1.Health and gRPC server reflection for readers and admins)
@@ -49,6 +51,7 @@ ${databaseHelp}
       --admin-dir DIR      A folder of admin client certificates, reloaded
                            live (repeatable)
       --reader-dir DIR     A folder of reader client certificates (repeatable)
+${logFormatHelp}
   -h, --help               Show this help
 
 SIGINT or SIGTERM stops the service gracefully (running calls may finish).
@@ -64,7 +67,7 @@ Examples:
  * serveCommand is `certgate serve`: the certificate store service over a
  * directory store, until SIGINT or SIGTERM.
  */
-export const serveCommand = defineCommand(
+export const serveCommand = withLogFormat(defineCommand(
   {
     name: "serve",
     help,
@@ -79,6 +82,7 @@ export const serveCommand = defineCommand(
       reader: { type: "string", multiple: true },
       "admin-dir": { type: "string", multiple: true },
       "reader-dir": { type: "string", multiple: true },
+      "log-format": { type: "string" },
     },
   },
   async ({ values, positionals }, io) => {
@@ -159,7 +163,7 @@ export const serveCommand = defineCommand(
       }
     }
 
-    const log = (line: string) => io.stderr(`certgate serve: ${line}\n`);
+    const log = serveLogOf(io);
     const stores: { close(): Promise<void> }[] = [];
     let server: CertificateStoreServer | undefined;
     try {
@@ -184,20 +188,31 @@ export const serveCommand = defineCommand(
       for (const dir of adminDirs) adminStores.push(await folder("--admin-dir", dir));
       const readerStores: CertificateStore[] = [];
       for (const dir of readerDirs) readerStores.push(await folder("--reader-dir", dir));
+      // Opens the audit trail now, so that a damaged one is reported at start-up.
+      try {
+        await store.audit.list({ limit: 1 });
+      } catch (error) {
+        throw new CliError(`cannot read the audit trail: ${errorMessage(error)}`, undefined, { cause: error });
+      }
       store.onChanges((changes) => {
-        for (const change of changes) log(`${change.kind === "put" ? "stored" : "deleted"} ${change.id}`);
+        for (const change of changes) log(`${change.kind === "put" ? "stored" : "deleted"} ${change.id}`, { id: change.id });
       });
       try {
         server = createCertificateStoreServer({
           store,
           ...tls,
+          onAuditError: (error) => log(`audit record not written: ${errorMessage(error)}`, {}, "error"),
           access: {
             admin: { thumbprints: admins, stores: adminStores },
             reader: { thumbprints: readers, stores: readerStores },
             onDecision: (event) => {
               if (event.kind === "refused") {
                 const who = event.thumbprint === undefined ? "no certificate" : `SHA-256 ${event.thumbprint}`;
-                log(`refused ${event.procedure} (${event.reason ?? "refused"}, ${who})`);
+                log(`refused ${event.procedure} (${event.reason ?? "refused"}, ${who})`, {
+                  procedure: event.procedure,
+                  reason: event.reason ?? "refused",
+                  ...(event.thumbprint === undefined ? {} : { sha256: event.thumbprint }),
+                });
               }
             },
           },
@@ -224,12 +239,14 @@ export const serveCommand = defineCommand(
             : address.url;
       const stats = store.stats();
       const where = databaseUrl === undefined ? `data folder ${dataDir}` : `database ${redactUrl(databaseUrl)}`;
-      io.stdout(`certgate serve: ${where} (${stats.certificates} certificate${stats.certificates === 1 ? "" : "s"})\n`);
+      log.out(`${where} (${stats.certificates} certificate${stats.certificates === 1 ? "" : "s"})`, {
+        certificates: stats.certificates,
+      });
       if (dev !== undefined) {
         printDevGuide(io, dev, url);
       }
       // Last, so that it also says that everything above is in place.
-      io.stdout(`certgate serve: listening on ${url}\n`);
+      log.out(`listening on ${url}`, { url });
       await stopped(io.signal);
       log("stopping");
     } finally {
@@ -239,7 +256,7 @@ export const serveCommand = defineCommand(
     log("stopped");
     return ExitCode.ok;
   },
-);
+));
 
 /**
  * Listen is a parsed `--listen HOST:PORT`.

@@ -146,7 +146,7 @@ export function createServiceAudit(options: ServiceAuditOptions): ServiceAudit {
         code: event.code === Code.PermissionDenied ? "permission_denied" : "unauthenticated",
         reason: clean(String(event.reason ?? "refused"), 1024),
         actor:
-          event.certificate === undefined ? noActor : { subject: clean(event.certificate.subject, 4096), sha256: event.certificate.sha256 },
+          event.certificate === undefined ? noActor : { subject: subjectOf(event.certificate.subject), sha256: event.certificate.sha256 },
         certificateId: "",
         sha256: "",
       });
@@ -225,7 +225,19 @@ function actionOf(procedure: string): AuditAction | undefined {
 
 function actorOf(context: HandlerContext): AuditActor {
   const certificate = context.values.get(clientCertificateKey);
-  return certificate === undefined ? noActor : { subject: clean(certificate.subject, 4096), sha256: certificate.sha256 };
+  return certificate === undefined ? noActor : { subject: subjectOf(certificate.subject), sha256: certificate.sha256 };
+}
+
+// Node prints a distinguished name one attribute a line; records keep the
+// one-line form people read (`CN=alice, O=Contoso`).
+function subjectOf(dn: string): string {
+  return clean(
+    dn
+      .split("\n")
+      .filter((part) => part.length > 0)
+      .join(", "),
+    4096,
+  );
 }
 
 function snakeCase(name: string): string {

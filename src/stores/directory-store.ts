@@ -16,7 +16,7 @@ import type { DirectoryStoreProblem } from "./directory/types.js";
 import { createWritableSide } from "./directory/writable-side.js";
 import { checkFolder } from "./directory/store-io.js";
 import { clockOf, positiveInteger } from "../core/options.js";
-import type { AuditedWrite } from "../core/audit.js";
+import type { AuditedWrite, AuditLog } from "../core/audit.js";
 import { createAuditFile, defaultAuditMaxBytes } from "./directory/audit-file.js";
 
 // The problem types live beside the modules that find problems.
@@ -77,6 +77,11 @@ export interface DirectoryStoreOptions {
  * folder of certificate files.
  */
 export interface DirectoryStore extends WritableCertificateStore {
+  /**
+   * The audit trail: `.certgate-audit.jsonl` in the folder, opened on first
+   * use (see docs/audit.md).
+   */
+  readonly audit: AuditLog;
   /** The files and folders currently skipped, and why. */
   problems(): DirectoryStoreProblem[];
   /** Re-reads both folders now (files whose signature did not change are not read again). */
@@ -270,7 +275,7 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
           path: file,
           file: path.basename(file),
           code: "audit_record",
-          reason: `line ${line} of the audit trail skipped: ${reason}`,
+          reason: `line ${line} of the audit trail: ${reason}`,
           time: new Date(),
         },
       ]);
