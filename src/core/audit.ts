@@ -103,6 +103,8 @@ export interface AuditLog {
 export interface AuditedWrite {
   /** The caller; the store records the write's `ok` event with it. By default, nothing is recorded. */
   readonly actor?: AuditActor;
+  /** The time of the record. By default, the store's clock. */
+  readonly auditTime?: Date;
 }
 
 /**

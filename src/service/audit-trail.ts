@@ -28,8 +28,8 @@ export interface ServiceAuditOptions {
  * answers ListAuditEvents.
  */
 export interface ServiceAudit {
-  /** The `actor` to give the store's `put` and `delete`, when the store records them. */
-  actorForStore(context: HandlerContext): AuditActor | undefined;
+  /** The `actor` and time to give the store's `put` and `delete`, when the store records them; else `{}`. */
+  forStore(context: HandlerContext): { actor?: AuditActor; auditTime?: Date };
   /** Records a successful write, unless the store did. */
   written(action: AuditAction, context: HandlerContext, certificateId: string, sha256: string): Promise<void>;
   /** Records a refused or failed write (the error the call fails with); never throws. */
@@ -98,8 +98,8 @@ export function createServiceAudit(options: ServiceAuditOptions): ServiceAudit {
   }
 
   return {
-    actorForStore(context) {
-      return log !== undefined && storeRecords ? actorOf(context) : undefined;
+    forStore(context) {
+      return log !== undefined && storeRecords ? { actor: actorOf(context), auditTime: new Date(now()) } : {};
     },
     async written(action, context, certificateId, sha256) {
       if (log === undefined || storeRecords) return;

@@ -248,10 +248,7 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
             checkId(id);
             // Answer only once the store's put (and its audit record)
             // resolved: an acknowledged certificate is durable.
-            const actor = audit.actorForStore(ctx);
-            const stored = await readStore(() =>
-              store.put(id, certificate.der, { labels: { ...req.labels }, ...(actor === undefined ? {} : { actor }) }),
-            );
+            const stored = await readStore(() => store.put(id, certificate.der, { labels: { ...req.labels }, ...audit.forStore(ctx) }));
             done = true;
             await readStore(() => audit.written("create", ctx, stored.id, stored.sha256));
             return { certificate: certificateMessage(stored, certificate) };
@@ -275,11 +272,11 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
           try {
             // The store says why a bundle's member cannot be deleted alone.
             checkId(req.certificateId, isValidEntryId);
-            const actor = audit.actorForStore(ctx);
+            const forStore = audit.forStore(ctx);
             // A log of its own (not the store's) records the thumbprint read first.
             const before =
-              actor === undefined && auditLog !== undefined ? await store.get(req.certificateId).catch(() => undefined) : undefined;
-            await readStore(() => store.delete(req.certificateId, actor === undefined ? undefined : { actor }));
+              forStore.actor === undefined && auditLog !== undefined ? await store.get(req.certificateId).catch(() => undefined) : undefined;
+            await readStore(() => store.delete(req.certificateId, forStore));
             done = true;
             await readStore(() => audit.written("delete", ctx, req.certificateId, before?.sha256 ?? ""));
             return {};

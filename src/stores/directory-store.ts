@@ -303,7 +303,7 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
       const actor = putOptions?.actor;
       if (actor !== undefined) {
         const record = { action: "create", result: "ok", code: "", reason: "", actor, certificateId: stored.id, sha256: stored.sha256 } as const;
-        await audit.record({ time: new Date(Math.floor(now())), ...record });
+        await audit.record({ time: putOptions?.auditTime ?? new Date(Math.floor(now())), ...record });
       }
       return stored;
     },
@@ -313,7 +313,7 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
       await writable.delete(id);
       if (actor !== undefined) {
         const record = { action: "delete", result: "ok", code: "", reason: "", actor, certificateId: id, sha256: before?.sha256 ?? "" } as const;
-        await audit.record({ time: new Date(Math.floor(now())), ...record });
+        await audit.record({ time: deleteOptions?.auditTime ?? new Date(Math.floor(now())), ...record });
       }
     },
     problems: () => [...folderProblems.values(), ...leaf.problems(), ...(ca?.problems() ?? [])],

@@ -11,7 +11,7 @@ import {
 import { createCertificateIndex } from "./certificate-index.js";
 import { clockOf } from "../core/options.js";
 import { checkLabels } from "../core/labels.js";
-import type { AuditActor } from "../core/audit.js";
+import type { AuditedWrite } from "../core/audit.js";
 import { createMemoryAuditLog } from "./memory-audit-log.js";
 
 /**
@@ -60,10 +60,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): WritableCer
   const audit = createMemoryAuditLog({ maxEvents: options.maxAuditEvents });
 
   // The memory log records at once, so the event is in before the write resolves.
-  function recordWrite(action: "create" | "delete", actor: AuditActor | undefined, stored: StoredCertificate): void {
+  function recordWrite(action: "create" | "delete", write: AuditedWrite | undefined, stored: StoredCertificate): void {
+    const actor = write?.actor;
     if (actor === undefined) return;
     void audit.record({
-      time: now(),
+      time: write?.auditTime ?? now(),
       action,
       result: "ok",
       code: "",
@@ -155,7 +156,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): WritableCer
           throw new ConnectError(`certificate ${id} already exists`, Code.AlreadyExists);
         }
         const stored = insert(id, der, putOptions?.labels ?? {});
-        recordWrite("create", putOptions?.actor, stored);
+        recordWrite("create", putOptions, stored);
         announce({ kind: "put", id });
         return Promise.resolve(stored);
       } catch (error) {
@@ -172,7 +173,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): WritableCer
           throw new ConnectError(`certificate ${id} not found`, Code.NotFound);
         }
         ids.splice(lowerBound(ids, id), 1);
-        recordWrite("delete", deleteOptions?.actor, stored);
+        recordWrite("delete", deleteOptions, stored);
         announce({ kind: "delete", id });
         return Promise.resolve();
       } catch (error) {

@@ -127,7 +127,7 @@ export function createAuditFile(options: AuditFileOptions): AuditLog & { close()
   async function open(): Promise<{ handle: fs.promises.FileHandle; size: number; sequence: number }> {
     let sequence = await lastSequence(current, true);
     if (sequence === 0) sequence = await lastSequence(previous, false);
-    const handle = await fs.promises.open(current, "a", 0o600);
+    const handle = await fs.promises.open(current, "a+", 0o600);
     try {
       let { size } = await handle.stat();
       if (size > 0) {

@@ -224,8 +224,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     },
   };
 
-  const okRecord = (action: "create" | "delete", actor: AuditActor, id: string, sha256: string) =>
-    ({ time: new Date(Math.floor(now())), action, result: "ok", code: "", reason: "", actor, certificateId: id, sha256 }) as const;
+  const okRecord = (action: "create" | "delete", actor: AuditActor, id: string, sha256: string, time?: Date) =>
+    ({ time: time ?? new Date(Math.floor(now())), action, result: "ok", code: "", reason: "", actor, certificateId: id, sha256 }) as const;
 
   const sharedLog: SharedChangeLog = {
     get epoch() {
@@ -298,7 +298,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       let result: number | "exists";
       try {
         const actor = putOptions?.actor;
-        result = await insertCertificate(pool, tables, stored, actor === undefined ? undefined : okRecord("create", actor, id, stored.sha256));
+        result = await insertCertificate(pool, tables, stored, actor === undefined ? undefined : okRecord("create", actor, id, stored.sha256, putOptions?.auditTime));
       } catch (error) {
         if (isConnectionError(error)) void sync.catchUp();
         throw storeError("store the certificate", error);
@@ -344,7 +344,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       let result: number | "missing";
       try {
         const actor = deleteOptions?.actor;
-        result = await deleteCertificate(pool, tables, id, actor === undefined ? undefined : (sha256) => okRecord("delete", actor, id, sha256));
+        result = await deleteCertificate(pool, tables, id, actor === undefined ? undefined : (sha256) => okRecord("delete", actor, id, sha256, deleteOptions?.auditTime));
       } catch (error) {
         if (isConnectionError(error)) void sync.catchUp();
         throw storeError("delete the certificate", error);
