@@ -81,3 +81,4 @@ export { decodePemOrDer, type PemDerInput, type PemDerOptions, type PemDerProble
 export { clockOf, positiveInteger } from "./core/options.js";
 export type { Certificate, CertificateInput } from "./core/certificate.js";
 export type { CertificateStore, StoreVerdict, StoreEntry, RefusalReason } from "./core/store.js";
+export type { AuditLog, AuditRecord, AuditEvent, AuditQuery, AuditActor, AuditAction, AuditResult, AuditedWrite } from "./core/audit.js";
