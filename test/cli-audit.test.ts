@@ -6,6 +6,7 @@ import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate } from "../src/core/certificate.js";
+import { runCli } from "../src/cli/main.js";
 import { createCliFixture, killAll, run, runHere, spawnCli, startServe, type CliFixture } from "./support/cli-harness.js";
 import { waitFor } from "./support/harness.js";
 import { createTestDatabase, postgresSkipReason, type TestDatabase } from "./support/postgres.js";
@@ -206,6 +207,32 @@ describe("certgate serve --log-format json", () => {
     expect(result.stderr).toMatch(/^certgate: --log-format xml: expected text or json/);
     const help = await runHere(["serve", "--help"]);
     expect(help.stdout).toContain("--log-format FORMAT");
+  });
+
+  it("turns process warnings into records while it runs, and gives Node its printer back after", async () => {
+    const printers = process.listeners("warning");
+    const stop = new AbortController();
+    let stdout = "";
+    let stderr = "";
+    const done = runCli(["serve", "--log-format", "json", "--listen", "127.0.0.1:0", "--data-dir", join(fixture.tmp, "json-warn"), ...tlsArgs()], {
+      stdout: (text) => void (stdout += text),
+      stderr: (text) => void (stderr += text),
+      env: {},
+      cwd: fixture.tmp,
+      signal: stop.signal,
+    });
+    try {
+      await waitFor(() => stdout.includes('"url"'), "certgate serve to listen", 30_000);
+      process.emitWarning("something to know", { code: "CERTGATE_TEST_WARNING" });
+      await waitFor(() => stderr.includes("something to know"), "the warning to be logged");
+    } finally {
+      stop.abort();
+      expect(await done).toBe(0);
+    }
+    expect(parseLines(stderr)).toContainEqual(
+      expect.objectContaining({ level: "warn", msg: "something to know", code: "CERTGATE_TEST_WARNING", warning: "Warning" }),
+    );
+    expect(process.listeners("warning")).toEqual(printers);
   });
 
   it("turns the development mode guide into one record with its text", async () => {

@@ -60,8 +60,9 @@ function levelOf(msg: string): LogLevel {
  * everything it prints into JSON lines: its log (`serveLogOf`), any other
  * text it writes (the development mode guide becomes one record with the
  * text in `text`), and the error it ends with. The command's own flags must
- * include `log-format`. Mistakes on the command line before the format is
- * known are printed as text.
+ * include `log-format`. Process warnings become records too while it runs.
+ * Mistakes on the command line before the format is known are printed as
+ * text.
  */
 export function withLogFormat(command: Command, now: () => number = Date.now): Command {
   return {
@@ -89,11 +90,21 @@ export function withLogFormat(command: Command, now: () => number = Date.now): C
       };
       const jsonIo: CliIo = { ...io, stdout: text("stdout"), stderr: text("stderr") };
       jsonIos.set(jsonIo, write);
+      // Process warnings (Node's and certgate's) are log lines too: while
+      // the command runs, they are records instead of Node's text.
+      const printers = process.listeners("warning");
+      const onWarning = (warning: Error & { code?: string }) =>
+        write("stderr", "warn", warning.message, { warning: warning.name, ...(warning.code === undefined ? {} : { code: warning.code }) });
+      for (const printer of printers) process.off("warning", printer);
+      process.on("warning", onWarning);
       try {
         return await command.run(args, jsonIo);
       } catch (error) {
         write("stderr", "error", errorMessage(error), error instanceof CliError ? { exitCode: error.exitCode } : undefined);
         return error instanceof CliError ? error.exitCode : ExitCode.failure;
+      } finally {
+        process.off("warning", onWarning);
+        for (const printer of printers) process.on("warning", printer);
       }
     },
   };
