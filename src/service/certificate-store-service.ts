@@ -42,6 +42,12 @@ export interface CertificateStoreServiceOptions {
    * reconnect without a new snapshot. By default, 4096.
    */
   watchJournalSize?: number;
+  /**
+   * The most changed certificates one journal entry may hold: a larger
+   * change (a folder replaced with 100k files) makes every watcher take a new
+   * snapshot instead, read page by page as it is sent. By default, 1000.
+   */
+  watchMaxEntryChanges?: number;
   /** At most this many certificates per snapshot or change event. By default, 500. */
   watchPartSize?: number;
   /** A heartbeat on every watch after this long without an event, in ms. By default, 10000. */
@@ -120,6 +126,7 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
   const journal = createWatchJournal({
     store,
     maxChanges: positiveInteger("watchJournalSize", options.watchJournalSize, 4096),
+    maxEntryChanges: positiveInteger("watchMaxEntryChanges", options.watchMaxEntryChanges, 1000),
   });
   const thumbprints = createStoredThumbprints(store, journal);
   const watches = new Set<AbortController>();
