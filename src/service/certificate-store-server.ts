@@ -99,7 +99,11 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
     requireTrustedChain: options.access?.requireTrustedChain ?? clientCa !== undefined,
   };
   const service = createCertificateStoreService({ ...options, access });
-  const health = options.health === false ? undefined : createHealthService();
+  // The watch limits apply to each service's own Watch calls.
+  const health =
+    options.health === false
+      ? undefined
+      : createHealthService({ maxWatchesPerConnection: options.maxWatchesPerConnection, maxWatches: options.maxWatches });
   const shutdown = new AbortController();
   // Connect links every running call's signal to this one: many concurrent
   // calls are normal here, not a listener leak.

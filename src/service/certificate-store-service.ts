@@ -17,6 +17,7 @@ import { decodePageToken, encodePageToken, isValidEntryId } from "./page-token.j
 import { createStoredThumbprints } from "./stored-thumbprints.js";
 import { checkLabels, defaultMaxUploadBytes, parseUpload, privateKeyError, uploadError } from "./upload.js";
 import { createWatchJournal } from "./watch-journal.js";
+import { createWatchLimits } from "./watch-limits.js";
 import { watchStream } from "./watch-stream.js";
 
 /**
@@ -52,6 +53,17 @@ export interface CertificateStoreServiceOptions {
   watchPartSize?: number;
   /** A heartbeat on every watch after this long without an event, in ms. By default, 10000. */
   watchHeartbeatMs?: number;
+  /**
+   * At most this many open WatchCertificates calls per connection; more are
+   * refused with `Code.ResourceExhausted`. A client needs one. By default, 16.
+   */
+  maxWatchesPerConnection?: number;
+  /**
+   * At most this many open WatchCertificates calls in all; more are refused
+   * with `Code.ResourceExhausted`. A paused watch holds at most one snapshot
+   * part in memory. By default, 1024.
+   */
+  maxWatches?: number;
   /**
    * The current time, for the validity checks of VerifyCertificate (and of
    * client certificates unless `access.clock` is set). By default, `Date.now`.
@@ -130,6 +142,11 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
   });
   const thumbprints = createStoredThumbprints(store, journal);
   const watches = new Set<AbortController>();
+  const limits = createWatchLimits(
+    "watches",
+    positiveInteger("maxWatchesPerConnection", options.maxWatchesPerConnection, 16),
+    positiveInteger("maxWatches", options.maxWatches, 1024),
+  );
   // Room for the id, labels and the base64 of the JSON encoding, so that a
   // request is cut off soon after the upload limit instead of buffered whole.
   const readMaxBytes = Math.ceil((maxUploadBytes * 4) / 3) + 64 * 1024;
@@ -245,6 +262,7 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
           }
         },
         async *watchCertificates(req, ctx) {
+          const release = limits.acquire(ctx);
           // One controller per watch, ended by the client or by close(); not
           // AbortSignal.any, whose listeners on a shared signal pile up.
           const watch = new AbortController();
@@ -252,6 +270,9 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
           ctx.signal.addEventListener("abort", end);
           watches.add(watch);
           try {
+            // The gate admitted the call: a reset (HEADERS + RST_STREAM)
+            // that arrived with the request is seen here, before any read.
+            await new Promise((resolve) => setImmediate(resolve));
             for await (const event of watchStream(req, watch.signal, { store, journal, partSize, heartbeatIntervalMs })) {
               // A watch outlives the gate's decision: a reader removed from
               // the list, or whose certificate expired, hears no more.
@@ -261,6 +282,7 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
           } finally {
             ctx.signal.removeEventListener("abort", end);
             watches.delete(watch);
+            release();
           }
         },
       },

@@ -6,6 +6,7 @@ import {
   type HealthCheckResponseSchema,
 } from "../gen/grpc/health/v1/health_pb.js";
 import { CertificateStoreService } from "../gen/certgate/v1/certificate_store_pb.js";
+import { createWatchLimits } from "./watch-limits.js";
 
 /**
  * HealthStatus is the serving status the health service reports.
@@ -22,6 +23,14 @@ export interface HealthServiceOptions {
    * `certgate.v1.CertificateStoreService`, both `SERVING`.
    */
   services?: Readonly<Record<string, HealthStatus>>;
+  /**
+   * At most this many open Watch calls per connection; more are refused with
+   * `Code.ResourceExhausted`. The service is open to clients without a
+   * certificate, so both limits matter. By default, 16.
+   */
+  maxWatchesPerConnection?: number;
+  /** At most this many open Watch calls in all. By default, 1024. */
+  maxWatches?: number;
 }
 
 /**
@@ -55,6 +64,11 @@ export function createHealthService(options: HealthServiceOptions = {}): HealthS
   }
   const listeners = new Set<() => void>();
   const watches = new Set<AbortController>();
+  const limits = createWatchLimits(
+    "health watches",
+    limit("maxWatchesPerConnection", options.maxWatchesPerConnection, 16),
+    limit("maxWatches", options.maxWatches, 1024),
+  );
 
   function status(service: string): ServingStatus | undefined {
     return statuses.get(service);
@@ -94,6 +108,7 @@ export function createHealthService(options: HealthServiceOptions = {}): HealthS
             return { statuses: Object.fromEntries([...statuses].map(([name, s]) => [name, { status: s }])) };
           },
           async *watch(req, ctx): AsyncGenerator<MessageInitShape<typeof HealthCheckResponseSchema>> {
+            const release = limits.acquire(ctx);
             const watch = new AbortController();
             const end = () => watch.abort();
             ctx.signal.addEventListener("abort", end);
@@ -112,6 +127,7 @@ export function createHealthService(options: HealthServiceOptions = {}): HealthS
             } finally {
               ctx.signal.removeEventListener("abort", end);
               watches.delete(watch);
+              release();
             }
           },
         },
@@ -142,4 +158,14 @@ function toEnum(status: HealthStatus): ServingStatus {
     return ServingStatus.NOT_SERVING;
   }
   throw new TypeError(`health status must be SERVING or NOT_SERVING, got ${String(status)}`);
+}
+
+function limit(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) {
+    return fallback;
+  }
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new TypeError(`health service: ${name} must be a positive integer, got ${String(value)}`);
+  }
+  return value;
 }
