@@ -12,6 +12,7 @@ import {
   type CertificateStoreServiceHandler,
   type CertificateStoreServiceOptions,
 } from "./certificate-store-service.js";
+import { closeIdleConnections } from "./connection-timeouts.js";
 import { createHealthService, type HealthServiceHandler } from "./health.js";
 
 /**
@@ -47,6 +48,19 @@ export interface CertificateStoreServerOptions extends CertificateStoreServiceOp
    * in milliseconds. By default, 5000.
    */
   shutdownTimeoutMs?: number;
+  /**
+   * Close a connection after this long without a call, in milliseconds: an
+   * HTTP/2 connection without open streams (with a GOAWAY), an HTTP/1.1
+   * connection between requests, and a connection that never sends a
+   * request. Calls in progress (watches) keep theirs open. 0 turns it off.
+   * By default, 60000.
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Close a connection whose TLS handshake has not finished after this long,
+   * in milliseconds (Node's `handshakeTimeout`). By default, 10000.
+   */
+  handshakeTimeoutMs?: number;
 }
 
 /**
@@ -109,6 +123,13 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
   // calls are normal here, not a listener leak.
   setMaxListeners(0, shutdown.signal);
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 5000;
+  const idleTimeoutMs = milliseconds("idleTimeoutMs", options.idleTimeoutMs, 60_000, 0);
+  const handshakeTimeoutMs = milliseconds(
+    "handshakeTimeoutMs",
+    options.handshakeTimeoutMs,
+    options.tlsOptions?.handshakeTimeout ?? 10_000,
+    1,
+  );
   const server = http2.createSecureServer(
     {
       ...options.tlsOptions,
@@ -120,6 +141,7 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
       // alert, and health probes without a certificate get through.
       rejectUnauthorized: false,
       allowHTTP1: options.tlsOptions?.allowHTTP1 ?? true,
+      handshakeTimeout: handshakeTimeoutMs,
     },
     connectNodeAdapter({
       routes(router) {
@@ -130,6 +152,7 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
       shutdownSignal: shutdown.signal,
     }),
   );
+  closeIdleConnections(server, idleTimeoutMs);
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<TLSSocket>();
   server.on("session", (session: http2.ServerHttp2Session) => {
@@ -189,6 +212,16 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
       return closing;
     },
   };
+}
+
+function milliseconds(name: string, value: number | undefined, fallback: number, min: number): number {
+  if (value === undefined) {
+    return fallback;
+  }
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new TypeError(`certificate store server: ${name} must be an integer of at least ${min}, got ${String(value)}`);
+  }
+  return value;
 }
 
 function isEmpty(value: string | Buffer | undefined): boolean {
