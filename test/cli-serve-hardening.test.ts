@@ -1,4 +1,7 @@
-import { mkdir, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { existsSync, utimesSync } from "node:fs";
+import { mkdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient } from "@connectrpc/connect";
@@ -6,7 +9,8 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { CertificateStoreService } from "../src/gen/certgate/v1/certificate_store_pb.js";
 import { parseCertificate } from "../src/certificate.js";
 import type { IssuedCertificate } from "../src/dev-certificates.js";
-import { createCliFixture, killAll, startServe } from "./cli-harness.js";
+import { lockDataFolder, lockFileName } from "../src/cli/data-folder-lock.js";
+import { createCliFixture, killAll, run, spawnCli, startServe } from "./cli-harness.js";
 import { waitFor, type TestPki } from "./harness.js";
 
 let tmp: string;
@@ -98,4 +102,111 @@ describe("certgate serve when its folders cannot be checked", () => {
       expect(await serve.stop()).toBe(0);
     }
   }, 60_000);
+});
+
+// A pid that ran a moment ago and no longer does.
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ["-e", ""], { stdio: "ignore" });
+  await new Promise((resolve) => child.once("exit", resolve));
+  return child.pid!;
+}
+
+describe("certgate serve's data folder lock", () => {
+  const args = (dataDir: string) => ["--data-dir", dataDir, ...tlsArgs(), "--admin", parseCertificate(admin.cert).sha256];
+
+  it("refuses a second serve on the same folder, naming the holder; a folder released by a clean stop is free", async () => {
+    const dataDir = join(tmp, "locked");
+    const first = await startServe(args(dataDir));
+    try {
+      const second = await run(["serve", "--listen", "127.0.0.1:0", ...args(dataDir)]);
+      expect(second.code).toBe(1);
+      const line = second.stderr.trim().split("\n").at(-1)!;
+      expect(line).toContain(`--data-dir ${dataDir}: in use by another certgate serve (pid ${first.child.pid} on host ${hostname()}, since 20`);
+      // The first one still serves.
+      const listed = await clientFor(first.url, admin).listCertificates({});
+      expect(listed.certificates).toEqual([]);
+    } finally {
+      expect(await first.stop()).toBe(0);
+    }
+    expect(existsSync(join(dataDir, lockFileName))).toBe(false);
+    const again = await startServe(args(dataDir));
+    expect(again.output().stderr).not.toMatch(/took over/);
+    expect(await again.stop()).toBe(0);
+  }, 60_000);
+
+  it("takes over the lock of a serve killed with SIGKILL", async () => {
+    const dataDir = join(tmp, "killed");
+    const first = await startServe(args(dataDir));
+    expect(await first.stop("SIGKILL")).toBe("SIGKILL");
+    const lock = JSON.parse(await readFile(join(dataDir, lockFileName), "utf8")) as { pid: number };
+    expect(lock.pid).toBe(first.child.pid);
+    const second = await startServe(args(dataDir));
+    try {
+      expect(second.output().stderr).toContain(`took over the data folder lock of pid ${first.child.pid} on host ${hostname()}`);
+      await clientFor(second.url, admin).createCertificate({ certificate: pki.alice.der, certificateId: "alice" });
+    } finally {
+      expect(await second.stop()).toBe(0);
+    }
+  }, 60_000);
+
+  it("lets exactly one of three serves started at once take over a stale lock", async () => {
+    const dataDir = join(tmp, "stale");
+    await mkdir(dataDir, { recursive: true });
+    const stale = { pid: await deadPid(), host: hostname(), started: new Date().toISOString() };
+    await writeFile(join(dataDir, lockFileName), JSON.stringify(stale));
+    const children = Array.from({ length: 3 }, () => {
+      const child = spawnCli(["serve", "--listen", "127.0.0.1:0", ...args(dataDir)]);
+      const state = { stdout: "", stderr: "", code: undefined as number | null | undefined };
+      child.stdout!.on("data", (d: Buffer) => (state.stdout += d.toString()));
+      child.stderr!.on("data", (d: Buffer) => (state.stderr += d.toString()));
+      child.on("exit", (code) => (state.code = code));
+      return { child, state };
+    });
+    try {
+      await waitFor(
+        () => children.filter((c) => c.state.code !== undefined).length === 2 && children.some((c) => /listening on/.test(c.state.stdout)),
+        "one serve listening and two refused",
+        60_000,
+      );
+      const winner = children.find((c) => /listening on/.test(c.state.stdout))!;
+      expect(winner.state.stderr).toContain(`took over the data folder lock of pid ${stale.pid}`);
+      for (const loser of children.filter((c) => c !== winner)) {
+        expect(loser.state.code).toBe(1);
+        expect(loser.state.stderr).toContain(`in use by another certgate serve (pid ${winner.child.pid} on host`);
+      }
+    } finally {
+      for (const { child } of children) child.kill("SIGTERM");
+    }
+  }, 90_000);
+});
+
+describe("lockDataFolder()", () => {
+  it("takes over a lock from another host only once it has not been refreshed for three periods", async () => {
+    const dataDir = join(tmp, "foreign-host");
+    await mkdir(dataDir, { recursive: true });
+    const file = join(dataDir, lockFileName);
+    await writeFile(file, JSON.stringify({ pid: 1, host: "elsewhere.example", started: "2026-01-01T00:00:00.000Z" }));
+    const refreshMs = 10_000;
+    // Refreshed 20 s ago: the holder may be alive.
+    const recent = new Date(Date.now() - 2 * refreshMs);
+    utimesSync(file, recent, recent);
+    expect(() => lockDataFolder(dataDir, { refreshMs })).toThrow(/pid 1 on host elsewhere\.example, since 2026-01-01T00:00:00\.000Z/);
+    // Not refreshed for 40 s: gone.
+    const old = new Date(Date.now() - 4 * refreshMs);
+    utimesSync(file, old, old);
+    const lock = lockDataFolder(dataDir, { refreshMs });
+    expect(lock.tookOverFrom).toEqual({ pid: 1, host: "elsewhere.example", started: "2026-01-01T00:00:00.000Z" });
+    expect(JSON.parse(await readFile(file, "utf8"))).toMatchObject({ pid: process.pid, host: hostname() });
+    // Ours now: a second taker is refused, release removes it.
+    expect(() => lockDataFolder(dataDir, { refreshMs })).toThrow(/in use by another certgate serve/);
+    lock.release();
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it("never takes over a lock file it cannot read as a holder", async () => {
+    const dataDir = join(tmp, "junk-lock");
+    await mkdir(dataDir, { recursive: true });
+    await writeFile(join(dataDir, lockFileName), "not json");
+    expect(() => lockDataFolder(dataDir)).toThrow(/cannot be read; remove it/);
+  });
 });

@@ -9,6 +9,7 @@ import type { CertificateStore } from "../store.js";
 import { createDirectoryStore, type DirectoryStore } from "../stores/directory-store.js";
 import { readTextFile, tlsConfigReason } from "./certificate-files.js";
 import { CliError, defineCommand, errorMessage, expectPositionals, ExitCode, usageError } from "./common.js";
+import { DataFolderLockedError, lockDataFolder, type DataFolderLock } from "./data-folder-lock.js";
 import { ensureDevPki } from "./dev-pki.js";
 import { printDevGuide } from "./serve-guide.js";
 
@@ -129,30 +130,48 @@ export const serveCommand = defineCommand(
         }
       }
     }
+    const log = (line: string) => io.stderr(`certgate serve: ${line}\n`);
+    // One writer per data folder: a second serve would race the first.
+    let lock: DataFolderLock;
+    try {
+      lock = lockDataFolder(dataDir);
+    } catch (error) {
+      const reason = error instanceof DataFolderLockedError ? error.message : `cannot lock it: ${errorMessage(error)}`;
+      throw new CliError(`--data-dir ${dataDir}: ${reason}`, undefined, { cause: error });
+    }
+    if (lock.tookOverFrom !== undefined) {
+      const gone = lock.tookOverFrom;
+      log(`took over the data folder lock of pid ${gone.pid} on host ${gone.host} (since ${gone.started}), which is gone`);
+    }
     let tls: { cert: string; key: string; clientCa?: string };
-    const dev = devMode ? await ensureDevPki(dataDir) : undefined;
-    if (dev !== undefined) {
-      admins.push(dev.certificates.admin.sha256);
-      readers.push(dev.certificates.reader.sha256);
-      tls = { cert: dev.pem.serverCert, key: dev.pem.serverKey };
-    } else {
-      const clientCa = values["client-ca"];
-      tls = {
-        cert: await readTextFile("--tls-cert", tlsCert!, io.cwd),
-        key: await readTextFile("--tls-key", tlsKey!, io.cwd),
-        ...(clientCa === undefined ? {} : { clientCa: await readTextFile("--client-ca", clientCa, io.cwd) }),
-      };
-      try {
-        // Node checks the PEM and that the key belongs to the certificate.
-        createSecureContext({ cert: tls.cert, key: tls.key });
-      } catch (error) {
-        throw new CliError(`--tls-cert ${tlsCert} / --tls-key ${tlsKey}: ${tlsConfigReason(error)}`, undefined, {
-          cause: error,
-        });
+    let dev: Awaited<ReturnType<typeof ensureDevPki>> | undefined;
+    try {
+      dev = devMode ? await ensureDevPki(dataDir) : undefined;
+      if (dev !== undefined) {
+        admins.push(dev.certificates.admin.sha256);
+        readers.push(dev.certificates.reader.sha256);
+        tls = { cert: dev.pem.serverCert, key: dev.pem.serverKey };
+      } else {
+        const clientCa = values["client-ca"];
+        tls = {
+          cert: await readTextFile("--tls-cert", tlsCert!, io.cwd),
+          key: await readTextFile("--tls-key", tlsKey!, io.cwd),
+          ...(clientCa === undefined ? {} : { clientCa: await readTextFile("--client-ca", clientCa, io.cwd) }),
+        };
+        try {
+          // Node checks the PEM and that the key belongs to the certificate.
+          createSecureContext({ cert: tls.cert, key: tls.key });
+        } catch (error) {
+          throw new CliError(`--tls-cert ${tlsCert} / --tls-key ${tlsKey}: ${tlsConfigReason(error)}`, undefined, {
+            cause: error,
+          });
+        }
       }
+    } catch (error) {
+      lock.release();
+      throw error;
     }
 
-    const log = (line: string) => io.stderr(`certgate serve: ${line}\n`);
     const stores: DirectoryStore[] = [];
     let server: CertificateStoreServer | undefined;
     try {
@@ -227,6 +246,7 @@ export const serveCommand = defineCommand(
     } finally {
       await server?.close();
       await Promise.all(stores.map((s) => s.close()));
+      lock.release();
     }
     log("stopped");
     return ExitCode.ok;
