@@ -2,15 +2,16 @@ import { spawn } from "node:child_process";
 import { existsSync, utimesSync } from "node:fs";
 import { mkdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
+import * as tls from "node:tls";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { CertificateStoreService } from "../src/gen/certgate/v1/certificate_store_pb.js";
 import { parseCertificate } from "../src/certificate.js";
 import type { IssuedCertificate } from "../src/dev-certificates.js";
 import { lockDataFolder, lockFileName } from "../src/cli/data-folder-lock.js";
-import { createCliFixture, killAll, run, spawnCli, startServe } from "./cli-harness.js";
+import { createCliFixture, expectFailure, killAll, run, runHere, spawnCli, startServe } from "./cli-harness.js";
 import { waitFor, type TestPki } from "./harness.js";
 
 let tmp: string;
@@ -208,5 +209,73 @@ describe("lockDataFolder()", () => {
     await mkdir(dataDir, { recursive: true });
     await writeFile(join(dataDir, lockFileName), "not json");
     expect(() => lockDataFolder(dataDir)).toThrow(/cannot be read; remove it/);
+  });
+});
+
+describe("certgate serve's limit flags", () => {
+  it("rate-limits refusal logs with a count, caps watches per connection, and closes idle connections", async () => {
+    const dataDir = join(tmp, "limits");
+    const serve = await startServe([
+      "--data-dir",
+      dataDir,
+      ...tlsArgs(),
+      "--admin",
+      parseCertificate(admin.cert).sha256,
+      "--refusal-log-limit",
+      "2",
+      "--refusal-log-interval",
+      "3600",
+      "--max-watches-per-connection",
+      "1",
+      "--idle-timeout",
+      "0.5",
+    ]);
+    const refusedLines = () => serve.output().stderr.split("\n").filter((line) => line.includes(": refused "));
+    try {
+      // Ten refused calls (no certificate): two lines, the rest counted.
+      const anonymous = createClient(
+        CertificateStoreService,
+        createConnectTransport({ baseUrl: serve.url, httpVersion: "2", nodeOptions: { ca: pki.ca.cert } }),
+      );
+      for (let i = 0; i < 10; i++) {
+        const code = await anonymous.listCertificates({}).then(
+          () => "ok",
+          (error: unknown) => ConnectError.from(error).code,
+        );
+        expect(code).toBe(Code.Unauthenticated);
+      }
+      await waitFor(() => refusedLines().length === 2, "two refusal lines");
+      // One watch per connection.
+      const client = clientFor(serve.url, admin);
+      const abort = new AbortController();
+      const first = client.watchCertificates({}, { signal: abort.signal })[Symbol.asyncIterator]();
+      expect((await first.next()).done).toBe(false);
+      const second = client.watchCertificates({}, { signal: abort.signal })[Symbol.asyncIterator]();
+      await expect(second.next()).rejects.toMatchObject({ code: Code.ResourceExhausted });
+      abort.abort();
+      // An idle TLS connection is closed.
+      const { port } = new URL(serve.url);
+      const idle = tls.connect({ host: "127.0.0.1", port: Number(port), ca: pki.ca.cert, servername: "localhost", ALPNProtocols: ["h2"] });
+      let closed = false;
+      idle.on("close", () => (closed = true));
+      idle.on("error", () => undefined);
+      idle.resume();
+      await waitFor(() => closed, "the idle connection to be closed");
+    } finally {
+      expect(await serve.stop()).toBe(0);
+    }
+    expect(refusedLines()).toHaveLength(2);
+    expect(serve.output().stderr).toMatch(/^certgate serve: 8 more refusals in the last 3600 s$/m);
+  }, 60_000);
+
+  it.each([
+    [["--max-watches", "0"], "--max-watches 0: expected a whole number of at least 1"],
+    [["--max-watches-per-connection", "1.5"], "--max-watches-per-connection 1.5: expected a whole number of at least 1"],
+    [["--idle-timeout=-1"], "--idle-timeout -1: expected a number of seconds (0 for never)"],
+    [["--handshake-timeout", "0"], "--handshake-timeout 0: expected a number of seconds above 0"],
+    [["--refusal-log-limit", "x"], "--refusal-log-limit x: expected a whole number of at least 0"],
+  ])("refuses %j at start-up", async (flags, message) => {
+    const result = await runHere(["serve", "--data-dir", join(tmp, "flags"), ...tlsArgs(), "--admin", parseCertificate(admin.cert).sha256, ...flags]);
+    expectFailure(result, 2, `certgate: ${message} (see certgate serve --help)`);
   });
 });
