@@ -20,6 +20,7 @@ const sections: Section[] = [
   section("refusal-cost", () => import("./refusal-cost.js")),
   section("new-connection", () => import("./new-connection.js"), { byDefault: false }),
   section("directory-store", () => import("./directory-store.js")),
+  section("store-server-memory", () => import("./store-server-memory.js")),
   section("policy", () => import("./policy.js")),
   section("remote-store", () => import("./remote-store.js")),
 ];
