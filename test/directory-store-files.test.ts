@@ -342,6 +342,9 @@ describe("createDirectoryStore() with concurrent writers on one folder", () => {
     const results = await Promise.all(
       ids.flatMap((id) => [outcome(first, id, certs.alice), outcome(second, id, certs.bob)]),
     );
+    // Each store hears of the other's files by a scan (no watching here).
+    await first.rescan();
+    await second.rescan();
     for (const id of ids) {
       const mine = results.filter((r) => r.id === id);
       expect(mine.map((r) => r.result).sort(), id).toEqual([Code.AlreadyExists, "stored"].sort());
