@@ -18,7 +18,7 @@ import { getHeapSpaceStatistics } from "node:v8";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { CertificateStoreService } from "../src/gen/certgate/v1/certificate_store_pb.js";
-import { parseCertificate } from "../src/certificate.js";
+import { parseCertificate } from "../src/core/certificate.js";
 import { createDevCa, issueDevCertificate } from "../src/dev-certificates.js";
 import { createDirectoryStore } from "../src/stores/directory-store.js";
 import { createCertificateStoreServer } from "../src/service/certificate-store-server.js";

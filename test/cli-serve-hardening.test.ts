@@ -8,11 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { CertificateStoreService } from "../src/gen/certgate/v1/certificate_store_pb.js";
-import { parseCertificate } from "../src/certificate.js";
+import { parseCertificate } from "../src/core/certificate.js";
 import type { IssuedCertificate } from "../src/dev-certificates.js";
 import { lockDataFolder, lockFileName } from "../src/cli/data-folder-lock.js";
-import { createCliFixture, expectFailure, killAll, run, runHere, spawnCli, startServe } from "./cli-harness.js";
-import { waitFor, type TestPki } from "./harness.js";
+import { createCliFixture, expectFailure, killAll, run, runHere, spawnCli, startServe } from "./support/cli-harness.js";
+import { waitFor, type TestPki } from "./support/harness.js";
 
 let tmp: string;
 let pki: TestPki;

@@ -5,9 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { WatchCertificatesRequestSchema } from "../src/gen/certgate/v1/certificate_store_pb.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
-import type { WritableCertificateStore } from "../src/store.js";
-import { waitFor } from "./harness.js";
-import { createServicePki, startService, type RunningService, type ServicePki } from "./service-harness.js";
+import type { WritableCertificateStore } from "../src/core/store.js";
+import { waitFor } from "./support/harness.js";
+import { createServicePki, startService, type RunningService, type ServicePki } from "./support/service-harness.js";
 
 // createCertificateStoreServer's idle and handshake timeouts, with raw TLS,
 // TCP and HTTP/2 clients: connections without calls are closed, those with

@@ -8,10 +8,10 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { WatchCertificatesRequestSchema } from "../src/gen/certgate/v1/certificate_store_pb.js";
 import { Health } from "../src/gen/grpc/health/v1/health_pb.js";
-import type { StoredCertificate, WritableCertificateStore } from "../src/store.js";
+import type { StoredCertificate, WritableCertificateStore } from "../src/core/store.js";
 import { createDirectoryStore, type DirectoryStore } from "../src/stores/directory-store.js";
-import { waitFor } from "./harness.js";
-import { createServicePki, startService, storeClient, type RunningService, type ServicePki } from "./service-harness.js";
+import { waitFor } from "./support/harness.js";
+import { createServicePki, startService, storeClient, type RunningService, type ServicePki } from "./support/service-harness.js";
 
 // The store service's limits on watches, with real servers and clients:
 // caps per connection and in all, one snapshot part per paused watch over a

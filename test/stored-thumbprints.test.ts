@@ -1,10 +1,10 @@
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { issueDevCertificate, createDevCa, type IssuedCertificate } from "../src/dev-certificates.js";
-import { parseCertificate } from "../src/certificate.js";
+import { parseCertificate } from "../src/core/certificate.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
 import { createStoredThumbprints, type StoredThumbprints } from "../src/service/stored-thumbprints.js";
 import { createWatchJournal, type WatchJournal } from "../src/service/watch-journal.js";
-import type { WritableCertificateStore } from "../src/store.js";
+import type { WritableCertificateStore } from "../src/core/store.js";
 
 let alice: IssuedCertificate;
 let bob: IssuedCertificate;

@@ -6,6 +6,7 @@ import {
   type HealthCheckResponseSchema,
 } from "../gen/grpc/health/v1/health_pb.js";
 import { CertificateStoreService } from "../gen/certgate/v1/certificate_store_pb.js";
+import { positiveInteger } from "../core/options.js";
 import { createWatchLimits } from "./watch-limits.js";
 
 /**
@@ -66,8 +67,8 @@ export function createHealthService(options: HealthServiceOptions = {}): HealthS
   const watches = new Set<AbortController>();
   const limits = createWatchLimits(
     "health watches",
-    limit("maxWatchesPerConnection", options.maxWatchesPerConnection, 16),
-    limit("maxWatches", options.maxWatches, 1024),
+    positiveInteger("health service: maxWatchesPerConnection", options.maxWatchesPerConnection, 16),
+    positiveInteger("health service: maxWatches", options.maxWatches, 1024),
   );
 
   function status(service: string): ServingStatus | undefined {
@@ -158,14 +159,4 @@ function toEnum(status: HealthStatus): ServingStatus {
     return ServingStatus.NOT_SERVING;
   }
   throw new TypeError(`health status must be SERVING or NOT_SERVING, got ${String(status)}`);
-}
-
-function limit(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) {
-    return fallback;
-  }
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new TypeError(`health service: ${name} must be a positive integer, got ${String(value)}`);
-  }
-  return value;
 }

@@ -1,4 +1,4 @@
-import type { StoredCertificate, WritableCertificateStore } from "../store.js";
+import type { StoredCertificate, WritableCertificateStore } from "../core/store.js";
 import type { JournalEntry, WatchJournal } from "./watch-journal.js";
 
 /**

@@ -1,5 +1,5 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { peerCertificateKey } from "../peer.js";
+import { peerCertificateKey } from "../connect/context-values.js";
 
 /**
  * WatchLimits counts the open watch streams of one service, per connection
