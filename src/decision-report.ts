@@ -1,10 +1,10 @@
 // What a decision is, and how it reaches the outside: the client sees a
-// ConnectError with a fixed message and a `ClientCertificateError` detail,
-// `onDecision` sees a DecisionEvent.
-import { Code, ConnectError } from "@connectrpc/connect";
+// status code, a fixed message and a `ClientCertificateError` detail (each
+// adapter turns them into its framework's error), `onDecision` sees a
+// DecisionEvent. Nothing here loads a framework.
 import type { Certificate } from "./certificate.js";
-import { ClientCertificateErrorSchema } from "./gen/certgate/v1/errors_pb.js";
-import type { PeerCertificate } from "./peer.js";
+import type { PeerCertificate } from "./peer-certificate.js";
+import { Code } from "./status-code.js";
 import { policyMessages } from "./policy/policy.js";
 import type { RefusalReason, StoreEntry } from "./store.js";
 
@@ -59,6 +59,12 @@ export type Decision =
     };
 
 /**
+ * DecisionVia names the adapter that decided: Connect's interceptor or
+ * request gate, or the grpc-js server interceptor.
+ */
+export type DecisionVia = "interceptor" | "gate" | "grpc-js";
+
+/**
  * DecisionEvent is what `onDecision` receives for every call.
  */
 export interface DecisionEvent {
@@ -79,7 +85,7 @@ export interface DecisionEvent {
   /** The underlying failure of a store error. */
   readonly error: unknown;
   /** Which adapter decided. */
-  readonly via: "interceptor" | "gate";
+  readonly via: DecisionVia;
   /**
    * Where the certificate came from: `"proxy"` when a trusted proxy forwarded
    * it in a header (see `createPeerCertificateContextValues`), else `"tls"`.
@@ -168,29 +174,24 @@ function detailReason(reason: RefusalReason): string {
 }
 
 /**
- * decisionError turns a refusal into the `ConnectError` the client sees:
- * `Code.Unauthenticated` (HTTP 401, grpc-status 16), or
- * `Code.PermissionDenied` (HTTP 403, grpc-status 7) when identities refused
- * a certificate that passed every other check. The reason travels as a
- * `certgate.v1.ClientCertificateError` error detail.
+ * refusalCode returns the status code of a refusal: `Code.Unauthenticated`
+ * (grpc-status 16), or `Code.PermissionDenied` (grpc-status 7) when
+ * identities refused a certificate that passed every other check.
  */
-export function decisionError(decision: Exclude<Decision, { kind: "admitted" }>, procedure = ""): ConnectError {
-  // A refusal is an expected outcome, not a bug: its stack trace tells
-  // nothing, and capturing it in the adapter's deep stack costs microseconds
-  // per refused call, which a flood of unauthenticated calls multiplies.
-  const stackTraceLimit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return new ConnectError(
-      decision.message,
-      decision.kind === "refused" ? (decision.code ?? Code.Unauthenticated) : Code.Unauthenticated,
-      undefined,
-      [{ desc: ClientCertificateErrorSchema, value: { reason: detailReason(decision.reason), procedure } }],
-      decision.kind === "error" ? decision.error : undefined,
-    );
-  } finally {
-    Error.stackTraceLimit = stackTraceLimit;
-  }
+export function refusalCode(decision: Exclude<Decision, { kind: "admitted" }>): Code {
+  return decision.kind === "refused" ? (decision.code ?? Code.Unauthenticated) : Code.Unauthenticated;
+}
+
+/**
+ * refusalDetail returns the fields of the `certgate.v1.ClientCertificateError`
+ * detail a refusal carries: the public reason (a store's own reason, which
+ * could name other certificates, becomes `refused`) and the procedure.
+ */
+export function refusalDetail(
+  decision: Exclude<Decision, { kind: "admitted" }>,
+  procedure: string,
+): { reason: string; procedure: string } {
+  return { reason: detailReason(decision.reason), procedure };
 }
 
 /**
@@ -200,7 +201,7 @@ export function reportDecision(
   onDecision: ((event: DecisionEvent) => void) | undefined,
   decision: Decision,
   procedure: string,
-  via: "interceptor" | "gate",
+  via: DecisionVia,
   extra?: { readonly rule?: string; readonly expiresSoon?: boolean },
 ): void {
   if (onDecision === undefined) {
@@ -220,12 +221,7 @@ export function reportDecision(
       source: decision.peer?.source ?? "tls",
       ignoredForwardingHeaders: decision.peer?.ignoredForwardingHeaders,
       reportOnly: decision.kind !== "admitted" && decision.reportOnly === true,
-      code:
-        decision.kind === "admitted"
-          ? undefined
-          : decision.kind === "refused"
-            ? (decision.code ?? Code.Unauthenticated)
-            : Code.Unauthenticated,
+      code: decision.kind === "admitted" ? undefined : refusalCode(decision),
       rule: extra?.rule,
       open: false,
       expiresSoon: extra?.expiresSoon ?? false,
@@ -242,7 +238,7 @@ export function reportDecision(
 export function reportOpen(
   onDecision: (event: DecisionEvent) => void,
   procedure: string,
-  via: "interceptor" | "gate",
+  via: DecisionVia,
   rule: string,
 ): void {
   try {

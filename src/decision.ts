@@ -1,29 +1,31 @@
-import { Code, type ContextValues } from "@connectrpc/connect";
 import type { Certificate } from "./certificate.js";
 import { clockOf, validateOptions, type ClientCertOptions } from "./decision-options.js";
 import {
-  decisionError,
   deniedProcedure,
   failure,
   refused,
   reportDecision,
   reportOpen,
   type Decision,
+  type DecisionVia,
 } from "./decision-report.js";
 import { issuerSourceOf, lookupStore } from "./decision-store.js";
-import { clientCertificateKey, peerCertificateKey, warnOnce, type PeerCertificate } from "./peer.js";
+import { warnOnce, type PeerCertificate } from "./peer-certificate.js";
 import { compilePolicy, type CompiledPolicy, type Outcome } from "./policy/policy.js";
+import { Code } from "./status-code.js";
 import type { StoreVerdict } from "./store.js";
 
 // The decision's options and its reporting live in files of their own; they
-// are imported from here, as they always were.
+// are imported from here, as they always were. Nothing here loads a
+// framework: Connect's adapters add `enforce` (interceptors/decision-core.ts),
+// the grpc-js adapter maps decisions to gRPC statuses.
 export type { ClientCertOptions } from "./decision-options.js";
 export {
-  decisionError,
   refusalMessage,
   reportDecision,
   type Decision,
   type DecisionEvent,
+  type DecisionVia,
 } from "./decision-report.js";
 
 /**
@@ -34,36 +36,20 @@ export {
 export type Decide = (peer: PeerCertificate | undefined, procedure?: string) => Decision | Promise<Decision>;
 
 /**
- * DecisionCall is what the core reads of a call: its service and method,
- * which make the procedure. A Connect `HandlerContext` and an interceptor's
- * request are both one.
+ * DecisionEngine is the decision shared by every adapter, with what they
+ * need around it; it loads no framework.
  */
-export interface DecisionCall {
-  readonly service: { readonly typeName: string };
-  readonly method: { readonly name: string };
-}
-
-/**
- * DecisionCore is the decision shared by the interceptor and the gate, with
- * what they need around it.
- */
-export interface DecisionCore {
+export interface DecisionEngine {
   /** Decides one call; `procedure` selects the rule. */
   readonly decide: Decide;
   /** Whether there are rules, so that the decision depends on the procedure. */
   readonly needsProcedure: boolean;
+  /** Whether reporting is on (`onDecision`), so that every call needs its procedure. */
+  readonly reports: boolean;
   /** Whether a rule with `allow: "any"` leaves the procedure open. */
   isOpen(procedure: string): boolean;
   /** Calls `onDecision`, if set, with the event of one call; `decision` undefined for an open procedure. */
-  report(decision: Decision | undefined, procedure: string, via: "interceptor" | "gate"): void;
-  /**
-   * Decides one call and acts on it, as both adapters do: reports the
-   * decision, gives an admitted certificate to the handler under
-   * `clientCertificateKey` in `values`, and throws a refusal as the
-   * `ConnectError` of `decisionError` (unless the policy is report-only).
-   * Returns a promise only when the connection has no cached decision.
-   */
-  enforce(call: DecisionCall, values: ContextValues, via: "interceptor" | "gate"): void | Promise<void>;
+  report(decision: Decision | undefined, procedure: string, via: DecisionVia): void;
 }
 
 // What one connection has decided: results per compiled policy, and the
@@ -86,14 +72,15 @@ interface ConnectionState {
  * through first; `decide` applies the default rule to them.
  */
 export function createDecide(options: ClientCertOptions): Decide {
-  return createDecisionCore(options).decide;
+  return createDecisionEngine(options).decide;
 }
 
 /**
- * createDecisionCore is `createDecide` with the rule look-up, the
- * `onDecision` reporting and the enforcement the adapters use.
+ * createDecisionEngine is `createDecide` with the rule look-up and the
+ * `onDecision` reporting the adapters use. It throws a `TypeError` naming
+ * the option for malformed options.
  */
-export function createDecisionCore(options: ClientCertOptions): DecisionCore {
+export function createDecisionEngine(options: ClientCertOptions): DecisionEngine {
   validateOptions(options);
   const { store, onDecision } = options;
   const engine = compilePolicy(options, store !== undefined, issuerSourceOf(store));
@@ -190,7 +177,7 @@ export function createDecisionCore(options: ClientCertOptions): DecisionCore {
 
   const isOpen = (procedure: string) => needsProcedure && engine.policyFor(procedure).open;
 
-  function report(decision: Decision | undefined, procedure: string, via: "interceptor" | "gate"): void {
+  function report(decision: Decision | undefined, procedure: string, via: DecisionVia): void {
     if (onDecision === undefined) {
       return;
     }
@@ -211,41 +198,7 @@ export function createDecisionCore(options: ClientCertOptions): DecisionCore {
     reportDecision(onDecision, decision, procedure, via, { rule, expiresSoon });
   }
 
-  const reports = onDecision !== undefined;
-  function act(decision: Decision, call: DecisionCall, values: ContextValues, procedure: string | undefined, via: "interceptor" | "gate"): void {
-    if (reports) {
-      report(decision, procedure as string, via);
-    }
-    if (decision.kind === "admitted") {
-      values.set(clientCertificateKey, decision.certificate);
-    } else if (decision.reportOnly !== true) {
-      throw decisionError(decision, procedure ?? procedureOf(call));
-    }
-  }
-
-  return {
-    decide,
-    needsProcedure,
-    isOpen,
-    report,
-    enforce(call, values, via) {
-      // The procedure string is built only when rules or onDecision need it.
-      const procedure = needsProcedure || reports ? procedureOf(call) : undefined;
-      if (procedure !== undefined && isOpen(procedure)) {
-        report(undefined, procedure, via);
-        return;
-      }
-      const result = decide(values.get(peerCertificateKey), procedure);
-      if (result instanceof Promise) {
-        return result.then((decision) => act(decision, call, values, procedure, via));
-      }
-      act(result, call, values, procedure, via);
-    },
-  };
-}
-
-function procedureOf(call: DecisionCall): string {
-  return `/${call.service.typeName}/${call.method.name}`;
+  return { decide, needsProcedure, reports: onDecision !== undefined, isOpen, report };
 }
 
 // Report-only policies mark their refusals, which the adapters let through.

@@ -107,10 +107,13 @@ export {
   createDecisionCore,
   type DecisionCore,
   type DecisionCall,
+} from "./interceptors/decision-core.js";
+export {
   refusalMessage,
   type ClientCertOptions,
   type Decision,
   type DecisionEvent,
+  type DecisionVia,
 } from "./decision.js";
 export {
   normalizeThumbprint,

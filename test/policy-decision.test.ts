@@ -1,7 +1,8 @@
 import { Code } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate } from "../src/certificate.js";
-import { createDecisionCore, type ClientCertOptions, type Decision, type DecisionEvent } from "../src/decision.js";
+import type { ClientCertOptions, Decision, DecisionEvent } from "../src/decision.js";
+import { createDecisionCore } from "../src/interceptors/decision-core.js";
 import type { IssuedCertificate } from "../src/dev-certificates.js";
 import type { PeerCertificate } from "../src/peer.js";
 import { createCertificateSet, type CertificateSet } from "../src/policy/certificate-set.js";

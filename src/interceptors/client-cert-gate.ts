@@ -1,5 +1,6 @@
 import type { HandlerContext } from "@connectrpc/connect";
-import { createDecisionCore, type ClientCertOptions } from "../decision.js";
+import type { ClientCertOptions } from "../decision.js";
+import { createDecisionCore } from "./decision-core.js";
 
 /**
  * ClientCertGate is a Connect `requestGate`: it runs once the request headers

@@ -1,5 +1,6 @@
 import type { Interceptor } from "@connectrpc/connect";
-import { createDecisionCore, type ClientCertOptions } from "../decision.js";
+import type { ClientCertOptions } from "../decision.js";
+import { createDecisionCore } from "./decision-core.js";
 
 /**
  * createClientCertInterceptor returns a Connect server `Interceptor` that

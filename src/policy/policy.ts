@@ -1,4 +1,4 @@
-import { Code } from "@connectrpc/connect";
+import { Code } from "../status-code.js";
 import type { Certificate } from "../certificate.js";
 import type { PeerCertificate } from "../peer.js";
 import type { RefusalReason, StoreEntry, StoreVerdict } from "../store.js";

@@ -1,13 +1,13 @@
 import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
 import {
   createDecide,
-  decisionError,
   refusalMessage,
   reportDecision,
   type Decide,
   type Decision,
   type DecisionEvent,
 } from "../decision.js";
+import { decisionError } from "../interceptors/decision-error.js";
 import { clientCertificateKey, peerCertificateKey, type PeerCertificate } from "../peer.js";
 import type { CertificateStore } from "../store.js";
 import { createThumbprintStore } from "../stores/thumbprint-store.js";
