@@ -67,12 +67,8 @@ export {
   type StoreChange,
   isValidCertificateId,
 } from "./store.js";
-export {
-  clientIdentity,
-  identityOf,
-  type ClientIdentity,
-  type NameFields,
-} from "./policy/client-identity.js";
+export { clientIdentity } from "./interceptors/client-identity.js";
+export { identityOf, type ClientIdentity, type NameFields } from "./policy/client-identity.js";
 export type {
   PolicyOptions,
   TrustOptions,

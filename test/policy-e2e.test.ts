@@ -11,7 +11,7 @@ import type { IssuedCertificate } from "../src/dev-certificates.js";
 import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
 import { ClientCertificateErrorSchema } from "../src/gen/certgate/v1/errors_pb.js";
 import { createClientCertGate, createClientCertInterceptor, peerCertificateContextValues, type DecisionEvent } from "../src/index.js";
-import { clientIdentity } from "../src/policy/client-identity.js";
+import { clientIdentity } from "../src/interceptors/client-identity.js";
 import { createCrlFileSet, type CrlSet } from "../src/policy/crl-set.js";
 import type { ClientCertOptions } from "../src/decision.js";
 import { connectErrorOf, waitFor } from "./harness.js";
