@@ -1,14 +1,13 @@
-import type { Code as ConnectCode } from "@connectrpc/connect";
-
 /**
- * Code holds the status codes a refusal carries, without loading Connect:
- * their numbers are gRPC's, which Connect's `Code` shares, so the grpc-js
- * adapter sends them as they are.
+ * Code holds the status codes a refusal carries, without loading a
+ * framework: their numbers are gRPC's, which Connect's `Code` enum shares
+ * (`Code.PermissionDenied` is 7, `Code.Unauthenticated` 16), so each adapter
+ * sends them as they are.
  */
 export const Code = {
-  PermissionDenied: 7 as ConnectCode.PermissionDenied,
-  Unauthenticated: 16 as ConnectCode.Unauthenticated,
+  PermissionDenied: 7,
+  Unauthenticated: 16,
 } as const;
 
-/** Code is Connect's `Code` as a type (erased at run time). */
-export type Code = ConnectCode;
+/** Code is the status code of a refusal: 7 (permission denied) or 16 (unauthenticated). */
+export type Code = (typeof Code)[keyof typeof Code];
