@@ -7,6 +7,7 @@ import { createDirectoryStore, parseCertificate, type DecisionEvent } from "../s
 import {
   clientCertificateOf,
   createClientCertServerInterceptor,
+  createServerCredentials,
   createThumbprintStore,
   type ClientCertServerInterceptorOptions,
 } from "../src/grpc-js/index.js";
@@ -107,6 +108,17 @@ describe("createClientCertServerInterceptor()", () => {
       await store.close();
       await rm(directory, { recursive: true, force: true });
     }
+  });
+
+  it("with ca, lets validateTrust: tls tell CA-signed from self-signed, the handshake refusing neither", async () => {
+    const server = await startGrpcJsEchoServer({
+      pki,
+      interceptors: [createClientCertServerInterceptor({ store: createThumbprintStore([sha256(pki.alice), sha256(selfSigned)]), validateTrust: "tls" })],
+      credentials: createServerCredentials({ cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert }),
+    });
+    servers.push(server);
+    expect(await callEcho(connect(server, pki.alice), "unary", "ca")).toBe("ca CN=alice");
+    expect((await refusalOf(callEcho(connect(server, selfSigned), "unary", "self"))).reason).toBe("untrusted");
   });
 
   it("refuses with 7 (PERMISSION_DENIED) when identities refuse an admitted certificate", async () => {
