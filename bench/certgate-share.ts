@@ -82,7 +82,8 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
         share,
         samples: profile.samples.length,
         topFrames: summary.self
-          .filter(([label]) => label.includes("src/"))
+          // certgate's frames read "name src/file"; a dependency's "name @scope/pkg/...".
+          .filter(([label]) => label.includes(" src/"))
           .slice(0, 3)
           .map(([label, us]) => [label, us / summary.busyUs]),
       });

@@ -1,20 +1,10 @@
-import type { ServerHttp2Stream } from "node:http2";
-import {
-  ServerInterceptingCall,
-  type Metadata,
-  type ServerInterceptingCallInterface,
-  type ServerInterceptor,
-} from "@grpc/grpc-js";
-import { createDecisionEngine, type ClientCertOptions, type Decision, type DecisionEngine } from "../decision.js";
-import { refused } from "../decision-report.js";
+import type { ServerInterceptingCall, ServerInterceptor } from "@grpc/grpc-js";
+import { createDecisionEngine, type ClientCertOptions, type DecisionEngine } from "../decision.js";
 import type { PeerCertificateContextValuesOptions } from "../proxy/forwarded-peer.js";
 import { createCallPeerOf, type CallPeerOf } from "./call-peer.js";
-import { assertCallShape, streamOf } from "./call-stream.js";
-import { admitCall } from "./client-certificate-of.js";
-import { createRefusalStatus, type PartialStatusObject, type RefusalStatus } from "./refusal-status.js";
-
-// grpc-js 1.14 does not export the listener type by name.
-type InterceptingServerListener = Parameters<ServerInterceptingCallInterface["start"]>[0];
+import { assertCallShape } from "./call-stream.js";
+import { GatedCall } from "./gated-call.js";
+import { createRefusalStatus, type RefusalStatus } from "./refusal-status.js";
 
 /**
  * ClientCertServerInterceptorOptions configures
@@ -35,7 +25,8 @@ export interface ClientCertServerInterceptorOptions extends ClientCertOptions {
   forwardedCertificates?: PeerCertificateContextValuesOptions;
 }
 
-interface Gate {
+/** Gate is what every call of one interceptor shares. */
+export interface Gate {
   readonly engine: DecisionEngine;
   readonly peerOf: CallPeerOf;
   readonly refusalStatus: RefusalStatus;
@@ -75,137 +66,9 @@ export function createClientCertServerInterceptor(options: ClientCertServerInter
     peerOf: createCallPeerOf(options.forwardedCertificates),
     refusalStatus: createRefusalStatus(),
   };
-  return (method, call) => new GatedCall(call, method.path, gate);
-}
-
-const unreadable = refused("invalid_certificate", undefined);
-
-// States of a GatedCall, in order.
-const deciding = 0;
-const forwarded = 1;
-const refusedState = 2;
-
-/**
- * GatedCall stands between grpc-js and the handler: it holds the request
- * metadata back until the decision is made, so the handler starts (and asks
- * for the first message) only once the call is admitted. It is its own
- * listener on the call below it, and passes everything else straight
- * through. It extends grpc-js's `ServerInterceptingCall`, as the type of
- * `ServerInterceptor` asks, and overrides all of it.
- */
-class GatedCall extends ServerInterceptingCall implements InterceptingServerListener {
-  private listener: InterceptingServerListener | undefined;
-  private state = deciding;
-  private cancelled = false;
-  private pendingHalfClose = false;
-
-  constructor(
-    private readonly next: ServerInterceptingCallInterface,
-    private readonly procedure: string,
-    private readonly gate: Gate,
-  ) {
-    super(next);
-  }
-
-  override start(listener: InterceptingServerListener): void {
-    this.listener = listener;
-    this.next.start(this);
-  }
-
-  onReceiveMetadata(metadata: Metadata): void {
-    const { engine } = this.gate;
-    const procedure = this.procedure;
-    if (engine.needsProcedure && engine.isOpen(procedure)) {
-      engine.report(undefined, procedure, "grpc-js");
-      this.forward(metadata);
-      return;
-    }
-    let result: Decision | Promise<Decision>;
-    try {
-      const stream: ServerHttp2Stream | undefined = streamOf(this.next);
-      result = engine.decide(this.gate.peerOf(stream, metadata), procedure);
-    } catch {
-      // Nothing here throws by design; should it, the call is refused.
-      result = unreadable;
-    }
-    if (result instanceof Promise) {
-      result.then(
-        (decision) => this.act(decision, metadata),
-        () => this.act(unreadable, metadata),
-      );
-    } else {
-      this.act(result, metadata);
-    }
-  }
-
-  private act(decision: Decision, metadata: Metadata): void {
-    const { engine } = this.gate;
-    if (engine.reports) engine.report(decision, this.procedure, "grpc-js");
-    if (this.cancelled) return;
-    if (decision.kind === "admitted") {
-      admitCall(this, decision.certificate);
-      this.forward(metadata);
-    } else if (decision.reportOnly === true) {
-      this.forward(metadata);
-    } else {
-      this.state = refusedState;
-      this.next.sendStatus(this.gate.refusalStatus(decision, this.procedure));
-    }
-  }
-
-  private forward(metadata: Metadata): void {
-    this.state = forwarded;
-    const listener = this.listener as InterceptingServerListener;
-    listener.onReceiveMetadata(metadata);
-    if (this.pendingHalfClose) {
-      this.pendingHalfClose = false;
-      listener.onReceiveHalfClose();
-    }
-  }
-
-  onReceiveMessage(message: unknown): void {
-    // Messages are read only once the handler asked, after admission.
-    if (this.state === forwarded) this.listener?.onReceiveMessage(message);
-  }
-
-  onReceiveHalfClose(): void {
-    if (this.state === forwarded) this.listener?.onReceiveHalfClose();
-    else if (this.state === deciding) this.pendingHalfClose = true;
-  }
-
-  onCancel(): void {
-    this.cancelled = true;
-    this.listener?.onCancel();
-  }
-
-  override sendMetadata(metadata: Metadata): void {
-    this.next.sendMetadata(metadata);
-  }
-  override sendMessage(message: unknown, callback: () => void): void {
-    this.next.sendMessage(message, callback);
-  }
-  override sendStatus(status: PartialStatusObject): void {
-    this.next.sendStatus(status);
-  }
-  override startRead(): void {
-    if (this.state === forwarded) this.next.startRead();
-  }
-  override getPeer(): string {
-    return this.next.getPeer();
-  }
-  override getDeadline() {
-    return this.next.getDeadline();
-  }
-  override getHost(): string {
-    return this.next.getHost();
-  }
-  override getAuthContext() {
-    return this.next.getAuthContext();
-  }
-  override getConnectionInfo() {
-    return this.next.getConnectionInfo();
-  }
-  override getMetricsRecorder() {
-    return this.next.getMetricsRecorder();
-  }
+  // grpc-js types an interceptor's result as its ServerInterceptingCall
+  // class, but uses only the interface (server-interceptors.js,
+  // getServerInterceptingCall); a plain class skips that class's per-call
+  // set-up, which a gate that only holds metadata back does not need.
+  return (method, call) => new GatedCall(call, method.path, gate) as unknown as ServerInterceptingCall;
 }

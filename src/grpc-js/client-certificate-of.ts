@@ -1,20 +1,9 @@
 import type { Certificate } from "../certificate.js";
-
-// Admitted calls, keyed by the call object certgate's interceptor made: no
-// request metadata can reach a WeakMap entry.
-const admitted = new WeakMap<object, Certificate>();
+import { GatedCall } from "./gated-call.js";
 
 // Handler call objects keep the intercepting call in `call`; interceptors
 // added after certgate's wrap it, each keeping the next in `nextCall`.
 const maxDepth = 64;
-
-/**
- * admitCall records the certificate that admitted a call, for
- * `clientCertificateOf`.
- */
-export function admitCall(call: object, certificate: Certificate): void {
-  admitted.set(call, certificate);
-}
 
 /**
  * clientCertificateOf returns the client certificate that certgate's
@@ -22,7 +11,8 @@ export function admitCall(call: object, certificate: Certificate): void {
  * receives (unary and streaming alike). It is undefined when no certgate
  * interceptor admitted the call: an open procedure (`allow: "any"`), a
  * report-only refusal, or a server without the interceptor. Request
- * metadata cannot set it.
+ * metadata cannot set it: only certgate's own call object holds it, in a
+ * private field.
  *
  * @example
  * echo(call, callback) {
@@ -33,7 +23,7 @@ export function admitCall(call: object, certificate: Certificate): void {
 export function clientCertificateOf(call: object): Certificate | undefined {
   let c: unknown = (call as { call?: unknown }).call ?? call;
   for (let depth = 0; depth < maxDepth && typeof c === "object" && c !== null; depth++) {
-    const certificate = admitted.get(c as object);
+    const certificate = GatedCall.certificateOf(c as object);
     if (certificate !== undefined) return certificate;
     c = (c as { nextCall?: unknown }).nextCall;
   }
