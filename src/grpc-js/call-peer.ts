@@ -8,7 +8,7 @@ import { configuredHeaders } from "../proxy/forwarding-headers.js";
  * CallPeerOf returns the `PeerCertificate` of one grpc-js call from its
  * HTTP/2 stream and request metadata.
  */
-export type CallPeerOf = (stream: ServerHttp2Stream | undefined, metadata: Metadata) => PeerCertificate;
+export type CallPeerOf = (stream: ServerHttp2Stream | undefined, metadata: Metadata | undefined) => PeerCertificate;
 
 const unreachable: PeerCertificate = Object.freeze({
   certificate: undefined,
@@ -36,7 +36,7 @@ export function createCallPeerOf(forwarded: PeerCertificateContextValuesOptions 
   const peerOf = createForwardedPeerOf(forwarded);
   const names = configuredHeaders(forwarded.formats, forwarded.nginxHeader).map((h) => h.name);
   return (stream, metadata) => {
-    if (stream === undefined) return unreachableWarned();
+    if (stream === undefined || metadata === undefined) return unreachableWarned();
     // grpc-js keeps request headers as metadata, one entry per header line,
     // so a header sent twice has two values: it is given as an array, which
     // the rule refuses. (Node joins some repeated HTTP/2 headers with ", "

@@ -2,8 +2,8 @@ import type { ServerInterceptingCall, ServerInterceptor } from "@grpc/grpc-js";
 import { createDecisionEngine, type ClientCertOptions, type DecisionEngine } from "../decision.js";
 import type { PeerCertificateContextValuesOptions } from "../proxy/forwarded-peer.js";
 import { createCallPeerOf, type CallPeerOf } from "./call-peer.js";
-import { assertCallShape } from "./call-stream.js";
-import { GatedCall } from "./gated-call.js";
+import { assertCallShape, streamOf } from "./call-stream.js";
+import { decideCall, GatedCall, settle } from "./gated-call.js";
 import { createRefusalStatus, type RefusalStatus } from "./refusal-status.js";
 
 /**
@@ -66,9 +66,27 @@ export function createClientCertServerInterceptor(options: ClientCertServerInter
     peerOf: createCallPeerOf(options.forwardedCertificates),
     refusalStatus: createRefusalStatus(),
   };
+  const readsMetadata = options.forwardedCertificates !== undefined;
   // grpc-js types an interceptor's result as its ServerInterceptingCall
   // class, but uses only the interface (server-interceptors.js,
-  // getServerInterceptingCall); a plain class skips that class's per-call
-  // set-up, which a gate that only holds metadata back does not need.
-  return (method, call) => new GatedCall(call, method.path, gate) as unknown as ServerInterceptingCall;
+  // getServerInterceptingCall): a call admitted at once is handed back as it
+  // came, with nothing in between; the others get a GatedCall.
+  return (method, call) => {
+    const procedure = method.path;
+    if (engine.needsProcedure && engine.isOpen(procedure)) {
+      engine.report(undefined, procedure, "grpc-js");
+      return call as ServerInterceptingCall;
+    }
+    if (readsMetadata) {
+      return new GatedCall(call, procedure, gate, undefined) as unknown as ServerInterceptingCall;
+    }
+    // The peer is the connection's: the decision needs nothing the metadata
+    // holds, and a warm connection has it cached.
+    const stream = streamOf(call);
+    const decision = decideCall(gate, stream, undefined, procedure);
+    if (!(decision instanceof Promise) && settle(gate, decision, procedure, stream)) {
+      return call as ServerInterceptingCall;
+    }
+    return new GatedCall(call, procedure, gate, decision) as unknown as ServerInterceptingCall;
+  };
 }

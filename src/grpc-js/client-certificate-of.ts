@@ -1,9 +1,24 @@
+import type { ServerHttp2Stream } from "node:http2";
+import type { ServerInterceptingCallInterface } from "@grpc/grpc-js";
 import type { Certificate } from "../certificate.js";
-import { GatedCall } from "./gated-call.js";
+import { streamOf } from "./call-stream.js";
 
-// Handler call objects keep the intercepting call in `call`; interceptors
-// added after certgate's wrap it, each keeping the next in `nextCall`.
-const maxDepth = 64;
+// The admitted certificate is kept on the call's HTTP/2 stream, under a
+// symbol no other module holds: request metadata cannot reach it, and a
+// property write costs less per call than a WeakMap entry.
+const admitted = Symbol("certgate admitted certificate");
+
+interface AdmittedStream {
+  [admitted]?: Certificate;
+}
+
+/**
+ * admit records the certificate that admitted the call on `stream`, for
+ * `clientCertificateOf`.
+ */
+export function admit(stream: ServerHttp2Stream, certificate: Certificate): void {
+  (stream as AdmittedStream)[admitted] = certificate;
+}
 
 /**
  * clientCertificateOf returns the client certificate that certgate's
@@ -11,8 +26,7 @@ const maxDepth = 64;
  * receives (unary and streaming alike). It is undefined when no certgate
  * interceptor admitted the call: an open procedure (`allow: "any"`), a
  * report-only refusal, or a server without the interceptor. Request
- * metadata cannot set it: only certgate's own call object holds it, in a
- * private field.
+ * metadata cannot set it.
  *
  * @example
  * echo(call, callback) {
@@ -21,11 +35,8 @@ const maxDepth = 64;
  * }
  */
 export function clientCertificateOf(call: object): Certificate | undefined {
-  let c: unknown = (call as { call?: unknown }).call ?? call;
-  for (let depth = 0; depth < maxDepth && typeof c === "object" && c !== null; depth++) {
-    const certificate = GatedCall.certificateOf(c as object);
-    if (certificate !== undefined) return certificate;
-    c = (c as { nextCall?: unknown }).nextCall;
-  }
-  return undefined;
+  // Handler call objects keep the intercepting call in `call`.
+  const intercepting = ((call as { call?: unknown }).call ?? call) as ServerInterceptingCallInterface;
+  const stream = streamOf(intercepting) as (ServerHttp2Stream & AdmittedStream) | undefined;
+  return stream?.[admitted];
 }

@@ -1,9 +1,9 @@
 import type { ServerHttp2Stream } from "node:http2";
 import type { Metadata, ServerInterceptingCallInterface } from "@grpc/grpc-js";
-import type { Certificate } from "../certificate.js";
 import { refused, type Decision } from "../decision-report.js";
 import { streamOf } from "./call-stream.js";
 import type { Gate } from "./client-cert-server-interceptor.js";
+import { admit } from "./client-certificate-of.js";
 import type { PartialStatusObject } from "./refusal-status.js";
 
 // grpc-js 1.14 does not export the listener type by name.
@@ -11,39 +11,73 @@ type InterceptingServerListener = Parameters<ServerInterceptingCallInterface["st
 
 const unreadable = refused("invalid_certificate", undefined);
 
+/**
+ * decideCall decides one call from its stream (and, with forwarded
+ * certificates, its metadata). It never throws: a failure is a refusal.
+ */
+export function decideCall(
+  gate: Gate,
+  stream: ServerHttp2Stream | undefined,
+  metadata: Metadata | undefined,
+  procedure: string,
+): Decision | Promise<Decision> {
+  try {
+    const result = gate.engine.decide(gate.peerOf(stream, metadata), procedure);
+    return result instanceof Promise ? result.catch(() => unreadable) : result;
+  } catch {
+    // Nothing here throws by design; should it, the call is refused.
+    return unreadable;
+  }
+}
+
+/**
+ * settle reports a decision and, for an admitted call, records its
+ * certificate for `clientCertificateOf`. It returns whether the call goes
+ * through: admitted, or refused under `reportOnly`.
+ */
+export function settle(gate: Gate, decision: Decision, procedure: string, stream: ServerHttp2Stream | undefined): boolean {
+  const { engine } = gate;
+  if (engine.reports) engine.report(decision, procedure, "grpc-js");
+  if (decision.kind === "admitted") {
+    if (stream !== undefined) admit(stream, decision.certificate);
+    return true;
+  }
+  return decision.reportOnly === true;
+}
+
 // States of a GatedCall, in order.
 const deciding = 0;
 const forwarded = 1;
 const refusedState = 2;
 
 /**
- * GatedCall stands between grpc-js and the handler: it holds the request
- * metadata back until the decision is made, so the handler starts (and asks
- * for the first message) only once the call is admitted. It is its own
- * listener on the call below it, and passes everything else straight
- * through.
+ * GatedCall stands between grpc-js and the handler of a call that is not
+ * admitted yet: it holds the request metadata back until the decision is
+ * made (the first call of a connection waits for the store; with forwarded
+ * certificates the decision needs the metadata), or ends a refused call when
+ * the metadata arrives, so the handler starts, and asks for the first
+ * message, only once the call is admitted. It is its own listener on the
+ * call below it, and passes everything else straight through. Calls decided
+ * at once and admitted get no GatedCall at all.
  */
 export class GatedCall implements ServerInterceptingCallInterface, InterceptingServerListener {
-  // The certificate that admitted the call, for clientCertificateOf: a
-  // private field, which nothing but this class can set.
-  #certificate: Certificate | undefined;
   private listener: InterceptingServerListener | undefined;
   private state = deciding;
   private cancelled = false;
   private pendingHalfClose = false;
 
+  /**
+   * `decision` is a refusal already settled, a pending decision, or
+   * undefined to decide when the metadata arrives.
+   */
   constructor(
     // Named as grpc-js names it, so that walks down the calls (streamOf,
     // clientCertificateOf) pass through this one too.
     readonly nextCall: ServerInterceptingCallInterface,
     private readonly procedure: string,
     private readonly gate: Gate,
+    private readonly decision: Decision | Promise<Decision> | undefined,
   ) {}
-
-  /** certificateOf returns the certificate that admitted `call`, if it is a GatedCall. */
-  static certificateOf(call: object): Certificate | undefined {
-    return #certificate in call ? (call as GatedCall).#certificate : undefined;
-  }
 
   start(listener: InterceptingServerListener): void {
     this.listener = listener;
@@ -51,44 +85,29 @@ export class GatedCall implements ServerInterceptingCallInterface, InterceptingS
   }
 
   onReceiveMetadata(metadata: Metadata): void {
-    const { engine } = this.gate;
-    const procedure = this.procedure;
-    if (engine.needsProcedure && engine.isOpen(procedure)) {
-      engine.report(undefined, procedure, "grpc-js");
-      this.forward(metadata);
-      return;
-    }
-    let result: Decision | Promise<Decision>;
-    try {
-      const stream: ServerHttp2Stream | undefined = streamOf(this.nextCall);
-      result = engine.decide(this.gate.peerOf(stream, metadata), procedure);
-    } catch {
-      // Nothing here throws by design; should it, the call is refused.
-      result = unreadable;
-    }
-    if (result instanceof Promise) {
-      result.then(
-        (decision) => this.act(decision, metadata),
-        () => this.act(unreadable, metadata),
-      );
+    const decision = this.decision;
+    if (decision === undefined) {
+      const stream = streamOf(this.nextCall);
+      const result = decideCall(this.gate, stream, metadata, this.procedure);
+      if (result instanceof Promise) void result.then((d) => this.act(d, metadata, stream));
+      else this.act(result, metadata, stream);
+    } else if (decision instanceof Promise) {
+      void decision.then((d) => this.act(d, metadata, streamOf(this.nextCall)));
     } else {
-      this.act(result, metadata);
+      this.refuse(decision);
     }
   }
 
-  private act(decision: Decision, metadata: Metadata): void {
-    const { engine } = this.gate;
-    if (engine.reports) engine.report(decision, this.procedure, "grpc-js");
+  private act(decision: Decision, metadata: Metadata, stream: ServerHttp2Stream | undefined): void {
+    const through = settle(this.gate, decision, this.procedure, stream);
     if (this.cancelled) return;
-    if (decision.kind === "admitted") {
-      this.#certificate = decision.certificate;
-      this.forward(metadata);
-    } else if (decision.reportOnly === true) {
-      this.forward(metadata);
-    } else {
-      this.state = refusedState;
-      this.nextCall.sendStatus(this.gate.refusalStatus(decision, this.procedure));
-    }
+    if (through) this.forward(metadata);
+    else this.refuse(decision);
+  }
+
+  private refuse(decision: Decision): void {
+    this.state = refusedState;
+    if (decision.kind !== "admitted") this.nextCall.sendStatus(this.gate.refusalStatus(decision, this.procedure));
   }
 
   private forward(metadata: Metadata): void {
