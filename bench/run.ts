@@ -19,6 +19,7 @@ const sections: Section[] = [
   section("certgate-share", () => import("./certgate-share.js")),
   section("refusal-cost", () => import("./refusal-cost.js")),
   section("grpc-js", () => import("./grpc-js.js")),
+  section("grpc-js-ns", () => import("./grpc-js-ns.js")),
   section("new-connection", () => import("./new-connection.js"), { byDefault: false }),
   section("directory-store", () => import("./directory-store.js")),
   section("policy", () => import("./policy.js")),

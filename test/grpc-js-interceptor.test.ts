@@ -85,6 +85,22 @@ describe("createClientCertServerInterceptor()", () => {
     });
   }
 
+  it("decides warm calls on an open channel from the cache: admitted untouched, refused before the handler", async () => {
+    const server = await serve({ store: createThumbprintStore(sha256(pki.alice)) });
+    const alice = connect(server, pki.alice);
+    const bob = connect(server, pki.bob);
+    for (let round = 0; round < 2; round++) {
+      for (const kind of callKinds) {
+        expect(await callEcho(alice, kind, `r${round}`)).toContain(`r${round} CN=alice`);
+        expect((await refusalOf(callEcho(bob, kind, "secret"))).reason).toBe("not_allowed");
+      }
+    }
+    expect(server.log.certificates.map((c) => c?.subject)).toEqual(new Array(8).fill("CN=alice"));
+    expect(server.log.messages.filter((m) => m.includes("secret"))).toEqual([]);
+    // One connection per client: the second round was decided from the cache.
+    expect(new Set(server.log.peers).size).toBe(2);
+  });
+
   it("refuses the next call on an open channel once the certificate leaves the folder store", async () => {
     const directory = await mkdtemp(join(tmpdir(), "certgate-grpc-js-"));
     const store = await createDirectoryStore({ directory, onProblem: () => {} });
