@@ -106,7 +106,7 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
     bob.release();
     const lines = [
       `${batches} batches of about ${batchMs} ms each, median ns per call, less the same loop around an empty function (${fixed(emptyNs, 2)} ns):`,
-      ...table(["operation", "net ns/call", "what"], rows.map(([name, ns, what]) => [name, fixed(ns), what]), [1]),
+      ...table(["operation", "net ns/call", "what"], rows.map(([name, ns, what]) => [name, fixed(ns), what]), [2]),
       "",
     ];
     return {
