@@ -6,7 +6,7 @@ import * as grpc from "@grpc/grpc-js";
 import { streamOf } from "../src/grpc-js/call-stream.js";
 import { createClientCertServerInterceptor } from "../src/grpc-js/client-cert-server-interceptor.js";
 import { createServerCredentials } from "../src/grpc-js/server-credentials.js";
-import { peerCertificateOf } from "../src/peer-certificate.js";
+import { peerCertificateOf } from "../src/core/peer-certificate.js";
 import { createThumbprintStore } from "../src/stores/thumbprint-store.js";
 import type { IssuedCertificate } from "../src/dev-certificates.js";
 import { createNsTimer } from "./ns-timer.js";

@@ -11,7 +11,7 @@ import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
 import { ClientCertificateErrorSchema, parseCertificate } from "../src/index.js";
 import { createClientCertServerInterceptor, createThumbprintStore } from "../src/grpc-js/index.js";
 import type { IssuedCertificate } from "../src/dev-certificates.js";
-import { connectErrorOf, createTestPki, type TestPki } from "./harness.js";
+import { connectErrorOf, createTestPki, type TestPki } from "./support/harness.js";
 import { startGrpcJsEchoServer, type GrpcJsEchoServer } from "./support/grpc-js-echo-server.js";
 
 // certgate/grpc-js against the other gRPC clients: connect-node's gRPC

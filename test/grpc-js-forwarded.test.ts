@@ -7,7 +7,7 @@ import {
   type ClientCertServerInterceptorOptions,
 } from "../src/grpc-js/index.js";
 import type { IssuedCertificate } from "../src/dev-certificates.js";
-import { createTestPki, type TestPki } from "./harness.js";
+import { createTestPki, type TestPki } from "./support/harness.js";
 import { callEcho, refusalOf } from "./support/grpc-js-calls.js";
 import { createBidiClient, startGrpcJsEchoServer, type GrpcJsEchoServer } from "./support/grpc-js-echo-server.js";
 

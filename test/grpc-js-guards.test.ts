@@ -3,7 +3,7 @@ import * as grpc from "@grpc/grpc-js";
 import { beforeAll } from "vitest";
 import { createClientCertServerInterceptor, createServerCredentials, createThumbprintStore } from "../src/grpc-js/index.js";
 import { streamOf } from "../src/grpc-js/call-stream.js";
-import { createTestPki, type TestPki } from "./harness.js";
+import { createTestPki, type TestPki } from "./support/harness.js";
 
 let pki: TestPki;
 beforeAll(async () => {

@@ -12,7 +12,7 @@ import {
   type ClientCertServerInterceptorOptions,
 } from "../src/grpc-js/index.js";
 import { createDevCa, type IssuedCertificate } from "../src/dev-certificates.js";
-import { createTestPki, issueOutOfWindowCertificates, waitFor, type TestPki } from "./harness.js";
+import { createTestPki, issueOutOfWindowCertificates, waitFor, type TestPki } from "./support/harness.js";
 import { callEcho, callKinds, refusalOf } from "./support/grpc-js-calls.js";
 import {
   createBidiClient,

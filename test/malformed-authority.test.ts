@@ -3,7 +3,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createClientCertGate, createThumbprintStore, parseCertificate, peerCertificateContextValues } from "../src/index.js";
-import { createTestPki, echoRoutes, type TestPki } from "./harness.js";
+import { createTestPki, echoRoutes, type TestPki } from "./support/harness.js";
 
 // connect-node 2.3.0 throws synchronously from its request handler when
 // :authority is an unbracketed IPv6 address ("::1:8443"), which would end the

@@ -1,7 +1,8 @@
 import type { ServerHttp2Stream } from "node:http2";
 import type { Metadata } from "@grpc/grpc-js";
-import { peerCertificateOf, warnOnce, type PeerCertificate } from "../peer-certificate.js";
-import { createForwardedPeerOf, type PeerCertificateContextValuesOptions } from "../proxy/forwarded-peer.js";
+import { peerCertificateOf, type PeerCertificate } from "../core/peer-certificate.js";
+import { warnOnce } from "../core/warn-once.js";
+import { createForwardedPeerReader, type PeerCertificateContextValuesOptions } from "../proxy/forwarded-peer.js";
 import { configuredHeaders } from "../proxy/forwarding-headers.js";
 
 /**
@@ -33,7 +34,7 @@ export function createCallPeerOf(forwarded: PeerCertificateContextValuesOptions 
       return peerCertificateOf({ socket: undefined, stream });
     };
   }
-  const peerOf = createForwardedPeerOf(forwarded);
+  const peerOf = createForwardedPeerReader(forwarded);
   const names = configuredHeaders(forwarded.formats, forwarded.nginxHeader).map((h) => h.name);
   return (stream, metadata) => {
     if (stream === undefined || metadata === undefined) return unreachableWarned();

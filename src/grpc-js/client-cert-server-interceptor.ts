@@ -1,10 +1,10 @@
 import type { ServerInterceptingCall, ServerInterceptor } from "@grpc/grpc-js";
-import { createDecisionEngine, type ClientCertOptions, type DecisionEngine } from "../decision.js";
+import { createDecisionCore, type ClientCertOptions, type DecisionCore } from "../decision/decision.js";
 import type { PeerCertificateContextValuesOptions } from "../proxy/forwarded-peer.js";
 import { createCallPeerOf, type CallPeerOf } from "./call-peer.js";
 import { assertCallShape, streamOf } from "./call-stream.js";
-import { decideCall, GatedCall, settle } from "./gated-call.js";
-import { createRefusalStatus, type RefusalStatus } from "./refusal-status.js";
+import { enforceCall, GatedCall, goesThrough } from "./gated-call.js";
+import { createGrpcStatusOf, type GrpcStatusOf } from "./refusal-status.js";
 
 /**
  * ClientCertServerInterceptorOptions configures
@@ -27,9 +27,9 @@ export interface ClientCertServerInterceptorOptions extends ClientCertOptions {
 
 /** Gate is what every call of one interceptor shares. */
 export interface Gate {
-  readonly engine: DecisionEngine;
+  readonly core: DecisionCore;
   readonly peerOf: CallPeerOf;
-  readonly refusalStatus: RefusalStatus;
+  readonly statusOf: GrpcStatusOf;
 }
 
 /**
@@ -60,33 +60,28 @@ export interface Gate {
  */
 export function createClientCertServerInterceptor(options: ClientCertServerInterceptorOptions): ServerInterceptor {
   assertCallShape();
-  const engine = createDecisionEngine(options);
   const gate: Gate = {
-    engine,
+    core: createDecisionCore(options),
     peerOf: createCallPeerOf(options.forwardedCertificates),
-    refusalStatus: createRefusalStatus(),
+    statusOf: createGrpcStatusOf(),
   };
   const readsMetadata = options.forwardedCertificates !== undefined;
   // grpc-js types an interceptor's result as its ServerInterceptingCall
   // class, but uses only the interface (server-interceptors.js,
-  // getServerInterceptingCall): a call admitted at once is handed back as it
-  // came, with nothing in between; the others get a GatedCall.
+  // getServerInterceptingCall): a call that goes through at once is handed
+  // back as it came, with nothing in between; the others get a GatedCall.
   return (method, call) => {
     const procedure = method.path;
-    if (engine.needsProcedure && engine.isOpen(procedure)) {
-      engine.report(undefined, procedure, "grpc-js");
-      return call as ServerInterceptingCall;
-    }
     if (readsMetadata) {
       return new GatedCall(call, procedure, gate, undefined) as unknown as ServerInterceptingCall;
     }
     // The peer is the connection's: the decision needs nothing the metadata
     // holds, and a warm connection has it cached.
     const stream = streamOf(call);
-    const decision = decideCall(gate, stream, undefined, procedure);
-    if (!(decision instanceof Promise) && settle(gate, decision, procedure, stream)) {
+    const enforcement = enforceCall(gate, stream, undefined, procedure);
+    if (!(enforcement instanceof Promise) && goesThrough(enforcement, stream)) {
       return call as ServerInterceptingCall;
     }
-    return new GatedCall(call, procedure, gate, decision) as unknown as ServerInterceptingCall;
+    return new GatedCall(call, procedure, gate, enforcement) as unknown as ServerInterceptingCall;
   };
 }

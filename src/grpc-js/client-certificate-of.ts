@@ -1,6 +1,6 @@
 import type { ServerHttp2Stream } from "node:http2";
 import type { ServerInterceptingCallInterface } from "@grpc/grpc-js";
-import type { Certificate } from "../certificate.js";
+import type { Certificate } from "../core/certificate.js";
 import { streamOf } from "./call-stream.js";
 
 // The admitted certificate is kept on the call's HTTP/2 stream, under a

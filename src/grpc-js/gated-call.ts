@@ -1,6 +1,7 @@
 import type { ServerHttp2Stream } from "node:http2";
 import type { Metadata, ServerInterceptingCallInterface } from "@grpc/grpc-js";
-import { refused, type Decision } from "../decision-report.js";
+import { refused, type Decision } from "../core/decision-report.js";
+import { refusalOf, type EnforcedRefusal, type Enforcement } from "../core/enforcement.js";
 import { streamOf } from "./call-stream.js";
 import type { Gate } from "./client-cert-server-interceptor.js";
 import { admit } from "./client-certificate-of.js";
@@ -9,40 +10,43 @@ import type { PartialStatusObject } from "./refusal-status.js";
 // grpc-js 1.14 does not export the listener type by name.
 type InterceptingServerListener = Parameters<ServerInterceptingCallInterface["start"]>[0];
 
-const unreadable = refused("invalid_certificate", undefined);
-
 /**
- * decideCall decides one call from its stream (and, with forwarded
- * certificates, its metadata). It never throws: a failure is a refusal.
+ * enforceCall decides one call from its stream (and, with forwarded
+ * certificates, its metadata), reporting the decision. It never throws: a
+ * failure is a refusal.
  */
-export function decideCall(
+export function enforceCall(
   gate: Gate,
   stream: ServerHttp2Stream | undefined,
   metadata: Metadata | undefined,
   procedure: string,
-): Decision | Promise<Decision> {
+): Enforcement | Promise<Enforcement> {
   try {
-    const result = gate.engine.decide(gate.peerOf(stream, metadata), procedure);
-    return result instanceof Promise ? result.catch(() => unreadable) : result;
+    const result = gate.core.enforce(gate.peerOf(stream, metadata), procedure, "grpc-js");
+    return result instanceof Promise ? result.catch(() => unreadable(procedure)) : result;
   } catch {
     // Nothing here throws by design; should it, the call is refused.
-    return unreadable;
+    return unreadable(procedure);
   }
 }
 
+const unreadableDecision = refused("invalid_certificate", undefined) as Exclude<Decision, { kind: "admitted" }>;
+
+function unreadable(procedure: string): EnforcedRefusal {
+  return refusalOf(unreadableDecision, procedure);
+}
+
 /**
- * settle reports a decision and, for an admitted call, records its
- * certificate for `clientCertificateOf`. It returns whether the call goes
- * through: admitted, or refused under `reportOnly`.
+ * goesThrough tells whether a call goes on to its handler (admitted, or
+ * passed: an open procedure, a report-only refusal) and, for an admitted
+ * call, records its certificate for `clientCertificateOf`.
  */
-export function settle(gate: Gate, decision: Decision, procedure: string, stream: ServerHttp2Stream | undefined): boolean {
-  const { engine } = gate;
-  if (engine.reports) engine.report(decision, procedure, "grpc-js");
-  if (decision.kind === "admitted") {
-    if (stream !== undefined) admit(stream, decision.certificate);
+export function goesThrough(enforcement: Enforcement, stream: ServerHttp2Stream | undefined): boolean {
+  if (enforcement.kind === "admitted") {
+    if (stream !== undefined) admit(stream, enforcement.certificate);
     return true;
   }
-  return decision.reportOnly === true;
+  return enforcement.kind === "passed";
 }
 
 // States of a GatedCall, in order.
@@ -67,7 +71,7 @@ export class GatedCall implements ServerInterceptingCallInterface, InterceptingS
   private pendingHalfClose = false;
 
   /**
-   * `decision` is a refusal already settled, a pending decision, or
+   * `enforcement` is a refusal already decided, a pending decision, or
    * undefined to decide when the metadata arrives.
    */
   constructor(
@@ -76,7 +80,7 @@ export class GatedCall implements ServerInterceptingCallInterface, InterceptingS
     readonly nextCall: ServerInterceptingCallInterface,
     private readonly procedure: string,
     private readonly gate: Gate,
-    private readonly decision: Decision | Promise<Decision> | undefined,
+    private readonly enforcement: Enforcement | Promise<Enforcement> | undefined,
   ) {}
 
   start(listener: InterceptingServerListener): void {
@@ -85,29 +89,28 @@ export class GatedCall implements ServerInterceptingCallInterface, InterceptingS
   }
 
   onReceiveMetadata(metadata: Metadata): void {
-    const decision = this.decision;
-    if (decision === undefined) {
+    const enforcement = this.enforcement;
+    if (enforcement === undefined) {
       const stream = streamOf(this.nextCall);
-      const result = decideCall(this.gate, stream, metadata, this.procedure);
-      if (result instanceof Promise) void result.then((d) => this.act(d, metadata, stream));
+      const result = enforceCall(this.gate, stream, metadata, this.procedure);
+      if (result instanceof Promise) void result.then((e) => this.act(e, metadata, stream));
       else this.act(result, metadata, stream);
-    } else if (decision instanceof Promise) {
-      void decision.then((d) => this.act(d, metadata, streamOf(this.nextCall)));
+    } else if (enforcement instanceof Promise) {
+      void enforcement.then((e) => this.act(e, metadata, streamOf(this.nextCall)));
     } else {
-      this.refuse(decision);
+      this.act(enforcement, metadata, undefined);
     }
   }
 
-  private act(decision: Decision, metadata: Metadata, stream: ServerHttp2Stream | undefined): void {
-    const through = settle(this.gate, decision, this.procedure, stream);
+  private act(enforcement: Enforcement, metadata: Metadata, stream: ServerHttp2Stream | undefined): void {
+    const through = goesThrough(enforcement, stream);
     if (this.cancelled) return;
-    if (through) this.forward(metadata);
-    else this.refuse(decision);
-  }
-
-  private refuse(decision: Decision): void {
-    this.state = refusedState;
-    if (decision.kind !== "admitted") this.nextCall.sendStatus(this.gate.refusalStatus(decision, this.procedure));
+    if (through) {
+      this.forward(metadata);
+    } else {
+      this.state = refusedState;
+      this.nextCall.sendStatus(this.gate.statusOf(enforcement as EnforcedRefusal));
+    }
   }
 
   private forward(metadata: Metadata): void {

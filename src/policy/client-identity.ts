@@ -1,4 +1,4 @@
-import type { Certificate } from "../certificate.js";
+import type { Certificate } from "../core/certificate.js";
 import { readCertificateNames } from "./certificate-names.js";
 import { formatDistinguishedName, type DistinguishedName, type NameAttribute } from "./distinguished-name.js";
 import { parseSpiffeId } from "./spiffe.js";

@@ -1,5 +1,5 @@
-import { normalizeThumbprint, parseCertificate, thumbprintsEqual, type Certificate } from "../certificate.js";
-import type { StoredCertificate } from "../store.js";
+import { normalizeThumbprint, parseCertificate, thumbprintsEqual, type Certificate } from "../core/certificate.js";
+import type { StoredCertificate } from "../core/store.js";
 import { normalizeSerial } from "./certificate-extensions.js";
 import { certificateNamesOf, identityOf, spiffeIdOf } from "./client-identity.js";
 import { attributeValuesEqual, distinguishedNamesEqual, parseDistinguishedName, type DistinguishedName } from "./distinguished-name.js";

@@ -1,6 +1,10 @@
+// Which certificate a request carries when proxies may forward it in a
+// header: framework-neutral; `createPeerCertificateContextValues` (Connect)
+// and other adapters put the result where their decision reads it.
 import type { Http2Session, ServerHttp2Stream } from "node:http2";
 import type { TLSSocket } from "node:tls";
-import { peerCertificateOf, warnOnce, type NodeRequestLike, type PeerCertificate } from "../peer-certificate.js";
+import { nodeRequestOf, peerCertificateOf, type NodeRequestLike, type PeerCertificate } from "../core/peer-certificate.js";
+import { warnOnce } from "../core/warn-once.js";
 import { readForwardedCertificate, type ForwardingFormat } from "./forwarding-formats.js";
 import {
   configuredHeaders,
@@ -9,8 +13,9 @@ import {
   type HeadersLike,
   type PresentHeader,
 } from "./forwarding-headers.js";
-import { createLruCache, type LruCache } from "./lru-cache.js";
+import { createLruCache, type LruCache } from "../core/lru-cache.js";
 import { createTrustedProxyCheck, type TrustedProxies } from "./trusted-proxies.js";
+import { positiveInteger } from "../core/options.js";
 
 /**
  * PeerCertificateContextValuesOptions configures
@@ -56,6 +61,12 @@ export interface PeerCertificateContextValuesOptions {
  */
 export interface ForwardingRequestLike extends NodeRequestLike, HeadersLike {}
 
+/**
+ * ForwardedPeerReader returns the `PeerCertificate` of one request, following
+ * the rule of `createPeerCertificateContextValues`. It never throws.
+ */
+export type ForwardedPeerReader = (req: ForwardingRequestLike) => PeerCertificate;
+
 interface Connection {
   readonly proxy: boolean;
   /** The connection's own peer, for peers that are not proxies. */
@@ -68,25 +79,18 @@ interface Header extends ForwardingHeader {
 }
 
 /**
- * ForwardedPeerOf returns the `PeerCertificate` of one request: the one a
- * trusted proxy forwarded in a header, or the connection's own. It never
- * throws: a request that cannot be read gives a peer with `error`.
+ * createForwardedPeerReader returns the reader behind
+ * `createPeerCertificateContextValues` (see there for the rule and the
+ * options); it throws a `TypeError` naming the problem for a bad option.
  */
-export type ForwardedPeerOf = (req: ForwardingRequestLike) => PeerCertificate;
-
-/**
- * createForwardedPeerOf is the framework-neutral rule behind
- * `createPeerCertificateContextValues` (see there). It throws a `TypeError`
- * naming the problem for a bad option.
- */
-export function createForwardedPeerOf(options: PeerCertificateContextValuesOptions): ForwardedPeerOf {
+export function createForwardedPeerReader(options: PeerCertificateContextValuesOptions): ForwardedPeerReader {
   if (options === null || typeof options !== "object") {
     throw new TypeError("certgate: createPeerCertificateContextValues() needs options: { trustedProxies, formats }");
   }
   const trust = createTrustedProxyCheck(options.trustedProxies);
-  const maxHeaderLength = positiveInteger(options.maxHeaderLength, "maxHeaderLength", 16384, 1);
-  const maxXfccElements = positiveInteger(options.maxXfccElements, "maxXfccElements", 16, 1);
-  const cacheSize = positiveInteger(options.cacheSize, "cacheSize", 1024, 0);
+  const maxHeaderLength = positiveInteger("certgate: maxHeaderLength", options.maxHeaderLength, 16384);
+  const maxXfccElements = positiveInteger("certgate: maxXfccElements", options.maxXfccElements, 16);
+  const cacheSize = positiveInteger("certgate: cacheSize", options.cacheSize, 1024, 0);
   const headers: Header[] = configuredHeaders(options.formats, options.nginxHeader).map((h) => ({
     ...h,
     cache: createLruCache(cacheSize),
@@ -198,9 +202,9 @@ export function createForwardedPeerOf(options: PeerCertificateContextValuesOptio
 
   return (req) => {
     try {
-      return peerOf(req);
+      return peerOf(nodeRequestOf(req));
     } catch (error) {
-      // Adapters call this outside of any error handling; a request that
+      // The adapter calls this outside of any error handling; a request that
       // cannot be read is refused rather than crashing the server.
       return { certificate: undefined, authorized: false, authorizationError: undefined, encrypted: false, error };
     }
@@ -234,14 +238,4 @@ const plaintextPeer: PeerCertificate = Object.freeze({
 
 function invalid(header: string, message: string): Error {
   return new Error(`forwarded client certificate in ${header}: ${message}`);
-}
-
-function positiveInteger(value: unknown, name: string, byDefault: number, min: number): number {
-  if (value === undefined) {
-    return byDefault;
-  }
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
-    throw new TypeError(`certgate: ${name} must be an integer of at least ${min}, got ${String(value)}`);
-  }
-  return value;
 }

@@ -3,9 +3,9 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { isPrivateKeyLabel, parseCertificate, readPemBlocks } from "../certificate.js";
-import { peerCertificateContextValues } from "../peer.js";
+import { parseCertificate } from "../core/certificate.js";
+import { decodePemOrDer } from "../core/pem-der.js";
+import { peerCertificateContextValues } from "../connect/context-values.js";
 import type { AccessOptions } from "./access.js";
 import {
   createCertificateStoreService,
@@ -13,6 +13,11 @@ import {
   type CertificateStoreServiceOptions,
 } from "./certificate-store-service.js";
 import { createHealthService, type HealthServiceHandler } from "./health.js";
+import { createReflectionService } from "./reflection.js";
+import { CertificateStoreService } from "../gen/certgate/v1/certificate_store_pb.js";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { createLazyNodeHandler } from "./lazy-node-handler.js";
+import type { ReplicaState } from "../core/store.js";
 
 /**
  * CertificateStoreServerOptions configures `createCertificateStoreServer`:
@@ -36,6 +41,14 @@ export interface CertificateStoreServerOptions extends CertificateStoreServiceOp
    * (see `createHealthService`). By default, true.
    */
   health?: boolean;
+  /**
+   * Serve gRPC server reflection (`grpc.reflection.v1` and `v1alpha`, see
+   * `createReflectionService`) describing the store and health services, so
+   * that `buf curl --reflect` and grpcurl need no proto. Behind the same
+   * access gate as the store's read RPCs: reader and admin certificates only.
+   * By default, true.
+   */
+  reflection?: boolean;
   /**
    * More options for `http2.createSecureServer`, such as `minVersion`.
    * certgate sets `cert`, `key`, `ca`, `requestCert` and
@@ -62,7 +75,8 @@ export interface CertificateStoreServer {
   readonly health: HealthServiceHandler | undefined;
   /**
    * Starts listening. By default, port 0 (any free port) on 127.0.0.1.
-   * Resolves with the address and the `https://` URL to give clients.
+   * Resolves with the address and the `https://` URL to give clients;
+   * rejects when `@connectrpc/connect-node` is not installed.
    */
   listen(port?: number, host?: string): Promise<{ host: string; port: number; url: string }>;
   /**
@@ -77,7 +91,8 @@ export interface CertificateStoreServer {
  * createCertificateStoreServer builds the server that `certgate serve` runs:
  * HTTP/2 with TLS that asks every client for a certificate (but lets those
  * without one reach the health service), the certificate store service
- * behind its access gate, and `grpc.health.v1.Health`. Configuration
+ * behind its access gate, `grpc.health.v1.Health`, and gRPC server reflection
+ * behind the same gate. Configuration
  * mistakes (no TLS identity, a client CA that is not a certificate, no admin
  * or reader) throw here.
  *
@@ -100,11 +115,38 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
   };
   const service = createCertificateStoreService({ ...options, access });
   const health = options.health === false ? undefined : createHealthService();
+  // A replica of a shared store serves only while it reaches the store.
+  const reportState = (state: ReplicaState) => {
+    const status = state === "connected" ? "SERVING" : "NOT_SERVING";
+    health?.setStatus("", status);
+    health?.setStatus(CertificateStoreService.typeName, status);
+  };
+  const offState = options.store.sharedLog?.onState(reportState);
+  if (options.store.sharedLog !== undefined) reportState(options.store.sharedLog.state);
+  const reflection =
+    options.reflection === false
+      ? undefined
+      : createReflectionService({
+          services: health === undefined ? [CertificateStoreService] : [CertificateStoreService, Health],
+          requestGate: service.requestGate,
+          recheck: service.recheck,
+        });
   const shutdown = new AbortController();
   // Connect links every running call's signal to this one: many concurrent
   // calls are normal here, not a listener leak.
   setMaxListeners(0, shutdown.signal);
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 5000;
+  // connect-node is an optional peer dependency, loaded here and awaited
+  // by listen(), so that `import "certgate"` works without it.
+  const node = createLazyNodeHandler({
+    routes(router) {
+      service.routes(router);
+      health?.routes(router);
+      reflection?.routes(router);
+    },
+    contextValues: peerCertificateContextValues,
+    shutdownSignal: shutdown.signal,
+  });
   const server = http2.createSecureServer(
     {
       ...options.tlsOptions,
@@ -117,14 +159,7 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
       rejectUnauthorized: false,
       allowHTTP1: options.tlsOptions?.allowHTTP1 ?? true,
     },
-    connectNodeAdapter({
-      routes(router) {
-        service.routes(router);
-        health?.routes(router);
-      },
-      contextValues: peerCertificateContextValues,
-      shutdownSignal: shutdown.signal,
-    }),
+    node.handler,
   );
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<TLSSocket>();
@@ -142,7 +177,8 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
     server,
     service,
     health,
-    listen(port = 0, host = "127.0.0.1") {
+    async listen(port = 0, host = "127.0.0.1") {
+      await node.ready;
       return new Promise((resolve, reject) => {
         const fail = (error: Error) => reject(error);
         server.once("error", fail);
@@ -156,6 +192,7 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
     },
     close() {
       closing ??= (async () => {
+        offState?.();
         health?.close();
         await service.close();
         shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
@@ -195,17 +232,19 @@ function isEmpty(value: string | Buffer | undefined): boolean {
 // fail here, not turn into a silent refusal of every client.
 function checkClientCa(pem: string | Buffer): string {
   const text = typeof pem === "string" ? pem : pem.toString("utf8");
-  const blocks = readPemBlocks(text);
-  if (blocks.some((block) => isPrivateKeyLabel(block.label))) {
-    throw new TypeError("certificate store server: clientCa contains a private key; give only the CA certificate(s)");
+  const decoded = decodePemOrDer(text, { otherBlocks: "skip" });
+  if (decoded.kind === "problem") {
+    if (decoded.code === "private_key" || decoded.code === "pkcs12") {
+      throw new TypeError("certificate store server: clientCa contains a private key; give only the CA certificate(s)");
+    }
+    throw new TypeError(`certificate store server: clientCa holds a CERTIFICATE that cannot be read (${decoded.reason})`);
   }
-  const certificates = blocks.filter((block) => block.label === "CERTIFICATE");
-  if (certificates.length === 0) {
+  if (!decoded.pem || decoded.ders.length === 0) {
     throw new TypeError("certificate store server: clientCa holds no PEM CERTIFICATE");
   }
-  for (const block of certificates) {
+  for (const der of decoded.ders) {
     try {
-      parseCertificate(block.der ?? new Uint8Array(0));
+      parseCertificate(der);
     } catch (cause) {
       throw new TypeError("certificate store server: clientCa holds a CERTIFICATE that cannot be read", { cause });
     }

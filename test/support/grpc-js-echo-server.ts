@@ -6,7 +6,7 @@ import {
   EchoService,
 } from "../../src/gen/certgate/example/v1/echo_pb.js";
 import { clientCertificateOf, createServerCredentials, type Certificate } from "../../src/grpc-js/index.js";
-import type { TestPki } from "../harness.js";
+import type { TestPki } from "./harness.js";
 
 // A real @grpc/grpc-js server with EchoService (from the generated
 // descriptor) plus a bidi-streaming method, EchoBidi, that echoes each
