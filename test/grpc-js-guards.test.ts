@@ -3,7 +3,7 @@ import * as grpc from "@grpc/grpc-js";
 import { beforeAll } from "vitest";
 import { createClientCertServerInterceptor, createServerCredentials, createThumbprintStore } from "../src/grpc-js/index.js";
 import { streamOf } from "../src/grpc-js/call-stream.js";
-import { createTestPki, type TestPki } from "./support/harness.js";
+import { captureWarnings, createTestPki, waitFor, type TestPki } from "./support/harness.js";
 
 let pki: TestPki;
 beforeAll(async () => {
@@ -37,7 +37,8 @@ function foreignCall() {
 }
 
 describe("createClientCertServerInterceptor() guards", () => {
-  it("refuses a call whose HTTP/2 stream it cannot reach, and never starts the handler", () => {
+  it("refuses a call whose HTTP/2 stream it cannot reach, and never starts the handler", async () => {
+    const warnings = captureWarnings();
     const interceptor = createClientCertServerInterceptor({ store: createThumbprintStore("00".repeat(32)) });
     const { call, sent } = foreignCall();
     const started: unknown[] = [];
@@ -49,6 +50,9 @@ describe("createClientCertServerInterceptor() guards", () => {
     });
     expect(started).toEqual([]);
     expect(sent).toEqual([expect.objectContaining({ code: 16, details: "client certificate could not be read" })]);
+    // Process warnings are emitted on a later tick.
+    await waitFor(() => warnings.warnings.some((w) => w.code === "CERTGATE_GRPC_JS_STREAM"), "the warning");
+    warnings.stop();
   });
 
   it("finds the stream through other interceptors' calls", () => {
