@@ -18,7 +18,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { parseCertificate } from "../src/core/certificate.js";
-import { createDecisionCore, type ClientCertOptions } from "../src/core/decision.js";
+import { createDecisionCore, type ClientCertOptions } from "../src/decision/decision.js";
 import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
 import { createClientCertGate, createThumbprintStore, peerCertificateContextValues, type PeerCertificate } from "../src/index.js";
 import type { CertificateIdentity } from "../src/policy/identity-match.js";

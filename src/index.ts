@@ -112,7 +112,7 @@ export {
   type NameAttribute,
 } from "./policy/distinguished-name.js";
 export { parseSpiffeId, type SpiffeId } from "./policy/spiffe.js";
-export type { ClientCertOptions } from "./core/decision.js";
+export type { ClientCertOptions } from "./decision/decision.js";
 export type { Decision, DecisionEvent, DecisionVia } from "./core/decision-report.js";
 export { refusalMessage } from "./core/refusal-reasons.js";
 export {

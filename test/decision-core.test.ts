@@ -12,7 +12,7 @@ import {
   type DecisionEvent,
   type Enforcement,
   type PeerCertificate,
-} from "../src/core/index.js";
+} from "../src/core.js";
 import { parseCertificate } from "../src/core/certificate.js";
 import { createThumbprintStore } from "../src/stores/thumbprint-store.js";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";

@@ -9,7 +9,7 @@ import {
   type ClientCertOptions,
   type StoreVerdict,
 } from "../src/index.js";
-import { createDecide } from "../src/core/decision.js";
+import { createDecide } from "../src/decision/decision.js";
 import {
   certificateOf,
   connectErrorOf,

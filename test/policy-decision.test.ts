@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate } from "../src/core/certificate.js";
-import { createDecisionCore, type ClientCertOptions } from "../src/core/decision.js";
+import { createDecisionCore, type ClientCertOptions } from "../src/decision/decision.js";
 import type { Decision, DecisionEvent } from "../src/core/decision-report.js";
 import type { IssuedCertificate } from "../src/dev-certificates.js";
 import type { PeerCertificate } from "../src/core/peer-certificate.js";

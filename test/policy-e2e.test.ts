@@ -13,7 +13,7 @@ import { ClientCertificateErrorSchema } from "../src/gen/certgate/v1/errors_pb.j
 import { createClientCertGate, createClientCertInterceptor, peerCertificateContextValues, type DecisionEvent } from "../src/index.js";
 import { clientIdentity } from "../src/connect/client-identity.js";
 import { createCrlFileSet, type CrlSet } from "../src/policy/crl-set.js";
-import type { ClientCertOptions } from "../src/core/decision.js";
+import type { ClientCertOptions } from "../src/decision/decision.js";
 import { connectErrorOf, waitFor } from "./support/harness.js";
 import { createCrl, createPolicyPki, issue, serialOf, type PolicyPki } from "./support/policy-pki.js";
 

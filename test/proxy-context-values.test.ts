@@ -23,7 +23,7 @@ import {
 import { createPeerCertificateContextValues } from "../src/connect/proxy-context-values.js";
 import type { ForwardingRequestLike, PeerCertificateContextValuesOptions } from "../src/proxy/forwarded-peer.js";
 import type { ForwardingFormat } from "../src/proxy/forwarding-formats.js";
-import { createDecide } from "../src/core/decision.js";
+import { createDecide } from "../src/decision/decision.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
 import { createTestPki, echoRoutes, waitFor, type HandlerLog, type TestPki } from "./support/harness.js";
 

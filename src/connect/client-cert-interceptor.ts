@@ -1,5 +1,5 @@
 import type { Interceptor } from "@connectrpc/connect";
-import { createDecisionCore, type ClientCertOptions } from "../core/decision.js";
+import { createDecisionCore, type ClientCertOptions } from "../decision/decision.js";
 import { enforceCall } from "./enforce-call.js";
 
 /**

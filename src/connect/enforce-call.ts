@@ -1,5 +1,5 @@
 import type { ContextValues } from "@connectrpc/connect";
-import type { DecisionCore, ProcedureSource } from "../core/decision.js";
+import type { DecisionCore, ProcedureSource } from "../decision/decision.js";
 import type { DecisionVia } from "../core/decision-report.js";
 import type { Enforcement } from "../core/enforcement.js";
 import { clientCertificateKey, peerCertificateKey } from "./context-values.js";

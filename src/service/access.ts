@@ -1,5 +1,5 @@
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
-import { createDecide, procedureName, type Decide } from "../core/decision.js";
+import { createDecide, procedureName, type Decide } from "../decision/decision.js";
 import { refused, refusedAs, reportDecision, type Decision, type DecisionEvent } from "../core/decision-report.js";
 import { enforcementOf } from "../core/enforcement.js";
 import type { PeerCertificate } from "../core/peer-certificate.js";

@@ -33,7 +33,7 @@ export {
   type Decide,
   type Procedure,
   type ProcedureSource,
-} from "./decision.js";
+} from "./decision/decision.js";
 export {
   refused,
   refusedAs,
@@ -42,7 +42,7 @@ export {
   type Decision,
   type DecisionEvent,
   type DecisionVia,
-} from "./decision-report.js";
+} from "./core/decision-report.js";
 export {
   enforcementOf,
   refusalOf,
@@ -52,7 +52,7 @@ export {
   type PassThrough,
   type EnforcedRefusal,
   type ClientCertificateErrorDetail,
-} from "./enforcement.js";
+} from "./core/enforcement.js";
 export {
   refusals,
   refusalMessage,
@@ -62,22 +62,22 @@ export {
   type RefusalStatus,
   type StatusCode,
   type PublicRefusalReason,
-} from "./refusal-reasons.js";
+} from "./core/refusal-reasons.js";
 export {
   peerCertificateOf,
   readPeerCertificate,
   type PeerCertificate,
   type NodeRequestLike,
   type TlsSocketLike,
-} from "./peer-certificate.js";
+} from "./core/peer-certificate.js";
 export {
   createForwardedPeerReader,
   type ForwardedPeerReader,
   type ForwardingRequestLike,
   type PeerCertificateContextValuesOptions,
-} from "../proxy/forwarded-peer.js";
-export { checkLabels, defaultLabelLimits, type LabelLimits, type LabelProblem } from "./labels.js";
-export { decodePemOrDer, type PemDerInput, type PemDerOptions, type PemDerProblemCode } from "./pem-der.js";
-export { clockOf, positiveInteger } from "./options.js";
-export type { Certificate, CertificateInput } from "./certificate.js";
-export type { CertificateStore, StoreVerdict, StoreEntry, RefusalReason } from "./store.js";
+} from "./proxy/forwarded-peer.js";
+export { checkLabels, defaultLabelLimits, type LabelLimits, type LabelProblem } from "./core/labels.js";
+export { decodePemOrDer, type PemDerInput, type PemDerOptions, type PemDerProblemCode } from "./core/pem-der.js";
+export { clockOf, positiveInteger } from "./core/options.js";
+export type { Certificate, CertificateInput } from "./core/certificate.js";
+export type { CertificateStore, StoreVerdict, StoreEntry, RefusalReason } from "./core/store.js";

@@ -1,9 +1,9 @@
 // How the decision asks the store: a look-up that always ends in a verdict
 // (a timeout, a throw, a rejection or a malformed answer is an error verdict,
 // which refuses), and the store's `get` for `issuerCertificateId`.
-import type { Certificate } from "./certificate.js";
+import type { Certificate } from "../core/certificate.js";
 import type { IssuerCertificateSource } from "../policy/identity-match.js";
-import type { CertificateStore, StoredCertificate, StoreVerdict } from "./store.js";
+import type { CertificateStore, StoredCertificate, StoreVerdict } from "../core/store.js";
 
 /**
  * lookupStore asks the store about a certificate, giving up after

@@ -1,12 +1,12 @@
-import { clockOf } from "./options.js";
-import { createReporter, type Decision, type DecisionEvent, type DecisionVia } from "./decision-report.js";
+import { clockOf } from "../core/options.js";
+import { createReporter, type Decision, type DecisionEvent, type DecisionVia } from "../core/decision-report.js";
 import { createConnectionDecide, type Decide } from "./connection-decide.js";
-import { enforcementOf, passThrough, type Enforcement } from "./enforcement.js";
-import type { PeerCertificate } from "./peer-certificate.js";
+import { enforcementOf, passThrough, type Enforcement } from "../core/enforcement.js";
+import type { PeerCertificate } from "../core/peer-certificate.js";
 import { issuerSourceOf } from "./store-lookup.js";
 import { compilePolicy } from "../policy/policy.js";
 import type { PolicyOptions } from "../policy/policy-options.js";
-import type { CertificateStore } from "./store.js";
+import type { CertificateStore } from "../core/store.js";
 
 export type { Decide } from "./connection-decide.js";
 

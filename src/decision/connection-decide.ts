@@ -1,11 +1,11 @@
 // The per-call decision on one connection: validity window on every call,
 // then the compiled policy, whose result is cached per connection until the
 // store's or the policy's revision changes.
-import type { Certificate } from "./certificate.js";
-import { failure, refused, deniedProcedure, type Decision } from "./decision-report.js";
-import { warnOnce } from "./warn-once.js";
-import type { PeerCertificate } from "./peer-certificate.js";
-import type { CertificateStore, StoreVerdict } from "./store.js";
+import type { Certificate } from "../core/certificate.js";
+import { failure, refused, deniedProcedure, type Decision } from "../core/decision-report.js";
+import { warnOnce } from "../core/warn-once.js";
+import type { PeerCertificate } from "../core/peer-certificate.js";
+import type { CertificateStore, StoreVerdict } from "../core/store.js";
 import { lookupStore } from "./store-lookup.js";
 import type { CompiledPolicy, Outcome, PolicyEngine } from "../policy/policy.js";
 
