@@ -23,6 +23,7 @@ import {
   type ServicePki,
 } from "./support/service-harness.js";
 import { createTestDatabase, postgresSkipReason, type TestDatabase } from "./support/postgres.js";
+import { waitFor } from "./support/harness.js";
 
 const pgSkip = await postgresSkipReason();
 let pki: ServicePki;
@@ -112,8 +113,13 @@ describe.each(backends)("ListAuditEvents on the $name store", ({ name, skip, ope
     expect(await store.get("by-reader")).toBeUndefined();
     const stranger = storeClient(service, pki, pki.stranger);
     expect(await codeOf(stranger.deleteCertificate({ certificateId: "alice" }))).toBe(Code.Unauthenticated);
-    const { events } = await allEvents(service, { startTime: timestampFromMs(now) });
-    const refused = events.filter((e) => e.result === "refused");
+    // Refusals by the access gate are recorded without delaying the refusal.
+    let refused: AuditEvent[] = [];
+    await waitFor(async () => {
+      const { events } = await allEvents(service, { startTime: timestampFromMs(now) });
+      refused = events.filter((e) => e.result === "refused");
+      return refused.length >= 2;
+    }, "both refusals to be recorded");
     expect(refused.map((e) => [e.action, e.code, e.actorSha256Thumbprint, e.certificateId])).toEqual([
       ["create", "permission_denied", sha256Of(pki.reader), ""],
       ["delete", "unauthenticated", sha256Of(pki.stranger), ""],
