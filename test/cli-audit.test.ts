@@ -2,7 +2,7 @@
 // `certgate serve` processes, on a data folder and on PostgreSQL: the audit
 // trail survives a restart, and every log line is JSON.
 import type { ChildProcess } from "node:child_process";
-import { mkdir, rm } from "node:fs/promises";
+import { appendFile, mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate } from "../src/core/certificate.js";
@@ -64,7 +64,7 @@ const backends = [
   { name: "PostgreSQL", skip: pgSkip !== undefined, args: () => ["--database", db!.url] },
 ];
 
-describe.each(backends)("certgate audit on $name", ({ skip, args }) => {
+describe.each(backends)("certgate audit on $name", ({ name, skip, args }) => {
   it.skipIf(skip)("shows creates, deletes and a reader's refused delete, also after serve restarts", async () => {
     let serve = await startServe([...args(), ...tlsArgs()]);
     try {
@@ -77,8 +77,13 @@ describe.each(backends)("certgate audit on $name", ({ skip, args }) => {
     } finally {
       expect(await serve.stop()).toBe(0);
     }
+    // A crash in the middle of a record's write, on the folder store.
+    if (name === "a data folder") await appendFile(join(fixture.tmp, "store", ".certgate-audit.jsonl"), '{"sum":"0123456789abcdef","event":{"seq":4,"ti');
     serve = await startServe([...args(), ...tlsArgs()]);
     try {
+      if (name === "a data folder") {
+        expect(serve.output().stderr).toMatch(/skipped \S+\.certgate-audit\.jsonl: line 4 of the audit trail: not a complete record \(torn or damaged\)/);
+      }
       const events = await auditJson(serve.url);
       expect(events.map((e) => [e.action, e.result, e.code ?? "", e.certificateId ?? "", e.actorSha256Thumbprint])).toEqual([
         ["create", "ok", "", "alice", sha256("admin")],
@@ -99,6 +104,11 @@ describe.each(backends)("certgate audit on $name", ({ skip, args }) => {
       // Unknown certificates cannot read the trail.
       const foreign = await run(["audit"], as("foreign", serve.url));
       expect(foreign.code).toBe(1);
+      // Later records still go in, after the torn line.
+      expect((await run(["upload", fixture.files["bob.pem"]!, "--id", "bob"], as("admin", serve.url))).code).toBe(0);
+      const later = await auditJson(serve.url);
+      expect(later.slice(0, 3)).toEqual(events);
+      expect(later.slice(3).map((e) => [e.action, e.result, e.certificateId])).toEqual([["create", "ok", "bob"]]);
     } finally {
       await serve.stop();
     }
