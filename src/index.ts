@@ -6,6 +6,11 @@ export {
   type ClientCertGate,
 } from "./interceptors/client-cert-gate.js";
 export {
+  guardRequestHandler,
+  type GuardRequestHandlerOptions,
+  type GuardedRequestError,
+} from "./guard-request-handler.js";
+export {
   peerCertificateContextValues,
   peerCertificateKey,
   clientCertificateKey,

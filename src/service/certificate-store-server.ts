@@ -5,6 +5,7 @@ import type { TLSSocket } from "node:tls";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { isPrivateKeyLabel, parseCertificate, readPemBlocks } from "../certificate.js";
+import { guardRequestHandler } from "../guard-request-handler.js";
 import { peerCertificateContextValues } from "../peer.js";
 import type { AccessOptions } from "./access.js";
 import {
@@ -117,14 +118,18 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
       rejectUnauthorized: false,
       allowHTTP1: options.tlsOptions?.allowHTTP1 ?? true,
     },
-    connectNodeAdapter({
-      routes(router) {
-        service.routes(router);
-        health?.routes(router);
-      },
-      contextValues: peerCertificateContextValues,
-      shutdownSignal: shutdown.signal,
-    }),
+    // A malformed request (a bad :authority, HTTP/1.0 without Host) gets a
+    // 400 instead of ending the process.
+    guardRequestHandler(
+      connectNodeAdapter({
+        routes(router) {
+          service.routes(router);
+          health?.routes(router);
+        },
+        contextValues: peerCertificateContextValues,
+        shutdownSignal: shutdown.signal,
+      }),
+    ),
   );
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<TLSSocket>();
