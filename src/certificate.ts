@@ -1,4 +1,5 @@
 import { X509Certificate, createHash, timingSafeEqual } from "node:crypto";
+import { canonicalSerialNumber } from "./serial-number.js";
 
 /**
  * Certificate is certgate's model of one X.509 certificate: the fields that
@@ -17,7 +18,10 @@ export interface Certificate {
   readonly subject: string;
   /** Issuer distinguished name, one `key=value` per line as Node prints it. */
   readonly issuer: string;
-  /** Serial number, upper-case hex. */
+  /**
+   * Serial number, upper-case hex, two digits per byte, `-` when negative:
+   * as OpenSSL prints it (see `canonicalSerialNumber`).
+   */
   readonly serialNumber: string;
   /** Start of the validity window. */
   readonly notBefore: Date;
@@ -157,7 +161,7 @@ export function parseCertificate(input: CertificateInput): Certificate {
     sha256,
     subject: x509.subject,
     issuer: x509.issuer,
-    serialNumber: x509.serialNumber.toUpperCase(),
+    serialNumber: canonicalSerialNumber(x509.serialNumber),
     notBefore: validityDate(x509, "validFrom"),
     notAfter: validityDate(x509, "validTo"),
     subjectAltNames: parseSubjectAltNames(x509.subjectAltName),

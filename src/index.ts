@@ -117,6 +117,7 @@ export {
   type Decision,
   type DecisionEvent,
 } from "./decision.js";
+export { canonicalSerialNumber } from "./serial-number.js";
 export {
   normalizeThumbprint,
   parseCertificate,

@@ -1,3 +1,4 @@
+import { serialNumberOfDer } from "../serial-number.js";
 import { childrenOf, decodeOid, readTlv, type Tlv } from "./der.js";
 
 /**
@@ -79,20 +80,11 @@ function readSmallInteger(der: Uint8Array, tlv: Tlv): number {
 }
 
 /**
- * normalizeSerial writes a serial number as upper-case hex without leading
- * zeros, the one form used to compare serials from certificates, CRLs and
- * configuration. Colons and spaces are dropped.
- */
-export function normalizeSerial(hex: string): string {
-  const s = hex.replace(/[\s:]/g, "").toUpperCase().replace(/^0+/, "");
-  return s.length === 0 ? "0" : s;
-}
-
-/**
- * serialOfTlv returns the normalized hex of a DER INTEGER (a serial number).
+ * serialOfTlv returns a DER INTEGER (a serial number) in the canonical form
+ * of `canonicalSerialNumber`.
  */
 export function serialOfTlv(der: Uint8Array, tlv: Tlv): string {
-  return normalizeSerial(Buffer.from(der.subarray(tlv.contentStart, tlv.end)).toString("hex"));
+  return serialNumberOfDer(der.subarray(tlv.contentStart, tlv.end));
 }
 
 const clientAuth = "1.3.6.1.5.5.7.3.2";
