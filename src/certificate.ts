@@ -150,11 +150,16 @@ export type CertificateInput = string | Uint8Array | X509Certificate;
 /**
  * parseCertificate builds a `Certificate` from PEM text (the first
  * certificate), DER bytes, or a Node `X509Certificate`. It throws on input
- * that is not a certificate.
+ * that is not a certificate, including DER with bytes after the certificate.
  */
 export function parseCertificate(input: CertificateInput): Certificate {
   const x509 = input instanceof X509Certificate ? input : new X509Certificate(input);
   const der = new Uint8Array(x509.raw);
+  // OpenSSL reads the first DER element and ignores what follows; no proxy,
+  // file or upload that certgate reads sends such bytes, so they are refused.
+  if (input instanceof Uint8Array && input[0] === 0x30 && input.length !== der.length) {
+    throw new TypeError("not a certificate: bytes after the DER certificate");
+  }
   const { sha1, sha256 } = thumbprintsOfDer(der);
   return Object.freeze({
     sha1,
