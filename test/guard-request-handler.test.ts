@@ -86,6 +86,14 @@ describe("guardRequestHandler()", () => {
     expect(server.listening).toBe(true);
   });
 
+  it.each(["a b", "[::1", "%zz", "host:99999", "x:y", "@", "[fe80::1%eth0]:1"])(
+    "answers the :authority %j, which is no URL host, with 400 (or nghttp2 resets the stream)",
+    async (authority) => {
+      expect([400, "reset"]).toContain((await h2Call(port, { authority, path: echoPath, ...pki.alice })).status);
+      expect(server.listening).toBe(true);
+    },
+  );
+
   it("answers HTTP/1.0 without Host with 400 and keeps serving", async () => {
     expect(await http10WithoutHost(port, echoPath)).toBe(400);
     expect(server.listening).toBe(true);

@@ -8,7 +8,9 @@ import { CliError } from "../src/cli/common.js";
 import { parseCertificateBytes } from "../src/cli/certificate-files.js";
 import { issueDevCertificate, createDevCa, type IssuedCertificate } from "../src/dev-certificates.js";
 import { createCertificateSet } from "../src/policy/certificate-set.js";
+import { readTlv } from "../src/policy/der.js";
 import { parseUpload } from "../src/service/upload.js";
+import { decodeCertificateFile, encodeStoredFile, readMetadata } from "../src/stores/directory/certificate-file.js";
 import { attempt, hostileString, mutatedBytes, mutatedText, params, returnsOrThrows } from "./support/property.js";
 
 let alice: IssuedCertificate;
@@ -113,6 +115,50 @@ describe("parseUpload() (the store service's upload)", () => {
           }
         },
       ),
+      params(),
+    );
+  });
+});
+
+describe("decodeCertificateFile() (the folder store's files)", () => {
+  // The folder store checks the DER's structure, not its contents (it does
+  // not parse certificates, to stay small at 100k files): what it returns is
+  // whole DER elements, and whatever of them Node can parse is exactly them.
+  it("never throws on damaged bundles and DER; what it returns is whole DER elements", () => {
+    const bundle = `explanatory text\n${alice.cert}${ca.cert}`;
+    fc.assert(
+      fc.property(
+        fc.oneof(mutatedText(bundle).map((t) => new Uint8Array(Buffer.from(t, "latin1"))), mutatedBytes(alice.der), fc.uint8Array({ maxLength: 200 })),
+        (bytes) => {
+          const decoded = decodeCertificateFile(bytes);
+          if (decoded.kind === "problem") return;
+          for (const der of decoded.ders) {
+            const copy = new Uint8Array(der);
+            expect(readTlv(copy, 0).end).toBe(copy.length);
+            const parsed = attempt(() => parseCertificate(copy));
+            if (parsed.ok) expect(parsed.value.der).toEqual(copy);
+          }
+          readMetadata(bytes);
+        },
+      ),
+      params(),
+    );
+  });
+
+  it("reads a stored file back as exactly its one certificate and its labels, whatever the labels hold", () => {
+    const labels = fc.dictionary(fc.string({ minLength: 1, maxLength: 20 }), hostileString, { maxKeys: 5 });
+    fc.assert(
+      fc.property(labels, (given) => {
+        const file = new Uint8Array(Buffer.from(encodeStoredFile(alice.der, new Date(0), given), "utf8"));
+        const decoded = decodeCertificateFile(file);
+        expect(decoded.kind).toBe("certificates");
+        if (decoded.kind !== "certificates") return;
+        expect(decoded.ders.map((d) => Buffer.from(d).toString("hex"))).toEqual([Buffer.from(alice.der).toString("hex")]);
+        const meta = readMetadata(file);
+        expect(meta.createTime?.getTime()).toBe(0);
+        // Labels that a store accepts read back as given; others read as none.
+        if (Object.keys(meta.labels).length > 0) expect(meta.labels).toEqual(given);
+      }),
       params(),
     );
   });
