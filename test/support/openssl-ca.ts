@@ -29,7 +29,15 @@ export interface OpensslCa {
 /** createOpensslCa makes an EC P-256 CA with `openssl req -x509`. */
 export async function createOpensslCa(): Promise<OpensslCa> {
   const dir = await mkdtemp(join(tmpdir(), "certgate-openssl-"));
-  const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+  const openssl = (...args: string[]) => {
+    try {
+      return execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+    } catch (error) {
+      const e = error as NodeJS.ErrnoException & { stderr?: Buffer };
+      if (e.code === "ENOENT") throw new Error("these tests need the openssl command line (apt-get install openssl)");
+      throw new Error(`openssl ${args.join(" ")}: ${e.stderr?.toString() ?? e.message}`);
+    }
+  };
   await writeFile(
     join(dir, "ca.cnf"),
     "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\ncertificate = ca.pem\n" +
