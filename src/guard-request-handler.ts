@@ -12,7 +12,7 @@ export interface GuardedRequestError {
   readonly kind: "malformed_request" | "handler_error";
   /** What the handler threw. */
   readonly error: unknown;
-  /** The request's method and path, for logs. */
+  /** The request's method and path, as the client sent them: escape them before logging. */
   readonly method: string;
   readonly path: string;
 }
@@ -116,7 +116,7 @@ function warnOnce(event: GuardedRequestError): void {
   warned = true;
   const reason = event.error instanceof Error ? event.error.message : String(event.error);
   process.emitWarning(
-    `certgate: a request handler threw synchronously (${event.method} ${event.path}: ${reason}); answered 500 and kept serving`,
+    `certgate: a request handler threw synchronously (${JSON.stringify(`${event.method} ${event.path}`)}: ${reason}); answered 500 and kept serving`,
     { code: "CERTGATE_HANDLER_ERROR" },
   );
 }
