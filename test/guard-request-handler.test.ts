@@ -14,7 +14,7 @@ import {
   type GuardedRequestError,
 } from "../src/index.js";
 import { killAll, startServe, type Serve } from "./cli-harness.js";
-import { createTestPki, echoPath, echoRoutes, type TestPki } from "./harness.js";
+import { captureWarnings, createTestPki, echoPath, echoRoutes, waitFor, type TestPki } from "./harness.js";
 import { printedPort, startExample, type ExampleProcess } from "./support/example-process.js";
 import { h2Call, http10WithoutHost } from "./support/raw-requests.js";
 
@@ -37,7 +37,11 @@ describe("guardRequestHandler()", () => {
     server = http2.createSecureServer(
       { cert: pki.server.cert, key: pki.server.key, requestCert: true, rejectUnauthorized: false, allowHTTP1: true },
       (req, res) => {
-        if (req.url === "/throw") {
+        if (req.url === "/throw-default") {
+          guardRequestHandler<typeof req, typeof res>(() => {
+            throw new Error("handler bug\nwith a forged line");
+          })(req, res);
+        } else if (req.url === "/throw") {
           guardRequestHandler<typeof req, typeof res>(
             () => {
               throw new Error("handler bug");
@@ -106,6 +110,20 @@ describe("guardRequestHandler()", () => {
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ kind: "handler_error", path: "/throw" });
     expect((events[0]!.error as Error).message).toBe("handler bug");
+  });
+
+  it("by default reports the first handler error as one CERTGATE_HANDLER_ERROR warning", async () => {
+    const captured = captureWarnings();
+    try {
+      for (let i = 0; i < 2; i++) {
+        expect((await h2Call(port, { authority: `localhost:${port}`, path: "/throw-default" })).status).toBe(500);
+      }
+      await waitFor(() => captured.warnings.length > 0, "the warning");
+      expect(captured.warnings.filter((w) => w.code === "CERTGATE_HANDLER_ERROR")).toHaveLength(1);
+      expect(captured.warnings[0]!.message).toContain('"POST /throw-default"');
+    } finally {
+      captured.stop();
+    }
   });
 
   it("admits alice's next call and refuses a call without a certificate, as usual", async () => {
