@@ -22,6 +22,7 @@ const sections: Section[] = [
   section("directory-store", () => import("./directory-store.js")),
   section("policy", () => import("./policy.js")),
   section("remote-store", () => import("./remote-store.js")),
+  section("expiring-list", () => import("./expiring-list.js")),
 ];
 
 const usage = `usage: npm run bench -- [options]

@@ -45,6 +45,11 @@ export {
   type HealthStatus,
 } from "./service/health.js";
 export {
+  createReflectionService,
+  type ReflectionServiceHandler,
+  type ReflectionServiceOptions,
+} from "./service/reflection.js";
+export {
   createPeerCertificateContextValues,
   type PeerCertificateContextValuesOptions,
   type PeerCertificateContextValues,

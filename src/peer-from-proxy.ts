@@ -3,6 +3,7 @@ import type { TLSSocket } from "node:tls";
 import { Code, ConnectError, createContextValues, type ContextValues } from "@connectrpc/connect";
 import {
   peerCertificateKey,
+  nodeRequestOf,
   peerCertificateOf,
   warnOnce,
   type NodeRequestLike,
@@ -238,7 +239,7 @@ export function createPeerCertificateContextValues(
   return (req, values = createContextValues()) => {
     let peer: PeerCertificate;
     try {
-      peer = peerOf(req);
+      peer = peerOf(nodeRequestOf(req));
     } catch (error) {
       // The adapter calls this outside of any error handling; a request that
       // cannot be read is refused rather than crashing the server.

@@ -58,11 +58,25 @@ export const clientCertificateKey = createContextKey<Certificate | undefined>(un
 
 /**
  * NodeRequestLike is the part of a Node HTTP/1.1 or HTTP/2 server request that
- * certgate reads: Express and Fastify requests carry the same.
+ * certgate reads. Express passes Node's request itself; Fastify passes its own
+ * request object, whose `raw` is Node's request.
  */
 export interface NodeRequestLike {
   readonly socket: unknown;
   readonly stream?: unknown;
+  /** Node's request, when this is a framework's wrapper of it (Fastify). */
+  readonly raw?: unknown;
+}
+
+/**
+ * nodeRequestOf returns the Node request behind a framework's request object:
+ * Fastify's `request.raw`, or the request itself. Only Node's request reaches
+ * the HTTP/2 stream (and so the session that is the connection) and the raw
+ * header list.
+ */
+export function nodeRequestOf<T extends NodeRequestLike>(req: T): T {
+  const raw = req.raw;
+  return typeof raw === "object" && raw !== null && "socket" in raw ? (raw as T) : req;
 }
 
 // One PeerCertificate per connection: keyed by the HTTP/2 session or the
@@ -74,9 +88,9 @@ const warned = new Set<string>();
 /**
  * peerCertificateContextValues reads the client certificate of the request's
  * TLS connection and stores it under `peerCertificateKey`, for
- * `connectNodeAdapter({ contextValues: peerCertificateContextValues })` (and
- * connect-express / connect-fastify). The certificate is read and parsed once
- * per connection, not per request.
+ * `connectNodeAdapter({ contextValues: peerCertificateContextValues })`, and
+ * the same option of `expressConnectMiddleware` and `fastifyConnectPlugin`.
+ * The certificate is read and parsed once per connection, not per request.
  *
  * @example
  * http2.createSecureServer(
@@ -97,6 +111,7 @@ export function peerCertificateContextValues(
  */
 export function peerCertificateOf(req: NodeRequestLike): PeerCertificate {
   try {
+    req = nodeRequestOf(req);
     const session = (req.stream as ServerHttp2Stream | undefined)?.session as
       | Http2Session
       | undefined;

@@ -152,6 +152,12 @@ export interface StoredCertificate {
   readonly labels: Readonly<Record<string, string>>;
   /** When it was stored. */
   readonly createTime: Date;
+  /**
+   * The end of the certificate's validity window, for stores that keep it
+   * (a database column) so that filtering by expiry need not parse the DER.
+   * By default, undefined: read from the DER when needed.
+   */
+  readonly notAfter?: Date;
 }
 
 /**
@@ -187,8 +193,12 @@ export interface WritableCertificateStore extends CertificateStore {
   /**
    * Lists stored certificates ordered by id, starting after `after`, at most
    * `limit` of them.
+   *
+   * `expiresBefore` is a hint: a store that can filter cheaply (an indexed
+   * column) may leave out certificates whose validity ends at or after it.
+   * A store may ignore it; the service checks every certificate it returns.
    */
-  list(options: { after?: string; limit: number }): Promise<StoredCertificate[]>;
+  list(options: { after?: string; limit: number; expiresBefore?: Date }): Promise<StoredCertificate[]>;
   /**
    * Registers a listener called with the changes of each new revision,
    * whether made through this object or found on disk. Returns its removal.

@@ -17,8 +17,9 @@ const help = `Usage: certgate serve [--listen HOST:PORT] [--data-dir DIR]
                       [--admin THUMBPRINT]... [--reader THUMBPRINT]...
                       [--admin-dir DIR]... [--reader-dir DIR]...
 
-Runs the certificate store service (certgate.v1.CertificateStoreService and
-grpc.health.v1.Health) over HTTP/2 with TLS. Uploaded certificates are kept
+Runs the certificate store service (certgate.v1.CertificateStoreService,
+grpc.health.v1.Health and gRPC server reflection for readers and admins)
+over HTTP/2 with TLS. Uploaded certificates are kept
 as files in the data folder, which API servers can also read directly with
 createDirectoryStore(). Admin client certificates may upload and delete;
 reader certificates may list, get, verify and watch.

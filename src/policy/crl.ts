@@ -1,6 +1,6 @@
 import { verify as verifySignature, type X509Certificate } from "node:crypto";
 import { readExtensionList, serialOfTlv } from "./certificate-extensions.js";
-import { childrenOf, decodeOid, readTlv, type Tlv } from "./der.js";
+import { childrenOf, decodeOid, decodeTime, readTlv, type Tlv } from "./der.js";
 import { readNameAt } from "./certificate-names.js";
 import type { DistinguishedName } from "./distinguished-name.js";
 
@@ -65,7 +65,7 @@ export function parseCrl(der: Uint8Array, source: string): ParsedCrl {
   if (issuerTlv === undefined || thisUpdateTlv === undefined) throw new RangeError("der: short CRL");
   let nextUpdate: Date | undefined;
   if (fields[i] !== undefined && (fields[i]?.tag === 0x17 || fields[i]?.tag === 0x18)) {
-    nextUpdate = readTime(der, fields[i] as Tlv);
+    nextUpdate = decodeTime(der, fields[i] as Tlv);
     i++;
   }
   const revoked = new Set<string>();
@@ -108,7 +108,7 @@ export function parseCrl(der: Uint8Array, source: string): ParsedCrl {
   return {
     source,
     issuer: readNameAt(der, issuerTlv),
-    thisUpdate: readTime(der, thisUpdateTlv),
+    thisUpdate: decodeTime(der, thisUpdateTlv),
     nextUpdate,
     revoked,
     onlyEndEntities,
@@ -119,15 +119,6 @@ export function parseCrl(der: Uint8Array, source: string): ParsedCrl {
     // A BIT STRING: the first contents byte counts unused bits (always 0 here).
     signature: der.subarray(signature.contentStart + 1, signature.end),
   };
-}
-
-function readTime(der: Uint8Array, tlv: Tlv): Date {
-  const text = Buffer.from(der.subarray(tlv.contentStart, tlv.end)).toString("latin1");
-  const m = (tlv.tag === 0x17 ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/ : /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/).exec(text);
-  if (m === null) throw new RangeError(`der: bad time ${JSON.stringify(text)}`);
-  let year = Number(m[1]);
-  if (tlv.tag === 0x17) year += year < 50 ? 2000 : 1900; // RFC 5280 UTCTime window
-  return new Date(Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])));
 }
 
 // Signature algorithms by OID: the hash to give crypto.verify (null for

@@ -82,6 +82,19 @@ export function decodeOid(bytes: Uint8Array, tlv: Tlv): string {
   return arcs.join(".");
 }
 
+/**
+ * decodeTime decodes a UTCTime or GeneralizedTime element in the form RFC
+ * 5280 requires (seconds, `Z`); anything else throws a `RangeError`.
+ */
+export function decodeTime(bytes: Uint8Array, tlv: Tlv): Date {
+  const text = Buffer.from(bytes.subarray(tlv.contentStart, tlv.end)).toString("latin1");
+  const m = (tlv.tag === 0x17 ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/ : tlv.tag === 0x18 ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/ : /^$/).exec(text);
+  if (m === null) throw new RangeError(`der: bad time ${JSON.stringify(text)}`);
+  let year = Number(m[1]);
+  if (tlv.tag === 0x17) year += year < 50 ? 2000 : 1900; // RFC 5280 UTCTime window
+  return new Date(Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])));
+}
+
 const latin1 = new TextDecoder("latin1");
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const utf16be = new TextDecoder("utf-16be", { fatal: true });

@@ -3,7 +3,6 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { isPrivateKeyLabel, parseCertificate, readPemBlocks } from "../certificate.js";
 import { guardRequestHandler } from "../guard-request-handler.js";
 import { peerCertificateContextValues } from "../peer.js";
@@ -14,6 +13,10 @@ import {
   type CertificateStoreServiceOptions,
 } from "./certificate-store-service.js";
 import { createHealthService, type HealthServiceHandler } from "./health.js";
+import { createReflectionService } from "./reflection.js";
+import { CertificateStoreService } from "../gen/certgate/v1/certificate_store_pb.js";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { createLazyNodeHandler } from "./lazy-node-handler.js";
 
 /**
  * CertificateStoreServerOptions configures `createCertificateStoreServer`:
@@ -37,6 +40,14 @@ export interface CertificateStoreServerOptions extends CertificateStoreServiceOp
    * (see `createHealthService`). By default, true.
    */
   health?: boolean;
+  /**
+   * Serve gRPC server reflection (`grpc.reflection.v1` and `v1alpha`, see
+   * `createReflectionService`) describing the store and health services, so
+   * that `buf curl --reflect` and grpcurl need no proto. Behind the same
+   * access gate as the store's read RPCs: reader and admin certificates only.
+   * By default, true.
+   */
+  reflection?: boolean;
   /**
    * More options for `http2.createSecureServer`, such as `minVersion`.
    * certgate sets `cert`, `key`, `ca`, `requestCert` and
@@ -63,7 +74,8 @@ export interface CertificateStoreServer {
   readonly health: HealthServiceHandler | undefined;
   /**
    * Starts listening. By default, port 0 (any free port) on 127.0.0.1.
-   * Resolves with the address and the `https://` URL to give clients.
+   * Resolves with the address and the `https://` URL to give clients;
+   * rejects when `@connectrpc/connect-node` is not installed.
    */
   listen(port?: number, host?: string): Promise<{ host: string; port: number; url: string }>;
   /**
@@ -78,7 +90,8 @@ export interface CertificateStoreServer {
  * createCertificateStoreServer builds the server that `certgate serve` runs:
  * HTTP/2 with TLS that asks every client for a certificate (but lets those
  * without one reach the health service), the certificate store service
- * behind its access gate, and `grpc.health.v1.Health`. Configuration
+ * behind its access gate, `grpc.health.v1.Health`, and gRPC server reflection
+ * behind the same gate. Configuration
  * mistakes (no TLS identity, a client CA that is not a certificate, no admin
  * or reader) throw here.
  *
@@ -101,11 +114,30 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
   };
   const service = createCertificateStoreService({ ...options, access });
   const health = options.health === false ? undefined : createHealthService();
+  const reflection =
+    options.reflection === false
+      ? undefined
+      : createReflectionService({
+          services: health === undefined ? [CertificateStoreService] : [CertificateStoreService, Health],
+          requestGate: service.requestGate,
+          recheck: service.recheck,
+        });
   const shutdown = new AbortController();
   // Connect links every running call's signal to this one: many concurrent
   // calls are normal here, not a listener leak.
   setMaxListeners(0, shutdown.signal);
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 5000;
+  // connect-node is an optional peer dependency, loaded here and awaited
+  // by listen(), so that `import "certgate"` works without it.
+  const node = createLazyNodeHandler({
+    routes(router) {
+      service.routes(router);
+      health?.routes(router);
+      reflection?.routes(router);
+    },
+    contextValues: peerCertificateContextValues,
+    shutdownSignal: shutdown.signal,
+  });
   const server = http2.createSecureServer(
     {
       ...options.tlsOptions,
@@ -120,16 +152,7 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
     },
     // A malformed request (a bad :authority, HTTP/1.0 without Host) gets a
     // 400 instead of ending the process.
-    guardRequestHandler(
-      connectNodeAdapter({
-        routes(router) {
-          service.routes(router);
-          health?.routes(router);
-        },
-        contextValues: peerCertificateContextValues,
-        shutdownSignal: shutdown.signal,
-      }),
-    ),
+    guardRequestHandler(node.handler),
   );
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<TLSSocket>();
@@ -147,7 +170,8 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
     server,
     service,
     health,
-    listen(port = 0, host = "127.0.0.1") {
+    async listen(port = 0, host = "127.0.0.1") {
+      await node.ready;
       return new Promise((resolve, reject) => {
         const fail = (error: Error) => reject(error);
         server.once("error", fail);

@@ -12,6 +12,7 @@ import {
   type VerifyCertificateResponseSchema,
 } from "../gen/certgate/v1/certificate_store_pb.js";
 import { createAccessGate, type AccessOptions } from "./access.js";
+import { createExpiryFilter, timestampMillis } from "./expiring.js";
 import { certificateMessage } from "./convert.js";
 import { decodePageToken, encodePageToken, isValidEntryId } from "./page-token.js";
 import { createStoredThumbprints } from "./stored-thumbprints.js";
@@ -65,6 +66,19 @@ export interface CertificateStoreServiceHandler {
    * certificates (`requestCert: true`).
    */
   routes(router: ConnectRouter): void;
+  /**
+   * The service's access gate as a Connect `requestGate`, to put more
+   * read-only services behind the same admin and reader lists (such as
+   * `createReflectionService({ requestGate })`): it admits readers and
+   * admins, and refuses as it refuses store calls.
+   */
+  readonly requestGate: (context: HandlerContext) => Promise<void>;
+  /**
+   * Decides again for a call that is already running (quietly when it
+   * admits), throwing the refusal: for long-lived calls of such services,
+   * as the service does on its own watches.
+   */
+  readonly recheck: (context: HandlerContext) => Promise<void>;
   /** The epoch of this instance's revisions (see WatchCertificates). */
   readonly epoch: string;
   /** Ends every watch and stops following the store; does not close the store. */
@@ -122,6 +136,7 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
     maxChanges: positiveInteger("watchJournalSize", options.watchJournalSize, 4096),
   });
   const thumbprints = createStoredThumbprints(store, journal);
+  const expiring = createExpiryFilter({ store });
   const watches = new Set<AbortController>();
   // Room for the id, labels and the base64 of the JSON encoding, so that a
   // request is cut off soon after the upload limit instead of buffered whole.
@@ -193,6 +208,14 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
           }
           const size = req.pageSize === 0 ? defaultPageSize : Math.min(req.pageSize, maxPageSize);
           const after = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
+          if (req.expiresBefore !== undefined) {
+            const before = timestampMillis("expires_before", req.expiresBefore);
+            const page = await readStore(() => expiring.page({ after, size, before }));
+            return {
+              certificates: page.certificates.map((stored) => certificateMessage(stored)),
+              nextPageToken: page.nextAfter === undefined ? "" : encodePageToken(page.nextAfter),
+            };
+          }
           const page = await readStore(() => store.list({ after, limit: size + 1 }));
           const more = page.length > size;
           const shown = more ? page.slice(0, size) : page;
@@ -263,6 +286,8 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
 
   return {
     routes: implementation,
+    requestGate: gate.requestGate,
+    recheck: gate.recheck,
     epoch: journal.epoch,
     async close() {
       for (const watch of watches) {

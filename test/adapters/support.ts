@@ -1,0 +1,245 @@
+// Servers and clients for the Express and Fastify tests: real HTTPS servers on
+// 127.0.0.1, the Connect client of connect-node, curl.
+import { execFile } from "node:child_process";
+import * as https from "node:https";
+import type { AddressInfo } from "node:net";
+import * as tls from "node:tls";
+import type { ContextValues, Interceptor, ConnectRouter, HandlerContext } from "@connectrpc/connect";
+import { createClient, type Client } from "@connectrpc/connect";
+import { expressConnectMiddleware } from "@connectrpc/connect-express";
+import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
+import { createConnectTransport, createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import express from "express";
+import { fastify, type FastifyRequest } from "fastify";
+import { clientCertificateKey, peerCertificateKey, type PeerCertificate } from "certgate";
+import type { IssuedCertificate } from "certgate/dev";
+import { EchoService } from "certgate/example";
+
+export type Framework = "express" | "fastify";
+export type HttpVersion = "1.1" | "2";
+
+/** A framework, and the HTTP version its clients speak. */
+export interface Variant {
+  readonly name: string;
+  readonly framework: Framework;
+  readonly http: HttpVersion;
+}
+
+export const variants: readonly Variant[] = [
+  // Express serves HTTP/1.1 only (its request object cannot wrap Node's HTTP/2 request).
+  { name: "express, HTTP/1.1", framework: "express", http: "1.1" },
+  { name: "fastify, HTTP/1.1", framework: "fastify", http: "1.1" },
+  { name: "fastify, HTTP/2", framework: "fastify", http: "2" },
+];
+
+/** What a handler saw: the peer certificate object of each call. */
+export interface Seen {
+  readonly peers: PeerCertificate[];
+}
+
+export interface ServerOptions {
+  readonly requestGate?: (ctx: HandlerContext) => void | Promise<void>;
+  readonly interceptors?: Interceptor[];
+  readonly contextValues: (req: express.Request | FastifyRequest) => ContextValues;
+}
+
+export interface Running {
+  readonly url: string;
+  readonly port: number;
+  readonly seen: Seen;
+  /** TLS connections accepted so far. */
+  connections(): number;
+  close(): Promise<void>;
+}
+
+function routes(seen: Seen) {
+  return (router: ConnectRouter) =>
+    router.service(EchoService, {
+      echo(req, ctx) {
+        seen.peers.push(ctx.values.get(peerCertificateKey) as PeerCertificate);
+        return { text: `${req.text}, ${ctx.values.get(clientCertificateKey)?.subject ?? "?"}` };
+      },
+      async *echoServerStream(req) {
+        for (let i = 0; i < req.count; i++) yield { text: req.text };
+      },
+      async echoClientStream(reqs) {
+        let text = "";
+        for await (const r of reqs) text += r.text;
+        return { text };
+      },
+    });
+}
+
+/** startServer runs the echo service on the variant's framework, HTTPS with requestCert. */
+export async function startServer(variant: Variant, server: IssuedCertificate, options: ServerOptions): Promise<Running> {
+  const seen: Seen = { peers: [] };
+  const tlsOptions = { cert: server.cert, key: server.key, requestCert: true, rejectUnauthorized: false };
+  const adapterOptions = {
+    routes: routes(seen),
+    ...(options.requestGate === undefined ? {} : { requestGate: options.requestGate }),
+    ...(options.interceptors === undefined ? {} : { interceptors: options.interceptors }),
+  };
+  let connections = 0;
+  if (variant.framework === "express") {
+    const app = express();
+    app.use(expressConnectMiddleware({ ...adapterOptions, contextValues: options.contextValues }));
+    const httpsServer = https.createServer(tlsOptions, app);
+    httpsServer.on("secureConnection", () => connections++);
+    await new Promise<void>((resolve) => httpsServer.listen(0, "127.0.0.1", resolve));
+    const port = (httpsServer.address() as AddressInfo).port;
+    return {
+      url: `https://127.0.0.1:${port}`,
+      port,
+      seen,
+      connections: () => connections,
+      close: () =>
+        new Promise<void>((resolve) => {
+          httpsServer.close(() => resolve());
+          httpsServer.closeAllConnections();
+        }),
+    };
+  }
+  const pluginOptions = { ...adapterOptions, contextValues: options.contextValues };
+  let app: { server: tls.Server; listen(o: { port: number; host: string }): Promise<string>; close(): Promise<undefined> };
+  if (variant.http === "2") {
+    const h2 = fastify({ http2: true, https: { ...tlsOptions, allowHTTP1: true } });
+    await h2.register(fastifyConnectPlugin, pluginOptions);
+    app = h2;
+  } else {
+    const h1 = fastify({ https: tlsOptions });
+    await h1.register(fastifyConnectPlugin, pluginOptions);
+    app = h1;
+  }
+  await app.listen({ port: 0, host: "127.0.0.1" });
+  app.server.on("secureConnection", () => connections++);
+  const port = (app.server.address() as AddressInfo).port;
+  return {
+    url: `https://127.0.0.1:${port}`,
+    port,
+    seen,
+    connections: () => connections,
+    close: async () => {
+      await app.close();
+    },
+  };
+}
+
+/** A Connect client on one connection (a keep-alive agent of one socket, or one HTTP/2 session). */
+export interface EchoClient {
+  readonly client: Client<typeof EchoService>;
+  close(): void;
+}
+
+export function echoClient(
+  running: Running,
+  http: HttpVersion,
+  ca: string,
+  who: IssuedCertificate | undefined,
+  protocol: "connect" | "grpc" = "connect",
+): EchoClient {
+  const credentials = who === undefined ? {} : { cert: who.cert, key: who.key };
+  if (http === "2") {
+    const sessionManager = new Http2SessionManager(running.url, undefined, { ca, ...credentials });
+    const options = { baseUrl: running.url, httpVersion: "2" as const, sessionManager };
+    const transport = protocol === "grpc" ? createGrpcTransport(options) : createConnectTransport(options);
+    return { client: createClient(EchoService, transport), close: () => sessionManager.abort() };
+  }
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca, ...credentials });
+  const transport = createConnectTransport({ baseUrl: running.url, httpVersion: "1.1", nodeOptions: { agent } });
+  return { client: createClient(EchoService, transport), close: () => agent.destroy() };
+}
+
+export interface CurlResult {
+  readonly status: number;
+  readonly body: string;
+}
+
+/** curl calls Echo with the Connect protocol (JSON), with a certificate or without. */
+export function curl(
+  running: Pick<Running, "url">,
+  http: HttpVersion,
+  files: { ca: string; cert?: string; key?: string },
+  headers: readonly string[] = [],
+): Promise<CurlResult> {
+  const args = [
+    "--silent",
+    "--show-error",
+    http === "2" ? "--http2" : "--http1.1",
+    "--cacert",
+    files.ca,
+    "-H",
+    "content-type: application/json",
+    ...headers.flatMap((h) => ["-H", h]),
+    "-d",
+    '{"text":"hello"}',
+    "-w",
+    "\n%{http_code}",
+    `${running.url}/certgate.example.v1.EchoService/Echo`,
+  ];
+  if (files.cert !== undefined && files.key !== undefined) {
+    args.push("--cert", files.cert, "--key", files.key);
+  }
+  return new Promise((resolve, reject) => {
+    execFile("curl", args, (error, stdout, stderr) => {
+      if (error) {
+        reject(new Error(`curl failed: ${stderr}`, { cause: error }));
+        return;
+      }
+      const cut = stdout.lastIndexOf("\n");
+      resolve({ status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) });
+    });
+  });
+}
+
+/**
+ * rawRequest sends one HTTP/1.1 request with the given Host header over TLS
+ * and resolves with the status line, or "closed" when the server closed the
+ * connection without answering.
+ */
+export function rawRequest(running: Running, ca: string, who: IssuedCertificate, host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect(
+      { host: "127.0.0.1", port: running.port, ca, cert: who.cert, key: who.key, servername: "localhost" },
+      () => {
+        socket.end(
+          `POST /certgate.example.v1.EchoService/Echo HTTP/1.1\r\nhost: ${host}\r\n` +
+            "content-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
+        );
+      },
+    );
+    let received = "";
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => (received += chunk));
+    socket.on("error", reject);
+    socket.on("close", () => resolve(received === "" ? "closed" : (received.split("\r\n")[0] ?? "")));
+  });
+}
+
+/**
+ * statusBeforeBody sends the headers of a call that announces a large body
+ * and sends none of it; resolves with the status line of the answer, which
+ * only a server that refuses before reading the body gives.
+ */
+export function statusBeforeBody(running: Running, ca: string, who: IssuedCertificate | undefined): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const credentials = who === undefined ? {} : { cert: who.cert, key: who.key };
+    const socket = tls.connect({ host: "127.0.0.1", port: running.port, ca, servername: "localhost", ...credentials }, () => {
+      socket.write(
+        "POST /certgate.example.v1.EchoService/Echo HTTP/1.1\r\nhost: localhost\r\n" +
+          "content-type: application/json\r\ncontent-length: 100000000\r\n\r\n",
+      );
+    });
+    let received = "";
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => {
+      received += chunk;
+      const end = received.indexOf("\r\n");
+      if (end >= 0) {
+        resolve(received.slice(0, end));
+        socket.destroy();
+      }
+    });
+    socket.on("error", reject);
+    socket.on("close", () => reject(new Error(`closed without a status line: ${JSON.stringify(received)}`)));
+  });
+}
