@@ -22,7 +22,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { getHeapSpaceStatistics } from "node:v8";
-import { parseCertificate, type Certificate } from "../src/certificate.js";
+import { parseCertificate, type Certificate } from "../src/core/certificate.js";
 import { createDevCa, issueDevCertificate } from "../src/dev-certificates.js";
 import { createDirectoryStore } from "../src/stores/directory-store.js";
 import { fixed, median, table } from "./stats.js";

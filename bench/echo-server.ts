@@ -10,9 +10,9 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
 // The modules themselves rather than src/index.ts: the server loads only the
 // foundation it measures.
-import { createClientCertGate } from "../src/interceptors/client-cert-gate.js";
-import { createClientCertInterceptor } from "../src/interceptors/client-cert-interceptor.js";
-import { peerCertificateContextValues } from "../src/peer.js";
+import { createClientCertGate } from "../src/connect/client-cert-gate.js";
+import { createClientCertInterceptor } from "../src/connect/client-cert-interceptor.js";
+import { peerCertificateContextValues } from "../src/connect/context-values.js";
 import { createThumbprintStore } from "../src/stores/thumbprint-store.js";
 import { childConfig, serveParent } from "./ipc.js";
 import { createWindowMeter, type ServerWindow } from "./server-window.js";

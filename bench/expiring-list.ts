@@ -17,7 +17,7 @@ import { timestampFromMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { CertificateStoreService } from "../src/gen/certgate/v1/certificate_store_pb.js";
-import { parseCertificate } from "../src/certificate.js";
+import { parseCertificate } from "../src/core/certificate.js";
 import { createDevCa, issueDevCertificate } from "../src/dev-certificates.js";
 import { createCertificateStoreServer } from "../src/service/certificate-store-server.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";

@@ -17,11 +17,11 @@ import { Code, ConnectError, createClient, type ConnectRouter } from "@connectrp
 import { connectNodeAdapter, createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
 import { CertificateStoreService } from "../src/gen/certgate/v1/certificate_store_pb.js";
-import { parseCertificate, type Certificate } from "../src/certificate.js";
+import { parseCertificate, type Certificate } from "../src/core/certificate.js";
 import { issueDevCertificate } from "../src/dev-certificates.js";
-import { createClientCertInterceptor } from "../src/interceptors/client-cert-interceptor.js";
-import { peerCertificateContextValues } from "../src/peer.js";
-import type { CertificateStore } from "../src/store.js";
+import { createClientCertInterceptor } from "../src/connect/client-cert-interceptor.js";
+import { peerCertificateContextValues } from "../src/connect/context-values.js";
+import type { CertificateStore } from "../src/core/store.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
 import { createRemoteStore } from "../src/stores/remote-store.js";
 import { createThumbprintStore } from "../src/stores/thumbprint-store.js";
@@ -43,8 +43,10 @@ function echoRoutes(router: ConnectRouter): void {
   router.service(EchoService, { echo: (req) => ({ text: req.text }) });
 }
 
-// An API server guarded by `store`, on 127.0.0.1, port 0.
-async function startApiServer(pki: BenchPki, store: CertificateStore): Promise<{ url: string; port: number; close(): Promise<void> }> {
+/**
+ * startApiServer runs an Echo API server guarded by `store`, on 127.0.0.1, port 0.
+ */
+export async function startApiServer(pki: BenchPki, store: CertificateStore): Promise<{ url: string; port: number; close(): Promise<void> }> {
   const server = http2.createSecureServer(
     { cert: pki.issued.server.cert, key: pki.issued.server.key, requestCert: true, rejectUnauthorized: false },
     connectNodeAdapter({
@@ -72,7 +74,10 @@ async function startApiServer(pki: BenchPki, store: CertificateStore): Promise<{
   };
 }
 
-async function admitted(call: () => Promise<unknown>): Promise<boolean> {
+/**
+ * admitted calls and tells whether the call was admitted (false on Unauthenticated).
+ */
+export async function admitted(call: () => Promise<unknown>): Promise<boolean> {
   try {
     await call();
     return true;

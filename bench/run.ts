@@ -23,6 +23,7 @@ const sections: Section[] = [
   section("policy", () => import("./policy.js")),
   section("remote-store", () => import("./remote-store.js")),
   section("expiring-list", () => import("./expiring-list.js")),
+  section("postgres-store", () => import("./postgres-store.js")),
 ];
 
 const usage = `usage: npm run bench -- [options]

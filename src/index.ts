@@ -1,23 +1,21 @@
 export {
   createClientCertInterceptor,
-} from "./interceptors/client-cert-interceptor.js";
+} from "./connect/client-cert-interceptor.js";
 export {
   createClientCertGate,
   type ClientCertGate,
-} from "./interceptors/client-cert-gate.js";
+} from "./connect/client-cert-gate.js";
 export {
   guardRequestHandler,
   type GuardRequestHandlerOptions,
   type GuardedRequestError,
-} from "./guard-request-handler.js";
+} from "./connect/guard-request-handler.js";
 export {
   peerCertificateContextValues,
   peerCertificateKey,
   clientCertificateKey,
-  peerCertificateOf,
-  type PeerCertificate,
-  type NodeRequestLike,
-} from "./peer.js";
+} from "./connect/context-values.js";
+export { peerCertificateOf, type PeerCertificate, type NodeRequestLike } from "./core/peer-certificate.js";
 export {
   createRemoteStore,
   type RemoteStore,
@@ -27,6 +25,14 @@ export {
   type RemoteStoreEvent,
 } from "./stores/remote-store.js";
 export { createMemoryStore, type MemoryStoreOptions } from "./stores/memory-store.js";
+// PostgreSQL store: `pg` is imported only when createPostgresStore is called.
+export {
+  createPostgresStore,
+  type PostgresStore,
+  type PostgresStoreOptions,
+  type PostgresPool,
+  type PutManyEntry,
+} from "./stores/postgres/postgres-store.js";
 export {
   createCertificateStoreServer,
   type CertificateStoreServer,
@@ -51,10 +57,9 @@ export {
 } from "./service/reflection.js";
 export {
   createPeerCertificateContextValues,
-  type PeerCertificateContextValuesOptions,
   type PeerCertificateContextValues,
-  type ForwardingRequestLike,
-} from "./peer-from-proxy.js";
+} from "./connect/proxy-context-values.js";
+export type { PeerCertificateContextValuesOptions, ForwardingRequestLike } from "./proxy/forwarded-peer.js";
 export type { TrustedProxies } from "./proxy/trusted-proxies.js";
 export { forwardingFormats, type ForwardingFormat } from "./proxy/forwarding-formats.js";
 export { createThumbprintStore } from "./stores/thumbprint-store.js";
@@ -75,14 +80,13 @@ export {
   type WritableCertificateStore,
   type StoredCertificate,
   type StoreChange,
+  type SharedChangeLog,
+  type LoggedChange,
+  type ReplicaState,
   isValidCertificateId,
-} from "./store.js";
-export {
-  clientIdentity,
-  identityOf,
-  type ClientIdentity,
-  type NameFields,
-} from "./policy/client-identity.js";
+} from "./core/store.js";
+export { clientIdentity } from "./connect/client-identity.js";
+export { identityOf, type ClientIdentity, type NameFields } from "./policy/client-identity.js";
 export type {
   PolicyOptions,
   TrustOptions,
@@ -113,25 +117,18 @@ export {
   type NameAttribute,
 } from "./policy/distinguished-name.js";
 export { parseSpiffeId, type SpiffeId } from "./policy/spiffe.js";
-export {
-  createDecisionCore,
-  type DecisionCore,
-  type DecisionCall,
-  refusalMessage,
-  type ClientCertOptions,
-  type Decision,
-  type DecisionEvent,
-} from "./decision.js";
-export { canonicalSerialNumber } from "./serial-number.js";
+export type { ClientCertOptions } from "./decision/decision.js";
+export type { Decision, DecisionEvent, DecisionVia } from "./core/decision-report.js";
+export { refusalMessage } from "./core/refusal-reasons.js";
+export { canonicalSerialNumber } from "./core/serial-number.js";
 export {
   normalizeThumbprint,
   parseCertificate,
   thumbprintsEqual,
   thumbprintsOfDer,
-  readPemBlocks,
   type Certificate,
   type CertificateInput,
   type SubjectAltNames,
   type ThumbprintAlgorithm,
-  type PemBlock,
-} from "./certificate.js";
+} from "./core/certificate.js";
+export { readPemBlocks, type PemBlock } from "./core/pem-der.js";

@@ -2,12 +2,12 @@ import { execFile } from "node:child_process";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseCertificate } from "../src/certificate.js";
+import { parseCertificate } from "../src/core/certificate.js";
 import { issueDevCertificate } from "../src/dev-certificates.js";
 import { parseDuration } from "../src/cli/duration.js";
 import { createCertificateStoreServer } from "../src/service/certificate-store-server.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
-import { createCliFixture, expectFailure, killAll, repo, run, runHere, startServe, type CliFixture, type Serve } from "./cli-harness.js";
+import { createCliFixture, expectFailure, killAll, repo, run, runHere, startServe, type CliFixture, type Serve } from "./support/cli-harness.js";
 
 const minute = 60_000;
 const hour = 60 * minute;

@@ -1,10 +1,10 @@
 import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseCertificate } from "../src/certificate.js";
+import { parseCertificate } from "../src/core/certificate.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
-import { createCliFixture, expectFailure, killAll, repo, run, runHere, startServe, type Serve } from "./cli-harness.js";
-import type { TestPki } from "./harness.js";
+import { createCliFixture, expectFailure, killAll, repo, run, runHere, startServe, type Serve } from "./support/cli-harness.js";
+import type { TestPki } from "./support/harness.js";
 
 let tmp: string;
 let pki: TestPki;

@@ -23,7 +23,7 @@ import {
   type Protocol,
   type TestPki,
   type TestServer,
-} from "./harness.js";
+} from "./support/harness.js";
 
 const connectHeaders = { "content-type": "application/proto", "connect-protocol-version": "1" };
 const grpcHeaders = { "content-type": "application/grpc", te: "trailers" };
@@ -164,41 +164,7 @@ describe("createClientCertGate()", () => {
       expect(late.status).toBe(400);
     });
   });
-
-  for (const protocol of ["connect", "grpc"] as const) {
-    describe(`streaming over ${protocol}`, () => {
-      it("admits server-streaming and client-streaming calls", async () => {
-        const c = echoClient(gate, pki, pki.alice, protocol);
-        const texts: string[] = [];
-        for await (const r of c.echoServerStream({ text: "s", count: 2 })) texts.push(r.text);
-        expect(texts).toEqual(["s", "s"]);
-        expect((await c.echoClientStream(toIterable(["a", "b"]))).text).toBe("ab");
-        expect(gate.log.calls).toEqual(["echoServerStream", "echoClientStream"]);
-        expect(gate.log.clientCommonNames).toContain("CN=alice");
-      });
-      it("refuses server-streaming and client-streaming calls before the handler runs", async () => {
-        const c = echoClient(gate, pki, pki.bob, protocol);
-        const errors = await Promise.all([
-          outcome(
-            (async () => {
-              for await (const r of c.echoServerStream({ text: "s", count: 2 })) void r;
-            })(),
-          ),
-          outcome(c.echoClientStream(toIterable(["a", "b"]))),
-        ]);
-        expect(errors).toEqual([
-          "unauthenticated: client certificate not allowed",
-          "unauthenticated: client certificate not allowed",
-        ]);
-        expect(gate.log.calls).toEqual([]);
-      });
-    });
-  }
 });
-
-async function* toIterable(texts: string[]) {
-  for (const text of texts) yield { text };
-}
 
 /** A call's outcome as a comparable string: `admitted` or `code: message`. */
 async function outcome(call: Promise<unknown>): Promise<string> {

@@ -1,12 +1,14 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
+import { createClientCertInterceptor } from "../src/index.js";
 import { parseCertificate } from "../src/index.js";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
 import { createDirectoryStore, type DirectoryStore, type DirectoryStoreOptions, type DirectoryStoreProblem } from "../src/stores/directory-store.js";
-import { waitFor } from "./harness.js";
+import { connectErrorOf, createTestPki, openTransport, startEchoServer, waitFor, type TestPki, type TestServer } from "./support/harness.js";
 
 // The folder store called directly: file kinds and encodings, broken and
 // hostile files, and the write side.
@@ -250,7 +252,15 @@ describe("createDirectoryStore() write side", () => {
   it("refuses a certificate smuggled into the file through a label", async () => {
     const dir = tempFolder();
     const store = await open({ directory: dir });
-    const labels = { note: `x\n${certs.mallory.cert}\n-----END CERTIFICATE-----` };
+    // Label values may hold no line breaks (checkLabels), so the armour is
+    // spread over several one-line labels, in the order JSON writes them.
+    const body = certs.mallory.cert.replace(/-----[A-Z ]+-----|\s/g, "");
+    const labels: Record<string, string> = { a0: "-----BEGIN CERTIFICATE-----" };
+    for (let i = 0; i * 200 < body.length; i++) labels[`b${i}`] = body.slice(i * 200, i * 200 + 200);
+    labels.z = "-----END CERTIFICATE-----";
+    await expect(store.put("alice", certs.alice.der, { labels: { note: `x\n${certs.mallory.cert}` } })).rejects.toMatchObject({
+      code: Code.InvalidArgument,
+    });
     await store.put("alice", certs.alice.der, { labels });
     await store.close();
     const again = await open({ directory: dir });
@@ -323,5 +333,70 @@ describe("createDirectoryStore() write side", () => {
       [["delete alice"], r + 3],
     ]);
     expect(store.revision).toBe(r + 3);
+  });
+});
+
+describe("createDirectoryStore() delete, through a server", () => {
+  // Review findings in the folder store's write side, end to end through a real
+  // TLS server and one open HTTP/2 connection per client.
+
+  let pki: TestPki;
+  let folder: string;
+  let store: DirectoryStore;
+  let server: TestServer;
+  const cleanups: (() => unknown)[] = [];
+
+  beforeAll(async () => {
+    pki = await createTestPki();
+  });
+
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  afterAll(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  async function setup(files: Record<string, string>): Promise<void> {
+    folder = fs.mkdtempSync(path.join(os.tmpdir(), "certgate-review-dir-"));
+    cleanups.push(() => fs.rmSync(folder, { recursive: true, force: true }));
+    for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(folder, name), text);
+    // No watcher and no periodic rescan: the test decides when the folder is read again.
+    store = await createDirectoryStore({ directory: folder, watch: false, rescanIntervalMs: 0, onProblem: () => {} });
+    cleanups.push(() => store.close());
+    server = await startEchoServer({ pki, interceptors: [createClientCertInterceptor({ store })] });
+    cleanups.push(() => server.close());
+  }
+
+  function echoAs(client: TestPki["alice"]) {
+    const open = openTransport(server, pki, client);
+    cleanups.push(() => open.close());
+    const echo = createClient(EchoService, open.transport);
+    return () => echo.echo({ text: "hi" });
+  }
+
+  describe("createDirectoryStore() delete", () => {
+    it("admits a certificate kept in two files of one id (one with an upper-case extension) until it is deleted", async () => {
+      await setup({ "alice.pem": pki.alice.cert, "alice.CER": pki.alice.cert });
+      const call = echoAs(pki.alice);
+      await expect(call()).resolves.toMatchObject({ text: "hi" });
+      await store.rescan();
+      await expect(call()).resolves.toMatchObject({ text: "hi" });
+    });
+
+    it("refuses a deleted certificate also after a rescan, when the id had a second file with an upper-case extension", async () => {
+      await setup({ "alice.pem": pki.alice.cert, "alice.CER": pki.alice.cert });
+      const call = echoAs(pki.alice);
+      await expect(call()).resolves.toMatchObject({ text: "hi" });
+      await store.delete("alice");
+      expect((await connectErrorOf(call())).code).toBe(Code.Unauthenticated);
+      // Before the fix, delete removed alice.pem only: the next rescan loaded
+      // alice.CER and the acknowledged deletion was undone.
+      await store.rescan();
+      expect((await connectErrorOf(call())).code).toBe(Code.Unauthenticated);
+      expect(fs.readdirSync(folder).filter((name) => !name.startsWith("."))).toEqual([]);
+      expect(await store.get("alice")).toBeUndefined();
+    });
   });
 });

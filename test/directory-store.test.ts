@@ -7,8 +7,8 @@ import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
 import { createClientCertInterceptor, parseCertificate } from "../src/index.js";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
 import { createDirectoryStore, type DirectoryStore, type DirectoryStoreOptions } from "../src/stores/directory-store.js";
-import type { DecisionEvent } from "../src/decision.js";
-import { createTestPki, startEchoServer, transportFor, waitFor, type Protocol, type TestPki, type TestServer } from "./harness.js";
+import type { DecisionEvent } from "../src/core/decision-report.js";
+import { createTestPki, startEchoServer, transportFor, waitFor, type Protocol, type TestPki, type TestServer } from "./support/harness.js";
 
 // End to end: a real TLS server with the interceptor over a folder store,
 // real connect-node clients (Connect and gRPC), files changed under an open

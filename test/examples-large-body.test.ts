@@ -7,8 +7,8 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { killAll, startServe, type Serve } from "./cli-harness.js";
-import { echoPath } from "./harness.js";
+import { killAll, startServe, type Serve } from "./support/cli-harness.js";
+import { echoPath } from "./support/harness.js";
 import { printedPort, startExample, type ExampleProcess } from "./support/example-process.js";
 import { h2Call, streamLargeBody, type LargeBodyResult } from "./support/raw-requests.js";
 

@@ -13,8 +13,8 @@ import {
   peerCertificateContextValues,
   type GuardedRequestError,
 } from "../src/index.js";
-import { killAll, startServe, type Serve } from "./cli-harness.js";
-import { captureWarnings, createTestPki, echoPath, echoRoutes, waitFor, type TestPki } from "./harness.js";
+import { killAll, startServe, type Serve } from "./support/cli-harness.js";
+import { captureWarnings, createTestPki, echoPath, echoRoutes, waitFor, type TestPki } from "./support/harness.js";
 import { printedPort, startExample, type ExampleProcess } from "./support/example-process.js";
 import { h2Call, http10WithoutHost } from "./support/raw-requests.js";
 

@@ -9,7 +9,7 @@ import {
   type ClientCertOptions,
   type StoreVerdict,
 } from "../src/index.js";
-import { createDecide } from "../src/decision.js";
+import { createDecide } from "../src/decision/decision.js";
 import {
   certificateOf,
   connectErrorOf,
@@ -22,7 +22,7 @@ import {
   type Protocol,
   type TestPki,
   type TestServer,
-} from "./harness.js";
+} from "./support/harness.js";
 
 // The decision is cached per connection; these tests prove that the cache
 // never outlives a store change or the end of the validity window, on an

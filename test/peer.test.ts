@@ -24,7 +24,7 @@ import {
   type TestPki,
   type TestServer,
   waitFor,
-} from "./harness.js";
+} from "./support/harness.js";
 
 const echoPath = "/certgate.example.v1.EchoService/Echo";
 

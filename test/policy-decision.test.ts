@@ -1,14 +1,15 @@
 import { Code } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
-import { parseCertificate } from "../src/certificate.js";
-import { createDecisionCore, type ClientCertOptions, type Decision, type DecisionEvent } from "../src/decision.js";
+import { parseCertificate } from "../src/core/certificate.js";
+import { createDecisionCore, type ClientCertOptions } from "../src/decision/decision.js";
+import type { Decision, DecisionEvent } from "../src/core/decision-report.js";
 import type { IssuedCertificate } from "../src/dev-certificates.js";
-import type { PeerCertificate } from "../src/peer.js";
+import type { PeerCertificate } from "../src/core/peer-certificate.js";
 import { createCertificateSet, type CertificateSet } from "../src/policy/certificate-set.js";
 import { createCrlSet, type CrlSet } from "../src/policy/crl-set.js";
-import { createChangeNotifier, type CertificateStore, type StoredCertificate, type StoreVerdict } from "../src/store.js";
+import { createChangeNotifier, type CertificateStore, type StoredCertificate, type StoreVerdict } from "../src/core/store.js";
 import { createThumbprintStore } from "../src/stores/thumbprint-store.js";
-import { createCrl, createPolicyPki, issue, serialOf, type PolicyPki } from "./policy-pki.js";
+import { createCrl, createPolicyPki, issue, serialOf, type PolicyPki } from "./support/policy-pki.js";
 
 // The decision core in process, option by option: each option on and off.
 let pki: PolicyPki;

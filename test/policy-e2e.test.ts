@@ -11,11 +11,11 @@ import type { IssuedCertificate } from "../src/dev-certificates.js";
 import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
 import { ClientCertificateErrorSchema } from "../src/gen/certgate/v1/errors_pb.js";
 import { createClientCertGate, createClientCertInterceptor, peerCertificateContextValues, type DecisionEvent } from "../src/index.js";
-import { clientIdentity } from "../src/policy/client-identity.js";
+import { clientIdentity } from "../src/connect/client-identity.js";
 import { createCrlFileSet, type CrlSet } from "../src/policy/crl-set.js";
-import type { ClientCertOptions } from "../src/decision.js";
-import { connectErrorOf, waitFor } from "./harness.js";
-import { createCrl, createPolicyPki, issue, serialOf, type PolicyPki } from "./policy-pki.js";
+import type { ClientCertOptions } from "../src/decision/decision.js";
+import { connectErrorOf, waitFor } from "./support/harness.js";
+import { createCrl, createPolicyPki, issue, serialOf, type PolicyPki } from "./support/policy-pki.js";
 
 // The policy end to end: real TLS servers on 127.0.0.1, connect-node clients
 // on the Connect and the gRPC protocol.

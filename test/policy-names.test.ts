@@ -1,12 +1,12 @@
 import { X509Certificate } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
-import { parseCertificate, type Certificate } from "../src/certificate.js";
+import { parseCertificate, type Certificate } from "../src/core/certificate.js";
 import { identityOf } from "../src/policy/client-identity.js";
 import { readCertificateNames } from "../src/policy/certificate-names.js";
 import { distinguishedNamesEqual, formatDistinguishedName, parseDistinguishedName } from "../src/policy/distinguished-name.js";
 import { compileIdentities, type CertificateIdentity } from "../src/policy/identity-match.js";
 import { compileUriPattern, parseSpiffeId } from "../src/policy/spiffe.js";
-import { createPolicyPki, issue, type PolicyPki } from "./policy-pki.js";
+import { createPolicyPki, issue, type PolicyPki } from "./support/policy-pki.js";
 
 let pki: PolicyPki;
 let alice: Certificate;

@@ -5,14 +5,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as x509 from "@peculiar/x509";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseCertificate, type Certificate } from "../src/certificate.js";
+import { parseCertificate, type Certificate } from "../src/core/certificate.js";
 import { createCertificateFileSet, createCertificateSet, createCertificateSetFromStore } from "../src/policy/certificate-set.js";
 import { createChainBuilder } from "../src/policy/chain.js";
 import { createCrlFileSet, createCrlSet } from "../src/policy/crl-set.js";
 import { createRevocationChecker, type RevocationCheckerOptions } from "../src/policy/revocation.js";
-import { createChangeNotifier, type StoredCertificate } from "../src/store.js";
-import { waitFor } from "./harness.js";
-import { createCrl, createPolicyPki, issue, serialOf, type PolicyPki } from "./policy-pki.js";
+import { createChangeNotifier, type StoredCertificate } from "../src/core/store.js";
+import { waitFor } from "./support/harness.js";
+import { createCrl, createPolicyPki, issue, serialOf, type PolicyPki } from "./support/policy-pki.js";
 
 let pki: PolicyPki;
 let c: Record<"root" | "int1" | "int2" | "leaf1" | "leaf2" | "leaf3" | "otherRoot" | "stranger", Certificate>;

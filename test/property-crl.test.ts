@@ -3,7 +3,7 @@
 // revokes a certificate makes that certificate pass the revocation check.
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseCertificate, type Certificate } from "../src/certificate.js";
+import { parseCertificate, type Certificate } from "../src/core/certificate.js";
 import { createCertificateSet } from "../src/policy/certificate-set.js";
 import { parseCrl } from "../src/policy/crl.js";
 import { createCrlSet } from "../src/policy/crl-set.js";

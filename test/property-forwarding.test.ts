@@ -3,7 +3,7 @@
 // certificate, and damage never turns one certificate into another.
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { parseCertificate, type Certificate } from "../src/certificate.js";
+import { parseCertificate, type Certificate } from "../src/core/certificate.js";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
 import { forwardingFormats, readForwardedCertificate, type ForwardingFormat } from "../src/proxy/forwarding-formats.js";
 import { parseXfcc } from "../src/proxy/xfcc.js";

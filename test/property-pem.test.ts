@@ -3,12 +3,13 @@
 // escapes, and damaged bytes never read as the certificate they came from.
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { parseCertificate, readPemBlocks } from "../src/certificate.js";
+import { parseCertificate } from "../src/core/certificate.js";
+import { decodePemOrDer, readPemBlocks } from "../src/core/pem-der.js";
 import { CliError } from "../src/cli/common.js";
 import { parseCertificateBytes } from "../src/cli/certificate-files.js";
 import { issueDevCertificate, createDevCa, type IssuedCertificate } from "../src/dev-certificates.js";
 import { createCertificateSet } from "../src/policy/certificate-set.js";
-import { readTlv } from "../src/policy/der.js";
+import { readTlv } from "../src/core/der.js";
 import { parseUpload } from "../src/service/upload.js";
 import { decodeCertificateFile, encodeStoredFile, readMetadata } from "../src/stores/directory/certificate-file.js";
 import { attempt, hostileString, mutatedBytes, mutatedText, params, returnsOrThrows } from "./support/property.js";
@@ -41,6 +42,33 @@ describe("readPemBlocks()", () => {
         const blocks = readPemBlocks(pem);
         expect(blocks.map((b) => Buffer.from(b.der!).toString("hex"))).toEqual(ders.map((d) => Buffer.from(d).toString("hex")));
       }),
+      params(),
+    );
+  });
+});
+
+describe("decodePemOrDer() (the one PEM/DER reader)", () => {
+  it("never throws, and what it decodes is whole DER elements", () => {
+    const bundle = `explanatory text\n${alice.cert}${ca.cert}`;
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          mutatedText(bundle + alice.key),
+          mutatedText(bundle).map((t) => new Uint8Array(Buffer.from(t, "latin1"))),
+          mutatedBytes(alice.der),
+          fc.uint8Array({ maxLength: 200 }),
+          hostileString,
+        ),
+        fc.constantFrom<"refuse" | "count">("refuse", "count"),
+        (input, privateKeys) => {
+          const decoded = decodePemOrDer(input, { privateKeys });
+          if (decoded.kind === "problem") return;
+          for (const der of decoded.ders) {
+            const copy = new Uint8Array(der);
+            expect(readTlv(copy, 0).end).toBe(copy.length);
+          }
+        },
+      ),
       params(),
     );
   });

@@ -3,7 +3,7 @@
 // BigInt), and every spelling of one number compares equal.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { canonicalSerialNumber, serialNumberOfDer } from "../src/serial-number.js";
+import { canonicalSerialNumber, serialNumberOfDer } from "../src/core/serial-number.js";
 import { hostileString, params, returnsOrThrows } from "./support/property.js";
 
 const canonical = /^-?(?:[0-9A-F]{2})+$/;

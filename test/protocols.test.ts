@@ -8,7 +8,7 @@ import {
   createThumbprintStore,
   type ClientCertOptions,
 } from "../src/index.js";
-import { createGrpcJsEchoClient, type GrpcJsEchoClient } from "./grpc-js-client.js";
+import { createGrpcJsEchoClient, type GrpcJsEchoClient } from "./support/grpc-js-client.js";
 import {
   certificateOf,
   connectErrorOf,
@@ -21,7 +21,7 @@ import {
   type Protocol,
   type TestPki,
   type TestServer,
-} from "./harness.js";
+} from "./support/harness.js";
 
 let pki: TestPki;
 const servers: (TestServer | OtherEchoServer)[] = [];
@@ -106,6 +106,49 @@ for (const via of ["interceptor", "gate"] as const) {
       });
     }
 
+    // The one streaming suite, over both adapters.
+    for (const protocol of ["connect", "grpc"] as const) {
+      describe(`streaming over ${protocol}`, () => {
+        const streamingClient = (cert: typeof pki.alice | undefined) => {
+          const t = openTransport(server, pki, cert, protocol, "2");
+          transports.push(t);
+          return createClient(EchoService, t.transport);
+        };
+
+        it("admits server-streaming and client-streaming calls, giving handlers the certificate", async () => {
+          const c = streamingClient(pki.alice);
+          const texts: string[] = [];
+          for await (const r of c.echoServerStream({ text: "s", count: 3 })) texts.push(r.text);
+          expect(texts).toEqual(["s", "s", "s"]);
+          expect((await c.echoClientStream(toIterable(["a", "b"]))).text).toBe("ab");
+          expect(server.log.calls).toEqual(["echoServerStream", "echoClientStream"]);
+          expect(server.log.clientCommonNames).toContain("CN=alice");
+        });
+
+        it("refuses server-streaming and client-streaming calls before the handler runs", async () => {
+          for (const [cert, message] of [
+            [pki.bob, "client certificate not allowed"],
+            [undefined, "no client certificate presented"],
+          ] as const) {
+            const c = streamingClient(cert);
+            const errors = await Promise.all([
+              connectErrorOf(
+                (async () => {
+                  for await (const r of c.echoServerStream({ text: "s", count: 3 })) void r;
+                })(),
+              ),
+              connectErrorOf(c.echoClientStream(toIterable(["a", "b"]))),
+            ]);
+            for (const error of errors) {
+              expect(error.code).toBe(Code.Unauthenticated);
+              expect(error.rawMessage).toBe(message);
+            }
+          }
+          expect(server.log.calls).toEqual([]);
+        });
+      });
+    }
+
     describe("with @grpc/grpc-js as the client", () => {
       function grpcJs(cert: typeof pki.alice | undefined) {
         const client = createGrpcJsEchoClient(server.port, {
@@ -150,4 +193,8 @@ for (const via of ["interceptor", "gate"] as const) {
       });
     });
   });
+}
+
+async function* toIterable(texts: string[]) {
+  for (const text of texts) yield { text };
 }

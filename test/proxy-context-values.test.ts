@@ -20,15 +20,12 @@ import {
   type DecisionEvent,
   type PeerCertificate,
 } from "../src/index.js";
-import {
-  createPeerCertificateContextValues,
-  type ForwardingRequestLike,
-  type PeerCertificateContextValuesOptions,
-} from "../src/peer-from-proxy.js";
+import { createPeerCertificateContextValues } from "../src/connect/proxy-context-values.js";
+import type { ForwardingRequestLike, PeerCertificateContextValuesOptions } from "../src/proxy/forwarded-peer.js";
 import type { ForwardingFormat } from "../src/proxy/forwarding-formats.js";
-import { createDecide } from "../src/decision.js";
+import { createDecide } from "../src/decision/decision.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
-import { createTestPki, echoRoutes, waitFor, type HandlerLog, type TestPki } from "./harness.js";
+import { createTestPki, echoRoutes, waitFor, type HandlerLog, type TestPki } from "./support/harness.js";
 
 // Whether this machine has IPv6 loopback, for the ::1 cases.
 const ipv6Loopback = await new Promise<boolean>((resolve) => {

@@ -21,7 +21,7 @@ import {
   type RawResponse,
   type TestPki,
   type TestServer,
-} from "./harness.js";
+} from "./support/harness.js";
 
 // What a refused client sees on the wire, read with a plain node:http2
 // client: HTTP 401 with a JSON error on the Connect protocol, grpc-status 16

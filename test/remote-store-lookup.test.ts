@@ -1,13 +1,13 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createClient, type Transport } from "@connectrpc/connect";
 import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
-import { parseCertificate, type Certificate } from "../src/certificate.js";
-import { createClientCertInterceptor } from "../src/interceptors/client-cert-interceptor.js";
-import type { WritableCertificateStore } from "../src/store.js";
+import { parseCertificate, type Certificate } from "../src/core/certificate.js";
+import { createClientCertInterceptor } from "../src/connect/client-cert-interceptor.js";
+import type { WritableCertificateStore } from "../src/core/store.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
 import { createRemoteStore, type RemoteStore, type RemoteStoreOptions } from "../src/stores/remote-store.js";
-import { startEchoServer, transportFor } from "./harness.js";
-import { createServicePki, serviceTransport, startService, type RunningService, type ServicePki } from "./service-harness.js";
+import { startEchoServer, transportFor } from "./support/harness.js";
+import { createServicePki, serviceTransport, startService, type RunningService, type ServicePki } from "./support/service-harness.js";
 
 // A transport that counts VerifyCertificate calls.
 function counting(transport: Transport): { transport: Transport; verifies: () => number } {

@@ -2,13 +2,13 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { ServerHttp2Session } from "node:http2";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
-import { parseCertificate } from "../src/certificate.js";
-import { createClientCertInterceptor } from "../src/interceptors/client-cert-interceptor.js";
+import { parseCertificate, type Certificate } from "../src/core/certificate.js";
+import { createClientCertInterceptor } from "../src/connect/client-cert-interceptor.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
-import type { WritableCertificateStore } from "../src/store.js";
+import type { WritableCertificateStore } from "../src/core/store.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
 import { createRemoteStore, type RemoteStore, type RemoteStoreEvent, type RemoteStoreOptions } from "../src/stores/remote-store.js";
-import { startEchoServer, transportFor, waitFor, type TestServer } from "./harness.js";
+import { startEchoServer, transportFor, waitFor, type TestServer } from "./support/harness.js";
 import {
   createServicePki,
   serviceTransport,
@@ -16,7 +16,7 @@ import {
   storeClient,
   type RunningService,
   type ServicePki,
-} from "./service-harness.js";
+} from "./support/service-harness.js";
 
 let pki: ServicePki;
 let crowd: IssuedCertificate[];
@@ -259,5 +259,43 @@ describe("createRemoteStore() in mirror mode", () => {
     expect(() => createRemoteStore({ transport, mode: "cache" as "lookup" })).toThrow(/mode/);
     expect(() => createRemoteStore({ transport, maxStaleMs: -1 })).toThrow(/maxStaleMs/);
     expect(() => createRemoteStore({ transport, reconnectDelayMs: 0 })).toThrow(/reconnectDelayMs/);
+  });
+});
+
+// A certificate whose SHA-1 equals a stored certificate's but whose SHA-256
+// does not is a different certificate: only a SHA-1 collision makes one
+// (chosen-prefix collisions on certificates are practical). Stores of whole
+// certificates must not admit it; they know both digests of what they keep.
+function sha1Twin(of: IssuedCertificate, other: IssuedCertificate): Certificate {
+  const original = parseCertificate(of.der);
+  return { ...parseCertificate(other.der), sha1: original.sha1 };
+}
+
+describe("createRemoteStore() mirror lookup", () => {
+  let carol: IssuedCertificate;
+  beforeAll(async () => {
+    carol = await issueDevCertificate(pki.ca, { commonName: "carol", usages: ["client"] });
+  });
+
+  async function mirrorOf() {
+    const store = createMemoryStore();
+    await store.put("alice", pki.alice.der);
+    const running = await service(store);
+    const remote = createRemoteStore({ transport: serviceTransport(running, pki, pki.reader, "grpc") });
+    opened.push(() => remote.close());
+    await remote.ready(10_000);
+    return remote;
+  }
+
+  it("admits a certificate the service stores", async () => {
+    const remote = await mirrorOf();
+    const verdict = await remote.lookup(parseCertificate(pki.alice.der), new AbortController().signal);
+    expect(verdict.kind).toBe("admitted");
+  });
+
+  it("refuses a certificate that shares only the SHA-1 thumbprint of a stored one", async () => {
+    const remote = await mirrorOf();
+    const verdict = await remote.lookup(sha1Twin(pki.alice, carol), new AbortController().signal);
+    expect(verdict).toMatchObject({ kind: "refused", reason: "not_allowed" });
   });
 });

@@ -4,7 +4,7 @@ import * as tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { createClientCertInterceptor, createThumbprintStore, parseCertificate, peerCertificateContextValues } from "../src/index.js";
-import { createTestPki, echoRoutes, type TestPki } from "./harness.js";
+import { createTestPki, echoRoutes, type TestPki } from "./support/harness.js";
 
 // certgate reads the client certificate once per HTTP/1.1 connection, so a
 // TLS 1.2 renegotiation (which could bring another certificate) must end the

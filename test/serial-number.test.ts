@@ -9,10 +9,10 @@ import {
   type DecisionEvent,
 } from "../src/index.js";
 import { parseCrl } from "../src/policy/crl.js";
-import { serialNumberOfDer } from "../src/serial-number.js";
+import { serialNumberOfDer } from "../src/core/serial-number.js";
 import { certificateMessage } from "../src/service/convert.js";
-import { runHere } from "./cli-harness.js";
-import { createTestPki, echoPath, startEchoServer, type TestServer } from "./harness.js";
+import { runHere } from "./support/cli-harness.js";
+import { createTestPki, echoPath, startEchoServer, type TestServer } from "./support/harness.js";
 import { createOpensslCa, type OpensslCa, type OpensslIssued } from "./support/openssl-ca.js";
 import { h2Call } from "./support/raw-requests.js";
 

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
 import { CertificateStoreService } from "../src/gen/certgate/v1/certificate_store_pb.js";
+import { ClientCertificateErrorSchema } from "../src/gen/certgate/v1/errors_pb.js";
 import { createDevCa, issueDevCertificate } from "../src/dev-certificates.js";
-import type { WritableCertificateStore } from "../src/store.js";
+import type { WritableCertificateStore } from "../src/core/store.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
 import { createCertificateStoreServer } from "../src/service/certificate-store-server.js";
 import {
@@ -15,7 +16,7 @@ import {
   type RunningService,
   type ServicePki,
   codeOf,
-} from "./service-harness.js";
+} from "./support/service-harness.js";
 
 type StoreClient = Client<typeof CertificateStoreService>;
 
@@ -110,6 +111,12 @@ describe("createCertificateStoreService() access", () => {
     if (result !== "ok") {
       // Refusals never tell which certificates are on the lists.
       expect(result.rawMessage).not.toMatch(/[0-9A-F]{40}/);
+      // The same enforcement path as every server: the ClientCertificateError detail.
+      const [detail] = result.findDetails(ClientCertificateErrorSchema);
+      expect(detail).toMatchObject({
+        procedure: `/certgate.v1.CertificateStoreService/${rpc}`,
+        reason: who === "reader" ? "permission_denied" : who === "nobody" ? "no_certificate" : "not_allowed",
+      });
     }
     // A refused deletion deleted nothing.
     expect(await store.get("seed")).toBeDefined();

@@ -4,14 +4,14 @@ import { join } from "node:path";
 import { timestampFromDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseCertificate } from "../src/certificate.js";
+import { parseCertificate } from "../src/core/certificate.js";
 import { issueDevCertificate } from "../src/dev-certificates.js";
 import { readValidity } from "../src/policy/certificate-extensions.js";
 import { createExpiryFilter } from "../src/service/expiring.js";
-import type { StoredCertificate, WritableCertificateStore } from "../src/store.js";
+import type { StoredCertificate, WritableCertificateStore } from "../src/core/store.js";
 import { createDirectoryStore } from "../src/stores/directory-store.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
-import { codeOf, createServicePki, startService, storeClient, type ServicePki } from "./service-harness.js";
+import { codeOf, createServicePki, startService, storeClient, type ServicePki } from "./support/service-harness.js";
 
 const day = 86_400_000;
 const now = Date.now();

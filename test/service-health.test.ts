@@ -17,7 +17,7 @@ import {
   HealthCheckResponseSchema,
   HealthCheckResponse_ServingStatus as ServingStatus,
 } from "../src/gen/grpc/health/v1/health_pb.js";
-import type { WritableCertificateStore } from "../src/store.js";
+import type { WritableCertificateStore } from "../src/core/store.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
 import {
   createGrpcJsClient,
@@ -28,7 +28,7 @@ import {
   type RunningService,
   type ServicePki,
   codeOf,
-} from "./service-harness.js";
+} from "./support/service-harness.js";
 
 let pki: ServicePki;
 beforeAll(async () => {

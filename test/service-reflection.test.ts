@@ -17,8 +17,8 @@ import * as v1alpha from "../src/gen/grpc/reflection/v1alpha/reflection_pb.js";
 import type { IssuedCertificate } from "../src/dev-certificates.js";
 import { createReflectionService } from "../src/service/reflection.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
-import type { WritableCertificateStore } from "../src/store.js";
-import { connectErrorOf } from "./harness.js";
+import type { WritableCertificateStore } from "../src/core/store.js";
+import { connectErrorOf } from "./support/harness.js";
 import {
   createServicePki,
   serviceTransport,
@@ -26,7 +26,7 @@ import {
   startService,
   type RunningService,
   type ServicePki,
-} from "./service-harness.js";
+} from "./support/service-harness.js";
 
 const buf = join(process.cwd(), "node_modules", ".bin", "buf");
 const storeMethods = ["CreateCertificate", "GetCertificate", "ListCertificates", "DeleteCertificate", "VerifyCertificate", "WatchCertificates"].map(

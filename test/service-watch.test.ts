@@ -5,7 +5,7 @@ import {
   type WatchCertificatesResponse,
 } from "../src/gen/certgate/v1/certificate_store_pb.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
-import type { StoreChange, WritableCertificateStore } from "../src/store.js";
+import type { StoreChange, WritableCertificateStore } from "../src/core/store.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
 import { createWatchJournal, type WatchJournal } from "../src/service/watch-journal.js";
 import { watchStream } from "../src/service/watch-stream.js";
@@ -18,8 +18,8 @@ import {
   storeClient,
   type RunningService,
   type ServicePki,
-} from "./service-harness.js";
-import { waitFor } from "./harness.js";
+} from "./support/service-harness.js";
+import { waitFor } from "./support/harness.js";
 
 let pki: ServicePki;
 let certificates: IssuedCertificate[];

@@ -1,11 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import type { CertificateStoreService } from "../src/gen/certgate/v1/certificate_store_pb.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
-import type { WritableCertificateStore } from "../src/store.js";
+import type { WritableCertificateStore } from "../src/core/store.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
 import { createDirectoryStore } from "../src/stores/directory-store.js";
 import {
@@ -18,7 +21,7 @@ import {
   type ServicePki,
   type StoreProtocol,
   codeOf,
-} from "./service-harness.js";
+} from "./support/service-harness.js";
 
 type StoreClient = Client<typeof CertificateStoreService>;
 
@@ -161,6 +164,36 @@ describe.each(storeKinds)("createCertificateStoreService() over the $name", (kin
       expect(await ids()).toEqual(before);
     });
 
+    // A `__proto__` key arrives as an own key of the decoded map (binary and
+    // JSON alike); U+2028 and bidi controls would forge lines or hide text.
+    const hostileLabels: [string, () => Record<string, string>][] = [
+      ["a __proto__ key", () => JSON.parse('{"__proto__":"x","team":"a"}') as Record<string, string>],
+      ["a line separator (U+2028)", () => ({ note: "a\u2028b" })],
+      ["a bidi override (U+202E)", () => ({ note: "admin\u202egnp.exe" })],
+      ["a bidi isolate (U+2066)", () => ({ note: "\u2066x" })],
+      ["a C1 control (U+0085)", () => ({ note: "a\u0085b" })],
+    ];
+    it.each(hostileLabels)("refuses labels with %s over Connect and gRPC, and keeps nothing", async (_, labels) => {
+      const before = await ids();
+      for (const protocol of ["connect", "grpc"] as const) {
+        const error = await admin[protocol]
+          .createCertificate({ certificate: others[0]?.der, certificateId: "labelled", labels: labels() })
+          .then(() => undefined, (e: unknown) => ConnectError.from(e));
+        expect(error?.code).toBe(Code.InvalidArgument);
+      }
+      expect(await ids()).toEqual(before);
+    });
+
+    it("admits ordinary labels, accents and emoji included", async () => {
+      const { certificate } = await admin.connect.createCertificate({
+        certificate: others[1]?.der,
+        certificateId: "labelled-ok",
+        labels: { "team/name": "zürich 🚀", "a.b_c-d": "x" },
+      });
+      expect(certificate?.labels).toEqual({ "team/name": "zürich 🚀", "a.b_c-d": "x" });
+      await admin.connect.deleteCertificate({ certificateId: "labelled-ok" });
+    });
+
     it.each(["../x", "a/b", ".x", ".hidden", "x y", "x".repeat(129)])("refuses the id %j", async (id) => {
       const before = await ids();
       expect(await codeOf(admin.connect.createCertificate({ certificate: others[0]?.der, certificateId: id }))).toBe(
@@ -276,3 +309,66 @@ function derOfKey(pem: string): Buffer {
   const body = pem.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, "");
   return Buffer.from(body, "base64");
 }
+
+describe("certificate store service over a folder with a bundle", () => {
+  let carol: IssuedCertificate;
+  beforeAll(async () => {
+    carol = await issueDevCertificate(pki.ca, { commonName: "carol", usages: ["client"] });
+  });
+
+  const opened: (() => unknown)[] = [];
+  afterEach(async () => {
+    while (opened.length > 0) await opened.pop()?.();
+  });
+
+  function tempFolder(files: Record<string, string>): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "certgate-review-svc-"));
+    opened.push(() => fs.rmSync(dir, { recursive: true, force: true }));
+    for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
+    return dir;
+  }
+
+  async function folderService(files: Record<string, string>) {
+    const store = await createDirectoryStore({ directory: tempFolder(files), watch: false, rescanIntervalMs: 0, onProblem: () => {} });
+    opened.push(() => store.close());
+    const running = await startService(pki, store);
+    opened.push(() => running.close());
+    return running;
+  }
+
+  describe("ListCertificates over a folder with a bundle", () => {
+    it("admits the page token of a page that ends inside a bundle, and lists every certificate", async () => {
+      // team.pem holds two certificates: entries "team" and "team#2".
+      const running = await folderService({ "team.pem": pki.alice.cert + pki.bob.cert, "zed.pem": carol.cert });
+      const client = storeClient(running, pki, pki.reader);
+      const ids: string[] = [];
+      let pageToken = "";
+      do {
+        const page = await client.listCertificates({ pageSize: 2, pageToken });
+        ids.push(...page.certificates.map((c) => c.certificateId));
+        pageToken = page.nextPageToken;
+      } while (pageToken !== "");
+      expect(ids).toEqual(["team", "team#2", "zed"]);
+    });
+  });
+
+  describe("GetCertificate over a folder with a bundle", () => {
+    it("admits the id of the second certificate of a bundle, as ListCertificates names it", async () => {
+      const running = await folderService({ "team.pem": pki.alice.cert + pki.bob.cert });
+      const got = await storeClient(running, pki, pki.reader).getCertificate({ certificateId: "team#2" });
+      expect(got.certificate?.sha256Thumbprint).toBe(sha256Of(pki.bob));
+    });
+
+    it("refuses ids that could name a path or another member form", async () => {
+      const running = await folderService({ "team.pem": pki.alice.cert + pki.bob.cert });
+      const client = storeClient(running, pki, pki.reader);
+      for (const certificateId of ["../team", "team#0", "team#", "#2", "team#2#2", ""]) {
+        const error = await client.getCertificate({ certificateId }).then(
+          () => undefined,
+          (e: unknown) => ConnectError.from(e),
+        );
+        expect(error?.code, certificateId).toBe(Code.InvalidArgument);
+      }
+    });
+  });
+});

@@ -17,7 +17,7 @@ import {
   type Protocol,
   type TestPki,
   type TestServer,
-} from "./harness.js";
+} from "./support/harness.js";
 
 // A store failure is a refusal (fail closed), with one message that tells
 // nothing of the failure: its details go to onDecision only.

@@ -13,7 +13,7 @@ import {
   type Protocol,
   type TestPki,
   type TestServer,
-} from "./harness.js";
+} from "./support/harness.js";
 
 let pki: TestPki;
 let carol: IssuedCertificate;

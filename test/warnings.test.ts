@@ -15,7 +15,7 @@ import {
   type OtherEchoServer,
   type TestPki,
   type TestServer,
-} from "./harness.js";
+} from "./support/harness.js";
 
 // A server set up so that no call can ever be admitted gets every call
 // refused and one clear process warning (per mistake, per process), not

@@ -1,6 +1,7 @@
 import { readFile, stat } from "node:fs/promises";
 import { resolve } from "node:path";
-import { isPrivateKeyLabel, parseCertificate, readPemBlocks, type Certificate } from "../certificate.js";
+import { parseCertificate, type Certificate } from "../core/certificate.js";
+import { decodePemOrDer } from "../core/pem-der.js";
 import { CliError, errorMessage } from "./common.js";
 
 /**
@@ -53,47 +54,41 @@ export async function readCertificateFile(name: string, cwd: string): Promise<Ce
  * parseCertificateBytes is `readCertificateFile` for bytes already read.
  */
 export function parseCertificateBytes(name: string, bytes: Uint8Array): CertificateFile {
-  // latin1 maps every byte to one character, so a DER file that happens to
-  // contain the armour text cannot throw here.
-  const text = Buffer.from(bytes).toString("latin1");
-  if (!text.includes("-----BEGIN ")) {
-    if (bytes.length === 0) {
-      throw new CliError(`${name}: empty file, no certificate`);
+  // Private keys beside the certificate are counted, never used or sent;
+  // other blocks (such as a CERTIFICATE REQUEST) are skipped.
+  const decoded = decodePemOrDer(bytes, { privateKeys: "count", otherBlocks: "skip", inspect: false });
+  if (decoded.kind === "problem") {
+    const block = decoded.block === undefined ? "" : ` PEM block ${decoded.block} (${decoded.label ?? "?"})`;
+    switch (decoded.code) {
+      case "empty":
+        throw new CliError(`${name}: empty file, no certificate`);
+      case "not_pem_or_der":
+      case "invalid":
+        // OpenSSL's message ("PEM routines::no start line") would only confuse.
+        throw new CliError(`${name}: not a certificate (neither PEM nor DER)`);
+      case "broken_base64":
+        throw new CliError(`${name}:${block} has broken base64`);
+      default:
+        throw new CliError(`${name}:${block} ${decoded.reason}`);
     }
-    try {
-      return { name, certificates: [parseCertificate(bytes)], privateKeys: 0, skipped: [] };
-    } catch (error) {
-      // OpenSSL's message ("PEM routines::no start line") would only confuse.
-      throw new CliError(`${name}: not a certificate (neither PEM nor DER)`, undefined, { cause: error });
-    }
+  }
+  if (!decoded.pem && decoded.ders.length !== 1) {
+    throw new CliError(`${name}: not a certificate (neither PEM nor DER)`);
   }
   const certificates: Certificate[] = [];
-  const skipped: string[] = [];
-  let privateKeys = 0;
-  let position = 0;
-  for (const block of readPemBlocks(text)) {
-    position++;
-    if (isPrivateKeyLabel(block.label)) {
-      privateKeys++;
-      continue;
-    }
-    if (block.label !== "CERTIFICATE") {
-      skipped.push(block.label);
-      continue;
-    }
-    if (block.der === undefined) {
-      throw new CliError(`${name}: PEM block ${position} (CERTIFICATE) has broken base64`);
-    }
+  for (const [i, der] of decoded.ders.entries()) {
     try {
-      certificates.push(parseCertificate(block.der));
+      certificates.push(parseCertificate(der));
     } catch (error) {
-      throw new CliError(
-        `${name}: PEM block ${position} (CERTIFICATE) is not a certificate: ${errorMessage(error)}`,
-        undefined,
-        { cause: error },
-      );
+      if (!decoded.pem) {
+        throw new CliError(`${name}: not a certificate (neither PEM nor DER)`, undefined, { cause: error });
+      }
+      throw new CliError(`${name}: certificate ${i + 1} is not a certificate: ${errorMessage(error)}`, undefined, {
+        cause: error,
+      });
     }
   }
+  const { privateKeys, skipped } = decoded;
   if (certificates.length === 0) {
     const found = privateKeys > 0 ? " (only a private key)" : skipped.length > 0 ? ` (only ${skipped.join(", ")})` : "";
     throw new CliError(`${name}: no certificate found${found}`);

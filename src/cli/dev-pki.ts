@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { parseCertificate, type Certificate } from "../certificate.js";
+import { parseCertificate, type Certificate } from "../core/certificate.js";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../dev-certificates.js";
 import { CliError, errorMessage } from "./common.js";
 import { formatTime } from "./format.js";

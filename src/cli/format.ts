@@ -1,6 +1,6 @@
 import { toJson } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { Certificate as LocalCertificate } from "../certificate.js";
+import type { Certificate as LocalCertificate } from "../core/certificate.js";
 import { CertificateSchema, type Certificate as StoredCertificate } from "../gen/certgate/v1/certificate_store_pb.js";
 import { oneLine } from "./common.js";
 

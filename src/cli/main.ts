@@ -25,6 +25,11 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import("./serve.js")).serveCommand,
   },
   {
+    name: "migrate",
+    summary: "Copy a folder store into PostgreSQL",
+    load: async () => (await import("./migrate.js")).migrateCommand,
+  },
+  {
     name: "upload",
     summary: "Upload certificates to the store (admin)",
     load: async () => (await import("./upload.js")).uploadCommand,
@@ -73,6 +78,8 @@ Options:
 Environment:
   CERTGATE_STORE, CERTGATE_CERT, CERTGATE_KEY, CERTGATE_CA
                  Defaults for --store, --cert, --key and --ca
+  CERTGATE_DATABASE_URL
+                 Default for --database (serve, migrate)
   CERTGATE_DEBUG=1
                  Print the stack trace of unexpected errors
 

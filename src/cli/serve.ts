@@ -3,16 +3,17 @@ import { mkdir } from "node:fs/promises";
 import { isIP } from "node:net";
 import { createSecureContext } from "node:tls";
 import { resolve } from "node:path";
-import { normalizeThumbprint } from "../certificate.js";
+import { normalizeThumbprint } from "../core/certificate.js";
 import { createCertificateStoreServer, type CertificateStoreServer } from "../service/certificate-store-server.js";
-import type { CertificateStore } from "../store.js";
-import { createDirectoryStore, type DirectoryStore } from "../stores/directory-store.js";
+import type { CertificateStore } from "../core/store.js";
+import { createDirectoryStore } from "../stores/directory-store.js";
+import { databaseHelp, databaseUrlOf, openDatabaseStore, redactUrl } from "./serve-database.js";
 import { readTextFile, tlsConfigReason } from "./certificate-files.js";
 import { CliError, defineCommand, errorMessage, expectPositionals, ExitCode, usageError } from "./common.js";
 import { ensureDevPki } from "./dev-pki.js";
 import { printDevGuide } from "./serve-guide.js";
 
-const help = `Usage: certgate serve [--listen HOST:PORT] [--data-dir DIR]
+const help = `Usage: certgate serve [--listen HOST:PORT] [--data-dir DIR | --database URL]
                       [--tls-cert FILE --tls-key FILE] [--client-ca FILE]
                       [--admin THUMBPRINT]... [--reader THUMBPRINT]...
                       [--admin-dir DIR]... [--reader-dir DIR]...
@@ -21,7 +22,8 @@ Runs the certificate store service (certgate.v1.CertificateStoreService,
 grpc.health.v1.Health and gRPC server reflection for readers and admins)
 over HTTP/2 with TLS. Uploaded certificates are kept
 as files in the data folder, which API servers can also read directly with
-createDirectoryStore(). Admin client certificates may upload and delete;
+createDirectoryStore(), or with --database in PostgreSQL, shared by every
+replica on the same database. Admin client certificates may upload and delete;
 reader certificates may list, get, verify and watch.
 
 Without --tls-cert and --tls-key it runs in development mode: on the first
@@ -35,6 +37,7 @@ Options:
                            By default, localhost:8444.
       --data-dir DIR       The data folder, created when missing.
                            By default, .certgate/store
+${databaseHelp}
       --tls-cert FILE      The server's certificate (chain), PEM
       --tls-key FILE       Its private key, PEM
       --client-ca FILE     CA certificate(s), PEM: every client certificate
@@ -68,6 +71,7 @@ export const serveCommand = defineCommand(
     options: {
       listen: { type: "string" },
       "data-dir": { type: "string" },
+      database: { type: "string" },
       "tls-cert": { type: "string" },
       "tls-key": { type: "string" },
       "client-ca": { type: "string" },
@@ -108,9 +112,11 @@ export const serveCommand = defineCommand(
       throw usageError("serve", "no client may call the service: give --admin, --reader, --admin-dir or --reader-dir");
     }
 
+    const databaseUrl = databaseUrlOf("serve", values, io);
+    // With a database, the folder holds only the development PKI.
     const dataDir = resolve(io.cwd, values["data-dir"] ?? ".certgate/store");
     try {
-      await mkdir(dataDir, { recursive: true, mode: 0o700 });
+      if (databaseUrl === undefined || devMode) await mkdir(dataDir, { recursive: true, mode: 0o700 });
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       const reason =
@@ -119,10 +125,10 @@ export const serveCommand = defineCommand(
     }
     // The data folder holds the uploaded API client certificates: as a role
     // folder, every upload would also become an admin (or reader) of the store.
-    const dataReal = realpathSync(dataDir);
+    const dataReal = databaseUrl === undefined ? realpathSync(dataDir) : undefined;
     for (const [flag, dirs] of [["--admin-dir", adminDirs], ["--reader-dir", readerDirs]] as const) {
       for (const dir of dirs) {
-        if (realpathOrUndefined(resolve(io.cwd, dir)) === dataReal) {
+        if (dataReal !== undefined && realpathOrUndefined(resolve(io.cwd, dir)) === dataReal) {
           throw usageError(
             "serve",
             `${flag} ${dir} is the data folder: every uploaded certificate would get that role; keep role certificates in a folder of their own`,
@@ -154,7 +160,7 @@ export const serveCommand = defineCommand(
     }
 
     const log = (line: string) => io.stderr(`certgate serve: ${line}\n`);
-    const stores: DirectoryStore[] = [];
+    const stores: { close(): Promise<void> }[] = [];
     let server: CertificateStoreServer | undefined;
     try {
       const folder = async (flag: string, directory: string) => {
@@ -171,7 +177,9 @@ export const serveCommand = defineCommand(
           );
         }
       };
-      const store = await folder("", dataDir);
+      const store =
+        databaseUrl === undefined ? await folder("", dataDir) : await openDatabaseStore("--database", databaseUrl, log);
+      if (databaseUrl !== undefined) stores.push(store);
       const adminStores: CertificateStore[] = [];
       for (const dir of adminDirs) adminStores.push(await folder("--admin-dir", dir));
       const readerStores: CertificateStore[] = [];
@@ -215,9 +223,8 @@ export const serveCommand = defineCommand(
             ? `https://localhost:${address.port}`
             : address.url;
       const stats = store.stats();
-      io.stdout(
-        `certgate serve: data folder ${dataDir} (${stats.certificates} certificate${stats.certificates === 1 ? "" : "s"})\n`,
-      );
+      const where = databaseUrl === undefined ? `data folder ${dataDir}` : `database ${redactUrl(databaseUrl)}`;
+      io.stdout(`certgate serve: ${where} (${stats.certificates} certificate${stats.certificates === 1 ? "" : "s"})\n`);
       if (dev !== undefined) {
         printDevGuide(io, dev, url);
       }

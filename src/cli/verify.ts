@@ -1,4 +1,4 @@
-import { normalizeThumbprint } from "../certificate.js";
+import { normalizeThumbprint } from "../core/certificate.js";
 import { readCertificateFile } from "./certificate-files.js";
 import {
   CliError,

@@ -1,5 +1,6 @@
-import { serialNumberOfDer } from "../serial-number.js";
-import { childrenOf, decodeOid, decodeTime, readTlv, type Tlv } from "./der.js";
+import type { Certificate } from "../core/certificate.js";
+import { childrenOf, decodeOid, decodeTime, readTlv, type Tlv } from "../core/der.js";
+import { serialNumberOfDer } from "../core/serial-number.js";
 
 /**
  * ExtensionEntry is one X.509 extension: its OID, whether it is critical, and
@@ -117,4 +118,15 @@ const anyExtendedKeyUsage = "2.5.29.37.0";
  */
 export function allowsClientAuth(extendedKeyUsage: readonly string[] | undefined): boolean {
   return extendedKeyUsage === undefined || extendedKeyUsage.includes(clientAuth) || extendedKeyUsage.includes(anyExtendedKeyUsage);
+}
+
+/**
+ * extendedKeyUsageOf returns the extended key usage OIDs of a certificate,
+ * or undefined when it has no such extension. Node 23.5 renamed `keyUsage`
+ * (which lists extended key usages) to `extKeyUsage`, keeping the old name
+ * as a deprecated alias.
+ */
+export function extendedKeyUsageOf(certificate: Certificate): readonly string[] | undefined {
+  const x = certificate.x509 as { extKeyUsage?: string[]; keyUsage?: string[] };
+  return "extKeyUsage" in x ? x.extKeyUsage : x.keyUsage;
 }

@@ -1,4 +1,4 @@
-import { childrenOf, decodeDirectoryString, decodeOid, readTlv, type Tlv } from "./der.js";
+import { childrenOf, decodeDirectoryString, decodeOid, readTlv, type Tlv } from "../core/der.js";
 import type { DistinguishedName } from "./distinguished-name.js";
 
 /**

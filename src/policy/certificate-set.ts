@@ -1,5 +1,6 @@
-import { isPrivateKeyLabel, parseCertificate, readPemBlocks, type Certificate } from "../certificate.js";
-import { createChangeNotifier, type WritableCertificateStore } from "../store.js";
+import { parseCertificate, type Certificate } from "../core/certificate.js";
+import { decodePemOrDer } from "../core/pem-der.js";
+import { createChangeNotifier, type WritableCertificateStore } from "../core/store.js";
 import { createFileSource, type FileSourceOptions } from "./file-source.js";
 
 /**
@@ -31,30 +32,27 @@ export function isCertificateSet(input: unknown): input is CertificateSet {
   return typeof input === "object" && input !== null && !Array.isArray(input) && typeof (input as CertificateSet).onChange === "function";
 }
 
-function certificatesOfPem(text: string, where: string): Certificate[] {
-  const out: Certificate[] = [];
-  for (const block of readPemBlocks(text)) {
-    if (isPrivateKeyLabel(block.label)) {
-      throw new Error(`${where} holds a private key; give certgate certificates only`);
-    }
-    if (block.label !== "CERTIFICATE") continue;
-    if (block.der === undefined) throw new Error(`${where} has a broken PEM block`);
-    out.push(parseCertificate(block.der));
-  }
-  return out;
-}
-
 function certificatesOf(input: string | Uint8Array | Certificate, where: string): Certificate[] {
-  if (typeof input === "string") {
-    const list = certificatesOfPem(input, where);
-    if (list.length === 0) throw new Error(`${where} holds no PEM certificate`);
-    return list;
+  if (typeof input !== "string" && !(input instanceof Uint8Array)) {
+    return [input];
   }
-  if (input instanceof Uint8Array) {
-    const text = Buffer.from(input).toString("latin1");
-    return text.includes("-----BEGIN") ? certificatesOf(text, where) : [parseCertificate(input)];
+  const decoded = decodePemOrDer(input, { otherBlocks: "skip" });
+  if (decoded.kind === "problem") {
+    switch (decoded.code) {
+      case "private_key":
+      case "pkcs12":
+        throw new Error(`${where} holds a private key; give certgate certificates only`);
+      case "broken_pem":
+      case "broken_base64":
+        throw new Error(`${where} has a broken PEM block`);
+      default:
+        throw new Error(`${where} is not a certificate: ${decoded.reason}`);
+    }
   }
-  return [input];
+  if (decoded.ders.length === 0 || (typeof input === "string" && !decoded.pem)) {
+    throw new Error(`${where} holds no PEM certificate`);
+  }
+  return decoded.ders.map((der) => parseCertificate(der));
 }
 
 /**

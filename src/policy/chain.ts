@@ -1,6 +1,7 @@
-import type { Certificate } from "../certificate.js";
+import type { Certificate } from "../core/certificate.js";
 import { readCaConstraints, type CaConstraints } from "./certificate-extensions.js";
 import type { CertificateSet } from "./certificate-set.js";
+import { createLruCache } from "../core/lru-cache.js";
 
 /**
  * ChainResult is the outcome of building a certificate's chain to a trusted
@@ -74,12 +75,12 @@ export function createChainBuilder(set: CertificateSet, options: ChainBuilderOpt
   let index: Index | undefined;
   // Chains built, by the leaf's SHA-256: a client opening many connections
   // pays for the signature checks once. Emptied when the set changes.
-  let built = new Map<string, ChainResult & { kind: "built" }>();
+  const built = createLruCache<string, ChainResult & { kind: "built" }>(10_000);
 
   function currentIndex(): Index {
     const revision = set.revision;
     if (index !== undefined && index.revision === revision) return index;
-    built = new Map();
+    built.clear();
     const bySubject = new Map<string, CaEntry[]>();
     const bySha256 = new Map<string, CaEntry>();
     const all: CaEntry[] = [];
@@ -160,7 +161,6 @@ export function createChainBuilder(set: CertificateSet, options: ChainBuilderOpt
       let expiresAt = Infinity;
       for (const c of chain.slice(1)) expiresAt = Math.min(expiresAt, c.notAfter.getTime() + skew);
       const result = { kind: "built" as const, chain, expiresAt };
-      if (built.size >= 10_000) built.clear();
       built.set(leaf.sha256, result);
       return result;
     },

@@ -1,4 +1,4 @@
-import { isPrivateKeyLabel, readPemBlocks } from "../certificate.js";
+import { decodePemOrDer } from "../core/pem-der.js";
 import { parseCrl, type ParsedCrl } from "./crl.js";
 import { createFileSource, type FileSourceOptions } from "./file-source.js";
 
@@ -24,20 +24,23 @@ export interface CrlSet {
 export type CrlSetInput = CrlSet | readonly (string | Uint8Array)[];
 
 function crlsOf(input: string | Uint8Array, where: string): ParsedCrl[] {
-  const text = typeof input === "string" ? input : Buffer.from(input).toString("latin1");
-  if (!text.includes("-----BEGIN")) {
-    if (typeof input === "string") throw new Error(`${where} is neither PEM nor DER`);
-    return [parseCrl(input, where)];
+  if (typeof input === "string" && !input.includes("-----BEGIN")) throw new Error(`${where} is neither PEM nor DER`);
+  const decoded = decodePemOrDer(input, { labels: ["X509 CRL", "CRL"], otherBlocks: "skip" });
+  if (decoded.kind === "problem") {
+    switch (decoded.code) {
+      case "private_key":
+      case "pkcs12":
+        throw new Error(`${where} holds a private key; give certgate CRLs only`);
+      case "broken_pem":
+      case "broken_base64":
+        throw new Error(`${where} has a broken PEM block`);
+      default:
+        throw new Error(`${where} is neither PEM nor DER`);
+    }
   }
-  const out: ParsedCrl[] = [];
-  for (const block of readPemBlocks(text)) {
-    if (isPrivateKeyLabel(block.label)) throw new Error(`${where} holds a private key; give certgate CRLs only`);
-    if (block.label !== "X509 CRL" && block.label !== "CRL") continue;
-    if (block.der === undefined) throw new Error(`${where} has a broken PEM block`);
-    out.push(parseCrl(block.der, where));
-  }
-  if (out.length === 0) throw new Error(`${where} holds no X509 CRL block`);
-  return out;
+  if (decoded.ders.length === 0) throw new Error(`${where} holds no X509 CRL block`);
+  if (!decoded.pem && decoded.ders.length > 1) throw new Error(`${where} holds more than one DER structure`);
+  return decoded.ders.map((der) => parseCrl(der, where));
 }
 
 /**

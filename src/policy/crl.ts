@@ -1,6 +1,6 @@
 import { verify as verifySignature, type X509Certificate } from "node:crypto";
 import { readExtensionList, serialOfTlv } from "./certificate-extensions.js";
-import { childrenOf, decodeOid, decodeTime, readTlv, type Tlv } from "./der.js";
+import { childrenOf, decodeOid, decodeTime, readTlv, type Tlv } from "../core/der.js";
 import { readNameAt } from "./certificate-names.js";
 import type { DistinguishedName } from "./distinguished-name.js";
 

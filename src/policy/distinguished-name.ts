@@ -1,4 +1,4 @@
-import { decodeDirectoryString, readTlv } from "./der.js";
+import { decodeDirectoryString, readTlv } from "../core/der.js";
 
 /**
  * NameAttribute is one `type=value` pair of a distinguished name.

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { watch, type FSWatcher } from "node:fs";
 import { readFile, readdir } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
-import { createChangeNotifier } from "../store.js";
+import { createChangeNotifier } from "../core/store.js";
 
 /**
  * FileSourceOptions says which files a CA set or a CRL set is read from, and

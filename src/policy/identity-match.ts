@@ -1,6 +1,6 @@
-import { normalizeThumbprint, parseCertificate, thumbprintsEqual, type Certificate } from "../certificate.js";
-import type { StoredCertificate } from "../store.js";
-import { canonicalSerialNumber } from "../serial-number.js";
+import { normalizeThumbprint, parseCertificate, thumbprintsEqual, type Certificate } from "../core/certificate.js";
+import { canonicalSerialNumber } from "../core/serial-number.js";
+import type { StoredCertificate } from "../core/store.js";
 import { certificateNamesOf, identityOf, spiffeIdOf } from "./client-identity.js";
 import { attributeValuesEqual, distinguishedNamesEqual, parseDistinguishedName, type DistinguishedName } from "./distinguished-name.js";
 import { compileUriPattern, type UriPattern } from "./spiffe.js";

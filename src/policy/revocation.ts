@@ -1,4 +1,4 @@
-import type { Certificate } from "../certificate.js";
+import type { Certificate } from "../core/certificate.js";
 import { readCaConstraints } from "./certificate-extensions.js";
 import type { CertificateSet } from "./certificate-set.js";
 import { verifyCrlSignature, type ParsedCrl } from "./crl.js";

@@ -1,4 +1,4 @@
-import { parseCertificate, type Certificate } from "../certificate.js";
+import { parseCertificate, type Certificate } from "../core/certificate.js";
 
 /**
  * DecodedCertificate is the result of reading one certificate out of a header

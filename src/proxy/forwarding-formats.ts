@@ -1,4 +1,4 @@
-import type { Certificate } from "../certificate.js";
+import type { Certificate } from "../core/certificate.js";
 import { decodeBase64Der, decodeUrlEncodedPem } from "./encoded-certificate.js";
 import { parseXfcc, selectXfccCertificate } from "./xfcc.js";
 

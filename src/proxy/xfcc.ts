@@ -1,4 +1,4 @@
-import type { Certificate } from "../certificate.js";
+import type { Certificate } from "../core/certificate.js";
 import { decodeUrlEncodedPem } from "./encoded-certificate.js";
 
 /**

@@ -1,15 +1,12 @@
-import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
-import {
-  createDecide,
-  decisionError,
-  refusalMessage,
-  reportDecision,
-  type Decide,
-  type Decision,
-  type DecisionEvent,
-} from "../decision.js";
-import { clientCertificateKey, peerCertificateKey, type PeerCertificate } from "../peer.js";
-import type { CertificateStore } from "../store.js";
+import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { createDecide, procedureName, type Decide } from "../decision/decision.js";
+import { refused, refusedAs, reportDecision, type Decision, type DecisionEvent } from "../core/decision-report.js";
+import { enforcementOf } from "../core/enforcement.js";
+import type { PeerCertificate } from "../core/peer-certificate.js";
+import { refusals } from "../core/refusal-reasons.js";
+import { clientCertificateKey, peerCertificateKey } from "../connect/context-values.js";
+import { refusalError } from "../connect/refusal-error.js";
+import type { CertificateStore } from "../core/store.js";
 import { createThumbprintStore } from "../stores/thumbprint-store.js";
 import { createUnionStore } from "./union-store.js";
 
@@ -133,36 +130,27 @@ export function createAccessGate(options: AccessOptions, isMutating: (method: st
     if (d !== undefined) {
       return d(peer);
     }
-    return {
-      kind: "refused",
-      reason: "not_allowed",
-      message: refusalMessage("not_allowed"),
-      certificate: peer?.certificate,
-    };
+    return refused("not_allowed", peer?.certificate);
   }
 
   async function gate(context: HandlerContext, quiet = false): Promise<void> {
-    const procedure = `/${context.service.typeName}/${context.method.name}`;
+    const procedure = procedureName(context);
+    // The one enforcement path of every server: report, then admit or refuse
+    // with the status, message and ClientCertificateError detail of the core.
     const finish = (decision: Decision, role?: Role): void => {
       if (!quiet || decision.kind !== "admitted") {
         reportDecision(onDecision, decision, procedure, "gate");
       }
-      if (decision.kind !== "admitted") {
-        throw decision.reason === "permission_denied"
-          ? new ConnectError(decision.message, Code.PermissionDenied)
-          : decisionError(decision);
+      const enforcement = enforcementOf(decision, procedure);
+      if (enforcement.kind === "refused") {
+        throw refusalError(enforcement);
       }
-      context.values.set(clientCertificateKey, decision.certificate);
+      context.values.set(clientCertificateKey, enforcement.certificate);
       context.values.set(clientRoleKey, role);
     };
     const peer = context.values.get(peerCertificateKey);
     if (requireTrustedChain && peer?.certificate !== undefined && !peer.authorized) {
-      return finish({
-        kind: "refused",
-        reason: "untrusted_chain",
-        message: "client certificate not issued by a trusted ca",
-        certificate: peer.certificate,
-      });
+      return finish(refusedAs(refusals.untrusted_chain, peer.certificate));
     }
     const asAdmin = await decide(decideAdmin, peer);
     if (asAdmin.kind === "admitted") {
@@ -181,12 +169,9 @@ export function createAccessGate(options: AccessOptions, isMutating: (method: st
       return finish(asAdmin);
     }
     if (asReader.kind === "admitted") {
-      return finish({
-        kind: "refused",
-        reason: "permission_denied",
-        message: `${context.method.name} needs an admin client certificate`,
-        certificate: asReader.certificate,
-      });
+      return finish(
+        refusedAs(refusals.permission_denied, asReader.certificate, `${context.method.name} needs an admin client certificate`),
+      );
     }
     return finish(asReader);
   }

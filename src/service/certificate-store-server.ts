@@ -3,9 +3,10 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { isPrivateKeyLabel, parseCertificate, readPemBlocks } from "../certificate.js";
-import { guardRequestHandler } from "../guard-request-handler.js";
-import { peerCertificateContextValues } from "../peer.js";
+import { parseCertificate } from "../core/certificate.js";
+import { decodePemOrDer } from "../core/pem-der.js";
+import { guardRequestHandler } from "../connect/guard-request-handler.js";
+import { peerCertificateContextValues } from "../connect/context-values.js";
 import type { AccessOptions } from "./access.js";
 import {
   createCertificateStoreService,
@@ -17,6 +18,7 @@ import { createReflectionService } from "./reflection.js";
 import { CertificateStoreService } from "../gen/certgate/v1/certificate_store_pb.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { createLazyNodeHandler } from "./lazy-node-handler.js";
+import type { ReplicaState } from "../core/store.js";
 
 /**
  * CertificateStoreServerOptions configures `createCertificateStoreServer`:
@@ -114,6 +116,14 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
   };
   const service = createCertificateStoreService({ ...options, access });
   const health = options.health === false ? undefined : createHealthService();
+  // A replica of a shared store serves only while it reaches the store.
+  const reportState = (state: ReplicaState) => {
+    const status = state === "connected" ? "SERVING" : "NOT_SERVING";
+    health?.setStatus("", status);
+    health?.setStatus(CertificateStoreService.typeName, status);
+  };
+  const offState = options.store.sharedLog?.onState(reportState);
+  if (options.store.sharedLog !== undefined) reportState(options.store.sharedLog.state);
   const reflection =
     options.reflection === false
       ? undefined
@@ -185,6 +195,7 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
     },
     close() {
       closing ??= (async () => {
+        offState?.();
         health?.close();
         await service.close();
         shutdown.abort(new ConnectError("server is shutting down", Code.Unavailable));
@@ -224,17 +235,19 @@ function isEmpty(value: string | Buffer | undefined): boolean {
 // fail here, not turn into a silent refusal of every client.
 function checkClientCa(pem: string | Buffer): string {
   const text = typeof pem === "string" ? pem : pem.toString("utf8");
-  const blocks = readPemBlocks(text);
-  if (blocks.some((block) => isPrivateKeyLabel(block.label))) {
-    throw new TypeError("certificate store server: clientCa contains a private key; give only the CA certificate(s)");
+  const decoded = decodePemOrDer(text, { otherBlocks: "skip" });
+  if (decoded.kind === "problem") {
+    if (decoded.code === "private_key" || decoded.code === "pkcs12") {
+      throw new TypeError("certificate store server: clientCa contains a private key; give only the CA certificate(s)");
+    }
+    throw new TypeError(`certificate store server: clientCa holds a CERTIFICATE that cannot be read (${decoded.reason})`);
   }
-  const certificates = blocks.filter((block) => block.label === "CERTIFICATE");
-  if (certificates.length === 0) {
+  if (!decoded.pem || decoded.ders.length === 0) {
     throw new TypeError("certificate store server: clientCa holds no PEM CERTIFICATE");
   }
-  for (const block of certificates) {
+  for (const der of decoded.ders) {
     try {
-      parseCertificate(block.der ?? new Uint8Array(0));
+      parseCertificate(der);
     } catch (cause) {
       throw new TypeError("certificate store server: clientCa holds a CERTIFICATE that cannot be read", { cause });
     }

@@ -1,11 +1,11 @@
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
-import { normalizeThumbprint, type Certificate } from "../certificate.js";
+import { normalizeThumbprint, type Certificate } from "../core/certificate.js";
 import {
   isValidCertificateId,
   type StoreVerdict,
   type StoredCertificate,
   type WritableCertificateStore,
-} from "../store.js";
+} from "../core/store.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import {
   CertificateStoreService,
@@ -16,9 +16,13 @@ import { createExpiryFilter, timestampMillis } from "./expiring.js";
 import { certificateMessage } from "./convert.js";
 import { decodePageToken, encodePageToken, isValidEntryId } from "./page-token.js";
 import { createStoredThumbprints } from "./stored-thumbprints.js";
-import { checkLabels, defaultMaxUploadBytes, parseUpload, privateKeyError, uploadError } from "./upload.js";
+import { checkUploadLabels, defaultMaxUploadBytes, parseUpload, privateKeyError, uploadError } from "./upload.js";
+import { createSharedJournal } from "./shared-journal.js";
 import { createWatchJournal } from "./watch-journal.js";
 import { watchStream } from "./watch-stream.js";
+import { clockOf, positiveInteger } from "../core/options.js";
+import { defaultLabelLimits } from "../core/labels.js";
+import { containsPrivateKeyText } from "../core/pem-der.js";
 
 /**
  * CertificateStoreServiceOptions configures `createCertificateStoreService`.
@@ -34,9 +38,9 @@ export interface CertificateStoreServiceOptions {
    * room for labels and the JSON encoding). By default, 64 KiB.
    */
   maxUploadBytes?: number;
-  /** At most this many labels per certificate. By default, 64. */
+  /** At most this many labels per certificate, up to 64 (the stores' limit). By default, 64. */
   maxLabels?: number;
-  /** At most this many characters per label value. By default, 256. */
+  /** At most this many characters per label value, up to 256 (the stores' limit). By default, 256. */
   maxLabelValueLength?: number;
   /**
    * How many recent changes to remember so that a watcher can resume after a
@@ -118,23 +122,34 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
   if (options.access === undefined) {
     throw new TypeError("certificate store service: options.access is required (admin and/or reader certificates)");
   }
-  const maxUploadBytes = positiveInteger("maxUploadBytes", options.maxUploadBytes, defaultMaxUploadBytes);
+  const maxUploadBytes = positiveInteger("certificate store service: maxUploadBytes", options.maxUploadBytes, defaultMaxUploadBytes);
   const labelLimits = {
-    maxLabels: positiveInteger("maxLabels", options.maxLabels, 64),
-    maxValueLength: positiveInteger("maxLabelValueLength", options.maxLabelValueLength, 256),
+    maxLabels: positiveInteger("certificate store service: maxLabels", options.maxLabels, defaultLabelLimits.maxLabels),
+    maxValueLength: positiveInteger(
+      "certificate store service: maxLabelValueLength",
+      options.maxLabelValueLength,
+      defaultLabelLimits.maxValueLength,
+    ),
   };
-  const partSize = positiveInteger("watchPartSize", options.watchPartSize, 500);
-  const heartbeatIntervalMs = positiveInteger("watchHeartbeatMs", options.watchHeartbeatMs, 10_000);
-  const clock = options.clock;
-  const now = clock === undefined ? Date.now : () => +clock();
+  // The stores keep at most the default limits: the service may only tighten them.
+  if (labelLimits.maxLabels > defaultLabelLimits.maxLabels || labelLimits.maxValueLength > defaultLabelLimits.maxValueLength) {
+    throw new TypeError(
+      `certificate store service: maxLabels and maxLabelValueLength may be at most ${defaultLabelLimits.maxLabels} and ${defaultLabelLimits.maxValueLength}, the stores' limits`,
+    );
+  }
+  const partSize = positiveInteger("certificate store service: watchPartSize", options.watchPartSize, 500);
+  const heartbeatIntervalMs = positiveInteger("certificate store service: watchHeartbeatMs", options.watchHeartbeatMs, 10_000);
+  const now = clockOf(options.clock);
   const gate = createAccessGate(
     { ...options.access, clock: options.access.clock ?? options.clock },
     (method) => mutating.has(method),
   );
-  const journal = createWatchJournal({
-    store,
-    maxChanges: positiveInteger("watchJournalSize", options.watchJournalSize, 4096),
-  });
+  const journalSize = positiveInteger("certificate store service: watchJournalSize", options.watchJournalSize, 4096);
+  // A store shared by several replicas numbers its own revisions, the same
+  // on every replica, so that a watch resumes on any of them.
+  const sharedLog = store.sharedLog;
+  const journal =
+    sharedLog === undefined ? createWatchJournal({ store, maxChanges: journalSize }) : createSharedJournal(sharedLog, journalSize);
   const thumbprints = createStoredThumbprints(store, journal);
   const expiring = createExpiryFilter({ store });
   const watches = new Set<AbortController>();
@@ -178,7 +193,7 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
           if (upload.kind !== "certificate") {
             throw uploadError(upload);
           }
-          checkLabels(req.labels, labelLimits);
+          checkUploadLabels(req.labels, labelLimits);
           const certificate = upload.certificate;
           const id = req.certificateId === "" ? certificate.sha256 : req.certificateId;
           checkId(id);
@@ -241,7 +256,7 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
               try {
                 thumbprint = normalizeThumbprint(req.subject.value);
               } catch (error) {
-                if (/PRIVATE KEY/.test(req.subject.value)) {
+                if (containsPrivateKeyText(req.subject.value)) {
                   throw privateKeyError();
                 }
                 throw new ConnectError((error as Error).message, Code.InvalidArgument);
@@ -267,14 +282,31 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
           const end = () => watch.abort();
           ctx.signal.addEventListener("abort", end);
           watches.add(watch);
+          // A replica cut off from its shared store ends its watches, so
+          // that mirrors move to another replica instead of trusting this
+          // one's heartbeats.
+          let cutOff = sharedLog?.state === "unavailable";
+          const offState = sharedLog?.onState((state) => {
+            if (state === "unavailable") {
+              cutOff = true;
+              watch.abort();
+            }
+          });
           try {
-            for await (const event of watchStream(req, watch.signal, { store, journal, partSize, heartbeatIntervalMs })) {
-              // A watch outlives the gate's decision: a reader removed from
-              // the list, or whose certificate expired, hears no more.
-              await gate.recheck(ctx);
-              yield event;
+            if (!cutOff) {
+              for await (const event of watchStream(req, watch.signal, { store, journal, partSize, heartbeatIntervalMs })) {
+                // A watch outlives the gate's decision: a reader removed from
+                // the list, or whose certificate expired, hears no more.
+                await gate.recheck(ctx);
+                if (cutOff || sharedLog?.state === "unavailable") break;
+                yield event;
+              }
+            }
+            if (cutOff || sharedLog?.state === "unavailable") {
+              throw new ConnectError("certificate store unavailable: the database is unreachable", Code.Unavailable);
             }
           } finally {
+            offState?.();
             ctx.signal.removeEventListener("abort", end);
             watches.delete(watch);
           }
@@ -320,14 +352,4 @@ async function readStore<T>(operation: () => Promise<T>): Promise<T> {
     }
     throw new ConnectError("certificate store failed", Code.Internal, undefined, undefined, error);
   }
-}
-
-function positiveInteger(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) {
-    return fallback;
-  }
-  if (!Number.isSafeInteger(value) || value < 1) {
-    throw new TypeError(`certificate store service: ${name} must be a positive integer, got ${String(value)}`);
-  }
-  return value;
 }

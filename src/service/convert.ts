@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { parseCertificate, type Certificate } from "../certificate.js";
-import type { StoredCertificate } from "../store.js";
+import { parseCertificate, type Certificate } from "../core/certificate.js";
+import type { StoredCertificate } from "../core/store.js";
 import {
   CertificateSchema,
   type Certificate as CertificateMessage,

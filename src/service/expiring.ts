@@ -1,9 +1,9 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { parseCertificate } from "../certificate.js";
+import { parseCertificate } from "../core/certificate.js";
 import { readValidity } from "../policy/certificate-extensions.js";
-import { createLruCache } from "../proxy/lru-cache.js";
-import type { StoredCertificate, WritableCertificateStore } from "../store.js";
+import { createLruCache } from "../core/lru-cache.js";
+import type { StoredCertificate, WritableCertificateStore } from "../core/store.js";
 
 /**
  * ExpiringPage is one page of a listing filtered by expiry.

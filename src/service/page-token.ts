@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { isValidCertificateId } from "../store.js";
+import { isValidCertificateId } from "../core/store.js";
 
 /**
  * isValidEntryId tells whether `id` may name a stored entry: a certificate id

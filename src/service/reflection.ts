@@ -14,6 +14,7 @@ import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code, type ConnectRouter, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import * as v1 from "../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { positiveInteger } from "../core/options.js";
 
 /**
  * ReflectionServiceOptions configures `createReflectionService`.
@@ -92,10 +93,7 @@ export function createReflectionService(options: ReflectionServiceOptions): Refl
   if (services.length === 0 || services.some((s) => s?.kind !== "service")) {
     throw new TypeError("reflection service: options.services must list at least one service descriptor");
   }
-  const maxRequestBytes = options.maxRequestBytes ?? 4096;
-  if (!Number.isSafeInteger(maxRequestBytes) || maxRequestBytes < 1) {
-    throw new TypeError(`reflection service: maxRequestBytes must be a positive integer, got ${String(maxRequestBytes)}`);
-  }
+  const maxRequestBytes = positiveInteger("reflection service: maxRequestBytes", options.maxRequestBytes, 4096);
   const listed = [...services, v1.ServerReflection, v1alpha.ServerReflection];
   const files = new Map<string, DescFile>();
   const addFile = (file: DescFile): void => {

@@ -1,5 +1,5 @@
-import type { StoredCertificate, WritableCertificateStore } from "../store.js";
-import { createThumbprintIndex, type ThumbprintIndex } from "../stores/thumbprint-index.js";
+import type { StoredCertificate, WritableCertificateStore } from "../core/store.js";
+import { createCertificateIndex, type CertificateIndex } from "../stores/certificate-index.js";
 import type { JournalEntry, WatchJournal } from "./watch-journal.js";
 
 /**
@@ -24,11 +24,11 @@ const attempts = 3;
  * none is missed; a journal reset drops the index until the next use.
  */
 export function createStoredThumbprints(store: WritableCertificateStore, journal: WatchJournal): StoredThumbprints {
-  let ready: Promise<ThumbprintIndex<StoredCertificate>> | undefined;
+  let ready: Promise<CertificateIndex<StoredCertificate>> | undefined;
   let unsubscribe: (() => void) | undefined;
   let closed = false;
 
-  function apply(index: ThumbprintIndex<StoredCertificate>, entry: JournalEntry): boolean {
+  function apply(index: CertificateIndex<StoredCertificate>, entry: JournalEntry): boolean {
     if (entry.kind === "reset") {
       return false;
     }
@@ -41,9 +41,9 @@ export function createStoredThumbprints(store: WritableCertificateStore, journal
     return true;
   }
 
-  async function build(): Promise<ThumbprintIndex<StoredCertificate>> {
+  async function build(): Promise<CertificateIndex<StoredCertificate>> {
     for (let attempt = 1; ; attempt++) {
-      const index = createThumbprintIndex<StoredCertificate>();
+      const index = createCertificateIndex<StoredCertificate>();
       const from = journal.head;
       let after: string | undefined;
       for (;;) {

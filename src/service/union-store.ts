@@ -1,5 +1,5 @@
-import type { Certificate } from "../certificate.js";
-import type { CertificateStore, StoreVerdict } from "../store.js";
+import type { Certificate } from "../core/certificate.js";
+import type { CertificateStore, StoreVerdict } from "../core/store.js";
 
 /**
  * createUnionStore returns a `CertificateStore` that admits what any of

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { StoreChange, StoredCertificate, WritableCertificateStore } from "../store.js";
+import type { StoreChange, StoredCertificate, WritableCertificateStore } from "../core/store.js";
 
 /**
  * JournalEntry is one revision of the service: the changes of one batch that
@@ -38,6 +38,13 @@ export interface WatchJournal {
    * are no longer kept (or `revision` is not one of this journal's).
    */
   since(revision: number): readonly JournalEntry[] | undefined;
+  /**
+   * For a watcher that resumes from `revision`: the entries after it through
+   * `through`, read from wherever they are kept (a shared store's change
+   * log); undefined when they are gone. By default (a journal of this
+   * process alone), `since` answers.
+   */
+  resume?(revision: number): Promise<{ entries: readonly JournalEntry[]; through: number } | undefined>;
   /**
    * Resolves with `changed` once `head` passes `revision`, `timeout` after
    * `timeoutMs`, or `aborted` when the signal aborts.

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import type { StoredCertificate, WritableCertificateStore } from "../store.js";
+import type { StoredCertificate, WritableCertificateStore } from "../core/store.js";
 import {
   ChangeSchema,
   HeartbeatSchema,
@@ -43,15 +43,20 @@ export async function* watchStream(
   let cursor = 0;
   // Whether the client's copy has been complete since the last heartbeat.
   let announced = false;
-  if (
-    request.storeEpoch === journal.epoch &&
-    since > 0n &&
-    since <= BigInt(Number.MAX_SAFE_INTEGER) &&
-    journal.since(Number(since)) !== undefined
-  ) {
+  const resumable = request.storeEpoch === journal.epoch && since > 0n && since <= BigInt(Number.MAX_SAFE_INTEGER);
+  if (resumable && journal.since(Number(since)) !== undefined) {
     cursor = Number(since);
   } else {
-    cursor = yield* snapshot(options, includeDer, signal);
+    // A shared store's journal reads what it no longer keeps in memory.
+    const resumed = resumable ? await journal.resume?.(Number(since)) : undefined;
+    if (resumed === undefined) {
+      cursor = yield* snapshot(options, includeDer, signal);
+    } else {
+      for (const entry of resumed.entries) {
+        if (entry.kind === "change") yield* change(entry, journal.epoch, includeDer, options.partSize);
+      }
+      cursor = resumed.through;
+    }
   }
   while (!signal.aborted) {
     const entries = journal.since(cursor);

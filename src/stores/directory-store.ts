@@ -1,12 +1,12 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { Certificate } from "../certificate.js";
+import type { Certificate } from "../core/certificate.js";
 import {
   createChangeNotifier,
   type StoreChange,
   type StoreVerdict,
   type WritableCertificateStore,
-} from "../store.js";
+} from "../core/store.js";
 import { cleanTemporaryFiles } from "./directory/atomic-write.js";
 import { createCaFolder, type CaFolder } from "./directory/ca-folder.js";
 import { createCaVerifier, type CaVerifier } from "./directory/ca-verifier.js";
@@ -15,6 +15,7 @@ import { createLeafFolder, type ScanResult } from "./directory/leaf-folder.js";
 import type { DirectoryStoreProblem } from "./directory/types.js";
 import { createWritableSide } from "./directory/writable-side.js";
 import { checkFolder } from "./directory/store-io.js";
+import { clockOf, positiveInteger } from "../core/options.js";
 
 // The problem types live beside the modules that find problems.
 export type { DirectoryProblemCode, DirectoryStoreProblem } from "./directory/types.js";
@@ -99,11 +100,11 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
   if (caDirectory !== undefined && fs.realpathSync(caDirectory) === fs.realpathSync(directory)) {
     throw new Error(`certgate: caDirectory must not be the certificate folder itself (${directory}): a CA certificate among the leaf certificates would admit everything it issued`);
   }
-  const maxFileBytes = checkNumber(options.maxFileBytes, "maxFileBytes", defaultMaxFileBytes, 1);
-  const debounceMs = checkNumber(options.debounceMs, "debounceMs", 25, 0);
-  const rescanIntervalMs = checkNumber(options.rescanIntervalMs, "rescanIntervalMs", 2000, 0);
-  const clock = options.clock;
-  const now = clock === undefined ? Date.now : () => +clock();
+  const where = "certgate: createDirectoryStore() options";
+  const maxFileBytes = positiveInteger(`${where}.maxFileBytes`, options.maxFileBytes, defaultMaxFileBytes, 1);
+  const debounceMs = positiveInteger(`${where}.debounceMs`, options.debounceMs, 25, 0);
+  const rescanIntervalMs = positiveInteger(`${where}.rescanIntervalMs`, options.rescanIntervalMs, 2000, 0);
+  const now = clockOf(options.clock);
   const onProblem = options.onProblem ?? warnProblems();
 
   const leaf = createLeafFolder(directory, maxFileBytes);
@@ -232,7 +233,7 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
         return Promise.resolve({ kind: "admitted", entry: { id: match.id, thumbprint: certificate.sha256 } });
       }
       if (verifier.empty) return Promise.resolve({ kind: "refused", reason: "not_allowed" });
-      return verifier.verify(certificate.der, certificate.sha256, now());
+      return Promise.resolve(verifier.verify(certificate, now()));
     } catch (error) {
       return Promise.resolve({ kind: "error", error });
     }
@@ -298,12 +299,4 @@ function warnProblems(): (problem: DirectoryStoreProblem) => void {
       quiet = false;
     });
   };
-}
-
-function checkNumber(value: number | undefined, option: string, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isSafeInteger(value) || value < min) {
-    throw new TypeError(`certgate: createDirectoryStore() options.${option} must be an integer of at least ${min}, got ${String(value)}`);
-  }
-  return value;
 }

@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { parseCertificate, type Certificate } from "../certificate.js";
+import { parseCertificate, type Certificate } from "../core/certificate.js";
 import {
   createChangeNotifier,
   isValidCertificateId,
@@ -7,8 +7,10 @@ import {
   type StoreVerdict,
   type StoredCertificate,
   type WritableCertificateStore,
-} from "../store.js";
-import { createThumbprintIndex } from "./thumbprint-index.js";
+} from "../core/store.js";
+import { createCertificateIndex } from "./certificate-index.js";
+import { clockOf } from "../core/options.js";
+import { checkLabels } from "../core/labels.js";
 
 /**
  * MemoryStoreOptions configures `createMemoryStore`.
@@ -42,11 +44,11 @@ export interface MemoryStoreOptions {
  * createClientCertInterceptor({ store });
  */
 export function createMemoryStore(options: MemoryStoreOptions = {}): WritableCertificateStore {
-  const clock = options.clock;
-  const now = clock === undefined ? () => new Date() : () => new Date(+clock());
+  const clock = clockOf(options.clock);
+  const now = () => new Date(clock());
   const notifier = createChangeNotifier();
   const changeListeners = new Set<(changes: readonly StoreChange[], revision: number) => void>();
-  const index = createThumbprintIndex<StoredCertificate>();
+  const index = createCertificateIndex<StoredCertificate>();
   // Ids in code unit order, for `list`; kept sorted on every put and delete.
   const ids: string[] = [];
   let closed = false;
@@ -124,6 +126,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): WritableCer
       try {
         assertOpen();
         assertId(id);
+        const labelProblem = checkLabels(putOptions?.labels ?? {});
+        if (labelProblem !== undefined) {
+          throw new ConnectError(`invalid labels: ${labelProblem.message}`, Code.InvalidArgument);
+        }
         if (index.get(id) !== undefined) {
           throw new ConnectError(`certificate ${id} already exists`, Code.AlreadyExists);
         }

@@ -1,119 +1,17 @@
-import type { Transport } from "@connectrpc/connect";
-import type { CertificateStore } from "../store.js";
 import { createLookupStore } from "./remote/lookup.js";
+import { transportsOf } from "./remote/options.js";
 import { createMirrorStore } from "./remote/mirror.js";
+import type { RemoteStore, RemoteStoreOptions } from "./remote/types.js";
 
-/**
- * RemoteStoreMode says how a remote store learns what the service admits:
- * `mirror` keeps a local copy fed by WatchCertificates, `lookup` asks
- * VerifyCertificate and caches the answers.
- */
-export type RemoteStoreMode = "mirror" | "lookup";
-
-/**
- * RemoteStoreOptions configures `createRemoteStore`.
- */
-export interface RemoteStoreOptions {
-  /**
-   * The Connect transport to the certificate store service, with the TLS
-   * client certificate (reader or admin) and CA of your choosing, such as
-   * `createGrpcTransport({ baseUrl, nodeOptions: { cert, key, ca } })`.
-   * Required.
-   */
-  transport: Transport;
-  /** How to learn what the service admits. By default, `"mirror"`. */
-  mode?: RemoteStoreMode;
-  /**
-   * How long lookups wait for the first complete snapshot (mirror mode)
-   * before they fail closed, in milliseconds. By default, 3000: under the
-   * decision core's own 5000 ms, so that the refusal says why.
-   */
-  syncTimeoutMs?: number;
-  /**
-   * How long, after the service became unreachable, lookups keep answering
-   * from the last synchronised set (mirror mode) or from expired cached
-   * answers (lookup mode), in milliseconds. Like HTTP's `max-stale`, it
-   * trades freshness for availability: a certificate deleted meanwhile is
-   * admitted until the service is back or the time is up. By default, 0:
-   * every lookup fails closed as soon as the service cannot be reached.
-   */
-  maxStaleMs?: number;
-  /** The first reconnection delay, in milliseconds; it doubles on each failure. By default, 100. */
-  reconnectDelayMs?: number;
-  /** The longest reconnection delay, in milliseconds. By default, 5000. */
-  maxReconnectDelayMs?: number;
-  /**
-   * A watch that has heard nothing (not even a heartbeat) for this long is
-   * taken as broken and reconnected, in milliseconds; 0 turns the check off.
-   * By default, 30000 (the service sends a heartbeat every 10 s).
-   */
-  idleTimeoutMs?: number;
-  /** How long an admitted answer is reused (lookup mode), in milliseconds. By default, 10000. */
-  cacheTtlMs?: number;
-  /** How long a refusal is reused (lookup mode), in milliseconds. By default, 2000. */
-  negativeCacheTtlMs?: number;
-  /** At most this many cached answers (lookup mode); the oldest go first. By default, 10000. */
-  cacheMaxEntries?: number;
-  /** How long one VerifyCertificate call may take (lookup mode), in milliseconds. By default, 3000. */
-  requestTimeoutMs?: number;
-  /**
-   * The current time, as epoch milliseconds or a Date, for the stale window
-   * and the cache. Verdicts' `expiresAt` are in this clock, so give the
-   * interceptor the same one. By default, `Date.now`.
-   */
-  clock?: () => number | Date;
-  /**
-   * Called when the mirror is in sync or loses the service, for logs.
-   * By default, nothing is called. Errors it throws are ignored.
-   */
-  onEvent?: (event: RemoteStoreEvent) => void;
-}
-
-/**
- * RemoteStoreEvent is what `onEvent` hears.
- */
-export type RemoteStoreEvent =
-  | {
-      readonly kind: "synced";
-      /** How the copy was brought up to date: a full snapshot or a resume. */
-      readonly via: "snapshot" | "resume";
-      /** The service's revision and epoch the copy is at. */
-      readonly revision: bigint;
-      readonly epoch: string;
-      /** How many certificates the copy holds. */
-      readonly size: number;
-    }
-  | {
-      readonly kind: "disconnected";
-      /** Why the watch ended. */
-      readonly error: unknown;
-      /** When the next attempt starts, in milliseconds. */
-      readonly retryInMs: number;
-    };
-
-/**
- * RemoteStoreState is the state of a remote store: `connecting` until the
- * first sync, `synced`, `stale` (serving the last set within `maxStaleMs`),
- * `unavailable` (failing closed), `closed`. Lookup mode is always `synced`
- * until closed.
- */
-export type RemoteStoreState = "connecting" | "synced" | "stale" | "unavailable" | "closed";
-
-/**
- * RemoteStore is a `CertificateStore` backed by the certificate store service.
- */
-export interface RemoteStore extends CertificateStore {
-  /** How it learns what the service admits. */
-  readonly mode: RemoteStoreMode;
-  /** Where it stands (see `RemoteStoreState`). */
-  readonly state: RemoteStoreState;
-  /**
-   * Resolves once the store can answer from an up-to-date copy (at once in
-   * lookup mode); rejects when it is closed or after `timeoutMs`
-   * (by default, `syncTimeoutMs`). Handy before a server starts listening.
-   */
-  ready(timeoutMs?: number): Promise<void>;
-}
+// The options and the store's types live in remote/types.ts, which the two
+// modes import too: no module imports this one back.
+export type {
+  RemoteStore,
+  RemoteStoreEvent,
+  RemoteStoreMode,
+  RemoteStoreOptions,
+  RemoteStoreState,
+} from "./remote/types.js";
 
 /**
  * createRemoteStore returns a `CertificateStore` backed by the certificate
@@ -143,9 +41,7 @@ export interface RemoteStore extends CertificateStore {
  * createClientCertInterceptor({ store });
  */
 export function createRemoteStore(options: RemoteStoreOptions): RemoteStore {
-  if (options === undefined || options.transport === undefined || typeof options.transport.unary !== "function") {
-    throw new TypeError("createRemoteStore(): options.transport is required (a Connect transport to the certificate store service)");
-  }
+  transportsOf(options);
   const mode = options.mode ?? "mirror";
   switch (mode) {
     case "mirror":

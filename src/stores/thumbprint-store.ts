@@ -1,10 +1,10 @@
 import { timingSafeEqual } from "node:crypto";
-import { normalizeThumbprint, type Certificate } from "../certificate.js";
+import { normalizeThumbprint, type Certificate } from "../core/certificate.js";
 import {
   createChangeNotifier,
   type CertificateStore,
   type StoreVerdict,
-} from "../store.js";
+} from "../core/store.js";
 
 /**
  * createThumbprintStore returns a `CertificateStore` that admits exactly the

@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { waitFor } from "../harness.js";
+import { waitFor } from "./harness.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;

@@ -1,13 +1,10 @@
-import "reflect-metadata";
-import { createHash, webcrypto } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as x509 from "@peculiar/x509";
+import { parseCertificate, type Certificate } from "../../core/certificate.js";
+import { readCaConstraints } from "../../policy/certificate-extensions.js";
 import { decodeCertificateFile } from "./certificate-file.js";
 import { classifyName, readFile } from "./folder-files.js";
 import { sameSignature, type DirectoryProblemCode, type DirectoryStoreProblem, type FileSignature } from "./types.js";
-
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 /**
  * CaCertificate is one issuer loaded from the CA folder.
@@ -15,9 +12,7 @@ x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoPro
 export interface CaCertificate {
   /** `ca/<file id>`, or `ca/<file id>#n` for the n-th of a bundle. */
   readonly id: string;
-  readonly certificate: x509.X509Certificate;
-  /** SHA-256 thumbprint, upper-case hex. */
-  readonly sha256: string;
+  readonly certificate: Certificate;
 }
 
 interface LoadedFile {
@@ -45,13 +40,12 @@ export interface CaFolder {
  * basicConstraints must say cA, and keyUsage, when present (RFC 5280 wants
  * it), must allow keyCertSign.
  */
-export function caProblem(certificate: x509.X509Certificate): string | undefined {
-  const constraints = certificate.getExtension(x509.BasicConstraintsExtension);
-  if (constraints === null || !constraints.ca) {
+export function caProblem(certificate: Certificate): string | undefined {
+  const constraints = readCaConstraints(certificate.der);
+  if (!constraints.isCA) {
     return "not a CA certificate: basicConstraints does not say cA";
   }
-  const usage = certificate.getExtension(x509.KeyUsagesExtension);
-  if (usage !== null && (usage.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
+  if (!constraints.keyCertSign) {
     return "not a CA certificate: keyUsage does not allow keyCertSign";
   }
   return undefined;
@@ -79,16 +73,16 @@ export function createCaFolder(directory: string, maxFileBytes: number): CaFolde
     if (decoded.kind === "problem") return fail(read.signature, decoded.code, decoded.reason);
     const loaded: CaCertificate[] = [];
     for (const [i, der] of decoded.ders.entries()) {
-      let certificate: x509.X509Certificate;
+      let certificate: Certificate;
+      let problem: string | undefined;
       try {
-        certificate = new x509.X509Certificate(der.slice());
+        certificate = parseCertificate(der.slice());
+        problem = caProblem(certificate);
       } catch (error) {
         return fail(read.signature, "not_a_certificate", `certificate ${i + 1} cannot be parsed: ${String(error)}`);
       }
-      const problem = caProblem(certificate);
       if (problem !== undefined) return fail(read.signature, "not_a_ca", problem);
-      const sha256 = createHash("sha256").update(der).digest("hex").toUpperCase();
-      loaded.push({ id: i === 0 ? `ca/${id}` : `ca/${id}#${i + 1}`, certificate, sha256 });
+      loaded.push({ id: i === 0 ? `ca/${id}` : `ca/${id}#${i + 1}`, certificate });
     }
     return { signature: read.signature, cas: loaded, problem: undefined };
   }
@@ -137,7 +131,7 @@ export function createCaFolder(directory: string, maxFileBytes: number): CaFolde
       }
       files = next;
       const all = [...next.values()].flatMap((f) => f.cas);
-      const nextKey = all.map((c) => `${c.id}=${c.sha256}`).join(",");
+      const nextKey = all.map((c) => `${c.id}=${c.certificate.sha256}`).join(",");
       const changed = nextKey !== key;
       key = nextKey;
       cas = all;

@@ -1,4 +1,4 @@
-import { createThumbprintIndex } from "./thumbprint-index.js";
+import { createDigestTable } from "./digest-table.js";
 import type { FileSignature } from "./types.js";
 
 // The in-memory index of the leaf folder: one slot per loaded file, its
@@ -67,7 +67,7 @@ export function memberId(id: string, member: number): string {
  * createDirectoryIndex returns an empty `DirectoryIndex`.
  */
 export function createDirectoryIndex(): DirectoryIndex {
-  const certificates = createThumbprintIndex();
+  const certificates = createDigestTable();
   const slots = new Map<string, number>();
   const freeSlots: number[] = [];
   const extensions = new Map<string, string>(); // interned, so each slot holds a shared string

@@ -1,5 +1,5 @@
 import * as fs from "node:fs";
-import { isValidCertificateId } from "../../store.js";
+import { isValidCertificateId } from "../../core/store.js";
 import type { DirectoryProblemCode, FileSignature } from "./types.js";
 
 /** The extensions of certificate files, in the order that decides between two files of one id. */

@@ -1,7 +1,7 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { StoreChange } from "../../store.js";
+import type { StoreChange } from "../../core/store.js";
 import { decodeCertificateFile } from "./certificate-file.js";
 import { createDirectoryIndex, memberId, type DirectoryIndex } from "./directory-index.js";
 import {

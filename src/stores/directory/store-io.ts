@@ -2,8 +2,9 @@ import { X509Certificate, createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { isValidCertificateId, type StoredCertificate } from "../../store.js";
-import { checkLabels, decodeCertificateFile, readMetadata } from "./certificate-file.js";
+import { isValidCertificateId, type StoredCertificate } from "../../core/store.js";
+import { checkLabels } from "../../core/labels.js";
+import { decodeCertificateFile, readMetadata } from "./certificate-file.js";
 import { certificateExtensions, readFile } from "./folder-files.js";
 
 // The read and validation side of the writable store: ids, the certificate
@@ -40,7 +41,7 @@ export function checkUpload(input: Uint8Array, labels: unknown): Uint8Array {
   }
   const labelProblem = checkLabels(labels);
   if (labelProblem !== undefined) {
-    throw new ConnectError(`invalid labels: ${labelProblem}`, Code.InvalidArgument);
+    throw new ConnectError(`invalid labels: ${labelProblem.message}`, Code.InvalidArgument);
   }
   const decoded = decodeCertificateFile(input);
   if (decoded.kind === "problem") {
@@ -53,7 +54,9 @@ export function checkUpload(input: Uint8Array, labels: unknown): Uint8Array {
   if (decoded.ders.length !== 1) {
     throw new ConnectError(`expected exactly one certificate, got ${decoded.ders.length}`, Code.InvalidArgument);
   }
-  const der = decoded.ders[0]!.slice();
+  // A copy: the decoder's DER may be a view of a buffer that the next read
+  // reuses (Buffer's slice() is a view too).
+  const der = Uint8Array.prototype.slice.call(decoded.ders[0]!);
   try {
     new X509Certificate(der);
   } catch (error) {
@@ -94,7 +97,7 @@ export function readStored(directory: string, fileId: string, name: string, maxF
   if (decoded.kind !== "certificates") return undefined;
   const meta = readMetadata(read.bytes);
   const createTime = meta.createTime ?? new Date(read.signature.mtimeMs);
-  return decoded.ders.map((der, m) => storedCertificate(m === 0 ? fileId : `${fileId}#${m + 1}`, der.slice(), meta.labels, createTime));
+  return decoded.ders.map((der, m) => storedCertificate(m === 0 ? fileId : `${fileId}#${m + 1}`, Uint8Array.prototype.slice.call(der), meta.labels, createTime));
 }
 
 /**

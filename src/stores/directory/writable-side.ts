@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { StoredCertificate, WritableCertificateStore } from "../../store.js";
+import type { StoredCertificate, WritableCertificateStore } from "../../core/store.js";
 import { syncDirectory, writeFileAtomic } from "./atomic-write.js";
 import { encodeStoredFile } from "./certificate-file.js";
 import { classifyName } from "./folder-files.js";

@@ -1,9 +1,11 @@
 import { createClient } from "@connectrpc/connect";
-import type { Certificate } from "../../certificate.js";
+import type { Certificate } from "../../core/certificate.js";
 import { CertificateStoreService } from "../../gen/certgate/v1/certificate_store_pb.js";
-import { createChangeNotifier, type StoreVerdict } from "../../store.js";
-import type { RemoteStore, RemoteStoreOptions } from "../remote-store.js";
-import { clockOf, nonNegative, timerDuration } from "./options.js";
+import { createChangeNotifier, type StoreVerdict } from "../../core/store.js";
+import type { RemoteStore, RemoteStoreOptions } from "./types.js";
+import { nonNegative, timerDuration, transportsOf } from "./options.js";
+import { clockOf } from "../../core/options.js";
+import { createLruCache } from "../../core/lru-cache.js";
 
 type Answer = Exclude<StoreVerdict, { kind: "error" }> & { readonly expiresAt: number };
 
@@ -13,7 +15,9 @@ type Answer = Exclude<StoreVerdict, { kind: "error" }> & { readonly expiresAt: n
  * per certificate.
  */
 export function createLookupStore(options: RemoteStoreOptions): RemoteStore {
-  const client = createClient(CertificateStoreService, options.transport);
+  const clients = transportsOf(options).map((transport) => createClient(CertificateStoreService, transport));
+  // The replica that answered last is asked first.
+  let preferred = 0;
   const maxStaleMs = nonNegative("maxStaleMs", options.maxStaleMs, 0);
   const cacheTtlMs = nonNegative("cacheTtlMs", options.cacheTtlMs, 10_000);
   const negativeCacheTtlMs = nonNegative("negativeCacheTtlMs", options.negativeCacheTtlMs, 2_000);
@@ -23,29 +27,35 @@ export function createLookupStore(options: RemoteStoreOptions): RemoteStore {
   const notifier = createChangeNotifier();
   // Keyed by SHA-256 thumbprint; Map order is insertion order, so the first
   // key is the oldest answer.
-  const cache = new Map<string, Answer>();
+  const cache = createLruCache<string, Answer>(cacheMaxEntries);
   const inFlight = new Map<string, Promise<StoreVerdict>>();
   const closing = new AbortController();
   let closed = false;
 
-  function remember(key: string, answer: Answer): void {
-    cache.delete(key);
-    if (cacheMaxEntries === 0) {
-      return;
+  // Asks each replica in turn, from the preferred one, until one answers.
+  async function verifyOnAny(certificate: Certificate) {
+    let failure: unknown;
+    for (let i = 0; i < clients.length; i++) {
+      const at = (preferred + i) % clients.length;
+      try {
+        const response = await clients[at]!.verifyCertificate(
+          { subject: { case: "certificate", value: certificate.der } },
+          { timeoutMs: requestTimeoutMs, signal: closing.signal },
+        );
+        preferred = at;
+        return response;
+      } catch (error) {
+        failure = error;
+        if (closing.signal.aborted) break;
+      }
     }
-    cache.set(key, answer);
-    while (cache.size > cacheMaxEntries) {
-      cache.delete(cache.keys().next().value as string);
-    }
+    throw failure;
   }
 
   async function ask(certificate: Certificate): Promise<StoreVerdict> {
     const key = certificate.sha256;
     try {
-      const response = await client.verifyCertificate(
-        { subject: { case: "certificate", value: certificate.der } },
-        { timeoutMs: requestTimeoutMs, signal: closing.signal },
-      );
+      const response = await verifyOnAny(certificate);
       const t = now();
       const answer: Answer = response.admitted
         ? {
@@ -59,7 +69,7 @@ export function createLookupStore(options: RemoteStoreOptions): RemoteStore {
           }
         : { kind: "refused", reason: response.reason === "" ? "not_allowed" : response.reason, expiresAt: t + negativeCacheTtlMs };
       if (!closed) {
-        remember(key, answer);
+        cache.set(key, answer);
       }
       return answer;
     } catch (error) {

@@ -1,14 +1,15 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import type { Certificate } from "../../certificate.js";
+import type { Certificate } from "../../core/certificate.js";
 import {
   CertificateStoreService,
   type Certificate as CertificateMessage,
   type WatchCertificatesResponse,
 } from "../../gen/certgate/v1/certificate_store_pb.js";
-import { createChangeNotifier, type StoreVerdict } from "../../store.js";
-import type { RemoteStore, RemoteStoreOptions, RemoteStoreState } from "../remote-store.js";
-import { clockOf, delay, nonNegative, timerDuration, report } from "./options.js";
-import { createThumbprintIndex, type ThumbprintIndex } from "../thumbprint-index.js";
+import { createChangeNotifier, type StoreVerdict } from "../../core/store.js";
+import type { RemoteStore, RemoteStoreOptions, RemoteStoreState } from "./types.js";
+import { delay, nonNegative, timerDuration, report, transportsOf } from "./options.js";
+import { createCertificateIndex, type CertificateIndex } from "../certificate-index.js";
+import { clockOf } from "../../core/options.js";
 
 interface MirrorEntry {
   readonly id: string;
@@ -25,7 +26,9 @@ class ProtocolError extends Error {}
  * the service's thumbprints, fed by WatchCertificates.
  */
 export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
-  const client = createClient(CertificateStoreService, options.transport);
+  const clients = transportsOf(options).map((transport) => createClient(CertificateStoreService, transport));
+  // The replica followed now; on losing it the mirror moves to the next.
+  let current = 0;
   const syncTimeoutMs = timerDuration("syncTimeoutMs", options.syncTimeoutMs, 3000);
   const maxStaleMs = nonNegative("maxStaleMs", options.maxStaleMs, 0);
   const reconnectDelayMs = timerDuration("reconnectDelayMs", options.reconnectDelayMs, 100);
@@ -40,9 +43,9 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
   const notifier = createChangeNotifier();
   const closing = new AbortController();
 
-  let index = createThumbprintIndex<MirrorEntry>();
+  let index = createCertificateIndex<MirrorEntry>();
   // The copy being filled by a snapshot, swapped in at its last part.
-  let staging: ThumbprintIndex<MirrorEntry> | undefined;
+  let staging: CertificateIndex<MirrorEntry> | undefined;
   // Whether `index` is a complete copy at `revision` of `epoch`, that is
   // whether a new watch may resume from there.
   let complete = false;
@@ -67,7 +70,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     for (const wake of [...syncWaiters]) {
       wake();
     }
-    report(options.onEvent, { kind: "synced", via, revision, epoch, size: index.size });
+    report(options.onEvent, { kind: "synced", via, revision, epoch, size: index.size, transportIndex: current });
   }
 
   function loseSync(at: number): void {
@@ -97,7 +100,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
         if (event.value.first) {
           // A new snapshot means the copy is behind (or of another epoch).
           loseSync(now());
-          staging = createThumbprintIndex();
+          staging = createCertificateIndex();
           stream.snapshot = true;
         } else if (staging === undefined) {
           throw new ProtocolError("snapshot part without its first part");
@@ -171,7 +174,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     try {
       arm();
       const request = complete ? { sinceRevision: revision, storeEpoch: epoch } : {};
-      for await (const response of client.watchCertificates(request, { signal: controller.signal })) {
+      for await (const response of clients[current]!.watchCertificates(request, { signal: controller.signal })) {
         lastMessageAt = now();
         arm();
         handle(response, stream);
@@ -195,6 +198,8 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
 
   async function run(): Promise<void> {
     let attempt = 0;
+    // How many replicas in a row failed since the last sync.
+    let failedInRow = 0;
     while (!closed) {
       const { error, reachedSync } = await watchOnce();
       if (closed) {
@@ -202,13 +207,24 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
       }
       if (reachedSync) {
         attempt = 0;
+        failedInRow = 0;
       }
+      const lost = current;
+      current = (current + 1) % clients.length;
+      failedInRow++;
+      if (failedInRow < clients.length) {
+        // Another replica may still be reachable: try it at once, resuming
+        // from the same revision (replicas of one store share revisions).
+        report(options.onEvent, { kind: "disconnected", error, retryInMs: 0, transportIndex: lost });
+        continue;
+      }
+      failedInRow = 0;
       // Exponential backoff with jitter, so that a fleet does not reconnect
       // in step after the service restarts.
       const base = Math.min(maxReconnectDelayMs, reconnectDelayMs * 2 ** attempt);
       attempt = Math.min(attempt + 1, 30);
       const wait = base / 2 + (Math.random() * base) / 2;
-      report(options.onEvent, { kind: "disconnected", error, retryInMs: wait });
+      report(options.onEvent, { kind: "disconnected", error, retryInMs: wait, transportIndex: lost });
       await delay(wait, closing.signal);
     }
   }

@@ -1,3 +1,34 @@
+import type { Transport } from "@connectrpc/connect";
+
+/**
+ * transportsOf reads `transport` or `transports` of `createRemoteStore`:
+ * exactly one of them, each a Connect transport, at least one.
+ */
+export function transportsOf(options: { transport?: Transport; transports?: readonly Transport[] } | undefined): Transport[] {
+  const hasOne = options?.transport !== undefined;
+  const hasMany = options?.transports !== undefined;
+  if (!hasOne && !hasMany) {
+    throw new TypeError("createRemoteStore(): options.transport is required (a Connect transport to the certificate store service), or options.transports for several replicas");
+  }
+  if (hasOne && hasMany) {
+    throw new TypeError("createRemoteStore(): give options.transport or options.transports, not both");
+  }
+  const list = hasOne ? [options!.transport] : options!.transports;
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new TypeError("createRemoteStore(): options.transports must be a non-empty array of Connect transports");
+  }
+  for (const [i, transport] of list.entries()) {
+    if (transport === undefined || transport === null || typeof (transport as Transport).unary !== "function") {
+      throw new TypeError(
+        hasOne
+          ? "createRemoteStore(): options.transport is required (a Connect transport to the certificate store service)"
+          : `createRemoteStore(): options.transports[${i}] is not a Connect transport`,
+      );
+    }
+  }
+  return [...list] as Transport[];
+}
+
 /**
  * nonNegative reads a duration or size option of `createRemoteStore`,
  * throwing a `TypeError` that names it when it is not a non-negative number.
@@ -27,13 +58,6 @@ export function timerDuration(name: string, value: number | undefined, fallback:
     throw new TypeError(`createRemoteStore(): ${name} must be at most ${maxTimerMs} ms, got ${String(value)}`);
   }
   return ms;
-}
-
-/**
- * clockOf turns a `clock` option into a function returning epoch ms.
- */
-export function clockOf(clock: (() => number | Date) | undefined): () => number {
-  return clock === undefined ? Date.now : () => +clock();
 }
 
 /**

@@ -1,0 +1,245 @@
+import { X509Certificate, createHash, timingSafeEqual } from "node:crypto";
+import { canonicalSerialNumber } from "./serial-number.js";
+
+/**
+ * Certificate is certgate's model of one X.509 certificate: the fields that
+ * policies and people look at, and both thumbprints in the upper-case hex form
+ * that certificate dialogs and gateway portals show.
+ *
+ * Instances are immutable and built once per TLS connection (or per stored
+ * file), never per call.
+ */
+export interface Certificate {
+  /** SHA-1 thumbprint, 40 upper-case hex digits (the portal's format). */
+  readonly sha1: string;
+  /** SHA-256 thumbprint, 64 upper-case hex digits. */
+  readonly sha256: string;
+  /** Subject distinguished name, one `key=value` per line as Node prints it. */
+  readonly subject: string;
+  /** Issuer distinguished name, one `key=value` per line as Node prints it. */
+  readonly issuer: string;
+  /**
+   * Serial number, upper-case hex, two digits per byte, `-` when negative:
+   * as OpenSSL prints it (see `canonicalSerialNumber`).
+   */
+  readonly serialNumber: string;
+  /** Start of the validity window. */
+  readonly notBefore: Date;
+  /** End of the validity window. */
+  readonly notAfter: Date;
+  /** Subject alternative names, grouped by kind. */
+  readonly subjectAltNames: SubjectAltNames;
+  /** Whether the basic constraints extension marks this as a CA certificate. */
+  readonly isCA: boolean;
+  /** The DER encoding. */
+  readonly der: Uint8Array;
+  /** Node's parsed form, for callers that need more than the fields above. */
+  readonly x509: X509Certificate;
+}
+
+/**
+ * SubjectAltNames holds the subject alternative names of a certificate.
+ */
+export interface SubjectAltNames {
+  readonly dns: readonly string[];
+  readonly uri: readonly string[];
+  readonly email: readonly string[];
+  readonly ip: readonly string[];
+}
+
+/**
+ * ThumbprintAlgorithm names the two hashes that thumbprints are made with.
+ */
+export type ThumbprintAlgorithm = "sha1" | "sha256";
+
+// Characters that people paste along with a thumbprint: separators and the
+// invisible marks that Windows certificate dialogs copy (LRM, RLM, BOM, ZWSP,
+// NBSP).
+const pasteNoise = /[\s:\u200b\u200e\u200f\ufeff\u00a0]/g;
+const hex = /^[0-9A-F]+$/;
+
+/**
+ * normalizeThumbprint turns a thumbprint as people paste it into 40 (SHA-1) or
+ * 64 (SHA-256) upper-case hex digits: case, colons, spaces and the invisible
+ * characters that Windows certificate dialogs copy are dropped.
+ *
+ * It throws a `TypeError` that names the value for anything else, so that a
+ * typo fails at start-up instead of becoming a silent deny-all.
+ *
+ * @example
+ * normalizeThumbprint("\u200eab:cd:...:ef"); // "ABCD...EF"
+ */
+export function normalizeThumbprint(text: string): string {
+  if (typeof text !== "string") {
+    throw new TypeError(`invalid thumbprint ${String(text)}: not a string`);
+  }
+  const normalized = text.replace(pasteNoise, "").toUpperCase();
+  if (normalized.length === 0) {
+    throw new TypeError(`invalid thumbprint ${quote(text)}: empty`);
+  }
+  if (text.includes("-----BEGIN")) {
+    throw new TypeError(
+      `invalid thumbprint ${quote(text)}: this is PEM text, not a thumbprint (40 or 64 hex digits)`,
+    );
+  }
+  if (!hex.test(normalized)) {
+    throw new TypeError(
+      `invalid thumbprint ${quote(text)}: expected hex digits (SHA-1: 40, SHA-256: 64)`,
+    );
+  }
+  if (normalized.length !== 40 && normalized.length !== 64) {
+    throw new TypeError(
+      `invalid thumbprint ${quote(text)}: ${normalized.length} hex digits, expected 40 (SHA-1) or 64 (SHA-256)`,
+    );
+  }
+  return normalized;
+}
+
+// Quotes a value for an error message; long values (a PEM pasted by mistake)
+// are cut so that the message stays readable.
+function quote(text: string): string {
+  const max = 120;
+  return JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text);
+}
+
+/**
+ * thumbprintAlgorithm tells which hash a normalized thumbprint was made with.
+ */
+export function thumbprintAlgorithm(normalized: string): ThumbprintAlgorithm {
+  return normalized.length === 40 ? "sha1" : "sha256";
+}
+
+/**
+ * thumbprintsEqual compares two normalized thumbprints in constant time
+ * (for thumbprints of the same length).
+ */
+export function thumbprintsEqual(a: string, b: string): boolean {
+  if (a.length !== b.length) {
+    return false;
+  }
+  return timingSafeEqual(Buffer.from(a, "latin1"), Buffer.from(b, "latin1"));
+}
+
+/**
+ * certificateThumbprint returns the thumbprint of the given algorithm.
+ */
+export function certificateThumbprint(
+  certificate: Certificate,
+  algorithm: ThumbprintAlgorithm,
+): string {
+  return algorithm === "sha1" ? certificate.sha1 : certificate.sha256;
+}
+
+/**
+ * thumbprintsOfDer hashes a DER certificate without parsing it: the cheap
+ * path for indexing many files (about 5 µs per certificate).
+ */
+export function thumbprintsOfDer(der: Uint8Array): { sha1: string; sha256: string } {
+  return {
+    sha1: createHash("sha1").update(der).digest("hex").toUpperCase(),
+    sha256: createHash("sha256").update(der).digest("hex").toUpperCase(),
+  };
+}
+
+/**
+ * CertificateInput is what `parseCertificate` accepts: PEM text, DER bytes,
+ * or a certificate Node already parsed (such as `getPeerX509Certificate()`).
+ */
+export type CertificateInput = string | Uint8Array | X509Certificate;
+
+/**
+ * parseCertificate builds a `Certificate` from PEM text (the first
+ * certificate), DER bytes, or a Node `X509Certificate`. It throws on input
+ * that is not a certificate, including DER with bytes after the certificate.
+ */
+export function parseCertificate(input: CertificateInput): Certificate {
+  const x509 = input instanceof X509Certificate ? input : new X509Certificate(input);
+  const der = new Uint8Array(x509.raw);
+  // OpenSSL reads the first DER element and ignores what follows; no proxy,
+  // file or upload that certgate reads sends such bytes, so they are refused.
+  if (input instanceof Uint8Array && input[0] === 0x30 && input.length !== der.length) {
+    throw new TypeError("not a certificate: bytes after the DER certificate");
+  }
+  const { sha1, sha256 } = thumbprintsOfDer(der);
+  return Object.freeze({
+    sha1,
+    sha256,
+    subject: x509.subject,
+    issuer: x509.issuer,
+    serialNumber: canonicalSerialNumber(x509.serialNumber),
+    notBefore: validityDate(x509, "validFrom"),
+    notAfter: validityDate(x509, "validTo"),
+    subjectAltNames: parseSubjectAltNames(x509.subjectAltName),
+    isCA: x509.ca,
+    der,
+    x509,
+  });
+}
+
+// Node 22.10 and later parse the dates themselves (validFromDate,
+// validToDate); before, the printed form is parsed. An unreadable date is an
+// invalid Date, which the decision core refuses.
+function validityDate(x509: X509Certificate, field: "validFrom" | "validTo"): Date {
+  const parsed = (x509 as unknown as Record<string, unknown>)[`${field}Date`];
+  return parsed instanceof Date ? parsed : new Date(x509[field]);
+}
+
+// Node prints subjectAltName as `DNS:a, URI:b, IP Address:c`; values that
+// contain a comma or quote are JSON-quoted (Node >= 17.3).
+function parseSubjectAltNames(text: string | undefined): SubjectAltNames {
+  const dns: string[] = [];
+  const uri: string[] = [];
+  const email: string[] = [];
+  const ip: string[] = [];
+  if (text !== undefined) {
+    for (const entry of splitSubjectAltName(text)) {
+      const colon = entry.indexOf(":");
+      if (colon < 0) {
+        continue;
+      }
+      const kind = entry.slice(0, colon);
+      let value = entry.slice(colon + 1);
+      if (value.startsWith('"')) {
+        try {
+          value = JSON.parse(value) as string;
+        } catch {
+          // Keep the raw text: a malformed quote must not hide the entry.
+        }
+      }
+      switch (kind) {
+        case "DNS":
+          dns.push(value);
+          break;
+        case "URI":
+          uri.push(value);
+          break;
+        case "email":
+          email.push(value);
+          break;
+        case "IP Address":
+          ip.push(value);
+          break;
+      }
+    }
+  }
+  return Object.freeze({ dns, uri, email, ip });
+}
+
+function splitSubjectAltName(text: string): string[] {
+  const parts: string[] = [];
+  let start = 0;
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === "\\" && quoted) {
+      i++;
+    } else if (c === '"') {
+      quoted = !quoted;
+    } else if (c === "," && !quoted) {
+      parts.push(text.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  parts.push(text.slice(start).trim());
+  return parts.filter((p) => p.length > 0);
+}

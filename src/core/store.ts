@@ -1,0 +1,266 @@
+import type { Certificate } from "./certificate.js";
+import type { PublicRefusalReason } from "./refusal-reasons.js";
+
+/**
+ * CertificateStore is the contract that every source of admitted certificates
+ * implements: a static thumbprint list, a folder of uploaded certificates, a
+ * remote certificate store service.
+ *
+ * The decision core calls `lookup` once per TLS connection and caches the
+ * verdict for that connection until `revision` changes, so a store must bump
+ * `revision` on every change of its contents (an addition or a removal). That
+ * is how a revocation reaches the very next call on an HTTP/2 connection that
+ * is already open.
+ *
+ * A store never throws from `lookup`: a failure is a verdict of kind `error`,
+ * which certgate turns into a refusal (fail closed).
+ */
+export interface CertificateStore {
+  /**
+   * A number that changes whenever the contents change. Reading it must be
+   * cheap: it is read on every call.
+   */
+  readonly revision: number;
+  /**
+   * Decides whether the store admits the certificate. The signal is aborted
+   * when certgate stops waiting (a time-out); a remote store should cancel its
+   * request then.
+   */
+  lookup(certificate: Certificate, signal: AbortSignal): Promise<StoreVerdict>;
+  /**
+   * Registers a listener called after every change of the contents, with the
+   * new revision. Returns a function that removes the listener.
+   */
+  onChange(listener: (revision: number) => void): () => void;
+  /**
+   * Releases the store's resources (watchers, connections). Lookups after
+   * `close()` answer with an `error` verdict.
+   */
+  close(): Promise<void>;
+}
+
+/**
+ * StoreVerdict is what a store says of one certificate.
+ */
+export type StoreVerdict =
+  | {
+      readonly kind: "admitted";
+      /** The entry that admitted the certificate. */
+      readonly entry: StoreEntry;
+      /**
+       * Until when (epoch ms) the verdict may be reused without asking again,
+       * for stores that cannot announce every change (a look-up cache with a
+       * time to live). By default, until `revision` changes.
+       */
+      readonly expiresAt?: number;
+    }
+  | {
+      readonly kind: "refused";
+      /** Why, in machine-readable form, such as `not_allowed`. */
+      readonly reason: RefusalReason;
+      /** Until when (epoch ms) the verdict may be reused; see above. */
+      readonly expiresAt?: number;
+    }
+  | {
+      readonly kind: "error";
+      /** The failure, for logs; never shown to the client. */
+      readonly error: unknown;
+    };
+
+/**
+ * StoreEntry describes what in a store matched a certificate.
+ */
+export interface StoreEntry {
+  /** The entry's id in the store (a thumbprint, a file name, a stored id). */
+  readonly id: string;
+  /** Which thumbprint matched, upper-case hex, or undefined for a CA match. */
+  readonly thumbprint?: string;
+  /** Labels attached to the entry, if the store keeps any. */
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+/**
+ * RefusalReason is the machine-readable reason of a refusal: one of
+ * certgate's (`refusals` in refusal-reasons.ts, the one list), or a store's
+ * own, which clients see as `refused`.
+ */
+export type RefusalReason = PublicRefusalReason | (string & {});
+
+/**
+ * ChangeNotifier is a small helper for store authors: it keeps the revision
+ * and the change listeners.
+ */
+export interface ChangeNotifier {
+  /** The current revision. */
+  readonly revision: number;
+  /** Bumps the revision and calls every listener. */
+  changed(): void;
+  /** Adds a listener; returns its removal. */
+  onChange(listener: (revision: number) => void): () => void;
+  /** Removes every listener. */
+  clear(): void;
+}
+
+/**
+ * createChangeNotifier returns a `ChangeNotifier` starting at revision 1.
+ */
+export function createChangeNotifier(): ChangeNotifier {
+  let revision = 1;
+  const listeners = new Set<(revision: number) => void>();
+  return {
+    get revision() {
+      return revision;
+    },
+    changed() {
+      revision++;
+      for (const listener of [...listeners]) {
+        try {
+          listener(revision);
+        } catch {
+          // A faulty listener must not stop the others from hearing the change.
+        }
+      }
+    },
+    onChange(listener) {
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+      };
+    },
+    clear() {
+      listeners.clear();
+    },
+  };
+}
+
+/**
+ * StoredCertificate is one certificate kept by a `WritableCertificateStore`.
+ */
+export interface StoredCertificate {
+  /** The id it is stored under (see `isValidCertificateId`). */
+  readonly id: string;
+  /** The DER encoding. */
+  readonly der: Uint8Array;
+  /** SHA-1 thumbprint, upper-case hex. */
+  readonly sha1: string;
+  /** SHA-256 thumbprint, upper-case hex. */
+  readonly sha256: string;
+  /** Labels given when it was stored. */
+  readonly labels: Readonly<Record<string, string>>;
+  /** When it was stored. */
+  readonly createTime: Date;
+  /**
+   * The end of the certificate's validity window, for stores that keep it
+   * (a database column) so that filtering by expiry need not parse the DER.
+   * By default, undefined: read from the DER when needed.
+   */
+  readonly notAfter?: Date;
+}
+
+/**
+ * StoreChange is one change of a writable store's contents.
+ */
+export type StoreChange =
+  | { readonly kind: "put"; readonly id: string }
+  | { readonly kind: "delete"; readonly id: string };
+
+/**
+ * WritableCertificateStore is a `CertificateStore` whose contents can be
+ * changed by id: the folder store's write side, and the seam where a
+ * database-backed store slots in under the certificate store service.
+ *
+ * Write methods throw `ConnectError`s: `InvalidArgument` for a bad id or an
+ * unparsable certificate, `AlreadyExists` for an id that is taken, `NotFound`
+ * for an unknown id. A write resolves only once it is durable.
+ */
+export interface WritableCertificateStore extends CertificateStore {
+  /**
+   * Stores one certificate (DER) under `id`. Fails with `AlreadyExists` when
+   * the id is taken, and with `InvalidArgument` for labels that `checkLabels`
+   * refuses.
+   */
+  put(
+    id: string,
+    der: Uint8Array,
+    options?: { labels?: Readonly<Record<string, string>> },
+  ): Promise<StoredCertificate>;
+  /** Removes the certificate stored under `id`; `NotFound` when there is none. */
+  delete(id: string): Promise<void>;
+  /** Returns the certificate stored under `id`, or undefined. */
+  get(id: string): Promise<StoredCertificate | undefined>;
+  /**
+   * Lists stored certificates ordered by id, starting after `after`, at most
+   * `limit` of them.
+   *
+   * `expiresBefore` is a hint: a store that can filter cheaply (an indexed
+   * column) may leave out certificates whose validity ends at or after it.
+   * A store may ignore it; the service checks every certificate it returns.
+   */
+  list(options: { after?: string; limit: number; expiresBefore?: Date }): Promise<StoredCertificate[]>;
+  /**
+   * Registers a listener called with the changes of each new revision,
+   * whether made through this object or found on disk. Returns its removal.
+   */
+  onChanges(listener: (changes: readonly StoreChange[], revision: number) => void): () => void;
+  /**
+   * The change log of a store shared by several processes (a database), so
+   * that the certificate store service numbers its revisions like every
+   * other replica of the same store. By default (the folder and memory
+   * stores), none: the service numbers the changes it hears itself.
+   */
+  readonly sharedLog?: SharedChangeLog;
+}
+
+/**
+ * LoggedChange is one revision of a `SharedChangeLog`: the certificates put
+ * (as read at or after that revision) and the ids deleted.
+ */
+export interface LoggedChange {
+  /** The revision, the same in every process that shares the store. */
+  readonly revision: number;
+  readonly upserted: readonly StoredCertificate[];
+  readonly deleted: readonly string[];
+}
+
+/**
+ * ReplicaState is how a process stands with the shared store: `connected`,
+ * `stale` (cut off, serving its last copy within its `maxStaleMs`), or
+ * `unavailable` (cut off for longer: reads fail closed).
+ */
+export type ReplicaState = "connected" | "stale" | "unavailable";
+
+/**
+ * SharedChangeLog is the view of a shared store's change log that one
+ * process has: the revisions its copy went through, and older ones on
+ * request, with the same numbers and epoch in every process.
+ */
+export interface SharedChangeLog {
+  /** The id of the shared store: revisions of another epoch mean nothing here. */
+  readonly epoch: string;
+  /** The revision of this process's copy. */
+  readonly head: number;
+  /** Registers a listener for every revision applied to the copy, in order; returns its removal. */
+  onLogged(listener: (change: LoggedChange) => void): () => void;
+  /**
+   * The revisions after `revision` up to `until`, oldest first, read from
+   * the shared log; undefined when some of them were pruned, or there are
+   * more than `limit`.
+   */
+  changesSince(revision: number, until: number, limit: number): Promise<readonly LoggedChange[] | undefined>;
+  /** How this process stands with the shared store. */
+  readonly state: ReplicaState;
+  /** Registers a listener for state changes; returns its removal. */
+  onState(listener: (state: ReplicaState) => void): () => void;
+}
+
+const certificateId = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/;
+
+/**
+ * isValidCertificateId tells whether `id` may name a stored certificate:
+ * letters, digits, `.`, `_` and `-`, 1 to 128 characters, not starting with
+ * `.`, so that no id can name a path outside the store's folder or a hidden
+ * file.
+ */
+export function isValidCertificateId(id: string): boolean {
+  return certificateId.test(id);
+}

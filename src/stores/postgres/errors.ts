@@ -1,0 +1,45 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+
+// SQLSTATE classes and codes (https://www.postgresql.org/docs/current/errcodes-appendix.html).
+const connectionClasses = ["08", "57", "53"];
+const nodeNetworkCodes = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "EAI_AGAIN"]);
+
+/**
+ * isConnectionError tells whether a failure says the database cannot be
+ * reached (refused, reset, terminated, shutting down, out of connections,
+ * a connect time-out), as opposed to a statement it refused.
+ */
+export function isConnectionError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code === "string") {
+    if (nodeNetworkCodes.has(code)) return true;
+    if (code === "53100") return false;
+    if (code.length === 5 && connectionClasses.includes(code.slice(0, 2))) return true;
+  }
+  const message = error instanceof Error ? error.message : "";
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Client was closed|Cannot use a pool after calling end/i.test(
+    message,
+  );
+}
+
+/**
+ * storeError turns a database failure during `what` into the `ConnectError`
+ * kinds of the folder store: `Unavailable` when the database cannot be
+ * reached, `FailedPrecondition` when it does not let us write (a read-only
+ * standby, missing privileges), `ResourceExhausted` when it is out of space,
+ * `Internal` otherwise. The cause is kept for logs.
+ */
+export function storeError(what: string, error: unknown): ConnectError {
+  if (error instanceof ConnectError) return error;
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (isConnectionError(error)) {
+    return new ConnectError(`cannot ${what}: the database is unreachable`, Code.Unavailable, undefined, undefined, error);
+  }
+  if (code === "25006" || code === "42501") {
+    return new ConnectError(`cannot ${what}: the database does not accept this write (${code})`, Code.FailedPrecondition, undefined, undefined, error);
+  }
+  if (code === "53100") {
+    return new ConnectError(`cannot ${what}: the database is out of space`, Code.ResourceExhausted, undefined, undefined, error);
+  }
+  return new ConnectError(`cannot ${what}: database error${typeof code === "string" ? ` ${code}` : ""}`, Code.Internal, undefined, undefined, error);
+}

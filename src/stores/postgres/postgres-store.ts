@@ -1,0 +1,355 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Pool } from "pg";
+import type { Certificate } from "../../core/certificate.js";
+import {
+  createChangeNotifier,
+  isValidCertificateId,
+  type LoggedChange,
+  type ReplicaState,
+  type SharedChangeLog,
+  type StoreChange,
+  type StoreVerdict,
+  type StoredCertificate,
+  type WritableCertificateStore,
+} from "../../core/store.js";
+import { storedCertificate } from "../directory/store-io.js";
+import { checkDer } from "./check-der.js";
+import { createChangeListener, type ChangeListener } from "./change-listener.js";
+import { isConnectionError, storeError } from "./errors.js";
+import { loadPg } from "./load-pg.js";
+import { deleteCertificate, insertCertificate, insertCertificates, loadSnapshot, pruneChanges, readChanges, type Tables } from "./queries.js";
+import { createReplicaSync, type ReplicaSync } from "./replica-sync.js";
+import { migrate } from "./schema.js";
+import { resolveOptions, type PostgresStoreOptions, type PutManyEntry } from "./postgres-store-options.js";
+
+export type { PostgresPool, PostgresStoreOptions, PutManyEntry } from "./postgres-store-options.js";
+
+/**
+ * PostgresStore is a `WritableCertificateStore` on PostgreSQL.
+ */
+export interface PostgresStore extends WritableCertificateStore {
+  /**
+   * Stores one certificate, like every writable store; `createTime` keeps
+   * the create time of a certificate copied from another store
+   * (`certgate migrate`). By default, now.
+   */
+  put(id: string, der: Uint8Array, options?: { labels?: Readonly<Record<string, string>>; createTime?: Date }): Promise<StoredCertificate>;
+  readonly sharedLog: SharedChangeLog;
+  /** How this process stands with the database. */
+  readonly state: ReplicaState;
+  /**
+   * Stores many certificates in one transaction (each with a revision of its
+   * own), keeping their create times: for copying a store (`certgate
+   * migrate`). Ids already taken are left as they are and reported as
+   * `taken`; certificates that `put` would refuse are reported as `refused`.
+   */
+  putMany(entries: readonly PutManyEntry[]): Promise<{ stored: string[]; taken: string[]; refused: { id: string; reason: string }[] }>;
+  /** How many certificates the copy holds, and at which revision of the database. */
+  stats(): { certificates: number; revision: number };
+}
+
+
+/**
+ * createPostgresStore opens (and creates or migrates) a certificate store in
+ * a PostgreSQL database, to be shared by any number of `certgate serve`
+ * replicas and API servers. It resolves once the store is loaded, and
+ * rejects naming the problem when the database cannot be reached or its
+ * schema is newer than this certgate.
+ *
+ * Each process keeps a copy of the store in memory (about 1.5 KB per
+ * certificate), so lookups never wait on the database; the copy follows the
+ * database's change log through LISTEN/NOTIFY and a periodic read. Writes
+ * are transactions that the database orders: every change gets the next
+ * revision of one sequence, the same in every process, and is in this
+ * process's copy before the write resolves. See docs/store-service.md for
+ * the schema, retention and backups.
+ *
+ * `pg` is loaded only when this is called.
+ *
+ * @example
+ * const store = await createPostgresStore({ connectionString: process.env.CERTGATE_DATABASE_URL });
+ * createClientCertInterceptor({ store });
+ */
+export async function createPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
+  const { schema, retentionMs, catchUpIntervalMs, maxStaleMs, reconnectDelayMs, maxReconnectDelayMs, now } = resolveOptions(options);
+
+  const pg = await loadPg();
+  const ownPool = options.pool === undefined;
+  const pool: Pool =
+    (options.pool as Pool | undefined) ??
+    new pg.Pool({ connectionString: options.connectionString, max: 10, connectionTimeoutMillis: 5000, application_name: "certgate" });
+  // An idle connection that the server ends emits `error` on the pool; without
+  // a listener that would end the process.
+  const ignoreIdleError = () => undefined;
+  pool.on("error", ignoreIdleError);
+  const quoted = pg.escapeIdentifier(schema);
+  const tables: Tables = { schema, quoted, channel: `${schema}_changes` };
+
+  const notifier = createChangeNotifier();
+  const changeListeners = new Set<(changes: readonly StoreChange[], revision: number) => void>();
+  const loggedListeners = new Set<(change: LoggedChange) => void>();
+  const stateListeners = new Set<(state: ReplicaState) => void>();
+  let closed = false;
+
+  let sync: ReplicaSync;
+  try {
+    const client = await pool.connect();
+    try {
+      await migrate(client, schema, quoted);
+    } finally {
+      client.release();
+    }
+    const snapshot = await loadSnapshot(pool, tables);
+    sync = createReplicaSync({
+      pool,
+      tables,
+      snapshot,
+      maxStaleMs,
+      catchUpIntervalMs,
+      now,
+      onApplied: announce,
+      onState(state, error) {
+        // Connections re-check: verdicts given before are no longer right.
+        notifier.changed();
+        for (const listener of [...stateListeners]) {
+          try {
+            listener(state);
+          } catch {
+            // A faulty listener must not stop the others.
+          }
+        }
+        try {
+          options.onStateChange?.(state, error);
+        } catch {
+          // A failing hook must not change what the store does.
+        }
+      },
+    });
+  } catch (error) {
+    if (ownPool) await pool.end().catch(() => undefined);
+    else pool.off("error", ignoreIdleError);
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`certgate: cannot open the PostgreSQL store (schema ${schema}): ${reason}`, { cause: error });
+  }
+
+  function announce(logged: LoggedChange, changes: readonly StoreChange[]): void {
+    for (const listener of [...loggedListeners]) call(listener, logged);
+    if (changes.length === 0) return;
+    notifier.changed();
+    for (const listener of [...changeListeners]) {
+      try {
+        listener(changes, notifier.revision);
+      } catch {
+        // A faulty listener must not keep the others from the change.
+      }
+    }
+  }
+
+  const listener: ChangeListener = createChangeListener({
+    pool,
+    quotedChannel: pg.escapeIdentifier(tables.channel),
+    onNotify: (revision) => sync.notified(revision),
+    onListening: () => void sync.catchUp(),
+    reconnectDelayMs,
+    maxReconnectDelayMs,
+  });
+
+  let pruning: Promise<unknown> = Promise.resolve();
+  const pruneTimer = setInterval(
+    () => {
+      pruning = pruneChanges(pool, tables, retentionMs).catch(() => undefined);
+    },
+    Math.min(retentionMs, 60_000),
+  );
+  pruneTimer.unref();
+
+  function assertOpen(): void {
+    if (closed) throw new ConnectError("certificate store is closed", Code.Unavailable);
+  }
+
+  function assertId(id: string): void {
+    if (typeof id !== "string" || !isValidCertificateId(id)) {
+      throw new ConnectError(`invalid certificate id ${JSON.stringify(String(id)).slice(0, 140)}`, Code.InvalidArgument);
+    }
+  }
+
+  // Reads serve the copy while it may be served (see `maxStaleMs`).
+  function assertReadable(): void {
+    assertOpen();
+    if (sync.state === "unavailable") {
+      throw new ConnectError("certificate store unavailable: the database is unreachable", Code.Unavailable);
+    }
+  }
+
+  // Writes need the database now: try to reach it once more before refusing.
+  async function assertWritable(): Promise<void> {
+    assertOpen();
+    if (sync.state !== "connected") await sync.catchUp();
+    if (sync.state !== "connected") {
+      throw new ConnectError("certificate store unavailable: the database is unreachable", Code.Unavailable);
+    }
+  }
+
+  async function afterWrite(revision: number): Promise<void> {
+    // Read our own write back, so that the next lookup here sees it.
+    while (sync.head < revision && sync.state === "connected" && !closed) await sync.catchUp();
+  }
+
+  const sharedLog: SharedChangeLog = {
+    get epoch() {
+      return sync.epoch;
+    },
+    get head() {
+      return sync.head;
+    },
+    get state() {
+      return closed ? "unavailable" : sync.state;
+    },
+    onLogged(listener) {
+      loggedListeners.add(listener);
+      return () => loggedListeners.delete(listener);
+    },
+    onState(listener) {
+      stateListeners.add(listener);
+      return () => stateListeners.delete(listener);
+    },
+    async changesSince(revision, until, limit) {
+      if (revision >= until) return [];
+      const read = await readChanges(pool, tables, revision, limit + 1, until);
+      if (revision < read.prunedThrough || read.changes.length > limit) return undefined;
+      return read.changes;
+    },
+  };
+
+  return {
+    get revision() {
+      return notifier.revision;
+    },
+    get state() {
+      return closed ? "unavailable" : sync.state;
+    },
+    sharedLog,
+    stats: () => ({ certificates: sync.copy.size, revision: sync.head }),
+    lookup(certificate: Certificate): Promise<StoreVerdict> {
+      if (closed) return Promise.resolve({ kind: "error", error: new Error("certificate store is closed") });
+      const state = sync.state;
+      if (state === "unavailable") {
+        return Promise.resolve({ kind: "error", error: new Error("the certificate database is unreachable") });
+      }
+      const end = state === "stale" ? { expiresAt: sync.lostAt + maxStaleMs } : {};
+      // By SHA-256 alone, as the other stores: a SHA-1-only match is a collision.
+      const entry = sync.copy.findBySha256(certificate.sha256);
+      if (entry === undefined) return Promise.resolve({ kind: "refused", reason: "not_allowed", ...end });
+      return Promise.resolve({ kind: "admitted", entry: { id: entry.id, thumbprint: entry.sha256, labels: entry.labels }, ...end });
+    },
+    onChange: notifier.onChange,
+    onChanges(listener) {
+      changeListeners.add(listener);
+      return () => {
+        changeListeners.delete(listener);
+      };
+    },
+    async put(id, der, putOptions) {
+      assertOpen();
+      assertId(id);
+      const labels = putOptions?.labels ?? {};
+      const certificate = checkDer(der, labels);
+      await assertWritable();
+      const createTime = putOptions?.createTime;
+      const stored = storedCertificate(
+        id,
+        certificate,
+        labels,
+        createTime instanceof Date && !Number.isNaN(+createTime) ? createTime : new Date(Math.floor(now())),
+      );
+      let result: number | "exists";
+      try {
+        result = await insertCertificate(pool, tables, stored);
+      } catch (error) {
+        if (isConnectionError(error)) void sync.catchUp();
+        throw storeError("store the certificate", error);
+      }
+      if (result === "exists") throw new ConnectError(`certificate ${JSON.stringify(id)} already exists`, Code.AlreadyExists);
+      await afterWrite(result);
+      return sync.copy.get(id) ?? stored;
+    },
+    async putMany(entries) {
+      assertOpen();
+      const refused: { id: string; reason: string }[] = [];
+      const checked: StoredCertificate[] = [];
+      const seen = new Set<string>();
+      for (const entry of entries) {
+        try {
+          assertId(entry.id);
+          if (seen.has(entry.id)) throw new ConnectError(`certificate ${JSON.stringify(entry.id)} given twice`, Code.InvalidArgument);
+          seen.add(entry.id);
+          const labels = entry.labels ?? {};
+          const createTime = entry.createTime instanceof Date && !Number.isNaN(+entry.createTime) ? entry.createTime : new Date(Math.floor(now()));
+          checked.push(storedCertificate(entry.id, checkDer(entry.der, labels), labels, createTime));
+        } catch (error) {
+          refused.push({ id: String(entry.id), reason: error instanceof ConnectError ? error.rawMessage : String(error) });
+        }
+      }
+      if (checked.length === 0) return { stored: [], taken: [], refused };
+      await assertWritable();
+      let result: { ids: string[]; revision: number };
+      try {
+        result = await insertCertificates(pool, tables, checked);
+      } catch (error) {
+        if (isConnectionError(error)) void sync.catchUp();
+        throw storeError("store the certificates", error);
+      }
+      await afterWrite(result.revision);
+      const stored = new Set(result.ids);
+      return { stored: [...stored], taken: checked.filter((c) => !stored.has(c.id)).map((c) => c.id), refused };
+    },
+    async delete(id) {
+      assertOpen();
+      assertId(id);
+      await assertWritable();
+      let result: number | "missing";
+      try {
+        result = await deleteCertificate(pool, tables, id);
+      } catch (error) {
+        if (isConnectionError(error)) void sync.catchUp();
+        throw storeError("delete the certificate", error);
+      }
+      if (result === "missing") throw new ConnectError(`certificate ${JSON.stringify(id)} not found`, Code.NotFound);
+      await afterWrite(result);
+    },
+    async get(id): Promise<StoredCertificate | undefined> {
+      assertReadable();
+      return sync.copy.get(id);
+    },
+    async list({ after, limit }) {
+      assertReadable();
+      if (!Number.isInteger(limit) || limit < 1) throw new ConnectError("limit must be a positive integer", Code.InvalidArgument);
+      return sync.copy.list(after, limit);
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(pruneTimer);
+      listener.close();
+      await sync.close();
+      await pruning;
+      notifier.changed();
+      notifier.clear();
+      changeListeners.clear();
+      loggedListeners.clear();
+      stateListeners.clear();
+      // A pool of ours keeps its listener: connections still closing may
+      // report errors after `end()` resolves.
+      if (ownPool) await pool.end().catch(() => undefined);
+      else pool.off("error", ignoreIdleError);
+    },
+  };
+}
+
+function call<T>(listener: (value: T) => void, value: T): void {
+  try {
+    listener(value);
+  } catch {
+    // A faulty listener must not stop the others.
+  }
+}

@@ -1,0 +1,257 @@
+import type { ClientBase, Pool } from "pg";
+import type { LoggedChange, StoredCertificate } from "../../core/store.js";
+import { lockClass, writeLock } from "./schema.js";
+
+// The SQL of the PostgreSQL store. Every write takes the store's write lock
+// (a transaction-level advisory lock) before it draws its revision from the
+// sequence, so revisions commit in order: a reader that sees revision r has
+// seen every revision below r, and a change log read from r never misses one
+// that commits later with a smaller number.
+
+/** A row of the certificates table. */
+interface CertificateRow {
+  id: string;
+  der: Buffer;
+  sha1: string;
+  sha256: string;
+  labels: Record<string, string>;
+  create_time: Date;
+}
+
+/**
+ * Tables names the store's objects in one schema.
+ */
+export interface Tables {
+  /** The schema name, unquoted (for lock keys and the channel name). */
+  readonly schema: string;
+  /** The schema name, quoted for SQL. */
+  readonly quoted: string;
+  /** The NOTIFY channel. */
+  readonly channel: string;
+}
+
+/**
+ * storedOf turns a row into a frozen `StoredCertificate`.
+ */
+export function storedOf(row: CertificateRow): StoredCertificate {
+  return Object.freeze({
+    id: row.id,
+    der: row.der,
+    sha1: row.sha1,
+    sha256: row.sha256,
+    labels: Object.freeze({ ...row.labels }),
+    createTime: row.create_time,
+  });
+}
+
+/**
+ * Snapshot is the whole store at one revision.
+ */
+export interface Snapshot {
+  readonly epoch: string;
+  readonly head: number;
+  readonly certificates: StoredCertificate[];
+}
+
+/**
+ * loadSnapshot reads every certificate and the revision they are at, in one
+ * repeatable-read transaction, ordered by id.
+ */
+export async function loadSnapshot(pool: Pool, t: Tables): Promise<Snapshot> {
+  const client = await pool.connect();
+  let broken: unknown;
+  try {
+    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    const info = await client.query<{ epoch: string; head: string }>(
+      `SELECT epoch, GREATEST(pruned_through, (SELECT coalesce(max(revision), 0) FROM ${t.quoted}.changes)) AS head FROM ${t.quoted}.store_info`,
+    );
+    const rows = await client.query<CertificateRow>(
+      `SELECT id, der, sha1, sha256, labels, create_time FROM ${t.quoted}.certificates ORDER BY id`,
+    );
+    await client.query("COMMIT");
+    const first = info.rows[0];
+    if (first === undefined) throw new Error(`the schema ${t.schema} has no store_info row`);
+    return { epoch: first.epoch, head: Number(first.head), certificates: rows.rows.map(storedOf) };
+  } catch (error) {
+    broken = error;
+    throw error;
+  } finally {
+    client.release(broken instanceof Error ? broken : undefined);
+  }
+}
+
+/**
+ * ChangeRead is a page of the change log.
+ */
+export interface ChangeRead {
+  /** The revision through which the log was pruned. */
+  readonly prunedThrough: number;
+  readonly changes: LoggedChange[];
+}
+
+/**
+ * readChanges reads at most `limit` revisions after `after` (through
+ * `until`, when given), each with the certificate as it is now: a put whose
+ * certificate is gone again reads as a deletion (the later deletion follows).
+ */
+export async function readChanges(db: Pool | ClientBase, t: Tables, after: number, limit: number, until?: number): Promise<ChangeRead> {
+  // Shaped for a plan that stays an index range scan and primary-key
+  // look-ups even before the tables were ever analyzed (a hash join over
+  // all certificates, and JIT, cost tens of milliseconds).
+  const result = await db.query<{
+    pruned_through: string;
+    revision: string;
+    change_id: string;
+    kind: string;
+  } & Partial<CertificateRow>>(
+    `WITH c AS MATERIALIZED (
+       SELECT revision, id, kind FROM ${t.quoted}.changes
+        WHERE revision > $1 AND revision <= $3 ORDER BY revision LIMIT $2
+     )
+     SELECT (SELECT pruned_through FROM ${t.quoted}.store_info LIMIT 1) AS pruned_through,
+            c.revision, c.id AS change_id, c.kind, k.id, k.der, k.sha1, k.sha256, k.labels, k.create_time
+       FROM c LEFT JOIN LATERAL (
+         SELECT * FROM ${t.quoted}.certificates k WHERE k.id = c.id AND c.kind = 'put'
+       ) k ON true
+      ORDER BY c.revision`,
+    [after, limit, until ?? Number.MAX_SAFE_INTEGER],
+  );
+  const changes: LoggedChange[] = [];
+  let prunedThrough = 0;
+  for (const row of result.rows) {
+    prunedThrough = Number(row.pruned_through);
+    const revision = Number(row.revision);
+    if (row.kind === "put" && row.id !== undefined && row.id !== null) {
+      changes.push({ revision, upserted: [storedOf(row as CertificateRow)], deleted: [] });
+    } else {
+      changes.push({ revision, upserted: [], deleted: [row.change_id] });
+    }
+  }
+  if (result.rows.length === 0) {
+    const info = await db.query<{ pruned_through: string }>(`SELECT pruned_through FROM ${t.quoted}.store_info LIMIT 1`);
+    prunedThrough = Number(info.rows[0]?.pruned_through ?? 0);
+  }
+  return { prunedThrough, changes };
+}
+
+/**
+ * insertCertificate stores one certificate and logs it; resolves with its
+ * revision, or `exists` when the id is taken (nothing is written then).
+ */
+export function insertCertificate(pool: Pool, t: Tables, stored: StoredCertificate): Promise<number | "exists"> {
+  return write(pool, t, async (client) => {
+    const result = await client.query<{ revision: string }>(
+      `WITH ins AS (
+         INSERT INTO ${t.quoted}.certificates (id, der, sha1, sha256, labels, create_time, revision)
+         VALUES ($1, $2, $3, $4, $5, $6, nextval('${t.quoted}.revision'))
+         ON CONFLICT (id) DO NOTHING RETURNING revision, id
+       ), log AS (
+         INSERT INTO ${t.quoted}.changes (revision, id, kind) SELECT revision, id, 'put' FROM ins RETURNING revision
+       )
+       SELECT revision, pg_notify($7, revision::text) FROM log`,
+      [stored.id, stored.der, stored.sha1, stored.sha256, JSON.stringify(stored.labels), stored.createTime, t.channel],
+    );
+    const row = result.rows[0];
+    return row === undefined ? "exists" : Number(row.revision);
+  });
+}
+
+/**
+ * insertCertificates stores many certificates in one transaction, each with
+ * a revision of its own; ids already taken are left alone. Resolves with the
+ * ids stored and the last revision (0 when none was stored).
+ */
+export function insertCertificates(pool: Pool, t: Tables, stored: readonly StoredCertificate[]): Promise<{ ids: string[]; revision: number }> {
+  return write(pool, t, async (client) => {
+    const result = await client.query<{ id: string; revision: string }>(
+      `WITH input AS (
+         SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[])
+           WITH ORDINALITY AS u(id, der, sha1, sha256, labels, create_time, n)
+       ), ins AS (
+         INSERT INTO ${t.quoted}.certificates (id, der, sha1, sha256, labels, create_time, revision)
+         SELECT id, der, sha1, sha256, labels, create_time, nextval('${t.quoted}.revision') FROM input ORDER BY n
+         ON CONFLICT (id) DO NOTHING RETURNING revision, id
+       ), log AS (
+         INSERT INTO ${t.quoted}.changes (revision, id, kind) SELECT revision, id, 'put' FROM ins RETURNING revision, id
+       )
+       SELECT id, revision FROM log`,
+      [
+        stored.map((s) => s.id),
+        stored.map((s) => s.der),
+        stored.map((s) => s.sha1),
+        stored.map((s) => s.sha256),
+        stored.map((s) => JSON.stringify(s.labels)),
+        stored.map((s) => s.createTime),
+      ],
+    );
+    const revision = Math.max(0, ...result.rows.map((r) => Number(r.revision)));
+    if (revision > 0) await client.query("SELECT pg_notify($1, $2)", [t.channel, String(revision)]);
+    return { ids: result.rows.map((r) => r.id), revision };
+  });
+}
+
+/**
+ * deleteCertificate removes one certificate and logs it; resolves with the
+ * revision, or `missing` when there is none.
+ */
+export function deleteCertificate(pool: Pool, t: Tables, id: string): Promise<number | "missing"> {
+  return write(pool, t, async (client) => {
+    const result = await client.query<{ revision: string }>(
+      `WITH del AS (
+         DELETE FROM ${t.quoted}.certificates WHERE id = $1 RETURNING id
+       ), log AS (
+         INSERT INTO ${t.quoted}.changes (revision, id, kind) SELECT nextval('${t.quoted}.revision'), id, 'delete' FROM del RETURNING revision
+       )
+       SELECT revision, pg_notify($2, revision::text) FROM log`,
+      [id, t.channel],
+    );
+    const row = result.rows[0];
+    return row === undefined ? "missing" : Number(row.revision);
+  });
+}
+
+/**
+ * pruneChanges drops the change log entries older than `retentionMs` (but
+ * never the newest) and remembers through which revision it pruned, so that
+ * a watch resuming from before it gets a snapshot. Returns how many it dropped.
+ */
+export async function pruneChanges(pool: Pool, t: Tables, retentionMs: number): Promise<number> {
+  const result = await pool.query<{ dropped: string }>(
+    `WITH d AS (
+       DELETE FROM ${t.quoted}.changes
+        WHERE change_time < now() - $1 * interval '1 millisecond'
+          AND revision < (SELECT max(revision) FROM ${t.quoted}.changes)
+        RETURNING revision
+     ), u AS (
+       UPDATE ${t.quoted}.store_info SET pruned_through = GREATEST(pruned_through, (SELECT max(revision) FROM d))
+        WHERE EXISTS (SELECT 1 FROM d) RETURNING 1
+     )
+     SELECT count(*) AS dropped FROM d`,
+    [retentionMs],
+  );
+  return Number(result.rows[0]?.dropped ?? 0);
+}
+
+// One write transaction under the store's write lock. Nothing of it stays
+// when any statement fails.
+async function write<T>(pool: Pool, t: Tables, body: (client: ClientBase) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query("BEGIN");
+    try {
+      await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [lockClass + writeLock, t.schema]);
+      const result = await body(client);
+      await client.query(typeof result === "string" ? "ROLLBACK" : "COMMIT");
+      return result;
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw error;
+    }
+  } catch (error) {
+    broken = error instanceof Error ? error : new Error(String(error));
+    throw error;
+  } finally {
+    client.release(broken);
+  }
+}

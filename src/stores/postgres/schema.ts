@@ -1,0 +1,92 @@
+import type { ClientBase } from "pg";
+
+/**
+ * Migration is one version of the store's schema. Migrations are applied in
+ * order, each once, and never edited once released: a change is a new
+ * version.
+ */
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  /** The statements, given the quoted schema name. */
+  sql(schema: string): string;
+}
+
+/**
+ * migrations are the versions of the schema this certgate knows.
+ */
+export const migrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: "certificates, change log, revision sequence",
+    sql: (s) => `
+      CREATE TABLE ${s}.store_info (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        epoch text NOT NULL,
+        pruned_through bigint NOT NULL DEFAULT 0
+      );
+      INSERT INTO ${s}.store_info (epoch) VALUES (gen_random_uuid()::text);
+      CREATE SEQUENCE ${s}.revision AS bigint;
+      CREATE TABLE ${s}.certificates (
+        id text COLLATE "C" PRIMARY KEY CHECK (id ~ '^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$'),
+        der bytea NOT NULL CHECK (octet_length(der) BETWEEN 1 AND 1048576),
+        sha1 text NOT NULL CHECK (sha1 ~ '^[0-9A-F]{40}$'),
+        sha256 text NOT NULL CHECK (sha256 ~ '^[0-9A-F]{64}$'),
+        labels jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(labels) = 'object'),
+        create_time timestamptz NOT NULL,
+        revision bigint NOT NULL
+      );
+      CREATE INDEX certificates_sha256 ON ${s}.certificates (sha256);
+      CREATE TABLE ${s}.changes (
+        revision bigint PRIMARY KEY,
+        id text COLLATE "C" NOT NULL,
+        kind text NOT NULL CHECK (kind IN ('put', 'delete')),
+        change_time timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX changes_change_time ON ${s}.changes (change_time);
+    `,
+  },
+];
+
+/** The first key of certgate's advisory locks; the second is the schema's hash. */
+export const lockClass = 1_667_591_000;
+/** Advisory lock kinds, added to `lockClass`. */
+export const migrationLock = 0;
+export const writeLock = 1;
+
+/**
+ * migrate brings `schema` to the newest version in one transaction, under a
+ * transaction-level advisory lock: replicas starting at once wait for each
+ * other, and the second finds the work done. A schema newer than this
+ * certgate fails, naming both versions. Returns the version reached.
+ */
+export async function migrate(client: ClientBase, schema: string, quoted: string): Promise<number> {
+  await client.query("BEGIN");
+  try {
+    await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [lockClass + migrationLock, schema]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS ${quoted}.schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+    );
+    const applied = new Set(
+      (await client.query<{ version: number }>(`SELECT version FROM ${quoted}.schema_migrations`)).rows.map((r) => r.version),
+    );
+    const known = migrations[migrations.length - 1]!.version;
+    const newest = Math.max(0, ...applied);
+    if (newest > known) {
+      throw new Error(
+        `the database schema ${schema} is at version ${newest}, newer than this certgate knows (${known}): upgrade certgate`,
+      );
+    }
+    for (const migration of migrations) {
+      if (applied.has(migration.version)) continue;
+      await client.query(migration.sql(quoted));
+      await client.query(`INSERT INTO ${quoted}.schema_migrations (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
+    }
+    await client.query("COMMIT");
+    return known;
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  }
+}

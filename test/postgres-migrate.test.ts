@@ -1,0 +1,87 @@
+// `certgate migrate` and the start-up checks of `certgate serve --database`.
+// Skipped without PostgreSQL.
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDirectoryStore } from "../src/stores/directory-store.js";
+import { createPostgresStore } from "../src/stores/postgres/postgres-store.js";
+import { createCliFixture, expectFailure, killAll, run, runHere, type CliFixture } from "./support/cli-harness.js";
+import { generateCertificates } from "./support/many-certificates.js";
+import { createTestDatabase, postgresSkipReason, type TestDatabase } from "./support/postgres.js";
+
+const skip = await postgresSkipReason();
+
+describe.skipIf(skip !== undefined)("certgate migrate and serve --database", () => {
+  let fx: CliFixture;
+  let db: TestDatabase;
+  beforeAll(async () => {
+    [fx, db] = await Promise.all([createCliFixture(), createTestDatabase()]);
+  });
+  afterAll(async () => {
+    killAll();
+    await db?.drop();
+    await rm(fx.tmp, { recursive: true, force: true });
+  });
+
+  it("copies a folder of 1,000 certificates once, keeping labels and create times, and reports what it refused", async () => {
+    const folder = join(fx.tmp, "store");
+    await mkdir(folder);
+    const { ders } = await generateCertificates(1000);
+    await Promise.all(ders.map((der, i) => writeFile(join(folder, `c${String(i).padStart(4, "0")}.der`), der)));
+    await writeFile(join(folder, "junk.pem"), "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n");
+    await writeFile(join(folder, "team.pem"), fx.pki.alice.cert + fx.pki.bob.cert);
+    const folderStore = await createDirectoryStore({ directory: folder, watch: false, onProblem: () => undefined });
+    const labelled = await folderStore.put("labelled", fx.admin.der, { labels: { team: "payments" } });
+    await folderStore.close();
+    // An id already taken in the database by another certificate.
+    const database = await createPostgresStore({ connectionString: db.url });
+    await database.put("c0001", fx.reader.der);
+    await database.close();
+
+    const first = await run(["migrate", "--from-dir", folder, "--database", db.url]);
+    expect(first.stdout).toMatch(/^certgate migrate: 1001 copied, 0 skipped \(already in the database\), 3 refused/);
+    expect(first.stderr).toContain("refused junk.pem:");
+    expect(first.stderr).toContain("refused team#2: a member of a bundle file");
+    expect(first.stderr).toContain("refused c0001: the id is taken in the database by another certificate");
+    expect(first.code).toBe(1);
+
+    const second = await runHere(["migrate", "--from-dir", folder, "--database", db.url, "--json"]);
+    const report = JSON.parse(second.stdout) as { copied: string[]; skipped: string[]; refused: { id: string }[] };
+    expect(report.copied).toEqual([]);
+    expect(report.skipped).toHaveLength(1001);
+    expect(report.refused.map((r) => r.id).sort()).toEqual(["c0001", "junk.pem", "team#2"]);
+
+    const rows = await db.pool.query<{ n: string }>("SELECT count(*) AS n FROM certgate.certificates");
+    expect(Number(rows.rows[0]!.n)).toBe(1002);
+    const check = await createPostgresStore({ connectionString: db.url });
+    try {
+      const copied = await check.get("labelled");
+      expect(copied?.labels).toEqual({ team: "payments" });
+      expect(copied?.createTime.getTime()).toBe(labelled.createTime.getTime());
+      expect((await check.get("c0999"))?.der).toEqual(Buffer.from(ders[999]!));
+    } finally {
+      await check.close();
+    }
+  });
+
+  it("refuses --database with --data-dir, a URL that is not postgres://, and an unreachable database, naming the problem", async () => {
+    expectFailure(
+      await runHere(["serve", "--database", db.url, "--data-dir", "x"], {}, fx.tmp),
+      2,
+      /--database and --data-dir are mutually exclusive/,
+    );
+    expectFailure(
+      await runHere(["serve", "--data-dir", "x"], { CERTGATE_DATABASE_URL: db.url }, fx.tmp),
+      2,
+      /CERTGATE_DATABASE_URL and --data-dir are mutually exclusive/,
+    );
+    expectFailure(await runHere(["serve", "--database", "mysql://db/x"], {}, fx.tmp), 2, /--database mysql:\/\/db\/x: expected a postgres:\/\/ URL/);
+    const tls = ["--tls-cert", fx.files["server.pem"]!, "--tls-key", fx.files["server-key.pem"]!, "--admin", "00".repeat(32)];
+    expectFailure(
+      await runHere(["serve", "--database", "postgres://certgate:secret@127.0.0.1:1/none", ...tls], {}, fx.tmp),
+      1,
+      /^certgate: --database postgres:\/\/certgate:\*\*\*@127\.0\.0\.1:1\/none: cannot open the PostgreSQL store/,
+    );
+    expectFailure(await runHere(["migrate", "--database", db.url], {}, fx.tmp), 2, /--from-dir is required/);
+  });
+});
