@@ -133,10 +133,12 @@ describe("parseUpload() (the store service's upload)", () => {
           const result = parseUpload(bytes, 64 * 1024);
           if (result.kind === "certificate") {
             // Only PEM whose whitespace or surroundings were touched still
-            // reads as alice: her base64, whitespace aside, is intact.
+            // reads as alice: her base64, whitespace aside, is intact, but
+            // for the unused bits of its last quantum (`...g=` and `...h=`
+            // decode to the same bytes, as RFC 4648 lets decoders accept).
             if (result.certificate.sha256 === aliceSha256) {
               const body = alice.cert.replace(/-----[^-]+-----|\s/g, "");
-              expect(Buffer.from(bytes).toString("latin1").replace(/\s/g, "")).toContain(body);
+              expect(Buffer.from(bytes).toString("latin1").replace(/\s/g, "")).toContain(body.slice(0, -4));
             }
           } else {
             expect(["private_key", "too_large", "invalid"]).toContain(result.kind);
