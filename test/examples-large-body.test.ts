@@ -126,3 +126,32 @@ describe("examples/behind-proxy-server.ts", () => {
     expect(ok).toMatchObject({ status: 200, body: expect.stringContaining("hi") });
   });
 });
+
+describe("examples/grpc-js-server.ts", () => {
+  let example: ExampleProcess;
+  let port: number;
+  beforeAll(async () => {
+    example = await startExample("grpc-js-server", { cwd: tmp, env: { PORT: "0" } });
+    port = Number(/localhost:(\d+)/.exec(example.output().stdout)?.[1]);
+  });
+  afterAll(async () => {
+    await example?.stop();
+  });
+
+  it("refuses a 64 MiB gRPC message without a certificate with grpc-status 16 before reading it", async () => {
+    const total = 64 * 1024 * 1024;
+    // One gRPC frame announcing the whole body as one message.
+    const prefix = Buffer.alloc(5);
+    prefix.writeUInt32BE(total - 5, 1);
+    const result = await streamLargeBody(`https://localhost:${port}`, {
+      path: echoPath,
+      total,
+      prefix,
+      headers: { "content-type": "application/grpc", te: "trailers" },
+    });
+    if (process.env.CERTGATE_TEST_VERBOSE) console.log(`grpc-status ${result.grpcStatus} after ${result.sentAtResponse} bytes`);
+    expect(result.grpcStatus).toBe("16");
+    expect(result.sentAtResponse).toBeLessThan(h2Bound);
+    expect(example.running()).toBe(true);
+  });
+});

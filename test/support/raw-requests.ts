@@ -79,6 +79,8 @@ export interface LargeBodyResult {
   sentAtResponse: number;
   /** The size of the whole body; never buffered, generated as it is sent. */
   total: number;
+  /** grpc-status, from the trailers or a trailers-only response (HTTP/2 only). */
+  grpcStatus?: string;
 }
 
 /**
@@ -90,7 +92,16 @@ export interface LargeBodyResult {
  */
 export async function streamLargeBody(
   url: string,
-  options: { path: string; http1?: boolean; total?: number; cert?: string; key?: string; headers?: Record<string, string> },
+  options: {
+    path: string;
+    http1?: boolean;
+    total?: number;
+    cert?: string;
+    key?: string;
+    headers?: Record<string, string>;
+    /** Sent first, counted in `total` (such as a gRPC frame header). */
+    prefix?: Uint8Array;
+  },
 ): Promise<LargeBodyResult> {
   const total = options.total ?? 64 * 1024 * 1024;
   const chunk = Buffer.alloc(64 * 1024, 0x20);
@@ -99,6 +110,10 @@ export async function streamLargeBody(
   let sent = 0;
   let answered = false;
   const pump = async (writable: NodeJS.WritableStream) => {
+    if (options.prefix !== undefined) {
+      writable.write(options.prefix);
+      sent += options.prefix.length;
+    }
     while (sent < total && !answered) {
       const n = Math.min(chunk.length, total - sent);
       sent += n;
@@ -143,14 +158,22 @@ export async function streamLargeBody(
       let status = 0;
       let sentAtResponse = -1;
       let body = "";
+      let grpcStatus: string | undefined;
       req.on("response", (h) => {
         answered = true;
         sentAtResponse = sent;
         status = Number(h[":status"]);
+        grpcStatus = h["grpc-status"] as string | undefined;
       });
+      req.on("trailers", (t) => (grpcStatus = (t["grpc-status"] as string | undefined) ?? grpcStatus));
       req.on("data", (d: Buffer) => (body += d.toString()));
+      // The server has answered in full: stop the upload (a server that
+      // leaves its side of the stream open would otherwise wait for it).
+      req.on("end", () => req.close());
       req.on("error", () => {});
-      req.on("close", () => resolve({ status, body, sentAtResponse: sentAtResponse < 0 ? sent : sentAtResponse, total }));
+      req.on("close", () =>
+        resolve({ status, body, sentAtResponse: sentAtResponse < 0 ? sent : sentAtResponse, total, ...(grpcStatus === undefined ? {} : { grpcStatus }) }),
+      );
       void pump(req);
     });
   } finally {
