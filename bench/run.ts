@@ -22,6 +22,7 @@ const sections: Section[] = [
   section("grpc-js-ns", () => import("./grpc-js-ns.js")),
   section("new-connection", () => import("./new-connection.js"), { byDefault: false }),
   section("directory-store", () => import("./directory-store.js")),
+  section("store-server-memory", () => import("./store-server-memory.js")),
   section("policy", () => import("./policy.js")),
   section("remote-store", () => import("./remote-store.js")),
   section("expiring-list", () => import("./expiring-list.js")),
