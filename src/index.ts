@@ -7,6 +7,7 @@ export {
 } from "./connect/client-cert-gate.js";
 export {
   guardRequestHandler,
+  isMalformedRequest,
   type GuardRequestHandlerOptions,
   type GuardedRequestError,
 } from "./connect/guard-request-handler.js";

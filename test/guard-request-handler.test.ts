@@ -1,6 +1,7 @@
 import * as http2 from "node:http2";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
+import * as tls from "node:tls";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,6 +10,7 @@ import {
   createClientCertGate,
   createThumbprintStore,
   guardRequestHandler,
+  isMalformedRequest,
   parseCertificate,
   peerCertificateContextValues,
   type GuardedRequestError,
@@ -129,6 +131,69 @@ describe("guardRequestHandler()", () => {
   it("admits alice's next call and refuses a call without a certificate, as usual", async () => {
     expect((await h2Call(port, { authority: `localhost:${port}`, path: echoPath, ...pki.alice })).status).toBe(200);
     expect((await h2Call(port, { authority: `localhost:${port}`, path: echoPath })).status).toBe(401);
+  });
+});
+
+describe("isMalformedRequest()", () => {
+  let server: http2.Http2SecureServer;
+  let port: number;
+  // Per request that reached the handler: the predicate, and whether
+  // connect-node's adapter threw on it.
+  const seen: { malformed: boolean; threw: boolean }[] = [];
+  beforeAll(async () => {
+    const pki = await createTestPki();
+    const adapter = connectNodeAdapter({ routes: echoRoutes({ calls: [], clientCommonNames: [] }) });
+    server = http2.createSecureServer(
+      { cert: pki.server.cert, key: pki.server.key, allowHTTP1: true },
+      (req, res) => {
+        const malformed = isMalformedRequest(req);
+        try {
+          adapter(req, res);
+          seen.push({ malformed, threw: false });
+        } catch {
+          seen.push({ malformed, threw: true });
+          res.writeHead(400).end();
+        }
+      },
+    );
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  // One HTTP/1.1 request with the given Host over TLS; resolves with the status.
+  const http11 = (host: string) =>
+    new Promise<number>((resolve, reject) => {
+      const socket = tls.connect({ port, host: "127.0.0.1", rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] }, () =>
+        socket.write(`POST ${echoPath} HTTP/1.1\r\nhost: ${host}\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`),
+      );
+      let text = "";
+      socket.on("data", (d: Buffer) => (text += d.toString("latin1")));
+      socket.on("error", reject);
+      socket.on("close", () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0)));
+    });
+
+  it("is true exactly where connect-node's adapter throws", async () => {
+    const authorities = [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, `::1:${port}`, "a b", "x:y", "%zz", "@"];
+    for (const authority of authorities) await h2Call(port, { authority, path: echoPath });
+    for (const host of [`localhost:${port}`, `[::1]:${port}`, "::1:8443", "a b"]) await http11(host);
+    await http10WithoutHost(port, echoPath);
+    expect(seen.length).toBeGreaterThanOrEqual(9);
+    expect(seen.filter((s) => s.malformed !== s.threw)).toEqual([]);
+    // Both answers occurred: good requests served, malformed ones recognised.
+    expect(seen.filter((s) => s.malformed).length).toBeGreaterThanOrEqual(4);
+    expect(seen.filter((s) => !s.malformed).length).toBeGreaterThanOrEqual(5);
+  });
+
+  it("is false for a well-formed request and true for HTTP/1.0 without Host and an unbracketed IPv6 Host", async () => {
+    seen.length = 0;
+    expect(await http11(`[::1]:${port}`)).not.toBe(400);
+    expect(await http11("::1:8443")).toBe(400);
+    expect(await http10WithoutHost(port, echoPath)).toBe(400);
+    expect((await h2Call(port, { authority: `::1:${port}`, path: echoPath })).status).toBe(400);
+    expect(seen.map((s) => s.malformed)).toEqual([false, true, true, true]);
   });
 });
 

@@ -48,6 +48,11 @@ type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
  *
  * Every certgate server uses it (`certgate serve`,
  * `createCertificateStoreServer`); use it around your own adapter too.
+ * Arguments after the response are passed on, so it wraps an Express
+ * middleware as well: `app.use(guardRequestHandler(expressConnectMiddleware(...)))`
+ * answers 400 where Express would answer 500 with a stack trace (Express
+ * catches the throw, so the process survives either way). Fastify catches
+ * the throw inside its route handler: see `isMalformedRequest`.
  *
  * @example
  * http2
@@ -59,16 +64,16 @@ type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
  *   )
  *   .listen(8443);
  */
-export function guardRequestHandler<Req extends NodeRequest, Res extends NodeResponse>(
-  handler: (req: Req, res: Res) => void,
+export function guardRequestHandler<Req extends NodeRequest, Res extends NodeResponse, Rest extends unknown[] = []>(
+  handler: (req: Req, res: Res, ...rest: Rest) => void,
   options: GuardRequestHandlerOptions = {},
-): (req: Req, res: Res) => void {
+): (req: Req, res: Res, ...rest: Rest) => void {
   const onError = options.onError ?? warnOnce;
-  return (req, res) => {
+  return (req, res, ...rest) => {
     try {
-      handler(req, res);
+      handler(req, res, ...rest);
     } catch (error) {
-      const kind = isMalformed(req) ? "malformed_request" : "handler_error";
+      const kind = isMalformedRequest(req) ? "malformed_request" : "handler_error";
       answer(req, res, kind === "malformed_request" ? 400 : 500);
       try {
         onError({ kind, error, method: req.method ?? "", path: req.url ?? "" });
@@ -79,9 +84,31 @@ export function guardRequestHandler<Req extends NodeRequest, Res extends NodeRes
   };
 }
 
-// What connect-node 2.3.0 needs to build the request URL: an authority
-// (`:authority` or `Host`) that makes a valid URL.
-function isMalformed(req: NodeRequest): boolean {
+/**
+ * isMalformedRequest tells whether connect-node cannot represent a request:
+ * it has no authority (an HTTP/1.0 request without `Host`), or its
+ * `:authority` or `Host` does not make a valid URL with its path (an
+ * unbracketed IPv6 address such as `::1:8443`). connect-node's request
+ * conversion, which connect-express and connect-fastify 2.2.0 use too,
+ * throws on such a request; `guardRequestHandler` answers it with 400.
+ *
+ * Use it where a framework lets the application answer before Connect's
+ * adapter sees the request. Fastify catches the throw itself, answers an
+ * empty 200 and logs a stack trace for each such request; check in an
+ * `onRequest` hook next to `fastifyConnectPlugin` instead (Fastify passes
+ * Node's request as `request.raw`).
+ *
+ * @example
+ * await server.register(async (connect) => {
+ *   connect.addHook("onRequest", async (request, reply) => {
+ *     if (isMalformedRequest(request.raw)) return reply.code(400).send("malformed request\n");
+ *   });
+ *   await connect.register(fastifyConnectPlugin, { routes, requestGate, contextValues });
+ * });
+ */
+export function isMalformedRequest(req: NodeRequest): boolean {
+  // What connect-node needs to build the request URL: an authority
+  // (`:authority` or `Host`) that makes a valid URL.
   const authority = "authority" in req ? req.authority : req.headers.host;
   if (typeof authority !== "string" || authority === "") return true;
   return !URL.canParse(req.url ?? "/", `https://${authority}`);
