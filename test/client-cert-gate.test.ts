@@ -9,6 +9,7 @@ import {
   type CertificateStore,
   type ClientCertOptions,
   type DecisionEvent,
+  type DecisionVia,
 } from "../src/index.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
 import {
@@ -200,7 +201,7 @@ describe("createClientCertGate() and createClientCertInterceptor()", () => {
   }
 
   it("admits and refuses alike, for every reason, over Connect and gRPC", async () => {
-    const events: Record<"gate" | "interceptor", DecisionEvent[]> = { gate: [], interceptor: [] };
+    const events: Record<DecisionVia, DecisionEvent[]> = { gate: [], interceptor: [], "grpc-js": [] };
     const onDecision = (e: DecisionEvent) => events[e.via].push(e);
     const gate = await startEchoServer({ pki, requestGate: createClientCertGate({ store: mixedStore(), onDecision }) });
     const interceptor = await startEchoServer({

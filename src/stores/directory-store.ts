@@ -1,3 +1,4 @@
+import { observeStoreSize, storeMetricsOf, type StoreMetricsOptions } from "../core/metrics.js";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Certificate } from "../core/certificate.js";
@@ -23,7 +24,7 @@ export type { DirectoryProblemCode, DirectoryStoreProblem } from "./directory/ty
 /**
  * DirectoryStoreOptions configures `createDirectoryStore`.
  */
-export interface DirectoryStoreOptions {
+export interface DirectoryStoreOptions extends StoreMetricsOptions {
   /**
    * The folder of uploaded certificates: `.pem`, `.crt`, `.cer` and `.der`
    * files, PEM (bundles too) or DER. Each certificate in it is admitted by
@@ -106,6 +107,7 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
   const rescanIntervalMs = positiveInteger(`${where}.rescanIntervalMs`, options.rescanIntervalMs, 2000, 0);
   const now = clockOf(options.clock);
   const onProblem = options.onProblem ?? warnProblems();
+  const metrics = storeMetricsOf(options, "folder");
 
   const leaf = createLeafFolder(directory, maxFileBytes);
   const ca: CaFolder | undefined = caDirectory === undefined ? undefined : createCaFolder(caDirectory, maxFileBytes);
@@ -224,6 +226,7 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
   });
   scheduler = started;
   started.ensureWatches();
+  const sizeGauge = observeStoreSize(metrics, () => leaf.index.certificates);
 
   function lookup(certificate: Certificate): Promise<StoreVerdict> {
     if (closed) return Promise.resolve({ kind: "error", error: new Error("directory store is closed") });
@@ -273,6 +276,7 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
     async close() {
       if (closed) return;
       closed = true;
+      sizeGauge?.remove();
       started.close();
       notifier.changed();
       notifier.clear();

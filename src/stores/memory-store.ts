@@ -11,11 +11,12 @@ import {
 import { createCertificateIndex } from "./certificate-index.js";
 import { clockOf } from "../core/options.js";
 import { checkLabels } from "../core/labels.js";
+import { observeStoreSize, storeMetricsOf, type StoreMetricsOptions } from "../core/metrics.js";
 
 /**
  * MemoryStoreOptions configures `createMemoryStore`.
  */
-export interface MemoryStoreOptions {
+export interface MemoryStoreOptions extends StoreMetricsOptions {
   /**
    * Certificates to start with, as DER bytes or PEM text, each stored under
    * its SHA-256 thumbprint. By default, none.
@@ -52,6 +53,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): WritableCer
   // Ids in code unit order, for `list`; kept sorted on every put and delete.
   const ids: string[] = [];
   let closed = false;
+  const sizeGauge = observeStoreSize(storeMetricsOf(options, "memory"), () => ids.length);
 
   function announce(change: StoreChange): void {
     notifier.changed();
@@ -180,6 +182,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): WritableCer
     close() {
       if (!closed) {
         closed = true;
+        sizeGauge?.remove();
         // Bump the revision so that connections re-check, and get the
         // `error` verdict of a closed store.
         notifier.changed();
