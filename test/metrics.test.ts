@@ -113,6 +113,19 @@ describe("certgate.decisions", () => {
     expect(valueOf(points, { [result]: "refused", "certgate.decision.via": "interceptor" })).toBe(0);
   });
 
+  it("adds up the calls of two gates on one meter provider", async () => {
+    const m = testMetrics();
+    const store = createTestStore([pki.alice]);
+    const one = await serve("gate", { store, meterProvider: m.provider });
+    const two = await serve("gate", { store, meterProvider: m.provider });
+    await echoClient(one, pki, pki.alice).echo({ text: "1" });
+    await echoClient(two, pki, pki.alice).echo({ text: "2" });
+    await echoClient(two, pki, pki.alice).echo({ text: "3" });
+    expect(await m.points("certgate.decisions")).toEqual([
+      { attributes: { [result]: "admitted", "certgate.decision.via": "gate" }, value: 3 },
+    ]);
+  });
+
   it("names the procedure only with metricsProcedure", async () => {
     const plain = testMetrics();
     const named = testMetrics();
@@ -209,6 +222,9 @@ describe("certgate.certificates.expiring", () => {
     expect(await m.points("certgate.certificates.expiring")).toMatchObject([{ value: 1 }]);
     now += 25 * 3_600_000;
     expect(await m.points("certgate.certificates.expiring")).toMatchObject([{ value: 0 }]);
+    // Seen again on the same connection: counted again.
+    await client.echo({ text: "a day later" });
+    expect(await m.points("certgate.certificates.expiring")).toMatchObject([{ value: 1 }]);
   });
 });
 

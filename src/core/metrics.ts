@@ -22,14 +22,14 @@ export interface MetricsObservableResult {
  * MetricsMeter is the part of an OpenTelemetry `Meter` that certgate uses.
  */
 export interface MetricsMeter {
-  createCounter(
-    name: string,
-    options?: { description?: string; unit?: string },
-  ): { add(value: number, attributes?: MetricsAttributes): void };
   createHistogram(
     name: string,
     options?: { description?: string; unit?: string; advice?: { explicitBucketBoundaries?: number[] } },
   ): { record(value: number, attributes?: MetricsAttributes): void };
+  createObservableCounter(
+    name: string,
+    options?: { description?: string; unit?: string },
+  ): { addCallback(callback: (result: MetricsObservableResult) => void): void };
   createObservableGauge(
     name: string,
     options?: { description?: string; unit?: string },

@@ -1,8 +1,7 @@
 // The decision's metrics: a counter of decisions, the duration of store
 // look-ups that left the per-connection cache, and a gauge of the admitted
-// certificates that expire soon. Attribute objects are built once and reused,
-// so that a warm admitted call costs one counter add, one map read and,
-// with the expiry gauge, one clock read.
+// certificates that expire soon. Each series of the counter is built once;
+// a warm admitted call bumps its count, reads the clock and one map entry.
 import type { Certificate } from "../core/certificate.js";
 import type { Decision, DecisionVia } from "../core/decision-report.js";
 import { observeGauge, type MetricsAttributes, type MetricsMeter } from "../core/metrics.js";
@@ -24,26 +23,62 @@ export const maxMetricsProcedures = 1000;
 /** How many admitted certificates the expiry gauge remembers. */
 export const maxTrackedCertificates = 10_000;
 const day = 86_400_000;
-// A certificate seen again within this time is not noted again.
-const seenResolution = 60_000;
 
-// Attribute sets of one procedure (or of all, without `metricsProcedure`).
-interface AttributeSets {
-  readonly admitted: Record<string, MetricsAttributes>;
-  readonly open: Record<string, MetricsAttributes>;
-  // refused, then report-only, keyed by via + reason.
-  readonly refused: Map<string, MetricsAttributes>;
+// One series of `certgate.decisions`: its attributes and its count so far.
+interface Slot {
+  readonly attributes: MetricsAttributes;
+  count: number;
 }
 
-function attributeSets(rpc: MetricsAttributes): AttributeSets {
-  const byVia = (result: string) => {
-    const sets: Record<string, MetricsAttributes> = {};
-    for (const via of ["interceptor", "gate", "grpc-js"]) {
-      sets[via] = Object.freeze({ "certgate.decision.result": result, "certgate.decision.via": via, ...rpc });
-    }
-    return sets;
+// The series of one procedure (or of all, without `metricsProcedure`), by via.
+interface Slots {
+  readonly admitted: Record<string, Slot>;
+  readonly open: Record<string, Slot>;
+  // By via, then by public reason.
+  readonly refused: Record<string, Map<string, Slot>>;
+  readonly reportOnly: Record<string, Map<string, Slot>>;
+  readonly rpc: MetricsAttributes;
+}
+
+const vias: readonly DecisionVia[] = ["interceptor", "gate", "grpc-js"];
+
+// Every series of one meter, shared by all the decision cores recording to
+// it, so that two gates of one process add up instead of hiding each other.
+interface SeriesRegistry {
+  slot(attributes: MetricsAttributes): Slot;
+}
+
+const registries = new WeakMap<MetricsMeter, SeriesRegistry>();
+
+// The counter is asynchronous: a call only bumps a number in its series,
+// and the collection reads them all. A synchronous counter's `add` hashes
+// the attributes on every call, which costs microseconds.
+function registryOf(meter: MetricsMeter): SeriesRegistry {
+  let registry = registries.get(meter);
+  if (registry !== undefined) return registry;
+  const series = new Map<string, Slot>();
+  meter
+    .createObservableCounter("certgate.decisions", {
+      description: "Calls decided by certgate, by result, refusal reason and adapter.",
+      unit: "{decision}",
+    })
+    .addCallback((result) => {
+      // A series appears once it has counted something.
+      for (const slot of series.values()) if (slot.count > 0) result.observe(slot.count, slot.attributes);
+    });
+  registry = {
+    slot(attributes) {
+      const key = JSON.stringify(Object.entries(attributes).sort(([a], [b]) => (a < b ? -1 : 1)));
+      let slot = series.get(key);
+      if (slot === undefined) {
+        slot = { attributes, count: 0 };
+        series.set(key, slot);
+      }
+      return slot;
+    },
   };
-  return { admitted: byVia("admitted"), open: byVia("open"), refused: new Map() };
+  registries.set(meter, registry);
+  return registry;
 }
 
 function rpcAttributes(procedure: string): MetricsAttributes {
@@ -64,10 +99,7 @@ export function createDecisionMetrics(
   meter: MetricsMeter,
   options: { withProcedure: boolean; expiryWarningDays: number; now: () => number },
 ): DecisionMetrics {
-  const decisions = meter.createCounter("certgate.decisions", {
-    description: "Calls decided by certgate, by result and refusal reason.",
-    unit: "{decision}",
-  });
+  const registry = registryOf(meter);
   const lookups = meter.createHistogram("certgate.store.lookup.duration", {
     description: "Duration of certificate store look-ups that left the per-connection cache.",
     unit: "s",
@@ -78,48 +110,72 @@ export function createDecisionMetrics(
     refused: Object.freeze({ "certgate.store.verdict": "refused" }),
     error: Object.freeze({ "certgate.store.verdict": "error" }),
   };
-  const all = attributeSets({});
-  const perProcedure = new Map<string, AttributeSets>();
-  const other = attributeSets(rpcAttributes(""));
+
+  function slotsOf(rpc: MetricsAttributes): Slots {
+    const byVia = (result: string) => {
+      const slots: Record<string, Slot> = {};
+      for (const via of vias) {
+        slots[via] = registry.slot(Object.freeze({ "certgate.decision.result": result, "certgate.decision.via": via, ...rpc }));
+      }
+      return slots;
+    };
+    const maps = () => Object.fromEntries(vias.map((via) => [via, new Map<string, Slot>()]));
+    return { admitted: byVia("admitted"), open: byVia("open"), refused: maps(), reportOnly: maps(), rpc };
+  }
+
+  const all = slotsOf({});
+  const perProcedure = new Map<string, Slots>();
+  let other: Slots | undefined;
   const expiring = trackExpiring(meter, options.expiryWarningDays, options.now);
 
-  function setsOf(procedure: string | undefined): AttributeSets {
+  function slotsFor(procedure: string | undefined): Slots {
     if (!options.withProcedure || procedure === undefined) return all;
-    let sets = perProcedure.get(procedure);
-    if (sets === undefined) {
-      if (perProcedure.size >= maxMetricsProcedures) return other;
-      sets = attributeSets(rpcAttributes(procedure));
-      perProcedure.set(procedure, sets);
+    let slots = perProcedure.get(procedure);
+    if (slots === undefined) {
+      if (perProcedure.size >= maxMetricsProcedures) {
+        other ??= slotsOf(rpcAttributes(""));
+        return other;
+      }
+      slots = slotsOf(rpcAttributes(procedure));
+      perProcedure.set(procedure, slots);
     }
-    return sets;
+    return slots;
+  }
+
+  function refusedSlot(slots: Slots, reportOnly: boolean, via: DecisionVia, reason: string): Slot {
+    const byReason = (reportOnly ? slots.reportOnly : slots.refused)[via] as Map<string, Slot>;
+    let slot = byReason.get(reason);
+    if (slot !== undefined) return slot;
+    // A store's own reasons are `refused`, as clients see them: bounded.
+    const shown = publicReason(reason);
+    slot = byReason.get(shown);
+    if (slot === undefined) {
+      slot = registry.slot(
+        Object.freeze({
+          "certgate.decision.result": reportOnly ? "report_only" : "refused",
+          "certgate.decision.via": via,
+          "certgate.decision.reason": shown,
+          ...slots.rpc,
+        }),
+      );
+      byReason.set(shown, slot);
+    }
+    return slot;
   }
 
   return {
     decided(decision, via, procedure) {
-      const sets = setsOf(procedure);
+      const slots = slotsFor(procedure);
       if (decision === undefined) {
-        decisions.add(1, sets.open[via]);
+        (slots.open[via] as Slot).count++;
         return;
       }
       if (decision.kind === "admitted") {
-        decisions.add(1, sets.admitted[via]);
+        (slots.admitted[via] as Slot).count++;
         expiring.seen(decision.certificate);
         return;
       }
-      const reportOnly = decision.reportOnly === true;
-      // A store's own reasons are `refused`, as clients see them: bounded.
-      const reason = publicReason(decision.reason);
-      const key = `${reportOnly ? "r" : "x"}${via}\0${reason}`;
-      let attributes = sets.refused.get(key);
-      if (attributes === undefined) {
-        attributes = Object.freeze({
-          ...sets.admitted[via],
-          "certgate.decision.result": reportOnly ? "report_only" : "refused",
-          "certgate.decision.reason": reason,
-        });
-        sets.refused.set(key, attributes);
-      }
-      decisions.add(1, attributes);
+      refusedSlot(slots, decision.reportOnly === true, via, decision.reason).count++;
     },
     lookedUp(ms, verdict) {
       lookups.record(ms / 1000, verdicts[verdict.kind]);
@@ -129,7 +185,9 @@ export function createDecisionMetrics(
 
 interface Seen {
   readonly notAfter: number;
+  // When it was last noted, and in which collection interval.
   at: number;
+  generation: number;
 }
 
 // One tracker per meter and window: the gate and the interceptor of one
@@ -148,13 +206,15 @@ function trackExpiring(meter: MetricsMeter, days: number, now: () => number): { 
   const seen = new Map<string, Seen>();
   const windowMs = days * day;
   const attributes = Object.freeze({ "certgate.expiry_warning.days": days });
+  // Bumped by every collection: a certificate is noted (with a clock read)
+  // once per collection interval, so that a warm call costs one map read.
+  let generation = 0;
   const tracker = {
     seen(certificate: Certificate): void {
-      const t = now();
       const entry = seen.get(certificate.sha256);
-      if (entry !== undefined && t - entry.at < seenResolution) return;
+      if (entry !== undefined && entry.generation === generation) return;
       if (entry !== undefined) seen.delete(certificate.sha256);
-      seen.set(certificate.sha256, { notAfter: certificate.notAfter.getTime(), at: t });
+      seen.set(certificate.sha256, { notAfter: certificate.notAfter.getTime(), at: now(), generation });
       if (seen.size > maxTrackedCertificates) {
         for (const key of seen.keys()) {
           seen.delete(key);
@@ -171,6 +231,7 @@ function trackExpiring(meter: MetricsMeter, days: number, now: () => number): { 
       unit: "{certificate}",
     },
     (result) => {
+      generation++;
       const t = now();
       let count = 0;
       for (const [key, entry] of seen) {
