@@ -319,6 +319,39 @@ describe("remote store metrics", () => {
   });
 });
 
+describe("metrics memory", () => {
+  const admitAll = {
+    revision: 1,
+    lookup: async () => ({ kind: "admitted" as const, entry: { id: "any" } }),
+    onChange: () => () => {},
+    close: async () => {},
+  };
+  const peerOf = (certificate: object) =>
+    ({ certificate, authorized: false, authorizationError: undefined, encrypted: true }) as never;
+
+  it("names at most 1000 procedures; the rest are _OTHER", async () => {
+    const m = testMetrics();
+    const core = createDecisionCore({ store: admitAll, meterProvider: m.provider, metricsProcedure: true });
+    const peer = peerOf(certificateOf(pki.alice));
+    for (let i = 0; i < 1005; i++) await core.enforce(peer, `/pkg.v1.S/M${i}`, "grpc-js");
+    const points = await m.points("certgate.decisions");
+    expect(points.length).toBe(1001);
+    expect(valueOf(points, { "rpc.method": "M999" })).toBe(1);
+    expect(valueOf(points, { "rpc.service": "_OTHER", "rpc.method": "_OTHER" })).toBe(5);
+  });
+
+  it("remembers at most 10000 certificates for the expiry gauge", async () => {
+    const m = testMetrics();
+    const core = createDecisionCore({ store: admitAll, meterProvider: m.provider });
+    const notAfter = new Date(Date.now() + 86_400_000);
+    const notBefore = new Date(Date.now() - 86_400_000);
+    for (let i = 0; i < 10_050; i++) {
+      await core.enforce(peerOf({ sha256: `C${i}`, notAfter, notBefore }), "/pkg.v1.S/M", "grpc-js");
+    }
+    expect(await m.points("certgate.certificates.expiring")).toMatchObject([{ value: 10_000 }]);
+  });
+});
+
 describe("certgate's instruments", () => {
   it("have the contract names and UCUM units", async () => {
     const m = testMetrics();
