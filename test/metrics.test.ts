@@ -15,6 +15,8 @@ import { createDecisionCore } from "../src/core.js";
 import { meterOf } from "../src/core/metrics.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
 import { createRemoteStore } from "../src/stores/remote-store.js";
+import { createPostgresStore } from "../src/stores/postgres/postgres-store.js";
+import { createTestDatabase, postgresSkipReason } from "./support/postgres.js";
 import {
   certificateOf,
   closeAfterTests,
@@ -32,6 +34,7 @@ import { createTestMetrics, valueOf, type TestMetrics } from "./support/metrics.
 import { createServicePki, serviceTransport, startService, type ServicePki } from "./support/service-harness.js";
 
 const { servers, echoClient } = closeAfterTests();
+const postgresSkip = await postgresSkipReason();
 let pki: TestPki;
 let outOfWindow: OutOfWindowCertificates;
 // Expires in 10 days: within a 30-day warning window.
@@ -254,6 +257,25 @@ describe("certgate.store.certificates", () => {
     expect(await m.points("certgate.store.certificates")).toEqual([
       { attributes: { "certgate.store.kind": "folder", "certgate.store.name": "folder" }, value: 3 },
     ]);
+  });
+
+  it.skipIf(postgresSkip !== undefined)("reports each PostgreSQL store's copy, named, as changes reach it", async () => {
+    const m = testMetrics();
+    const db = await createTestDatabase();
+    opened.push(() => db.drop());
+    const writer = await createPostgresStore({ connectionString: db.url, meterProvider: m.provider, metricsName: "writer" });
+    opened.push(() => writer.close());
+    const replica = await createPostgresStore({ connectionString: db.url, meterProvider: m.provider, metricsName: "replica" });
+    opened.push(() => replica.close());
+    await writer.put("alice", pki.alice.der);
+    await writer.put("bob", pki.bob.der);
+    const sizes = async () =>
+      Object.fromEntries((await m.points("certgate.store.certificates")).map((p) => [p.attributes["certgate.store.name"], p.value]));
+    await waitFor(async () => (await sizes()).replica === 2, "the replica to hear of both");
+    expect(await sizes()).toEqual({ writer: 2, replica: 2 });
+    await writer.delete("bob");
+    await waitFor(async () => (await sizes()).replica === 1, "the replica to hear of the deletion");
+    expect((await m.points("certgate.store.certificates"))[0]?.attributes["certgate.store.kind"]).toBe("postgres");
   });
 
   it("refuses a malformed meterProvider or metricsName at start-up, naming it", async () => {
