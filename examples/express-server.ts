@@ -32,6 +32,8 @@ app.use(
     requestGate: createClientCertGate({ store: createThumbprintStore(pinned) }),
     // Express passes Node's request: its socket is the TLS connection.
     contextValues: peerCertificateContextValues,
+    // The most an admitted call may send (Connect's default is 4 GiB).
+    readMaxBytes: 1024 * 1024,
   }),
 );
 

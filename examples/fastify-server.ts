@@ -32,6 +32,8 @@ await server.register(fastifyConnectPlugin, {
   requestGate: createClientCertGate({ store: createThumbprintStore(pinned) }),
   // Fastify passes its own request; certgate reads Node's (request.raw).
   contextValues: peerCertificateContextValues,
+  // The most an admitted call may send (Connect's default is 4 GiB).
+  readMaxBytes: 1024 * 1024,
 });
 await server.listen({ port, host: "0.0.0.0" });
 console.log(`listening on https://localhost:${port}, pinned to ${pinned}`);

@@ -6,6 +6,11 @@ export {
   type ClientCertGate,
 } from "./connect/client-cert-gate.js";
 export {
+  guardRequestHandler,
+  type GuardRequestHandlerOptions,
+  type GuardedRequestError,
+} from "./connect/guard-request-handler.js";
+export {
   peerCertificateContextValues,
   peerCertificateKey,
   clientCertificateKey,
@@ -116,6 +121,7 @@ export type { ClientCertOptions } from "./decision/decision.js";
 export type { MetricsMeterProvider, MetricsOptions, StoreMetricsOptions } from "./core/metrics.js";
 export type { Decision, DecisionEvent, DecisionVia } from "./core/decision-report.js";
 export { refusalMessage } from "./core/refusal-reasons.js";
+export { canonicalSerialNumber } from "./core/serial-number.js";
 export {
   normalizeThumbprint,
   parseCertificate,

@@ -9,7 +9,6 @@ import {
   type CertificateStore,
   type ClientCertOptions,
   type DecisionEvent,
-  type DecisionVia,
 } from "../src/index.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
 import {
@@ -201,8 +200,8 @@ describe("createClientCertGate() and createClientCertInterceptor()", () => {
   }
 
   it("admits and refuses alike, for every reason, over Connect and gRPC", async () => {
-    const events: Record<DecisionVia, DecisionEvent[]> = { gate: [], interceptor: [], "grpc-js": [] };
-    const onDecision = (e: DecisionEvent) => events[e.via].push(e);
+    const events: Record<"gate" | "interceptor", DecisionEvent[]> = { gate: [], interceptor: [] };
+    const onDecision = (e: DecisionEvent) => events[e.via as "gate" | "interceptor"].push(e);
     const gate = await startEchoServer({ pki, requestGate: createClientCertGate({ store: mixedStore(), onDecision }) });
     const interceptor = await startEchoServer({
       pki,

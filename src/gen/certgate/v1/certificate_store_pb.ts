@@ -60,7 +60,8 @@ export type Certificate = Message<"certgate.v1.Certificate"> & {
   issuer: string;
 
   /**
-   * Serial number, upper-case hex.
+   * Serial number: upper-case hex, two digits per byte, with a leading "-"
+   * when negative, as OpenSSL prints it ("0F", "-7FFF").
    *
    * @generated from field: string serial_number = 6;
    */
