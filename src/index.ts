@@ -85,6 +85,17 @@ export {
   type ReplicaState,
   isValidCertificateId,
 } from "./core/store.js";
+export type {
+  AuditLog,
+  AuditRecord,
+  AuditEvent,
+  AuditQuery,
+  AuditActor,
+  AuditAction,
+  AuditResult,
+  AuditedWrite,
+} from "./core/audit.js";
+export { createMemoryAuditLog, type MemoryAuditLogOptions } from "./stores/memory-audit-log.js";
 export { clientIdentity } from "./connect/client-identity.js";
 export { identityOf, type ClientIdentity, type NameFields } from "./policy/client-identity.js";
 export type {
