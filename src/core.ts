@@ -34,6 +34,14 @@ export {
   type Procedure,
   type ProcedureSource,
 } from "./decision/decision.js";
+export type {
+  MetricsAttributes,
+  MetricsMeter,
+  MetricsMeterProvider,
+  MetricsObservableResult,
+  MetricsOptions,
+  StoreMetricsOptions,
+} from "./core/metrics.js";
 export {
   refused,
   refusedAs,

@@ -130,6 +130,7 @@ export {
 } from "./policy/distinguished-name.js";
 export { parseSpiffeId, type SpiffeId } from "./policy/spiffe.js";
 export type { ClientCertOptions } from "./decision/decision.js";
+export type { MetricsMeterProvider, MetricsOptions, StoreMetricsOptions } from "./core/metrics.js";
 export type { Decision, DecisionEvent, DecisionVia } from "./core/decision-report.js";
 export { refusalMessage } from "./core/refusal-reasons.js";
 export { canonicalSerialNumber } from "./core/serial-number.js";

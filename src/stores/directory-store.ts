@@ -1,3 +1,4 @@
+import { observeStoreSize, storeMetricsOf, type StoreMetricsOptions } from "../core/metrics.js";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Certificate } from "../core/certificate.js";
@@ -25,7 +26,7 @@ export type { DirectoryProblemCode, DirectoryStoreProblem } from "./directory/ty
 /**
  * DirectoryStoreOptions configures `createDirectoryStore`.
  */
-export interface DirectoryStoreOptions {
+export interface DirectoryStoreOptions extends StoreMetricsOptions {
   /**
    * The folder of uploaded certificates: `.pem`, `.crt`, `.cer` and `.der`
    * files, PEM (bundles too) or DER. Each certificate in it is admitted by
@@ -120,6 +121,7 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
   const rescanIntervalMs = positiveInteger(`${where}.rescanIntervalMs`, options.rescanIntervalMs, 2000, 0);
   const now = clockOf(options.clock);
   const onProblem = options.onProblem ?? warnProblems();
+  const metrics = storeMetricsOf(options, "folder");
   const auditMaxBytes = positiveInteger(`${where}.auditMaxBytes`, options.auditMaxBytes, defaultAuditMaxBytes, 1024);
 
   const leaf = createLeafFolder(directory, maxFileBytes);
@@ -242,6 +244,7 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
   });
   scheduler = started;
   started.ensureWatches();
+  const sizeGauge = observeStoreSize(metrics, () => leaf.index.certificates);
 
   function lookup(certificate: Certificate): Promise<StoreVerdict> {
     if (closed) return Promise.resolve({ kind: "error", error: new Error("directory store is closed") });
@@ -330,6 +333,7 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
     async close() {
       if (closed) return;
       closed = true;
+      sizeGauge?.remove();
       started.close();
       notifier.changed();
       notifier.clear();

@@ -11,13 +11,14 @@ import {
 import { createCertificateIndex } from "./certificate-index.js";
 import { clockOf } from "../core/options.js";
 import { checkLabels } from "../core/labels.js";
+import { observeStoreSize, storeMetricsOf, type StoreMetricsOptions } from "../core/metrics.js";
 import type { AuditedWrite } from "../core/audit.js";
 import { createMemoryAuditLog } from "./memory-audit-log.js";
 
 /**
  * MemoryStoreOptions configures `createMemoryStore`.
  */
-export interface MemoryStoreOptions {
+export interface MemoryStoreOptions extends StoreMetricsOptions {
   /**
    * Certificates to start with, as DER bytes or PEM text, each stored under
    * its SHA-256 thumbprint. By default, none.
@@ -57,6 +58,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): WritableCer
   // Ids in code unit order, for `list`; kept sorted on every put and delete.
   const ids: string[] = [];
   let closed = false;
+  const sizeGauge = observeStoreSize(storeMetricsOf(options, "memory"), () => ids.length);
   const audit = createMemoryAuditLog({ maxEvents: options.maxAuditEvents });
 
   // The memory log records at once, so the event is in before the write resolves.
@@ -206,6 +208,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): WritableCer
     close() {
       if (!closed) {
         closed = true;
+        sizeGauge?.remove();
         // Bump the revision so that connections re-check, and get the
         // `error` verdict of a closed store.
         notifier.changed();

@@ -315,6 +315,25 @@ describe("certgate without @connectrpc/connect-node", () => {
   });
 });
 
+describe("certgate without @opentelemetry/api", () => {
+  it("admits and refuses through the gate and the interceptor with the package absent", async () => {
+    const script = fileURLToPath(new URL("./without-opentelemetry.mjs", import.meta.url));
+    const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, [script], (error, stdout, stderr) =>
+        resolve({ code: error === null ? 0 : Number(error.code ?? 1), stdout, stderr }),
+      );
+    });
+    expect(result.stderr).toBe("");
+    expect(result.stdout.trim().split("\n")).toEqual([
+      "opentelemetry hidden: ERR_MODULE_NOT_FOUND, MODULE_NOT_FOUND",
+      "alice: hi, hi",
+      "bob: client certificate not allowed",
+      "closed",
+    ]);
+    expect(result.code).toBe(0);
+  });
+});
+
 describe("examples", () => {
   // Each example is a process of its own, started with tsx as a user would
   // (without vitest's NODE_ENV=test, under which Express logs no errors): both at once.

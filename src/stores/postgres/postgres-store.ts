@@ -17,6 +17,7 @@ import { checkDer } from "./check-der.js";
 import { createChangeListener, type ChangeListener } from "./change-listener.js";
 import { isConnectionError, storeError } from "./errors.js";
 import { loadPg } from "./load-pg.js";
+import { observeStoreSize, storeMetricsOf } from "../../core/metrics.js";
 import { deleteCertificate, insertCertificate, insertCertificates, loadSnapshot, pruneChanges, readChanges, recordAudit, type Tables } from "./queries.js";
 import { listAuditRows } from "./audit-queries.js";
 import type { AuditActor, AuditedWrite, AuditLog } from "../../core/audit.js";
@@ -80,6 +81,7 @@ export interface PostgresStore extends WritableCertificateStore {
  */
 export async function createPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
   const { schema, retentionMs, catchUpIntervalMs, maxStaleMs, reconnectDelayMs, maxReconnectDelayMs, now } = resolveOptions(options);
+  const metrics = storeMetricsOf(options, "postgres");
 
   const pg = await loadPg();
   const ownPool = options.pool === undefined;
@@ -163,6 +165,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   });
 
   let pruning: Promise<unknown> = Promise.resolve();
+  const sizeGauge = observeStoreSize(metrics, () => sync.copy.size);
   const pruneTimer = setInterval(
     () => {
       pruning = pruneChanges(pool, tables, retentionMs).catch(() => undefined);
@@ -364,6 +367,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     async close() {
       if (closed) return;
       closed = true;
+      sizeGauge?.remove();
       clearInterval(pruneTimer);
       listener.close();
       await sync.close();
