@@ -11,6 +11,7 @@ import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
 // The modules themselves rather than src/index.ts: the server loads only the
 // foundation it measures.
 import { createClientCertGate } from "../src/connect/client-cert-gate.js";
+import { createFastRefusalHandler } from "../src/connect/fast-refusal.js";
 import { createClientCertInterceptor } from "../src/connect/client-cert-interceptor.js";
 import { peerCertificateContextValues } from "../src/connect/context-values.js";
 import { createThumbprintStore } from "../src/stores/thumbprint-store.js";
@@ -21,7 +22,7 @@ import { createWindowMeter, type ServerWindow } from "./server-window.js";
  * CertgateMode says how certgate guards the echo server: not at all (the
  * baseline), as an interceptor, as a request gate, or both.
  */
-export type CertgateMode = "none" | "interceptor" | "gate" | "both";
+export type CertgateMode = "none" | "interceptor" | "gate" | "both" | "fast";
 
 /**
  * EchoServerConfig is what bench/run.ts passes to this child.
@@ -62,8 +63,10 @@ const mode = config.certgate;
 const store = mode === "none" ? undefined : createThumbprintStore(config.pins);
 const interceptors: Interceptor[] =
   store !== undefined && (mode === "interceptor" || mode === "both") ? [createClientCertInterceptor({ store })] : [];
+// fast: the gate, with createFastRefusalHandler around the adapter (no
+// GOAWAY bound, so that refusals stay on persistent connections).
 const requestGate =
-  store !== undefined && (mode === "gate" || mode === "both") ? createClientCertGate({ store }) : undefined;
+  store !== undefined && (mode === "gate" || mode === "both" || mode === "fast") ? createClientCertGate({ store }) : undefined;
 const adapter = connectNodeAdapter({
   routes,
   interceptors,
@@ -71,6 +74,11 @@ const adapter = connectNodeAdapter({
   // The baseline has no certgate at all: no context values either.
   contextValues: mode === "none" ? undefined : peerCertificateContextValues,
 });
+
+const handler =
+  mode === "fast" && requestGate !== undefined
+    ? createFastRefusalHandler(adapter, { gate: requestGate, maxRefusedCallsPerConnection: Infinity })
+    : adapter;
 
 const server = http2.createSecureServer(
   {
@@ -81,7 +89,7 @@ const server = http2.createSecureServer(
   },
   (req, res) => {
     requests++;
-    adapter(req, res);
+    handler(req, res);
   },
 );
 server.on("secureConnection", () => {
