@@ -13,14 +13,21 @@ import { isCertgateSource, summarizeProfile, type CpuProfile } from "./profile.j
 import type { BenchOptions, SectionResult } from "./section.js";
 import { fixed, table } from "./stats.js";
 
-const allVariants: Record<string, CertgateMode> = {
-  interceptor: "interceptor",
-  gate: "gate",
-  both: "both",
+interface ShareVariant {
+  readonly certgate: CertgateMode;
+  /** The grpc-js server behind certgate/grpc-js, which speaks gRPC only. */
+  readonly grpcJs?: boolean;
+}
+
+const allVariants: Record<string, ShareVariant> = {
+  interceptor: { certgate: "interceptor" },
+  gate: { certgate: "gate" },
+  both: { certgate: "both" },
+  "grpc-js": { certgate: "none", grpcJs: true },
 };
 /** variants lists the names `--variants` may pick here. */
 export const variants: readonly string[] = Object.keys(allVariants);
-const defaultVariants = ["interceptor", "gate"];
+const defaultVariants = ["interceptor", "gate", "grpc-js"];
 const defaultProtocols: WireProtocol[] = ["connect"];
 
 interface Share {
@@ -43,32 +50,43 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
   const dir = options.cpuProfDir ?? (await mkdtemp(join(tmpdir(), "certgate-bench-prof-")));
   const shares: Share[] = [];
   try {
-    for (const protocol of options.protocols ?? defaultProtocols) {
-      for (const name of chosen) {
-        const spec: RunSpec = {
-          name,
-          certgate: allVariants[name] as CertgateMode,
-          protocol,
-          client: "alice",
-          expect: "ok",
-        };
-        const m = await measureRun(spec, 0, { ...options, cpuProfDir: dir });
-        const profile = JSON.parse(await readFile(join(dir, `${protocol}-${name}-r1.cpuprofile`), "utf8")) as CpuProfile;
-        const summary = summarizeProfile(profile, isCertgateSource);
-        const share = summary.matchedSelfUs / summary.busyUs;
-        options.log(`certgate-share ${protocol} ${name}: ${fixed(share * 100, 2)}% of busy time in certgate's frames`);
-        shares.push({
-          protocol,
-          variant: name,
-          serverUsPerCall: m.serverUsPerCall,
-          share,
-          samples: profile.samples.length,
-          topFrames: summary.self
-            .filter(([label]) => label.includes("src/"))
-            .slice(0, 3)
-            .map(([label, us]) => [label, us / summary.busyUs]),
-        });
+    // connect-node's variants run on the protocols asked for (by default,
+    // Connect); grpc-js speaks gRPC only.
+    const runs: [WireProtocol, string][] = [];
+    for (const name of chosen) {
+      if (allVariants[name]?.grpcJs === true) {
+        if (options.protocols === undefined || options.protocols.includes("grpc")) runs.push(["grpc", name]);
+      } else {
+        for (const protocol of options.protocols ?? defaultProtocols) runs.push([protocol, name]);
       }
+    }
+    for (const [protocol, name] of runs) {
+      const v = allVariants[name] as ShareVariant;
+      const spec: RunSpec = {
+        name,
+        certgate: v.certgate,
+        protocol,
+        client: "alice",
+        expect: "ok",
+        ...(v.grpcJs === true ? { server: "grpc-js" as const, grpcJs: "interceptor" as const } : {}),
+      };
+      const m = await measureRun(spec, 0, { ...options, cpuProfDir: dir });
+      const profile = JSON.parse(await readFile(join(dir, `${protocol}-${name}-r1.cpuprofile`), "utf8")) as CpuProfile;
+      const summary = summarizeProfile(profile, isCertgateSource);
+      const share = summary.matchedSelfUs / summary.busyUs;
+      options.log(`certgate-share ${protocol} ${name}: ${fixed(share * 100, 2)}% of busy time in certgate's frames`);
+      shares.push({
+        protocol,
+        variant: name,
+        serverUsPerCall: m.serverUsPerCall,
+        share,
+        samples: profile.samples.length,
+        topFrames: summary.self
+          // certgate's frames read "name src/file"; a dependency's "name @scope/pkg/...".
+          .filter(([label]) => label.includes(" src/"))
+          .slice(0, 3)
+          .map(([label, us]) => [label, us / summary.busyUs]),
+      });
     }
   } finally {
     if (options.cpuProfDir === undefined) await rm(dir, { recursive: true, force: true });

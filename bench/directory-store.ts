@@ -74,14 +74,14 @@ function pem(der: Uint8Array): string {
   return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
 }
 
-async function templates(): Promise<Uint8Array[]> {
+export async function templates(): Promise<Uint8Array[]> {
   const ca = await createDevCa({ commonName: "bench CA" });
   const out: Uint8Array[] = [];
   for (let i = 0; i < 4; i++) out.push((await issueDevCertificate(ca, { commonName: `client ${i}` })).der);
   return out;
 }
 
-function makeFolder(count: number, dies: Uint8Array[]): string {
+export function makeFolder(count: number, dies: Uint8Array[]): string {
   const dir = mkdtempSync(join(tmpdir(), `certgate-bench-${count}-`));
   for (let i = 0; i < count; i++) {
     writeFileSync(join(dir, `client-${String(i).padStart(6, "0")}.pem`), pem(variant(dies[i % dies.length]!, i)));

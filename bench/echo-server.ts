@@ -2,8 +2,7 @@
 // fresh process per measured run). It counts calls and measures its own CPU
 // time between the parent's `mark` and `report` calls.
 import * as http2 from "node:http2";
-import { readFileSync, writeFileSync } from "node:fs";
-import { Session } from "node:inspector";
+import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import type { ConnectRouter, Interceptor } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -17,6 +16,7 @@ import { peerCertificateContextValues } from "../src/connect/context-values.js";
 import { createThumbprintStore } from "../src/stores/thumbprint-store.js";
 import { childConfig, serveParent } from "./ipc.js";
 import { createWindowMeter, type ServerWindow } from "./server-window.js";
+import { createWindowProfiler } from "./window-profiler.js";
 
 /**
  * CertgateMode says how certgate guards the echo server: not at all (the
@@ -99,15 +99,7 @@ server.on("sessionError", () => {
   // A load generator closing its sessions at the end of a run is expected.
 });
 
-// Profiles only the measurement window, so start-up and warm-up (and tsx's
-// loader thread) stay out of the figures.
-const profiler = config.profilePath === undefined ? undefined : new Session();
-function post(method: string, params?: object): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    profiler?.post(method, params ?? {}, (error, result) => (error === null ? resolve(result) : reject(error)));
-  });
-}
-
+const profiler = createWindowProfiler(config.profilePath);
 const meter = createWindowMeter(() => ({ requests, admitted, connections }));
 
 serveParent({
@@ -116,22 +108,13 @@ serveParent({
       server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port));
     }),
   mark: async () => {
-    if (profiler !== undefined) {
-      profiler.connect();
-      await post("Profiler.enable");
-      await post("Profiler.setSamplingInterval", { interval: 250 });
-      await post("Profiler.start");
-    }
+    await profiler.start();
     meter.mark();
     return null;
   },
   report: async (): Promise<ServerWindow> => {
     const window = meter.report();
-    if (profiler !== undefined && config.profilePath !== undefined) {
-      const { profile } = (await post("Profiler.stop")) as { profile: unknown };
-      writeFileSync(config.profilePath, JSON.stringify(profile));
-      profiler.disconnect();
-    }
+    await profiler.stop();
     return window;
   },
 });

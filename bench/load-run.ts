@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { EchoRequestSchema } from "../src/gen/certgate/example/v1/echo_pb.js";
 import type { CertgateMode, EchoServerConfig, ServerWindow } from "./echo-server.js";
+import type { GrpcJsMode, GrpcJsServerConfig } from "./grpc-js-server.js";
 import { startChild, type ChildHandle } from "./ipc.js";
 import type { LoadConfig, LoadWindow, WireProtocol } from "./load-generator.js";
 import type { BenchOptions } from "./section.js";
@@ -32,6 +33,14 @@ export interface RunSpec {
   readonly expect: "ok" | "refused";
   /** A new connection (TLS handshake) per call. By default, false. */
   readonly connectionPerCall?: boolean;
+  /**
+   * The server: connect-node's echo server (echo-server.ts, guarded as
+   * `certgate` says) or @grpc/grpc-js (grpc-js-server.ts, guarded as
+   * `grpcJs` says; gRPC protocol only). By default, connect-node.
+   */
+  readonly server?: "connect-node" | "grpc-js";
+  /** How the grpc-js server is guarded, with `server: "grpc-js"`. By default, not at all. */
+  readonly grpcJs?: GrpcJsMode;
 }
 
 /**
@@ -114,15 +123,16 @@ export function requestBody(protocol: WireProtocol, text = "hello certgate"): Bu
  */
 export async function measureRun(spec: RunSpec, round: number, options: BenchOptions): Promise<RunMeasurement> {
   const { pki } = options;
-  const serverConfig: EchoServerConfig = {
-    certgate: spec.certgate,
-    pins: [pki.alice.sha1],
-    certPath: pki.server.certPath,
-    keyPath: pki.server.keyPath,
-    ...(options.cpuProfDir === undefined
+  const profile =
+    options.cpuProfDir === undefined
       ? {}
-      : { profilePath: join(options.cpuProfDir, `${spec.protocol}-${spec.name}-r${round + 1}.cpuprofile`) }),
-  };
+      : { profilePath: join(options.cpuProfDir, `${spec.protocol}-${spec.name}-r${round + 1}.cpuprofile`) };
+  const common = { pins: [pki.alice.sha1], certPath: pki.server.certPath, keyPath: pki.server.keyPath, ...profile };
+  const grpcJs = spec.server === "grpc-js";
+  if (grpcJs && spec.protocol !== "grpc") throw new Error(`${spec.name}: the grpc-js server speaks gRPC only`);
+  const serverConfig: EchoServerConfig | GrpcJsServerConfig = grpcJs
+    ? { mode: spec.grpcJs ?? "none", caPath: pki.caPath, ...common }
+    : { certgate: spec.certgate, ...common };
   const client = spec.client === "none" ? undefined : pki[spec.client];
   const loadConfig: LoadConfig = {
     protocol: spec.protocol,
@@ -135,7 +145,7 @@ export async function measureRun(spec: RunSpec, round: number, options: BenchOpt
     connectionPerCall: spec.connectionPerCall === true,
   };
   const started = await Promise.allSettled([
-    startChild("./echo-server.ts", serverConfig, { core: 0, pin: options.pin }),
+    startChild(grpcJs ? "./grpc-js-server.ts" : "./echo-server.ts", serverConfig, { core: 0, pin: options.pin }),
     startChild("./load-generator.ts", loadConfig, { core: 1, pin: options.pin }),
   ]);
   const children = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));

@@ -31,7 +31,11 @@ type ProfileNode = CpuProfile["nodes"][number];
  */
 export function frameLabel(node: ProfileNode): string {
   const { functionName, url, lineNumber } = node.callFrame;
-  const file = url.replace(/^file:\/\//, "").replace(/^.*node_modules\//, "").replace(/^.*\/(src|bench)\//, "$1/");
+  const path = url.replace(/^file:\/\//, "");
+  // A dependency's own src/ (grpc-js has build/src/) is not certgate's.
+  const file = path.includes("node_modules/")
+    ? path.replace(/^.*node_modules\//, "")
+    : path.replace(/^.*\/(src|bench)\//, "$1/");
   return `${functionName || "(anonymous)"} ${file}${file === "" ? "" : `:${lineNumber + 1}`}`;
 }
 

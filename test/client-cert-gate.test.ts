@@ -201,7 +201,7 @@ describe("createClientCertGate() and createClientCertInterceptor()", () => {
 
   it("admits and refuses alike, for every reason, over Connect and gRPC", async () => {
     const events: Record<"gate" | "interceptor", DecisionEvent[]> = { gate: [], interceptor: [] };
-    const onDecision = (e: DecisionEvent) => events[e.via].push(e);
+    const onDecision = (e: DecisionEvent) => events[e.via as "gate" | "interceptor"].push(e);
     const gate = await startEchoServer({ pki, requestGate: createClientCertGate({ store: mixedStore(), onDecision }) });
     const interceptor = await startEchoServer({
       pki,

@@ -336,6 +336,39 @@ describe("createDirectoryStore() write side", () => {
   });
 });
 
+describe("createDirectoryStore() with concurrent writers on one folder", () => {
+  it("never overwrites a file another writer created after the existence check: one put per id wins, the other is AlreadyExists", async () => {
+    const dir = tempFolder();
+    // Two stores on one folder, as two processes would have: each checks
+    // the name, then writes; their writes interleave on the event loop.
+    const first = await open({ directory: dir, watch: false, rescanIntervalMs: 0 });
+    const second = await open({ directory: dir, watch: false, rescanIntervalMs: 0 });
+    const ids = Array.from({ length: 30 }, (_, i) => `race-${i}`);
+    const outcome = async (store: DirectoryStore, id: string, cert: IssuedCertificate) =>
+      store.put(id, cert.der).then(
+        () => ({ id, cert, result: "stored" as const }),
+        (error: unknown) => ({ id, cert, result: error instanceof ConnectError ? error.code : error }),
+      );
+    const results = await Promise.all(
+      ids.flatMap((id) => [outcome(first, id, certs.alice), outcome(second, id, certs.bob)]),
+    );
+    // Each store hears of the other's files by a scan (no watching here).
+    await first.rescan();
+    await second.rescan();
+    for (const id of ids) {
+      const mine = results.filter((r) => r.id === id);
+      expect(mine.map((r) => r.result).sort(), id).toEqual([Code.AlreadyExists, "stored"].sort());
+      const winner = mine.find((r) => r.result === "stored")!.cert;
+      // The file holds the acknowledged certificate, not the loser's.
+      expect(fs.readFileSync(path.join(dir, `${id}.pem`), "utf8")).toContain(winner.cert.trim().split("\n")[1]);
+      expect((await first.get(id))?.sha256).toBe(parseCertificate(winner.cert).sha256);
+      expect((await second.get(id))?.sha256).toBe(parseCertificate(winner.cert).sha256);
+    }
+    // No temporary file left behind.
+    expect(fs.readdirSync(dir).filter((name) => name.startsWith(".")).length).toBe(0);
+  });
+});
+
 describe("createDirectoryStore() delete, through a server", () => {
   // Review findings in the folder store's write side, end to end through a real
   // TLS server and one open HTTP/2 connection per client.

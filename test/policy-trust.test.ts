@@ -206,6 +206,33 @@ describe("createCertificateFileSet()", () => {
       await set.close();
     }
   });
+  it("warns, and keeps serving, when its onError hook throws on a reload error", async () => {
+    const folder = await mkdtemp(join(tmpdir(), "certgate-ca-hook-"));
+    await writeFile(join(folder, "root.pem"), pki.root.cert);
+    const warned = new Promise<Error>((resolve) => {
+      const listen = (warning: Error) => {
+        if (warning.message.includes("onError threw: hook failed")) {
+          process.off("warning", listen);
+          resolve(warning);
+        }
+      };
+      process.on("warning", listen);
+    });
+    const set = await createCertificateFileSet({
+      directory: folder,
+      onError: () => {
+        throw new Error("hook failed");
+      },
+    });
+    try {
+      await writeFile(join(folder, "junk.pem"), "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n");
+      expect((await warned).message).toMatch(/junk\.pem/);
+      expect(set.certificates.map((x) => x.sha256)).toEqual([c.root.sha256]);
+    } finally {
+      await set.close();
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
   it("refuses to start on a file holding a private key", async () => {
     const file = join(dir, "leaf.pem");
     await writeFile(file, pki.leaf1.cert + pki.leaf1.key);

@@ -291,6 +291,47 @@ describe("watchStream()", () => {
     watcher.abort.abort();
   });
 
+  it("turns a batch larger than maxEntryChanges into a new snapshot, reading none of it; a batch at the cap stays a change", async () => {
+    store = createMemoryStore();
+    const listeners: ((changes: readonly StoreChange[], revision: number) => void)[] = [];
+    let gets = 0;
+    const batching: WritableCertificateStore = {
+      ...store,
+      get: (id) => {
+        gets++;
+        return store.get(id);
+      },
+      onChanges: (listener) => {
+        listeners.push(listener);
+        return () => undefined;
+      },
+    };
+    const announce = (ids: string[]) => {
+      for (const listener of listeners) listener(ids.map((id) => ({ kind: "put" as const, id })), 2);
+    };
+    journal = createWatchJournal({ store: batching, maxEntryChanges: 3 });
+    const watcher = open(undefined, 100);
+    expect((await watcher.next()).event.case).toBe("snapshot");
+    expect((await watcher.next()).event.case).toBe("heartbeat");
+    for (let i = 0; i < 7; i++) await store.put(`big-${i}`, certificates[i]?.der as Uint8Array);
+    announce(["big-0", "big-1", "big-2"]);
+    await journal.settled();
+    expect(gets).toBe(3);
+    const change = await watcher.next();
+    expect(change.event.case === "change" && change.event.value.upserted.length).toBe(3);
+    announce(["big-3", "big-4", "big-5", "big-6"]);
+    await journal.settled();
+    expect(gets).toBe(3); // the oversized batch was never read into the journal
+    expect(journal.since(0)).toBeUndefined();
+    const entries = journal.since(journal.head - 1);
+    expect(entries?.map((e) => [e.kind, e.kind === "reset" ? e.error : "-"])).toEqual([["reset", undefined]]);
+    const snapshot = await watcher.next();
+    expect(snapshot.event.case === "snapshot" && snapshot.event.value.first && snapshot.event.value.last).toBe(true);
+    expect(snapshot.event.case === "snapshot" && snapshot.event.value.certificates.length).toBe(7);
+    expect(snapshot.revision).toBe(BigInt(journal.head));
+    watcher.abort.abort();
+  });
+
   it("splits a large change into parts, all but the last at the previous revision", async () => {
     store = createMemoryStore();
     // A store that announces five puts as one batch, as a folder store does

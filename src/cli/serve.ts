@@ -10,13 +10,16 @@ import { createDirectoryStore } from "../stores/directory-store.js";
 import { databaseHelp, databaseUrlOf, openDatabaseStore, redactUrl } from "./serve-database.js";
 import { readTextFile, tlsConfigReason } from "./certificate-files.js";
 import { CliError, defineCommand, errorMessage, expectPositionals, ExitCode, usageError } from "./common.js";
+import { DataFolderLockedError, lockDataFolder, type DataFolderLock } from "./data-folder-lock.js";
 import { ensureDevPki } from "./dev-pki.js";
+import { createRateLimitedLog } from "./rate-limited-log.js";
 import { printDevGuide } from "./serve-guide.js";
 
 const help = `Usage: certgate serve [--listen HOST:PORT] [--data-dir DIR | --database URL]
                       [--tls-cert FILE --tls-key FILE] [--client-ca FILE]
                       [--admin THUMBPRINT]... [--reader THUMBPRINT]...
                       [--admin-dir DIR]... [--reader-dir DIR]...
+                      [LIMITS]
 
 Runs the certificate store service (certgate.v1.CertificateStoreService,
 grpc.health.v1.Health and gRPC server reflection for readers and admins)
@@ -51,6 +54,28 @@ ${databaseHelp}
       --reader-dir DIR     A folder of reader client certificates (repeatable)
   -h, --help               Show this help
 
+LIMITS ("N" a whole number, "S" seconds, fractions allowed):
+      --max-watches N      Open WatchCertificates calls in all; more are
+                           refused with RESOURCE_EXHAUSTED. By default, 1024.
+                           (Health Watch calls are counted on their own.)
+      --max-watches-per-connection N
+                           The same, per connection. By default, 16.
+      --idle-timeout S     Close a connection after S seconds without a call
+                           (open watches keep theirs); 0 never. By default, 60.
+      --handshake-timeout S
+                           Close a connection whose TLS handshake has not
+                           finished after S seconds. By default, 10.
+      --refusal-log-limit N
+                           Log at most N refused calls per interval, then one
+                           line "M more refusals in the last S s"; 0 logs
+                           only that line. By default, 20.
+      --refusal-log-interval S
+                           The interval of --refusal-log-limit. By default, 10.
+
+The data folder is locked (DIR/.certgate-serve.lock): a second serve on it
+exits with a message naming the holder; the lock of a process that is gone
+is taken over.
+
 SIGINT or SIGTERM stops the service gracefully (running calls may finish).
 
 Examples:
@@ -79,6 +104,12 @@ export const serveCommand = defineCommand(
       reader: { type: "string", multiple: true },
       "admin-dir": { type: "string", multiple: true },
       "reader-dir": { type: "string", multiple: true },
+      "max-watches": { type: "string" },
+      "max-watches-per-connection": { type: "string" },
+      "idle-timeout": { type: "string" },
+      "handshake-timeout": { type: "string" },
+      "refusal-log-limit": { type: "string" },
+      "refusal-log-interval": { type: "string" },
     },
   },
   async ({ values, positionals }, io) => {
@@ -106,6 +137,17 @@ export const serveCommand = defineCommand(
     if (devMode && values["client-ca"] !== undefined) {
       throw usageError("serve", "--client-ca needs --tls-cert and --tls-key (development mode makes its own CA)");
     }
+    const limits = {
+      maxWatches: count("max-watches", values["max-watches"], 1024, 1),
+      maxWatchesPerConnection: count("max-watches-per-connection", values["max-watches-per-connection"], 16, 1),
+      idleTimeoutMs: milliseconds("idle-timeout", values["idle-timeout"], 60_000, true),
+      handshakeTimeoutMs: milliseconds("handshake-timeout", values["handshake-timeout"], 10_000, false),
+    };
+    const refusalLog = {
+      limit: count("refusal-log-limit", values["refusal-log-limit"], 20, 0),
+      intervalMs: milliseconds("refusal-log-interval", values["refusal-log-interval"], 10_000, false),
+      what: "refusals",
+    };
     const adminDirs = values["admin-dir"] ?? [];
     const readerDirs = values["reader-dir"] ?? [];
     if (!devMode && admins.length + readers.length + adminDirs.length + readerDirs.length === 0) {
@@ -136,31 +178,51 @@ export const serveCommand = defineCommand(
         }
       }
     }
+    const log = (line: string) => io.stderr(`certgate serve: ${line}\n`);
+    // One writer per data folder: a second serve would race the first.
+    // Replicas on one database share it by design: no lock then.
+    let lock: DataFolderLock = { tookOverFrom: undefined, release() {} };
+    try {
+      if (databaseUrl === undefined) lock = lockDataFolder(dataDir);
+    } catch (error) {
+      const reason = error instanceof DataFolderLockedError ? error.message : `cannot lock it: ${errorMessage(error)}`;
+      throw new CliError(`--data-dir ${dataDir}: ${reason}`, undefined, { cause: error });
+    }
+    if (lock.tookOverFrom !== undefined) {
+      const gone = lock.tookOverFrom;
+      log(`took over the data folder lock of pid ${gone.pid} on host ${gone.host} (since ${gone.started}), which is gone`);
+    }
     let tls: { cert: string; key: string; clientCa?: string };
-    const dev = devMode ? await ensureDevPki(dataDir) : undefined;
-    if (dev !== undefined) {
-      admins.push(dev.certificates.admin.sha256);
-      readers.push(dev.certificates.reader.sha256);
-      tls = { cert: dev.pem.serverCert, key: dev.pem.serverKey };
-    } else {
-      const clientCa = values["client-ca"];
-      tls = {
-        cert: await readTextFile("--tls-cert", tlsCert!, io.cwd),
-        key: await readTextFile("--tls-key", tlsKey!, io.cwd),
-        ...(clientCa === undefined ? {} : { clientCa: await readTextFile("--client-ca", clientCa, io.cwd) }),
-      };
-      try {
-        // Node checks the PEM and that the key belongs to the certificate.
-        createSecureContext({ cert: tls.cert, key: tls.key });
-      } catch (error) {
-        throw new CliError(`--tls-cert ${tlsCert} / --tls-key ${tlsKey}: ${tlsConfigReason(error)}`, undefined, {
-          cause: error,
-        });
+    let dev: Awaited<ReturnType<typeof ensureDevPki>> | undefined;
+    try {
+      dev = devMode ? await ensureDevPki(dataDir) : undefined;
+      if (dev !== undefined) {
+        admins.push(dev.certificates.admin.sha256);
+        readers.push(dev.certificates.reader.sha256);
+        tls = { cert: dev.pem.serverCert, key: dev.pem.serverKey };
+      } else {
+        const clientCa = values["client-ca"];
+        tls = {
+          cert: await readTextFile("--tls-cert", tlsCert!, io.cwd),
+          key: await readTextFile("--tls-key", tlsKey!, io.cwd),
+          ...(clientCa === undefined ? {} : { clientCa: await readTextFile("--client-ca", clientCa, io.cwd) }),
+        };
+        try {
+          // Node checks the PEM and that the key belongs to the certificate.
+          createSecureContext({ cert: tls.cert, key: tls.key });
+        } catch (error) {
+          throw new CliError(`--tls-cert ${tlsCert} / --tls-key ${tlsKey}: ${tlsConfigReason(error)}`, undefined, {
+            cause: error,
+          });
+        }
       }
+    } catch (error) {
+      lock.release();
+      throw error;
     }
 
-    const log = (line: string) => io.stderr(`certgate serve: ${line}\n`);
     const stores: { close(): Promise<void> }[] = [];
+    const refusals = createRateLimitedLog(log, refusalLog);
     let server: CertificateStoreServer | undefined;
     try {
       const folder = async (flag: string, directory: string) => {
@@ -185,19 +247,26 @@ export const serveCommand = defineCommand(
       const readerStores: CertificateStore[] = [];
       for (const dir of readerDirs) readerStores.push(await folder("--reader-dir", dir));
       store.onChanges((changes) => {
+        if (changes.length > 20) {
+          // A folder replaced at once: one line, not one per file.
+          const stored = changes.filter((change) => change.kind === "put").length;
+          log(`stored ${stored}, deleted ${changes.length - stored} certificates`);
+          return;
+        }
         for (const change of changes) log(`${change.kind === "put" ? "stored" : "deleted"} ${change.id}`);
       });
       try {
         server = createCertificateStoreServer({
           store,
           ...tls,
+          ...limits,
           access: {
             admin: { thumbprints: admins, stores: adminStores },
             reader: { thumbprints: readers, stores: readerStores },
             onDecision: (event) => {
               if (event.kind === "refused") {
                 const who = event.thumbprint === undefined ? "no certificate" : `SHA-256 ${event.thumbprint}`;
-                log(`refused ${event.procedure} (${event.reason ?? "refused"}, ${who})`);
+                refusals.log(`refused ${event.procedure} (${event.reason ?? "refused"}, ${who})`);
               }
             },
           },
@@ -235,6 +304,8 @@ export const serveCommand = defineCommand(
     } finally {
       await server?.close();
       await Promise.all(stores.map((s) => s.close()));
+      refusals.close();
+      lock.release();
     }
     log("stopped");
     return ExitCode.ok;
@@ -272,6 +343,27 @@ export function parseListen(text: string): Listen {
     return { host: host === "" ? "::" : host, port, kind: "wildcard", text };
   }
   return { host, port, kind: isIP(host) === 0 ? "name" : "ip", text };
+}
+
+// A whole number flag of at least `min`.
+function count(flag: string, text: string | undefined, fallback: number, min: number): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min) {
+    throw usageError("serve", `--${flag} ${text}: expected a whole number of at least ${min}`);
+  }
+  return value;
+}
+
+// A flag in seconds (fractions allowed), as milliseconds; 0 only if `zeroOff`.
+function milliseconds(flag: string, text: string | undefined, fallback: number, zeroOff: boolean): number {
+  if (text === undefined) return fallback;
+  const seconds = Number(text);
+  const ms = Math.round(seconds * 1000);
+  if (text.trim() === "" || !Number.isFinite(seconds) || ms < 0 || (ms === 0 && !zeroOff) || ms > 2_147_483_647) {
+    throw usageError("serve", `--${flag} ${text}: expected a number of seconds${zeroOff ? " (0 for never)" : " above 0"}`);
+  }
+  return ms;
 }
 
 // A missing folder is reported when it is opened, with its flag.

@@ -8,7 +8,7 @@ import type { RefusalReason, StoreEntry } from "./store.js";
 /**
  * DecisionVia names the adapter that decided a call, as `onDecision` reports it.
  */
-export type DecisionVia = "interceptor" | "gate";
+export type DecisionVia = "interceptor" | "gate" | "grpc-js";
 
 /**
  * Decision is the result of checking one call's client certificate.

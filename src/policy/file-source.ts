@@ -68,9 +68,21 @@ export async function createFileSource<T>(
   if (!(intervalMs > 0)) {
     throw new TypeError(`certgate: ${what} reloadIntervalMs must be a positive number`);
   }
+  const warn = (error: Error) => process.emitWarning(`certgate: ${error.message}`, { code: "CERTGATE_RELOAD" });
+  const userOnError = options.onError;
+  // A hook that throws must not become an unhandled rejection of the reload
+  // loop: its error is warned about, like a reload error without a hook.
   const onError =
-    options.onError ??
-    ((error: Error) => process.emitWarning(`certgate: ${error.message}`, { code: "CERTGATE_RELOAD" }));
+    userOnError === undefined
+      ? warn
+      : (error: Error) => {
+          try {
+            userOnError(error);
+          } catch (thrown) {
+            const why = thrown instanceof Error ? thrown.message : String(thrown);
+            warn(new Error(`${error.message} (and onError threw: ${why})`));
+          }
+        };
   const notifier = createChangeNotifier();
   let loaded = new Map<string, Loaded<T>>();
   let items: readonly T[] = [];

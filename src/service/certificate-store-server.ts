@@ -12,6 +12,8 @@ import {
   type CertificateStoreServiceHandler,
   type CertificateStoreServiceOptions,
 } from "./certificate-store-service.js";
+import { positiveInteger } from "../core/options.js";
+import { closeIdleConnections } from "./connection-timeouts.js";
 import { createHealthService, type HealthServiceHandler } from "./health.js";
 import { createReflectionService } from "./reflection.js";
 import { CertificateStoreService } from "../gen/certgate/v1/certificate_store_pb.js";
@@ -60,6 +62,19 @@ export interface CertificateStoreServerOptions extends CertificateStoreServiceOp
    * in milliseconds. By default, 5000.
    */
   shutdownTimeoutMs?: number;
+  /**
+   * Close a connection after this long without a call, in milliseconds: an
+   * HTTP/2 connection without open streams (with a GOAWAY), an HTTP/1.1
+   * connection between requests, and a connection that never sends a
+   * request. Calls in progress (watches) keep theirs open. 0 turns it off.
+   * By default, 60000.
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Close a connection whose TLS handshake has not finished after this long,
+   * in milliseconds (Node's `handshakeTimeout`). By default, 10000.
+   */
+  handshakeTimeoutMs?: number;
 }
 
 /**
@@ -114,7 +129,11 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
     requireTrustedChain: options.access?.requireTrustedChain ?? clientCa !== undefined,
   };
   const service = createCertificateStoreService({ ...options, access });
-  const health = options.health === false ? undefined : createHealthService();
+  // The watch limits apply to each service's own Watch calls.
+  const health =
+    options.health === false
+      ? undefined
+      : createHealthService({ maxWatchesPerConnection: options.maxWatchesPerConnection, maxWatches: options.maxWatches });
   // A replica of a shared store serves only while it reaches the store.
   const reportState = (state: ReplicaState) => {
     const status = state === "connected" ? "SERVING" : "NOT_SERVING";
@@ -136,6 +155,13 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
   // calls are normal here, not a listener leak.
   setMaxListeners(0, shutdown.signal);
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 5000;
+  const idleTimeoutMs = positiveInteger("certificate store server: idleTimeoutMs", options.idleTimeoutMs, 60_000, 0);
+  const handshakeTimeoutMs = positiveInteger(
+    "certificate store server: handshakeTimeoutMs",
+    options.handshakeTimeoutMs,
+    options.tlsOptions?.handshakeTimeout ?? 10_000,
+    1,
+  );
   // connect-node is an optional peer dependency, loaded here and awaited
   // by listen(), so that `import "certgate"` works without it.
   const node = createLazyNodeHandler({
@@ -158,9 +184,11 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
       // alert, and health probes without a certificate get through.
       rejectUnauthorized: false,
       allowHTTP1: options.tlsOptions?.allowHTTP1 ?? true,
+      handshakeTimeout: handshakeTimeoutMs,
     },
     node.handler,
   );
+  closeIdleConnections(server, idleTimeoutMs);
   const sessions = new Set<http2.ServerHttp2Session>();
   const sockets = new Set<TLSSocket>();
   server.on("session", (session: http2.ServerHttp2Session) => {

@@ -19,6 +19,7 @@ import { createStoredThumbprints } from "./stored-thumbprints.js";
 import { checkUploadLabels, defaultMaxUploadBytes, parseUpload, privateKeyError, uploadError } from "./upload.js";
 import { createSharedJournal } from "./shared-journal.js";
 import { createWatchJournal } from "./watch-journal.js";
+import { createWatchLimits } from "./watch-limits.js";
 import { watchStream } from "./watch-stream.js";
 import { clockOf, positiveInteger } from "../core/options.js";
 import { defaultLabelLimits } from "../core/labels.js";
@@ -47,10 +48,27 @@ export interface CertificateStoreServiceOptions {
    * reconnect without a new snapshot. By default, 4096.
    */
   watchJournalSize?: number;
+  /**
+   * The most changed certificates one journal entry may hold: a larger
+   * change (a folder replaced with 100k files) makes every watcher take a new
+   * snapshot instead, read page by page as it is sent. By default, 1000.
+   */
+  watchMaxEntryChanges?: number;
   /** At most this many certificates per snapshot or change event. By default, 500. */
   watchPartSize?: number;
   /** A heartbeat on every watch after this long without an event, in ms. By default, 10000. */
   watchHeartbeatMs?: number;
+  /**
+   * At most this many open WatchCertificates calls per connection; more are
+   * refused with `Code.ResourceExhausted`. A client needs one. By default, 16.
+   */
+  maxWatchesPerConnection?: number;
+  /**
+   * At most this many open WatchCertificates calls in all; more are refused
+   * with `Code.ResourceExhausted`. A paused watch holds at most one snapshot
+   * part in memory. By default, 1024.
+   */
+  maxWatches?: number;
   /**
    * The current time, for the validity checks of VerifyCertificate (and of
    * client certificates unless `access.clock` is set). By default, `Date.now`.
@@ -149,10 +167,21 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
   // on every replica, so that a watch resumes on any of them.
   const sharedLog = store.sharedLog;
   const journal =
-    sharedLog === undefined ? createWatchJournal({ store, maxChanges: journalSize }) : createSharedJournal(sharedLog, journalSize);
+    sharedLog === undefined
+      ? createWatchJournal({
+          store,
+          maxChanges: journalSize,
+          maxEntryChanges: positiveInteger("certificate store service: watchMaxEntryChanges", options.watchMaxEntryChanges, 1000),
+        })
+      : createSharedJournal(sharedLog, journalSize);
   const thumbprints = createStoredThumbprints(store, journal);
   const expiring = createExpiryFilter({ store });
   const watches = new Set<AbortController>();
+  const limits = createWatchLimits(
+    "watches",
+    positiveInteger("certificate store service: maxWatchesPerConnection", options.maxWatchesPerConnection, 16),
+    positiveInteger("certificate store service: maxWatches", options.maxWatches, 1024),
+  );
   // Room for the id, labels and the base64 of the JSON encoding, so that a
   // request is cut off soon after the upload limit instead of buffered whole.
   const readMaxBytes = Math.ceil((maxUploadBytes * 4) / 3) + 64 * 1024;
@@ -276,6 +305,7 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
           }
         },
         async *watchCertificates(req, ctx) {
+          const release = limits.acquire(ctx);
           // One controller per watch, ended by the client or by close(); not
           // AbortSignal.any, whose listeners on a shared signal pile up.
           const watch = new AbortController();
@@ -293,6 +323,9 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
             }
           });
           try {
+            // The gate admitted the call: a reset (HEADERS + RST_STREAM)
+            // that arrived with the request is seen here, before any read.
+            await new Promise((resolve) => setImmediate(resolve));
             if (!cutOff) {
               for await (const event of watchStream(req, watch.signal, { store, journal, partSize, heartbeatIntervalMs })) {
                 // A watch outlives the gate's decision: a reader removed from
@@ -309,6 +342,7 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
             offState?.();
             ctx.signal.removeEventListener("abort", end);
             watches.delete(watch);
+            release();
           }
         },
       },

@@ -6,6 +6,8 @@ import {
   type HealthCheckResponseSchema,
 } from "../gen/grpc/health/v1/health_pb.js";
 import { CertificateStoreService } from "../gen/certgate/v1/certificate_store_pb.js";
+import { positiveInteger } from "../core/options.js";
+import { createWatchLimits } from "./watch-limits.js";
 
 /**
  * HealthStatus is the serving status the health service reports.
@@ -22,6 +24,14 @@ export interface HealthServiceOptions {
    * `certgate.v1.CertificateStoreService`, both `SERVING`.
    */
   services?: Readonly<Record<string, HealthStatus>>;
+  /**
+   * At most this many open Watch calls per connection; more are refused with
+   * `Code.ResourceExhausted`. The service is open to clients without a
+   * certificate, so both limits matter. By default, 16.
+   */
+  maxWatchesPerConnection?: number;
+  /** At most this many open Watch calls in all. By default, 1024. */
+  maxWatches?: number;
 }
 
 /**
@@ -55,6 +65,11 @@ export function createHealthService(options: HealthServiceOptions = {}): HealthS
   }
   const listeners = new Set<() => void>();
   const watches = new Set<AbortController>();
+  const limits = createWatchLimits(
+    "health watches",
+    positiveInteger("health service: maxWatchesPerConnection", options.maxWatchesPerConnection, 16),
+    positiveInteger("health service: maxWatches", options.maxWatches, 1024),
+  );
 
   function status(service: string): ServingStatus | undefined {
     return statuses.get(service);
@@ -94,6 +109,7 @@ export function createHealthService(options: HealthServiceOptions = {}): HealthS
             return { statuses: Object.fromEntries([...statuses].map(([name, s]) => [name, { status: s }])) };
           },
           async *watch(req, ctx): AsyncGenerator<MessageInitShape<typeof HealthCheckResponseSchema>> {
+            const release = limits.acquire(ctx);
             const watch = new AbortController();
             const end = () => watch.abort();
             ctx.signal.addEventListener("abort", end);
@@ -112,6 +128,7 @@ export function createHealthService(options: HealthServiceOptions = {}): HealthS
             } finally {
               ctx.signal.removeEventListener("abort", end);
               watches.delete(watch);
+              release();
             }
           },
         },

@@ -16,11 +16,13 @@ export type JournalEntry =
     }
   | {
       /**
-       * The changes of this revision could not be read (a store error):
-       * whoever follows the journal must start over from a snapshot.
+       * The changes of this revision could not be read (a store error), or
+       * were too many for one entry (`maxEntryChanges`): whoever follows the
+       * journal must start over from a snapshot.
        */
       readonly kind: "reset";
       readonly revision: number;
+      /** The store error, or undefined when the batch was too large. */
       readonly error: unknown;
     };
 
@@ -69,6 +71,12 @@ export interface WatchJournalOptions {
    * By default, 4096.
    */
   maxChanges?: number;
+  /**
+   * The most changed ids one entry may hold. A larger batch (a folder
+   * replaced with 100k files) becomes a reset: watchers take a new snapshot,
+   * page by page, instead of one entry read and held whole. By default, 1000.
+   */
+  maxEntryChanges?: number;
 }
 
 /**
@@ -82,6 +90,10 @@ export function createWatchJournal(options: WatchJournalOptions): WatchJournal {
   const maxChanges = options.maxChanges ?? 4096;
   if (!Number.isInteger(maxChanges) || maxChanges < 1) {
     throw new TypeError(`journal size must be a positive integer, got ${String(maxChanges)}`);
+  }
+  const maxEntryChanges = options.maxEntryChanges ?? 1000;
+  if (!Number.isInteger(maxEntryChanges) || maxEntryChanges < 1) {
+    throw new TypeError(`journal entry size must be a positive integer, got ${String(maxEntryChanges)}`);
   }
   const epoch = randomUUID();
   const entries: JournalEntry[] = [];
@@ -126,6 +138,9 @@ export function createWatchJournal(options: WatchJournalOptions): WatchJournal {
     const last = new Map<string, StoreChange["kind"]>();
     for (const change of changes) {
       last.set(change.id, change.kind);
+    }
+    if (last.size > maxEntryChanges) {
+      return { kind: "reset", revision, error: undefined };
     }
     try {
       const upserted: StoredCertificate[] = [];

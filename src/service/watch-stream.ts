@@ -96,6 +96,12 @@ export async function* watchStream(
 // Sends the whole store in parts, each at the journal revision read before
 // listing started: every change that the listing may have missed has a later
 // revision and follows as a change event (applying it twice is harmless).
+//
+// One part is read at a time, only once the client took the previous one
+// (the generator resumes when the adapter wrote the event and the stream
+// drained), with one certificate more than a part to know whether it is the
+// last: a paused watch holds one part, whatever the store's size, and a
+// cancelled one reads nothing more.
 async function* snapshot(
   options: WatchStreamOptions,
   includeDer: boolean,
@@ -103,25 +109,28 @@ async function* snapshot(
 ): AsyncGenerator<WatchCertificatesResponse, number> {
   const { store, journal, partSize } = options;
   const revision = journal.head;
-  let page = await store.list({ limit: partSize });
-  let first = true;
-  for (;;) {
-    const next =
-      page.length < partSize ? [] : await store.list({ after: (page[page.length - 1] as StoredCertificate).id, limit: partSize });
-    const last = next.length === 0;
-    yield event(revision, journal.epoch, {
+  let after: string | undefined;
+  for (let first = true; ; first = false) {
+    if (signal.aborted) {
+      return revision;
+    }
+    const page = await store.list({ after, limit: partSize + 1 });
+    const last = page.length <= partSize;
+    const part = last ? page : page.slice(0, partSize);
+    after = part.length === 0 ? after : (part[part.length - 1] as StoredCertificate).id;
+    const message = event(revision, journal.epoch, {
       case: "snapshot",
       value: create(SnapshotSchema, {
-        certificates: page.map((c) => watchCertificateMessage(c, includeDer)),
+        certificates: part.map((c) => watchCertificateMessage(c, includeDer)),
         first,
         last,
       }),
     });
-    if (last || signal.aborted) {
+    page.length = 0;
+    yield message;
+    if (last) {
       return revision;
     }
-    first = false;
-    page = next;
   }
 }
 

@@ -149,9 +149,11 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
     }
   }
 
+  // Reported once per folder and cause: a folder that goes from "parent
+  // replaced by a file" to "symlink loop" is reported again, with the new code.
   function folderFailed(folder: string, error: unknown): void {
-    if (folderProblems.has(folder)) return;
     const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    if (folderProblems.get(folder)?.reason.includes(`(${code})`)) return;
     const problem: DirectoryStoreProblem = {
       path: folder,
       file: path.basename(folder),
@@ -221,6 +223,7 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
       if (pending.ca) await scanCa();
     },
     rescan: rescanAll,
+    onError: (error) => folderFailed(directory, error),
   });
   scheduler = started;
   started.ensureWatches();

@@ -23,9 +23,16 @@ export async function syncDirectory(directory: string): Promise<void> {
  * writeFileAtomic writes `data` to `directory/name` so that readers see the
  * old file or the whole new one, never a part: a hidden temporary file in
  * the same folder, fsync, rename into place, fsync of the folder.
+ *
+ * With `create`, an existing file is never replaced: the temporary file is
+ * hard-linked to the name (which fails with `EEXIST` when any file holds it,
+ * however recently created) and then unlinked, so a file that another
+ * process created after the caller's check survives. File systems without
+ * hard links fall back to a check just before the rename.
  */
-export async function writeFileAtomic(directory: string, name: string, data: string): Promise<void> {
+export async function writeFileAtomic(directory: string, name: string, data: string, options: { create?: boolean } = {}): Promise<void> {
   const temporary = path.join(directory, `${temporaryPrefix}${randomBytes(8).toString("hex")}.tmp`);
+  const target = path.join(directory, name);
   const handle = await fs.promises.open(temporary, "wx", 0o644);
   try {
     try {
@@ -34,12 +41,39 @@ export async function writeFileAtomic(directory: string, name: string, data: str
     } finally {
       await handle.close();
     }
-    await fs.promises.rename(temporary, path.join(directory, name));
+    if (options.create === true) await linkNew(temporary, target);
+    else await fs.promises.rename(temporary, target);
   } catch (error) {
     await fs.promises.unlink(temporary).catch(() => undefined);
     throw error;
   }
   await syncDirectory(directory);
+}
+
+// Puts `temporary` at `target` only if no file is there: link() is atomic
+// and never replaces. The temporary name is removed afterwards either way.
+async function linkNew(temporary: string, target: string): Promise<void> {
+  try {
+    await fs.promises.link(temporary, target);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP" && code !== "ENOSYS") throw error;
+    // No hard links here (FAT, some network and FUSE file systems).
+    if (fs.existsSync(target) || isLink(target)) {
+      throw Object.assign(new Error(`EEXIST: file already exists, link '${target}'`), { code: "EEXIST" });
+    }
+    await fs.promises.rename(temporary, target);
+    return;
+  }
+  await fs.promises.unlink(temporary);
+}
+
+function isLink(file: string): boolean {
+  try {
+    return fs.lstatSync(file).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 /**

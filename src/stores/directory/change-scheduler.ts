@@ -29,6 +29,12 @@ export interface ChangeSchedulerOptions {
   flush(pending: PendingChanges): Promise<void>;
   /** Re-reads both folders. Called inside `exclusive`. */
   rescan(): Promise<void>;
+  /**
+   * Told of a failure that `flush` or `rescan` did not handle themselves:
+   * nothing a timer starts may end as an unhandled rejection (that would end
+   * the process), so it lands here.
+   */
+  onError(error: unknown): void;
 }
 
 /**
@@ -66,11 +72,13 @@ export function createChangeScheduler(options: ChangeSchedulerOptions): ChangeSc
     else pending.names.add(name);
     debounce ??= setTimeout(() => {
       debounce = undefined;
-      void options.exclusive(async () => {
-        const taken = pending;
-        pending = { names: new Set(), all: false, ca: false };
-        if (!closed) await options.flush(taken);
-      });
+      options
+        .exclusive(async () => {
+          const taken = pending;
+          pending = { names: new Set(), all: false, ca: false };
+          if (!closed) await options.flush(taken);
+        })
+        .catch(options.onError);
     }, debounceMs);
   }
 
@@ -78,12 +86,13 @@ export function createChangeScheduler(options: ChangeSchedulerOptions): ChangeSc
     if (rescanIntervalMs <= 0 || closed) return;
     rescanTimer = setTimeout(() => {
       const started = Date.now();
-      void options
+      options
         .exclusive(async () => {
           if (closed) return;
           scheduler.ensureWatches();
           await options.rescan();
         })
+        .catch(options.onError)
         .finally(() => scheduleRescan(Math.max(rescanIntervalMs, (Date.now() - started) * 20)));
     }, delayMs);
     rescanTimer.unref();
@@ -95,7 +104,7 @@ export function createChangeScheduler(options: ChangeSchedulerOptions): ChangeSc
       for (const [folder, kind] of [[directory, "leaf"], [caDirectory, "ca"]] as const) {
         if (folder === undefined) continue;
         const current = watches.get(folder);
-        const ino = fs.statSync(folder, { throwIfNoEntry: false })?.ino;
+        const ino = inodeOf(folder);
         if (current !== undefined && current.alive && current.ino === ino) continue;
         current?.close();
         watches.set(folder, ino === undefined ? undefined : watchFolder(folder, (name) => heard(kind, name)));
@@ -115,4 +124,15 @@ export function createChangeScheduler(options: ChangeSchedulerOptions): ChangeSc
   };
   scheduleRescan(rescanIntervalMs);
   return scheduler;
+}
+
+// The folder's inode, or undefined when it cannot be checked for any reason
+// (missing, a symlink loop, a parent replaced by a file, permission denied):
+// the scan that follows reports the folder, and the last good set stays.
+function inodeOf(folder: string): number | undefined {
+  try {
+    return fs.statSync(folder, { throwIfNoEntry: false })?.ino;
+  } catch {
+    return undefined;
+  }
 }

@@ -32,7 +32,8 @@ export interface WritableSideContext {
  *
  * `put` writes `<id>.pem`: two lines of explanatory text (`certgate-create-time:`
  * and `certgate-labels:`) before the PEM armour, through a temporary file,
- * fsync, rename and fsync of the folder. `delete` removes every file of the
+ * fsync, a hard link to the name (never replacing a file created meanwhile)
+ * and fsync of the folder. `delete` removes every file of the
  * id. `get` and `list` read the files from disk; a bundle file's n-th
  * certificate (n >= 2) has the id `<id>#n`.
  */
@@ -68,8 +69,14 @@ export function createWritableSide(context: WritableSideContext): Pick<WritableC
       }
       const createTime = new Date(Math.floor(now()));
       try {
-        await writeFileAtomic(directory, `${fileId}.pem`, encodeStoredFile(certificate, createTime, labels));
+        await writeFileAtomic(directory, `${fileId}.pem`, encodeStoredFile(certificate, createTime, labels), { create: true });
       } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "EEXIST") {
+          // Another writer (a process sharing the folder) created it after
+          // the check above: theirs stays, and the index learns of it.
+          await sync([`${fileId}.pem`]);
+          throw new ConnectError(`certificate ${JSON.stringify(fileId)} already exists`, Code.AlreadyExists);
+        }
         throw writeError("store the certificate", error);
       }
       await sync([`${fileId}.pem`]);

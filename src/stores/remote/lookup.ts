@@ -140,9 +140,17 @@ function abortable(promise: Promise<StoreVerdict>, signal: AbortSignal | undefin
   return new Promise((resolve) => {
     const abort = () => resolve({ kind: "error", error: signal.reason });
     signal.addEventListener("abort", abort, { once: true });
-    void promise.then((verdict) => {
-      signal.removeEventListener("abort", abort);
-      resolve(verdict);
-    });
+    // A rejection too becomes a verdict: nothing here may end as an
+    // unhandled rejection.
+    void promise.then(
+      (verdict) => {
+        signal.removeEventListener("abort", abort);
+        resolve(verdict);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", abort);
+        resolve({ kind: "error", error });
+      },
+    );
   });
 }

@@ -1,0 +1,71 @@
+// How certgate reaches the HTTP/2 stream (and so the session and its TLS
+// socket) of a grpc-js server call. grpc-js 1.14 gives interceptors no public
+// way: `getAuthContext()` is empty unless Node verified the chain, and reads
+// the certificate again on every call. The stream is the `stream` field of
+// the innermost call, `BaseServerInterceptingCall`, reached through the
+// `nextCall` field of the interceptors' calls in between. Both are checked
+// once, when the interceptor is created; if a grpc-js release renames them,
+// certgate refuses to start rather than admit.
+import { EventEmitter } from "node:events";
+import { createRequire } from "node:module";
+import type { ServerHttp2Stream } from "node:http2";
+import { ServerInterceptingCall, type ServerInterceptingCallInterface } from "@grpc/grpc-js";
+
+// Interceptors wrap one another; this bounds the walk through them.
+const maxDepth = 64;
+
+/**
+ * streamOf returns the HTTP/2 stream of a grpc-js server call, or undefined
+ * when the call does not lead to one.
+ */
+export function streamOf(call: ServerInterceptingCallInterface): ServerHttp2Stream | undefined {
+  let c = call as { stream?: unknown; nextCall?: unknown } | undefined;
+  for (let depth = 0; depth < maxDepth && typeof c === "object" && c !== null; depth++) {
+    const stream = c.stream;
+    if (typeof stream === "object" && stream !== null) {
+      return stream as ServerHttp2Stream;
+    }
+    c = c.nextCall as typeof c;
+  }
+  return undefined;
+}
+
+let checked = false;
+
+/**
+ * assertCallShape checks, once per process, that the installed grpc-js
+ * keeps the fields `streamOf` reads, by building its calls around a stand-in
+ * stream. It throws an error naming the problem otherwise.
+ */
+export function assertCallShape(): void {
+  if (checked) return;
+  let ok = false;
+  let why = "";
+  try {
+    const require = createRequire(import.meta.url);
+    // The internal module is found next to grpc-js's own entry point.
+    const entry = require.resolve("@grpc/grpc-js");
+    const internal = require(entry.replace(/index\.js$/, "server-interceptors.js")) as {
+      BaseServerInterceptingCall?: new (...args: unknown[]) => ServerInterceptingCallInterface;
+    };
+    const Base = internal.BaseServerInterceptingCall;
+    if (typeof Base !== "function") {
+      why = "BaseServerInterceptingCall is gone";
+    } else {
+      const stream = Object.assign(new EventEmitter(), { pause() {}, resume() {}, session: undefined });
+      const handler = { path: "/certgate.Probe/Probe", type: "unary", serialize: () => Buffer.alloc(0), deserialize: () => ({}) };
+      const base = new Base(stream, {}, null, handler, {});
+      const outer = new ServerInterceptingCall(new ServerInterceptingCall(base));
+      ok = streamOf(outer) === stream && streamOf(base) === stream;
+      if (!ok) why = "the call no longer leads to its HTTP/2 stream";
+    }
+  } catch (error) {
+    why = (error as Error).message;
+  }
+  if (!ok) {
+    throw new Error(
+      `certgate: this @grpc/grpc-js version hides the HTTP/2 stream of a server call (${why}); certgate/grpc-js supports the layout of @grpc/grpc-js 1.14 and cannot check client certificates with this one`,
+    );
+  }
+  checked = true;
+}

@@ -1,0 +1,82 @@
+import { describe, expect, it } from "vitest";
+import * as grpc from "@grpc/grpc-js";
+import { beforeAll } from "vitest";
+import { createClientCertServerInterceptor, createServerCredentials, createThumbprintStore } from "../src/grpc-js/index.js";
+import { streamOf } from "../src/grpc-js/call-stream.js";
+import { captureWarnings, createTestPki, waitFor, type TestPki } from "./support/harness.js";
+
+let pki: TestPki;
+beforeAll(async () => {
+  pki = await createTestPki();
+});
+
+const method = {
+  path: "/certgate.example.v1.EchoService/Echo",
+  requestStream: false,
+  responseStream: false,
+  requestDeserialize: (b: Buffer) => b,
+  responseSerialize: (v: unknown) => v as Buffer,
+} as unknown as grpc.ServerMethodDefinition<unknown, unknown>;
+
+// A call below the interceptor that does not lead to an HTTP/2 stream, as a
+// grpc-js release that renamed its fields would give.
+function foreignCall() {
+  const sent: { code: number; details: string }[] = [];
+  const call = {
+    start(listener: { onReceiveMetadata(m: grpc.Metadata): void }) {
+      listener.onReceiveMetadata(new grpc.Metadata());
+    },
+    sendStatus(status: { code: number; details: string }) {
+      sent.push(status);
+    },
+    startRead() {
+      throw new Error("a refused call must not read");
+    },
+  };
+  return { call: call as unknown as grpc.ServerInterceptingCallInterface, sent };
+}
+
+describe("createClientCertServerInterceptor() guards", () => {
+  it("refuses a call whose HTTP/2 stream it cannot reach, and never starts the handler", async () => {
+    const warnings = captureWarnings();
+    const interceptor = createClientCertServerInterceptor({ store: createThumbprintStore("00".repeat(32)) });
+    const { call, sent } = foreignCall();
+    const started: unknown[] = [];
+    interceptor(method, call).start({
+      onReceiveMetadata: (m) => started.push(m),
+      onReceiveMessage: () => started.push("message"),
+      onReceiveHalfClose: () => started.push("half-close"),
+      onCancel: () => {},
+    });
+    expect(started).toEqual([]);
+    expect(sent).toEqual([expect.objectContaining({ code: 16, details: "client certificate could not be read" })]);
+    // Process warnings are emitted on a later tick.
+    await waitFor(() => warnings.warnings.some((w) => w.code === "CERTGATE_GRPC_JS_STREAM"), "the warning");
+    warnings.stop();
+  });
+
+  it("finds the stream through other interceptors' calls", () => {
+    const stream = { session: undefined };
+    const base = { stream } as unknown as grpc.ServerInterceptingCallInterface;
+    expect(streamOf(new grpc.ServerInterceptingCall(new grpc.ServerInterceptingCall(base)))).toBe(stream);
+    expect(streamOf({} as grpc.ServerInterceptingCallInterface)).toBeUndefined();
+  });
+});
+
+describe("createServerCredentials()", () => {
+  it("asks for client certificates and refuses none in the handshake", () => {
+    const credentials = createServerCredentials({ cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert }) as unknown as {
+      _getConstructorOptions(): object;
+      _getSecureContextOptions(): object;
+    };
+    expect(credentials._getConstructorOptions()).toEqual({ requestCert: true, rejectUnauthorized: false });
+    expect(credentials._getSecureContextOptions()).toEqual({ cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert });
+  });
+
+  it("fails at start-up, naming the problem, on missing or mismatched material", () => {
+    expect(() => createServerCredentials(undefined as never)).toThrow(/needs options/);
+    expect(() => createServerCredentials({ cert: pki.server.cert } as never)).toThrow(/options\.key must be PEM/);
+    expect(() => createServerCredentials({ cert: pki.server.cert, key: pki.server.key, ca: 42 } as never)).toThrow(/options\.ca/);
+    expect(() => createServerCredentials({ cert: pki.server.cert, key: pki.alice.key })).toThrow(/createServerCredentials\(\).*key/i);
+  });
+});
