@@ -11,7 +11,11 @@ import { createDecisionCore } from "../src/decision/decision.js";
 import { createThumbprintStore } from "../src/stores/thumbprint-store.js";
 import type { CertgateMode } from "./echo-server.js";
 import type { WireProtocol } from "./load-generator.js";
-import { runRounds, summarize, type RunSpec, type VariantSummary } from "./load-run.js";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { measureRun, runRounds, summarize, type RunSpec, type VariantSummary } from "./load-run.js";
+import { inclusiveShare, isCertgateSource, type CpuProfile } from "./profile.js";
 import type { BenchOptions, SectionResult } from "./section.js";
 import { fixed, median, percent } from "./stats.js";
 
@@ -63,6 +67,25 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
     lines.push("");
     warnings.push(...summary.warnings);
   }
+  // A CPU profile of one gate run: every sample with a certgate frame on its
+  // stack (the peer read, getPeerX509Certificate, hashing, the decision)
+  // over the server's busy time. Other processes hardly move a share.
+  const dir = options.cpuProfDir ?? (await mkdtemp(join(tmpdir(), "certgate-bench-prof-")));
+  let share: number;
+  let profiledUs: number;
+  try {
+    const spec: RunSpec = { name: "gate-profiled", certgate: "gate", protocol: "connect", client: "alice", expect: "ok", connectionPerCall: true };
+    const m = await measureRun(spec, 0, { ...perCall, cpuProfDir: dir });
+    const profile = JSON.parse(await readFile(join(dir, "connect-gate-profiled-r1.cpuprofile"), "utf8")) as CpuProfile;
+    share = inclusiveShare(profile, isCertgateSource);
+    profiledUs = m.serverUsPerCall;
+  } finally {
+    if (options.cpuProfDir === undefined) await rm(dir, { recursive: true, force: true });
+  }
+  lines.push(
+    `CPU profile of one gate run (one call per new connection): certgate and what it calls take ${fixed(share * 100, 2)}% of the server's busy time`,
+    `  (${fixed(share * profiledUs)} µs of ${fixed(profiledUs)} µs per call and connection; ${share <= 0.02 ? "within" : "over"} the 2% target)`,
+  );
   const inProcess = await perConnectionWork(options);
   const base = data.connect?.find((v) => v.variant === "baseline")?.serverUsPerCall;
   lines.push(
