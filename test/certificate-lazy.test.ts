@@ -1,7 +1,7 @@
 import { X509Certificate } from "node:crypto";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { createDecisionCore } from "../src/decision/decision.js";
-import { parseCertificate } from "../src/core/certificate.js";
+import { parseCertificate, thumbprintsOfDer } from "../src/core/certificate.js";
 import { createThumbprintStore } from "../src/stores/thumbprint-store.js";
 import type { PeerCertificate } from "../src/core/peer-certificate.js";
 import { certificateOf, createTestPki, type TestPki } from "./support/harness.js";
@@ -20,7 +20,7 @@ afterEach(() => {
 
 function spyOnFields() {
   return Object.fromEntries(
-    (["subject", "issuer", "serialNumber", "subjectAltName", "ca"] as const).map((name) => [
+    (["subject", "issuer", "serialNumber", "subjectAltName", "ca", "raw"] as const).map((name) => [
       name,
       vi.spyOn(X509Certificate.prototype, name, "get"),
     ]),
@@ -28,7 +28,7 @@ function spyOnFields() {
 }
 
 describe("parseCertificate() fields", () => {
-  it("decides on a new connection without reading names, serial or alternative names", async () => {
+  it("decides on a new connection without copying the DER or reading names, serial or alternative names", async () => {
     const spies = spyOnFields();
     const core = createDecisionCore({ store: createThumbprintStore(certificateOf(pki.alice).sha256) });
     for (const [issued, kind] of [
@@ -57,5 +57,19 @@ describe("parseCertificate() fields", () => {
     expect(spies.serialNumber).toHaveBeenCalledTimes(1);
     expect(spies.subjectAltName).not.toHaveBeenCalled();
     expect(Object.isFrozen(certificate)).toBe(true);
+  });
+});
+
+describe("parseCertificate() thumbprints", () => {
+  it("gives the same thumbprints from Node's fingerprints as from hashing the DER", () => {
+    for (const issued of [pki.alice, pki.bob, pki.server]) {
+      const fromFingerprints = parseCertificate(new X509Certificate(issued.der));
+      const hashed = thumbprintsOfDer(issued.der);
+      expect(fromFingerprints.sha256).toBe(hashed.sha256);
+      expect(fromFingerprints.sha1).toBe(hashed.sha1);
+      const derFirst = parseCertificate(new X509Certificate(issued.der));
+      expect(derFirst.der).toEqual(new Uint8Array(issued.der));
+      expect([derFirst.sha1, derFirst.sha256]).toEqual([hashed.sha1, hashed.sha256]);
+    }
   });
 });

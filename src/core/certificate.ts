@@ -176,11 +176,13 @@ function lazyCertificate(x509: X509Certificate): Certificate {
   let subjectAltNames: SubjectAltNames | undefined;
   let isCA: boolean | undefined;
   const certificate: Certificate = {
+    // Node's fingerprints hash the DER natively, without copying it out:
+    // cheaper than `raw` and a hash on a new connection.
     get sha1() {
-      return (sha1 ??= digest("sha1", certificate.der));
+      return (sha1 ??= der === undefined ? x509.fingerprint.replaceAll(":", "") : digest("sha1", der));
     },
     get sha256() {
-      return (sha256 ??= digest("sha256", certificate.der));
+      return (sha256 ??= der === undefined ? x509.fingerprint256.replaceAll(":", "") : digest("sha256", der));
     },
     get subject() {
       return (subject ??= x509.subject);
