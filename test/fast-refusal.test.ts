@@ -275,6 +275,34 @@ describe("createFastRefusalHandler()", () => {
     });
   }
 
+  it("leaves HTTP/1.1 to Connect: the same refusal, through the adapter every time", async () => {
+    const client = createClient(EchoService, transportFor(fast, pki, pki.bob, "connect", "1.1"));
+    for (let i = 0; i < 3; i++) {
+      const before = adapterCalls.fast;
+      const error = await client.echo({ text: "hi" }).then(
+        () => undefined,
+        (e: unknown) => ConnectError.from(e),
+      );
+      expect(error?.code).toBe(Code.Unauthenticated);
+      expect(error?.findDetails(ClientCertificateErrorSchema)[0]).toMatchObject({ reason: "not_allowed" });
+      expect(adapterCalls.fast).toBe(before + 1);
+    }
+  });
+
+  it("leaves unknown paths to Connect: a refused client still gets its 404", async () => {
+    const session = openSession(fast, pki.bob);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const before = adapterCalls.fast;
+        const res = await session.request({ ":path": "/no.such.v1.Service/Method", "content-type": "application/json" }, "{}");
+        expect(res.status).toBe(404);
+        expect(adapterCalls.fast).toBe(before + 1);
+      }
+    } finally {
+      await session.close();
+    }
+  });
+
   it("closes a connection with GOAWAY after maxRefusedCallsPerConnection refused calls, and serves a new one", async () => {
     const session = openSession(goaway, pki.bob);
     let goaways = 0;
