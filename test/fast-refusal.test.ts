@@ -1,4 +1,9 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import * as http2 from "node:http2";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -300,6 +305,56 @@ describe("createFastRefusalHandler()", () => {
       }
     } finally {
       await session.close();
+    }
+  });
+
+  describe("with curl and buf curl (a new connection per call)", () => {
+    const run = promisify(execFile);
+    let files: string;
+    beforeAll(async () => {
+      files = await mkdtemp(join(tmpdir(), "certgate-fast-refusal-"));
+      await writeFile(join(files, "ca.pem"), pki.ca.cert);
+      await writeFile(join(files, "bob.pem"), pki.bob.cert);
+      await writeFile(join(files, "bob.key"), pki.bob.key);
+    });
+    afterAll(async () => {
+      if (files !== undefined) await rm(files, { recursive: true, force: true });
+    });
+    const tls = (client: "bob" | undefined) =>
+      client === undefined ? [] : ["--cert", join(files, "bob.pem"), "--key", join(files, "bob.key")];
+
+    for (const client of ["bob", undefined] as const) {
+      it(`gives curl the same refusal as Connect (${client ?? "no certificate"})`, async () => {
+        const curl = async (server: TestServer) => {
+          const { stdout } = await run("curl", [
+            "-s", "--http2", "--cacert", join(files, "ca.pem"), ...tls(client),
+            "-H", "content-type: application/json", "-d", '{"text":"hi"}', "-D", "-",
+            `https://127.0.0.1:${server.port}${echoPath}`,
+          ]);
+          return stdout.replace(/^date: .*\r\n/im, "");
+        };
+        const expected = await curl(plain);
+        expect(expected).toMatch(/^HTTP\/2 401/);
+        for (let i = 0; i < 3; i++) expect(await curl(fast)).toBe(expected);
+      });
+
+      it(`gives buf curl --protocol grpc the same refusal as Connect (${client ?? "no certificate"})`, async () => {
+        const buf = join(process.cwd(), "node_modules", ".bin", "buf");
+        const bufCurl = async (server: TestServer) => {
+          const result = await run(buf, [
+            "curl", "--protocol", "grpc", "--schema", "proto", "--cacert", join(files, "ca.pem"), ...tls(client),
+            "-d", '{"text":"hi"}', `https://127.0.0.1:${server.port}${echoPath}`,
+          ]).then(
+            () => ({ ok: true, stderr: "" }),
+            (e: { stderr?: string }) => ({ ok: false, stderr: String(e.stderr) }),
+          );
+          return result;
+        };
+        const expected = await bufCurl(plain);
+        expect(expected.ok).toBe(false);
+        expect(JSON.parse(expected.stderr)).toMatchObject({ code: "unauthenticated" });
+        for (let i = 0; i < 3; i++) expect(await bufCurl(fast)).toEqual(expected);
+      });
     }
   });
 
