@@ -1,5 +1,6 @@
 import * as crypto from "node:crypto";
 import { X509Certificate, createHash, timingSafeEqual } from "node:crypto";
+import { canonicalSerialNumber } from "./serial-number.js";
 
 /**
  * Certificate is certgate's model of one X.509 certificate: the fields that
@@ -18,7 +19,10 @@ export interface Certificate {
   readonly subject: string;
   /** Issuer distinguished name, one `key=value` per line as Node prints it. */
   readonly issuer: string;
-  /** Serial number, upper-case hex. */
+  /**
+   * Serial number, upper-case hex, two digits per byte, `-` when negative:
+   * as OpenSSL prints it (see `canonicalSerialNumber`).
+   */
   readonly serialNumber: string;
   /** Start of the validity window. */
   readonly notBefore: Date;
@@ -152,7 +156,7 @@ export type CertificateInput = string | Uint8Array | X509Certificate;
 /**
  * parseCertificate builds a `Certificate` from PEM text (the first
  * certificate), DER bytes, or a Node `X509Certificate`. It throws on input
- * that is not a certificate.
+ * that is not a certificate, including DER with bytes after the certificate.
  *
  * Each field is read from Node's parsed form the first time it is asked
  * for, and kept: a decision on a new connection reads a thumbprint and the
@@ -161,6 +165,11 @@ export type CertificateInput = string | Uint8Array | X509Certificate;
  */
 export function parseCertificate(input: CertificateInput): Certificate {
   const x509 = input instanceof X509Certificate ? input : new X509Certificate(input);
+  // OpenSSL reads the first DER element and ignores what follows; no proxy,
+  // file or upload that certgate reads sends such bytes, so they are refused.
+  if (input instanceof Uint8Array && input[0] === 0x30 && input.length !== x509.raw.length) {
+    throw new TypeError("not a certificate: bytes after the DER certificate");
+  }
   return lazyCertificate(x509);
 }
 
@@ -191,7 +200,7 @@ function lazyCertificate(x509: X509Certificate): Certificate {
       return (issuer ??= x509.issuer);
     },
     get serialNumber() {
-      return (serialNumber ??= x509.serialNumber.toUpperCase());
+      return (serialNumber ??= canonicalSerialNumber(x509.serialNumber));
     },
     get notBefore() {
       return (notBefore ??= validityDate(x509, "validFrom"));
