@@ -44,6 +44,7 @@ const service = createCertificateStoreServer({
   shutdownTimeoutMs: 200,
 });
 const sockets = new Set<Socket>();
+const sessions = new Set<http2.ServerHttp2Session>();
 let api: http2.Http2SecureServer | undefined;
 let remote: ReturnType<typeof createRemoteStore> | undefined;
 
@@ -74,6 +75,10 @@ serveParent({
       sockets.add(s);
       s.on("close", () => sockets.delete(s));
     });
+    api.on("session", (session: http2.ServerHttp2Session) => {
+      sessions.add(session);
+      session.on("close", () => sessions.delete(session));
+    });
     api.on("sessionError", () => {});
     const server = api;
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -85,7 +90,14 @@ serveParent({
   },
   memory: () => {
     const m = process.memoryUsage();
-    return { rss: m.rss, heapUsed: m.heapUsed, connections: sockets.size };
+    return {
+      rss: m.rss,
+      heapUsed: m.heapUsed,
+      external: m.external,
+      arrayBuffers: m.arrayBuffers,
+      connections: sockets.size,
+      sessions: sessions.size,
+    };
   },
   stop: async () => {
     await new Promise<void>((resolve) => {

@@ -36,8 +36,36 @@ export interface SoakOptions {
   readonly windowMs?: number;
   /** Seconds between memory samples. By default, 10 (1 for runs under a minute). */
   readonly sampleSeconds?: number;
+  /**
+   * The parts of the mix to run, to find which one costs memory: calls on
+   * persistent connections, calls on a new connection each, malformed
+   * requests, store changes. By default, all of them.
+   */
+  readonly mix?: readonly SoakActivity[];
   /** Prints a progress line. By default, nothing. */
   readonly log?: (line: string) => void;
+}
+
+/** SoakActivity is one part of the soak's mix. */
+export type SoakActivity = "persistent" | "new" | "malformed" | "changes";
+
+/** soakActivities lists every SoakActivity. */
+export const soakActivities: readonly SoakActivity[] = ["persistent", "new", "malformed", "changes"];
+
+/** SoakSample is one memory sample of both processes, MB (counts as numbers). */
+export interface SoakSample {
+  readonly second: number;
+  /** The certgate process (store service and API server). */
+  readonly mb: number;
+  readonly heapMb: number;
+  readonly externalMb: number;
+  readonly arrayBuffersMb: number;
+  /** Live TLS sockets and HTTP/2 sessions on the API server. */
+  readonly connections: number;
+  readonly sessions: number;
+  /** The soak's own client process. */
+  readonly clientMb: number;
+  readonly clientHeapMb: number;
 }
 
 /** SoakReport is what a soak run saw. */
@@ -58,8 +86,9 @@ export interface SoakReport {
   readonly goaways: number;
   readonly uploads: number;
   readonly deletions: number;
-  /** Resident memory of the certgate process (store service and API server), MB, over time. */
-  readonly rss: { second: number; mb: number; heapMb: number }[];
+  readonly mix: readonly SoakActivity[];
+  /** Memory of the certgate process (store service and API server) and of the client, over time. */
+  readonly rss: SoakSample[];
 }
 
 interface Change {
@@ -95,6 +124,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const rate = options.rate ?? 1000;
   const windowMs = options.windowMs ?? 1000;
   const log = options.log ?? (() => {});
+  const mix = new Set(options.mix ?? soakActivities);
   const sampleMs = (options.sampleSeconds ?? (options.seconds < 60 ? 1 : 10)) * 1000;
 
   const ca = await createDevCa({ commonName: "certgate soak CA" });
@@ -150,8 +180,19 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const start = Date.now();
   const end = start + options.seconds * 1000;
   const sample = async () => {
-    const m = await child.call<{ rss: number; heapUsed: number }>("memory");
-    rss.push({ second: Math.round((Date.now() - start) / 1000), mb: m.rss / 2 ** 20, heapMb: m.heapUsed / 2 ** 20 });
+    const m = await child.call<{ rss: number; heapUsed: number; external: number; arrayBuffers: number; connections: number; sessions: number }>("memory");
+    const own = process.memoryUsage();
+    rss.push({
+      second: Math.round((Date.now() - start) / 1000),
+      mb: m.rss / 2 ** 20,
+      heapMb: m.heapUsed / 2 ** 20,
+      externalMb: m.external / 2 ** 20,
+      arrayBuffersMb: m.arrayBuffers / 2 ** 20,
+      connections: m.connections,
+      sessions: m.sessions,
+      clientMb: own.rss / 2 ** 20,
+      clientHeapMb: own.heapUsed / 2 ** 20,
+    });
   };
   await sample();
 
@@ -193,7 +234,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 
   async function call(client: Client): Promise<void> {
     const grpc = Math.random() < 0.5;
-    const fresh = Math.random() < 0.03;
+    const fresh = !mix.has("persistent") || (mix.has("new") && Math.random() < 0.03);
     const headers = grpc
       ? { "content-type": "application/grpc", te: "trailers" }
       : { "content-type": "application/proto", "connect-protocol-version": "1" };
@@ -311,14 +352,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     due += (rate * tickMs) / 1000;
     while (due >= 1 && inFlight.size < maxInFlight) {
       due--;
-      if (Math.random() < 0.02) {
+      if (mix.has("malformed") && (Math.random() < 0.02 || !(mix.has("persistent") || mix.has("new")))) {
         track(malformed());
-      } else {
+      } else if (mix.has("persistent") || mix.has("new")) {
         track(call(clients[Math.floor(Math.random() * clients.length)] as Client));
       }
     }
     if (due > rate) due = rate; // behind: do not build an unbounded backlog
-    if (Date.now() >= nextChange) {
+    if (mix.has("changes") && Date.now() >= nextChange) {
       nextChange += changeEvery;
       track(change());
     }
@@ -357,7 +398,47 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     goaways: counts.goaways,
     uploads: counts.uploads,
     deletions: counts.deletions,
+    mix: [...mix],
     rss,
+  };
+}
+
+/** A resident memory slope above this after the warm-up is reported as a warning, MB/min. */
+export const rssWarnMbPerMinute = 2;
+
+/** SoakSlopes are least-squares slopes over the samples after the warm-up (the first 20% of the run), MB/min. */
+export interface SoakSlopes {
+  readonly fromSecond: number;
+  readonly server: number;
+  readonly serverHeap: number;
+  readonly serverExternal: number;
+  readonly client: number;
+  readonly clientHeap: number;
+}
+
+/** soakSlopes fits a line to each memory series after the warm-up; undefined with fewer than 3 samples. */
+export function soakSlopes(r: SoakReport): SoakSlopes | undefined {
+  const warm = r.rss.filter((s) => s.second >= r.seconds * 0.2);
+  if (warm.length < 3) return undefined;
+  const slope = (y: (s: SoakSample) => number) => {
+    const n = warm.length;
+    const mx = warm.reduce((a, s) => a + s.second, 0) / n;
+    const my = warm.reduce((a, s) => a + y(s), 0) / n;
+    let num = 0;
+    let den = 0;
+    for (const s of warm) {
+      num += (s.second - mx) * (y(s) - my);
+      den += (s.second - mx) ** 2;
+    }
+    return den === 0 ? 0 : (num / den) * 60;
+  };
+  return {
+    fromSecond: (warm[0] as SoakSample).second,
+    server: slope((s) => s.mb),
+    serverHeap: slope((s) => s.heapMb),
+    serverExternal: slope((s) => s.externalMb),
+    client: slope((s) => s.clientMb),
+    clientHeap: slope((s) => s.clientHeapMb),
   };
 }
 
@@ -365,22 +446,34 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 export function formatSoakReport(r: SoakReport): string[] {
   const warm = r.rss.find((s) => s.second >= r.seconds * 0.2) ?? r.rss[0];
   const last = r.rss.at(-1);
+  const signed = (n: number) => `${n >= 0 ? "+" : ""}${n.toFixed(1)}`;
   const lines = [
-    `${r.calls} calls in ${r.seconds.toFixed(0)} s (${r.callsPerSecond.toFixed(0)}/s): ${r.admitted} admitted, ${r.refused} refused, ${r.inWindow} during a change's propagation window`,
+    `${r.calls} calls in ${r.seconds.toFixed(0)} s (${r.callsPerSecond.toFixed(0)}/s): ${r.admitted} admitted, ${r.refused} refused, ${r.inWindow} during a change's propagation window${r.mix.length < soakActivities.length ? ` (mix: ${r.mix.join(", ")})` : ""}`,
     `wrong decisions: ${r.wrongDecisions}${r.wrongExamples.length > 0 ? ` (${r.wrongExamples.join("; ")})` : ""}`,
     `errors: ${r.errors}${r.errorExamples.length > 0 ? ` (${r.errorExamples.join("; ")})` : ""}`,
     `malformed requests answered: ${r.malformed}; calls on a new connection: ${r.newConnections}; GOAWAYs received: ${r.goaways}`,
     `store changes: ${r.uploads} uploads, ${r.deletions} deletions`,
     `resident memory of the certgate process (store service + API server): ${r.rss.map((s) => `${s.second}s ${s.mb.toFixed(0)}`).join(", ")} MB`,
+    `resident memory of the soak client: ${r.rss.map((s) => `${s.second}s ${s.clientMb.toFixed(0)}`).join(", ")} MB`,
   ];
   if (warm !== undefined && last !== undefined && last.second > warm.second) {
-    const perMinute = ((last.mb - warm.mb) / (last.second - warm.second)) * 60;
-    lines.push(`after warm-up (${warm.second} s): ${warm.mb.toFixed(0)} → ${last.mb.toFixed(0)} MB (${perMinute >= 0 ? "+" : ""}${perMinute.toFixed(1)} MB/min); heap ${warm.heapMb.toFixed(0)} → ${last.heapMb.toFixed(0)} MB`);
+    lines.push(
+      `after warm-up (${warm.second} s): certgate ${warm.mb.toFixed(0)} → ${last.mb.toFixed(0)} MB, heap ${warm.heapMb.toFixed(0)} → ${last.heapMb.toFixed(0)} MB, external ${warm.externalMb.toFixed(0)} → ${last.externalMb.toFixed(0)} MB (array buffers ${warm.arrayBuffersMb.toFixed(0)} → ${last.arrayBuffersMb.toFixed(0)}), live API connections ${warm.connections} → ${last.connections}, sessions ${warm.sessions} → ${last.sessions}; client ${warm.clientMb.toFixed(0)} → ${last.clientMb.toFixed(0)} MB`,
+    );
+  }
+  const slopes = soakSlopes(r);
+  if (slopes !== undefined) {
+    lines.push(
+      `resident memory slope after warm-up (least squares from ${slopes.fromSecond} s): certgate ${signed(slopes.server)} MB/min (heap ${signed(slopes.serverHeap)}, external ${signed(slopes.serverExternal)}), client ${signed(slopes.client)} MB/min (heap ${signed(slopes.clientHeap)})`,
+    );
+    for (const [who, v] of [["certgate process", slopes.server], ["soak client", slopes.client]] as const) {
+      if (v > rssWarnMbPerMinute) lines.push(`warning: the ${who}'s resident memory grew ${signed(v)} MB/min after warm-up (threshold ${rssWarnMbPerMinute} MB/min)`);
+    }
   }
   return lines;
 }
 
-const usage = `usage: npm run soak -- --minutes N | --seconds N [--rate CALLS_PER_S] [--window-ms MS]`;
+const usage = `usage: npm run soak -- --minutes N | --seconds N [--rate CALLS_PER_S] [--window-ms MS] [--mix ${soakActivities.join(",")}]`;
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -389,6 +482,7 @@ async function main(): Promise<number> {
       seconds: { type: "string" },
       rate: { type: "string" },
       "window-ms": { type: "string" },
+      mix: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -399,12 +493,17 @@ async function main(): Promise<number> {
   const seconds = values.seconds !== undefined ? Number(values.seconds) : Number(values.minutes ?? "1") * 60;
   const rate = values.rate === undefined ? undefined : Number(values.rate);
   const windowMs = values["window-ms"] === undefined ? undefined : Number(values["window-ms"]);
+  const mix = values.mix === undefined ? undefined : (values.mix.split(",") as SoakActivity[]);
+  if (mix !== undefined && (mix.length === 0 || mix.some((m) => !soakActivities.includes(m)))) {
+    console.error(usage);
+    return 2;
+  }
   if (!(seconds > 0) || seconds > 24 * 3600 || (rate !== undefined && !(rate > 0 && rate <= 20_000)) || (windowMs !== undefined && !(windowMs >= 0))) {
     console.error(usage);
     return 2;
   }
   console.log(`certgate soak: ${seconds} s at about ${rate ?? 1000} calls/s on loopback, started ${new Date().toISOString()}`);
-  const report = await runSoak({ seconds, rate, windowMs, log: (l) => console.log(`  · ${l}`) });
+  const report = await runSoak({ seconds, rate, windowMs, mix, log: (l) => console.log(`  · ${l}`) });
   for (const line of formatSoakReport(report)) console.log(line);
   return report.wrongDecisions === 0 && report.errors === 0 ? 0 : 1;
 }
