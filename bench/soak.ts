@@ -87,6 +87,8 @@ export interface SoakReport {
   readonly uploads: number;
   readonly deletions: number;
   readonly mix: readonly SoakActivity[];
+  /** Live API server sockets and HTTP/2 sessions after every client closed its connections (both 0 unless something leaks). */
+  readonly leftover: { readonly connections: number; readonly sessions: number };
   /** Memory of the certgate process (store service and API server) and of the client, over time. */
   readonly rss: SoakSample[];
 }
@@ -378,7 +380,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   await sample();
   const seconds = (Date.now() - start) / 1000;
 
+  // Every connection the server saw must be gone once the clients close
+  // theirs: a session or socket left behind would be a per-connection leak.
   for (const c of clients) c.session?.close();
+  let left = await child.call<{ connections: number; sessions: number }>("memory");
+  for (const until = Date.now() + 10_000; (left.connections > 0 || left.sessions > 0) && Date.now() < until; ) {
+    await new Promise((r) => setTimeout(r, 50));
+    left = await child.call<{ connections: number; sessions: number }>("memory");
+  }
   await child.call("stop");
   await child.close();
 
@@ -400,6 +409,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     deletions: counts.deletions,
     mix: [...mix],
     rss,
+    leftover: { connections: left.connections, sessions: left.sessions },
   };
 }
 
@@ -453,6 +463,7 @@ export function formatSoakReport(r: SoakReport): string[] {
     `errors: ${r.errors}${r.errorExamples.length > 0 ? ` (${r.errorExamples.join("; ")})` : ""}`,
     `malformed requests answered: ${r.malformed}; calls on a new connection: ${r.newConnections}; GOAWAYs received: ${r.goaways}`,
     `store changes: ${r.uploads} uploads, ${r.deletions} deletions`,
+    `API server connections left after the clients closed: ${r.leftover.connections} sockets, ${r.leftover.sessions} HTTP/2 sessions`,
     `resident memory of the certgate process (store service + API server): ${r.rss.map((s) => `${s.second}s ${s.mb.toFixed(0)}`).join(", ")} MB`,
     `resident memory of the soak client: ${r.rss.map((s) => `${s.second}s ${s.clientMb.toFixed(0)}`).join(", ")} MB`,
   ];

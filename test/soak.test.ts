@@ -14,6 +14,11 @@ describe("runSoak() (npm run soak)", () => {
     expect(report.refused).toBeGreaterThan(0);
     expect(report.uploads).toBeGreaterThan(0);
     expect(report.rss.length).toBeGreaterThanOrEqual(2);
+    expect(report.rss.some((s) => s.connections > 0 && s.sessions > 0)).toBe(true);
+    // No socket or HTTP/2 session outlives its client (new connections, GOAWAYs, malformed requests).
+    expect(report.leftover).toEqual({ connections: 0, sessions: 0 });
+    expect(report.goaways + report.newConnections).toBeGreaterThan(0);
     expect(text).toMatch(/wrong decisions: 0/);
+    expect(text).toMatch(/resident memory slope after warm-up .* certgate [+-]\d+\.\d MB\/min/);
   }, 60_000);
 });
