@@ -5,9 +5,8 @@ import { createLruCache } from "../core/lru-cache.js";
 import { peerCertificateOf, type NodeRequestLike, type PeerCertificate } from "../core/peer-certificate.js";
 import { publicReason } from "../core/refusal-reasons.js";
 import type { Decision } from "../core/decision-report.js";
-import type { DecisionCore } from "../decision/decision.js";
 import { forwardingHeaders } from "../proxy/forwarding-formats.js";
-import { gateCoreOf, probeGate, type ClientCertGate } from "./client-cert-gate.js";
+import { gateCoreOf, probeGate, type ClientCertGate, type GateCore } from "./client-cert-gate.js";
 import { isMalformedRequest } from "./malformed-request.js";
 import { peerCertificateContextValues, peerCertificateKey } from "./context-values.js";
 
@@ -139,7 +138,7 @@ export function createFastRefusalHandler<Req extends NodeRequest, Res extends No
   // what the gate saw teaches the path's procedure, and a refusal is kept.
   function learn(req: Req, res: Res, rest: Rest, path: string, peer: PeerCertificate): void {
     const recording = record(res as unknown as http2.Http2ServerResponse);
-    const seen = probeGate(core as DecisionCore, () => handler(req, res, ...rest));
+    const seen = probeGate(core as GateCore, () => handler(req, res, ...rest));
     if (seen.procedure === undefined || seen.peer !== peer) {
       // Not routed to the gate, or the adapter reads another peer: nothing to learn.
       recording.discard();
