@@ -92,6 +92,10 @@ const { NGHTTP2_NO_ERROR } = http2.constants;
  * from a trusted proxy. After `maxRefusedCallsPerConnection` refused calls
  * (100 by default) a connection is closed with GOAWAY.
  *
+ * `guardRequestHandler(handler, { gate })` is the usual way to get it: the
+ * same wrapper inside the malformed-request guard. Use this one to compose
+ * handlers yourself; keep the guard outside it.
+ *
  * @example
  * const gate = createClientCertGate({ store });
  * const handler = connectNodeAdapter({ routes, requestGate: gate, contextValues: peerCertificateContextValues });

@@ -24,7 +24,7 @@ export interface GuardedRequestError {
 /**
  * GuardRequestHandlerOptions configures `guardRequestHandler`.
  */
-export interface GuardRequestHandlerOptions extends Partial<FastRefusalOptions> {
+export interface GuardRequestHandlerOptions {
   /**
    * Called for every request the guard answered in the handler's place.
    * By default, malformed requests are answered silently (they are the
@@ -33,9 +33,22 @@ export interface GuardRequestHandlerOptions extends Partial<FastRefusalOptions> 
    * warning with code `CERTGATE_HANDLER_ERROR`.
    */
   onError?: (event: GuardedRequestError) => void;
-  // gate, contextValues and maxRefusedCallsPerConnection come from
-  // FastRefusalOptions: with `gate` (the adapter's `requestGate`), the
-  // handler is wrapped with `createFastRefusalHandler` inside the guard.
+  /**
+   * The gate the adapter has as `requestGate` (from `createClientCertGate`):
+   * refused calls then take the fast path of `createFastRefusalHandler`,
+   * inside the guard. By default, none: the handler alone, guarded.
+   */
+  gate?: FastRefusalOptions["gate"];
+  /**
+   * With `gate`: the adapter's `contextValues`, when it is not
+   * `peerCertificateContextValues`. By default, `peerCertificateContextValues`.
+   */
+  contextValues?: FastRefusalOptions["contextValues"];
+  /**
+   * With `gate`: close an HTTP/2 connection with GOAWAY after this many
+   * refused calls (`Infinity` never). By default, 100.
+   */
+  maxRefusedCallsPerConnection?: number;
 }
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
