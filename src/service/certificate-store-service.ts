@@ -51,7 +51,9 @@ export interface CertificateStoreServiceOptions {
   /**
    * The most changed certificates one journal entry may hold: a larger
    * change (a folder replaced with 100k files) makes every watcher take a new
-   * snapshot instead, read page by page as it is sent. By default, 1000.
+   * snapshot instead, read page by page as it is sent. The same for a
+   * shared store's revision (a replica's full copy after a long disconnect).
+   * By default, 1000.
    */
   watchMaxEntryChanges?: number;
   /** At most this many certificates per snapshot or change event. By default, 500. */
@@ -166,14 +168,11 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
   // A store shared by several replicas numbers its own revisions, the same
   // on every replica, so that a watch resumes on any of them.
   const sharedLog = store.sharedLog;
+  const maxEntryChanges = positiveInteger("certificate store service: watchMaxEntryChanges", options.watchMaxEntryChanges, 1000);
   const journal =
     sharedLog === undefined
-      ? createWatchJournal({
-          store,
-          maxChanges: journalSize,
-          maxEntryChanges: positiveInteger("certificate store service: watchMaxEntryChanges", options.watchMaxEntryChanges, 1000),
-        })
-      : createSharedJournal(sharedLog, journalSize);
+      ? createWatchJournal({ store, maxChanges: journalSize, maxEntryChanges })
+      : createSharedJournal(sharedLog, journalSize, maxEntryChanges);
   const thumbprints = createStoredThumbprints(store, journal);
   const expiring = createExpiryFilter({ store });
   const watches = new Set<AbortController>();
