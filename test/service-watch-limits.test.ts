@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as http2 from "node:http2";
 import * as os from "node:os";
@@ -102,6 +103,31 @@ async function firstEventOrError(stream: AsyncIterable<unknown>): Promise<"event
     return ConnectError.from(error).code;
   }
 }
+
+describe("VerifyCertificate by thumbprint over a folder store", () => {
+  it("answers a SHA-256 thumbprint from the folder's own index, listing nothing; a SHA-1 one from the service's index", async () => {
+    const { store, counts } = counted(folder);
+    const service = await startService(pki, store, { watchPartSize: partSize });
+    try {
+      const client = storeClient(service, pki, pki.reader, "grpc");
+      const der = variant(pki.alice.der, 42);
+      const sha256 = createHash("sha256").update(der).digest("hex").toUpperCase();
+      const admitted = await client.verifyCertificate({ subject: { case: "thumbprint", value: sha256 } });
+      expect(admitted.admitted).toBe(true);
+      expect(admitted.certificate?.certificateId).toBe("c00042");
+      const unknown = createHash("sha256").update(variant(pki.alice.der, stored + 1)).digest("hex").toUpperCase();
+      const refused = await client.verifyCertificate({ subject: { case: "thumbprint", value: unknown } });
+      expect([refused.admitted, refused.reason]).toEqual([false, "not_allowed"]);
+      expect(counts.pages).toBe(0);
+      const sha1 = createHash("sha1").update(der).digest("hex").toUpperCase();
+      const bySha1 = await client.verifyCertificate({ subject: { case: "thumbprint", value: sha1 } });
+      expect([bySha1.admitted, bySha1.certificate?.certificateId]).toEqual([true, "c00042"]);
+      expect(counts.pages).toBeGreaterThan(0);
+    } finally {
+      await service.close();
+    }
+  });
+});
 
 describe("WatchCertificates limits", () => {
   it("refuses watches past the per-connection and the total limit with ResourceExhausted, and frees them when watches end", async () => {

@@ -1,4 +1,5 @@
-import { X509Certificate, createHash } from "node:crypto";
+import * as crypto from "node:crypto";
+import { X509Certificate } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -65,6 +66,16 @@ export function checkUpload(input: Uint8Array, labels: unknown): Uint8Array {
   return der;
 }
 
+// crypto.hash (Node 20.12 and later) makes no Hash object: a listing of
+// 100k certificates would otherwise leave 200k native objects for the
+// garbage collector, and their memory in the allocator's arenas.
+const oneShot = (crypto as unknown as { hash?: (algorithm: string, data: Uint8Array, encoding: "hex") => string }).hash;
+
+function hexDigest(algorithm: "sha1" | "sha256", der: Uint8Array): string {
+  const hex = oneShot !== undefined ? oneShot(algorithm, der, "hex") : crypto.createHash(algorithm).update(der).digest("hex");
+  return hex.toUpperCase();
+}
+
 /**
  * storedCertificate builds the `StoredCertificate` of one DER certificate.
  */
@@ -77,8 +88,8 @@ export function storedCertificate(
   return Object.freeze({
     id,
     der,
-    sha1: createHash("sha1").update(der).digest("hex").toUpperCase(),
-    sha256: createHash("sha256").update(der).digest("hex").toUpperCase(),
+    sha1: hexDigest("sha1", der),
+    sha256: hexDigest("sha256", der),
     labels: Object.freeze({ ...labels }),
     createTime,
   });
@@ -90,14 +101,31 @@ export function storedCertificate(
  * no longer holds certificates. The create time of a file that did not come
  * from `put` is its modification time.
  */
-export function readStored(directory: string, fileId: string, name: string, maxFileBytes: number): StoredCertificate[] | undefined {
+export function readStored(
+  directory: string,
+  fileId: string,
+  name: string,
+  maxFileBytes: number,
+  copy: "exact" | "pooled" = "exact",
+): StoredCertificate[] | undefined {
   const read = readFile(path.join(directory, name), maxFileBytes);
   if (read.kind !== "read") return undefined;
   const decoded = decodeCertificateFile(read.bytes);
   if (decoded.kind !== "certificates") return undefined;
   const meta = readMetadata(read.bytes);
   const createTime = meta.createTime ?? new Date(read.signature.mtimeMs);
-  return decoded.ders.map((der, m) => storedCertificate(m === 0 ? fileId : `${fileId}#${m + 1}`, Uint8Array.prototype.slice.call(der), meta.labels, createTime));
+  return decoded.ders.map((der, m) => storedCertificate(m === 0 ? fileId : `${fileId}#${m + 1}`, copyOf(der, copy), meta.labels, createTime));
+}
+
+// The DER may be a view of the read buffer that the next read reuses: always
+// copied. `exact` gives it memory of its own (for what is kept: journal
+// entries); `pooled` copies into Node's 8 KiB buffer pool, a native
+// allocation per eight or so certificates instead of one each, for pages
+// that are sent and dropped (a listing, a watch snapshot).
+function copyOf(der: Uint8Array, copy: "exact" | "pooled"): Uint8Array {
+  if (copy === "exact") return Uint8Array.prototype.slice.call(der);
+  const pooled = Buffer.from(der);
+  return new Uint8Array(pooled.buffer, pooled.byteOffset, pooled.byteLength);
 }
 
 /**
