@@ -20,7 +20,7 @@ import { fixed, table } from "./stats.js";
 /** The issue's target for one warm decision, ns. */
 const targetNs = 1000;
 
-interface Held {
+export interface Held {
   /** A live request of the connection; its response is held open while measuring. */
   readonly req: http2.Http2ServerRequest;
   release(): void;
@@ -28,7 +28,7 @@ interface Held {
 
 // Opens a TLS connection presenting `client` and holds one request open, so
 // that peerCertificateOf(req) sees a live HTTP/2 session, as in a real call.
-async function holdRequest(
+export async function holdRequest(
   server: http2.Http2SecureServer,
   port: number,
   ca: string,

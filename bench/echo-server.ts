@@ -14,14 +14,16 @@ import { createClientCertInterceptor } from "../src/connect/client-cert-intercep
 import { peerCertificateContextValues } from "../src/connect/context-values.js";
 import { createThumbprintStore } from "../src/stores/thumbprint-store.js";
 import { childConfig, serveParent } from "./ipc.js";
+import { createBenchMeterProvider } from "./metrics-provider.js";
 import { createWindowMeter, type ServerWindow } from "./server-window.js";
 import { createWindowProfiler } from "./window-profiler.js";
 
 /**
  * CertgateMode says how certgate guards the echo server: not at all (the
- * baseline), as an interceptor, as a request gate, or both.
+ * baseline), as an interceptor, as a request gate, or both; `gate-metrics`
+ * is the gate recording OpenTelemetry metrics (see bench/metrics-cost.ts).
  */
-export type CertgateMode = "none" | "interceptor" | "gate" | "both";
+export type CertgateMode = "none" | "interceptor" | "gate" | "both" | "gate-metrics";
 
 /**
  * EchoServerConfig is what bench/run.ts passes to this child.
@@ -63,7 +65,11 @@ const store = mode === "none" ? undefined : createThumbprintStore(config.pins);
 const interceptors: Interceptor[] =
   store !== undefined && (mode === "interceptor" || mode === "both") ? [createClientCertInterceptor({ store })] : [];
 const requestGate =
-  store !== undefined && (mode === "gate" || mode === "both") ? createClientCertGate({ store }) : undefined;
+  store !== undefined && (mode === "gate" || mode === "both")
+    ? createClientCertGate({ store })
+    : store !== undefined && mode === "gate-metrics"
+      ? createClientCertGate({ store, meterProvider: createBenchMeterProvider() })
+      : undefined;
 const adapter = connectNodeAdapter({
   routes,
   interceptors,

@@ -16,6 +16,7 @@ import { section, type BenchOptions, type Section, type SectionModule, type Sect
 const sections: Section[] = [
   section("decision-ns", () => import("./decision-ns.js")),
   section("interceptor-overhead", () => import("./interceptor-overhead.js")),
+  section("metrics-cost", () => import("./metrics-cost.js")),
   section("certgate-share", () => import("./certgate-share.js")),
   section("refusal-cost", () => import("./refusal-cost.js")),
   section("grpc-js", () => import("./grpc-js.js")),

@@ -9,14 +9,17 @@
 // header NGINX_HEADER, default x-ssl-client-cert), azure-app-service, aws-alb.
 // It listens with HTTP/2 without TLS (h2c, for Envoy and gRPC) on PORT
 // (default 8080) and with HTTP/1.1 on PORT + 1 (nginx's proxy_pass, App
-// Service). By default it pins alice's certificate from .certgate/demo.
+// Service; PORT=0 picks two free ports). By default it pins alice's
+// certificate from .certgate/demo.
 import * as http from "node:http";
 import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
-  createClientCertInterceptor,
+  createClientCertGate,
   createPeerCertificateContextValues,
   createThumbprintStore,
+  guardRequestHandler,
   parseCertificate,
   type ForwardingFormat,
 } from "certgate";
@@ -29,10 +32,12 @@ const format = (process.env.FORMAT ?? "xfcc") as ForwardingFormat;
 const nginxHeader = process.env.NGINX_HEADER ?? "x-ssl-client-cert";
 const port = Number(process.env.PORT ?? 8080);
 
-const handler = connectNodeAdapter({
-  routes: echoRoutes(),
-  interceptors: [
-    createClientCertInterceptor({
+// Guarded: a malformed request gets 400 instead of ending the process.
+const handler = guardRequestHandler(
+  connectNodeAdapter({
+    routes: echoRoutes(),
+    // The gate refuses before the request body is read.
+    requestGate: createClientCertGate({
       store: createThumbprintStore(pinned),
       onDecision: (e) =>
         console.log(
@@ -40,18 +45,22 @@ const handler = connectNodeAdapter({
             (e.ignoredForwardingHeaders ? ` ignored=${e.ignoredForwardingHeaders.join(",")}` : ""),
         ),
     }),
-  ],
-  // Throws at start-up on a malformed range, an unknown format, or nginx
-  // without its header name.
-  contextValues: createPeerCertificateContextValues({
-    trustedProxies: { cidrs: ["127.0.0.1/32", "::1/128"] },
-    formats: [format],
-    ...(format === "nginx" ? { nginxHeader } : {}),
+    // Throws at start-up on a malformed range, an unknown format, or nginx
+    // without its header name.
+    contextValues: createPeerCertificateContextValues({
+      trustedProxies: { cidrs: ["127.0.0.1/32", "::1/128"] },
+      formats: [format],
+      ...(format === "nginx" ? { nginxHeader } : {}),
+    }),
+    // The most an admitted call may send (Connect's default is 4 GiB).
+    readMaxBytes: 1024 * 1024,
   }),
-});
+);
 
-http2.createServer(handler).listen(port, "127.0.0.1");
-http.createServer(handler).listen(port + 1, "127.0.0.1");
+const listening = (server: http.Server | http2.Http2Server, at: number) =>
+  new Promise<number>((resolve) => server.listen(at, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)));
+const h2cPort = await listening(http2.createServer(handler), port);
+const h1Port = await listening(http.createServer(handler), port === 0 ? 0 : port + 1);
 
 // What a proxy would send for alice, so the service can be tried without one.
 const pem = pki.files.alice.cert;
@@ -61,7 +70,7 @@ const header: Record<ForwardingFormat, string> = {
   "aws-alb": `x-amzn-mtls-clientcert: $(jq -sRr @uri ${pem})`,
   "azure-app-service": `x-arr-clientcert: $(openssl x509 -in ${pem} -outform der | base64 -w0)`,
 };
-console.log(`listening on h2c://127.0.0.1:${port} and http://127.0.0.1:${port + 1}, ${format}, pinned to ${pinned}`);
+console.log(`listening on h2c://127.0.0.1:${h2cPort} and http://127.0.0.1:${h1Port}, ${format}, pinned to ${pinned}`);
 console.log(`try, as the proxy would forward alice:
   curl --http2-prior-knowledge -H 'content-type: application/json' -H "${header[format]}" \\
-    -d '{"text":"hello"}' http://127.0.0.1:${port}/certgate.example.v1.EchoService/Echo`);
+    -d '{"text":"hello"}' http://127.0.0.1:${h2cPort}/certgate.example.v1.EchoService/Echo`);

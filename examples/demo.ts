@@ -4,9 +4,11 @@
 import * as http2 from "node:http2";
 import { relative } from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { AddressInfo } from "node:net";
 import {
   createClientCertGate,
   createThumbprintStore,
+  guardRequestHandler,
   parseCertificate,
   peerCertificateContextValues,
 } from "certgate";
@@ -18,7 +20,9 @@ const pki = await ensureDemoPki();
 const server = pki.read("server");
 const alice = parseCertificate(pki.read("alice").cert);
 
-const handler = connectNodeAdapter({
+// guardRequestHandler answers malformed requests with 400 instead of letting
+// connect-node's adapter throw and end the process.
+const handler = guardRequestHandler(connectNodeAdapter({
   routes: echoRoutes((text, client) => `${text} (from ${client?.subject.replace(/\n/g, ", ")})`),
   // Pinned to alice's SHA-1 thumbprint, as a gateway policy would be.
   requestGate: createClientCertGate({
@@ -26,9 +30,11 @@ const handler = connectNodeAdapter({
     onDecision: (e) => console.log(`${e.kind} ${e.procedure}${e.reason ? ` (${e.reason})` : ""}`),
   }),
   contextValues: peerCertificateContextValues,
-});
+  // The gate refuses before the body is read; admitted calls may send 1 MiB.
+  readMaxBytes: 1024 * 1024,
+}));
 
-http2
+const listener = http2
   .createSecureServer(
     // rejectUnauthorized: false lets self-signed client certificates through
     // the TLS handshake: certgate is then the gate.
@@ -36,6 +42,7 @@ http2
     handler,
   )
   .listen(port, () => {
+    const port = (listener.address() as AddressInfo).port;
     const dir = relative(process.cwd(), pki.dir) || ".";
     const curl = (who: string) =>
       `curl --http2 --cacert ${dir}/ca.pem --cert ${dir}/${who}.pem --key ${dir}/${who}-key.pem \\\n` +

@@ -9,11 +9,13 @@
 // next call sees it, on connections already open too.
 import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
   createClientCertGate,
   createDirectoryStore,
+  guardRequestHandler,
   peerCertificateContextValues,
 } from "certgate";
 import { ensureDemoPki } from "./dev-pki.js";
@@ -37,14 +39,21 @@ store.onChanges((changes, revision) => {
 
 const server = http2.createSecureServer(
   { ...pki.read("server"), requestCert: true, rejectUnauthorized: false, allowHTTP1: true },
-  connectNodeAdapter({
-    routes: echoRoutes(),
-    requestGate: createClientCertGate({ store }),
-    contextValues: peerCertificateContextValues,
-  }),
+  // Guarded: a malformed request gets 400 instead of ending the process.
+  guardRequestHandler(
+    connectNodeAdapter({
+      routes: echoRoutes(),
+      // The gate refuses before the request body is read.
+      requestGate: createClientCertGate({ store }),
+      contextValues: peerCertificateContextValues,
+      // The most an admitted call may send (Connect's default is 4 GiB).
+      readMaxBytes: 1024 * 1024,
+    }),
+  ),
 );
 
 server.listen(port, () => {
+  const { port } = server.address() as AddressInfo;
   const { files, ca } = pki;
   console.log(`listening on https://localhost:${port}, admitting the ${store.stats().certificates} certificate(s) in ${directory}`);
   console.log(`try: curl --cacert ${ca} --cert ${files.alice.cert} --key ${files.alice.key} \\

@@ -14,6 +14,7 @@ import express from "express";
 import {
   createClientCertGate,
   createThumbprintStore,
+  guardRequestHandler,
   parseCertificate,
   peerCertificateContextValues,
 } from "certgate";
@@ -26,13 +27,20 @@ const port = Number(process.env.PORT ?? 8443);
 
 const app = express();
 app.use(
-  expressConnectMiddleware({
-    routes: echoRoutes(),
-    // Refuses unauthenticated calls before their body is read.
-    requestGate: createClientCertGate({ store: createThumbprintStore(pinned) }),
-    // Express passes Node's request: its socket is the TLS connection.
-    contextValues: peerCertificateContextValues,
-  }),
+  // Answers a request Connect cannot represent (HTTP/1.0 without Host, an
+  // unbracketed IPv6 Host) with 400, where Express would answer 500 with a
+  // stack trace; other paths go on to the next middleware as before.
+  guardRequestHandler(
+    expressConnectMiddleware({
+      routes: echoRoutes(),
+      // Refuses unauthenticated calls before their body is read.
+      requestGate: createClientCertGate({ store: createThumbprintStore(pinned) }),
+      // Express passes Node's request: its socket is the TLS connection.
+      contextValues: peerCertificateContextValues,
+      // The most an admitted call may send (Connect's default is 4 GiB).
+      readMaxBytes: 1024 * 1024,
+    }),
+  ),
 );
 
 https

@@ -12,6 +12,7 @@ import { fastify } from "fastify";
 import {
   createClientCertGate,
   createThumbprintStore,
+  isMalformedRequest,
   parseCertificate,
   peerCertificateContextValues,
 } from "certgate";
@@ -26,12 +27,24 @@ const server = fastify({
   http2: true,
   https: { ...pki.read("server"), allowHTTP1: true, requestCert: true, rejectUnauthorized: false },
 });
-await server.register(fastifyConnectPlugin, {
-  routes: echoRoutes(),
-  // Refuses unauthenticated calls before their body is read.
-  requestGate: createClientCertGate({ store: createThumbprintStore(pinned) }),
-  // Fastify passes its own request; certgate reads Node's (request.raw).
-  contextValues: peerCertificateContextValues,
+// The hook and Connect's routes in one plugin, so the hook sees only their
+// requests (an HTTP/1.0 health check without Host elsewhere still works).
+await server.register(async (connect) => {
+  // Answers a request Connect cannot represent (HTTP/1.0 without Host, an
+  // unbracketed IPv6 Host or :authority) with 400, where connect-fastify
+  // would answer an empty 200 and log a stack trace each time.
+  connect.addHook("onRequest", async (request, reply) => {
+    if (isMalformedRequest(request.raw)) return reply.code(400).send("malformed request\n");
+  });
+  await connect.register(fastifyConnectPlugin, {
+    routes: echoRoutes(),
+    // Refuses unauthenticated calls before their body is read.
+    requestGate: createClientCertGate({ store: createThumbprintStore(pinned) }),
+    // Fastify passes its own request; certgate reads Node's (request.raw).
+    contextValues: peerCertificateContextValues,
+    // The most an admitted call may send (Connect's default is 4 GiB).
+    readMaxBytes: 1024 * 1024,
+  });
 });
 await server.listen({ port, host: "0.0.0.0" });
 console.log(`listening on https://localhost:${port}, pinned to ${pinned}`);

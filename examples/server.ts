@@ -5,10 +5,12 @@
 // By default it pins alice's certificate from .certgate/demo (created on first
 // run); pass any SHA-1 or SHA-256 thumbprint, in any spelling, to pin another.
 import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
-  createClientCertInterceptor,
+  createClientCertGate,
   createThumbprintStore,
+  guardRequestHandler,
   parseCertificate,
   peerCertificateContextValues,
 } from "certgate";
@@ -20,11 +22,21 @@ const pinned = process.argv[2] ?? parseCertificate(pki.read("alice").cert).sha1;
 const port = Number(process.env.PORT ?? 8443);
 
 const server = http2.createSecureServer(
-  { ...pki.read("server"), requestCert: true, rejectUnauthorized: false },
-  connectNodeAdapter({
-    routes: echoRoutes(),
-    interceptors: [createClientCertInterceptor({ store: createThumbprintStore(pinned) })],
-    contextValues: peerCertificateContextValues,
-  }),
+  { ...pki.read("server"), requestCert: true, rejectUnauthorized: false, allowHTTP1: true },
+  // Answers malformed requests with 400 instead of ending the process.
+  guardRequestHandler(
+    connectNodeAdapter({
+      routes: echoRoutes(),
+      // Refuses before the request body is read: an unauthenticated client
+      // cannot make the server buffer an upload.
+      requestGate: createClientCertGate({ store: createThumbprintStore(pinned) }),
+      contextValues: peerCertificateContextValues,
+      // The most an admitted call may send (Connect's default is 4 GiB).
+      readMaxBytes: 1024 * 1024,
+    }),
+  ),
 );
-server.listen(port, () => console.log(`listening on https://localhost:${port}, pinned to ${pinned}`));
+server.listen(port, () => {
+  const { port } = server.address() as AddressInfo;
+  console.log(`listening on https://localhost:${port}, pinned to ${pinned}`);
+});

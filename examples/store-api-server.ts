@@ -11,11 +11,13 @@
 // certificate to watch the store.
 import { readFileSync } from "node:fs";
 import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
 import { join, relative } from "node:path";
 import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
 import {
-  createClientCertInterceptor,
+  createClientCertGate,
   createRemoteStore,
+  guardRequestHandler,
   peerCertificateContextValues,
 } from "certgate";
 import { echoRoutes } from "./echo-service.js";
@@ -38,16 +40,20 @@ const store = createRemoteStore({
     ),
 });
 
-const handler = connectNodeAdapter({
-  routes: echoRoutes((text, client) => `${text}, ${client?.subject.replace(/\n/g, ", ")}`),
-  interceptors: [
-    createClientCertInterceptor({
+// Guarded: a malformed request gets 400 instead of ending the process.
+const handler = guardRequestHandler(
+  connectNodeAdapter({
+    routes: echoRoutes((text, client) => `${text}, ${client?.subject.replace(/\n/g, ", ")}`),
+    // The gate refuses before the request body is read.
+    requestGate: createClientCertGate({
       store,
       onDecision: (e) => console.log(`${e.kind} ${e.procedure}${e.reason === undefined ? "" : ` (${e.reason})`}`),
     }),
-  ],
-  contextValues: peerCertificateContextValues,
-});
+    contextValues: peerCertificateContextValues,
+    // The most an admitted call may send (Connect's default is 4 GiB).
+    readMaxBytes: 1024 * 1024,
+  }),
+);
 
 const server = http2.createSecureServer(
   {
@@ -61,6 +67,7 @@ const server = http2.createSecureServer(
   handler,
 );
 server.listen(port, "localhost", () => {
+  const { port } = server.address() as AddressInfo;
   const d = relative(process.cwd(), dev) || ".";
   console.log(`API server on https://localhost:${port}, admitting what ${storeUrl} holds. Try:`);
   console.log(

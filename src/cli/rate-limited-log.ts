@@ -14,8 +14,8 @@ export interface RateLimitedLogOptions {
  * RateLimitedLog writes lines up to a limit per interval and counts the rest.
  */
 export interface RateLimitedLog {
-  /** Writes `line`, or counts it when the interval's limit is reached. */
-  log(line: string): void;
+  /** Writes `line` (with its `fields`, for JSON logs), or counts it when the interval's limit is reached. */
+  log(line: string, fields?: Readonly<Record<string, unknown>>): void;
   /** Writes the summary of what was held back so far, if anything; stops the timer. */
   close(): void;
 }
@@ -28,7 +28,10 @@ export interface RateLimitedLog {
  * The interval starts with the first line after a quiet one; the timer does
  * not keep the process alive.
  */
-export function createRateLimitedLog(write: (line: string) => void, options: RateLimitedLogOptions): RateLimitedLog {
+export function createRateLimitedLog(
+  write: (line: string, fields?: Readonly<Record<string, unknown>>) => void,
+  options: RateLimitedLogOptions,
+): RateLimitedLog {
   const { limit, intervalMs, what } = options;
   let written = 0;
   let held = 0;
@@ -36,14 +39,14 @@ export function createRateLimitedLog(write: (line: string) => void, options: Rat
 
   function summary(): void {
     if (held > 0) {
-      write(`${held} more ${what} in the last ${seconds(intervalMs)} s`);
+      write(`${held} more ${what} in the last ${seconds(intervalMs)} s`, { count: held, intervalSeconds: Number(seconds(intervalMs)) });
     }
     written = 0;
     held = 0;
   }
 
   return {
-    log(line) {
+    log(line, fields) {
       if (timer === undefined) {
         timer = setTimeout(() => {
           timer = undefined;
@@ -53,7 +56,7 @@ export function createRateLimitedLog(write: (line: string) => void, options: Rat
       }
       if (written < limit) {
         written++;
-        write(line);
+        write(line, fields);
       } else {
         held++;
       }

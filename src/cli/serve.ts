@@ -14,12 +14,13 @@ import { DataFolderLockedError, lockDataFolder, type DataFolderLock } from "./da
 import { ensureDevPki } from "./dev-pki.js";
 import { createRateLimitedLog } from "./rate-limited-log.js";
 import { printDevGuide } from "./serve-guide.js";
+import { logFormatHelp, serveLogOf, withLogFormat } from "./serve-log.js";
 
 const help = `Usage: certgate serve [--listen HOST:PORT] [--data-dir DIR | --database URL]
                       [--tls-cert FILE --tls-key FILE] [--client-ca FILE]
                       [--admin THUMBPRINT]... [--reader THUMBPRINT]...
                       [--admin-dir DIR]... [--reader-dir DIR]...
-                      [LIMITS]
+                      [--log-format text|json] [LIMITS]
 
 Runs the certificate store service (certgate.v1.CertificateStoreService,
 grpc.health.v1.Health and gRPC server reflection for readers and admins)
@@ -52,6 +53,7 @@ ${databaseHelp}
       --admin-dir DIR      A folder of admin client certificates, reloaded
                            live (repeatable)
       --reader-dir DIR     A folder of reader client certificates (repeatable)
+${logFormatHelp}
   -h, --help               Show this help
 
 LIMITS ("N" a whole number, "S" seconds, fractions allowed):
@@ -93,7 +95,7 @@ Examples:
  * serveCommand is `certgate serve`: the certificate store service over a
  * directory store, until SIGINT or SIGTERM.
  */
-export const serveCommand = defineCommand(
+export const serveCommand = withLogFormat(defineCommand(
   {
     name: "serve",
     help,
@@ -115,6 +117,7 @@ export const serveCommand = defineCommand(
       "handshake-timeout": { type: "string" },
       "refusal-log-limit": { type: "string" },
       "refusal-log-interval": { type: "string" },
+      "log-format": { type: "string" },
     },
   },
   async ({ values, positionals }, io) => {
@@ -184,7 +187,7 @@ export const serveCommand = defineCommand(
         }
       }
     }
-    const log = (line: string) => io.stderr(`certgate serve: ${line}\n`);
+    const log = serveLogOf(io);
     // One writer per data folder: a second serve would race the first.
     // Replicas on one database share it by design: no lock then.
     let lock: DataFolderLock = { tookOverFrom: undefined, release() {} };
@@ -196,7 +199,10 @@ export const serveCommand = defineCommand(
     }
     if (lock.tookOverFrom !== undefined) {
       const gone = lock.tookOverFrom;
-      log(`took over the data folder lock of pid ${gone.pid} on host ${gone.host} (since ${gone.started}), which is gone`);
+      log(`took over the data folder lock of pid ${gone.pid} on host ${gone.host} (since ${gone.started}), which is gone`, {
+        pid: gone.pid,
+        host: gone.host,
+      }, "warn");
     }
     let tls: { cert: string; key: string; clientCa?: string };
     let dev: Awaited<ReturnType<typeof ensureDevPki>> | undefined;
@@ -235,7 +241,7 @@ export const serveCommand = defineCommand(
         try {
           const store = await createDirectoryStore({
             directory: resolve(io.cwd, directory),
-            onProblem: (p) => log(`${flag === "" ? "" : `${flag} `}skipped ${p.path}: ${p.reason}`),
+            onProblem: (p) => log(`${flag === "" ? "" : `${flag} `}skipped ${p.path}: ${p.reason}`, { path: p.path, code: p.code }, "warn"),
           });
           stores.push(store);
           return store;
@@ -252,27 +258,38 @@ export const serveCommand = defineCommand(
       for (const dir of adminDirs) adminStores.push(await folder("--admin-dir", dir));
       const readerStores: CertificateStore[] = [];
       for (const dir of readerDirs) readerStores.push(await folder("--reader-dir", dir));
+      // Opens the audit trail now, so that a damaged one is reported at start-up.
+      try {
+        await store.audit.list({ limit: 1 });
+      } catch (error) {
+        throw new CliError(`cannot read the audit trail: ${errorMessage(error)}`, undefined, { cause: error });
+      }
       store.onChanges((changes) => {
         if (changes.length > 20) {
           // A folder replaced at once: one line, not one per file.
           const stored = changes.filter((change) => change.kind === "put").length;
-          log(`stored ${stored}, deleted ${changes.length - stored} certificates`);
+          log(`stored ${stored}, deleted ${changes.length - stored} certificates`, { stored, deleted: changes.length - stored });
           return;
         }
-        for (const change of changes) log(`${change.kind === "put" ? "stored" : "deleted"} ${change.id}`);
+        for (const change of changes) log(`${change.kind === "put" ? "stored" : "deleted"} ${change.id}`, { id: change.id });
       });
       try {
         server = createCertificateStoreServer({
           store,
           ...tls,
           ...limits,
+          onAuditError: (error) => log(`audit record not written: ${errorMessage(error)}`, {}, "error"),
           access: {
             admin: { thumbprints: admins, stores: adminStores },
             reader: { thumbprints: readers, stores: readerStores },
             onDecision: (event) => {
               if (event.kind === "refused") {
                 const who = event.thumbprint === undefined ? "no certificate" : `SHA-256 ${event.thumbprint}`;
-                refusals.log(`refused ${event.procedure} (${event.reason ?? "refused"}, ${who})`);
+                refusals.log(`refused ${event.procedure} (${event.reason ?? "refused"}, ${who})`, {
+                  procedure: event.procedure,
+                  reason: event.reason ?? "refused",
+                  ...(event.thumbprint === undefined ? {} : { sha256: event.thumbprint }),
+                });
               }
             },
           },
@@ -299,12 +316,14 @@ export const serveCommand = defineCommand(
             : address.url;
       const stats = store.stats();
       const where = databaseUrl === undefined ? `data folder ${dataDir}` : `database ${redactUrl(databaseUrl)}`;
-      io.stdout(`certgate serve: ${where} (${stats.certificates} certificate${stats.certificates === 1 ? "" : "s"})\n`);
+      log.out(`${where} (${stats.certificates} certificate${stats.certificates === 1 ? "" : "s"})`, {
+        certificates: stats.certificates,
+      });
       if (dev !== undefined) {
         printDevGuide(io, dev, url);
       }
       // Last, so that it also says that everything above is in place.
-      io.stdout(`certgate serve: listening on ${url}\n`);
+      log.out(`listening on ${url}`, { url });
       await stopped(io.signal);
       log("stopping");
     } finally {
@@ -316,7 +335,7 @@ export const serveCommand = defineCommand(
     log("stopped");
     return ExitCode.ok;
   },
-);
+));
 
 /**
  * Listen is a parsed `--listen HOST:PORT`.

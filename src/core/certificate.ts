@@ -1,4 +1,5 @@
 import { X509Certificate, createHash, timingSafeEqual } from "node:crypto";
+import { canonicalSerialNumber } from "./serial-number.js";
 
 /**
  * Certificate is certgate's model of one X.509 certificate: the fields that
@@ -17,7 +18,10 @@ export interface Certificate {
   readonly subject: string;
   /** Issuer distinguished name, one `key=value` per line as Node prints it. */
   readonly issuer: string;
-  /** Serial number, upper-case hex. */
+  /**
+   * Serial number, upper-case hex, two digits per byte, `-` when negative:
+   * as OpenSSL prints it (see `canonicalSerialNumber`).
+   */
   readonly serialNumber: string;
   /** Start of the validity window. */
   readonly notBefore: Date;
@@ -146,18 +150,23 @@ export type CertificateInput = string | Uint8Array | X509Certificate;
 /**
  * parseCertificate builds a `Certificate` from PEM text (the first
  * certificate), DER bytes, or a Node `X509Certificate`. It throws on input
- * that is not a certificate.
+ * that is not a certificate, including DER with bytes after the certificate.
  */
 export function parseCertificate(input: CertificateInput): Certificate {
   const x509 = input instanceof X509Certificate ? input : new X509Certificate(input);
   const der = new Uint8Array(x509.raw);
+  // OpenSSL reads the first DER element and ignores what follows; no proxy,
+  // file or upload that certgate reads sends such bytes, so they are refused.
+  if (input instanceof Uint8Array && input[0] === 0x30 && input.length !== der.length) {
+    throw new TypeError("not a certificate: bytes after the DER certificate");
+  }
   const { sha1, sha256 } = thumbprintsOfDer(der);
   return Object.freeze({
     sha1,
     sha256,
     subject: x509.subject,
     issuer: x509.issuer,
-    serialNumber: x509.serialNumber.toUpperCase(),
+    serialNumber: canonicalSerialNumber(x509.serialNumber),
     notBefore: validityDate(x509, "validFrom"),
     notAfter: validityDate(x509, "validTo"),
     subjectAltNames: parseSubjectAltNames(x509.subjectAltName),

@@ -1,5 +1,6 @@
 import type { Certificate } from "./certificate.js";
 import type { PublicRefusalReason } from "./refusal-reasons.js";
+import type { AuditedWrite, AuditLog } from "./audit.js";
 
 /**
  * CertificateStore is the contract that every source of admitted certificates
@@ -182,10 +183,10 @@ export interface WritableCertificateStore extends CertificateStore {
   put(
     id: string,
     der: Uint8Array,
-    options?: { labels?: Readonly<Record<string, string>> },
+    options?: { labels?: Readonly<Record<string, string>> } & AuditedWrite,
   ): Promise<StoredCertificate>;
   /** Removes the certificate stored under `id`; `NotFound` when there is none. */
-  delete(id: string): Promise<void>;
+  delete(id: string, options?: AuditedWrite): Promise<void>;
   /** Returns the certificate stored under `id`, or undefined. */
   get(id: string): Promise<StoredCertificate | undefined>;
   /**
@@ -217,6 +218,13 @@ export interface WritableCertificateStore extends CertificateStore {
    * stores), none: the service numbers the changes it hears itself.
    */
   readonly sharedLog?: SharedChangeLog;
+  /**
+   * The store's audit trail, kept in the same backend as the certificates
+   * (see `AuditLog` for the contract: a store with one records the `ok`
+   * event of every `put` and `delete` given an `actor`). By default, none:
+   * the certificate store service then keeps no audit trail unless given one.
+   */
+  readonly audit?: AuditLog;
 }
 
 /**

@@ -37,6 +37,8 @@ export interface ConnectionDecideOptions {
   readonly now: () => number;
   readonly clockSkewMs: number;
   readonly lookupTimeoutMs: number;
+  /** Called with the duration (ms) and verdict of every look-up that left the connection's cache. */
+  readonly onLookup?: (ms: number, verdict: StoreVerdict) => void;
 }
 
 /**
@@ -45,7 +47,7 @@ export interface ConnectionDecideOptions {
  * callers let open procedures through before deciding.
  */
 export function createConnectionDecide(options: ConnectionDecideOptions): Decide {
-  const { engine, store, now, clockSkewMs: skew, lookupTimeoutMs } = options;
+  const { engine, store, now, clockSkewMs: skew, lookupTimeoutMs, onLookup } = options;
   const fallback = engine.policyFor(undefined);
   const cache = new WeakMap<PeerCertificate, ConnectionState>();
   const noCertificate = refused("no_certificate", undefined);
@@ -60,6 +62,7 @@ export function createConnectionDecide(options: ConnectionDecideOptions): Decide
             let verdict = facts.get(store) as Promise<StoreVerdict> | undefined;
             if (verdict === undefined) {
               verdict = lookupStore(store, certificate, lookupTimeoutMs);
+              if (onLookup !== undefined) verdict = timed(verdict, onLookup);
               facts.set(store, verdict);
             }
             return verdict;
@@ -131,6 +134,18 @@ export function createConnectionDecide(options: ConnectionDecideOptions): Decide
     return state.results[policy.index] ?? evaluate(peer, certificate, policy, state, t);
   };
   return withForwarding(decide);
+}
+
+function timed(verdict: Promise<StoreVerdict>, onLookup: (ms: number, verdict: StoreVerdict) => void): Promise<StoreVerdict> {
+  const start = performance.now();
+  return verdict.then((v) => {
+    try {
+      onLookup(performance.now() - start, v);
+    } catch {
+      // Metrics must not change the decision.
+    }
+    return v;
+  });
 }
 
 // Report-only policies mark their refusals, which the adapters let through.

@@ -7,6 +7,8 @@ import { issuerSourceOf } from "./store-lookup.js";
 import { compilePolicy } from "../policy/policy.js";
 import type { PolicyOptions } from "../policy/policy-options.js";
 import type { CertificateStore } from "../core/store.js";
+import { meterOf, type MetricsOptions } from "../core/metrics.js";
+import { createDecisionMetrics } from "./decision-metrics.js";
 
 export type { Decide } from "./connection-decide.js";
 
@@ -65,7 +67,7 @@ export interface DecisionCore {
   readonly needsProcedure: boolean;
   /** Whether a rule with `allow: "any"` leaves the procedure open. */
   isOpen(procedure: string): boolean;
-  /** Calls `onDecision`, if set, with the event of one call; `decision` undefined for an open procedure. */
+  /** Calls `onDecision`, if set, with the event of one call, and counts it in the metrics; `decision` undefined for an open procedure. */
   report(decision: Decision | undefined, procedure: string, via: DecisionVia): void;
 }
 
@@ -75,7 +77,7 @@ export interface DecisionCore {
  * validation policy (`validateTrust`, `validateRevocation`, `identities`,
  * `rules`, `reportOnly`, ...) is described on `PolicyOptions`.
  */
-export interface ClientCertOptions extends PolicyOptions {
+export interface ClientCertOptions extends PolicyOptions, MetricsOptions {
   /**
    * Where admitted certificates come from. Required, unless `validateTrust`
    * is given CA certificates (`{ ca }`) or is `"tls"` with `identities`: a
@@ -107,6 +109,13 @@ export interface ClientCertOptions extends PolicyOptions {
    * nothing is called. Errors it throws are ignored.
    */
   onDecision?: (event: DecisionEvent) => void;
+  /**
+   * Give the `certgate.decisions` metric the `rpc.service` and `rpc.method`
+   * attributes of each call (at most 1000 distinct procedures; the rest are
+   * `_OTHER`). By default, false: decisions are counted by result, reason
+   * and adapter only, which keeps the number of series small.
+   */
+  metricsProcedure?: boolean;
 }
 
 /**
@@ -138,7 +147,7 @@ export function validateOptions(options: ClientCertOptions | undefined): void {
   if (onDecision !== undefined && typeof onDecision !== "function") {
     throw new TypeError("certgate: options.onDecision must be a function");
   }
-  for (const name of ["validateNotAfter", "validateNotBefore"] as const) {
+  for (const name of ["validateNotAfter", "validateNotBefore", "metricsProcedure"] as const) {
     if (options[name] !== undefined && typeof options[name] !== "boolean") {
       throw new TypeError(`certgate: options.${name} must be a boolean`);
     }
@@ -165,20 +174,35 @@ export function createDecisionCore(options: ClientCertOptions): DecisionCore {
   const engine = compilePolicy(options, store !== undefined, issuerSourceOf(store));
   const needsProcedure = engine.policies.length > 1;
   const now = clockOf(options.clock);
+  const meter = meterOf(options.meterProvider);
+  const metrics =
+    meter === undefined
+      ? undefined
+      : createDecisionMetrics(meter, {
+          withProcedure: options.metricsProcedure === true,
+          // The expiry gauge needs a window even when onDecision has none.
+          expiryWarningDays: options.expiryWarningDays ?? 30,
+          now,
+        });
   const decide = createConnectionDecide({
     engine,
     store,
     now,
     clockSkewMs: options.clockSkewMs ?? 0,
     lookupTimeoutMs: options.lookupTimeoutMs ?? 5000,
+    onLookup: metrics?.lookedUp,
   });
   const isOpen = (procedure: string) => needsProcedure && engine.policyFor(procedure).open;
   const ruleOf = (procedure: string) => (needsProcedure ? engine.policyFor(procedure).rule : "default");
+  const withProcedure = metrics !== undefined && options.metricsProcedure === true;
   const reporter = createReporter(options.onDecision, options.expiryWarningDays, now, ruleOf);
 
   function settle(decision: Decision, procedure: Procedure, name: string | undefined, via: DecisionVia): Enforcement {
     if (reporter !== undefined) {
       reporter(decision, name as string, via);
+    }
+    if (metrics !== undefined) {
+      metrics.decided(decision, via, name);
     }
     if (decision.kind === "admitted") {
       return decision;
@@ -192,12 +216,14 @@ export function createDecisionCore(options: ClientCertOptions): DecisionCore {
     isOpen,
     report(decision, procedure, via) {
       reporter?.(decision, procedure, via);
+      metrics?.decided(decision, via, procedure);
     },
     enforce(peer, procedure, via) {
       // The procedure string is built only when rules or onDecision need it.
-      const name = needsProcedure || reporter !== undefined ? procedureName(procedure) : undefined;
+      const name = needsProcedure || reporter !== undefined || withProcedure ? procedureName(procedure) : undefined;
       if (name !== undefined && isOpen(name)) {
         reporter?.(undefined, name, via);
+        metrics?.decided(undefined, via, name);
         return passThrough;
       }
       const result = decide(peer, name);

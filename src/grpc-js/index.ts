@@ -10,6 +10,7 @@ export { createServerCredentials, type ServerCredentialsOptions } from "./server
 export { createThumbprintStore } from "../stores/thumbprint-store.js";
 export { ClientCertificateErrorSchema, type ClientCertificateError } from "../gen/certgate/v1/errors_pb.js";
 export type { ClientCertOptions } from "../decision/decision.js";
+export type { MetricsMeterProvider, MetricsOptions } from "../core/metrics.js";
 export type { Decision, DecisionEvent, DecisionVia } from "../core/decision-report.js";
 export type { Certificate } from "../core/certificate.js";
 export { identityOf, type ClientIdentity, type NameFields } from "../policy/client-identity.js";

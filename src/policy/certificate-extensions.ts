@@ -1,5 +1,6 @@
 import type { Certificate } from "../core/certificate.js";
 import { childrenOf, decodeOid, decodeTime, readTlv, type Tlv } from "../core/der.js";
+import { serialNumberOfDer } from "../core/serial-number.js";
 
 /**
  * ExtensionEntry is one X.509 extension: its OID, whether it is critical, and
@@ -99,20 +100,11 @@ function readSmallInteger(der: Uint8Array, tlv: Tlv): number {
 }
 
 /**
- * normalizeSerial writes a serial number as upper-case hex without leading
- * zeros, the one form used to compare serials from certificates, CRLs and
- * configuration. Colons and spaces are dropped.
- */
-export function normalizeSerial(hex: string): string {
-  const s = hex.replace(/[\s:]/g, "").toUpperCase().replace(/^0+/, "");
-  return s.length === 0 ? "0" : s;
-}
-
-/**
- * serialOfTlv returns the normalized hex of a DER INTEGER (a serial number).
+ * serialOfTlv returns a DER INTEGER (a serial number) in the canonical form
+ * of `canonicalSerialNumber`.
  */
 export function serialOfTlv(der: Uint8Array, tlv: Tlv): string {
-  return normalizeSerial(Buffer.from(der.subarray(tlv.contentStart, tlv.end)).toString("hex"));
+  return serialNumberOfDer(der.subarray(tlv.contentStart, tlv.end));
 }
 
 const clientAuth = "1.3.6.1.5.5.7.3.2";

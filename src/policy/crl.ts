@@ -17,7 +17,7 @@ export interface ParsedCrl {
   readonly thisUpdate: Date;
   /** When the next CRL is due; undefined if the CRL does not say. */
   readonly nextUpdate: Date | undefined;
-  /** Revoked serial numbers, normalized (see `normalizeSerial`). */
+  /** Revoked serial numbers, in the form of `canonicalSerialNumber`. */
   readonly revoked: ReadonlySet<string>;
   /** Whether an issuing distribution point limits it to end-entity certificates. */
   readonly onlyEndEntities: boolean;

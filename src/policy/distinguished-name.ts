@@ -175,7 +175,7 @@ export function parseDistinguishedName(text: string): DistinguishedName {
   const fail = (why: string): never => {
     throw new TypeError(`invalid distinguished name ${JSON.stringify(text)}: ${why}`);
   };
-  const s = text.trim();
+  const s = trimUnescaped(text);
   const slash = s.startsWith("/");
   const isRdnSeparator = (c: string) => (slash ? c === "/" : c === "," || c === ";" || c === "\n");
   const rdns: NameAttribute[][] = [];
@@ -281,6 +281,16 @@ export function parseDistinguishedName(text: string): DistinguishedName {
   }
 }
 
+// Trims like String.trim, but keeps a trailing space that a backslash
+// escapes (`CN=\ ` is a one-space name).
+function trimUnescaped(text: string): string {
+  const start = text.trimStart();
+  const end = start.trimEnd();
+  if (end.length === start.length) return end;
+  const backslashes = /\\+$/.exec(end)?.[0].length ?? 0;
+  return backslashes % 2 === 1 ? end + start[end.length] : end;
+}
+
 function decodeHexValue(hex: string): string | undefined {
   if (hex.length === 0 || hex.length % 2 !== 0) {
     return undefined;
@@ -309,11 +319,14 @@ export function formatDistinguishedName(name: DistinguishedName): string {
 }
 
 function escapeValue(value: string): string {
-  if (value.startsWith("#") && /^#[0-9a-f]+$/.test(value)) {
-    return value; // already the hex form
+  // The hex form of a value that is not a string; a string that merely
+  // starts with # is escaped like any other.
+  if (/^#(?:[0-9a-f]{2})+$/.test(value) && decodeHexValue(value.slice(1)) !== undefined) {
+    return value;
   }
   let out = value.replace(/[\\,+"<>;=]/g, "\\$&").replace(/[\u0000-\u001f]/g, (c) => `\\${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  // A value of one space gets one escape, not two.
+  if (out.length > 1 && out.endsWith(" ")) out = `${out.slice(0, -1)}\\ `;
   if (out.startsWith("#") || out.startsWith(" ")) out = `\\${out}`;
-  if (out.endsWith(" ")) out = `${out.slice(0, -1)}\\ `;
   return out;
 }

@@ -1,6 +1,6 @@
 import { normalizeThumbprint, parseCertificate, thumbprintsEqual, type Certificate } from "../core/certificate.js";
+import { canonicalSerialNumber } from "../core/serial-number.js";
 import type { StoredCertificate } from "../core/store.js";
-import { normalizeSerial } from "./certificate-extensions.js";
 import { certificateNamesOf, identityOf, spiffeIdOf } from "./client-identity.js";
 import { attributeValuesEqual, distinguishedNamesEqual, parseDistinguishedName, type DistinguishedName } from "./distinguished-name.js";
 import { compileUriPattern, type UriPattern } from "./spiffe.js";
@@ -128,12 +128,15 @@ export function compileIdentities(identities: readonly CertificateIdentity[], wh
       }
     };
     const serial = identity.serialNumber;
-    if (serial !== undefined && !/^[0-9a-fA-F:\s]+$/.test(serial)) {
+    let serialNumber: string | undefined;
+    try {
+      serialNumber = serial === undefined ? undefined : canonicalSerialNumber(serial);
+    } catch {
       throw new TypeError(`certgate: ${at}.serialNumber must be hex, got ${JSON.stringify(serial)}`);
     }
     return {
       ...(identity.thumbprint !== undefined && { thumbprint: wrap("thumbprint", () => normalizeThumbprint(identity.thumbprint as string)) }),
-      ...(serial !== undefined && { serialNumber: normalizeSerial(serial) }),
+      ...(serialNumber !== undefined && { serialNumber }),
       ...(identity.commonName !== undefined && { commonName: identity.commonName }),
       ...(identity.subject !== undefined && { subject: wrap("subject", () => parseDistinguishedName(identity.subject as string)) }),
       ...(identity.dnsName !== undefined && { dnsName: normalizeDns(identity.dnsName) }),
@@ -150,7 +153,7 @@ export function compileIdentities(identities: readonly CertificateIdentity[], wh
   function matchLocal(id: CompiledIdentity, facts: IdentityFacts): boolean {
     const c = facts.certificate;
     if (id.thumbprint !== undefined && !thumbprintsEqual(id.thumbprint, thumbprintOf(c, id.thumbprint))) return false;
-    if (id.serialNumber !== undefined && id.serialNumber !== normalizeSerial(c.serialNumber)) return false;
+    if (id.serialNumber !== undefined && id.serialNumber !== c.serialNumber) return false;
     if (id.commonName !== undefined) {
       const cn = identityOf(c).subject.commonName;
       if (cn === undefined || !attributeValuesEqual("2.5.4.3", id.commonName, cn)) return false;

@@ -1,5 +1,5 @@
 import type { Certificate } from "../core/certificate.js";
-import { normalizeSerial, readCaConstraints } from "./certificate-extensions.js";
+import { readCaConstraints } from "./certificate-extensions.js";
 import type { CertificateSet } from "./certificate-set.js";
 import { verifyCrlSignature, type ParsedCrl } from "./crl.js";
 import type { CrlSet } from "./crl-set.js";
@@ -137,7 +137,7 @@ export function createRevocationChecker(crls: CrlSet, ca: CertificateSet, option
           if (!allowMissing) problem ??= { kind: "unknown", reason: "crl_unavailable", why: `no usable CRL for ${which}` };
           continue;
         }
-        if (crl.revoked.has(normalizeSerial(certificate.serialNumber))) {
+        if (crl.revoked.has(certificate.serialNumber)) {
           return { kind: "revoked", reason: "revoked", why: `${which} is revoked (${crl.source})` };
         }
         const next = crl.nextUpdate?.getTime();

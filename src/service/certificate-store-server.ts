@@ -5,6 +5,7 @@ import type { TLSSocket } from "node:tls";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parseCertificate } from "../core/certificate.js";
 import { decodePemOrDer } from "../core/pem-der.js";
+import { guardRequestHandler } from "../connect/guard-request-handler.js";
 import { peerCertificateContextValues } from "../connect/context-values.js";
 import type { AccessOptions } from "./access.js";
 import {
@@ -186,7 +187,9 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
       allowHTTP1: options.tlsOptions?.allowHTTP1 ?? true,
       handshakeTimeout: handshakeTimeoutMs,
     },
-    node.handler,
+    // A malformed request (a bad :authority, HTTP/1.0 without Host) gets a
+    // 400 instead of ending the process.
+    guardRequestHandler(node.handler),
   );
   closeIdleConnections(server, idleTimeoutMs);
   const sessions = new Set<http2.ServerHttp2Session>();

@@ -24,6 +24,8 @@ import { watchStream } from "./watch-stream.js";
 import { clockOf, positiveInteger } from "../core/options.js";
 import { defaultLabelLimits } from "../core/labels.js";
 import { containsPrivateKeyText } from "../core/pem-der.js";
+import type { AuditLog } from "../core/audit.js";
+import { createServiceAudit } from "./audit-trail.js";
 
 /**
  * CertificateStoreServiceOptions configures `createCertificateStoreService`.
@@ -76,6 +78,25 @@ export interface CertificateStoreServiceOptions {
    * client certificates unless `access.clock` is set). By default, `Date.now`.
    */
   clock?: () => number | Date;
+  /**
+   * Where to keep the audit trail of creates, deletes and refused or failed
+   * attempts, served by ListAuditEvents; `false` keeps none (ListAuditEvents
+   * answers `Unimplemented`). By default, the store's own `audit` log (the
+   * folder store's file, the PostgreSQL store's table), if it has one.
+   */
+  audit?: AuditLog | false;
+  /**
+   * At most this many calls refused by the access gate (a reader or an
+   * unknown certificate calling Create or Delete) are recorded per minute;
+   * the rest are counted in one `suppressed` record. By default, 60.
+   */
+  auditRefusalsPerMinute?: number;
+  /**
+   * Called when the record of a refused or failed attempt could not be
+   * written (the call fails as it would have anyway). By default, a process
+   * warning.
+   */
+  onAuditError?: (error: unknown) => void;
 }
 
 /**
@@ -115,6 +136,10 @@ export interface CertificateStoreServiceHandler {
 }
 
 const mutating = new Set(["CreateCertificate", "DeleteCertificate"]);
+const auditWarning = (error: unknown) =>
+  process.emitWarning(`certgate: an audit record could not be written: ${error instanceof Error ? error.message : String(error)}`, {
+    code: "CERTGATE_AUDIT_FAILED",
+  });
 const defaultPageSize = 100;
 const maxPageSize = 1000;
 
@@ -165,8 +190,27 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
   const partSize = positiveInteger("certificate store service: watchPartSize", options.watchPartSize, 500);
   const heartbeatIntervalMs = positiveInteger("certificate store service: watchHeartbeatMs", options.watchHeartbeatMs, 10_000);
   const now = clockOf(options.clock);
+  if (options.audit !== undefined && options.audit !== false && (typeof options.audit.record !== "function" || typeof options.audit.list !== "function")) {
+    throw new TypeError("certificate store service: options.audit must be an AuditLog or false");
+  }
+  const auditLog = options.audit === false ? undefined : (options.audit ?? store.audit);
+  const audit = createServiceAudit({
+    log: auditLog,
+    storeRecords: auditLog !== undefined && auditLog === store.audit,
+    now,
+    refusalsPerMinute: positiveInteger("certificate store service: auditRefusalsPerMinute", options.auditRefusalsPerMinute, 60, 0),
+    onError: options.onAuditError ?? auditWarning,
+  });
+  const userOnDecision = options.access.onDecision;
   const gate = createAccessGate(
-    { ...options.access, clock: options.access.clock ?? options.clock },
+    {
+      ...options.access,
+      clock: options.access.clock ?? options.clock,
+      onDecision(event) {
+        audit.onDecision(event);
+        userOnDecision?.(event);
+      },
+    },
     (method) => mutating.has(method),
   );
   const journalSize = positiveInteger("certificate store service: watchJournalSize", options.watchJournalSize, 4096);
@@ -221,19 +265,31 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
     router.service(
       CertificateStoreService,
       {
-        async createCertificate(req) {
-          const upload = parseUpload(req.certificate, maxUploadBytes);
-          if (upload.kind !== "certificate") {
-            throw uploadError(upload);
+        async createCertificate(req, ctx) {
+          let id = req.certificateId;
+          let sha256 = "";
+          let done = false;
+          try {
+            const upload = parseUpload(req.certificate, maxUploadBytes);
+            if (upload.kind !== "certificate") {
+              throw uploadError(upload);
+            }
+            const certificate = upload.certificate;
+            sha256 = certificate.sha256;
+            checkUploadLabels(req.labels, labelLimits);
+            id = req.certificateId === "" ? certificate.sha256 : req.certificateId;
+            checkId(id);
+            // Answer only once the store's put (and its audit record)
+            // resolved: an acknowledged certificate is durable.
+            const stored = await readStore(() => store.put(id, certificate.der, { labels: { ...req.labels }, ...audit.forStore(ctx) }));
+            done = true;
+            await readStore(() => audit.written("create", ctx, stored.id, stored.sha256));
+            return { certificate: certificateMessage(stored, certificate) };
+          } catch (error) {
+            // A stored certificate whose record failed is no failed attempt.
+            if (!done) await audit.attemptFailed("create", ctx, id, sha256, error);
+            throw error;
           }
-          checkUploadLabels(req.labels, labelLimits);
-          const certificate = upload.certificate;
-          const id = req.certificateId === "" ? certificate.sha256 : req.certificateId;
-          checkId(id);
-          // Answer only once the store's put resolved: an acknowledged
-          // certificate is durable.
-          const stored = await readStore(() => store.put(id, certificate.der, { labels: { ...req.labels } }));
-          return { certificate: certificateMessage(stored, certificate) };
         },
         async getCertificate(req) {
           // Entry ids: ListCertificates names a bundle's members `id#n`.
@@ -244,11 +300,26 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
           }
           return { certificate: certificateMessage(stored) };
         },
-        async deleteCertificate(req) {
-          // The store says why a bundle's member cannot be deleted alone.
-          checkId(req.certificateId, isValidEntryId);
-          await readStore(() => store.delete(req.certificateId));
-          return {};
+        async deleteCertificate(req, ctx) {
+          let done = false;
+          try {
+            // The store says why a bundle's member cannot be deleted alone.
+            checkId(req.certificateId, isValidEntryId);
+            const forStore = audit.forStore(ctx);
+            // A log of its own (not the store's) records the thumbprint read first.
+            const before =
+              forStore.actor === undefined && auditLog !== undefined ? await store.get(req.certificateId).catch(() => undefined) : undefined;
+            await readStore(() => store.delete(req.certificateId, forStore));
+            done = true;
+            await readStore(() => audit.written("delete", ctx, req.certificateId, before?.sha256 ?? ""));
+            return {};
+          } catch (error) {
+            if (!done) await audit.attemptFailed("delete", ctx, req.certificateId, "", error);
+            throw error;
+          }
+        },
+        listAuditEvents(req) {
+          return audit.listPage(req);
         },
         async listCertificates(req) {
           if (req.pageSize < 0) {
@@ -384,6 +455,7 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
       thumbprints.close();
       journal.close();
       await gate.close();
+      await audit.close();
     },
   };
 }

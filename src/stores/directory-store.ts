@@ -1,3 +1,4 @@
+import { observeStoreSize, storeMetricsOf, type StoreMetricsOptions } from "../core/metrics.js";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Certificate } from "../core/certificate.js";
@@ -16,6 +17,8 @@ import type { DirectoryStoreProblem } from "./directory/types.js";
 import { createWritableSide } from "./directory/writable-side.js";
 import { checkFolder } from "./directory/store-io.js";
 import { clockOf, positiveInteger } from "../core/options.js";
+import type { AuditedWrite, AuditLog } from "../core/audit.js";
+import { createAuditFile, defaultAuditMaxBytes } from "./directory/audit-file.js";
 
 // The problem types live beside the modules that find problems.
 export type { DirectoryProblemCode, DirectoryStoreProblem } from "./directory/types.js";
@@ -23,7 +26,7 @@ export type { DirectoryProblemCode, DirectoryStoreProblem } from "./directory/ty
 /**
  * DirectoryStoreOptions configures `createDirectoryStore`.
  */
-export interface DirectoryStoreOptions {
+export interface DirectoryStoreOptions extends StoreMetricsOptions {
   /**
    * The folder of uploaded certificates: `.pem`, `.crt`, `.cer` and `.der`
    * files, PEM (bundles too) or DER. Each certificate in it is admitted by
@@ -61,6 +64,13 @@ export interface DirectoryStoreOptions {
   onProblem?: (problem: DirectoryStoreProblem) => void;
   /** The current time for the CA checks, for tests. By default, `Date.now`. */
   clock?: () => number | Date;
+  /**
+   * Rotate the audit trail (`audit`, the file `.certgate-audit.jsonl` in
+   * `directory`) before it grows beyond this many bytes; the previous file
+   * is kept as `.certgate-audit.1.jsonl`, the one before it dropped.
+   * By default, 16 MiB (some 40,000 records).
+   */
+  auditMaxBytes?: number;
 }
 
 /**
@@ -68,6 +78,11 @@ export interface DirectoryStoreOptions {
  * folder of certificate files.
  */
 export interface DirectoryStore extends WritableCertificateStore {
+  /**
+   * The audit trail: `.certgate-audit.jsonl` in the folder, opened on first
+   * use (see docs/audit.md).
+   */
+  readonly audit: AuditLog;
   /** The files and folders currently skipped, and why. */
   problems(): DirectoryStoreProblem[];
   /** Re-reads both folders now (files whose signature did not change are not read again). */
@@ -106,6 +121,8 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
   const rescanIntervalMs = positiveInteger(`${where}.rescanIntervalMs`, options.rescanIntervalMs, 2000, 0);
   const now = clockOf(options.clock);
   const onProblem = options.onProblem ?? warnProblems();
+  const metrics = storeMetricsOf(options, "folder");
+  const auditMaxBytes = positiveInteger(`${where}.auditMaxBytes`, options.auditMaxBytes, defaultAuditMaxBytes, 1024);
 
   const leaf = createLeafFolder(directory, maxFileBytes);
   const ca: CaFolder | undefined = caDirectory === undefined ? undefined : createCaFolder(caDirectory, maxFileBytes);
@@ -227,6 +244,7 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
   });
   scheduler = started;
   started.ensureWatches();
+  const sizeGauge = observeStoreSize(metrics, () => leaf.index.certificates);
 
   function lookup(certificate: Certificate): Promise<StoreVerdict> {
     if (closed) return Promise.resolve({ kind: "error", error: new Error("directory store is closed") });
@@ -252,6 +270,24 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
     isClosed: () => closed,
   });
 
+  // The audit trail: opened on first use, so API servers that only read the
+  // folder never touch it.
+  const audit = createAuditFile({
+    directory,
+    maxBytes: auditMaxBytes,
+    onDamagedLine(file, line, reason) {
+      report([
+        {
+          path: file,
+          file: path.basename(file),
+          code: "audit_record",
+          reason: `line ${line} of the audit trail: ${reason}`,
+          time: new Date(),
+        },
+      ]);
+    },
+  });
+
   return {
     get revision() {
       return notifier.revision;
@@ -273,6 +309,27 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
       const stored = await writable.get(match.id);
       return stored?.sha256 === thumbprint ? stored : undefined;
     },
+    audit,
+    // The `ok` record follows the durable write; a crash in between loses
+    // that one record (the PostgreSQL store writes both in one transaction).
+    async put(id, der, putOptions?: { labels?: Readonly<Record<string, string>> } & AuditedWrite) {
+      const stored = await writable.put(id, der, putOptions);
+      const actor = putOptions?.actor;
+      if (actor !== undefined) {
+        const record = { action: "create", result: "ok", code: "", reason: "", actor, certificateId: stored.id, sha256: stored.sha256 } as const;
+        await audit.record({ time: putOptions?.auditTime ?? new Date(Math.floor(now())), ...record });
+      }
+      return stored;
+    },
+    async delete(id, deleteOptions?: AuditedWrite) {
+      const actor = deleteOptions?.actor;
+      const before = actor === undefined ? undefined : await writable.get(id).catch(() => undefined);
+      await writable.delete(id);
+      if (actor !== undefined) {
+        const record = { action: "delete", result: "ok", code: "", reason: "", actor, certificateId: id, sha256: before?.sha256 ?? "" } as const;
+        await audit.record({ time: deleteOptions?.auditTime ?? new Date(Math.floor(now())), ...record });
+      }
+    },
     problems: () => [...folderProblems.values(), ...leaf.problems(), ...(ca?.problems() ?? [])],
     rescan: () =>
       exclusive(async () => {
@@ -284,11 +341,13 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
     async close() {
       if (closed) return;
       closed = true;
+      sizeGauge?.remove();
       started.close();
       notifier.changed();
       notifier.clear();
       changeListeners.clear();
       await queue;
+      await audit.close();
     },
   };
 }

@@ -11,11 +11,14 @@ import {
 import { createCertificateIndex } from "./certificate-index.js";
 import { clockOf } from "../core/options.js";
 import { checkLabels } from "../core/labels.js";
+import { observeStoreSize, storeMetricsOf, type StoreMetricsOptions } from "../core/metrics.js";
+import type { AuditedWrite } from "../core/audit.js";
+import { createMemoryAuditLog } from "./memory-audit-log.js";
 
 /**
  * MemoryStoreOptions configures `createMemoryStore`.
  */
-export interface MemoryStoreOptions {
+export interface MemoryStoreOptions extends StoreMetricsOptions {
   /**
    * Certificates to start with, as DER bytes or PEM text, each stored under
    * its SHA-256 thumbprint. By default, none.
@@ -26,6 +29,8 @@ export interface MemoryStoreOptions {
    * By default, `Date.now`.
    */
   clock?: () => number | Date;
+  /** Keep at most this many audit events (see `audit`); the oldest go first. By default, 10000. */
+  maxAuditEvents?: number;
 }
 
 /**
@@ -37,6 +42,7 @@ export interface MemoryStoreOptions {
  * It admits a certificate when one with the same SHA-256 thumbprint is
  * stored, under any id (never by SHA-1 alone, which a collision could forge). Every put and delete bumps `revision`
  * and tells the `onChange` and `onChanges` listeners before it resolves.
+ * Its `audit` log is kept in memory too (the newest `maxAuditEvents`).
  *
  * @example
  * const store = createMemoryStore();
@@ -52,6 +58,24 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): WritableCer
   // Ids in code unit order, for `list`; kept sorted on every put and delete.
   const ids: string[] = [];
   let closed = false;
+  const sizeGauge = observeStoreSize(storeMetricsOf(options, "memory"), () => ids.length);
+  const audit = createMemoryAuditLog({ maxEvents: options.maxAuditEvents });
+
+  // The memory log records at once, so the event is in before the write resolves.
+  function recordWrite(action: "create" | "delete", write: AuditedWrite | undefined, stored: StoredCertificate): void {
+    const actor = write?.actor;
+    if (actor === undefined) return;
+    void audit.record({
+      time: write?.auditTime ?? now(),
+      action,
+      result: "ok",
+      code: "",
+      reason: "",
+      actor,
+      certificateId: stored.id,
+      sha256: stored.sha256,
+    });
+  }
 
   function announce(change: StoreChange): void {
     notifier.changed();
@@ -134,20 +158,24 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): WritableCer
           throw new ConnectError(`certificate ${id} already exists`, Code.AlreadyExists);
         }
         const stored = insert(id, der, putOptions?.labels ?? {});
+        recordWrite("create", putOptions, stored);
         announce({ kind: "put", id });
         return Promise.resolve(stored);
       } catch (error) {
         return Promise.reject(error);
       }
     },
-    delete(id) {
+    audit,
+    delete(id, deleteOptions) {
       try {
         assertOpen();
         assertId(id);
-        if (!index.delete(id)) {
+        const stored = index.get(id);
+        if (stored === undefined || !index.delete(id)) {
           throw new ConnectError(`certificate ${id} not found`, Code.NotFound);
         }
         ids.splice(lowerBound(ids, id), 1);
+        recordWrite("delete", deleteOptions, stored);
         announce({ kind: "delete", id });
         return Promise.resolve();
       } catch (error) {
@@ -180,6 +208,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): WritableCer
     close() {
       if (!closed) {
         closed = true;
+        sizeGauge?.remove();
         // Bump the revision so that connections re-check, and get the
         // `error` verdict of a closed store.
         notifier.changed();

@@ -7,8 +7,6 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
-import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
@@ -23,7 +21,16 @@ import {
 } from "certgate";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "certgate/dev";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { curl, echoClient, rawRequest, startServer, statusBeforeBody, variants, type Running } from "./support.js";
+import {
+  curl,
+  echoClient,
+  malformedHttp1,
+  malformedHttp2,
+  startServer,
+  statusBeforeBody,
+  variants,
+  type Running,
+} from "./support.js";
 
 interface Pki {
   ca: IssuedCertificate;
@@ -182,17 +189,25 @@ describe.each(cases)("peerCertificateContextValues with the $name", ({ variant, 
     });
   }
 
-  it("keeps serving after a request whose Host connect-node cannot parse", async () => {
-    // connect-node's request conversion throws on an unbracketed IPv6 Host;
-    // Express turns the throw into a 500, connect-fastify logs it.
+  // connect-node's request conversion throws on these; unguarded, Express
+  // answers 500 with a stack trace and connect-fastify an empty 200, logging
+  // the stack trace each time.
+  const malformed = [
+    { name: "an unbracketed IPv6 Host", send: () => malformedHttp1(running.port, `::1:${running.port}`) },
+    { name: "HTTP/1.0 without Host", send: () => malformedHttp1(running.port, undefined) },
+    ...(variant.http === "2"
+      ? [{ name: "an unbracketed IPv6 :authority", send: () => malformedHttp2(running.port, `::1:${running.port}`) }]
+      : []),
+  ];
+  it.each(malformed)("answers $name with 400, logs nothing, and serves the next call", async ({ send }) => {
     const logged = vi.spyOn(console, "error").mockImplementation(() => {});
     try {
-      const answer = await rawRequest(running, pki.ca.cert, pki.alice, "::1:8443");
-      expect(answer).toMatch(/^HTTP\/1\.1 \d{3}|^closed$/);
+      expect(await send()).toEqual({ status: 400, body: "malformed request\n" });
+      expect(logged).not.toHaveBeenCalled();
     } finally {
       logged.mockRestore();
     }
-    expect((await curl(running, variant.http, pki.files("alice"))).status).toBe(200);
+    expect(await curl(running, variant.http, pki.files("alice"))).toEqual({ status: 200, body: '{"text":"hello, CN=alice"}' });
   });
 });
 
@@ -300,30 +315,56 @@ describe("certgate without @connectrpc/connect-node", () => {
   });
 });
 
+describe("certgate without @opentelemetry/api", () => {
+  it("admits and refuses through the gate and the interceptor with the package absent", async () => {
+    const script = fileURLToPath(new URL("./without-opentelemetry.mjs", import.meta.url));
+    const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, [script], (error, stdout, stderr) =>
+        resolve({ code: error === null ? 0 : Number(error.code ?? 1), stdout, stderr }),
+      );
+    });
+    expect(result.stderr).toBe("");
+    expect(result.stdout.trim().split("\n")).toEqual([
+      "opentelemetry hidden: ERR_MODULE_NOT_FOUND, MODULE_NOT_FOUND",
+      "alice: hi, hi",
+      "bob: client certificate not allowed",
+      "closed",
+    ]);
+    expect(result.code).toBe(0);
+  });
+});
+
 describe("examples", () => {
-  // Each example is a process of its own, started with tsx: both at once.
+  // Each example is a process of its own, started with tsx as a user would
+  // (without vitest's NODE_ENV=test, under which Express logs no errors): both at once.
   it.concurrent.for(["express", "fastify"])(
-    "examples/%s-server.ts runs, admits alice's certificate and refuses bob's",
+    "examples/%s-server.ts runs, admits alice's certificate, refuses bob's and answers malformed requests with 400, logging nothing",
     async (framework, { onTestFinished }) => {
       // The example creates its demo certificates under the working directory.
       const cwd = mkdtempSync(join(tmpdir(), `certgate-${framework}-example-`));
       const port = await freePort();
       const script = fileURLToPath(new URL(`./examples/${framework}-server.ts`, import.meta.url));
+      const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port) };
+      delete env.NODE_ENV;
       const child = spawn(process.execPath, ["--import", import.meta.resolve("tsx"), script], {
         cwd,
-        env: { ...process.env, PORT: String(port) },
-        stdio: ["ignore", "pipe", "inherit"],
+        env,
+        stdio: ["ignore", "pipe", "pipe"],
       });
+      const output = { stdout: "", stderr: "" };
+      child.stdout.setEncoding("utf8").on("data", (chunk: string) => (output.stdout += chunk));
+      child.stderr.setEncoding("utf8").on("data", (chunk: string) => (output.stderr += chunk));
+      const closed = once(child, "close");
+      const stop = async () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill();
+        await closed;
+      };
       onTestFinished(async () => {
-        if (child.exitCode === null && child.signalCode === null) {
-          const exited = once(child, "exit");
-          child.kill();
-          await exited;
-        }
+        await stop();
         rmSync(cwd, { recursive: true, force: true });
       });
-      const line = await firstLine(child);
-      expect(line).toMatch(/^listening on https:\/\/localhost:\d+, pinned to [0-9A-F]{40}$/);
+      await waitForListening(child, output);
+      expect(output.stdout).toMatch(/^listening on https:\/\/localhost:\d+, pinned to [0-9A-F]{40}\n$/);
       const demo = join(cwd, ".certgate", "demo");
       const files = (name: string) => ({
         ca: join(demo, "ca.pem"),
@@ -332,20 +373,45 @@ describe("examples", () => {
       });
       const running = { url: `https://127.0.0.1:${port}` };
       const http = framework === "fastify" ? "2" : "1.1";
-      expect(await curl(running, http, files("alice"))).toEqual({ status: 200, body: '{"text":"hello, CN=alice"}' });
+      const alice = { status: 200, body: '{"text":"hello, CN=alice"}' };
+      expect(await curl(running, http, files("alice"))).toEqual(alice);
       const bob = await curl(running, http, files("bob"));
       expect(bob.status).toBe(401);
       expect(JSON.parse(bob.body)).toMatchObject({ code: "unauthenticated", message: "client certificate not allowed" });
+
+      const answered = { status: 400, body: "malformed request\n" };
+      expect(await malformedHttp1(port, `::1:${port}`)).toEqual(answered);
+      expect(await curl(running, http, files("alice"))).toEqual(alice);
+      expect(await malformedHttp1(port, undefined)).toEqual(answered);
+      expect(await curl(running, http, files("alice"))).toEqual(alice);
+      if (framework === "fastify") {
+        expect(await malformedHttp2(port, `::1:${port}`)).toEqual(answered);
+        expect(await curl(running, http, files("alice"))).toEqual(alice);
+      }
+      // All of the process's output, once it has exited: nothing but the first line.
+      expect(child.exitCode).toBeNull();
+      await stop();
+      expect(output.stderr).toBe("");
+      expect(output.stdout.split("\n")).toHaveLength(2);
     },
   );
 });
 
-// The child's first line of output; rejects when it exits before printing one.
-function firstLine(child: ChildProcess): Promise<string> {
+// Resolves once the child printed its first line; rejects, with what it
+// printed, when it exits before.
+function waitForListening(child: ChildProcess, output: { stdout: string; stderr: string }): Promise<void> {
   return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout as Readable });
-    lines.once("line", resolve);
-    child.once("exit", (code) => reject(new Error(`the example exited (${code}) before listening`)));
+    const onData = () => {
+      if (output.stdout.includes("\n")) {
+        child.stdout?.off("data", onData);
+        child.off("exit", onExit);
+        resolve();
+      }
+    };
+    const onExit = (code: number | null) =>
+      reject(new Error(`the example exited (${code}) before listening:\n${output.stdout}${output.stderr}`));
+    child.stdout?.on("data", onData);
+    child.once("exit", onExit);
   });
 }
 

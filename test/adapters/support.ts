@@ -1,6 +1,7 @@
 // Servers and clients for the Express and Fastify tests: real HTTPS servers on
 // 127.0.0.1, the Connect client of connect-node, curl.
 import { execFile } from "node:child_process";
+import * as http2 from "node:http2";
 import * as https from "node:https";
 import type { AddressInfo } from "node:net";
 import * as tls from "node:tls";
@@ -10,8 +11,8 @@ import { expressConnectMiddleware } from "@connectrpc/connect-express";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import { createConnectTransport, createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import express from "express";
-import { fastify, type FastifyRequest } from "fastify";
-import { clientCertificateKey, peerCertificateKey, type PeerCertificate } from "certgate";
+import { fastify, type FastifyInstance, type FastifyRequest, type RawServerBase } from "fastify";
+import { clientCertificateKey, guardRequestHandler, isMalformedRequest, peerCertificateKey, type PeerCertificate } from "certgate";
 import type { IssuedCertificate } from "certgate/dev";
 import { EchoService } from "certgate/example";
 
@@ -82,7 +83,8 @@ export async function startServer(variant: Variant, server: IssuedCertificate, o
   let connections = 0;
   if (variant.framework === "express") {
     const app = express();
-    app.use(expressConnectMiddleware({ ...adapterOptions, contextValues: options.contextValues }));
+    // As the README and examples/express-server.ts do.
+    app.use(guardRequestHandler(expressConnectMiddleware({ ...adapterOptions, contextValues: options.contextValues })));
     const httpsServer = https.createServer(tlsOptions, app);
     httpsServer.on("secureConnection", () => connections++);
     await new Promise<void>((resolve) => httpsServer.listen(0, "127.0.0.1", resolve));
@@ -100,14 +102,22 @@ export async function startServer(variant: Variant, server: IssuedCertificate, o
     };
   }
   const pluginOptions = { ...adapterOptions, contextValues: options.contextValues };
+  // As the README and examples/fastify-server.ts do: the hook and Connect's
+  // routes in one plugin of their own.
+  const connect = async (scope: FastifyInstance<RawServerBase>) => {
+    scope.addHook("onRequest", async (request, reply) => {
+      if (isMalformedRequest(request.raw)) return reply.code(400).send("malformed request\n");
+    });
+    await scope.register(fastifyConnectPlugin, pluginOptions);
+  };
   let app: { server: tls.Server; listen(o: { port: number; host: string }): Promise<string>; close(): Promise<undefined> };
   if (variant.http === "2") {
     const h2 = fastify({ http2: true, https: { ...tlsOptions, allowHTTP1: true } });
-    await h2.register(fastifyConnectPlugin, pluginOptions);
+    await h2.register(connect);
     app = h2;
   } else {
     const h1 = fastify({ https: tlsOptions });
-    await h1.register(fastifyConnectPlugin, pluginOptions);
+    await h1.register(connect);
     app = h1;
   }
   await app.listen({ port: 0, host: "127.0.0.1" });
@@ -191,28 +201,66 @@ export function curl(
   });
 }
 
+/** What a raw client got: the status and body, or how the server hung up instead. */
+export interface RawAnswer {
+  readonly status: number | "closed" | "reset";
+  readonly body: string;
+}
+
 /**
- * rawRequest sends one HTTP/1.1 request with the given Host header over TLS
- * and resolves with the status line, or "closed" when the server closed the
- * connection without answering.
+ * malformedHttp1 sends, over TLS (ALPN http/1.1) and without a client
+ * certificate, as a hostile client would, one HTTP/1.1 POST with the given
+ * Host, or an HTTP/1.0 POST without Host when `host` is undefined.
  */
-export function rawRequest(running: Running, ca: string, who: IssuedCertificate, host: string): Promise<string> {
+export function malformedHttp1(port: number, host: string | undefined): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect(
-      { host: "127.0.0.1", port: running.port, ca, cert: who.cert, key: who.key, servername: "localhost" },
-      () => {
-        socket.end(
-          `POST /certgate.example.v1.EchoService/Echo HTTP/1.1\r\nhost: ${host}\r\n` +
-            "content-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}",
-        );
-      },
-    );
+    const socket = tls.connect({ host: "127.0.0.1", port, rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] }, () => {
+      const head =
+        host === undefined
+          ? "POST /certgate.example.v1.EchoService/Echo HTTP/1.0\r\n"
+          : `POST /certgate.example.v1.EchoService/Echo HTTP/1.1\r\nhost: ${host}\r\nconnection: close\r\n`;
+      // Not half-closed: the server decides when the connection ends.
+      socket.write(`${head}content-type: application/json\r\ncontent-length: 2\r\n\r\n{}`);
+    });
     let received = "";
     socket.setEncoding("utf8");
     socket.on("data", (chunk: string) => (received += chunk));
     socket.on("error", reject);
-    socket.on("close", () => resolve(received === "" ? "closed" : (received.split("\r\n")[0] ?? "")));
+    socket.on("close", () => {
+      const status = /^HTTP\/1\.[01] (\d{3})/.exec(received)?.[1];
+      const cut = received.indexOf("\r\n\r\n");
+      resolve({ status: status === undefined ? "closed" : Number(status), body: cut < 0 ? "" : received.slice(cut + 4) });
+    });
   });
+}
+
+/**
+ * malformedHttp2 sends one POST with the given `:authority` on a new HTTP/2
+ * session over TLS, without a client certificate.
+ */
+export async function malformedHttp2(port: number, authority: string): Promise<RawAnswer> {
+  const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+  try {
+    return await new Promise((resolve) => {
+      let status: RawAnswer["status"] = "reset";
+      let body = "";
+      session.on("error", () => resolve({ status: "reset", body }));
+      const req = session.request({
+        ":method": "POST",
+        ":path": "/certgate.example.v1.EchoService/Echo",
+        ":authority": authority,
+        "content-type": "application/json",
+      });
+      req.setEncoding("utf8");
+      req.on("response", (headers) => (status = Number(headers[":status"])));
+      req.on("data", (chunk: string) => (body += chunk));
+      req.on("error", () => (status = "reset"));
+      req.on("close", () => resolve({ status, body }));
+      req.end("{}");
+    });
+  } finally {
+    session.destroy();
+  }
 }
 
 /**

@@ -14,6 +14,8 @@
  *   certificates (basicConstraints cA, keyUsage keyCertSign).
  * - `folder_unavailable`: the folder is gone or cannot be listed; the last
  *   good set is still served.
+ * - `audit_record`: a line of the audit trail (`.certgate-audit.jsonl`) that
+ *   is torn (a crash while it was written) or damaged; it is skipped.
  */
 export type DirectoryProblemCode =
   | "unreadable"
@@ -24,7 +26,8 @@ export type DirectoryProblemCode =
   | "invalid_id"
   | "duplicate_id"
   | "not_a_ca"
-  | "folder_unavailable";
+  | "folder_unavailable"
+  | "audit_record";
 
 /**
  * DirectoryStoreProblem is one file (or folder) that `createDirectoryStore`

@@ -1,10 +1,11 @@
 import type { ReplicaState } from "../../core/store.js";
+import type { StoreMetricsOptions } from "../../core/metrics.js";
 
 /**
  * PostgresStoreOptions configures `createPostgresStore`. Give `pool` or
  * `connectionString`.
  */
-export interface PostgresStoreOptions {
+export interface PostgresStoreOptions extends StoreMetricsOptions {
   /**
    * A `pg.Pool` to use; the store takes one of its connections for LISTEN
    * and never ends the pool. By default, a pool of 10 connections made from

@@ -17,7 +17,10 @@ import { checkDer } from "./check-der.js";
 import { createChangeListener, type ChangeListener } from "./change-listener.js";
 import { isConnectionError, storeError } from "./errors.js";
 import { loadPg } from "./load-pg.js";
-import { deleteCertificate, insertCertificate, insertCertificates, loadSnapshot, pruneChanges, readChanges, type Tables } from "./queries.js";
+import { observeStoreSize, storeMetricsOf } from "../../core/metrics.js";
+import { deleteCertificate, insertCertificate, insertCertificates, loadSnapshot, pruneChanges, readChanges, recordAudit, type Tables } from "./queries.js";
+import { listAuditRows } from "./audit-queries.js";
+import type { AuditActor, AuditedWrite, AuditLog } from "../../core/audit.js";
 import { createReplicaSync, type ReplicaSync } from "./replica-sync.js";
 import { migrate } from "./schema.js";
 import { resolveOptions, type PostgresStoreOptions, type PutManyEntry } from "./postgres-store-options.js";
@@ -33,8 +36,14 @@ export interface PostgresStore extends WritableCertificateStore {
    * the create time of a certificate copied from another store
    * (`certgate migrate`). By default, now.
    */
-  put(id: string, der: Uint8Array, options?: { labels?: Readonly<Record<string, string>>; createTime?: Date }): Promise<StoredCertificate>;
+  put(
+    id: string,
+    der: Uint8Array,
+    options?: { labels?: Readonly<Record<string, string>>; createTime?: Date } & AuditedWrite,
+  ): Promise<StoredCertificate>;
   readonly sharedLog: SharedChangeLog;
+  /** The audit trail, the table `audit_events`; a write's record commits in the write's transaction. */
+  readonly audit: AuditLog;
   /** How this process stands with the database. */
   readonly state: ReplicaState;
   /**
@@ -72,6 +81,7 @@ export interface PostgresStore extends WritableCertificateStore {
  */
 export async function createPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
   const { schema, retentionMs, catchUpIntervalMs, maxStaleMs, reconnectDelayMs, maxReconnectDelayMs, now } = resolveOptions(options);
+  const metrics = storeMetricsOf(options, "postgres");
 
   const pg = await loadPg();
   const ownPool = options.pool === undefined;
@@ -155,6 +165,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   });
 
   let pruning: Promise<unknown> = Promise.resolve();
+  const sizeGauge = observeStoreSize(metrics, () => sync.copy.size);
   const pruneTimer = setInterval(
     () => {
       pruning = pruneChanges(pool, tables, retentionMs).catch(() => undefined);
@@ -195,6 +206,30 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     while (sync.head < revision && sync.state === "connected" && !closed) await sync.catchUp();
   }
 
+  const audit: AuditLog = {
+    async record(record) {
+      assertOpen();
+      try {
+        await recordAudit(pool, tables, record);
+      } catch (error) {
+        if (isConnectionError(error)) void sync.catchUp();
+        throw storeError("record the audit event", error);
+      }
+    },
+    async list(query) {
+      assertOpen();
+      try {
+        return await listAuditRows(pool, tables, query);
+      } catch (error) {
+        if (isConnectionError(error)) void sync.catchUp();
+        throw storeError("read the audit trail", error);
+      }
+    },
+  };
+
+  const okRecord = (action: "create" | "delete", actor: AuditActor, id: string, sha256: string, time?: Date) =>
+    ({ time: time ?? new Date(Math.floor(now())), action, result: "ok", code: "", reason: "", actor, certificateId: id, sha256 }) as const;
+
   const sharedLog: SharedChangeLog = {
     get epoch() {
       return sync.epoch;
@@ -229,6 +264,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       return closed ? "unavailable" : sync.state;
     },
     sharedLog,
+    audit,
     stats: () => ({ certificates: sync.copy.size, revision: sync.head }),
     lookup(certificate: Certificate): Promise<StoreVerdict> {
       if (closed) return Promise.resolve({ kind: "error", error: new Error("certificate store is closed") });
@@ -264,7 +300,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       );
       let result: number | "exists";
       try {
-        result = await insertCertificate(pool, tables, stored);
+        const actor = putOptions?.actor;
+        result = await insertCertificate(pool, tables, stored, actor === undefined ? undefined : okRecord("create", actor, id, stored.sha256, putOptions?.auditTime));
       } catch (error) {
         if (isConnectionError(error)) void sync.catchUp();
         throw storeError("store the certificate", error);
@@ -303,13 +340,14 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       const stored = new Set(result.ids);
       return { stored: [...stored], taken: checked.filter((c) => !stored.has(c.id)).map((c) => c.id), refused };
     },
-    async delete(id) {
+    async delete(id, deleteOptions?: AuditedWrite) {
       assertOpen();
       assertId(id);
       await assertWritable();
       let result: number | "missing";
       try {
-        result = await deleteCertificate(pool, tables, id);
+        const actor = deleteOptions?.actor;
+        result = await deleteCertificate(pool, tables, id, actor === undefined ? undefined : (sha256) => okRecord("delete", actor, id, sha256, deleteOptions?.auditTime));
       } catch (error) {
         if (isConnectionError(error)) void sync.catchUp();
         throw storeError("delete the certificate", error);
@@ -329,6 +367,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     async close() {
       if (closed) return;
       closed = true;
+      sizeGauge?.remove();
       clearInterval(pruneTimer);
       listener.close();
       await sync.close();

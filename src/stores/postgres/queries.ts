@@ -1,5 +1,7 @@
 import type { ClientBase, Pool } from "pg";
 import type { LoggedChange, StoredCertificate } from "../../core/store.js";
+import type { AuditRecord } from "../../core/audit.js";
+import { insertAuditRow } from "./audit-queries.js";
 import { lockClass, writeLock } from "./schema.js";
 
 // The SQL of the PostgreSQL store. Every write takes the store's write lock
@@ -138,7 +140,7 @@ export async function readChanges(db: Pool | ClientBase, t: Tables, after: numbe
  * insertCertificate stores one certificate and logs it; resolves with its
  * revision, or `exists` when the id is taken (nothing is written then).
  */
-export function insertCertificate(pool: Pool, t: Tables, stored: StoredCertificate): Promise<number | "exists"> {
+export function insertCertificate(pool: Pool, t: Tables, stored: StoredCertificate, audit?: AuditRecord): Promise<number | "exists"> {
   return write(pool, t, async (client) => {
     const result = await client.query<{ revision: string }>(
       `WITH ins AS (
@@ -152,6 +154,7 @@ export function insertCertificate(pool: Pool, t: Tables, stored: StoredCertifica
       [stored.id, stored.der, stored.sha1, stored.sha256, JSON.stringify(stored.labels), stored.createTime, t.channel],
     );
     const row = result.rows[0];
+    if (row !== undefined && audit !== undefined) await insertAuditRow(client, t, audit);
     return row === undefined ? "exists" : Number(row.revision);
   });
 }
@@ -194,18 +197,24 @@ export function insertCertificates(pool: Pool, t: Tables, stored: readonly Store
  * deleteCertificate removes one certificate and logs it; resolves with the
  * revision, or `missing` when there is none.
  */
-export function deleteCertificate(pool: Pool, t: Tables, id: string): Promise<number | "missing"> {
+export function deleteCertificate(
+  pool: Pool,
+  t: Tables,
+  id: string,
+  audit?: (sha256: string) => AuditRecord,
+): Promise<number | "missing"> {
   return write(pool, t, async (client) => {
     const result = await client.query<{ revision: string }>(
       `WITH del AS (
-         DELETE FROM ${t.quoted}.certificates WHERE id = $1 RETURNING id
+         DELETE FROM ${t.quoted}.certificates WHERE id = $1 RETURNING id, sha256
        ), log AS (
          INSERT INTO ${t.quoted}.changes (revision, id, kind) SELECT nextval('${t.quoted}.revision'), id, 'delete' FROM del RETURNING revision
        )
-       SELECT revision, pg_notify($2, revision::text) FROM log`,
+       SELECT revision, (SELECT sha256 FROM del) AS sha256, pg_notify($2, revision::text) FROM log`,
       [id, t.channel],
     );
-    const row = result.rows[0];
+    const row = result.rows[0] as { revision: string; sha256: string } | undefined;
+    if (row !== undefined && audit !== undefined) await insertAuditRow(client, t, audit(row.sha256));
     return row === undefined ? "missing" : Number(row.revision);
   });
 }
@@ -230,6 +239,14 @@ export async function pruneChanges(pool: Pool, t: Tables, retentionMs: number): 
     [retentionMs],
   );
   return Number(result.rows[0]?.dropped ?? 0);
+}
+
+/**
+ * recordAudit appends one audit record under the store's write lock, so that
+ * audit sequence numbers commit in order.
+ */
+export function recordAudit(pool: Pool, t: Tables, record: AuditRecord): Promise<void> {
+  return write(pool, t, (client) => insertAuditRow(client, t, record));
 }
 
 // One write transaction under the store's write lock. Nothing of it stays

@@ -46,6 +46,35 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX changes_change_time ON ${s}.changes (change_time);
     `,
   },
+  {
+    version: 2,
+    name: "audit trail",
+    // Append only: a trigger refuses UPDATE and DELETE of audit rows
+    // (an operator archives with TRUNCATE, see docs/audit.md).
+    sql: (s) => `
+      CREATE TABLE ${s}.audit_events (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        event_time timestamptz NOT NULL,
+        action text NOT NULL CHECK (action IN ('create', 'delete')),
+        result text NOT NULL CHECK (result IN ('ok', 'refused', 'failed', 'suppressed')),
+        code text NOT NULL DEFAULT '',
+        reason text NOT NULL DEFAULT '' CHECK (length(reason) <= 1024),
+        actor_subject text NOT NULL DEFAULT '' CHECK (length(actor_subject) <= 4096),
+        actor_sha256 text NOT NULL DEFAULT '' CHECK (actor_sha256 ~ '^([0-9A-F]{64})?$'),
+        certificate_id text COLLATE "C" NOT NULL DEFAULT '' CHECK (length(certificate_id) <= 256),
+        sha256 text NOT NULL DEFAULT '' CHECK (sha256 ~ '^([0-9A-F]{64})?$')
+      );
+      CREATE INDEX audit_events_certificate ON ${s}.audit_events (certificate_id, seq);
+      CREATE INDEX audit_events_time ON ${s}.audit_events (event_time);
+      CREATE FUNCTION ${s}.audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          RAISE EXCEPTION 'certgate audit_events is append-only';
+        END;
+      $$;
+      CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON ${s}.audit_events
+        FOR EACH ROW EXECUTE FUNCTION ${s}.audit_events_append_only();
+    `,
+  },
 ];
 
 /** The first key of certgate's advisory locks; the second is the schema's hash. */

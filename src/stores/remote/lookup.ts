@@ -5,6 +5,7 @@ import { createChangeNotifier, type StoreVerdict } from "../../core/store.js";
 import type { RemoteStore, RemoteStoreOptions } from "./types.js";
 import { nonNegative, timerDuration, transportsOf } from "./options.js";
 import { clockOf } from "../../core/options.js";
+import { observeRemoteStore } from "./remote-metrics.js";
 import { createLruCache } from "../../core/lru-cache.js";
 
 type Answer = Exclude<StoreVerdict, { kind: "error" }> & { readonly expiresAt: number };
@@ -31,6 +32,11 @@ export function createLookupStore(options: RemoteStoreOptions): RemoteStore {
   const inFlight = new Map<string, Promise<StoreVerdict>>();
   const closing = new AbortController();
   let closed = false;
+  const unobserve = observeRemoteStore(options, {
+    get state() {
+      return closed ? "closed" : "synced";
+    },
+  });
 
   // Asks each replica in turn, from the preferred one, until one answers.
   async function verifyOnAny(certificate: Certificate) {
@@ -120,6 +126,7 @@ export function createLookupStore(options: RemoteStoreOptions): RemoteStore {
     close() {
       if (!closed) {
         closed = true;
+        unobserve();
         closing.abort();
         cache.clear();
         notifier.changed();

@@ -10,6 +10,7 @@ import type { RemoteStore, RemoteStoreOptions, RemoteStoreState } from "./types.
 import { delay, nonNegative, timerDuration, report, transportsOf } from "./options.js";
 import { createCertificateIndex, type CertificateIndex } from "../certificate-index.js";
 import { clockOf } from "../../core/options.js";
+import { observeRemoteStore } from "./remote-metrics.js";
 
 interface MirrorEntry {
   readonly id: string;
@@ -58,6 +59,29 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
   let lostAt = 0;
   let closed = false;
   const syncWaiters = new Set<() => void>();
+
+  function stateNow(): RemoteStoreState {
+    if (closed) {
+      return "closed";
+    }
+    if (synced) {
+      return "synced";
+    }
+    if (!everSynced) {
+      return "connecting";
+    }
+    return withinStale(now()) ? "stale" : "unavailable";
+  }
+
+  // Checked before the watch starts, so that a malformed option leaves nothing running.
+  const createdAt = now();
+  const unobserve = observeRemoteStore(options, {
+    get state() {
+      return stateNow();
+    },
+    size: () => index.size,
+    lagSeconds: () => (synced ? 0 : Math.max(0, now() - (everSynced ? lostAt : createdAt)) / 1000),
+  });
 
   function withinStale(t: number): boolean {
     return everSynced && !synced && maxStaleMs > 0 && t - lostAt <= maxStaleMs;
@@ -265,16 +289,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
   return {
     mode: "mirror",
     get state(): RemoteStoreState {
-      if (closed) {
-        return "closed";
-      }
-      if (synced) {
-        return "synced";
-      }
-      if (!everSynced) {
-        return "connecting";
-      }
-      return withinStale(now()) ? "stale" : "unavailable";
+      return stateNow();
     },
     get revision() {
       return notifier.revision;
@@ -316,6 +331,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
       }
       closed = true;
       synced = false;
+      unobserve();
       closing.abort();
       for (const wake of [...syncWaiters]) {
         wake();

@@ -1,5 +1,6 @@
 import type { Transport } from "@connectrpc/connect";
 import type { CertificateStore } from "../../core/store.js";
+import type { StoreMetricsOptions } from "../../core/metrics.js";
 
 /**
  * RemoteStoreMode says how a remote store learns what the service admits:
@@ -11,7 +12,7 @@ export type RemoteStoreMode = "mirror" | "lookup";
 /**
  * RemoteStoreOptions configures `createRemoteStore`.
  */
-export interface RemoteStoreOptions {
+export interface RemoteStoreOptions extends StoreMetricsOptions {
   /**
    * The Connect transport to the certificate store service, with the TLS
    * client certificate (reader or admin) and CA of your choosing, such as

@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file certgate/v1/certificate_store.proto.
  */
 export const file_certgate_v1_certificate_store: GenFile = /*@__PURE__*/
-  fileDesc("CiNjZXJ0Z2F0ZS92MS9jZXJ0aWZpY2F0ZV9zdG9yZS5wcm90bxILY2VydGdhdGUudjEiogMKC0NlcnRpZmljYXRlEhYKDmNlcnRpZmljYXRlX2lkGAEgASgJEhcKD3NoYTFfdGh1bWJwcmludBgCIAEoCRIZChFzaGEyNTZfdGh1bWJwcmludBgDIAEoCRIPCgdzdWJqZWN0GAQgASgJEg4KBmlzc3VlchgFIAEoCRIVCg1zZXJpYWxfbnVtYmVyGAYgASgJEi4KCm5vdF9iZWZvcmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCW5vdF9hZnRlchgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDZGVyGAkgASgMEjQKBmxhYmVscxgKIAMoCzIkLmNlcnRnYXRlLnYxLkNlcnRpZmljYXRlLkxhYmVsc0VudHJ5Ei8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVpc19jYRgMIAEoCBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrkBChhDcmVhdGVDZXJ0aWZpY2F0ZVJlcXVlc3QSEwoLY2VydGlmaWNhdGUYASABKAwSFgoOY2VydGlmaWNhdGVfaWQYAiABKAkSQQoGbGFiZWxzGAMgAygLMjEuY2VydGdhdGUudjEuQ3JlYXRlQ2VydGlmaWNhdGVSZXF1ZXN0LkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiSgoZQ3JlYXRlQ2VydGlmaWNhdGVSZXNwb25zZRItCgtjZXJ0aWZpY2F0ZRgBIAEoCzIYLmNlcnRnYXRlLnYxLkNlcnRpZmljYXRlIi8KFUdldENlcnRpZmljYXRlUmVxdWVzdBIWCg5jZXJ0aWZpY2F0ZV9pZBgBIAEoCSJHChZHZXRDZXJ0aWZpY2F0ZVJlc3BvbnNlEi0KC2NlcnRpZmljYXRlGAEgASgLMhguY2VydGdhdGUudjEuQ2VydGlmaWNhdGUidAoXTGlzdENlcnRpZmljYXRlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSMgoOZXhwaXJlc19iZWZvcmUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImMKGExpc3RDZXJ0aWZpY2F0ZXNSZXNwb25zZRIuCgxjZXJ0aWZpY2F0ZXMYASADKAsyGC5jZXJ0Z2F0ZS52MS5DZXJ0aWZpY2F0ZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiMgoYRGVsZXRlQ2VydGlmaWNhdGVSZXF1ZXN0EhYKDmNlcnRpZmljYXRlX2lkGAEgASgJIhsKGURlbGV0ZUNlcnRpZmljYXRlUmVzcG9uc2UiUgoYVmVyaWZ5Q2VydGlmaWNhdGVSZXF1ZXN0EhUKC2NlcnRpZmljYXRlGAEgASgMSAASFAoKdGh1bWJwcmludBgCIAEoCUgAQgkKB3N1YmplY3QifgoZVmVyaWZ5Q2VydGlmaWNhdGVSZXNwb25zZRIQCghhZG1pdHRlZBgBIAEoCBIOCgZyZWFzb24YAiABKAkSLQoLY2VydGlmaWNhdGUYAyABKAsyGC5jZXJ0Z2F0ZS52MS5DZXJ0aWZpY2F0ZRIQCghyZXZpc2lvbhgEIAEoBCJcChhXYXRjaENlcnRpZmljYXRlc1JlcXVlc3QSFgoOc2luY2VfcmV2aXNpb24YASABKAQSEwoLc3RvcmVfZXBvY2gYAiABKAkSEwoLaW5jbHVkZV9kZXIYAyABKAgiygEKGVdhdGNoQ2VydGlmaWNhdGVzUmVzcG9uc2USEAoIcmV2aXNpb24YASABKAQSEwoLc3RvcmVfZXBvY2gYAiABKAkSKQoIc25hcHNob3QYAyABKAsyFS5jZXJ0Z2F0ZS52MS5TbmFwc2hvdEgAEiUKBmNoYW5nZRgEIAEoCzITLmNlcnRnYXRlLnYxLkNoYW5nZUgAEisKCWhlYXJ0YmVhdBgFIAEoCzIWLmNlcnRnYXRlLnYxLkhlYXJ0YmVhdEgAQgcKBWV2ZW50IlcKCFNuYXBzaG90Ei4KDGNlcnRpZmljYXRlcxgBIAMoCzIYLmNlcnRnYXRlLnYxLkNlcnRpZmljYXRlEg0KBWZpcnN0GAIgASgIEgwKBGxhc3QYAyABKAgiVQoGQ2hhbmdlEioKCHVwc2VydGVkGAEgAygLMhguY2VydGdhdGUudjEuQ2VydGlmaWNhdGUSHwoXZGVsZXRlZF9jZXJ0aWZpY2F0ZV9pZHMYAiADKAkiCwoJSGVhcnRiZWF0Mv8EChdDZXJ0aWZpY2F0ZVN0b3JlU2VydmljZRJkChFDcmVhdGVDZXJ0aWZpY2F0ZRIlLmNlcnRnYXRlLnYxLkNyZWF0ZUNlcnRpZmljYXRlUmVxdWVzdBomLmNlcnRnYXRlLnYxLkNyZWF0ZUNlcnRpZmljYXRlUmVzcG9uc2UiABJeCg5HZXRDZXJ0aWZpY2F0ZRIiLmNlcnRnYXRlLnYxLkdldENlcnRpZmljYXRlUmVxdWVzdBojLmNlcnRnYXRlLnYxLkdldENlcnRpZmljYXRlUmVzcG9uc2UiA5ACARJkChBMaXN0Q2VydGlmaWNhdGVzEiQuY2VydGdhdGUudjEuTGlzdENlcnRpZmljYXRlc1JlcXVlc3QaJS5jZXJ0Z2F0ZS52MS5MaXN0Q2VydGlmaWNhdGVzUmVzcG9uc2UiA5ACARJnChFEZWxldGVDZXJ0aWZpY2F0ZRIlLmNlcnRnYXRlLnYxLkRlbGV0ZUNlcnRpZmljYXRlUmVxdWVzdBomLmNlcnRnYXRlLnYxLkRlbGV0ZUNlcnRpZmljYXRlUmVzcG9uc2UiA5ACAhJnChFWZXJpZnlDZXJ0aWZpY2F0ZRIlLmNlcnRnYXRlLnYxLlZlcmlmeUNlcnRpZmljYXRlUmVxdWVzdBomLmNlcnRnYXRlLnYxLlZlcmlmeUNlcnRpZmljYXRlUmVzcG9uc2UiA5ACARJmChFXYXRjaENlcnRpZmljYXRlcxIlLmNlcnRnYXRlLnYxLldhdGNoQ2VydGlmaWNhdGVzUmVxdWVzdBomLmNlcnRnYXRlLnYxLldhdGNoQ2VydGlmaWNhdGVzUmVzcG9uc2UiADABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiNjZXJ0Z2F0ZS92MS9jZXJ0aWZpY2F0ZV9zdG9yZS5wcm90bxILY2VydGdhdGUudjEiogMKC0NlcnRpZmljYXRlEhYKDmNlcnRpZmljYXRlX2lkGAEgASgJEhcKD3NoYTFfdGh1bWJwcmludBgCIAEoCRIZChFzaGEyNTZfdGh1bWJwcmludBgDIAEoCRIPCgdzdWJqZWN0GAQgASgJEg4KBmlzc3VlchgFIAEoCRIVCg1zZXJpYWxfbnVtYmVyGAYgASgJEi4KCm5vdF9iZWZvcmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCW5vdF9hZnRlchgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDZGVyGAkgASgMEjQKBmxhYmVscxgKIAMoCzIkLmNlcnRnYXRlLnYxLkNlcnRpZmljYXRlLkxhYmVsc0VudHJ5Ei8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVpc19jYRgMIAEoCBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrkBChhDcmVhdGVDZXJ0aWZpY2F0ZVJlcXVlc3QSEwoLY2VydGlmaWNhdGUYASABKAwSFgoOY2VydGlmaWNhdGVfaWQYAiABKAkSQQoGbGFiZWxzGAMgAygLMjEuY2VydGdhdGUudjEuQ3JlYXRlQ2VydGlmaWNhdGVSZXF1ZXN0LkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiSgoZQ3JlYXRlQ2VydGlmaWNhdGVSZXNwb25zZRItCgtjZXJ0aWZpY2F0ZRgBIAEoCzIYLmNlcnRnYXRlLnYxLkNlcnRpZmljYXRlIi8KFUdldENlcnRpZmljYXRlUmVxdWVzdBIWCg5jZXJ0aWZpY2F0ZV9pZBgBIAEoCSJHChZHZXRDZXJ0aWZpY2F0ZVJlc3BvbnNlEi0KC2NlcnRpZmljYXRlGAEgASgLMhguY2VydGdhdGUudjEuQ2VydGlmaWNhdGUidAoXTGlzdENlcnRpZmljYXRlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSMgoOZXhwaXJlc19iZWZvcmUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImMKGExpc3RDZXJ0aWZpY2F0ZXNSZXNwb25zZRIuCgxjZXJ0aWZpY2F0ZXMYASADKAsyGC5jZXJ0Z2F0ZS52MS5DZXJ0aWZpY2F0ZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiMgoYRGVsZXRlQ2VydGlmaWNhdGVSZXF1ZXN0EhYKDmNlcnRpZmljYXRlX2lkGAEgASgJIhsKGURlbGV0ZUNlcnRpZmljYXRlUmVzcG9uc2UiUgoYVmVyaWZ5Q2VydGlmaWNhdGVSZXF1ZXN0EhUKC2NlcnRpZmljYXRlGAEgASgMSAASFAoKdGh1bWJwcmludBgCIAEoCUgAQgkKB3N1YmplY3QifgoZVmVyaWZ5Q2VydGlmaWNhdGVSZXNwb25zZRIQCghhZG1pdHRlZBgBIAEoCBIOCgZyZWFzb24YAiABKAkSLQoLY2VydGlmaWNhdGUYAyABKAsyGC5jZXJ0Z2F0ZS52MS5DZXJ0aWZpY2F0ZRIQCghyZXZpc2lvbhgEIAEoBCJcChhXYXRjaENlcnRpZmljYXRlc1JlcXVlc3QSFgoOc2luY2VfcmV2aXNpb24YASABKAQSEwoLc3RvcmVfZXBvY2gYAiABKAkSEwoLaW5jbHVkZV9kZXIYAyABKAgiygEKGVdhdGNoQ2VydGlmaWNhdGVzUmVzcG9uc2USEAoIcmV2aXNpb24YASABKAQSEwoLc3RvcmVfZXBvY2gYAiABKAkSKQoIc25hcHNob3QYAyABKAsyFS5jZXJ0Z2F0ZS52MS5TbmFwc2hvdEgAEiUKBmNoYW5nZRgEIAEoCzITLmNlcnRnYXRlLnYxLkNoYW5nZUgAEisKCWhlYXJ0YmVhdBgFIAEoCzIWLmNlcnRnYXRlLnYxLkhlYXJ0YmVhdEgAQgcKBWV2ZW50IlcKCFNuYXBzaG90Ei4KDGNlcnRpZmljYXRlcxgBIAMoCzIYLmNlcnRnYXRlLnYxLkNlcnRpZmljYXRlEg0KBWZpcnN0GAIgASgIEgwKBGxhc3QYAyABKAgiVQoGQ2hhbmdlEioKCHVwc2VydGVkGAEgAygLMhguY2VydGdhdGUudjEuQ2VydGlmaWNhdGUSHwoXZGVsZXRlZF9jZXJ0aWZpY2F0ZV9pZHMYAiADKAkiCwoJSGVhcnRiZWF0IvEBCgpBdWRpdEV2ZW50EhAKCHNlcXVlbmNlGAEgASgEEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmFjdGlvbhgDIAEoCRIOCgZyZXN1bHQYBCABKAkSDAoEY29kZRgFIAEoCRIOCgZyZWFzb24YBiABKAkSFQoNYWN0b3Jfc3ViamVjdBgHIAEoCRIfChdhY3Rvcl9zaGEyNTZfdGh1bWJwcmludBgIIAEoCRIWCg5jZXJ0aWZpY2F0ZV9pZBgJIAEoCRIZChFzaGEyNTZfdGh1bWJwcmludBgKIAEoCSK1AQoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIWCg5jZXJ0aWZpY2F0ZV9pZBgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiWwoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USJwoGZXZlbnRzGAEgAygLMhcuY2VydGdhdGUudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAky4gUKF0NlcnRpZmljYXRlU3RvcmVTZXJ2aWNlEmQKEUNyZWF0ZUNlcnRpZmljYXRlEiUuY2VydGdhdGUudjEuQ3JlYXRlQ2VydGlmaWNhdGVSZXF1ZXN0GiYuY2VydGdhdGUudjEuQ3JlYXRlQ2VydGlmaWNhdGVSZXNwb25zZSIAEl4KDkdldENlcnRpZmljYXRlEiIuY2VydGdhdGUudjEuR2V0Q2VydGlmaWNhdGVSZXF1ZXN0GiMuY2VydGdhdGUudjEuR2V0Q2VydGlmaWNhdGVSZXNwb25zZSIDkAIBEmQKEExpc3RDZXJ0aWZpY2F0ZXMSJC5jZXJ0Z2F0ZS52MS5MaXN0Q2VydGlmaWNhdGVzUmVxdWVzdBolLmNlcnRnYXRlLnYxLkxpc3RDZXJ0aWZpY2F0ZXNSZXNwb25zZSIDkAIBEmcKEURlbGV0ZUNlcnRpZmljYXRlEiUuY2VydGdhdGUudjEuRGVsZXRlQ2VydGlmaWNhdGVSZXF1ZXN0GiYuY2VydGdhdGUudjEuRGVsZXRlQ2VydGlmaWNhdGVSZXNwb25zZSIDkAICEmcKEVZlcmlmeUNlcnRpZmljYXRlEiUuY2VydGdhdGUudjEuVmVyaWZ5Q2VydGlmaWNhdGVSZXF1ZXN0GiYuY2VydGdhdGUudjEuVmVyaWZ5Q2VydGlmaWNhdGVSZXNwb25zZSIDkAIBEmYKEVdhdGNoQ2VydGlmaWNhdGVzEiUuY2VydGdhdGUudjEuV2F0Y2hDZXJ0aWZpY2F0ZXNSZXF1ZXN0GiYuY2VydGdhdGUudjEuV2F0Y2hDZXJ0aWZpY2F0ZXNSZXNwb25zZSIAMAESYQoPTGlzdEF1ZGl0RXZlbnRzEiMuY2VydGdhdGUudjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBokLmNlcnRnYXRlLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * Certificate is one stored public certificate.
@@ -60,7 +60,8 @@ export type Certificate = Message<"certgate.v1.Certificate"> & {
   issuer: string;
 
   /**
-   * Serial number, upper-case hex.
+   * Serial number: upper-case hex, two digits per byte, with a leading "-"
+   * when negative, as OpenSSL prints it ("0F", "-7FFF").
    *
    * @generated from field: string serial_number = 6;
    */
@@ -585,6 +586,175 @@ export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
   messageDesc(file_certgate_v1_certificate_store, 15);
 
 /**
+ * AuditEvent is one attempt to change the store, as the audit trail keeps it.
+ *
+ * @generated from message certgate.v1.AuditEvent
+ */
+export type AuditEvent = Message<"certgate.v1.AuditEvent"> & {
+  /**
+   * The event's place in the trail: increasing, oldest first.
+   *
+   * @generated from field: uint64 sequence = 1;
+   */
+  sequence: bigint;
+
+  /**
+   * When the attempt was decided.
+   *
+   * @generated from field: google.protobuf.Timestamp time = 2;
+   */
+  time?: Timestamp | undefined;
+
+  /**
+   * What was attempted: create or delete.
+   *
+   * @generated from field: string action = 3;
+   */
+  action: string;
+
+  /**
+   * How it ended: ok (the change is stored), refused (not allowed, or an
+   * invalid request: nothing changed), failed (the store failed: nothing
+   * changed), or suppressed (a count of refused attempts not recorded one by
+   * one, in reason).
+   *
+   * @generated from field: string result = 4;
+   */
+  result: string;
+
+  /**
+   * The status of a refusal or failure in snake case, such as
+   * permission_denied, unauthenticated, invalid_argument, already_exists,
+   * not_found. Empty when ok.
+   *
+   * @generated from field: string code = 5;
+   */
+  code: string;
+
+  /**
+   * Why, for people. Empty when ok.
+   *
+   * @generated from field: string reason = 6;
+   */
+  reason: string;
+
+  /**
+   * The subject of the caller's client certificate; empty without one.
+   *
+   * @generated from field: string actor_subject = 7;
+   */
+  actorSubject: string;
+
+  /**
+   * The SHA-256 thumbprint of the caller's client certificate, upper-case
+   * hex; empty without one.
+   *
+   * @generated from field: string actor_sha256_thumbprint = 8;
+   */
+  actorSha256Thumbprint: string;
+
+  /**
+   * The certificate id the call named; empty when the call was refused
+   * before its request was read (a caller without the admin role).
+   *
+   * @generated from field: string certificate_id = 9;
+   */
+  certificateId: string;
+
+  /**
+   * The SHA-256 thumbprint of the certificate concerned, when known.
+   *
+   * @generated from field: string sha256_thumbprint = 10;
+   */
+  sha256Thumbprint: string;
+};
+
+/**
+ * Describes the message certgate.v1.AuditEvent.
+ * Use `create(AuditEventSchema)` to create a new message.
+ */
+export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
+  messageDesc(file_certgate_v1_certificate_store, 16);
+
+/**
+ * ListAuditEventsRequest asks for one page of the audit trail.
+ *
+ * @generated from message certgate.v1.ListAuditEventsRequest
+ */
+export type ListAuditEventsRequest = Message<"certgate.v1.ListAuditEventsRequest"> & {
+  /**
+   * How many events at most; 0 means the default (100). At most 1000.
+   *
+   * @generated from field: int32 page_size = 1;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page, or empty for the first page.
+   * Ask for the next page with the same filters.
+   *
+   * @generated from field: string page_token = 2;
+   */
+  pageToken: string;
+
+  /**
+   * Only events naming this certificate id. Empty: every event.
+   *
+   * @generated from field: string certificate_id = 3;
+   */
+  certificateId: string;
+
+  /**
+   * Only events at or after this time. Unset: from the oldest kept.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 4;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * Only events before this time. Unset: up to the newest.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 5;
+   */
+  endTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message certgate.v1.ListAuditEventsRequest.
+ * Use `create(ListAuditEventsRequestSchema)` to create a new message.
+ */
+export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
+  messageDesc(file_certgate_v1_certificate_store, 17);
+
+/**
+ * ListAuditEventsResponse is one page of the audit trail.
+ *
+ * @generated from message certgate.v1.ListAuditEventsResponse
+ */
+export type ListAuditEventsResponse = Message<"certgate.v1.ListAuditEventsResponse"> & {
+  /**
+   * The events of this page, oldest first.
+   *
+   * @generated from field: repeated certgate.v1.AuditEvent events = 1;
+   */
+  events: AuditEvent[];
+
+  /**
+   * The token of the next page, or empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message certgate.v1.ListAuditEventsResponse.
+ * Use `create(ListAuditEventsResponseSchema)` to create a new message.
+ */
+export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
+  messageDesc(file_certgate_v1_certificate_store, 18);
+
+/**
  * CertificateStoreService stores public client certificates and tells API
  * servers which are admitted. Mutating RPCs need an admin client certificate;
  * reading and watching need a reader or admin certificate.
@@ -664,6 +834,18 @@ export const CertificateStoreService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchCertificatesRequestSchema;
     output: typeof WatchCertificatesResponseSchema;
+  },
+  /**
+   * ListAuditEvents returns the audit trail in pages, oldest first: every
+   * create and delete, and every refused or failed attempt to make one,
+   * optionally only those naming one certificate id or within a time range.
+   *
+   * @generated from rpc certgate.v1.CertificateStoreService.ListAuditEvents
+   */
+  listAuditEvents: {
+    methodKind: "unary";
+    input: typeof ListAuditEventsRequestSchema;
+    output: typeof ListAuditEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_certgate_v1_certificate_store, 0);

@@ -1,0 +1,83 @@
+// Runs an example (examples/*.ts) or the demo as a real process, the way
+// `npx tsx examples/NAME.ts` does, in a folder of the test's choosing.
+import { spawn, type ChildProcess } from "node:child_process";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { waitFor } from "./harness.js";
+
+const repo = fileURLToPath(new URL("../..", import.meta.url));
+const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("CERTGATE_")));
+
+/** A running example process. */
+export interface ExampleProcess {
+  child: ChildProcess;
+  /** Everything it printed so far. */
+  output(): { stdout: string; stderr: string };
+  /** Whether it is still running. */
+  running(): boolean;
+  /** Ends it (SIGTERM, then SIGKILL) and waits for its exit. */
+  stop(): Promise<void>;
+}
+
+/** What `startExample` runs. */
+export interface ExampleOptions {
+  /** The working folder: the examples create `.certgate/demo` in it. */
+  cwd: string;
+  env?: Record<string, string>;
+  args?: readonly string[];
+  /** A stdout line that says it is ready. By default, /listening on/. */
+  ready?: RegExp;
+}
+
+/**
+ * startExample runs `examples/NAME.ts` through tsx with the repository's
+ * tsconfig (so `certgate` is the source, not dist/), and waits for its ready
+ * line on stdout.
+ */
+export async function startExample(name: string, options: ExampleOptions): Promise<ExampleProcess> {
+  const child = spawn(process.execPath, ["--import", tsx, join(repo, "examples", `${name}.ts`), ...(options.args ?? [])], {
+    cwd: options.cwd,
+    env: { ...baseEnv, TSX_TSCONFIG_PATH: join(repo, "tsconfig.json"), ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  let exited = false;
+  const exit = new Promise<void>((resolve) =>
+    child.on("exit", () => {
+      exited = true;
+      resolve();
+    }),
+  );
+  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const ready = options.ready ?? /listening on/;
+  const example: ExampleProcess = {
+    child,
+    output: () => ({ stdout, stderr }),
+    running: () => !exited,
+    async stop() {
+      if (!exited) child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await exit;
+      clearTimeout(timer);
+    },
+  };
+  try {
+    await waitFor(() => exited || ready.test(stdout), `examples/${name}.ts to start`, 60_000);
+  } catch (error) {
+    await example.stop();
+    throw error;
+  }
+  if (exited) throw new Error(`examples/${name}.ts exited:\n${stdout}\n${stderr}`);
+  return example;
+}
+
+/** The first port printed after `scheme://host:`, such as https://localhost:PORT. */
+export function printedPort(stdout: string, scheme = "https"): number {
+  const match = new RegExp(`${scheme}://[^\\s:/]+:(\\d+)`).exec(stdout);
+  if (match === null) throw new Error(`no ${scheme} address in:\n${stdout}`);
+  return Number(match[1]);
+}
