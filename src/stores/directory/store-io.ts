@@ -101,31 +101,16 @@ export function storedCertificate(
  * no longer holds certificates. The create time of a file that did not come
  * from `put` is its modification time.
  */
-export function readStored(
-  directory: string,
-  fileId: string,
-  name: string,
-  maxFileBytes: number,
-  copy: "exact" | "pooled" = "exact",
-): StoredCertificate[] | undefined {
+export function readStored(directory: string, fileId: string, name: string, maxFileBytes: number): StoredCertificate[] | undefined {
   const read = readFile(path.join(directory, name), maxFileBytes);
   if (read.kind !== "read") return undefined;
   const decoded = decodeCertificateFile(read.bytes);
   if (decoded.kind !== "certificates") return undefined;
   const meta = readMetadata(read.bytes);
   const createTime = meta.createTime ?? new Date(read.signature.mtimeMs);
-  return decoded.ders.map((der, m) => storedCertificate(m === 0 ? fileId : `${fileId}#${m + 1}`, copyOf(der, copy), meta.labels, createTime));
-}
-
-// The DER may be a view of the read buffer that the next read reuses: always
-// copied. `exact` gives it memory of its own (for what is kept: journal
-// entries); `pooled` copies into Node's 8 KiB buffer pool, a native
-// allocation per eight or so certificates instead of one each, for pages
-// that are sent and dropped (a listing, a watch snapshot).
-function copyOf(der: Uint8Array, copy: "exact" | "pooled"): Uint8Array {
-  if (copy === "exact") return Uint8Array.prototype.slice.call(der);
-  const pooled = Buffer.from(der);
-  return new Uint8Array(pooled.buffer, pooled.byteOffset, pooled.byteLength);
+  // A copy of its own: the DER may be a view of the read buffer that the
+  // next read reuses, or of a buffer-pool slab that it would keep alive.
+  return decoded.ders.map((der, m) => storedCertificate(m === 0 ? fileId : `${fileId}#${m + 1}`, Uint8Array.prototype.slice.call(der), meta.labels, createTime));
 }
 
 /**

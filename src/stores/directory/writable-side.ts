@@ -128,7 +128,7 @@ export function createWritableSide(context: WritableSideContext): Pick<WritableC
       const { fileId, member } = parseEntryId(ids[i]!);
       if (!files.has(fileId)) {
         const file = leaf.index.file(fileId);
-        files.set(fileId, file === undefined ? undefined : readStored(directory, fileId, file.name, maxFileBytes, "pooled"));
+        files.set(fileId, file === undefined ? undefined : readStored(directory, fileId, file.name, maxFileBytes));
       }
       const stored = files.get(fileId)?.[member];
       if (stored !== undefined) out.push(stored);
