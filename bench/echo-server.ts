@@ -10,6 +10,7 @@ import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
 // The modules themselves rather than src/index.ts: the server loads only the
 // foundation it measures.
 import { createClientCertGate } from "../src/connect/client-cert-gate.js";
+import { createFastRefusalHandler } from "../src/connect/fast-refusal.js";
 import { createClientCertInterceptor } from "../src/connect/client-cert-interceptor.js";
 import { peerCertificateContextValues } from "../src/connect/context-values.js";
 import { createThumbprintStore } from "../src/stores/thumbprint-store.js";
@@ -21,9 +22,10 @@ import { createWindowProfiler } from "./window-profiler.js";
 /**
  * CertgateMode says how certgate guards the echo server: not at all (the
  * baseline), as an interceptor, as a request gate, or both; `gate-metrics`
- * is the gate recording OpenTelemetry metrics (see bench/metrics-cost.ts).
+ * is the gate recording OpenTelemetry metrics (see bench/metrics-cost.ts),
+ * `fast` the gate behind createFastRefusalHandler (see bench/refusal-cost.ts).
  */
-export type CertgateMode = "none" | "interceptor" | "gate" | "both" | "gate-metrics";
+export type CertgateMode = "none" | "interceptor" | "gate" | "both" | "gate-metrics" | "fast";
 
 /**
  * EchoServerConfig is what bench/run.ts passes to this child.
@@ -64,8 +66,10 @@ const mode = config.certgate;
 const store = mode === "none" ? undefined : createThumbprintStore(config.pins);
 const interceptors: Interceptor[] =
   store !== undefined && (mode === "interceptor" || mode === "both") ? [createClientCertInterceptor({ store })] : [];
+// fast: the gate, with createFastRefusalHandler around the adapter (no
+// GOAWAY bound, so that refusals stay on persistent connections).
 const requestGate =
-  store !== undefined && (mode === "gate" || mode === "both")
+  store !== undefined && (mode === "gate" || mode === "both" || mode === "fast")
     ? createClientCertGate({ store })
     : store !== undefined && mode === "gate-metrics"
       ? createClientCertGate({ store, meterProvider: createBenchMeterProvider() })
@@ -78,6 +82,11 @@ const adapter = connectNodeAdapter({
   contextValues: mode === "none" ? undefined : peerCertificateContextValues,
 });
 
+const handler =
+  mode === "fast" && requestGate !== undefined
+    ? createFastRefusalHandler(adapter, { gate: requestGate, maxRefusedCallsPerConnection: Infinity })
+    : adapter;
+
 const server = http2.createSecureServer(
   {
     cert: readFileSync(config.certPath),
@@ -87,7 +96,7 @@ const server = http2.createSecureServer(
   },
   (req, res) => {
     requests++;
-    adapter(req, res);
+    handler(req, res);
   },
 );
 server.on("secureConnection", () => {

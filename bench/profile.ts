@@ -85,3 +85,34 @@ export function summarizeProfile(profile: CpuProfile, matches: (url: string) => 
 export function isCertgateSource(url: string): boolean {
   return /\/src\//.test(url) && !url.includes("/src/gen/") && !url.includes("node_modules");
 }
+
+/**
+ * inclusiveShare is the share of a profile's busy time whose stack holds a
+ * frame passing `matches` anywhere: the work done on certgate's behalf,
+ * native and library calls it makes included (self time alone misses
+ * `getPeerX509Certificate()` and hashing).
+ */
+export function inclusiveShare(profile: CpuProfile, matches: (url: string) => boolean): number {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const under = new Map<number, boolean>();
+  const isUnder = (id: number): boolean => {
+    const known = under.get(id);
+    if (known !== undefined) return known;
+    const node = byId.get(id);
+    const p = parent.get(id);
+    const result = node !== undefined && (matches(node.callFrame.url) || (p !== undefined && isUnder(p)));
+    under.set(id, result);
+    return result;
+  };
+  let busy = 0;
+  let matched = 0;
+  profile.samples.forEach((id, i) => {
+    const us = profile.timeDeltas[i] ?? 0;
+    if (byId.get(id)?.callFrame.functionName === "(idle)") return;
+    busy += us;
+    if (isUnder(id)) matched += us;
+  });
+  return busy === 0 ? NaN : matched / busy;
+}

@@ -1,7 +1,8 @@
-// refusal-cost: what a refused call costs the server, turned away by the
-// request gate (before the body is read) or by the interceptor (after it was
-// read and parsed), under a flood from a client whose certificate is not
-// allowed.
+// refusal-cost: what a refused call costs the server, against an admitted
+// one (target: at most half), turned away by the fast refusal path
+// (createFastRefusalHandler, before Connect), the request gate (before the
+// body is read) or the interceptor (after it was read and parsed), under a
+// flood from a client whose certificate is not allowed.
 import type { CertgateMode } from "./echo-server.js";
 import type { WireProtocol } from "./load-generator.js";
 import { runRounds, summarize, type RunSpec, type VariantSummary } from "./load-run.js";
@@ -10,10 +11,15 @@ import { fixed } from "./stats.js";
 
 interface RefusalVariant {
   readonly certgate: CertgateMode;
-  readonly client: "bob" | "none";
+  readonly client: "alice" | "bob" | "none";
+  readonly expect?: "ok" | "refused";
 }
 
 const allVariants: Record<string, RefusalVariant> = {
+  // The reference: alice's calls admitted through the gate and the fast path.
+  admitted: { certgate: "fast", client: "alice", expect: "ok" },
+  fast: { certgate: "fast", client: "bob" },
+  "fast-no-certificate": { certgate: "fast", client: "none" },
   // bob presents a certificate from the same CA that the store does not admit.
   interceptor: { certgate: "interceptor", client: "bob" },
   gate: { certgate: "gate", client: "bob" },
@@ -24,9 +30,10 @@ const allVariants: Record<string, RefusalVariant> = {
 
 /** variants lists the names `--variants` may pick here. */
 export const variants: readonly string[] = Object.keys(allVariants);
-const defaultVariants = ["interceptor", "gate"];
-// Connect answers a refusal with HTTP 401, which both ends count directly.
-const defaultProtocols: WireProtocol[] = ["connect"];
+const defaultVariants = ["admitted", "fast", "gate", "interceptor"];
+const defaultProtocols: WireProtocol[] = ["connect", "grpc"];
+/** The issue's target: a refused call costs at most this share of an admitted one. */
+const target = 0.5;
 
 /**
  * run measures server CPU per refused call through the interceptor and
@@ -41,24 +48,33 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
   for (const protocol of options.protocols ?? defaultProtocols) {
     const specs: RunSpec[] = chosen.map((name) => {
       const v = allVariants[name] as RefusalVariant;
-      return { name, certgate: v.certgate, protocol, client: v.client, expect: "refused" };
+      return { name, certgate: v.certgate, protocol, client: v.client, expect: v.expect ?? "refused" };
     });
     const rounds = await runRounds(`refusal-cost ${protocol}`, specs, options);
-    const reference = chosen.includes("interceptor") ? "interceptor" : undefined;
+    const reference = chosen.includes("admitted") ? "admitted" : chosen.includes("interceptor") ? "interceptor" : undefined;
     const summary = summarize(specs, rounds, reference);
     data[protocol] = summary.summaries;
     lines.push(
-      `${protocol === "connect" ? "Connect" : "gRPC"} protocol, every call refused (Unauthenticated), ${options.streams} calls in flight on ${options.sessions} persistent HTTP/2 connections, ${options.rounds} rounds (medians; server µs per refused call):`,
+      `${protocol === "connect" ? "Connect" : "gRPC"} protocol, unary Echo, every call refused (Unauthenticated) except in "admitted", ${options.streams} calls in flight on ${options.sessions} persistent HTTP/2 connections, ${options.rounds} rounds (medians; server µs per call):`,
       ...summary.lines,
     );
     for (const s of summary.summaries) {
-      lines.push(`  ${s.variant}: a refused call costs the server ${fixed(s.serverUsPerCall)} µs`);
+      if (s.variant === "admitted") {
+        lines.push(`  admitted: an admitted call costs the server ${fixed(s.serverUsPerCall)} µs`);
+      } else if (reference === "admitted" && s.cpuRatio !== undefined) {
+        const ratio = s.cpuRatio.median;
+        lines.push(
+          `  ${s.variant}: a refused call costs the server ${fixed(s.serverUsPerCall)} µs, ${fixed(ratio, 2)}x an admitted one (${ratio <= target ? "within" : "over"} the ${target}x target)`,
+        );
+      } else {
+        lines.push(`  ${s.variant}: a refused call costs the server ${fixed(s.serverUsPerCall)} µs`);
+      }
     }
     lines.push("");
     warnings.push(...summary.warnings);
   }
   return {
-    title: "refusal-cost: server CPU per refused call, request gate vs interceptor",
+    title: "refusal-cost: server CPU per refused call against an admitted one (fast path, gate, interceptor)",
     lines,
     warnings,
     data,

@@ -5,6 +5,7 @@ export {
   createClientCertGate,
   type ClientCertGate,
 } from "./connect/client-cert-gate.js";
+export { createFastRefusalHandler, type FastRefusalOptions } from "./connect/fast-refusal.js";
 export {
   guardRequestHandler,
   isMalformedRequest,

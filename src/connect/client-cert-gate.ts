@@ -1,5 +1,8 @@
 import type { HandlerContext } from "@connectrpc/connect";
-import { createDecisionCore, type ClientCertOptions } from "../decision/decision.js";
+import { createDecisionCore, procedureName, type ClientCertOptions } from "../decision/decision.js";
+import type { Decision } from "../core/decision-report.js";
+import type { PeerCertificate } from "../core/peer-certificate.js";
+import { peerCertificateKey } from "./context-values.js";
 import { enforceCall } from "./enforce-call.js";
 
 /**
@@ -13,7 +16,9 @@ export type ClientCertGate = (context: HandlerContext) => void | Promise<void>;
  * as a Connect `requestGate` (Connect 2.2 and later): a refused call is
  * answered with `Code.Unauthenticated` (or `Code.PermissionDenied`, see the
  * interceptor) without reading, decompressing or parsing its body, which makes a flood of unauthenticated calls cheap to
- * turn away. On a warm connection it decides synchronously.
+ * turn away. On a warm connection it decides synchronously. Wrap the adapter
+ * with `createFastRefusalHandler` to answer refused calls before Connect
+ * builds anything for them.
  *
  * @example
  * connectNodeAdapter({
@@ -24,7 +29,8 @@ export type ClientCertGate = (context: HandlerContext) => void | Promise<void>;
  */
 export function createClientCertGate(options: ClientCertOptions): ClientCertGate {
   const core = createDecisionCore(options);
-  return (context) => {
+  const gate: ClientCertGate = (context) => {
+    if (probe !== undefined) noteGateCall(core, procedureName(context), context.values.get(peerCertificateKey));
     try {
       return enforceCall(core, context, context.values, "gate");
     } catch (error) {
@@ -34,4 +40,85 @@ export function createClientCertGate(options: ClientCertOptions): ClientCertGate
       return Promise.reject(error);
     }
   };
+  registerGateCore(gate, core);
+  return gate;
+}
+
+/**
+ * GateCore is what `createFastRefusalHandler` needs of a gate's decision:
+ * the same decision the gate makes, without reporting it, and the report.
+ * A `DecisionCore` is one; the store service's access gate has its own.
+ */
+export interface GateCore {
+  /** Decides a call to `procedure` on the peer's connection, as the gate would. */
+  decide(peer: PeerCertificate | undefined, procedure?: string): Decision | Promise<Decision>;
+  /** Whether the decision depends on the procedure. */
+  readonly needsProcedure: boolean;
+  /** Whether the gate lets any call to `procedure` through. */
+  isOpen(procedure: string): boolean;
+  /** Reports one call's decision as the gate would (`onDecision`, metrics). */
+  report(decision: Decision | undefined, procedure: string, via: "gate"): void;
+}
+
+// The decision core of each gate, for createFastRefusalHandler: the fast
+// path decides on the same core, so that both agree and share the cache.
+const cores = new WeakMap<object, GateCore>();
+
+/**
+ * registerGateCore tells `createFastRefusalHandler` which decision a gate
+ * makes. The gate must call `noteGateCall` with the same core for each call.
+ */
+export function registerGateCore(gate: (context: HandlerContext) => void | Promise<void>, core: GateCore): void {
+  cores.set(gate, core);
+}
+
+/**
+ * gateCoreOf returns the decision core of a gate made by
+ * `createClientCertGate` (or registered), or undefined for any other function.
+ */
+export function gateCoreOf(gate: unknown): GateCore | undefined {
+  return typeof gate === "function" ? cores.get(gate) : undefined;
+}
+
+/**
+ * noteGateCall tells a running `probeGate` of `core` which procedure and
+ * peer its gate saw; it must be called synchronously when the gate runs.
+ */
+export function noteGateCall(core: GateCore, procedure: string, peer: PeerCertificate | undefined): void {
+  const p = probe;
+  if (p !== undefined && p.core === core) {
+    p.procedure = procedure;
+    p.peer = peer;
+  }
+}
+
+/**
+ * GateProbe is what a gate tells `probeGate` of a call it saw: the
+ * procedure Connect routed the request to and the peer its context values
+ * hold. `procedure` is undefined when the gate was not reached.
+ */
+export interface GateProbe {
+  readonly core: GateCore;
+  procedure: string | undefined;
+  peer: PeerCertificate | undefined;
+}
+
+let probe: GateProbe | undefined;
+
+/**
+ * probeGate runs `handle` (a Node request handler called with one request)
+ * and returns what the gate of `core` saw of it. Connect calls the gate
+ * synchronously from the request handler, so a gate that runs for this
+ * request runs inside `handle`.
+ */
+export function probeGate(core: GateCore, handle: () => void): GateProbe {
+  const p: GateProbe = { core, procedure: undefined, peer: undefined };
+  const outer = probe;
+  probe = p;
+  try {
+    handle();
+  } finally {
+    probe = outer;
+  }
+  return p;
 }

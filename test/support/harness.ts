@@ -150,6 +150,8 @@ export interface TestServerOptions {
   trustCa?: boolean;
   /** Pass `peerCertificateContextValues` to the adapter. By default, true. */
   contextValues?: boolean;
+  /** Wraps the adapter's request handler (such as createFastRefusalHandler). By default, none. */
+  wrapHandler?: (handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void) => (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
 }
 
 /** Starts the echo service on 127.0.0.1, port 0, HTTP/2 with HTTP/1.1 allowed. */
@@ -164,12 +166,14 @@ export async function startEchoServer(options: TestServerOptions): Promise<TestS
       rejectUnauthorized: false,
       allowHTTP1: true,
     },
-    connectNodeAdapter({
-      routes: echoRoutes(log),
-      interceptors: options.interceptors,
-      requestGate: options.requestGate,
-      contextValues: options.contextValues === false ? undefined : peerCertificateContextValues,
-    }),
+    (options.wrapHandler ?? ((h) => h))(
+      connectNodeAdapter({
+        routes: echoRoutes(log),
+        interceptors: options.interceptors,
+        requestGate: options.requestGate,
+        contextValues: options.contextValues === false ? undefined : peerCertificateContextValues,
+      }),
+    ),
   );
   const { port, stats, close } = await listen(server, "secureConnection");
   return { url: `https://127.0.0.1:${port}`, port, log, server, stats, close };

@@ -1,8 +1,9 @@
-import type { ClientBase, Pool } from "pg";
+import type { ClientBase, Pool, PoolClient } from "pg";
 import type { LoggedChange, StoredCertificate } from "../../core/store.js";
 import type { AuditRecord } from "../../core/audit.js";
 import { insertAuditRow } from "./audit-queries.js";
 import { lockClass, writeLock } from "./schema.js";
+import { isConnectionError } from "./errors.js";
 
 // The SQL of the PostgreSQL store. Every write takes the store's write lock
 // (a transaction-level advisory lock) before it draws its revision from the
@@ -60,10 +61,9 @@ export interface Snapshot {
  * repeatable-read transaction, ordered by id.
  */
 export async function loadSnapshot(pool: Pool, t: Tables): Promise<Snapshot> {
-  const client = await pool.connect();
+  const client = await begin(pool, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
   let broken: unknown;
   try {
-    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     const info = await client.query<{ epoch: string; head: string }>(
       `SELECT epoch, GREATEST(pruned_through, (SELECT coalesce(max(revision), 0) FROM ${t.quoted}.changes)) AS head FROM ${t.quoted}.store_info`,
     );
@@ -252,10 +252,9 @@ export function recordAudit(pool: Pool, t: Tables, record: AuditRecord): Promise
 // One write transaction under the store's write lock. Nothing of it stays
 // when any statement fails.
 async function write<T>(pool: Pool, t: Tables, body: (client: ClientBase) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
+  const client = await begin(pool, "BEGIN");
   let broken: Error | undefined;
   try {
-    await client.query("BEGIN");
     try {
       await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [lockClass + writeLock, t.schema]);
       const result = await body(client);
@@ -270,5 +269,26 @@ async function write<T>(pool: Pool, t: Tables, body: (client: ClientBase) => Pro
     throw error;
   } finally {
     client.release(broken);
+  }
+}
+
+/**
+ * begin takes a pooled connection and starts a transaction on it. A pooled
+ * connection that the server ended while it was idle (a restart,
+ * `pg_terminate_backend`) fails its first statement before the pool has
+ * heard of it; nothing was done yet, so the transaction starts once more on
+ * a new connection. Any other failure, or a second one, is the caller's.
+ */
+async function begin(pool: Pool, statement: string): Promise<PoolClient> {
+  for (let attempt = 0; ; attempt++) {
+    const client = await pool.connect();
+    try {
+      await client.query(statement);
+      return client;
+    } catch (error) {
+      const broken = error instanceof Error ? error : new Error(String(error));
+      client.release(broken);
+      if (attempt > 0 || !isConnectionError(error)) throw error;
+    }
   }
 }

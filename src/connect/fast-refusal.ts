@@ -1,0 +1,354 @@
+import type * as http from "node:http";
+import * as http2 from "node:http2";
+import type { ContextValues } from "@connectrpc/connect";
+import { createLruCache } from "../core/lru-cache.js";
+import { peerCertificateOf, type NodeRequestLike, type PeerCertificate } from "../core/peer-certificate.js";
+import { publicReason } from "../core/refusal-reasons.js";
+import type { Decision } from "../core/decision-report.js";
+import { forwardingHeaders } from "../proxy/forwarding-formats.js";
+import { gateCoreOf, probeGate, type ClientCertGate, type GateCore } from "./client-cert-gate.js";
+import { isMalformedRequest } from "./malformed-request.js";
+import { peerCertificateContextValues, peerCertificateKey } from "./context-values.js";
+
+/**
+ * FastRefusalOptions configures `createFastRefusalHandler`.
+ */
+export interface FastRefusalOptions {
+  /** The gate given to the adapter as `requestGate` (from `createClientCertGate`). Required. */
+  gate: ClientCertGate;
+  /**
+   * The adapter's `contextValues`, when it is not `peerCertificateContextValues`
+   * (for example `createPeerCertificateContextValues` behind a proxy): the
+   * fast path reads the peer the same way. By default, `peerCertificateContextValues`.
+   */
+  contextValues?: (req: NodeRequestLike) => ContextValues;
+  /**
+   * After this many refused calls on one HTTP/2 connection, certgate closes
+   * it gracefully (GOAWAY with NO_ERROR: calls in flight finish, new ones
+   * must come on a new connection, which costs the client a TLS handshake).
+   * `Infinity` never closes. Connections from a trusted proxy are never
+   * closed (they carry other clients). By default, 100.
+   */
+  maxRefusedCallsPerConnection?: number;
+}
+
+type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
+type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
+type NodeHandler<Req extends NodeRequest, Res extends NodeResponse, Rest extends unknown[] = []> = (
+  req: Req,
+  res: Res,
+  ...rest: Rest
+) => void;
+
+// One response as Connect wrote it: replayed as is for the same request shape.
+interface RecordedResponse {
+  readonly status: number;
+  readonly headers: http2.OutgoingHttpHeaders;
+  readonly body: Buffer | undefined;
+  readonly trailers: http2.OutgoingHttpHeaders;
+}
+
+// The content types of Connect unary and streaming, gRPC and gRPC-Web that
+// Connect answers; anything else goes to Connect's own path.
+const contentTypes = new Set([
+  "application/json",
+  "application/proto",
+  "application/connect+json",
+  "application/connect+proto",
+  "application/grpc",
+  "application/grpc+proto",
+  "application/grpc+json",
+  "application/grpc-web",
+  "application/grpc-web+proto",
+  "application/grpc-web+json",
+]);
+// Request headers that change Connect's refusal (its compression), in the key.
+const shapeHeaders = [
+  "accept-encoding",
+  "content-encoding",
+  "connect-accept-encoding",
+  "connect-content-encoding",
+  "grpc-accept-encoding",
+  "grpc-encoding",
+];
+const maxShapeHeaderLength = 128;
+const proxyHeaders = Object.values(forwardingHeaders).map((h) => h.toLowerCase());
+const { NGHTTP2_NO_ERROR } = http2.constants;
+
+/**
+ * createFastRefusalHandler wraps the Node request handler of
+ * `connectNodeAdapter` so that a refused call on a known HTTP/2 connection is
+ * answered before Connect sees it: no request object, header copy, abort
+ * signal or error is built, and the body is never read. The answer is
+ * Connect's own, byte for byte: the first refusal of each procedure, protocol
+ * and compression is left to Connect and recorded, and later ones replay it
+ * (Connect unary and streaming, gRPC, gRPC-Web: HTTP status, headers, body,
+ * trailers with the `ClientCertificateError` detail). `onDecision` hears of
+ * every call as before.
+ *
+ * Anything else goes to the wrapped handler unchanged: admitted and open
+ * calls, a connection whose decision is still pending (its first call),
+ * HTTP/1.1, GET requests, unknown paths and content types, and requests
+ * from a trusted proxy. After `maxRefusedCallsPerConnection` refused calls
+ * (100 by default) a connection is closed with GOAWAY.
+ *
+ * `guardRequestHandler(handler, { gate })` is the usual way to get it: the
+ * same wrapper inside the malformed-request guard. Use this one to compose
+ * handlers yourself; keep the guard outside it.
+ *
+ * @example
+ * const gate = createClientCertGate({ store });
+ * const handler = connectNodeAdapter({ routes, requestGate: gate, contextValues: peerCertificateContextValues });
+ * http2.createSecureServer(tls, guardRequestHandler(createFastRefusalHandler(handler, { gate })));
+ */
+export function createFastRefusalHandler<Req extends NodeRequest, Res extends NodeResponse, Rest extends unknown[] = []>(
+  handler: NodeHandler<Req, Res, Rest>,
+  options: FastRefusalOptions,
+): NodeHandler<Req, Res, Rest> {
+  if (typeof handler !== "function") {
+    throw new TypeError("certgate: createFastRefusalHandler needs the adapter's request handler");
+  }
+  const core = gateCoreOf(options?.gate);
+  if (core === undefined) {
+    throw new TypeError("certgate: options.gate must be the gate of createClientCertGate that the adapter uses as requestGate");
+  }
+  const contextValues = options.contextValues ?? peerCertificateContextValues;
+  if (typeof contextValues !== "function") {
+    throw new TypeError("certgate: options.contextValues must be the adapter's contextValues function");
+  }
+  const maxRefused = options.maxRefusedCallsPerConnection ?? 100;
+  if (maxRefused !== Infinity && !(Number.isInteger(maxRefused) && maxRefused >= 1)) {
+    throw new TypeError(
+      `certgate: options.maxRefusedCallsPerConnection must be a whole number of at least 1, or Infinity, got ${String(maxRefused)}`,
+    );
+  }
+  const peerOf =
+    contextValues === peerCertificateContextValues
+      ? peerCertificateOf
+      : (req: NodeRequestLike) => contextValues(req).get(peerCertificateKey);
+  // Paths where the gate ran, to their procedure: Connect's routes only.
+  const procedures = new Map<string, string>();
+  const responses = createLruCache<string, RecordedResponse>(512);
+  const refusedCalls = new WeakMap<http2.Http2Session, number>();
+  // Authorities seen to make a valid request URL: a malformed one goes to
+  // Connect, whose throw the guard answers with 400, as without the fast path.
+  const goodAuthorities = new Set<string>();
+
+  function pass(req: Req, res: Res, rest: Rest): void {
+    handler(req, res, ...rest);
+  }
+
+  // The first call of a path, or of a response shape: Connect answers it;
+  // what the gate saw teaches the path's procedure, and a refusal is kept.
+  function learn(req: Req, res: Res, rest: Rest, path: string, peer: PeerCertificate): void {
+    const recording = record(res as unknown as http2.Http2ServerResponse);
+    const seen = probeGate(core as GateCore, () => handler(req, res, ...rest));
+    if (seen.procedure === undefined || seen.peer !== peer) {
+      // Not routed to the gate, or the adapter reads another peer: nothing to learn.
+      recording.discard();
+      return;
+    }
+    if (procedures.size < 10_000) procedures.set(path, seen.procedure);
+    const session = (req as Partial<http2.Http2ServerRequest>).stream?.session;
+    const decision = refusedDecision(seen.procedure, peer, session);
+    const key = decision === undefined ? undefined : responseKey(req, path, decision);
+    if (key === undefined) {
+      recording.discard();
+    } else {
+      recording.keep((response) => responses.set(key, response));
+    }
+    if (decision !== undefined) countRefusal(session);
+  }
+
+  // The call's decision when it is a refusal; a pending decision counts
+  // towards the connection's bound once it is known to refuse.
+  function refusedDecision(procedure: string, peer: PeerCertificate, session: http2.Http2Session | undefined): Decision | undefined {
+    if (core === undefined || core.isOpen(procedure)) return undefined;
+    const decision = core.decide(peer, core.needsProcedure ? procedure : undefined);
+    if (decision instanceof Promise) {
+      void decision.then((d) => {
+        if (isRefusal(d)) countRefusal(session);
+      });
+      return undefined;
+    }
+    return isRefusal(decision) ? decision : undefined;
+  }
+
+  function countRefusal(session: http2.Http2Session | undefined): void {
+    if (maxRefused === Infinity || session === undefined) return;
+    const n = (refusedCalls.get(session) ?? 0) + 1;
+    refusedCalls.set(session, n);
+    if (n === maxRefused) closeConnection(session);
+  }
+
+  return function fastRefusalHandler(req, res, ...rest) {
+    // HTTP/2 POST only: HTTP/1.1 must drain or close, and GET carries the message in the URL.
+    const stream = (req as Partial<http2.Http2ServerRequest>).stream;
+    const path = req.url;
+    if (stream === undefined || req.method !== "POST" || path === undefined || path.includes("?") || fromProxy(req)) {
+      return pass(req, res, rest);
+    }
+    let peer: PeerCertificate | undefined;
+    try {
+      peer = peerOf(req);
+    } catch {
+      return pass(req, res, rest);
+    }
+    if (peer === undefined || peer.source === "proxy") {
+      return pass(req, res, rest);
+    }
+    const procedure = procedures.get(path);
+    if (procedure === undefined) {
+      return learn(req, res, rest, path, peer);
+    }
+    const session = stream.session;
+    const decision = refusedDecision(procedure, peer, session);
+    if (decision === undefined) {
+      return pass(req, res, rest);
+    }
+    const authority = (req as Partial<http2.Http2ServerRequest>).authority;
+    if (typeof authority !== "string" || !goodAuthorities.has(authority)) {
+      if (isMalformedRequest(req)) return pass(req, res, rest);
+      if (typeof authority === "string" && goodAuthorities.size < 64) goodAuthorities.add(authority);
+    }
+    const key = responseKey(req, path, decision);
+    const recorded = key === undefined ? undefined : responses.get(key);
+    if (recorded === undefined) {
+      return learn(req, res, rest, path, peer);
+    }
+    core.report(decision, procedure, "gate");
+    replay(res as unknown as http2.Http2ServerResponse, recorded);
+    countRefusal(session);
+  };
+}
+
+function isRefusal(decision: Decision): boolean {
+  return decision.kind !== "admitted" && decision.reportOnly !== true;
+}
+
+// A request that carries a certificate-forwarding header goes to the
+// adapter, whose context values decide whether to believe it.
+function fromProxy(req: NodeRequest): boolean {
+  const headers = req.headers;
+  for (const name of proxyHeaders) {
+    if (headers[name] !== undefined) return true;
+  }
+  return false;
+}
+
+// What Connect's refusal depends on: the procedure's path, the protocol and
+// format (content type), compression, and the refusal itself.
+function responseKey(req: NodeRequest, path: string, decision: Decision): string | undefined {
+  const headers = req.headers;
+  const contentType = headers["content-type"];
+  if (contentType === undefined || !contentTypes.has(contentType)) return undefined;
+  let key = `${path}\n${contentType}`;
+  for (const name of shapeHeaders) {
+    const value = headers[name];
+    if (value === undefined) {
+      key += "\n";
+    } else if (typeof value === "string" && value.length <= maxShapeHeaderLength) {
+      key += `\n${value}`;
+    } else {
+      return undefined;
+    }
+  }
+  if (decision.kind === "admitted") return undefined;
+  return `${key}\n${decision.code}\n${publicReason(decision.reason)}\n${decision.message}`;
+}
+
+interface Recording {
+  discard(): void;
+  keep(store: (response: RecordedResponse) => void): void;
+}
+
+// Records what Connect writes through the compatibility API for this one
+// response (connect-node writes with writeHead, write, addTrailers, end).
+function record(res: http2.Http2ServerResponse): Recording {
+  let status = 0;
+  let headers: http2.OutgoingHttpHeaders | undefined;
+  const chunks: Buffer[] = [];
+  let trailers: http2.OutgoingHttpHeaders = {};
+  let broken = false;
+  let store: ((response: RecordedResponse) => void) | undefined;
+  let discarded = false;
+  const own = res as unknown as Record<string, unknown>;
+  const { writeHead, write, addTrailers, end } = res;
+  const take = (chunk: unknown) => {
+    if (typeof chunk === "string") chunks.push(Buffer.from(chunk));
+    else if (chunk instanceof Uint8Array) chunks.push(Buffer.from(chunk));
+    else if (chunk !== undefined && typeof chunk !== "function") broken = true;
+  };
+  own.writeHead = function (this: unknown, code: number, ...rest: unknown[]) {
+    status = code;
+    const h = rest.find((r) => typeof r === "object" && r !== null);
+    headers = h === undefined ? {} : { ...(h as http2.OutgoingHttpHeaders) };
+    return (writeHead as (...a: unknown[]) => unknown).call(this, code, ...rest);
+  };
+  own.write = function (this: unknown, chunk: unknown, ...rest: unknown[]) {
+    take(chunk);
+    return (write as (...a: unknown[]) => unknown).call(this, chunk, ...rest);
+  };
+  own.addTrailers = function (this: unknown, t: http2.OutgoingHttpHeaders) {
+    trailers = { ...trailers, ...t };
+    return (addTrailers as (...a: unknown[]) => unknown).call(this, t);
+  };
+  own.end = function (this: unknown, chunk?: unknown, ...rest: unknown[]) {
+    take(chunk);
+    if (store !== undefined && !discarded && !broken && headers !== undefined && (status === 200 || status === 401 || status === 403)) {
+      store({
+        status,
+        headers,
+        body: chunks.length === 0 ? undefined : Buffer.concat(chunks),
+        trailers,
+      });
+    }
+    store = undefined;
+    return (end as (...a: unknown[]) => unknown).call(this, chunk, ...rest);
+  };
+  return {
+    discard() {
+      discarded = true;
+    },
+    keep(s) {
+      store = s;
+    },
+  };
+}
+
+// Writes a recorded response through the same compatibility API calls as
+// connect-node (headers, body, trailers), then stops an upload the client is
+// still sending with RST_STREAM NO_ERROR once the trailers are out, as
+// connect-node does.
+function replay(res: http2.Http2ServerResponse, response: RecordedResponse): void {
+  const stream = res.stream;
+  try {
+    stream.once("wantTrailers", () => {
+      // Node's own listener, registered first, has queued the trailers.
+      setImmediate(() => {
+        if (stream.state.remoteClose === 0) stream.close(NGHTTP2_NO_ERROR);
+      });
+    });
+    res.writeHead(response.status, response.headers);
+    res.addTrailers(response.trailers);
+    if (response.body === undefined) res.end();
+    else res.end(response.body);
+  } catch {
+    // The client reset the stream in the meantime: nothing left to answer.
+    if (!stream.destroyed) stream.destroy();
+  }
+}
+
+// GOAWAY with NO_ERROR: calls in flight finish; a client that ignores it
+// is cut off once they have.
+function closeConnection(session: http2.Http2Session): void {
+  if (session.closed || session.destroyed) return;
+  try {
+    session.close();
+    setTimeout(() => {
+      if (!session.destroyed) session.destroy();
+    }, 5000).unref();
+  } catch {
+    session.destroy();
+  }
+}
