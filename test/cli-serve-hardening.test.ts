@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync, utimesSync } from "node:fs";
+import { existsSync, utimesSync, writeFileSync } from "node:fs";
 import { mkdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import * as tls from "node:tls";
@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { CertificateStoreService } from "../src/gen/certgate/v1/certificate_store_pb.js";
+import { CertificateStoreService, type WatchCertificatesResponse } from "../src/gen/certgate/v1/certificate_store_pb.js";
 import { parseCertificate } from "../src/core/certificate.js";
 import type { IssuedCertificate } from "../src/dev-certificates.js";
 import { lockDataFolder, lockFileName } from "../src/cli/data-folder-lock.js";
@@ -268,12 +268,43 @@ describe("certgate serve's limit flags", () => {
     expect(serve.output().stderr).toMatch(/^certgate serve: 8 more refusals in the last 3600 s$/m);
   }, 60_000);
 
+  it("sends watchers a new snapshot for a change larger than --watch-max-entry-changes", async () => {
+    const dataDir = join(tmp, "entry-cap");
+    const serve = await startServe(["--data-dir", dataDir, ...tlsArgs(), "--reader", parseCertificate(reader.cert).sha256, "--watch-max-entry-changes", "2"]);
+    const abort = new AbortController();
+    try {
+      const events = clientFor(serve.url, reader).watchCertificates({}, { signal: abort.signal })[Symbol.asyncIterator]();
+      const next = async () => (await events.next()).value as WatchCertificatesResponse;
+      expect((await next()).event.case).toBe("snapshot");
+      expect((await next()).event.case).toBe("heartbeat");
+      // Ten files written in one go: the folder store announces them as one
+      // batch (or a few), at least one of them over the cap of 2.
+      for (let i = 0; i < 10; i++) writeFileSync(join(dataDir, `dropped-${i}.pem`), i % 2 === 0 ? pki.alice.cert : pki.bob.cert);
+      const seen = new Set<string>();
+      let snapshots = 0;
+      while (seen.size < 10) {
+        const event = await next();
+        if (event.event.case === "snapshot") {
+          snapshots++;
+          for (const c of event.event.value.certificates) seen.add(c.certificateId);
+        } else if (event.event.case === "change") {
+          for (const c of event.event.value.upserted) seen.add(c.certificateId);
+        }
+      }
+      expect(snapshots).toBeGreaterThan(0);
+    } finally {
+      abort.abort();
+      expect(await serve.stop()).toBe(0);
+    }
+  }, 60_000);
+
   it.each([
     [["--max-watches", "0"], "--max-watches 0: expected a whole number of at least 1"],
     [["--max-watches-per-connection", "1.5"], "--max-watches-per-connection 1.5: expected a whole number of at least 1"],
     [["--idle-timeout=-1"], "--idle-timeout -1: expected a number of seconds (0 for never)"],
     [["--handshake-timeout", "0"], "--handshake-timeout 0: expected a number of seconds above 0"],
     [["--refusal-log-limit", "x"], "--refusal-log-limit x: expected a whole number of at least 0"],
+    [["--watch-max-entry-changes", "0"], "--watch-max-entry-changes 0: expected a whole number of at least 1"],
   ])("refuses %j at start-up", async (flags, message) => {
     const result = await runHere(["serve", "--data-dir", join(tmp, "flags"), ...tlsArgs(), "--admin", parseCertificate(admin.cert).sha256, ...flags]);
     expectFailure(result, 2, `certgate: ${message} (see certgate serve --help)`);

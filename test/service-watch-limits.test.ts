@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as http2 from "node:http2";
 import * as os from "node:os";
@@ -5,8 +6,12 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import { WatchCertificatesRequestSchema } from "../src/gen/certgate/v1/certificate_store_pb.js";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import {
+  CertificateStoreService,
+  WatchCertificatesRequestSchema,
+  type WatchCertificatesResponse,
+} from "../src/gen/certgate/v1/certificate_store_pb.js";
 import { Health } from "../src/gen/grpc/health/v1/health_pb.js";
 import type { StoredCertificate, WritableCertificateStore } from "../src/core/store.js";
 import { createDirectoryStore, type DirectoryStore } from "../src/stores/directory-store.js";
@@ -99,6 +104,31 @@ async function firstEventOrError(stream: AsyncIterable<unknown>): Promise<"event
   }
 }
 
+describe("VerifyCertificate by thumbprint over a folder store", () => {
+  it("answers a SHA-256 thumbprint from the folder's own index, listing nothing; a SHA-1 one from the service's index", async () => {
+    const { store, counts } = counted(folder);
+    const service = await startService(pki, store, { watchPartSize: partSize });
+    try {
+      const client = storeClient(service, pki, pki.reader, "grpc");
+      const der = variant(pki.alice.der, 42);
+      const sha256 = createHash("sha256").update(der).digest("hex").toUpperCase();
+      const admitted = await client.verifyCertificate({ subject: { case: "thumbprint", value: sha256 } });
+      expect(admitted.admitted).toBe(true);
+      expect(admitted.certificate?.certificateId).toBe("c00042");
+      const unknown = createHash("sha256").update(variant(pki.alice.der, stored + 1)).digest("hex").toUpperCase();
+      const refused = await client.verifyCertificate({ subject: { case: "thumbprint", value: unknown } });
+      expect([refused.admitted, refused.reason]).toEqual([false, "not_allowed"]);
+      expect(counts.pages).toBe(0);
+      const sha1 = createHash("sha1").update(der).digest("hex").toUpperCase();
+      const bySha1 = await client.verifyCertificate({ subject: { case: "thumbprint", value: sha1 } });
+      expect([bySha1.admitted, bySha1.certificate?.certificateId]).toEqual([true, "c00042"]);
+      expect(counts.pages).toBeGreaterThan(0);
+    } finally {
+      await service.close();
+    }
+  });
+});
+
 describe("WatchCertificates limits", () => {
   it("refuses watches past the per-connection and the total limit with ResourceExhausted, and frees them when watches end", async () => {
     const service = await startService(pki, folder, { maxWatchesPerConnection: 2, maxWatches: 3, watchPartSize: partSize });
@@ -123,6 +153,49 @@ describe("WatchCertificates limits", () => {
       await waitFor(async () => (await open(two)) === "event", "a freed watch slot");
       for (const abort of aborts) abort.abort();
     } finally {
+      await service.close();
+    }
+  });
+
+  it("forgets every watch of a connection that goes away, paused or waiting, so that the limits count none of them", async () => {
+    const service = await startService(pki, folder, { maxWatchesPerConnection: 6, maxWatches: 6, watchPartSize: partSize });
+    const others: Http2SessionManager[] = [];
+    try {
+      // Three watches nobody reads: each paused in its snapshot.
+      const paused = connect(service);
+      const pausedStreams = [watchRequest(paused), watchRequest(paused), watchRequest(paused)];
+      for (const stream of pausedStreams) stream.on("error", () => undefined);
+      // Three read through their snapshot: each waiting for the next change.
+      const sessions = new Http2SessionManager(service.url, {}, { ca: pki.ca.cert, cert: pki.reader.cert, key: pki.reader.key });
+      others.push(sessions);
+      const reader = createClient(CertificateStoreService, createGrpcTransport({ baseUrl: service.url, sessionManager: sessions }));
+      const waiting = await Promise.all(
+        [0, 1, 2].map(async () => {
+          const events = reader.watchCertificates({}, { signal: new AbortController().signal })[Symbol.asyncIterator]();
+          for (;;) {
+            const { value } = await events.next();
+            if ((value as WatchCertificatesResponse).event.case === "heartbeat") return events;
+          }
+        }),
+      );
+      expect(waiting).toHaveLength(3);
+      await waitFor(() => service.server.service.openWatches === 6, "six open watches");
+      const third = new Http2SessionManager(service.url, {}, { ca: pki.ca.cert, cert: pki.reader.cert, key: pki.reader.key });
+      others.push(third);
+      const late = createClient(CertificateStoreService, createGrpcTransport({ baseUrl: service.url, sessionManager: third }));
+      expect(await firstEventOrError(late.watchCertificates({}))).toBe(Code.ResourceExhausted);
+      // Both connections go away without cancelling their calls.
+      paused.destroy();
+      sessions.abort();
+      await waitFor(() => service.server.service.openWatches === 0, "every watch forgotten");
+      // And the limits count none of them: six fit again.
+      const aborts = [0, 1, 2, 3, 4, 5].map(() => new AbortController());
+      const codes = await Promise.all(aborts.map((abort) => firstEventOrError(late.watchCertificates({}, { signal: abort.signal }))));
+      expect(codes).toEqual(["event", "event", "event", "event", "event", "event"]);
+      for (const abort of aborts) abort.abort();
+      await waitFor(() => service.server.service.openWatches === 0, "the new watches ended");
+    } finally {
+      for (const manager of others) manager.abort();
       await service.close();
     }
   });

@@ -62,6 +62,10 @@ LIMITS ("N" a whole number, "S" seconds, fractions allowed):
                            (Health Watch calls are counted on their own.)
       --max-watches-per-connection N
                            The same, per connection. By default, 16.
+      --watch-max-entry-changes N
+                           A change of more than N certificates at once (a
+                           folder replaced, a replica's full copy) reaches
+                           watchers as a new snapshot. By default, 1000.
       --idle-timeout S     Close a connection after S seconds without a call
                            (open watches keep theirs); 0 never. By default, 60.
       --handshake-timeout S
@@ -108,6 +112,7 @@ export const serveCommand = withLogFormat(defineCommand(
       "reader-dir": { type: "string", multiple: true },
       "max-watches": { type: "string" },
       "max-watches-per-connection": { type: "string" },
+      "watch-max-entry-changes": { type: "string" },
       "idle-timeout": { type: "string" },
       "handshake-timeout": { type: "string" },
       "refusal-log-limit": { type: "string" },
@@ -143,6 +148,7 @@ export const serveCommand = withLogFormat(defineCommand(
     const limits = {
       maxWatches: count("max-watches", values["max-watches"], 1024, 1),
       maxWatchesPerConnection: count("max-watches-per-connection", values["max-watches-per-connection"], 16, 1),
+      watchMaxEntryChanges: count("watch-max-entry-changes", values["watch-max-entry-changes"], 1000, 1),
       idleTimeoutMs: milliseconds("idle-timeout", values["idle-timeout"], 60_000, true),
       handshakeTimeoutMs: milliseconds("handshake-timeout", values["handshake-timeout"], 10_000, false),
     };

@@ -199,6 +199,14 @@ export interface WritableCertificateStore extends CertificateStore {
    */
   list(options: { after?: string; limit: number; expiresBefore?: Date }): Promise<StoredCertificate[]>;
   /**
+   * Optional: the stored certificate whose SHA-256 thumbprint (upper-case
+   * hex) this is, found in an index the store keeps anyway (the folder
+   * store's). Without it, the certificate store service builds its own
+   * thumbprint index on the first VerifyCertificate by thumbprint, by
+   * listing the whole store.
+   */
+  findSha256?(thumbprint: string): Promise<StoredCertificate | undefined>;
+  /**
    * Registers a listener called with the changes of each new revision,
    * whether made through this object or found on disk. Returns its removal.
    */

@@ -53,7 +53,9 @@ export interface CertificateStoreServiceOptions {
   /**
    * The most changed certificates one journal entry may hold: a larger
    * change (a folder replaced with 100k files) makes every watcher take a new
-   * snapshot instead, read page by page as it is sent. By default, 1000.
+   * snapshot instead, read page by page as it is sent. The same for a
+   * shared store's revision (a replica's full copy after a long disconnect).
+   * By default, 1000.
    */
   watchMaxEntryChanges?: number;
   /** At most this many certificates per snapshot or change event. By default, 500. */
@@ -124,6 +126,11 @@ export interface CertificateStoreServiceHandler {
   readonly recheck: (context: HandlerContext) => Promise<void>;
   /** The epoch of this instance's revisions (see WatchCertificates). */
   readonly epoch: string;
+  /**
+   * How many WatchCertificates calls are open now: each one ends, and stops
+   * counting, when its client cancels it or its connection goes away.
+   */
+  readonly openWatches: number;
   /** Ends every watch and stops following the store; does not close the store. */
   close(): Promise<void>;
 }
@@ -210,14 +217,11 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
   // A store shared by several replicas numbers its own revisions, the same
   // on every replica, so that a watch resumes on any of them.
   const sharedLog = store.sharedLog;
+  const maxEntryChanges = positiveInteger("certificate store service: watchMaxEntryChanges", options.watchMaxEntryChanges, 1000);
   const journal =
     sharedLog === undefined
-      ? createWatchJournal({
-          store,
-          maxChanges: journalSize,
-          maxEntryChanges: positiveInteger("certificate store service: watchMaxEntryChanges", options.watchMaxEntryChanges, 1000),
-        })
-      : createSharedJournal(sharedLog, journalSize);
+      ? createWatchJournal({ store, maxChanges: journalSize, maxEntryChanges })
+      : createSharedJournal(sharedLog, journalSize, maxEntryChanges);
   const thumbprints = createStoredThumbprints(store, journal);
   const expiring = createExpiryFilter({ store });
   const watches = new Set<AbortController>();
@@ -380,14 +384,32 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
           // One controller per watch, ended by the client or by close(); not
           // AbortSignal.any, whose listeners on a shared signal pile up.
           const watch = new AbortController();
-          const end = () => watch.abort();
+          let forgotten = false;
+          let offState: (() => void) | undefined;
+          // The bookkeeping ends with the call, not with this generator: a
+          // watch paused at `yield` (the client stopped reading) whose
+          // connection then goes away is never resumed, so its `finally`
+          // would never run and its slot would stay taken.
+          const forget = () => {
+            if (forgotten) return;
+            forgotten = true;
+            offState?.();
+            ctx.signal.removeEventListener("abort", end);
+            watches.delete(watch);
+            release();
+          };
+          const end = () => {
+            watch.abort();
+            forget();
+          };
           ctx.signal.addEventListener("abort", end);
           watches.add(watch);
+          if (ctx.signal.aborted) end();
           // A replica cut off from its shared store ends its watches, so
           // that mirrors move to another replica instead of trusting this
           // one's heartbeats.
           let cutOff = sharedLog?.state === "unavailable";
-          const offState = sharedLog?.onState((state) => {
+          offState = sharedLog?.onState((state) => {
             if (state === "unavailable") {
               cutOff = true;
               watch.abort();
@@ -410,10 +432,7 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
               throw new ConnectError("certificate store unavailable: the database is unreachable", Code.Unavailable);
             }
           } finally {
-            offState?.();
-            ctx.signal.removeEventListener("abort", end);
-            watches.delete(watch);
-            release();
+            forget();
           }
         },
       },
@@ -426,6 +445,9 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
     requestGate: gate.requestGate,
     recheck: gate.recheck,
     epoch: journal.epoch,
+    get openWatches() {
+      return watches.size;
+    },
     async close() {
       for (const watch of watches) {
         watch.abort();

@@ -111,9 +111,24 @@ export function createHealthService(options: HealthServiceOptions = {}): HealthS
           async *watch(req, ctx): AsyncGenerator<MessageInitShape<typeof HealthCheckResponseSchema>> {
             const release = limits.acquire(ctx);
             const watch = new AbortController();
-            const end = () => watch.abort();
+            // Forgotten when the call ends, not only when this generator
+            // does: one paused at `yield` whose connection goes away is never
+            // resumed (see the store service's watches).
+            let forgotten = false;
+            const forget = () => {
+              if (forgotten) return;
+              forgotten = true;
+              ctx.signal.removeEventListener("abort", end);
+              watches.delete(watch);
+              release();
+            };
+            const end = () => {
+              watch.abort();
+              forget();
+            };
             ctx.signal.addEventListener("abort", end);
             watches.add(watch);
+            if (ctx.signal.aborted) end();
             try {
               let last: ServingStatus | undefined;
               while (!watch.signal.aborted) {
@@ -126,9 +141,7 @@ export function createHealthService(options: HealthServiceOptions = {}): HealthS
                 await wait;
               }
             } finally {
-              ctx.signal.removeEventListener("abort", end);
-              watches.delete(watch);
-              release();
+              forget();
             }
           },
         },

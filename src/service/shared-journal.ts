@@ -9,13 +9,21 @@ import type { JournalEntry, WatchJournal } from "./watch-journal.js";
  * ones from the store's change log, so that a watcher coming from another
  * replica gets exactly the changes it missed, or a snapshot once they were
  * pruned. Revisions need not be consecutive.
+ *
+ * A revision that changed more than `maxEntryChanges` certificates (a
+ * replica that copied the whole store again after a long disconnect) is kept
+ * as a reset, as in `createWatchJournal`: its watchers take a new snapshot,
+ * read page by page, instead of one entry held whole. By default, 1000.
  */
 // How long a resuming watcher waits for this replica to reach its revision.
 const resumeWaitMs = 2000;
 
-export function createSharedJournal(log: SharedChangeLog, maxChanges: number): WatchJournal {
+export function createSharedJournal(log: SharedChangeLog, maxChanges: number, maxEntryChanges = 1000): WatchJournal {
   if (!Number.isInteger(maxChanges) || maxChanges < 1) {
     throw new TypeError(`journal size must be a positive integer, got ${String(maxChanges)}`);
+  }
+  if (!Number.isInteger(maxEntryChanges) || maxEntryChanges < 1) {
+    throw new TypeError(`journal entry size must be a positive integer, got ${String(maxEntryChanges)}`);
   }
   const entries: JournalEntry[] = [];
   let kept = 0;
@@ -26,7 +34,12 @@ export function createSharedJournal(log: SharedChangeLog, maxChanges: number): W
   const listeners = new Set<(entry: JournalEntry) => void>();
   const waiters = new Set<() => void>();
 
+  function tooLarge(change: LoggedChange): boolean {
+    return change.upserted.length + change.deleted.length > maxEntryChanges;
+  }
+
   function entryOf(change: LoggedChange): JournalEntry {
+    if (tooLarge(change)) return { kind: "reset", revision: change.revision, error: undefined };
     return { kind: "change", revision: change.revision, upserted: change.upserted, deleted: change.deleted };
   }
 
@@ -109,7 +122,9 @@ export function createSharedJournal(log: SharedChangeLog, maxChanges: number): W
       const memory = since(revision);
       if (memory !== undefined) return { entries: memory.filter((e) => e.revision <= through), through };
       const changes = await log.changesSince(revision, through, maxChanges);
-      return changes === undefined ? undefined : { entries: changes.map(entryOf), through };
+      // A change too large for one entry means a snapshot, as it does live.
+      if (changes === undefined || changes.some(tooLarge)) return undefined;
+      return { entries: changes.map(entryOf), through };
     },
     wait,
     onEntry(listener) {

@@ -43,6 +43,12 @@ export function createStoredThumbprints(store: WritableCertificateStore, journal
   };
   return {
     async find(thumbprint) {
+      // A store that indexes SHA-256 thumbprints itself (the folder store)
+      // answers from its index: no listing, no second index.
+      if (thumbprint.length === 64 && store.findSha256 !== undefined) {
+        await journal.settled();
+        return store.findSha256(thumbprint);
+      }
       const follower = thumbprint.length === 40 ? indexes.sha1 : indexes.sha256;
       return follower.find(thumbprint);
     },

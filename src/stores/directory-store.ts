@@ -301,6 +301,14 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
       };
     },
     ...writable,
+    async findSha256(thumbprint) {
+      if (!/^[0-9A-F]{64}$/.test(thumbprint)) return undefined;
+      const match = leaf.index.matchSha256(Buffer.from(thumbprint, "hex"));
+      if (match === undefined) return undefined;
+      // Read back and checked: the file may have changed since it was indexed.
+      const stored = await writable.get(match.id);
+      return stored?.sha256 === thumbprint ? stored : undefined;
+    },
     audit,
     // The `ok` record follows the durable write; a crash in between loses
     // that one record (the PostgreSQL store writes both in one transaction).

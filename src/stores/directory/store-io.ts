@@ -1,4 +1,5 @@
-import { X509Certificate, createHash } from "node:crypto";
+import * as crypto from "node:crypto";
+import { X509Certificate } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -65,6 +66,16 @@ export function checkUpload(input: Uint8Array, labels: unknown): Uint8Array {
   return der;
 }
 
+// crypto.hash (Node 20.12 and later) makes no Hash object: a listing of
+// 100k certificates would otherwise leave 200k native objects for the
+// garbage collector, and their memory in the allocator's arenas.
+const oneShot = (crypto as unknown as { hash?: (algorithm: string, data: Uint8Array, encoding: "hex") => string }).hash;
+
+function hexDigest(algorithm: "sha1" | "sha256", der: Uint8Array): string {
+  const hex = oneShot !== undefined ? oneShot(algorithm, der, "hex") : crypto.createHash(algorithm).update(der).digest("hex");
+  return hex.toUpperCase();
+}
+
 /**
  * storedCertificate builds the `StoredCertificate` of one DER certificate.
  */
@@ -77,8 +88,8 @@ export function storedCertificate(
   return Object.freeze({
     id,
     der,
-    sha1: createHash("sha1").update(der).digest("hex").toUpperCase(),
-    sha256: createHash("sha256").update(der).digest("hex").toUpperCase(),
+    sha1: hexDigest("sha1", der),
+    sha256: hexDigest("sha256", der),
     labels: Object.freeze({ ...labels }),
     createTime,
   });
@@ -97,6 +108,8 @@ export function readStored(directory: string, fileId: string, name: string, maxF
   if (decoded.kind !== "certificates") return undefined;
   const meta = readMetadata(read.bytes);
   const createTime = meta.createTime ?? new Date(read.signature.mtimeMs);
+  // A copy of its own: the DER may be a view of the read buffer that the
+  // next read reuses, or of a buffer-pool slab that it would keep alive.
   return decoded.ders.map((der, m) => storedCertificate(m === 0 ? fileId : `${fileId}#${m + 1}`, Uint8Array.prototype.slice.call(der), meta.labels, createTime));
 }
 
