@@ -1,5 +1,9 @@
 import type { LoggedChange, SharedChangeLog } from "../core/store.js";
 import type { JournalEntry, WatchJournal } from "./watch-journal.js";
+import { checkJournalSizes, createJournalBuffer } from "./journal-buffer.js";
+
+// How long a resuming watcher waits for this replica to reach its revision.
+const resumeWaitMs = 2000;
 
 /**
  * createSharedJournal is the `WatchJournal` of a store shared by several
@@ -15,24 +19,9 @@ import type { JournalEntry, WatchJournal } from "./watch-journal.js";
  * as a reset, as in `createWatchJournal`: its watchers take a new snapshot,
  * read page by page, instead of one entry held whole. By default, 1000.
  */
-// How long a resuming watcher waits for this replica to reach its revision.
-const resumeWaitMs = 2000;
-
 export function createSharedJournal(log: SharedChangeLog, maxChanges: number, maxEntryChanges = 1000): WatchJournal {
-  if (!Number.isInteger(maxChanges) || maxChanges < 1) {
-    throw new TypeError(`journal size must be a positive integer, got ${String(maxChanges)}`);
-  }
-  if (!Number.isInteger(maxEntryChanges) || maxEntryChanges < 1) {
-    throw new TypeError(`journal entry size must be a positive integer, got ${String(maxEntryChanges)}`);
-  }
-  const entries: JournalEntry[] = [];
-  let kept = 0;
-  let head = log.head;
-  // The oldest revision from which `since` can answer from memory.
-  let floor = head;
-  let closed = false;
-  const listeners = new Set<(entry: JournalEntry) => void>();
-  const waiters = new Set<() => void>();
+  checkJournalSizes(maxChanges, maxEntryChanges);
+  const buffer = createJournalBuffer(log.head, maxChanges);
 
   function tooLarge(change: LoggedChange): boolean {
     return change.upserted.length + change.deleted.length > maxEntryChanges;
@@ -43,69 +32,19 @@ export function createSharedJournal(log: SharedChangeLog, maxChanges: number, ma
     return { kind: "change", revision: change.revision, upserted: change.upserted, deleted: change.deleted };
   }
 
-  function weight(entry: JournalEntry): number {
-    return entry.kind === "change" ? Math.max(1, entry.upserted.length + entry.deleted.length) : 1;
-  }
-
   const unsubscribe = log.onLogged((change) => {
-    if (closed || change.revision <= head) return;
-    const entry = entryOf(change);
-    head = change.revision;
-    entries.push(entry);
-    kept += weight(entry);
-    while (kept > maxChanges && entries.length > 1) {
-      const dropped = entries.shift() as JournalEntry;
-      kept -= weight(dropped);
-      floor = dropped.revision;
-    }
-    for (const listener of [...listeners]) {
-      try {
-        listener(entry);
-      } catch {
-        // One faulty follower must not starve the others.
-      }
-    }
-    for (const wake of [...waiters]) wake();
+    if (buffer.closed || change.revision <= buffer.head) return;
+    buffer.append(entryOf(change));
   });
-
-  function since(revision: number): readonly JournalEntry[] | undefined {
-    if (!Number.isSafeInteger(revision) || revision < floor || revision > head) return undefined;
-    let lo = 0;
-    let hi = entries.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (entries[mid]!.revision <= revision) lo = mid + 1;
-      else hi = mid;
-    }
-    return entries.slice(lo);
-  }
-
-  function wait(revision: number, signal: AbortSignal, timeoutMs: number): Promise<"changed" | "timeout" | "aborted"> {
-    if (head > revision) return Promise.resolve("changed");
-    if (signal.aborted || closed) return Promise.resolve("aborted");
-    return new Promise((resolve) => {
-      const done = (result: "changed" | "timeout" | "aborted") => {
-        clearTimeout(timer);
-        waiters.delete(wake);
-        signal.removeEventListener("abort", abort);
-        resolve(result);
-      };
-      const wake = () => done(closed ? "aborted" : "changed");
-      const abort = () => done("aborted");
-      const timer = setTimeout(() => done("timeout"), timeoutMs);
-      waiters.add(wake);
-      signal.addEventListener("abort", abort);
-    });
-  }
 
   return {
     get epoch() {
       return log.epoch;
     },
     get head() {
-      return head;
+      return buffer.head;
     },
-    since,
+    since: buffer.since,
     async resume(revision) {
       if (!Number.isSafeInteger(revision) || revision < 0) return undefined;
       // A watcher coming from a replica a little ahead of this one: give
@@ -113,34 +52,27 @@ export function createSharedJournal(log: SharedChangeLog, maxChanges: number, ma
       // (a database restored from a backup) gets a snapshot.
       const until = Date.now() + resumeWaitMs;
       const never = new AbortController().signal;
-      while (head < revision && !closed && Date.now() < until) {
-        await wait(head, never, Math.max(1, until - Date.now()));
+      while (buffer.head < revision && !buffer.closed && Date.now() < until) {
+        await buffer.wait(buffer.head, never, Math.max(1, until - Date.now()));
       }
-      if (head < revision) return undefined;
-      const through = head;
+      if (buffer.head < revision) return undefined;
+      const through = buffer.head;
       if (revision === through) return { entries: [], through };
-      const memory = since(revision);
+      const memory = buffer.since(revision);
       if (memory !== undefined) return { entries: memory.filter((e) => e.revision <= through), through };
       const changes = await log.changesSince(revision, through, maxChanges);
       // A change too large for one entry means a snapshot, as it does live.
       if (changes === undefined || changes.some(tooLarge)) return undefined;
       return { entries: changes.map(entryOf), through };
     },
-    wait,
-    onEntry(listener) {
-      listeners.add(listener);
-      return () => {
-        listeners.delete(listener);
-      };
-    },
+    wait: buffer.wait,
+    onEntry: buffer.onEntry,
     // Entries are appended as the store applies them, before its writes resolve.
     settled: () => Promise.resolve(),
     close() {
-      if (closed) return;
-      closed = true;
+      if (buffer.closed) return;
       unsubscribe();
-      listeners.clear();
-      for (const wake of [...waiters]) wake();
+      buffer.close();
     },
   };
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { StoreChange, StoredCertificate, WritableCertificateStore } from "../core/store.js";
+import { checkJournalSizes, createJournalBuffer } from "./journal-buffer.js";
 
 /**
  * JournalEntry is one revision of the service: the changes of one batch that
@@ -88,52 +89,15 @@ export interface WatchJournalOptions {
 export function createWatchJournal(options: WatchJournalOptions): WatchJournal {
   const { store } = options;
   const maxChanges = options.maxChanges ?? 4096;
-  if (!Number.isInteger(maxChanges) || maxChanges < 1) {
-    throw new TypeError(`journal size must be a positive integer, got ${String(maxChanges)}`);
-  }
   const maxEntryChanges = options.maxEntryChanges ?? 1000;
-  if (!Number.isInteger(maxEntryChanges) || maxEntryChanges < 1) {
-    throw new TypeError(`journal entry size must be a positive integer, got ${String(maxEntryChanges)}`);
-  }
+  checkJournalSizes(maxChanges, maxEntryChanges);
   const epoch = randomUUID();
-  const entries: JournalEntry[] = [];
-  let kept = 0;
-  let head = 1;
-  // The oldest revision from which `since` can still answer.
-  let floor = 1;
-  let closed = false;
-  const listeners = new Set<(entry: JournalEntry) => void>();
-  const waiters = new Set<() => void>();
+  const buffer = createJournalBuffer(1, maxChanges);
   // Batches are read one after another, so entries keep the store's order.
   let queue: Promise<void> = Promise.resolve();
 
-  function weight(entry: JournalEntry): number {
-    return entry.kind === "change" ? Math.max(1, entry.upserted.length + entry.deleted.length) : 1;
-  }
-
-  function append(entry: JournalEntry): void {
-    head = entry.revision;
-    entries.push(entry);
-    kept += weight(entry);
-    while (kept > maxChanges && entries.length > 1) {
-      const dropped = entries.shift() as JournalEntry;
-      kept -= weight(dropped);
-      floor = dropped.revision;
-    }
-    for (const listener of [...listeners]) {
-      try {
-        listener(entry);
-      } catch {
-        // One faulty follower must not starve the others.
-      }
-    }
-    for (const wake of [...waiters]) {
-      wake();
-    }
-  }
-
   async function read(changes: readonly StoreChange[]): Promise<JournalEntry> {
-    const revision = head + 1;
+    const revision = buffer.head + 1;
     // The last change of an id decides; earlier ones of the same batch are moot.
     const last = new Map<string, StoreChange["kind"]>();
     for (const change of changes) {
@@ -160,69 +124,32 @@ export function createWatchJournal(options: WatchJournalOptions): WatchJournal {
   }
 
   const unsubscribe = store.onChanges((changes) => {
-    if (closed || changes.length === 0) {
+    if (buffer.closed || changes.length === 0) {
       return;
     }
     queue = queue.then(async () => {
       const entry = await read(changes);
-      if (!closed) {
-        append(entry);
-      }
+      buffer.append(entry);
     });
   });
 
   return {
     epoch,
     get head() {
-      return head;
+      return buffer.head;
     },
-    since(revision) {
-      if (!Number.isSafeInteger(revision) || revision < floor || revision > head) {
-        return undefined;
-      }
-      // Entries are numbered consecutively from `floor + 1`.
-      return entries.slice(revision - floor);
-    },
-    wait(revision, signal, timeoutMs) {
-      if (head > revision) {
-        return Promise.resolve("changed");
-      }
-      if (signal.aborted || closed) {
-        return Promise.resolve("aborted");
-      }
-      return new Promise((resolve) => {
-        const done = (result: "changed" | "timeout" | "aborted") => {
-          clearTimeout(timer);
-          waiters.delete(wake);
-          signal.removeEventListener("abort", abort);
-          resolve(result);
-        };
-        const wake = () => done(closed ? "aborted" : "changed");
-        const abort = () => done("aborted");
-        const timer = setTimeout(() => done("timeout"), timeoutMs);
-        waiters.add(wake);
-        signal.addEventListener("abort", abort);
-      });
-    },
-    onEntry(listener) {
-      listeners.add(listener);
-      return () => {
-        listeners.delete(listener);
-      };
-    },
+    since: buffer.since,
+    wait: buffer.wait,
+    onEntry: buffer.onEntry,
     settled() {
       return queue;
     },
     close() {
-      if (closed) {
+      if (buffer.closed) {
         return;
       }
-      closed = true;
       unsubscribe();
-      listeners.clear();
-      for (const wake of [...waiters]) {
-        wake();
-      }
+      buffer.close();
     },
   };
 }
