@@ -191,6 +191,9 @@ export interface PeerCertificateInfo {
  * an `X509Certificate`: on a new connection that is less than half the cost
  * of `getPeerX509Certificate()` (see BENCHMARKS.md). Node's parsed form is
  * made from the DER only when a field that needs it is first asked for.
+ * That DER is what OpenSSL already parsed during the handshake, so Node
+ * parses it again; should it not, the field's getter throws and a policy
+ * refuses the call (fail closed).
  */
 export function certificateOfPeerInfo(info: PeerCertificateInfo): Certificate {
   const raw = info.raw;
