@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Pastes README.md's server example into a new project that installs certgate
 # from its packed tarball, runs it, and calls it with curl: the admitted call
-# answers 200, the others 401.
+# answers 200, the others 401; on one connection, a refused client gets the
+# same 401 on every call and a GOAWAY after 100 (curl then reconnects), an
+# admitted one keeps its connection.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
@@ -78,4 +80,32 @@ expect() { # expect CERT_NAME STATUS TEXT
 expect client 200 '"text":"hello, CN=alice"'
 expect other 401 'client certificate not allowed'
 expect none 401 'no client certificate presented'
+
+# N calls in one curl: one connection, reused while the server keeps it.
+# Prints each call's "STATUS NEW_CONNECTIONS BODY", one a line.
+calls() { # calls CERT_NAME|none N
+  local args=(--silent --show-error --http2 --cacert ca.pem -H 'content-type: application/json'
+    -d '{"text":"hello"}' -w ' %{http_code} %{num_connects}\n')
+  if [ "$1" != none ]; then args+=(--cert "$1.pem" --key "$1-key.pem"); fi
+  local url="https://localhost:$port/certgate.example.v1.EchoService/Echo"
+  for _ in $(seq "$2"); do args+=("$url"); done
+  curl "${args[@]}" | awk '{ connects = $NF; status = $(NF-1); $NF = ""; $(NF-1) = ""; print status, connects, $0 }'
+}
+persistent() { # persistent CERT_NAME N STATUS CONNECTIONS: every call STATUS, same body, CONNECTIONS opened
+  local out statuses bodies opened
+  out=$(calls "$1" "$2")
+  statuses=$(awk '{ print $1 }' <<<"$out" | sort -u)
+  bodies=$(cut -d' ' -f3- <<<"$out" | sort -u | wc -l)
+  opened=$(awk '{ n += $2 } END { print n }' <<<"$out")
+  if [ "$(wc -l <<<"$out")" = "$2" ] && [ "$statuses" = "$3" ] && [ "$bodies" = 1 ] && [ "$opened" = "$4" ]; then
+    echo "ok: $1 x$2 on one connection -> $3, one body, $opened connection(s)"
+  else
+    echo "FAIL: $1 x$2 -> expected all $3 with one body and $4 connection(s), got statuses '$statuses', $bodies bodies, $opened connections" >&2
+    fail=1
+  fi
+}
+# The 101st call needs a new connection: the server sent GOAWAY after the 100th refusal.
+persistent other 150 401 2
+persistent none 150 401 2
+persistent client 150 200 1
 exit "$fail"

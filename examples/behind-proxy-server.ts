@@ -32,29 +32,34 @@ const format = (process.env.FORMAT ?? "xfcc") as ForwardingFormat;
 const nginxHeader = process.env.NGINX_HEADER ?? "x-ssl-client-cert";
 const port = Number(process.env.PORT ?? 8080);
 
-// Guarded: a malformed request gets 400 instead of ending the process.
+// The gate refuses before the request body is read.
+const gate = createClientCertGate({
+  store: createThumbprintStore(pinned),
+  onDecision: (e) =>
+    console.log(
+      `${e.kind} ${e.procedure} source=${e.source} reason=${e.reason ?? "-"}` +
+        (e.ignoredForwardingHeaders ? ` ignored=${e.ignoredForwardingHeaders.join(",")}` : ""),
+    ),
+});
+// Throws at start-up on a malformed range, an unknown format, or nginx
+// without its header name.
+const contextValues = createPeerCertificateContextValues({
+  trustedProxies: { cidrs: ["127.0.0.1/32", "::1/128"] },
+  formats: [format],
+  ...(format === "nginx" ? { nginxHeader } : {}),
+});
+// Guarded: a malformed request gets 400 instead of ending the process; with
+// { gate }, refused calls of a direct client are answered before Connect
+// builds anything (a trusted proxy's connection always goes to Connect).
 const handler = guardRequestHandler(
   connectNodeAdapter({
     routes: echoRoutes(),
-    // The gate refuses before the request body is read.
-    requestGate: createClientCertGate({
-      store: createThumbprintStore(pinned),
-      onDecision: (e) =>
-        console.log(
-          `${e.kind} ${e.procedure} source=${e.source} reason=${e.reason ?? "-"}` +
-            (e.ignoredForwardingHeaders ? ` ignored=${e.ignoredForwardingHeaders.join(",")}` : ""),
-        ),
-    }),
-    // Throws at start-up on a malformed range, an unknown format, or nginx
-    // without its header name.
-    contextValues: createPeerCertificateContextValues({
-      trustedProxies: { cidrs: ["127.0.0.1/32", "::1/128"] },
-      formats: [format],
-      ...(format === "nginx" ? { nginxHeader } : {}),
-    }),
+    requestGate: gate,
+    contextValues,
     // The most an admitted call may send (Connect's default is 4 GiB).
     readMaxBytes: 1024 * 1024,
   }),
+  { gate, contextValues },
 );
 
 const listening = (server: http.Server | http2.Http2Server, at: number) =>

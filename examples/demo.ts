@@ -20,19 +20,25 @@ const pki = await ensureDemoPki();
 const server = pki.read("server");
 const alice = parseCertificate(pki.read("alice").cert);
 
+// Pinned to alice's SHA-1 thumbprint, as a gateway policy would be.
+const gate = createClientCertGate({
+  store: createThumbprintStore(alice.sha1),
+  onDecision: (e) => console.log(`${e.kind} ${e.procedure}${e.reason ? ` (${e.reason})` : ""}`),
+});
 // guardRequestHandler answers malformed requests with 400 instead of letting
-// connect-node's adapter throw and end the process.
-const handler = guardRequestHandler(connectNodeAdapter({
-  routes: echoRoutes((text, client) => `${text} (from ${client?.subject.replace(/\n/g, ", ")})`),
-  // Pinned to alice's SHA-1 thumbprint, as a gateway policy would be.
-  requestGate: createClientCertGate({
-    store: createThumbprintStore(alice.sha1),
-    onDecision: (e) => console.log(`${e.kind} ${e.procedure}${e.reason ? ` (${e.reason})` : ""}`),
+// connect-node's adapter throw and end the process; with { gate } it also
+// answers refused calls before Connect builds anything for them, and closes
+// a connection that keeps sending them (GOAWAY after 100).
+const handler = guardRequestHandler(
+  connectNodeAdapter({
+    routes: echoRoutes((text, client) => `${text} (from ${client?.subject.replace(/\n/g, ", ")})`),
+    requestGate: gate,
+    contextValues: peerCertificateContextValues,
+    // The gate refuses before the body is read; admitted calls may send 1 MiB.
+    readMaxBytes: 1024 * 1024,
   }),
-  contextValues: peerCertificateContextValues,
-  // The gate refuses before the body is read; admitted calls may send 1 MiB.
-  readMaxBytes: 1024 * 1024,
-}));
+  { gate },
+);
 
 const listener = http2
   .createSecureServer(

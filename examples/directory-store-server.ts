@@ -37,18 +37,21 @@ store.onChanges((changes, revision) => {
   for (const c of changes) console.log(`revision ${revision}: ${c.kind === "put" ? "admitting" : "no longer admitting"} ${c.id}`);
 });
 
+// The gate refuses before the request body is read.
+const gate = createClientCertGate({ store });
 const server = http2.createSecureServer(
   { ...pki.read("server"), requestCert: true, rejectUnauthorized: false, allowHTTP1: true },
-  // Guarded: a malformed request gets 400 instead of ending the process.
+  // Guarded: a malformed request gets 400 instead of ending the process, and
+  // refused calls are answered before Connect builds anything for them.
   guardRequestHandler(
     connectNodeAdapter({
       routes: echoRoutes(),
-      // The gate refuses before the request body is read.
-      requestGate: createClientCertGate({ store }),
+      requestGate: gate,
       contextValues: peerCertificateContextValues,
       // The most an admitted call may send (Connect's default is 4 GiB).
       readMaxBytes: 1024 * 1024,
     }),
+    { gate },
   ),
 );
 

@@ -21,19 +21,22 @@ const pki = await ensureDemoPki();
 const pinned = process.argv[2] ?? parseCertificate(pki.read("alice").cert).sha1;
 const port = Number(process.env.PORT ?? 8443);
 
+// Refuses before the request body is read: an unauthenticated client
+// cannot make the server buffer an upload.
+const gate = createClientCertGate({ store: createThumbprintStore(pinned) });
 const server = http2.createSecureServer(
   { ...pki.read("server"), requestCert: true, rejectUnauthorized: false, allowHTTP1: true },
-  // Answers malformed requests with 400 instead of ending the process.
+  // Answers malformed requests with 400 instead of ending the process, and
+  // refused calls before Connect builds anything for them (GOAWAY after 100).
   guardRequestHandler(
     connectNodeAdapter({
       routes: echoRoutes(),
-      // Refuses before the request body is read: an unauthenticated client
-      // cannot make the server buffer an upload.
-      requestGate: createClientCertGate({ store: createThumbprintStore(pinned) }),
+      requestGate: gate,
       contextValues: peerCertificateContextValues,
       // The most an admitted call may send (Connect's default is 4 GiB).
       readMaxBytes: 1024 * 1024,
     }),
+    { gate },
   ),
 );
 server.listen(port, () => {

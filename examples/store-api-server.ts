@@ -40,19 +40,22 @@ const store = createRemoteStore({
     ),
 });
 
-// Guarded: a malformed request gets 400 instead of ending the process.
+// The gate refuses before the request body is read.
+const gate = createClientCertGate({
+  store,
+  onDecision: (e) => console.log(`${e.kind} ${e.procedure}${e.reason === undefined ? "" : ` (${e.reason})`}`),
+});
+// Guarded: a malformed request gets 400 instead of ending the process, and
+// refused calls are answered before Connect builds anything for them.
 const handler = guardRequestHandler(
   connectNodeAdapter({
     routes: echoRoutes((text, client) => `${text}, ${client?.subject.replace(/\n/g, ", ")}`),
-    // The gate refuses before the request body is read.
-    requestGate: createClientCertGate({
-      store,
-      onDecision: (e) => console.log(`${e.kind} ${e.procedure}${e.reason === undefined ? "" : ` (${e.reason})`}`),
-    }),
+    requestGate: gate,
     contextValues: peerCertificateContextValues,
     // The most an admitted call may send (Connect's default is 4 GiB).
     readMaxBytes: 1024 * 1024,
   }),
+  { gate },
 );
 
 const server = http2.createSecureServer(

@@ -1,5 +1,6 @@
 import type { HandlerContext } from "@connectrpc/connect";
-import { createDecisionCore, procedureName, type ClientCertOptions, type DecisionCore } from "../decision/decision.js";
+import { createDecisionCore, procedureName, type ClientCertOptions } from "../decision/decision.js";
+import type { Decision } from "../core/decision-report.js";
 import type { PeerCertificate } from "../core/peer-certificate.js";
 import { peerCertificateKey } from "./context-values.js";
 import { enforceCall } from "./enforce-call.js";
@@ -29,11 +30,7 @@ export type ClientCertGate = (context: HandlerContext) => void | Promise<void>;
 export function createClientCertGate(options: ClientCertOptions): ClientCertGate {
   const core = createDecisionCore(options);
   const gate: ClientCertGate = (context) => {
-    const p = probe;
-    if (p !== undefined && p.core === core) {
-      p.procedure = procedureName(context);
-      p.peer = context.values.get(peerCertificateKey);
-    }
+    if (probe !== undefined) noteGateCall(core, procedureName(context), context.values.get(peerCertificateKey));
     try {
       return enforceCall(core, context, context.values, "gate");
     } catch (error) {
@@ -43,20 +40,56 @@ export function createClientCertGate(options: ClientCertOptions): ClientCertGate
       return Promise.reject(error);
     }
   };
-  cores.set(gate, core);
+  registerGateCore(gate, core);
   return gate;
+}
+
+/**
+ * GateCore is what `createFastRefusalHandler` needs of a gate's decision:
+ * the same decision the gate makes, without reporting it, and the report.
+ * A `DecisionCore` is one; the store service's access gate has its own.
+ */
+export interface GateCore {
+  /** Decides a call to `procedure` on the peer's connection, as the gate would. */
+  decide(peer: PeerCertificate | undefined, procedure?: string): Decision | Promise<Decision>;
+  /** Whether the decision depends on the procedure. */
+  readonly needsProcedure: boolean;
+  /** Whether the gate lets any call to `procedure` through. */
+  isOpen(procedure: string): boolean;
+  /** Reports one call's decision as the gate would (`onDecision`, metrics). */
+  report(decision: Decision | undefined, procedure: string, via: "gate"): void;
 }
 
 // The decision core of each gate, for createFastRefusalHandler: the fast
 // path decides on the same core, so that both agree and share the cache.
-const cores = new WeakMap<ClientCertGate, DecisionCore>();
+const cores = new WeakMap<object, GateCore>();
+
+/**
+ * registerGateCore tells `createFastRefusalHandler` which decision a gate
+ * makes. The gate must call `noteGateCall` with the same core for each call.
+ */
+export function registerGateCore(gate: (context: HandlerContext) => void | Promise<void>, core: GateCore): void {
+  cores.set(gate, core);
+}
 
 /**
  * gateCoreOf returns the decision core of a gate made by
- * `createClientCertGate`, or undefined for any other function.
+ * `createClientCertGate` (or registered), or undefined for any other function.
  */
-export function gateCoreOf(gate: unknown): DecisionCore | undefined {
-  return typeof gate === "function" ? cores.get(gate as ClientCertGate) : undefined;
+export function gateCoreOf(gate: unknown): GateCore | undefined {
+  return typeof gate === "function" ? cores.get(gate) : undefined;
+}
+
+/**
+ * noteGateCall tells a running `probeGate` of `core` which procedure and
+ * peer its gate saw; it must be called synchronously when the gate runs.
+ */
+export function noteGateCall(core: GateCore, procedure: string, peer: PeerCertificate | undefined): void {
+  const p = probe;
+  if (p !== undefined && p.core === core) {
+    p.procedure = procedure;
+    p.peer = peer;
+  }
 }
 
 /**
@@ -65,7 +98,7 @@ export function gateCoreOf(gate: unknown): DecisionCore | undefined {
  * hold. `procedure` is undefined when the gate was not reached.
  */
 export interface GateProbe {
-  readonly core: DecisionCore;
+  readonly core: GateCore;
   procedure: string | undefined;
   peer: PeerCertificate | undefined;
 }
@@ -78,7 +111,7 @@ let probe: GateProbe | undefined;
  * synchronously from the request handler, so a gate that runs for this
  * request runs inside `handle`.
  */
-export function probeGate(core: DecisionCore, handle: () => void): GateProbe {
+export function probeGate(core: GateCore, handle: () => void): GateProbe {
   const p: GateProbe = { core, procedure: undefined, peer: undefined };
   const outer = probe;
   probe = p;

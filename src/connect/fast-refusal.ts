@@ -5,9 +5,9 @@ import { createLruCache } from "../core/lru-cache.js";
 import { peerCertificateOf, type NodeRequestLike, type PeerCertificate } from "../core/peer-certificate.js";
 import { publicReason } from "../core/refusal-reasons.js";
 import type { Decision } from "../core/decision-report.js";
-import type { DecisionCore } from "../decision/decision.js";
 import { forwardingHeaders } from "../proxy/forwarding-formats.js";
-import { gateCoreOf, probeGate, type ClientCertGate } from "./client-cert-gate.js";
+import { gateCoreOf, probeGate, type ClientCertGate, type GateCore } from "./client-cert-gate.js";
+import { isMalformedRequest } from "./malformed-request.js";
 import { peerCertificateContextValues, peerCertificateKey } from "./context-values.js";
 
 /**
@@ -34,7 +34,11 @@ export interface FastRefusalOptions {
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
-type NodeHandler<Req extends NodeRequest, Res extends NodeResponse> = (req: Req, res: Res) => void;
+type NodeHandler<Req extends NodeRequest, Res extends NodeResponse, Rest extends unknown[] = []> = (
+  req: Req,
+  res: Res,
+  ...rest: Rest
+) => void;
 
 // One response as Connect wrote it: replayed as is for the same request shape.
 interface RecordedResponse {
@@ -88,15 +92,19 @@ const { NGHTTP2_NO_ERROR } = http2.constants;
  * from a trusted proxy. After `maxRefusedCallsPerConnection` refused calls
  * (100 by default) a connection is closed with GOAWAY.
  *
+ * `guardRequestHandler(handler, { gate })` is the usual way to get it: the
+ * same wrapper inside the malformed-request guard. Use this one to compose
+ * handlers yourself; keep the guard outside it.
+ *
  * @example
  * const gate = createClientCertGate({ store });
  * const handler = connectNodeAdapter({ routes, requestGate: gate, contextValues: peerCertificateContextValues });
  * http2.createSecureServer(tls, guardRequestHandler(createFastRefusalHandler(handler, { gate })));
  */
-export function createFastRefusalHandler<Req extends NodeRequest, Res extends NodeResponse>(
-  handler: NodeHandler<Req, Res>,
+export function createFastRefusalHandler<Req extends NodeRequest, Res extends NodeResponse, Rest extends unknown[] = []>(
+  handler: NodeHandler<Req, Res, Rest>,
   options: FastRefusalOptions,
-): NodeHandler<Req, Res> {
+): NodeHandler<Req, Res, Rest> {
   if (typeof handler !== "function") {
     throw new TypeError("certgate: createFastRefusalHandler needs the adapter's request handler");
   }
@@ -122,16 +130,19 @@ export function createFastRefusalHandler<Req extends NodeRequest, Res extends No
   const procedures = new Map<string, string>();
   const responses = createLruCache<string, RecordedResponse>(512);
   const refusedCalls = new WeakMap<http2.Http2Session, number>();
+  // Authorities seen to make a valid request URL: a malformed one goes to
+  // Connect, whose throw the guard answers with 400, as without the fast path.
+  const goodAuthorities = new Set<string>();
 
-  function pass(req: Req, res: Res): void {
-    handler(req, res);
+  function pass(req: Req, res: Res, rest: Rest): void {
+    handler(req, res, ...rest);
   }
 
   // The first call of a path, or of a response shape: Connect answers it;
   // what the gate saw teaches the path's procedure, and a refusal is kept.
-  function learn(req: Req, res: Res, path: string, peer: PeerCertificate): void {
+  function learn(req: Req, res: Res, rest: Rest, path: string, peer: PeerCertificate): void {
     const recording = record(res as unknown as http2.Http2ServerResponse);
-    const seen = probeGate(core as DecisionCore, () => handler(req, res));
+    const seen = probeGate(core as GateCore, () => handler(req, res, ...rest));
     if (seen.procedure === undefined || seen.peer !== peer) {
       // Not routed to the gate, or the adapter reads another peer: nothing to learn.
       recording.discard();
@@ -170,35 +181,40 @@ export function createFastRefusalHandler<Req extends NodeRequest, Res extends No
     if (n === maxRefused) closeConnection(session);
   }
 
-  return function fastRefusalHandler(req, res) {
+  return function fastRefusalHandler(req, res, ...rest) {
     // HTTP/2 POST only: HTTP/1.1 must drain or close, and GET carries the message in the URL.
     const stream = (req as Partial<http2.Http2ServerRequest>).stream;
     const path = req.url;
     if (stream === undefined || req.method !== "POST" || path === undefined || path.includes("?") || fromProxy(req)) {
-      return pass(req, res);
+      return pass(req, res, rest);
     }
     let peer: PeerCertificate | undefined;
     try {
       peer = peerOf(req);
     } catch {
-      return pass(req, res);
+      return pass(req, res, rest);
     }
     if (peer === undefined || peer.source === "proxy") {
-      return pass(req, res);
+      return pass(req, res, rest);
     }
     const procedure = procedures.get(path);
     if (procedure === undefined) {
-      return learn(req, res, path, peer);
+      return learn(req, res, rest, path, peer);
     }
     const session = stream.session;
     const decision = refusedDecision(procedure, peer, session);
     if (decision === undefined) {
-      return pass(req, res);
+      return pass(req, res, rest);
+    }
+    const authority = (req as Partial<http2.Http2ServerRequest>).authority;
+    if (typeof authority !== "string" || !goodAuthorities.has(authority)) {
+      if (isMalformedRequest(req)) return pass(req, res, rest);
+      if (typeof authority === "string" && goodAuthorities.size < 64) goodAuthorities.add(authority);
     }
     const key = responseKey(req, path, decision);
     const recorded = key === undefined ? undefined : responses.get(key);
     if (recorded === undefined) {
-      return learn(req, res, path, peer);
+      return learn(req, res, rest, path, peer);
     }
     core.report(decision, procedure, "gate");
     replay(res as unknown as http2.Http2ServerResponse, recorded);

@@ -1,5 +1,9 @@
 import type * as http from "node:http";
 import type * as http2 from "node:http2";
+import { createFastRefusalHandler, type FastRefusalOptions } from "./fast-refusal.js";
+import { isMalformedRequest } from "./malformed-request.js";
+
+export { isMalformedRequest } from "./malformed-request.js";
 
 /**
  * GuardedRequestError is what `GuardRequestHandlerOptions.onError` hears of:
@@ -29,6 +33,22 @@ export interface GuardRequestHandlerOptions {
    * warning with code `CERTGATE_HANDLER_ERROR`.
    */
   onError?: (event: GuardedRequestError) => void;
+  /**
+   * The gate the adapter has as `requestGate` (from `createClientCertGate`):
+   * refused calls then take the fast path of `createFastRefusalHandler`,
+   * inside the guard. By default, none: the handler alone, guarded.
+   */
+  gate?: FastRefusalOptions["gate"];
+  /**
+   * With `gate`: the adapter's `contextValues`, when it is not
+   * `peerCertificateContextValues`. By default, `peerCertificateContextValues`.
+   */
+  contextValues?: FastRefusalOptions["contextValues"];
+  /**
+   * With `gate`: close an HTTP/2 connection with GOAWAY after this many
+   * refused calls (`Infinity` never). By default, 100.
+   */
+  maxRefusedCallsPerConnection?: number;
 }
 
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
@@ -55,11 +75,13 @@ type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
  * the throw inside its route handler: see `isMalformedRequest`.
  *
  * @example
+ * const gate = createClientCertGate({ store });
  * http2
  *   .createSecureServer(
  *     { cert, key, requestCert: true, rejectUnauthorized: false, allowHTTP1: true },
  *     guardRequestHandler(
- *       connectNodeAdapter({ routes, requestGate, contextValues: peerCertificateContextValues }),
+ *       connectNodeAdapter({ routes, requestGate: gate, contextValues: peerCertificateContextValues }),
+ *       { gate },
  *     ),
  *   )
  *   .listen(8443);
@@ -69,9 +91,17 @@ export function guardRequestHandler<Req extends NodeRequest, Res extends NodeRes
   options: GuardRequestHandlerOptions = {},
 ): (req: Req, res: Res, ...rest: Rest) => void {
   const onError = options.onError ?? warnOnce;
+  const { gate, contextValues, maxRefusedCallsPerConnection } = options;
+  if (gate === undefined && (contextValues !== undefined || maxRefusedCallsPerConnection !== undefined)) {
+    throw new TypeError(
+      "certgate: guardRequestHandler's contextValues and maxRefusedCallsPerConnection apply to the fast refusal path, which needs options.gate (the adapter's requestGate)",
+    );
+  }
+  const inner =
+    gate === undefined ? handler : createFastRefusalHandler(handler, { gate, contextValues, maxRefusedCallsPerConnection });
   return (req, res, ...rest) => {
     try {
-      handler(req, res, ...rest);
+      inner(req, res, ...rest);
     } catch (error) {
       const kind = isMalformedRequest(req) ? "malformed_request" : "handler_error";
       answer(req, res, kind === "malformed_request" ? 400 : 500);
@@ -82,36 +112,6 @@ export function guardRequestHandler<Req extends NodeRequest, Res extends NodeRes
       }
     }
   };
-}
-
-/**
- * isMalformedRequest tells whether connect-node cannot represent a request:
- * it has no authority (an HTTP/1.0 request without `Host`), or its
- * `:authority` or `Host` does not make a valid URL with its path (an
- * unbracketed IPv6 address such as `::1:8443`). connect-node's request
- * conversion, which connect-express and connect-fastify 2.2.0 use too,
- * throws on such a request; `guardRequestHandler` answers it with 400.
- *
- * Use it where a framework lets the application answer before Connect's
- * adapter sees the request. Fastify catches the throw itself, answers an
- * empty 200 and logs a stack trace for each such request; check in an
- * `onRequest` hook next to `fastifyConnectPlugin` instead (Fastify passes
- * Node's request as `request.raw`).
- *
- * @example
- * await server.register(async (connect) => {
- *   connect.addHook("onRequest", async (request, reply) => {
- *     if (isMalformedRequest(request.raw)) return reply.code(400).send("malformed request\n");
- *   });
- *   await connect.register(fastifyConnectPlugin, { routes, requestGate, contextValues });
- * });
- */
-export function isMalformedRequest(req: NodeRequest): boolean {
-  // What connect-node needs to build the request URL: an authority
-  // (`:authority` or `Host`) that makes a valid URL.
-  const authority = "authority" in req ? req.authority : req.headers.host;
-  if (typeof authority !== "string" || authority === "") return true;
-  return !URL.canParse(req.url ?? "/", `https://${authority}`);
 }
 
 function answer(req: NodeRequest, res: NodeResponse, status: number): void {

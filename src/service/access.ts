@@ -5,6 +5,7 @@ import { enforcementOf } from "../core/enforcement.js";
 import type { PeerCertificate } from "../core/peer-certificate.js";
 import { refusals } from "../core/refusal-reasons.js";
 import { clientCertificateKey, peerCertificateKey } from "../connect/context-values.js";
+import { noteGateCall, registerGateCore, type GateCore } from "../connect/client-cert-gate.js";
 import { refusalError } from "../connect/refusal-error.js";
 import type { CertificateStore } from "../core/store.js";
 import { createThumbprintStore } from "../stores/thumbprint-store.js";
@@ -133,51 +134,90 @@ export function createAccessGate(options: AccessOptions, isMutating: (method: st
     return refused("not_allowed", peer?.certificate);
   }
 
-  async function gate(context: HandlerContext, quiet = false): Promise<void> {
-    const procedure = procedureName(context);
-    // The one enforcement path of every server: report, then admit or refuse
-    // with the status, message and ClientCertificateError detail of the core.
-    const finish = (decision: Decision, role?: Role): void => {
-      if (!quiet || decision.kind !== "admitted") {
-        reportDecision(onDecision, decision, procedure, "gate");
-      }
-      const enforcement = enforcementOf(decision, procedure);
-      if (enforcement.kind === "refused") {
-        throw refusalError(enforcement);
-      }
-      context.values.set(clientCertificateKey, enforcement.certificate);
-      context.values.set(clientRoleKey, role);
-    };
-    const peer = context.values.get(peerCertificateKey);
+  interface Access {
+    readonly decision: Decision;
+    readonly role?: Role;
+  }
+
+  // The one decision of the access gate, synchronous on a warm connection
+  // (as the fast refusal path needs): admin first, then reader for what
+  // changes nothing; a reader calling a mutating RPC is PermissionDenied.
+  function access(peer: PeerCertificate | undefined, method: string): Access | Promise<Access> {
     if (requireTrustedChain && peer?.certificate !== undefined && !peer.authorized) {
-      return finish(refusedAs(refusals.untrusted_chain, peer.certificate));
+      return { decision: refusedAs(refusals.untrusted_chain, peer.certificate) };
     }
-    const asAdmin = await decide(decideAdmin, peer);
+    const asAdmin = decide(decideAdmin, peer);
+    return asAdmin instanceof Promise ? asAdmin.then((a) => afterAdmin(a, peer, method)) : afterAdmin(asAdmin, peer, method);
+  }
+
+  function afterAdmin(asAdmin: Decision, peer: PeerCertificate | undefined, method: string): Access | Promise<Access> {
     if (asAdmin.kind === "admitted") {
-      return finish(asAdmin, "admin");
+      return { decision: asAdmin, role: "admin" };
     }
     if (asAdmin.kind === "refused" && asAdmin.reason !== "not_allowed") {
       // No certificate, unreadable, expired, not yet valid: no role helps.
-      return finish(asAdmin);
+      return { decision: asAdmin };
     }
-    const asReader = await decide(decideReader, peer);
-    if (asReader.kind === "admitted" && !isMutating(context.method.name)) {
-      return finish(asReader, "reader");
+    const asReader = decide(decideReader, peer);
+    return asReader instanceof Promise
+      ? asReader.then((r) => afterReader(asAdmin, r, method))
+      : afterReader(asAdmin, asReader, method);
+  }
+
+  function afterReader(asAdmin: Decision, asReader: Decision, method: string): Access {
+    if (asReader.kind === "admitted" && !isMutating(method)) {
+      return { decision: asReader, role: "reader" };
     }
     if (asAdmin.kind === "error") {
       // The admin list could not be read: not knowing, refuse as unknown.
-      return finish(asAdmin);
+      return { decision: asAdmin };
     }
     if (asReader.kind === "admitted") {
-      return finish(
-        refusedAs(refusals.permission_denied, asReader.certificate, `${context.method.name} needs an admin client certificate`),
-      );
+      return {
+        decision: refusedAs(refusals.permission_denied, asReader.certificate, `${method} needs an admin client certificate`),
+      };
     }
-    return finish(asReader);
+    return { decision: asReader };
   }
 
+  // The same decision for createFastRefusalHandler (guardRequestHandler's
+  // `gate`), so that refused calls to the service can skip Connect.
+  const core: GateCore = {
+    needsProcedure: true,
+    isOpen: () => false,
+    decide(peer, procedure) {
+      const method = (procedure ?? "").slice((procedure ?? "").lastIndexOf("/") + 1);
+      const a = access(peer, method);
+      return a instanceof Promise ? a.then((x) => x.decision) : a.decision;
+    },
+    report(decision, procedure, via) {
+      if (decision !== undefined) reportDecision(onDecision, decision, procedure, via);
+    },
+  };
+
+  async function gate(context: HandlerContext, quiet = false): Promise<void> {
+    const procedure = procedureName(context);
+    const peer = context.values.get(peerCertificateKey);
+    if (!quiet) noteGateCall(core, procedure, peer);
+    // The one enforcement path of every server: report, then admit or refuse
+    // with the status, message and ClientCertificateError detail of the core.
+    const { decision, role } = await access(peer, context.method.name);
+    if (!quiet || decision.kind !== "admitted") {
+      reportDecision(onDecision, decision, procedure, "gate");
+    }
+    const enforcement = enforcementOf(decision, procedure);
+    if (enforcement.kind === "refused") {
+      throw refusalError(enforcement);
+    }
+    context.values.set(clientCertificateKey, enforcement.certificate);
+    context.values.set(clientRoleKey, role);
+  }
+
+  const requestGate = (context: HandlerContext) => gate(context);
+  registerGateCore(requestGate, core);
+
   return {
-    requestGate: (context) => gate(context),
+    requestGate,
     recheck: (context) => gate(context, true),
     async close() {
       await Promise.all(owned.map((store) => store.close()));

@@ -72,6 +72,13 @@ export interface CertificateStoreServerOptions extends CertificateStoreServiceOp
    */
   idleTimeoutMs?: number;
   /**
+   * After this many refused calls on one HTTP/2 connection (unknown
+   * certificates, or a reader calling a mutating RPC), close it with GOAWAY:
+   * see `createFastRefusalHandler`. `Infinity` never closes.
+   * By default, 100.
+   */
+  maxRefusedCallsPerConnection?: number;
+  /**
    * Close a connection whose TLS handshake has not finished after this long,
    * in milliseconds (Node's `handshakeTimeout`). By default, 10000.
    */
@@ -188,8 +195,13 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
       handshakeTimeout: handshakeTimeoutMs,
     },
     // A malformed request (a bad :authority, HTTP/1.0 without Host) gets a
-    // 400 instead of ending the process.
-    guardRequestHandler(node.handler),
+    // 400 instead of ending the process; a refused call on a known HTTP/2
+    // connection is answered with the access gate's recorded refusal before
+    // Connect builds anything (health, open to all, is never refused).
+    guardRequestHandler(node.handler, {
+      gate: service.requestGate,
+      maxRefusedCallsPerConnection: options.maxRefusedCallsPerConnection,
+    }),
   );
   closeIdleConnections(server, idleTimeoutMs);
   const sessions = new Set<http2.ServerHttp2Session>();
