@@ -68,7 +68,7 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
     warnings.push(...summary.warnings);
   }
   // A CPU profile of one gate run: every sample with a certgate frame on its
-  // stack (the peer read, getPeerX509Certificate, hashing, the decision)
+  // stack (the peer read, getPeerCertificate, the decision)
   // over the server's busy time. Other processes hardly move a share.
   const dir = options.cpuProfDir ?? (await mkdtemp(join(tmpdir(), "certgate-bench-prof-")));
   let share: number;
@@ -91,8 +91,9 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
   lines.push(
     `In process, on ${inProcess.connections} real mTLS connections (median CPU µs per connection, interleaved): what certgate does once per connection,`,
     "reading the peer certificate and its first decision (thumbprint store, admitted):",
-    `  certgate now (fields read when asked for):  ${fixed(inProcess.lazyUs)} µs`,
-    `  every field read up front (as before):      ${fixed(inProcess.eagerUs)} µs`,
+    `  certgate now (getPeerCertificate(false), fields read when asked for):  ${fixed(inProcess.lazyUs)} µs`,
+    `  getPeerX509Certificate(), fields read when asked for (before):          ${fixed(inProcess.x509Us)} µs`,
+    `  getPeerX509Certificate(), every field read up front (earlier):          ${fixed(inProcess.eagerUs)} µs`,
   );
   if (base !== undefined) {
     const share = inProcess.lazyUs / base;
@@ -110,25 +111,37 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
 
 /**
  * perConnectionWork measures, inside a TLS server, what certgate does once
- * per connection: readPeerCertificate (Node's X509Certificate, the DER and a
- * thumbprint) and the first decision on a thumbprint store, settled. The
- * "eager" rounds also read every field of the certificate, which is what a
- * connection cost before fields were read on demand.
+ * per connection: readPeerCertificate (Node's getPeerCertificate(false): a
+ * thumbprint and the validity) and the first decision on a thumbprint store,
+ * settled. Interleaved with it, the earlier read paths: through Node's
+ * X509Certificate (`getPeerX509Certificate()`), with fields read on demand
+ * ("x509") and with every field read up front ("eager").
  */
-export async function perConnectionWork(options: BenchOptions): Promise<{ connections: number; lazyUs: number; eagerUs: number }> {
+export async function perConnectionWork(
+  options: BenchOptions,
+): Promise<{ connections: number; lazyUs: number; x509Us: number; eagerUs: number }> {
   const { pki } = options;
   const core = createDecisionCore({ store: createThumbprintStore(pki.alice.sha256) });
   const lazy: number[] = [];
+  const x509: number[] = [];
   const eager: number[] = [];
   let n = 0;
   const server = tls.createServer(
     { cert: readFileSync(pki.server.certPath), key: readFileSync(pki.server.keyPath), requestCert: true, rejectUnauthorized: false },
     (socket) => {
-      const readAll = n++ % 2 === 1;
+      const variant = n++ % 3;
+      const readAll = variant === 2;
+      // Without getPeerCertificate, certgate reads getPeerX509Certificate().
+      const viaX509: TlsSocketLike = {
+        encrypted: true,
+        authorized: socket.authorized,
+        authorizationError: socket.authorizationError,
+        getPeerX509Certificate: () => socket.getPeerX509Certificate(),
+      };
       // CPU time, not wall time: the machine may be busy; nothing else runs
       // between this callback and the microtasks that settle the decision.
       const t0 = process.cpuUsage();
-      const peer = readPeerCertificate(socket, () => socket as unknown as TlsSocketLike);
+      const peer = readPeerCertificate(socket, () => (variant === 0 ? (socket as unknown as TlsSocketLike) : viaX509));
       const c = peer.certificate;
       if (readAll && c !== undefined) {
         void [c.sha1, c.sha256, c.subject, c.issuer, c.serialNumber, c.notBefore, c.notAfter, c.subjectAltNames, c.isCA];
@@ -136,7 +149,7 @@ export async function perConnectionWork(options: BenchOptions): Promise<{ connec
       const result = core.enforce(peer, "/certgate.example.v1.EchoService/Echo", "gate");
       void Promise.resolve(result).then((r) => {
         const used = process.cpuUsage(t0);
-        (readAll ? eager : lazy).push(used.user + used.system);
+        [lazy, x509, eager][variant]!.push(used.user + used.system);
         if (r.kind !== "admitted") throw new Error(`new-connection: expected an admission, got ${r.kind}`);
         socket.end();
       });
@@ -144,7 +157,7 @@ export async function perConnectionWork(options: BenchOptions): Promise<{ connec
   );
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
-  const total = options.quick ? 100 : 400;
+  const total = options.quick ? 150 : 600;
   const client = { ca: readFileSync(pki.caPath), cert: readFileSync(pki.alice.certPath), key: readFileSync(pki.alice.keyPath) };
   for (let i = 0; i < total; i++) {
     await new Promise<void>((resolve, reject) => {
@@ -155,5 +168,5 @@ export async function perConnectionWork(options: BenchOptions): Promise<{ connec
     });
   }
   await new Promise<void>((resolve) => server.close(() => resolve()));
-  return { connections: total, lazyUs: median(lazy), eagerUs: median(eager) };
+  return { connections: total, lazyUs: median(lazy), x509Us: median(x509), eagerUs: median(eager) };
 }

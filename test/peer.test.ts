@@ -44,7 +44,7 @@ afterAll(async () => {
   await Promise.all(servers.map((s) => s.close()));
 });
 
-/** A server that counts getPeerX509Certificate() calls and records each call's PeerCertificate. */
+/** A server that counts getPeerCertificate() calls and records each call's PeerCertificate. */
 async function countingServer(trustCa = false) {
   const peers: (PeerCertificate | undefined)[] = [];
   const record: Interceptor = (next) => (req) => {
@@ -60,10 +60,15 @@ async function countingServer(trustCa = false) {
   servers.push(server);
   const reads = { count: 0 };
   server.server.on("secureConnection", (socket: TLSSocket) => {
-    const read = socket.getPeerX509Certificate;
-    socket.getPeerX509Certificate = function (this: TLSSocket) {
+    const read = socket.getPeerCertificate;
+    socket.getPeerCertificate = function (this: TLSSocket, detailed?: boolean) {
       reads.count++;
-      return read.call(this);
+      return read.call(this, detailed as false);
+    } as TLSSocket["getPeerCertificate"];
+    // The decision reads what Node's TLS layer reports; it never builds
+    // Node's X509Certificate for a thumbprint store.
+    socket.getPeerX509Certificate = () => {
+      throw new Error("getPeerX509Certificate() called");
     };
   });
   return { server, peers, reads };

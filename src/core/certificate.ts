@@ -170,54 +170,87 @@ export function parseCertificate(input: CertificateInput): Certificate {
   if (input instanceof Uint8Array && input[0] === 0x30 && input.length !== x509.raw.length) {
     throw new TypeError("not a certificate: bytes after the DER certificate");
   }
-  return lazyCertificate(x509);
+  return lazyCertificate(() => x509, undefined);
 }
 
-function lazyCertificate(x509: X509Certificate): Certificate {
-  let der: Uint8Array | undefined;
-  let sha1: string | undefined;
-  let sha256: string | undefined;
+/**
+ * PeerCertificateInfo is the part of Node's `getPeerCertificate(false)`
+ * that certgate reads on a new connection.
+ */
+export interface PeerCertificateInfo {
+  readonly raw: Uint8Array;
+  readonly fingerprint: string;
+  readonly fingerprint256: string;
+  readonly valid_from: string;
+  readonly valid_to: string;
+}
+
+/**
+ * certificateOfPeerInfo builds a `Certificate` from what Node's TLS layer
+ * reports of a peer (`socket.getPeerCertificate(false)`), without building
+ * an `X509Certificate`: on a new connection that is less than half the cost
+ * of `getPeerX509Certificate()` (see BENCHMARKS.md). Node's parsed form is
+ * made from the DER only when a field that needs it is first asked for.
+ * That DER is what OpenSSL already parsed during the handshake, so Node
+ * parses it again; should it not, the field's getter throws and a policy
+ * refuses the call (fail closed).
+ */
+export function certificateOfPeerInfo(info: PeerCertificateInfo): Certificate {
+  const raw = info.raw;
+  if (!(raw instanceof Uint8Array) || raw.length === 0) {
+    throw new TypeError("not a certificate: no DER from the TLS layer");
+  }
+  let x509: X509Certificate | undefined;
+  return lazyCertificate(() => (x509 ??= new X509Certificate(raw)), info);
+}
+
+function lazyCertificate(x509Of: () => X509Certificate, info: PeerCertificateInfo | undefined): Certificate {
+  let der: Uint8Array | undefined = info?.raw;
+  let sha1: string | undefined = info?.fingerprint.replaceAll(":", "");
+  let sha256: string | undefined = info?.fingerprint256.replaceAll(":", "");
   let subject: string | undefined;
   let issuer: string | undefined;
   let serialNumber: string | undefined;
-  let notBefore: Date | undefined;
-  let notAfter: Date | undefined;
+  let notBefore: Date | undefined = info === undefined ? undefined : new Date(info.valid_from);
+  let notAfter: Date | undefined = info === undefined ? undefined : new Date(info.valid_to);
   let subjectAltNames: SubjectAltNames | undefined;
   let isCA: boolean | undefined;
   const certificate: Certificate = {
     // Node's fingerprints hash the DER natively, without copying it out:
     // cheaper than `raw` and a hash on a new connection.
     get sha1() {
-      return (sha1 ??= der === undefined ? x509.fingerprint.replaceAll(":", "") : digest("sha1", der));
+      return (sha1 ??= der === undefined ? x509Of().fingerprint.replaceAll(":", "") : digest("sha1", der));
     },
     get sha256() {
-      return (sha256 ??= der === undefined ? x509.fingerprint256.replaceAll(":", "") : digest("sha256", der));
+      return (sha256 ??= der === undefined ? x509Of().fingerprint256.replaceAll(":", "") : digest("sha256", der));
     },
     get subject() {
-      return (subject ??= x509.subject);
+      return (subject ??= x509Of().subject);
     },
     get issuer() {
-      return (issuer ??= x509.issuer);
+      return (issuer ??= x509Of().issuer);
     },
     get serialNumber() {
-      return (serialNumber ??= canonicalSerialNumber(x509.serialNumber));
+      return (serialNumber ??= canonicalSerialNumber(x509Of().serialNumber));
     },
     get notBefore() {
-      return (notBefore ??= validityDate(x509, "validFrom"));
+      return (notBefore ??= validityDate(x509Of(), "validFrom"));
     },
     get notAfter() {
-      return (notAfter ??= validityDate(x509, "validTo"));
+      return (notAfter ??= validityDate(x509Of(), "validTo"));
     },
     get subjectAltNames() {
-      return (subjectAltNames ??= parseSubjectAltNames(x509.subjectAltName));
+      return (subjectAltNames ??= parseSubjectAltNames(x509Of().subjectAltName));
     },
     get isCA() {
-      return (isCA ??= x509.ca);
+      return (isCA ??= x509Of().ca);
     },
     get der() {
-      return (der ??= new Uint8Array(x509.raw));
+      return (der ??= new Uint8Array(x509Of().raw));
     },
-    x509,
+    get x509() {
+      return x509Of();
+    },
   };
   return Object.freeze(certificate);
 }
