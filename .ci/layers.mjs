@@ -40,7 +40,11 @@ function check(file) {
       }
       const to = target[0];
       if (levelOf(to) > level) problems.push(`${file}: imports ${spec} (${to} is above ${from})`);
-    } else if (neutral.has(from) && /^@(connectrpc|grpc)\//.test(spec) && !(from === "stores" && spec.startsWith("@connectrpc/connect"))) {
+    } else if (
+      neutral.has(from) &&
+      /^@(connectrpc|grpc)\//.test(spec) &&
+      !(from === "stores" && spec.startsWith("@connectrpc/connect"))
+    ) {
       problems.push(`${file}: imports the framework ${spec}`);
     }
   }

@@ -94,7 +94,14 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
   const lines = [
     `One profiled run per variant (${options.durationMs / 1000} s window, sampled every 250 µs), admitted calls, persistent HTTP/2 connections:`,
     ...table(
-      ["protocol", "variant", "server µs/call", "certgate self time", "certgate µs/call", "largest certgate frames (self, % of busy)"],
+      [
+        "protocol",
+        "variant",
+        "server µs/call",
+        "certgate self time",
+        "certgate µs/call",
+        "largest certgate frames (self, % of busy)",
+      ],
       shares.map((s) => [
         s.protocol,
         s.variant,

@@ -37,7 +37,12 @@ export async function holdRequest(
   const arrived = new Promise<{ req: http2.Http2ServerRequest; res: http2.Http2ServerResponse }>((resolve) => {
     server.once("request", (req, res) => resolve({ req, res }));
   });
-  const session = http2.connect(`https://127.0.0.1:${port}`, { ca, cert: client.cert, key: client.key, servername: "localhost" });
+  const session = http2.connect(`https://127.0.0.1:${port}`, {
+    ca,
+    cert: client.cert,
+    key: client.key,
+    servername: "localhost",
+  });
   session.on("error", () => {});
   const stream = session.request({ ":method": "POST", ":path": "/hold" });
   stream.on("error", () => {});
@@ -134,49 +139,74 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
     const add = (name: string, rawNs: number, note: string, baseNs = emptyNs) =>
       results.push({ name, rawNs, netNs: rawNs - baseNs, note });
 
-    add("decide(peer), admitted", time((n) => {
-      let ok = 0;
-      for (let i = 0; i < n; i++) if ((decide(alicePeer) as { kind: string }).kind === "admitted") ok++;
-      return ok;
-    }), "the decision core, warm connection");
-    add("decide(peer), refused", time((n) => {
-      let ok = 0;
-      for (let i = 0; i < n; i++) if ((decide(bobPeer) as { kind: string }).kind === "refused") ok++;
-      return ok;
-    }), "cached refusal, no error built");
-    add("gate(context), admitted", time((n) => {
-      let ok = 0;
-      for (let i = 0; i < n; i++) if (gate(aliceContext) === undefined) ok++;
-      return ok;
-    }), "createClientCertGate: decide + set clientCertificateKey");
-    add("peerCertificateContextValues(req)", time((n) => {
-      let ok = 0;
-      for (let i = 0; i < n; i++) if (peerCertificateContextValues(alice.req) !== undefined) ok++;
-      return ok;
-    }), "per request: new ContextValues + per-connection look-up");
+    add(
+      "decide(peer), admitted",
+      time((n) => {
+        let ok = 0;
+        for (let i = 0; i < n; i++) if ((decide(alicePeer) as { kind: string }).kind === "admitted") ok++;
+        return ok;
+      }),
+      "the decision core, warm connection",
+    );
+    add(
+      "decide(peer), refused",
+      time((n) => {
+        let ok = 0;
+        for (let i = 0; i < n; i++) if ((decide(bobPeer) as { kind: string }).kind === "refused") ok++;
+        return ok;
+      }),
+      "cached refusal, no error built",
+    );
+    add(
+      "gate(context), admitted",
+      time((n) => {
+        let ok = 0;
+        for (let i = 0; i < n; i++) if (gate(aliceContext) === undefined) ok++;
+        return ok;
+      }),
+      "createClientCertGate: decide + set clientCertificateKey",
+    );
+    add(
+      "peerCertificateContextValues(req)",
+      time((n) => {
+        let ok = 0;
+        for (let i = 0; i < n; i++) if (peerCertificateContextValues(alice.req) !== undefined) ok++;
+        return ok;
+      }),
+      "per request: new ContextValues + per-connection look-up",
+    );
     // The gate hands a refusal over as a rejected promise (see
     // client-cert-gate.ts), which Connect awaits; so does this loop, since
     // millions of rejections left pending in one synchronous loop would
     // measure V8's rejection tracking instead.
     const ignore = () => false;
-    add("gate(context), refused", await timeAsync(async (n) => {
-      let ok = 0;
-      for (let i = 0; i < n; i++) {
-        const result = gate(bobContext);
-        if (result instanceof Promise && (await result.then(() => true, ignore)) === false) ok++;
-      }
-      return ok;
-    }), "includes building the ConnectError; awaited");
+    add(
+      "gate(context), refused",
+      await timeAsync(async (n) => {
+        let ok = 0;
+        for (let i = 0; i < n; i++) {
+          const result = gate(bobContext);
+          if (result instanceof Promise && (await result.then(() => true, ignore)) === false) ok++;
+        }
+        return ok;
+      }),
+      "includes building the ConnectError; awaited",
+    );
     const nextNs = await timeAsync(async (n) => {
       let ok = 0;
       for (let i = 0; i < n; i++) if ((await next(unaryRequest)) === response) ok++;
       return ok;
     });
-    add("interceptor(next)(req), admitted", await timeAsync(async (n) => {
-      let ok = 0;
-      for (let i = 0; i < n; i++) if ((await wrapped(unaryRequest)) === response) ok++;
-      return ok;
-    }), "async wrapper; loop and await of next() subtracted", nextNs);
+    add(
+      "interceptor(next)(req), admitted",
+      await timeAsync(async (n) => {
+        let ok = 0;
+        for (let i = 0; i < n; i++) if ((await wrapped(unaryRequest)) === response) ok++;
+        return ok;
+      }),
+      "async wrapper; loop and await of next() subtracted",
+      nextNs,
+    );
 
     const decideNs = results[0]?.netNs ?? NaN;
     const gatePathNs = (results[2]?.netNs ?? NaN) + (results[3]?.netNs ?? NaN);

@@ -70,7 +70,10 @@ export function variant(template: Uint8Array, n: number): Uint8Array {
 }
 
 function pem(der: Uint8Array): string {
-  const body = Buffer.from(der).toString("base64").match(/.{1,64}/g)!.join("\n");
+  const body = Buffer.from(der)
+    .toString("base64")
+    .match(/.{1,64}/g)!
+    .join("\n");
   return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
 }
 
@@ -102,7 +105,8 @@ async function measure(dir: string, count: number, template: Uint8Array): Promis
   const ring: unknown[] = new Array(4096);
   for (let i = 0; i < 20_000_000; i++) ring[i & 4095] = { i, s: `x${i & 1023}` };
   settle();
-  const newSpace = () => Math.round((getHeapSpaceStatistics().find((x) => x.space_name === "new_space")?.space_size ?? 0) / 1e6);
+  const newSpace = () =>
+    Math.round((getHeapSpaceStatistics().find((x) => x.space_name === "new_space")?.space_size ?? 0) / 1e6);
   const newSpaceBefore = newSpace();
   const before = process.memoryUsage();
   const cpu0 = process.cpuUsage();
@@ -121,7 +125,9 @@ async function measure(dir: string, count: number, template: Uint8Array): Promis
   const present: Certificate[] = [];
   const absent: Certificate[] = [];
   for (let i = 0; i < 256; i++) {
-    present.push(parseCertificate(variant(template, Math.floor((i * count) / 256) - (Math.floor((i * count) / 256) % 4))));
+    present.push(
+      parseCertificate(variant(template, Math.floor((i * count) / 256) - (Math.floor((i * count) / 256) % 4))),
+    );
     absent.push(parseCertificate(variant(template, 10_000_000 + i)));
   }
   async function nsPerLookup(certs: Certificate[], expect: string): Promise<number> {
@@ -157,8 +163,12 @@ async function measure(dir: string, count: number, template: Uint8Array): Promis
   const adds: number[] = [];
   const replaces: number[] = [];
   for (let i = 0; i < 7; i++) {
-    adds.push(await timeChange(() => writeFileSync(join(dir, `added-${i}.pem`), pem(variant(template, 20_000_000 + i)))));
-    replaces.push(await timeChange(() => writeFileSync(join(dir, "client-000001.pem"), pem(variant(template, 30_000_000 + i)))));
+    adds.push(
+      await timeChange(() => writeFileSync(join(dir, `added-${i}.pem`), pem(variant(template, 20_000_000 + i)))),
+    );
+    replaces.push(
+      await timeChange(() => writeFileSync(join(dir, "client-000001.pem"), pem(variant(template, 30_000_000 + i)))),
+    );
   }
   const r0 = performance.now();
   await store.rescan();
@@ -181,12 +191,18 @@ async function measure(dir: string, count: number, template: Uint8Array): Promis
 
 function runChild(dir: string, count: number, template: Uint8Array): Promise<Figures> {
   return new Promise((resolve, reject) => {
-    const child = fork(fileURLToPath(import.meta.url), [childFlag, dir, String(count), Buffer.from(template).toString("base64")], {
-      execArgv: [...process.execArgv, "--expose-gc"],
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
-    });
+    const child = fork(
+      fileURLToPath(import.meta.url),
+      [childFlag, dir, String(count), Buffer.from(template).toString("base64")],
+      {
+        execArgv: [...process.execArgv, "--expose-gc"],
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+      },
+    );
     child.once("message", (m) => resolve(m as Figures));
-    child.once("exit", (code) => (code === 0 ? undefined : reject(new Error(`child for ${count} exited with ${code}`))));
+    child.once("exit", (code) =>
+      code === 0 ? undefined : reject(new Error(`child for ${count} exited with ${code}`)),
+    );
   });
 }
 
@@ -212,15 +228,35 @@ export async function run(options: { quick?: boolean; log?: (line: string) => vo
   }
   const warnings: string[] = [];
   for (const f of figures) {
-    if (f.count === 100_000 && f.loadMs > targets.loadMs) warnings.push(`load of 100k took ${fixed(f.loadMs, 0)} ms (target ${targets.loadMs})`);
+    if (f.count === 100_000 && f.loadMs > targets.loadMs)
+      warnings.push(`load of 100k took ${fixed(f.loadMs, 0)} ms (target ${targets.loadMs})`);
     // At 1k, a fixed ~1 MB (allocator arenas, code) outweighs the index itself.
-    if (f.count >= 10_000 && f.rssBytesPerCertificate > targets.bytesPerCertificate) warnings.push(`${f.count}: ${fixed(f.rssBytesPerCertificate, 0)} B RSS per certificate (target ${targets.bytesPerCertificate})`);
+    if (f.count >= 10_000 && f.rssBytesPerCertificate > targets.bytesPerCertificate)
+      warnings.push(
+        `${f.count}: ${fixed(f.rssBytesPerCertificate, 0)} B RSS per certificate (target ${targets.bytesPerCertificate})`,
+      );
   }
   const lines = [
-    `${availableParallelism()} cores (load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}), Node ${process.version}; targets: 100k admit-ready <= ${targets.loadMs} ms, <= ${targets.bytesPerCertificate} B per certificate, one change <= ${targets.applyMs} ms, flat look-up`,
+    `${availableParallelism()} cores (load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(
+        " ",
+      )}), Node ${process.version}; targets: 100k admit-ready <= ${targets.loadMs} ms, <= ${targets.bytesPerCertificate} B per certificate, one change <= ${targets.applyMs} ms, flat look-up`,
     "",
     ...table(
-      ["files", "load ms", "load CPU ms", "RSS B/cert", "heap B/cert", "new space MB", "hit ns", "miss ns", "add ms", "replace ms", "rescan ms"],
+      [
+        "files",
+        "load ms",
+        "load CPU ms",
+        "RSS B/cert",
+        "heap B/cert",
+        "new space MB",
+        "hit ns",
+        "miss ns",
+        "add ms",
+        "replace ms",
+        "rescan ms",
+      ],
       figures.map((f) => [
         String(f.count),
         fixed(f.loadMs, 0),

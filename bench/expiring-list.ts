@@ -36,18 +36,40 @@ export async function run(options: ExpiringListBenchOptions = {}): Promise<Secti
   const log = options.log ?? ((line: string) => console.error(line));
   const rounds = options.quick === true ? 2 : (options.rounds ?? 5);
   const ca = await createDevCa({ commonName: "expiring-list bench CA" });
-  const server = await issueDevCertificate(ca, { commonName: "localhost", ipAddresses: ["127.0.0.1"], usages: ["server"] });
+  const server = await issueDevCertificate(ca, {
+    commonName: "localhost",
+    ipAddresses: ["127.0.0.1"],
+    usages: ["server"],
+  });
   const reader = await issueDevCertificate(ca, { commonName: "reader", usages: ["client"] });
   const now = Date.now();
-  const soon = (await issueDevCertificate(ca, { commonName: "soon", notBefore: new Date(now - day), notAfter: new Date(now + 10 * day) })).der;
-  const later = (await issueDevCertificate(ca, { commonName: "later", notBefore: new Date(now - day), notAfter: new Date(now + 300 * day) })).der;
+  const soon = (
+    await issueDevCertificate(ca, {
+      commonName: "soon",
+      notBefore: new Date(now - day),
+      notAfter: new Date(now + 10 * day),
+    })
+  ).der;
+  const later = (
+    await issueDevCertificate(ca, {
+      commonName: "later",
+      notBefore: new Date(now - day),
+      notAfter: new Date(now + 300 * day),
+    })
+  ).der;
   const ders = Array.from({ length: count }, (_, i) => variant(i % expiringShare === 0 ? soon : later, i));
   const access = { reader: { thumbprints: [parseCertificate(reader.der).sha256] } };
   const figures = { plainMs: [] as number[], coldMs: [] as number[], warmMs: [] as number[] };
   let matched = 0;
   for (let round = 0; round < rounds; round++) {
     const store = createMemoryStore({ certificates: ders });
-    const service = createCertificateStoreServer({ store, cert: server.cert, key: server.key, access, shutdownTimeoutMs: 100 });
+    const service = createCertificateStoreServer({
+      store,
+      cert: server.cert,
+      key: server.key,
+      access,
+      shutdownTimeoutMs: 100,
+    });
     const { url } = await service.listen();
     const client = createClient(
       CertificateStoreService,
@@ -74,15 +96,28 @@ export async function run(options: ExpiringListBenchOptions = {}): Promise<Secti
     await store.close();
     log(`expiring-list: round ${round + 1}/${rounds} done`);
   }
-  const warnings = matched === count / expiringShare ? [] : [`the filter matched ${matched}, expected ${count / expiringShare}`];
+  const warnings =
+    matched === count / expiringShare ? [] : [`the filter matched ${matched}, expected ${count / expiringShare}`];
   return {
     title: `ListCertificates over ${count} certificates, ${count / expiringShare} expiring within 30 days (medians of ${rounds} rounds)`,
     lines: table(
       ["listing", "ms", "per certificate examined"],
       [
-        ["plain (every certificate)", fixed(median(figures.plainMs), 0), `${fixed((median(figures.plainMs) * 1000) / count, 1)} µs`],
-        ["expires_before, cold cache", fixed(median(figures.coldMs), 0), `${fixed((median(figures.coldMs) * 1000) / count, 1)} µs`],
-        ["expires_before, warm cache", fixed(median(figures.warmMs), 0), `${fixed((median(figures.warmMs) * 1000) / count, 1)} µs`],
+        [
+          "plain (every certificate)",
+          fixed(median(figures.plainMs), 0),
+          `${fixed((median(figures.plainMs) * 1000) / count, 1)} µs`,
+        ],
+        [
+          "expires_before, cold cache",
+          fixed(median(figures.coldMs), 0),
+          `${fixed((median(figures.coldMs) * 1000) / count, 1)} µs`,
+        ],
+        [
+          "expires_before, warm cache",
+          fixed(median(figures.warmMs), 0),
+          `${fixed((median(figures.warmMs) * 1000) / count, 1)} µs`,
+        ],
       ],
     ),
     warnings,

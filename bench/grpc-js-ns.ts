@@ -42,7 +42,10 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
     return call as grpc.ServerInterceptingCall;
   };
   const server = new grpc.Server({ interceptors: [capture] });
-  server.addService({ hold: method }, { hold: (_call: unknown, callback: grpc.sendUnaryData<Buffer>) => pending.push(callback) });
+  server.addService(
+    { hold: method },
+    { hold: (_call: unknown, callback: grpc.sendUnaryData<Buffer>) => pending.push(callback) },
+  );
   // `ca` makes Node verify alice's chain, so that getAuthContext() has something to return.
   const credentials = createServerCredentials({ cert: issued.server.cert, key: issued.server.key, ca: issued.ca.cert });
   const port = await new Promise<number>((resolve, reject) =>
@@ -57,7 +60,13 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
     );
     clients.push(c);
     const call = new Promise<grpc.ServerInterceptingCallInterface>((resolve) => arrived.push(resolve));
-    c.makeUnaryRequest(path, (v: Buffer) => v, (b: Buffer) => b, Buffer.alloc(0), () => {});
+    c.makeUnaryRequest(
+      path,
+      (v: Buffer) => v,
+      (b: Buffer) => b,
+      Buffer.alloc(0),
+      () => {},
+    );
     return { call: await call, release: () => pending.shift()?.(null, Buffer.alloc(0)) };
   }
   try {
@@ -71,7 +80,8 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
       interceptor(descriptor, h.call);
       await new Promise((r) => setTimeout(r, 20));
     }
-    if (interceptor(descriptor, alice.call) !== alice.call) throw new Error("grpc-js-ns: alice was not admitted at once");
+    if (interceptor(descriptor, alice.call) !== alice.call)
+      throw new Error("grpc-js-ns: alice was not admitted at once");
     if (interceptor(descriptor, bob.call) === bob.call) throw new Error("grpc-js-ns: bob was not refused");
 
     const identity = (call: grpc.ServerInterceptingCallInterface) => call;
@@ -82,31 +92,52 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
     });
     const rows: [string, number, string][] = [];
     const add = (name: string, ns: number, what: string) => rows.push([name, ns - emptyNs, what]);
-    add("certgate interceptor, admitted", time((n) => {
-      let ok = 0;
-      for (let i = 0; i < n; i++) if (interceptor(descriptor, alice.call) === alice.call) ok++;
-      return ok;
-    }), "stream walk, per-session peer, cached decision; the call handed back untouched");
-    add("certgate interceptor, refused", time((n) => {
-      let ok = 0;
-      for (let i = 0; i < n; i++) if (interceptor(descriptor, bob.call) !== bob.call) ok++;
-      return ok;
-    }), "cached refusal: a GatedCall that answers with the prepared status");
-    add("streamOf + peerCertificateOf", time((n) => {
-      let ok = 0;
-      for (let i = 0; i < n; i++) if (peerCertificateOf({ socket: undefined, stream: streamOf(alice.call) }).certificate !== undefined) ok++;
-      return ok;
-    }), "certgate's way to the peer certificate, once per call");
-    add("call.getAuthContext()", time((n) => {
-      let ok = 0;
-      for (let i = 0; i < n; i++) if (alice.call.getAuthContext().sslPeerCertificate !== undefined) ok++;
-      return ok;
-    }), "grpc-js's way: getPeerCertificate() per call, and only for chains Node verified");
+    add(
+      "certgate interceptor, admitted",
+      time((n) => {
+        let ok = 0;
+        for (let i = 0; i < n; i++) if (interceptor(descriptor, alice.call) === alice.call) ok++;
+        return ok;
+      }),
+      "stream walk, per-session peer, cached decision; the call handed back untouched",
+    );
+    add(
+      "certgate interceptor, refused",
+      time((n) => {
+        let ok = 0;
+        for (let i = 0; i < n; i++) if (interceptor(descriptor, bob.call) !== bob.call) ok++;
+        return ok;
+      }),
+      "cached refusal: a GatedCall that answers with the prepared status",
+    );
+    add(
+      "streamOf + peerCertificateOf",
+      time((n) => {
+        let ok = 0;
+        for (let i = 0; i < n; i++)
+          if (peerCertificateOf({ socket: undefined, stream: streamOf(alice.call) }).certificate !== undefined) ok++;
+        return ok;
+      }),
+      "certgate's way to the peer certificate, once per call",
+    );
+    add(
+      "call.getAuthContext()",
+      time((n) => {
+        let ok = 0;
+        for (let i = 0; i < n; i++) if (alice.call.getAuthContext().sslPeerCertificate !== undefined) ok++;
+        return ok;
+      }),
+      "grpc-js's way: getPeerCertificate() per call, and only for chains Node verified",
+    );
     alice.release();
     bob.release();
     const lines = [
       `${batches} batches of about ${batchMs} ms each, median ns per call, less the same loop around an empty function (${fixed(emptyNs, 2)} ns):`,
-      ...table(["operation", "net ns/call", "what"], rows.map(([name, ns, what]) => [name, fixed(ns), what]), [2]),
+      ...table(
+        ["operation", "net ns/call", "what"],
+        rows.map(([name, ns, what]) => [name, fixed(ns), what]),
+        [2],
+      ),
       "",
     ];
     return {

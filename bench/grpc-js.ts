@@ -63,7 +63,8 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
     lines.push(`@grpc/grpc-js server, gRPC unary Echo, admitted calls, ${where}:`, ...summary.lines);
     for (const s of summary.summaries) {
       if (s.cpuRatio === undefined) continue;
-      const verdict = s.variant === "grpc-js+certgate" ? ` (${s.cpuRatio.median <= target ? "within" : "over"} the 2% target)` : "";
+      const verdict =
+        s.variant === "grpc-js+certgate" ? ` (${s.cpuRatio.median <= target ? "within" : "over"} the 2% target)` : "";
       lines.push(`  ${s.variant}: adds ${percent(s.cpuRatio.median)} server CPU per call${verdict}`);
     }
     lines.push("");

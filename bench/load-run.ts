@@ -86,7 +86,11 @@ function coreTimes(core: number): CoreTimes | undefined {
       .split(/\s+/)
       .slice(1)
       .map(Number);
-    return { busy: user + nice + system + irq + softirq, steal, total: user + nice + system + idle + iowait + irq + softirq + steal };
+    return {
+      busy: user + nice + system + irq + softirq,
+      steal,
+      total: user + nice + system + idle + iowait + irq + softirq + steal,
+    };
   } catch {
     return undefined;
   }
@@ -195,7 +199,11 @@ export async function measureRun(spec: RunSpec, round: number, options: BenchOpt
  * on a fresh server: A B C, then C B A, and so on, so that a slow drift of the
  * machine does not favour one variant. Returns measurements[round][variant].
  */
-export async function runRounds(label: string, specs: readonly RunSpec[], options: BenchOptions): Promise<RunMeasurement[][]> {
+export async function runRounds(
+  label: string,
+  specs: readonly RunSpec[],
+  options: BenchOptions,
+): Promise<RunMeasurement[][]> {
   const rounds: RunMeasurement[][] = [];
   for (let round = 0; round < options.rounds; round++) {
     const order = specs.map((_, i) => i);
@@ -205,7 +213,9 @@ export async function runRounds(label: string, specs: readonly RunSpec[], option
       const spec = specs[i] as RunSpec;
       let m = await measureRun(spec, round, options);
       for (let retry = 0; retry < (options.retryDisturbed ?? 0) && m.interference > disturbedShare; retry++) {
-        options.log(`${label} round ${round + 1}/${options.rounds} ${spec.name}: others took ${fixed(m.interference * 100, 0)}% of the server's core, measuring again`);
+        options.log(
+          `${label} round ${round + 1}/${options.rounds} ${spec.name}: others took ${fixed(m.interference * 100, 0)}% of the server's core, measuring again`,
+        );
         m = await measureRun(spec, round, options);
       }
       results[i] = m;
@@ -305,6 +315,9 @@ export function summarize(
   ]);
   const headers = ["variant", "server µs/call", "calls/s", "load µs/call", "server CPU", "others on core"];
   if (refIndex >= 0) headers.push(`µs/call vs ${reference} (min..max)`, `calls/s vs ${reference} (min..max)`);
-  const lines = table(headers, rows.map((r) => r.slice(0, headers.length)));
+  const lines = table(
+    headers,
+    rows.map((r) => r.slice(0, headers.length)),
+  );
   return { summaries, lines, warnings };
 }

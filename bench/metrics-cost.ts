@@ -74,7 +74,12 @@ async function measureInProcess(options: BenchOptions): Promise<{ pairs: Pair[];
   const batches = options.quick ? 5 : 11;
   const batchMs = options.quick ? 40 : 100;
   const { issued } = options.pki;
-  const server = http2.createSecureServer({ cert: issued.server.cert, key: issued.server.key, requestCert: true, rejectUnauthorized: false });
+  const server = http2.createSecureServer({
+    cert: issued.server.cert,
+    key: issued.server.key,
+    requestCert: true,
+    rejectUnauthorized: false,
+  });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
   const held: Held[] = [];
@@ -113,12 +118,14 @@ async function measureInProcess(options: BenchOptions): Promise<{ pairs: Pair[];
       return {
         "core.enforce(peer), admitted": (n) => {
           let ok = 0;
-          for (let i = 0; i < n; i++) if ((core.enforce(alicePeer, procedure, "gate") as { kind: string }).kind === "admitted") ok++;
+          for (let i = 0; i < n; i++)
+            if ((core.enforce(alicePeer, procedure, "gate") as { kind: string }).kind === "admitted") ok++;
           return ok;
         },
         "core.enforce(peer), refused": (n) => {
           let ok = 0;
-          for (let i = 0; i < n; i++) if ((core.enforce(bobPeer, procedure, "gate") as { kind: string }).kind === "refused") ok++;
+          for (let i = 0; i < n; i++)
+            if ((core.enforce(bobPeer, procedure, "gate") as { kind: string }).kind === "refused") ok++;
           return ok;
         },
         "gate(context), admitted": (n) => {
@@ -132,13 +139,21 @@ async function measureInProcess(options: BenchOptions): Promise<{ pairs: Pair[];
     const on = await variants({ meterProvider: provider });
     const onProcedure = await variants({ meterProvider: provider, metricsProcedure: true });
     const rows: [string, Loop, Loop][] = [
-      ["core.enforce(peer), admitted", off["core.enforce(peer), admitted"] as Loop, on["core.enforce(peer), admitted"] as Loop],
+      [
+        "core.enforce(peer), admitted",
+        off["core.enforce(peer), admitted"] as Loop,
+        on["core.enforce(peer), admitted"] as Loop,
+      ],
       [
         "core.enforce(peer), admitted, metricsProcedure",
         off["core.enforce(peer), admitted"] as Loop,
         onProcedure["core.enforce(peer), admitted"] as Loop,
       ],
-      ["core.enforce(peer), refused", off["core.enforce(peer), refused"] as Loop, on["core.enforce(peer), refused"] as Loop],
+      [
+        "core.enforce(peer), refused",
+        off["core.enforce(peer), refused"] as Loop,
+        on["core.enforce(peer), refused"] as Loop,
+      ],
       ["gate(context), admitted", off["gate(context), admitted"] as Loop, on["gate(context), admitted"] as Loop],
     ];
     const pairs: Pair[] = [];

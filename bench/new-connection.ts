@@ -74,7 +74,14 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
   let share: number;
   let profiledUs: number;
   try {
-    const spec: RunSpec = { name: "gate-profiled", certgate: "gate", protocol: "connect", client: "alice", expect: "ok", connectionPerCall: true };
+    const spec: RunSpec = {
+      name: "gate-profiled",
+      certgate: "gate",
+      protocol: "connect",
+      client: "alice",
+      expect: "ok",
+      connectionPerCall: true,
+    };
     const m = await measureRun(spec, 0, { ...perCall, cpuProfDir: dir });
     const profile = JSON.parse(await readFile(join(dir, "connect-gate-profiled-r1.cpuprofile"), "utf8")) as CpuProfile;
     share = inclusiveShare(profile, isCertgateSource);
@@ -127,7 +134,12 @@ export async function perConnectionWork(
   const eager: number[] = [];
   let n = 0;
   const server = tls.createServer(
-    { cert: readFileSync(pki.server.certPath), key: readFileSync(pki.server.keyPath), requestCert: true, rejectUnauthorized: false },
+    {
+      cert: readFileSync(pki.server.certPath),
+      key: readFileSync(pki.server.keyPath),
+      requestCert: true,
+      rejectUnauthorized: false,
+    },
     (socket) => {
       const variant = n++ % 3;
       const readAll = variant === 2;
@@ -144,7 +156,17 @@ export async function perConnectionWork(
       const peer = readPeerCertificate(socket, () => (variant === 0 ? (socket as unknown as TlsSocketLike) : viaX509));
       const c = peer.certificate;
       if (readAll && c !== undefined) {
-        void [c.sha1, c.sha256, c.subject, c.issuer, c.serialNumber, c.notBefore, c.notAfter, c.subjectAltNames, c.isCA];
+        void [
+          c.sha1,
+          c.sha256,
+          c.subject,
+          c.issuer,
+          c.serialNumber,
+          c.notBefore,
+          c.notAfter,
+          c.subjectAltNames,
+          c.isCA,
+        ];
       }
       const result = core.enforce(peer, "/certgate.example.v1.EchoService/Echo", "gate");
       void Promise.resolve(result).then((r) => {
@@ -158,7 +180,11 @@ export async function perConnectionWork(
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
   const total = options.quick ? 150 : 600;
-  const client = { ca: readFileSync(pki.caPath), cert: readFileSync(pki.alice.certPath), key: readFileSync(pki.alice.keyPath) };
+  const client = {
+    ca: readFileSync(pki.caPath),
+    cert: readFileSync(pki.alice.certPath),
+    key: readFileSync(pki.alice.keyPath),
+  };
   for (let i = 0; i < total; i++) {
     await new Promise<void>((resolve, reject) => {
       const socket = tls.connect({ port, host: "127.0.0.1", servername: "localhost", ...client });

@@ -25,20 +25,30 @@ const ca = await createDevCa({ commonName: "peer-read bench CA" });
 const server = await issueDevCertificate(ca, { commonName: "localhost", dnsNames: ["localhost"], usages: ["server"] });
 const client = await issueDevCertificate(ca, { commonName: "alice", usages: ["client"] });
 let n = 0;
-const tlsServer = tls.createServer({ key: server.key, cert: server.cert, ca: ca.cert, requestCert: true, rejectUnauthorized: false }, (socket) => {
-  const i = n++ % names.length;
-  const t0 = process.cpuUsage();
-  reads[names[i]!]!(socket);
-  const used = process.cpuUsage(t0);
-  times[i]!.push(used.user + used.system);
-  socket.end();
-});
+const tlsServer = tls.createServer(
+  { key: server.key, cert: server.cert, ca: ca.cert, requestCert: true, rejectUnauthorized: false },
+  (socket) => {
+    const i = n++ % names.length;
+    const t0 = process.cpuUsage();
+    reads[names[i]!]!(socket);
+    const used = process.cpuUsage(t0);
+    times[i]!.push(used.user + used.system);
+    socket.end();
+  },
+);
 await new Promise<void>((resolve) => tlsServer.listen(0, "127.0.0.1", resolve));
 const port = (tlsServer.address() as AddressInfo).port;
 const total = Number(process.argv[2] ?? 800);
 for (let i = 0; i < total; i++) {
   await new Promise<void>((resolve, reject) => {
-    const socket = tls.connect({ port, host: "127.0.0.1", key: client.key, cert: client.cert, ca: ca.cert, rejectUnauthorized: false });
+    const socket = tls.connect({
+      port,
+      host: "127.0.0.1",
+      key: client.key,
+      cert: client.cert,
+      ca: ca.cert,
+      rejectUnauthorized: false,
+    });
     socket.on("data", () => {});
     socket.on("error", reject);
     socket.on("close", () => resolve());
@@ -46,4 +56,6 @@ for (let i = 0; i < total; i++) {
 }
 await new Promise<void>((resolve) => tlsServer.close(() => resolve()));
 console.log(`first read on ${total} new mTLS connections, interleaved (CPU µs, median):`);
-names.forEach((name, i) => console.log(`  ${name.padEnd(58)} ${median(times[i]!).toFixed(1)}`));
+names.forEach((name, i) => {
+  console.log(`  ${name.padEnd(58)} ${median(times[i]!).toFixed(1)}`);
+});

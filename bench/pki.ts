@@ -34,7 +34,12 @@ export interface BenchPki {
   /** A client certificate from the same CA that the store does not admit. */
   readonly bob: BenchIdentity;
   /** The generated objects, for in-process sections. */
-  readonly issued: { ca: IssuedCertificate; server: IssuedCertificate; alice: IssuedCertificate; bob: IssuedCertificate };
+  readonly issued: {
+    ca: IssuedCertificate;
+    server: IssuedCertificate;
+    alice: IssuedCertificate;
+    bob: IssuedCertificate;
+  };
   /** Deletes the temp folder. */
   close(): Promise<void>;
 }

@@ -20,7 +20,12 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { parseCertificate } from "../src/core/certificate.js";
 import { createDecisionCore, type ClientCertOptions } from "../src/decision/decision.js";
 import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
-import { createClientCertGate, createThumbprintStore, peerCertificateContextValues, type PeerCertificate } from "../src/index.js";
+import {
+  createClientCertGate,
+  createThumbprintStore,
+  peerCertificateContextValues,
+  type PeerCertificate,
+} from "../src/index.js";
 import type { CertificateIdentity } from "../src/policy/identity-match.js";
 import { createCrl } from "../test/support/policy-pki.js";
 import { createWindowMeter, type ServerWindow } from "./server-window.js";
@@ -45,7 +50,13 @@ interface PolicyServerConfig {
   identities: CertificateIdentity[];
 }
 
-function certgateOptions(mode: "thumbprint" | "policy", pin: string, ca: string, crl: string, identities: CertificateIdentity[]): ClientCertOptions {
+function certgateOptions(
+  mode: "thumbprint" | "policy",
+  pin: string,
+  ca: string,
+  crl: string,
+  identities: CertificateIdentity[],
+): ClientCertOptions {
   const store = createThumbprintStore(pin);
   if (mode === "thumbprint") return { store };
   return {
@@ -62,7 +73,13 @@ function serve(config: PolicyServerConfig): void {
   let requests = 0;
   let admitted = 0;
   let connections = 0;
-  const options = certgateOptions(config.mode, config.pin, readFileSync(config.caPath, "utf8"), readFileSync(config.crlPath, "utf8"), config.identities);
+  const options = certgateOptions(
+    config.mode,
+    config.pin,
+    readFileSync(config.caPath, "utf8"),
+    readFileSync(config.crlPath, "utf8"),
+    config.identities,
+  );
   const adapter = connectNodeAdapter({
     routes: (router: ConnectRouter) =>
       router.service(EchoService, {
@@ -75,7 +92,12 @@ function serve(config: PolicyServerConfig): void {
     contextValues: peerCertificateContextValues,
   });
   const server = http2.createSecureServer(
-    { cert: readFileSync(config.certPath), key: readFileSync(config.keyPath), requestCert: true, rejectUnauthorized: false },
+    {
+      cert: readFileSync(config.certPath),
+      key: readFileSync(config.keyPath),
+      requestCert: true,
+      rejectUnauthorized: false,
+    },
     (req, res) => {
       requests++;
       adapter(req, res);
@@ -85,7 +107,10 @@ function serve(config: PolicyServerConfig): void {
   server.on("sessionError", () => undefined);
   const meter = createWindowMeter(() => ({ requests, admitted, connections }));
   serveParent({
-    listen: () => new Promise<number>((resolve) => server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port))),
+    listen: () =>
+      new Promise<number>((resolve) =>
+        server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)),
+      ),
     mark: () => {
       meter.mark();
       return null;
@@ -119,12 +144,20 @@ async function fixture(pki: BenchPki): Promise<Fixture> {
 async function inProcess(f: Fixture, quick: boolean): Promise<{ lines: string[]; data: unknown }> {
   const { issued } = f.pki;
   const der = parseCertificate(issued.alice.cert).der;
-  const peerOf = (): PeerCertificate => ({ certificate: parseCertificate(der), authorized: false, authorizationError: undefined, encrypted: true });
+  const peerOf = (): PeerCertificate => ({
+    certificate: parseCertificate(der),
+    authorized: false,
+    authorizationError: undefined,
+    encrypted: true,
+  });
   const modes = ["thumbprint", "policy"] as const;
-  const cores = modes.map((mode) => createDecisionCore(certgateOptions(mode, f.pki.alice.sha1, issued.ca.cert, f.crl, f.identities)).decide);
+  const cores = modes.map(
+    (mode) => createDecisionCore(certgateOptions(mode, f.pki.alice.sha1, issued.ca.cert, f.crl, f.identities)).decide,
+  );
   const peers = modes.map(() => peerOf());
   for (let k = 0; k < modes.length; k++) {
-    if ((await cores[k]?.(peers[k]))?.kind !== "admitted") throw new Error(`policy bench: alice not admitted (${modes[k]})`);
+    if ((await cores[k]?.(peers[k]))?.kind !== "admitted")
+      throw new Error(`policy bench: alice not admitted (${modes[k]})`);
   }
   const warm: number[][] = [[], []];
   const fresh: number[][] = [[], []];
@@ -147,12 +180,22 @@ async function inProcess(f: Fixture, quick: boolean): Promise<{ lines: string[];
   const data: Record<string, { warmNs: number; newConnectionUs: number }> = {};
   const rows = modes.map((mode, k) => {
     data[mode] = { warmNs: median(warm[k] ?? []), newConnectionUs: median(fresh[k] ?? []) };
-    return [mode === "policy" ? "full policy" : "thumbprint only", fixed(median(warm[k] ?? [])), fixed(median(fresh[k] ?? []))];
+    return [
+      mode === "policy" ? "full policy" : "thumbprint only",
+      fixed(median(warm[k] ?? [])),
+      fixed(median(fresh[k] ?? [])),
+    ];
   });
   return { lines: table(["decision core", "warm connection ns/call", "new connection µs/call"], rows), data };
 }
 
-async function measure(spec: RunSpec, mode: "thumbprint" | "policy", round: number, options: BenchOptions, f: Fixture): Promise<RunMeasurement> {
+async function measure(
+  spec: RunSpec,
+  mode: "thumbprint" | "policy",
+  round: number,
+  options: BenchOptions,
+  f: Fixture,
+): Promise<RunMeasurement> {
   const { pki } = options;
   const serverConfig: PolicyServerConfig = {
     mode,
@@ -191,7 +234,9 @@ async function measure(spec: RunSpec, mode: "thumbprint" | "policy", round: numb
     await load.call("stop");
     const total = l.ok + l.refused + l.failed;
     if (total === 0 || l.ok < total * 0.99) {
-      throw new Error(`policy ${spec.name}: expected every call admitted, got ${l.ok} of ${total}${l.firstFailure === undefined ? "" : ` (first failure: ${l.firstFailure})`}`);
+      throw new Error(
+        `policy ${spec.name}: expected every call admitted, got ${l.ok} of ${total}${l.firstFailure === undefined ? "" : ` (first failure: ${l.firstFailure})`}`,
+      );
     }
     return {
       variant: spec.name,
@@ -262,17 +307,26 @@ export async function run(given: Partial<BenchOptions> & { quick?: boolean } = {
             const spec = specs[i] as RunSpec;
             const m = await measure(spec, spec.name as "thumbprint" | "policy", round, options, f);
             results[i] = m;
-            options.log(`policy ${protocol}${perCall ? " new-connection" : ""} round ${round + 1}/${options.rounds} ${spec.name}: ${fixed(m.serverUsPerCall)} µs/call, ${Math.round(m.callsPerSecond)} calls/s`);
+            options.log(
+              `policy ${protocol}${perCall ? " new-connection" : ""} round ${round + 1}/${options.rounds} ${spec.name}: ${fixed(m.serverUsPerCall)} µs/call, ${Math.round(m.callsPerSecond)} calls/s`,
+            );
           }
           rounds.push(results);
         }
         const summary = summarize(specs, rounds, "thumbprint");
-        const label = perCall ? "one call per new TLS connection (16 at a time)" : `${options.streams} calls in flight on ${options.sessions} persistent HTTP/2 connections`;
-        lines.push(`${protocol === "connect" ? "Connect" : "gRPC"} protocol, request gate, ${label}, ${options.rounds} rounds (medians):`, ...summary.lines);
+        const label = perCall
+          ? "one call per new TLS connection (16 at a time)"
+          : `${options.streams} calls in flight on ${options.sessions} persistent HTTP/2 connections`;
+        lines.push(
+          `${protocol === "connect" ? "Connect" : "gRPC"} protocol, request gate, ${label}, ${options.rounds} rounds (medians):`,
+          ...summary.lines,
+        );
         const policy = summary.summaries.find((s) => s.variant === "policy");
         if (policy?.rateRatio !== undefined) {
           const verdict = perCall ? "" : ` (${policy.rateRatio.median >= target ? "within" : "over"} the 5% target)`;
-          lines.push(`  full policy: calls/s ${percent(policy.rateRatio.median)} against the thumbprint check${verdict}`);
+          lines.push(
+            `  full policy: calls/s ${percent(policy.rateRatio.median)} against the thumbprint check${verdict}`,
+          );
         }
         lines.push("");
         warnings.push(...summary.warnings.filter((w) => !w.includes("others")));

@@ -38,7 +38,9 @@ import { fixed, median } from "./stats.js";
 export type PostgresBenchOptions = Partial<BenchOptions> & { quick?: boolean };
 
 const adminUrl =
-  process.env.CERTGATE_BENCH_DATABASE_URL ?? process.env.CERTGATE_TEST_DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+  process.env.CERTGATE_BENCH_DATABASE_URL ??
+  process.env.CERTGATE_TEST_DATABASE_URL ??
+  "postgres://postgres@127.0.0.1:5432/test";
 
 interface Replica {
   store: PostgresStore;
@@ -61,7 +63,14 @@ export async function run(options: PostgresBenchOptions = {}): Promise<SectionRe
   try {
     await admin(`CREATE DATABASE ${name}`);
   } catch (error) {
-    return { title, lines: [`skipped: PostgreSQL unreachable at ${adminUrl} (${(error as Error).message}); set CERTGATE_BENCH_DATABASE_URL`], warnings: ["PostgreSQL section skipped"], data: {} };
+    return {
+      title,
+      lines: [
+        `skipped: PostgreSQL unreachable at ${adminUrl} (${(error as Error).message}); set CERTGATE_BENCH_DATABASE_URL`,
+      ],
+      warnings: ["PostgreSQL section skipped"],
+      data: {},
+    };
   }
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
@@ -86,14 +95,24 @@ export async function run(options: PostgresBenchOptions = {}): Promise<SectionRe
       },
     });
     const { url: serviceUrl } = await server.listen();
-    const r = { store, server, url: serviceUrl, close: async () => (await server.close(), await store.close()) };
+    const r = {
+      store,
+      server,
+      url: serviceUrl,
+      close: async () => {
+        await server.close();
+        await store.close();
+      },
+    };
     open.push(r);
     return r;
   }
   const adminClient = (r: Replica): Client<typeof CertificateStoreService> =>
     createClient(CertificateStoreService, createGrpcTransport({ baseUrl: r.url, nodeOptions: nodeOptions(adminCert) }));
   const mirrorOf = (...rs: Replica[]): RemoteStore => {
-    const m = createRemoteStore({ transports: rs.map((r) => createGrpcTransport({ baseUrl: r.url, nodeOptions: nodeOptions(readerCert) })) });
+    const m = createRemoteStore({
+      transports: rs.map((r) => createGrpcTransport({ baseUrl: r.url, nodeOptions: nodeOptions(readerCert) })),
+    });
     open.push(m);
     return m;
   };
@@ -137,7 +156,10 @@ export async function run(options: PostgresBenchOptions = {}): Promise<SectionRe
     await onB.ready(10_000);
     const api = await startApiServer(pki, onB);
     open.push(api);
-    const alice = createClient(EchoService, createConnectTransport({ baseUrl: api.url, httpVersion: "2", nodeOptions: nodeOptions(issued.alice) }));
+    const alice = createClient(
+      EchoService,
+      createConnectTransport({ baseUrl: api.url, httpVersion: "2", nodeOptions: nodeOptions(issued.alice) }),
+    );
     const echo = () => alice.echo({ text: "hi" });
     const runs = quick ? 5 : 20;
     const samples: number[] = [];
@@ -208,7 +230,12 @@ export async function run(options: PostgresBenchOptions = {}): Promise<SectionRe
       }
       log(`replica process start ${fixed(startTimes[r]!, 0)} ms, mirror snapshot ${fixed(snapshotTimes[r]!, 0)} ms`);
     }
-    data.hundredThousand = { certificates: total, replicaStartMs: startTimes, mirrorSnapshotMs: snapshotTimes, cli: cli.label };
+    data.hundredThousand = {
+      certificates: total,
+      replicaStartMs: startTimes,
+      mirrorSnapshotMs: snapshotTimes,
+      cli: cli.label,
+    };
     const snapshotMedian = median(snapshotTimes);
     lines.push(
       `${total.toLocaleString("en")} certificates (${a.store.stats().certificates.toLocaleString("en")} in the store), median of ${startTimes.length}:`,
@@ -216,8 +243,12 @@ export async function run(options: PostgresBenchOptions = {}): Promise<SectionRe
       `  new mirror's snapshot from that replica (createRemoteStore → ready, in this process): ${fixed(snapshotMedian, 0)} ms (target < 3000 ms)`,
       "",
     );
-    if (snapshotMedian >= 3000) warnings.push(`the ${total} certificate snapshot took ${fixed(snapshotMedian, 0)} ms, over its 3 s target`);
-    if (!cli.built) warnings.push("dist/cli.js is missing: the replica ran through tsx, whose start-up compiles the source (npm run build first)");
+    if (snapshotMedian >= 3000)
+      warnings.push(`the ${total} certificate snapshot took ${fixed(snapshotMedian, 0)} ms, over its 3 s target`);
+    if (!cli.built)
+      warnings.push(
+        "dist/cli.js is missing: the replica ran through tsx, whose start-up compiles the source (npm run build first)",
+      );
   } finally {
     for (const o of open.reverse()) await o.close().catch(() => undefined);
     if (ownPki) await pki.close();
@@ -266,7 +297,6 @@ async function admin(sql: string): Promise<void> {
     await client.end();
   }
 }
-
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
   const result = await run({ quick: process.argv.includes("--quick") });

@@ -24,7 +24,9 @@ const summary = summarizeProfile(
 );
 const what = match === undefined ? "certgate's src/" : JSON.stringify(match);
 const pct = (us: number) => `${((us / summary.totalUs) * 100).toFixed(2).padStart(6)}%`;
-console.log(`${file}: ${(summary.totalUs / 1e6).toFixed(2)} s sampled, ${(summary.busyUs / 1e6).toFixed(2)} s busy (not idle)`);
+console.log(
+  `${file}: ${(summary.totalUs / 1e6).toFixed(2)} s sampled, ${(summary.busyUs / 1e6).toFixed(2)} s busy (not idle)`,
+);
 console.log(
   `self time in ${what}: ${((summary.matchedSelfUs / summary.busyUs) * 100).toFixed(2)}% of busy time (not counting the garbage it makes)`,
 );

@@ -48,7 +48,9 @@ export function summarizeProfile(profile: CpuProfile, matches: (url: string) => 
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
   const selfById = new Map<number, number>();
-  profile.samples.forEach((id, i) => selfById.set(id, (selfById.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  profile.samples.forEach((id, i) => {
+    selfById.set(id, (selfById.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
   let totalUs = 0;
   let idleUs = 0;
   let matchedSelfUs = 0;
@@ -90,7 +92,7 @@ export function isCertgateSource(url: string): boolean {
  * inclusiveShare is the share of a profile's busy time whose stack holds a
  * frame passing `matches` anywhere: the work done on certgate's behalf,
  * native and library calls it makes included (self time alone misses
- * `getPeerX509Certificate()` and hashing).
+ * `getPeerCertificate()`, X509 parsing and hashing).
  */
 export function inclusiveShare(profile: CpuProfile, matches: (url: string) => boolean): number {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));

@@ -51,7 +51,11 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
       return { name, certgate: v.certgate, protocol, client: v.client, expect: v.expect ?? "refused" };
     });
     const rounds = await runRounds(`refusal-cost ${protocol}`, specs, options);
-    const reference = chosen.includes("admitted") ? "admitted" : chosen.includes("interceptor") ? "interceptor" : undefined;
+    const reference = chosen.includes("admitted")
+      ? "admitted"
+      : chosen.includes("interceptor")
+        ? "interceptor"
+        : undefined;
     const summary = summarize(specs, rounds, reference);
     data[protocol] = summary.summaries;
     lines.push(

@@ -46,7 +46,10 @@ function echoRoutes(router: ConnectRouter): void {
 /**
  * startApiServer runs an Echo API server guarded by `store`, on 127.0.0.1, port 0.
  */
-export async function startApiServer(pki: BenchPki, store: CertificateStore): Promise<{ url: string; port: number; close(): Promise<void> }> {
+export async function startApiServer(
+  pki: BenchPki,
+  store: CertificateStore,
+): Promise<{ url: string; port: number; close(): Promise<void> }> {
   const server = http2.createSecureServer(
     { cert: pki.issued.server.cert, key: pki.issued.server.key, requestCert: true, rejectUnauthorized: false },
     connectNodeAdapter({
@@ -114,7 +117,9 @@ export async function run(options: RemoteStoreBenchOptions = {}): Promise<Sectio
     CertificateStoreService,
     createGrpcTransport({ baseUrl: serviceUrl, nodeOptions: nodeOptions(admin) }),
   );
-  const remote = createRemoteStore({ transport: createGrpcTransport({ baseUrl: serviceUrl, nodeOptions: nodeOptions(reader) }) });
+  const remote = createRemoteStore({
+    transport: createGrpcTransport({ baseUrl: serviceUrl, nodeOptions: nodeOptions(reader) }),
+  });
   const lines: string[] = [];
   const warnings: string[] = [];
   const data: Record<string, unknown> = {};
@@ -123,7 +128,10 @@ export async function run(options: RemoteStoreBenchOptions = {}): Promise<Sectio
 
     // 1. DeleteCertificate returning → first refused call on the API server.
     const api = await startApiServer(pki, remote);
-    const alice = createClient(EchoService, createConnectTransport({ baseUrl: api.url, httpVersion: "2", nodeOptions: nodeOptions(issued.alice) }));
+    const alice = createClient(
+      EchoService,
+      createConnectTransport({ baseUrl: api.url, httpVersion: "2", nodeOptions: nodeOptions(issued.alice) }),
+    );
     const echo = () => alice.echo({ text: "hi" });
     const samples: number[] = [];
     const runs = quick ? 5 : 20;
@@ -138,7 +146,9 @@ export async function run(options: RemoteStoreBenchOptions = {}): Promise<Sectio
         if (performance.now() - t0 > 10_000) throw new Error("the deletion did not reach the API server within 10 s");
       }
       samples.push(performance.now() - t0);
-      log(`deletion ${i + 1}/${runs}: first refused call after ${fixed(samples[i] as number, 2)} ms (${calls} admitted calls before)`);
+      log(
+        `deletion ${i + 1}/${runs}: first refused call after ${fixed(samples[i] as number, 2)} ms (${calls} admitted calls before)`,
+      );
     }
     await api.close();
     const sorted = [...samples].sort((a, b) => a - b);
@@ -192,7 +202,12 @@ export async function run(options: RemoteStoreBenchOptions = {}): Promise<Sectio
     await store.close();
     if (ownPki) await pki.close();
   }
-  return { title: "remote-store: deletion propagation, lookup mode, mirror vs thumbprint store", lines, warnings, data };
+  return {
+    title: "remote-store: deletion propagation, lookup mode, mirror vs thumbprint store",
+    lines,
+    warnings,
+    data,
+  };
 }
 
 async function compareRates(
@@ -214,7 +229,12 @@ async function compareRates(
   ];
   // This process serves the API on core 0 while the load generator runs on
   // core 1; the previous affinity is restored afterwards.
-  const previous = pin ? spawnSync("taskset", ["-pc", String(process.pid)], { encoding: "utf8" }).stdout.split(":").pop()?.trim() : undefined;
+  const previous = pin
+    ? spawnSync("taskset", ["-pc", String(process.pid)], { encoding: "utf8" })
+        .stdout.split(":")
+        .pop()
+        ?.trim()
+    : undefined;
   if (pin) spawnSync("taskset", ["-pc", "0", String(process.pid)], { stdio: "ignore" });
   const rates: Record<string, number[]> = { thumbprint: [], mirror: [] };
   const utilization: { variant: string; server: number; load: number }[] = [];
@@ -251,7 +271,9 @@ async function compareRates(
           const serverUtilization = (used.user + used.system) / ((performance.now() - wall) * 1000);
           await load.call("stop");
           if (window.failed > 0 || window.refused > 0) {
-            throw new Error(`${name}: ${window.refused} refused, ${window.failed} failed (${window.firstFailure ?? ""})`);
+            throw new Error(
+              `${name}: ${window.refused} refused, ${window.failed} failed (${window.firstFailure ?? ""})`,
+            );
           }
           const callsPerSecond = window.ok / (window.wallUs / 1e6);
           rates[name]?.push(callsPerSecond);
@@ -267,7 +289,8 @@ async function compareRates(
       }
     }
   } finally {
-    if (pin && previous !== undefined && previous !== "") spawnSync("taskset", ["-pc", previous, String(process.pid)], { stdio: "ignore" });
+    if (pin && previous !== undefined && previous !== "")
+      spawnSync("taskset", ["-pc", previous, String(process.pid)], { stdio: "ignore" });
     await thumbprint.close();
   }
   const ratios = (rates.mirror ?? []).map((m, i) => m / (rates.thumbprint?.[i] ?? NaN));
@@ -279,14 +302,20 @@ async function compareRates(
     `  ratio mirror / thumbprint: ${fixed(ratio.median, 3)} (${fixed(ratio.min, 3)}..${fixed(ratio.max, 3)}; target ≥ 0.97)`,
     "",
   ];
-  const warnings = pin ? [] : ["not pinned: the API server and the load generator share the cores; the ratio is noisier"];
+  const warnings = pin
+    ? []
+    : ["not pinned: the API server and the load generator share the cores; the ratio is noisier"];
   const loadBound = utilization.filter((u) => u.load > 0.9).length;
   if (loadBound > 0) {
-    warnings.push(`in ${loadBound} of ${utilization.length} runs the load generator used over 90% of its core: it, not the API server, may have been the limit`);
+    warnings.push(
+      `in ${loadBound} of ${utilization.length} runs the load generator used over 90% of its core: it, not the API server, may have been the limit`,
+    );
   }
   const idle = utilization.filter((u) => u.server < 0.8).length;
   if (idle > 0) {
-    warnings.push(`in ${idle} of ${utilization.length} runs the API server process used under 80% of its core: the calls/s ratio says little about certgate's cost`);
+    warnings.push(
+      `in ${idle} of ${utilization.length} runs the API server process used under 80% of its core: the calls/s ratio says little about certgate's cost`,
+    );
   }
   return { lines, warnings, data: { rates, ratio, utilization } };
 }

@@ -70,7 +70,12 @@ function count(text: string | undefined, name: string, fallback: number): number
 }
 
 function list(text: string | undefined): string[] | undefined {
-  return text === undefined ? undefined : text.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
+  return text === undefined
+    ? undefined
+    : text
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s.length > 0);
 }
 
 // Which source the figures belong to: the commit, and whether the working
@@ -133,12 +138,17 @@ async function main(): Promise<number> {
       fail(`unknown section ${JSON.stringify(name)}; sections: ${sections.map((s) => s.name).join(", ")}`);
     }
   }
-  const chosen = sections.filter((s) => (only !== undefined ? only.includes(s.name) : parsed.all === true || s.byDefault));
+  const chosen = sections.filter((s) =>
+    only !== undefined ? only.includes(s.name) : parsed.all === true || s.byDefault,
+  );
   // Loaded up front so that --variants can be checked; a section that does
   // not load is reported as failed and the others still run.
   const modules = new Map<string, SectionModule | Error>();
   for (const s of chosen) {
-    modules.set(s.name, await s.load().catch((error: unknown) => (error instanceof Error ? error : new Error(String(error)))));
+    modules.set(
+      s.name,
+      await s.load().catch((error: unknown) => (error instanceof Error ? error : new Error(String(error)))),
+    );
   }
   const variants = list(parsed.variants);
   const knownVariants = new Set([...modules.values()].flatMap((m) => (m instanceof Error ? [] : (m.variants ?? []))));
@@ -182,7 +192,9 @@ async function main(): Promise<number> {
   const header = [
     `certgate benchmark, ${startedAt.toISOString()}`,
     `source: ${sourceVersion()}`,
-    `machine: ${availableParallelism()} cores, ${cpuModel()}, Node ${process.version}, ${process.platform}/${process.arch}, load average at start ${loadavg().map((l) => l.toFixed(2)).join(" ")}`,
+    `machine: ${availableParallelism()} cores, ${cpuModel()}, Node ${process.version}, ${process.platform}/${process.arch}, load average at start ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`,
     pin
       ? "pinning: echo server on core 0, load generator on core 1 (taskset)"
       : `pinning: off (${canPin ? "--no-pin" : "taskset not available or fewer than 2 cores"}); server and load generator share the cores, figures are noisier`,

@@ -86,6 +86,10 @@ export interface Section {
 /**
  * section builds a registration for bench/run.ts's list, in one line.
  */
-export function section(name: string, load: () => Promise<SectionModule>, options: { byDefault?: boolean } = {}): Section {
+export function section(
+  name: string,
+  load: () => Promise<SectionModule>,
+  options: { byDefault?: boolean } = {},
+): Section {
   return { name, load, byDefault: options.byDefault ?? true };
 }

@@ -36,7 +36,12 @@ export interface ServerCounts {
  * counters between `mark()` and `report()`.
  */
 export function createWindowMeter(counts: () => ServerCounts): { mark(): void; report(): ServerWindow } {
-  const snapshot = () => ({ cpu: process.cpuUsage(), wall: performance.now(), elu: performance.eventLoopUtilization(), ...counts() });
+  const snapshot = () => ({
+    cpu: process.cpuUsage(),
+    wall: performance.now(),
+    elu: performance.eventLoopUtilization(),
+    ...counts(),
+  });
   let start = snapshot();
   return {
     mark() {

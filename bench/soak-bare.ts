@@ -32,10 +32,17 @@ if (process.argv[2] === "--child") {
   const seconds = Number(process.argv[2] ?? "90");
   const rate = Number(process.argv[3] ?? "50");
   const ca = await createDevCa({ commonName: "bare CA" });
-  const server = await issueDevCertificate(ca, { commonName: "localhost", ipAddresses: ["127.0.0.1"], usages: ["server"] });
+  const server = await issueDevCertificate(ca, {
+    commonName: "localhost",
+    ipAddresses: ["127.0.0.1"],
+    usages: ["server"],
+  });
   const client = await issueDevCertificate(ca, { commonName: "client", usages: ["client"] });
-  const child = fork(new URL(import.meta.url).pathname, ["--child", JSON.stringify(server)], { execArgv: process.execArgv });
-  const next = () => new Promise<Record<string, number>>((r) => child.once("message", (m) => r(m as Record<string, number>)));
+  const child = fork(new URL(import.meta.url).pathname, ["--child", JSON.stringify(server)], {
+    execArgv: process.execArgv,
+  });
+  const next = () =>
+    new Promise<Record<string, number>>((r) => child.once("message", (m) => r(m as Record<string, number>)));
   const { port } = await next();
   const call = () =>
     new Promise<void>((resolve) => {
@@ -63,7 +70,12 @@ if (process.argv[2] === "--child") {
       nextSample += 10_000;
       child.send("memory");
       const m = await next();
-      samples.push({ s: (Date.now() - start) / 1000, server: (m.rss as number) / 2 ** 20, client: process.memoryUsage().rss / 2 ** 20, sessions: m.sessions as number });
+      samples.push({
+        s: (Date.now() - start) / 1000,
+        server: (m.rss as number) / 2 ** 20,
+        client: process.memoryUsage().rss / 2 ** 20,
+        sessions: m.sessions as number,
+      });
     }
   }
   const warm = samples.filter((x) => x.s >= seconds * 0.2);
@@ -78,9 +90,15 @@ if (process.argv[2] === "--child") {
     }
     return (n / d) * 60;
   };
-  console.log(`bare node:http2, ${calls} calls on new mTLS connections in ${seconds} s (${(calls / seconds).toFixed(0)}/s)`);
-  console.log(`server RSS: ${samples.map((x) => `${x.s.toFixed(0)}s ${x.server.toFixed(0)}`).join(", ")} MB; live sessions at the end ${samples.at(-1)?.sessions}`);
+  console.log(
+    `bare node:http2, ${calls} calls on new mTLS connections in ${seconds} s (${(calls / seconds).toFixed(0)}/s)`,
+  );
+  console.log(
+    `server RSS: ${samples.map((x) => `${x.s.toFixed(0)}s ${x.server.toFixed(0)}`).join(", ")} MB; live sessions at the end ${samples.at(-1)?.sessions}`,
+  );
   console.log(`client RSS: ${samples.map((x) => `${x.s.toFixed(0)}s ${x.client.toFixed(0)}`).join(", ")} MB`);
-  console.log(`slope after warm-up: server ${slope((x) => x.server).toFixed(1)} MB/min, client ${slope((x) => x.client).toFixed(1)} MB/min`);
+  console.log(
+    `slope after warm-up: server ${slope((x) => x.server).toFixed(1)} MB/min, client ${slope((x) => x.client).toFixed(1)} MB/min`,
+  );
   child.disconnect();
 }

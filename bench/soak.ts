@@ -141,14 +141,23 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const reader = await issue("reader");
   const clients: Client[] = [];
   for (let i = 0; i < (options.clients ?? 12); i++) {
-    clients.push({ id: `client-${i}`, issued: await issue(`client-${i}`), stored: false, changes: [], session: undefined });
+    clients.push({
+      id: `client-${i}`,
+      issued: await issue(`client-${i}`),
+      stored: false,
+      changes: [],
+      session: undefined,
+    });
   }
   // Never uploaded, and no certificate at all: always refused.
   clients.push({ id: "stranger", issued: await issue("stranger"), stored: undefined, changes: [], session: undefined });
   clients.push({ id: "anonymous", issued: undefined, stored: undefined, changes: [], session: undefined });
 
   const sha256 = (c: IssuedCertificate) => parseCertificate(c.der).sha256;
-  const tlsOf = (c: IssuedCertificate | undefined) => ({ ca: ca.cert, ...(c === undefined ? {} : { cert: c.cert, key: c.key }) });
+  const tlsOf = (c: IssuedCertificate | undefined) => ({
+    ca: ca.cert,
+    ...(c === undefined ? {} : { cert: c.cert, key: c.key }),
+  });
   const config: SoakServerConfig = {
     ca: ca.cert,
     cert: serverCert.cert,
@@ -171,7 +180,19 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     createConnectTransport({ baseUrl: servers.serviceUrl, httpVersion: "2", nodeOptions: tlsOf(admin) }),
   );
 
-  const counts = { calls: 0, admitted: 0, refused: 0, inWindow: 0, wrong: 0, errors: 0, malformed: 0, newConnections: 0, goaways: 0, uploads: 0, deletions: 0 };
+  const counts = {
+    calls: 0,
+    admitted: 0,
+    refused: 0,
+    inWindow: 0,
+    wrong: 0,
+    errors: 0,
+    malformed: 0,
+    newConnections: 0,
+    goaways: 0,
+    uploads: 0,
+    deletions: 0,
+  };
   const wrongExamples: string[] = [];
   const errorExamples: string[] = [];
   const error = (what: string) => {
@@ -182,7 +203,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const start = Date.now();
   const end = start + options.seconds * 1000;
   const sample = async () => {
-    const m = await child.call<{ rss: number; heapUsed: number; external: number; arrayBuffers: number; connections: number; sessions: number }>("memory");
+    const m = await child.call<{
+      rss: number;
+      heapUsed: number;
+      external: number;
+      arrayBuffers: number;
+      connections: number;
+      sessions: number;
+    }>("memory");
     const own = process.memoryUsage();
     rss.push({
       second: Math.round((Date.now() - start) / 1000),
@@ -219,7 +247,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       });
       stream.on("data", () => {});
       stream.on("error", reject);
-      stream.on("close", () => (status === 0 ? reject(new Error(`stream closed with code ${stream.rstCode}`)) : resolve({ status, grpcStatus })));
+      stream.on("close", () =>
+        status === 0 ? reject(new Error(`stream closed with code ${stream.rstCode}`)) : resolve({ status, grpcStatus }),
+      );
       stream.setTimeout(10_000, () => stream.close(http2.constants.NGHTTP2_CANCEL));
       stream.end(body);
     });
@@ -287,7 +317,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       counts.inWindow++;
     } else if (want !== outcome) {
       counts.wrong++;
-      if (wrongExamples.length < 10) wrongExamples.push(`${client.id} ${grpc ? "gRPC" : "Connect"}: ${outcome}, expected ${want}`);
+      if (wrongExamples.length < 10)
+        wrongExamples.push(`${client.id} ${grpc ? "gRPC" : "Connect"}: ${outcome}, expected ${want}`);
     }
   }
 
@@ -302,7 +333,8 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       [admittedClient, { "content-type": "application/grpc", te: "trailers" }, Buffer.from([0, 0, 0, 1, 0])],
       [clients.at(-1), { "content-type": "application/connect+proto" }, Buffer.alloc(3000, 0xff)],
     ];
-    if (guarded) kinds.push([admittedClient, { ":authority": "::1:443", "content-type": "application/proto" }, echoProto]);
+    if (guarded)
+      kinds.push([admittedClient, { ":authority": "::1:443", "content-type": "application/proto" }, echoProto]);
     const [client, headers, body] = kinds[Math.floor(Math.random() * kinds.length)] as (typeof kinds)[number];
     const session = openSession(client as Client);
     try {
@@ -372,7 +404,9 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     if (Date.now() - lastLog >= 10_000) {
       lastLog = Date.now();
       const last = rss.at(-1);
-      log(`${Math.round((Date.now() - start) / 1000)} s: ${counts.calls} calls, ${counts.wrong} wrong, ${counts.errors} errors, RSS ${last?.mb.toFixed(0)} MB`);
+      log(
+        `${Math.round((Date.now() - start) / 1000)} s: ${counts.calls} calls, ${counts.wrong} wrong, ${counts.errors} errors, RSS ${last?.mb.toFixed(0)} MB`,
+      );
     }
     await new Promise((r) => setTimeout(r, tickMs));
   }
@@ -477,8 +511,14 @@ export function formatSoakReport(r: SoakReport): string[] {
     lines.push(
       `resident memory slope after warm-up (least squares from ${slopes.fromSecond} s): certgate ${signed(slopes.server)} MB/min (heap ${signed(slopes.serverHeap)}, external ${signed(slopes.serverExternal)}), client ${signed(slopes.client)} MB/min (heap ${signed(slopes.clientHeap)})`,
     );
-    for (const [who, v] of [["certgate process", slopes.server], ["soak client", slopes.client]] as const) {
-      if (v > rssWarnMbPerMinute) lines.push(`warning: the ${who}'s resident memory grew ${signed(v)} MB/min after warm-up (threshold ${rssWarnMbPerMinute} MB/min)`);
+    for (const [who, v] of [
+      ["certgate process", slopes.server],
+      ["soak client", slopes.client],
+    ] as const) {
+      if (v > rssWarnMbPerMinute)
+        lines.push(
+          `warning: the ${who}'s resident memory grew ${signed(v)} MB/min after warm-up (threshold ${rssWarnMbPerMinute} MB/min)`,
+        );
     }
   }
   return lines;
@@ -509,11 +549,18 @@ async function main(): Promise<number> {
     console.error(usage);
     return 2;
   }
-  if (!(seconds > 0) || seconds > 24 * 3600 || (rate !== undefined && !(rate > 0 && rate <= 20_000)) || (windowMs !== undefined && !(windowMs >= 0))) {
+  if (
+    !(seconds > 0) ||
+    seconds > 24 * 3600 ||
+    (rate !== undefined && !(rate > 0 && rate <= 20_000)) ||
+    (windowMs !== undefined && !(windowMs >= 0))
+  ) {
     console.error(usage);
     return 2;
   }
-  console.log(`certgate soak: ${seconds} s at about ${rate ?? 1000} calls/s on loopback, started ${new Date().toISOString()}`);
+  console.log(
+    `certgate soak: ${seconds} s at about ${rate ?? 1000} calls/s on loopback, started ${new Date().toISOString()}`,
+  );
   const report = await runSoak({ seconds, rate, windowMs, mix, log: (l) => console.log(`  · ${l}`) });
   for (const line of formatSoakReport(report)) console.log(line);
   return report.wrongDecisions === 0 && report.errors === 0 ? 0 : 1;

@@ -67,8 +67,16 @@ async function child(setup: ChildSetup): Promise<void> {
     return { rss: m.rss, heap: m.heapUsed, heapTotal: m.heapTotal, external: m.external };
   };
   process.on("message", (message: { measure?: true; stop?: true }) => {
-    if (message.measure) process.send!({ reading: read(), newSpace: getHeapSpaceStatistics().find((s) => s.space_name === "new_space")?.space_size });
-    if (message.stop) void server.close().then(() => store.close()).then(() => process.exit(0));
+    if (message.measure)
+      process.send!({
+        reading: read(),
+        newSpace: getHeapSpaceStatistics().find((s) => s.space_name === "new_space")?.space_size,
+      });
+    if (message.stop)
+      void server
+        .close()
+        .then(() => store.close())
+        .then(() => process.exit(0));
   });
   process.send!({ url, certificates: store.stats().certificates });
 }
@@ -80,7 +88,16 @@ function request<T>(process: ChildProcess, message: object): Promise<T> {
   });
 }
 
-async function measure(count: number, dies: Uint8Array[], pki: { ca: string; server: { cert: string; key: string }; reader: { cert: string; key: string; sha256: string }; probe: Uint8Array }): Promise<Record<Stage, Reading>> {
+async function measure(
+  count: number,
+  dies: Uint8Array[],
+  pki: {
+    ca: string;
+    server: { cert: string; key: string };
+    reader: { cert: string; key: string; sha256: string };
+    probe: Uint8Array;
+  },
+): Promise<Record<Stage, Reading>> {
   const dir = makeFolder(count, dies);
   const proc = fork(fileURLToPath(import.meta.url), [childFlag], {
     execArgv: [...process.execArgv, "--expose-gc"],
@@ -89,10 +106,18 @@ async function measure(count: number, dies: Uint8Array[], pki: { ca: string; ser
   try {
     const ready = await new Promise<{ url: string; certificates: number }>((resolve) => {
       proc.once("message", (m) => resolve(m as { url: string; certificates: number }));
-      proc.send({ dir, serverCert: pki.server.cert, serverKey: pki.server.key, reader: pki.reader.sha256 } satisfies ChildSetup);
+      proc.send({
+        dir,
+        serverCert: pki.server.cert,
+        serverKey: pki.server.key,
+        reader: pki.reader.sha256,
+      } satisfies ChildSetup);
     });
     if (ready.certificates !== count) throw new Error(`loaded ${ready.certificates} of ${count}`);
-    const transport = createGrpcTransport({ baseUrl: ready.url, nodeOptions: { ca: pki.ca, cert: pki.reader.cert, key: pki.reader.key } });
+    const transport = createGrpcTransport({
+      baseUrl: ready.url,
+      nodeOptions: { ca: pki.ca, cert: pki.reader.cert, key: pki.reader.key },
+    });
     const client = createClient(CertificateStoreService, transport);
     const readings = {} as Record<Stage, Reading>;
     const take = async (stage: Stage) => {
@@ -130,9 +155,19 @@ export async function run(options: { quick?: boolean; log?: (line: string) => vo
   const big = Number(process.env.CERTGATE_BENCH_STORE_COUNT ?? (options.quick === true ? 10_000 : 100_000));
   const dies = await templates();
   const ca = await createDevCa({ commonName: "bench store CA" });
-  const server = await issueDevCertificate(ca, { commonName: "localhost", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], usages: ["server"] });
+  const server = await issueDevCertificate(ca, {
+    commonName: "localhost",
+    dnsNames: ["localhost"],
+    ipAddresses: ["127.0.0.1"],
+    usages: ["server"],
+  });
   const reader = await issueDevCertificate(ca, { commonName: "reader", usages: ["client"] });
-  const pki = { ca: ca.cert, server, reader: { ...reader, sha256: parseCertificate(reader.der).sha256 }, probe: dies[0]! };
+  const pki = {
+    ca: ca.cert,
+    server,
+    reader: { ...reader, sha256: parseCertificate(reader.der).sha256 },
+    probe: dies[0]!,
+  };
   log("measuring 1 certificate");
   const one = await measure(1, dies, pki);
   log(`measuring ${big} certificates`);
@@ -140,13 +175,24 @@ export async function run(options: { quick?: boolean; log?: (line: string) => vo
   const per = (stage: Stage, field: keyof Reading) => (many[stage][field] - one[stage][field]) / (big - 1);
   const warnings: string[] = [];
   for (const stage of stages) {
-    if (per(stage, "rss") > target) warnings.push(`${stage}: ${fixed(per(stage, "rss"), 0)} B RSS per certificate (target ${target})`);
+    if (per(stage, "rss") > target)
+      warnings.push(`${stage}: ${fixed(per(stage, "rss"), 0)} B RSS per certificate (target ${target})`);
   }
   const lines = [
-    `${availableParallelism()} cores (load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}), Node ${process.version}; target: <= ${target} B per certificate at 100k, against one`,
+    `${availableParallelism()} cores (load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")}), Node ${process.version}; target: <= ${target} B per certificate at 100k, against one`,
     "",
     ...table(
-      ["after", "RSS B/cert", "heap B/cert", "heap committed B/cert", "external B/cert", `RSS MB at 1`, `RSS MB at ${big}`],
+      [
+        "after",
+        "RSS B/cert",
+        "heap B/cert",
+        "heap committed B/cert",
+        "external B/cert",
+        `RSS MB at 1`,
+        `RSS MB at ${big}`,
+      ],
       stages.map((stage) => [
         stage,
         fixed(per(stage, "rss"), 0),
@@ -162,7 +208,12 @@ export async function run(options: { quick?: boolean; log?: (line: string) => vo
     "ListCertificates page of 1000, one WatchCertificates read to the end of its snapshot, one VerifyCertificate by thumbprint",
     "(which indexes the store's thumbprints). B/cert: (reading at N less reading at 1) / (N - 1), each after three GCs.",
   ];
-  return { title: "store-server-memory: the store server's memory per certificate", lines, warnings, data: { one, many, count: big } };
+  return {
+    title: "store-server-memory: the store server's memory per certificate",
+    lines,
+    warnings,
+    data: { one, many, count: big },
+  };
 }
 
 if (process.argv.includes(childFlag)) {

@@ -63,7 +63,9 @@ const handler = guardRequestHandler(
 );
 
 const listening = (server: http.Server | http2.Http2Server, at: number) =>
-  new Promise<number>((resolve) => server.listen(at, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)));
+  new Promise<number>((resolve) =>
+    server.listen(at, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)),
+  );
 const h2cPort = await listening(http2.createServer(handler), port);
 const h1Port = await listening(http.createServer(handler), port === 0 ? 0 : port + 1);
 

@@ -58,5 +58,7 @@ const listener = http2
     console.log(`admitting one client certificate: alice, SHA-1 ${alice.sha1}\n`);
     console.log(`admitted (alice):\n${curl("alice")}\n`);
     console.log(`refused, 401 (bob):\n${curl("bob")}\n`);
-    console.log(`refused, 401 (no certificate):\ncurl --http2 --cacert ${dir}/ca.pem -H 'content-type: application/json' -d '{"text":"hello"}' https://localhost:${port}/certgate.example.v1.EchoService/Echo\n`);
+    console.log(
+      `refused, 401 (no certificate):\ncurl --http2 --cacert ${dir}/ca.pem -H 'content-type: application/json' -d '{"text":"hello"}' https://localhost:${port}/certgate.example.v1.EchoService/Echo\n`,
+    );
   });

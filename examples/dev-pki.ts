@@ -33,12 +33,15 @@ export async function ensureDemoPki(dir = join(process.cwd(), ".certgate", "demo
       chmodSync(f.key, 0o600);
       writeFileSync(f.cert, issued.cert);
     };
-    write(files.server, await issueDevCertificate(authority, {
-      commonName: "localhost",
-      dnsNames: ["localhost"],
-      ipAddresses: ["127.0.0.1", "::1"],
-      usages: ["server"],
-    }));
+    write(
+      files.server,
+      await issueDevCertificate(authority, {
+        commonName: "localhost",
+        dnsNames: ["localhost"],
+        ipAddresses: ["127.0.0.1", "::1"],
+        usages: ["server"],
+      }),
+    );
     write(files.alice, await issueDevCertificate(authority, { commonName: "alice", usages: ["client"] }));
     write(files.bob, await issueDevCertificate(authority, { commonName: "bob", usages: ["client"] }));
     // The CA key is not kept: the demo never issues more certificates.

@@ -34,7 +34,8 @@ const store = await createDirectoryStore({
   onProblem: (p) => console.warn(`skipped ${p.path}: ${p.reason}`),
 });
 store.onChanges((changes, revision) => {
-  for (const c of changes) console.log(`revision ${revision}: ${c.kind === "put" ? "admitting" : "no longer admitting"} ${c.id}`);
+  for (const c of changes)
+    console.log(`revision ${revision}: ${c.kind === "put" ? "admitting" : "no longer admitting"} ${c.id}`);
 });
 
 // The gate refuses before the request body is read.
@@ -58,7 +59,9 @@ const server = http2.createSecureServer(
 server.listen(port, () => {
   const { port } = server.address() as AddressInfo;
   const { files, ca } = pki;
-  console.log(`listening on https://localhost:${port}, admitting the ${store.stats().certificates} certificate(s) in ${directory}`);
+  console.log(
+    `listening on https://localhost:${port}, admitting the ${store.stats().certificates} certificate(s) in ${directory}`,
+  );
   console.log(`try: curl --cacert ${ca} --cert ${files.alice.cert} --key ${files.alice.key} \\
   -H 'content-type: application/json' -d '{"text":"hello"}' \\
   https://localhost:${port}/certgate.example.v1.EchoService/Echo`);

@@ -46,7 +46,10 @@ for (const who of ["alice", "bob", "nobody"] as const) {
     own === undefined ? null : Buffer.from(own.cert),
   );
   const client = new proto.certgate.example.v1.EchoService(address, credentials) as unknown as grpc.Client & {
-    echo(request: { text: string }, callback: (error: grpc.ServiceError | null, response?: { text: string }) => void): void;
+    echo(
+      request: { text: string },
+      callback: (error: grpc.ServiceError | null, response?: { text: string }) => void,
+    ): void;
   };
   await new Promise<void>((resolve) => {
     client.echo({ text: "hello" }, (error: grpc.ServiceError | null, response?: { text: string }) => {

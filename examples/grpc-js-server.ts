@@ -36,7 +36,8 @@ const server = new grpc.Server({
   interceptors: [
     createClientCertServerInterceptor({
       store: createThumbprintStore(pinned),
-      onDecision: (e) => console.log(`${e.kind} ${e.procedure} ${e.thumbprint ?? "(no certificate)"}${e.reason ? ` ${e.reason}` : ""}`),
+      onDecision: (e) =>
+        console.log(`${e.kind} ${e.procedure} ${e.thumbprint ?? "(no certificate)"}${e.reason ? ` ${e.reason}` : ""}`),
     }),
   ],
 });

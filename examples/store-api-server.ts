@@ -14,12 +14,7 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { join, relative } from "node:path";
 import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
-import {
-  createClientCertGate,
-  createRemoteStore,
-  guardRequestHandler,
-  peerCertificateContextValues,
-} from "certgate";
+import { createClientCertGate, createRemoteStore, guardRequestHandler, peerCertificateContextValues } from "certgate";
 import { echoRoutes } from "./echo-service.js";
 
 const dev = process.env.CERTGATE_DEV_DIR ?? join(".certgate", "store", "dev");

@@ -90,4 +90,13 @@ export { clockOf, positiveInteger } from "./core/options.js";
 export type { Certificate, CertificateInput } from "./core/certificate.js";
 export { canonicalSerialNumber, serialNumberOfDer } from "./core/serial-number.js";
 export type { CertificateStore, StoreVerdict, StoreEntry, RefusalReason } from "./core/store.js";
-export type { AuditLog, AuditRecord, AuditEvent, AuditQuery, AuditActor, AuditAction, AuditResult, AuditedWrite } from "./core/audit.js";
+export type {
+  AuditLog,
+  AuditRecord,
+  AuditEvent,
+  AuditQuery,
+  AuditActor,
+  AuditAction,
+  AuditResult,
+  AuditedWrite,
+} from "./core/audit.js";

@@ -69,7 +69,7 @@ async function finish(cert: x509.X509Certificate, keys: webcrypto.CryptoKeyPair)
 function randomSerial(): string {
   // Positive, 16 bytes, as RFC 5280 recommends.
   const bytes = webcrypto.getRandomValues(new Uint8Array(16));
-  bytes[0] = (bytes[0] ?? 0) & 0x7f | 0x01;
+  bytes[0] = ((bytes[0] ?? 0) & 0x7f) | 0x01;
   return Buffer.from(bytes).toString("hex");
 }
 
@@ -77,11 +77,9 @@ function randomSerial(): string {
  * createDevCa generates a self-signed CA certificate for development and
  * tests (ECDSA P-256). Never use it in production.
  */
-export async function createDevCa(
-  options: Partial<DevCertificateOptions> = {},
-): Promise<IssuedCertificate> {
+export async function createDevCa(options: Partial<DevCertificateOptions> = {}): Promise<IssuedCertificate> {
   const opts: DevCertificateOptions = { commonName: "certgate development CA", ...options };
-  const keys = await webcrypto.subtle.generateKey(algorithm, true, ["sign", "verify"]) as webcrypto.CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey(algorithm, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: opts.serialNumber ?? randomSerial(),
     name: name(opts),
@@ -106,7 +104,7 @@ export async function issueDevCertificate(
   issuer: IssuedCertificate | undefined,
   options: DevCertificateOptions,
 ): Promise<IssuedCertificate> {
-  const keys = await webcrypto.subtle.generateKey(algorithm, true, ["sign", "verify"]) as webcrypto.CryptoKeyPair;
+  const keys = (await webcrypto.subtle.generateKey(algorithm, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
   const usages = options.usages ?? ["client", "server"];
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(options.isCA === true, undefined, true),

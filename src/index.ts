@@ -1,6 +1,4 @@
-export {
-  createClientCertInterceptor,
-} from "./connect/client-cert-interceptor.js";
+export { createClientCertInterceptor } from "./connect/client-cert-interceptor.js";
 export {
   createClientCertGate,
   type ClientCertGate,

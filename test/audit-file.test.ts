@@ -28,13 +28,17 @@ const record = (certificateId: string, time = new Date("2026-05-01T12:00:00Z")):
   result: "ok",
   code: "",
   reason: "",
-  actor: { subject: "CN=admin, O=Contoso \u2603 \"quoted\"", sha256: "A".repeat(64) },
+  actor: { subject: 'CN=admin, O=Contoso \u2603 "quoted"', sha256: "A".repeat(64) },
   certificateId,
   sha256: "B".repeat(64),
 });
 
 function open(maxBytes = 1024 * 1024, warnings: string[] = []) {
-  return createAuditFile({ directory: dir, maxBytes, onDamagedLine: (file, line, reason) => warnings.push(`${file}:${line}: ${reason}`) });
+  return createAuditFile({
+    directory: dir,
+    maxBytes,
+    onDamagedLine: (file, line, reason) => warnings.push(`${file}:${line}: ${reason}`),
+  });
 }
 
 describe("formatAuditLine() and parseAuditLine()", () => {
@@ -49,7 +53,9 @@ describe("formatAuditLine() and parseAuditLine()", () => {
   it("refuses a torn line, a changed byte and a line that is not a record", () => {
     const line = formatAuditLine({ ...record("alice"), sequence: 7 }).slice(0, -1);
     expect(parseAuditLine(line.slice(0, line.length - 5))).toHaveProperty("damaged");
-    expect(parseAuditLine(line.replace('"alice"', '"alicf"'))).toEqual({ damaged: "checksum mismatch (torn or damaged)" });
+    expect(parseAuditLine(line.replace('"alice"', '"alicf"'))).toEqual({
+      damaged: "checksum mismatch (torn or damaged)",
+    });
     expect(parseAuditLine('{"hello":"world"}')).toHaveProperty("damaged");
     expect(parseAuditLine("")).toHaveProperty("damaged");
   });

@@ -7,7 +7,15 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate } from "../src/core/certificate.js";
 import { runCli } from "../src/cli/main.js";
-import { createCliFixture, killAll, run, runHere, spawnCli, startServe, type CliFixture } from "./support/cli-harness.js";
+import {
+  createCliFixture,
+  killAll,
+  run,
+  runHere,
+  spawnCli,
+  startServe,
+  type CliFixture,
+} from "./support/cli-harness.js";
 import { waitFor } from "./support/harness.js";
 import { createTestDatabase, postgresSkipReason, type TestDatabase } from "./support/postgres.js";
 
@@ -78,14 +86,22 @@ describe.each(backends)("certgate audit on $name", ({ name, skip, args }) => {
       expect(await serve.stop()).toBe(0);
     }
     // A crash in the middle of a record's write, on the folder store.
-    if (name === "a data folder") await appendFile(join(fixture.tmp, "store", ".certgate-audit.jsonl"), '{"sum":"0123456789abcdef","event":{"seq":4,"ti');
+    if (name === "a data folder")
+      await appendFile(
+        join(fixture.tmp, "store", ".certgate-audit.jsonl"),
+        '{"sum":"0123456789abcdef","event":{"seq":4,"ti',
+      );
     serve = await startServe([...args(), ...tlsArgs()]);
     try {
       if (name === "a data folder") {
-        expect(serve.output().stderr).toMatch(/skipped \S+\.certgate-audit\.jsonl: line 4 of the audit trail: not a complete record \(torn or damaged\)/);
+        expect(serve.output().stderr).toMatch(
+          /skipped \S+\.certgate-audit\.jsonl: line 4 of the audit trail: not a complete record \(torn or damaged\)/,
+        );
       }
       const events = await auditJson(serve.url);
-      expect(events.map((e) => [e.action, e.result, e.code ?? "", e.certificateId ?? "", e.actorSha256Thumbprint])).toEqual([
+      expect(
+        events.map((e) => [e.action, e.result, e.code ?? "", e.certificateId ?? "", e.actorSha256Thumbprint]),
+      ).toEqual([
         ["create", "ok", "", "alice", sha256("admin")],
         ["delete", "refused", "permission_denied", "", sha256("reader")],
         ["delete", "ok", "", "alice", sha256("admin")],
@@ -125,7 +141,12 @@ describe("certgate audit command line", () => {
 
 // A `certgate serve` process whose output is all JSON: waits for the record
 // with the URL.
-async function startJsonServe(extra: string[]): Promise<{ child: ChildProcess; url: string; out: () => { stdout: string; stderr: string }; stop: () => Promise<number | null> }> {
+async function startJsonServe(extra: string[]): Promise<{
+  child: ChildProcess;
+  url: string;
+  out: () => { stdout: string; stderr: string };
+  stop: () => Promise<number | null>;
+}> {
   const child = spawnCli(["serve", "--log-format", "json", "--listen", "127.0.0.1:0", ...extra]);
   let stdout = "";
   let stderr = "";
@@ -174,7 +195,15 @@ describe("certgate serve --log-format json", () => {
     const dataDir = join(fixture.tmp, "json-store");
     await mkdir(dataDir);
     // One refusal logged per interval: the others are counted in the summary line.
-    const serve = await startJsonServe(["--data-dir", dataDir, "--refusal-log-limit", "1", "--refusal-log-interval", "600", ...tlsArgs()]);
+    const serve = await startJsonServe([
+      "--data-dir",
+      dataDir,
+      "--refusal-log-limit",
+      "1",
+      "--refusal-log-interval",
+      "600",
+      ...tlsArgs(),
+    ]);
     try {
       expect((await run(["upload", fixture.files["bob.pem"]!, "--id", "bob"], as("admin", serve.url))).code).toBe(0);
       expect((await run(["delete", "bob"], as("reader", serve.url))).code).not.toBe(0);
@@ -200,13 +229,26 @@ describe("certgate serve --log-format json", () => {
       }),
     ]);
     expect(stderr.filter((l) => / more refusals in the last /.test(l.msg))).toEqual([
-      expect.objectContaining({ level: "warn", msg: "2 more refusals in the last 600 s", count: 2, intervalSeconds: 600 }),
+      expect.objectContaining({
+        level: "warn",
+        msg: "2 more refusals in the last 600 s",
+        count: 2,
+        intervalSeconds: 600,
+      }),
     ]);
     expect(stderr.map((l) => l.msg).slice(-3)).toEqual(["stopping", "2 more refusals in the last 600 s", "stopped"]);
   });
 
   it("prints a start-up failure as one JSON line with level error", async () => {
-    const result = await runHere(["serve", "--log-format", "json", "--listen", "nowhere", "--data-dir", join(fixture.tmp, "x")]);
+    const result = await runHere([
+      "serve",
+      "--log-format",
+      "json",
+      "--listen",
+      "nowhere",
+      "--data-dir",
+      join(fixture.tmp, "x"),
+    ]);
     expect(result.code).toBe(2);
     expect(result.stdout).toBe("");
     const [line, ...rest] = parseLines(result.stderr);
@@ -228,13 +270,25 @@ describe("certgate serve --log-format json", () => {
     const stop = new AbortController();
     let stdout = "";
     let stderr = "";
-    const done = runCli(["serve", "--log-format", "json", "--listen", "127.0.0.1:0", "--data-dir", join(fixture.tmp, "json-warn"), ...tlsArgs()], {
-      stdout: (text) => void (stdout += text),
-      stderr: (text) => void (stderr += text),
-      env: {},
-      cwd: fixture.tmp,
-      signal: stop.signal,
-    });
+    const done = runCli(
+      [
+        "serve",
+        "--log-format",
+        "json",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        join(fixture.tmp, "json-warn"),
+        ...tlsArgs(),
+      ],
+      {
+        stdout: (text) => void (stdout += text),
+        stderr: (text) => void (stderr += text),
+        env: {},
+        cwd: fixture.tmp,
+        signal: stop.signal,
+      },
+    );
     try {
       await waitFor(() => stdout.includes('"url"'), "certgate serve to listen", 30_000);
       process.emitWarning("something to know", { code: "CERTGATE_TEST_WARNING" });
@@ -244,7 +298,12 @@ describe("certgate serve --log-format json", () => {
       expect(await done).toBe(0);
     }
     expect(parseLines(stderr)).toContainEqual(
-      expect.objectContaining({ level: "warn", msg: "something to know", code: "CERTGATE_TEST_WARNING", warning: "Warning" }),
+      expect.objectContaining({
+        level: "warn",
+        msg: "something to know",
+        code: "CERTGATE_TEST_WARNING",
+        warning: "Warning",
+      }),
     );
     expect(process.listeners("warning")).toEqual(printers);
   });

@@ -7,7 +7,17 @@ import { issueDevCertificate } from "../src/dev-certificates.js";
 import { parseDuration } from "../src/cli/duration.js";
 import { createCertificateStoreServer } from "../src/service/certificate-store-server.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
-import { createCliFixture, expectFailure, killAll, repo, run, runHere, startServe, type CliFixture, type Serve } from "./support/cli-harness.js";
+import {
+  createCliFixture,
+  expectFailure,
+  killAll,
+  repo,
+  run,
+  runHere,
+  startServe,
+  type CliFixture,
+  type Serve,
+} from "./support/cli-harness.js";
 
 const minute = 60_000;
 const hour = 60 * minute;
@@ -88,7 +98,8 @@ describe("certgate list --expiring-within", () => {
     ]);
     for (const result of [hours, minutes]) {
       expect(result.code, result.stderr).toBe(0);
-      const ids = (JSON.parse(result.stdout) as { certificates: { certificateId: string; notAfter: string }[] }).certificates;
+      const ids = (JSON.parse(result.stdout) as { certificates: { certificateId: string; notAfter: string }[] })
+        .certificates;
       expect(ids.map((c) => c.certificateId)).toEqual(["c-old", "b-soon"]);
       expect(new Date(ids[1]!.notAfter).getTime()).toBe(notAfter["b-soon"]!.getTime());
     }
@@ -124,7 +135,7 @@ describe("certgate list --expiring-within", () => {
     for (const bad of ["30", "d", "-1d", "1.5d", "1y", "30 d", "99999999999d"]) {
       // The = form: "-1d" alone would read as an option.
       const result = await runHere(["list", `--expiring-within=${bad}`], { CERTGATE_STORE: "https://127.0.0.1:1" });
-      expectFailure(result, 2, new RegExp(`^certgate: invalid --expiring-within .*30d, 12h, 90m`));
+      expectFailure(result, 2, /^certgate: invalid --expiring-within .*30d, 12h, 90m/);
     }
   });
 
@@ -143,7 +154,8 @@ describe("parseDuration()", () => {
     expect(parseDuration("45s")).toBe(45_000);
     expect(parseDuration("2w")).toBe(14 * day);
     expect(parseDuration("1d12h")).toBe(36 * hour);
-    for (const bad of ["", "30", "d", "-1d", "1.5d", "1y", "30 d", " 30d", "1000000000d"]) expect(parseDuration(bad), bad).toBeUndefined();
+    for (const bad of ["", "30", "d", "-1d", "1.5d", "1y", "30 d", " 30d", "1000000000d"])
+      expect(parseDuration(bad), bad).toBeUndefined();
   });
 });
 
@@ -155,7 +167,18 @@ describe("certgate serve reflection", () => {
         const { files } = fixture;
         execFile(
           buf,
-          ["curl", "--reflect", "--list-methods", "--cacert", files["ca.pem"]!, "--cert", files[`${who}.pem`]!, "--key", files[`${who}-key.pem`]!, serve.url],
+          [
+            "curl",
+            "--reflect",
+            "--list-methods",
+            "--cacert",
+            files["ca.pem"]!,
+            "--cert",
+            files[`${who}.pem`]!,
+            "--key",
+            files[`${who}-key.pem`]!,
+            serve.url,
+          ],
           { timeout: 60_000 },
           (error, stdout, stderr) => resolve({ code: error === null ? 0 : 1, stdout, stderr }),
         );

@@ -7,7 +7,10 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { CertificateStoreService, type WatchCertificatesResponse } from "../src/gen/certgate/v1/certificate_store_pb.js";
+import {
+  CertificateStoreService,
+  type WatchCertificatesResponse,
+} from "../src/gen/certgate/v1/certificate_store_pb.js";
 import { parseCertificate } from "../src/core/certificate.js";
 import type { IssuedCertificate } from "../src/dev-certificates.js";
 import { lockDataFolder, lockFileName } from "../src/cli/data-folder-lock.js";
@@ -72,7 +75,10 @@ describe("certgate serve when its folders cannot be checked", () => {
       await rename(readers, join(base, "readers-moved"));
       await symlink(readers, readers);
       const logged = (folder: string, code: string) =>
-        serve.output().stderr.split("\n").some((line) => line.includes(`skipped ${folder}: `) && line.includes(`(${code})`));
+        serve
+          .output()
+          .stderr.split("\n")
+          .some((line) => line.includes(`skipped ${folder}: `) && line.includes(`(${code})`));
       await waitFor(() => logged(dataDir, "ENOTDIR") && logged(readers, "ELOOP"), "the first folder problems", 20_000);
       // Stage two, the causes swapped: the folders are no longer watched, so
       // only the periodic rescan can report these, and it runs into the
@@ -113,7 +119,13 @@ async function deadPid(): Promise<number> {
 }
 
 describe("certgate serve's data folder lock", () => {
-  const args = (dataDir: string) => ["--data-dir", dataDir, ...tlsArgs(), "--admin", parseCertificate(admin.cert).sha256];
+  const args = (dataDir: string) => [
+    "--data-dir",
+    dataDir,
+    ...tlsArgs(),
+    "--admin",
+    parseCertificate(admin.cert).sha256,
+  ];
 
   it("refuses a second serve on the same folder, naming the holder; a folder released by a clean stop is free", async () => {
     const dataDir = join(tmp, "locked");
@@ -122,7 +134,9 @@ describe("certgate serve's data folder lock", () => {
       const second = await run(["serve", "--listen", "127.0.0.1:0", ...args(dataDir)]);
       expect(second.code).toBe(1);
       const line = second.stderr.trim().split("\n").at(-1)!;
-      expect(line).toContain(`--data-dir ${dataDir}: in use by another certgate serve (pid ${first.child.pid} on host ${hostname()}, since 20`);
+      expect(line).toContain(
+        `--data-dir ${dataDir}: in use by another certgate serve (pid ${first.child.pid} on host ${hostname()}, since 20`,
+      );
       // The first one still serves.
       const listed = await clientFor(first.url, admin).listCertificates({});
       expect(listed.certificates).toEqual([]);
@@ -143,7 +157,9 @@ describe("certgate serve's data folder lock", () => {
     expect(lock.pid).toBe(first.child.pid);
     const second = await startServe(args(dataDir));
     try {
-      expect(second.output().stderr).toContain(`took over the data folder lock of pid ${first.child.pid} on host ${hostname()}`);
+      expect(second.output().stderr).toContain(
+        `took over the data folder lock of pid ${first.child.pid} on host ${hostname()}`,
+      );
       await clientFor(second.url, admin).createCertificate({ certificate: pki.alice.der, certificateId: "alice" });
     } finally {
       expect(await second.stop()).toBe(0);
@@ -165,7 +181,9 @@ describe("certgate serve's data folder lock", () => {
     });
     try {
       await waitFor(
-        () => children.filter((c) => c.state.code !== undefined).length === 2 && children.some((c) => /listening on/.test(c.state.stdout)),
+        () =>
+          children.filter((c) => c.state.code !== undefined).length === 2 &&
+          children.some((c) => /listening on/.test(c.state.stdout)),
         "one serve listening and two refused",
         60_000,
       );
@@ -191,7 +209,9 @@ describe("lockDataFolder()", () => {
     // Refreshed 20 s ago: the holder may be alive.
     const recent = new Date(Date.now() - 2 * refreshMs);
     utimesSync(file, recent, recent);
-    expect(() => lockDataFolder(dataDir, { refreshMs })).toThrow(/pid 1 on host elsewhere\.example, since 2026-01-01T00:00:00\.000Z/);
+    expect(() => lockDataFolder(dataDir, { refreshMs })).toThrow(
+      /pid 1 on host elsewhere\.example, since 2026-01-01T00:00:00\.000Z/,
+    );
     // Not refreshed for 40 s: gone.
     const old = new Date(Date.now() - 4 * refreshMs);
     utimesSync(file, old, old);
@@ -230,7 +250,11 @@ describe("certgate serve's limit flags", () => {
       "--idle-timeout",
       "0.5",
     ]);
-    const refusedLines = () => serve.output().stderr.split("\n").filter((line) => line.includes(": refused "));
+    const refusedLines = () =>
+      serve
+        .output()
+        .stderr.split("\n")
+        .filter((line) => line.includes(": refused "));
     try {
       // Ten refused calls (no certificate): two lines, the rest counted.
       const anonymous = createClient(
@@ -255,7 +279,13 @@ describe("certgate serve's limit flags", () => {
       abort.abort();
       // An idle TLS connection is closed.
       const { port } = new URL(serve.url);
-      const idle = tls.connect({ host: "127.0.0.1", port: Number(port), ca: pki.ca.cert, servername: "localhost", ALPNProtocols: ["h2"] });
+      const idle = tls.connect({
+        host: "127.0.0.1",
+        port: Number(port),
+        ca: pki.ca.cert,
+        servername: "localhost",
+        ALPNProtocols: ["h2"],
+      });
       let closed = false;
       idle.on("close", () => (closed = true));
       idle.on("error", () => undefined);
@@ -270,16 +300,27 @@ describe("certgate serve's limit flags", () => {
 
   it("sends watchers a new snapshot for a change larger than --watch-max-entry-changes", async () => {
     const dataDir = join(tmp, "entry-cap");
-    const serve = await startServe(["--data-dir", dataDir, ...tlsArgs(), "--reader", parseCertificate(reader.cert).sha256, "--watch-max-entry-changes", "2"]);
+    const serve = await startServe([
+      "--data-dir",
+      dataDir,
+      ...tlsArgs(),
+      "--reader",
+      parseCertificate(reader.cert).sha256,
+      "--watch-max-entry-changes",
+      "2",
+    ]);
     const abort = new AbortController();
     try {
-      const events = clientFor(serve.url, reader).watchCertificates({}, { signal: abort.signal })[Symbol.asyncIterator]();
+      const events = clientFor(serve.url, reader)
+        .watchCertificates({}, { signal: abort.signal })
+        [Symbol.asyncIterator]();
       const next = async () => (await events.next()).value as WatchCertificatesResponse;
       expect((await next()).event.case).toBe("snapshot");
       expect((await next()).event.case).toBe("heartbeat");
       // Ten files written in one go: the folder store announces them as one
       // batch (or a few), at least one of them over the cap of 2.
-      for (let i = 0; i < 10; i++) writeFileSync(join(dataDir, `dropped-${i}.pem`), i % 2 === 0 ? pki.alice.cert : pki.bob.cert);
+      for (let i = 0; i < 10; i++)
+        writeFileSync(join(dataDir, `dropped-${i}.pem`), i % 2 === 0 ? pki.alice.cert : pki.bob.cert);
       const seen = new Set<string>();
       let snapshots = 0;
       while (seen.size < 10) {
@@ -300,13 +341,24 @@ describe("certgate serve's limit flags", () => {
 
   it.each([
     [["--max-watches", "0"], "--max-watches 0: expected a whole number of at least 1"],
-    [["--max-watches-per-connection", "1.5"], "--max-watches-per-connection 1.5: expected a whole number of at least 1"],
+    [
+      ["--max-watches-per-connection", "1.5"],
+      "--max-watches-per-connection 1.5: expected a whole number of at least 1",
+    ],
     [["--idle-timeout=-1"], "--idle-timeout -1: expected a number of seconds (0 for never)"],
     [["--handshake-timeout", "0"], "--handshake-timeout 0: expected a number of seconds above 0"],
     [["--refusal-log-limit", "x"], "--refusal-log-limit x: expected a whole number of at least 0"],
     [["--watch-max-entry-changes", "0"], "--watch-max-entry-changes 0: expected a whole number of at least 1"],
   ])("refuses %j at start-up", async (flags, message) => {
-    const result = await runHere(["serve", "--data-dir", join(tmp, "flags"), ...tlsArgs(), "--admin", parseCertificate(admin.cert).sha256, ...flags]);
+    const result = await runHere([
+      "serve",
+      "--data-dir",
+      join(tmp, "flags"),
+      ...tlsArgs(),
+      "--admin",
+      parseCertificate(admin.cert).sha256,
+      ...flags,
+    ]);
     expectFailure(result, 2, `certgate: ${message} (see certgate serve --help)`);
   });
 });

@@ -261,7 +261,11 @@ describe("certgate serve role folders", () => {
     it("refuses an --admin-dir that is the data folder, before anything starts", async () => {
       const data = join(tmp, "data-b");
       await mkdir(data, { recursive: true });
-      const result = await runHere(["serve", "--listen", "127.0.0.1:0", "--data-dir", data, "--admin-dir", data], {}, tmp);
+      const result = await runHere(
+        ["serve", "--listen", "127.0.0.1:0", "--data-dir", data, "--admin-dir", data],
+        {},
+        tmp,
+      );
       expectFailure(result, 2, /--admin-dir .* is the data folder/);
       // Refused before development certificates were made.
       await expect(import("node:fs").then((fs) => fs.existsSync(join(data, "dev")))).resolves.toBe(false);

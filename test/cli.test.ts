@@ -3,7 +3,16 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate } from "../src/core/certificate.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
-import { createCliFixture, expectFailure, killAll, repo, run, runHere, startServe, type Serve } from "./support/cli-harness.js";
+import {
+  createCliFixture,
+  expectFailure,
+  killAll,
+  repo,
+  run,
+  runHere,
+  startServe,
+  type Serve,
+} from "./support/cli-harness.js";
 import type { TestPki } from "./support/harness.js";
 
 let tmp: string;

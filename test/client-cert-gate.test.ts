@@ -241,7 +241,12 @@ describe("createClientCertGate() and createClientCertInterceptor()", () => {
       "carol (store fails) over connect": "unauthenticated: client certificate could not be checked: store unavailable",
       "carol (store fails) over grpc": "unauthenticated: client certificate could not be checked: store unavailable",
     });
-    const strip = (e: DecisionEvent) => ({ kind: e.kind, reason: e.reason, thumbprint: e.thumbprint, procedure: e.procedure });
+    const strip = (e: DecisionEvent) => ({
+      kind: e.kind,
+      reason: e.reason,
+      thumbprint: e.thumbprint,
+      procedure: e.procedure,
+    });
     expect(events.gate.map(strip)).toEqual(events.interceptor.map(strip));
     expect(events.gate).toHaveLength(12);
     expect(gate.log.calls).toEqual(["echo", "echo"]);

@@ -27,8 +27,18 @@ beforeAll(async () => {
   const ca = await createDevCa();
   alice = await issueDevCertificate(ca, { commonName: "alice", usages: ["client"] });
   bob = await issueDevCertificate(ca, { commonName: "bob", usages: ["client"] });
-  alicePeer = { certificate: parseCertificate(alice.der), authorized: true, authorizationError: undefined, encrypted: true };
-  bobPeer = { certificate: parseCertificate(bob.der), authorized: true, authorizationError: undefined, encrypted: true };
+  alicePeer = {
+    certificate: parseCertificate(alice.der),
+    authorized: true,
+    authorizationError: undefined,
+    encrypted: true,
+  };
+  bobPeer = {
+    certificate: parseCertificate(bob.der),
+    authorized: true,
+    authorizationError: undefined,
+    encrypted: true,
+  };
 });
 
 async function settled(result: Enforcement | Promise<Enforcement>): Promise<Enforcement> {
@@ -54,7 +64,11 @@ describe("createDecisionCore().enforce()", () => {
       message: "client certificate not allowed",
       detail: { reason: "not_allowed", procedure },
     });
-    expect(await settled(core.enforce(undefined, { service: { typeName: "pkg.v1.Service" }, method: { name: "Method" } }, "gate"))).toMatchObject({
+    expect(
+      await settled(
+        core.enforce(undefined, { service: { typeName: "pkg.v1.Service" }, method: { name: "Method" } }, "gate"),
+      ),
+    ).toMatchObject({
       kind: "refused",
       detail: { reason: "no_certificate", procedure },
     });
@@ -72,7 +86,9 @@ describe("createDecisionCore().enforce()", () => {
       message: refusals.procedure_not_allowed.message,
       detail: { reason: "not_allowed", procedure: "/pkg.v1.Admin/Delete" },
     });
-    expect(await settled(core.enforce(alicePeer, "/pkg.v1.Admin/Delete", "interceptor"))).toMatchObject({ kind: "admitted" });
+    expect(await settled(core.enforce(alicePeer, "/pkg.v1.Admin/Delete", "interceptor"))).toMatchObject({
+      kind: "admitted",
+    });
     expect(await settled(core.enforce(bobPeer, procedure, "interceptor"))).toMatchObject({ kind: "admitted" });
   });
 
@@ -84,7 +100,10 @@ describe("createDecisionCore().enforce()", () => {
       reportOnly: true,
       onDecision: (event) => events.push(event),
     });
-    expect(core.enforce(undefined, "/grpc.health.v1.Health/Check", "gate")).toEqual({ kind: "passed", certificate: undefined });
+    expect(core.enforce(undefined, "/grpc.health.v1.Health/Check", "gate")).toEqual({
+      kind: "passed",
+      certificate: undefined,
+    });
     expect(await settled(core.enforce(bobPeer, procedure, "gate"))).toEqual({ kind: "passed", certificate: undefined });
     expect(events.map((e) => [e.open, e.kind, e.reason, e.reportOnly])).toEqual([
       [true, "admitted", undefined, false],
@@ -101,12 +120,22 @@ describe("createDecisionCore().enforce()", () => {
       close: () => Promise.resolve(),
     };
     const refused = await settled(createDecisionCore({ store: broken }).enforce(alicePeer, procedure, "gate"));
-    expect(refused).toMatchObject({ kind: "refused", status: "unauthenticated", detail: { reason: "store_unavailable" }, cause: failure });
-    const secretive: CertificateStore = { ...broken, lookup: () => Promise.resolve({ kind: "refused", reason: "on the naughty list of bob" }) };
-    expect(await settled(createDecisionCore({ store: secretive }).enforce(alicePeer, procedure, "gate"))).toMatchObject({
-      message: "client certificate refused",
-      detail: { reason: "refused" },
+    expect(refused).toMatchObject({
+      kind: "refused",
+      status: "unauthenticated",
+      detail: { reason: "store_unavailable" },
+      cause: failure,
     });
+    const secretive: CertificateStore = {
+      ...broken,
+      lookup: () => Promise.resolve({ kind: "refused", reason: "on the naughty list of bob" }),
+    };
+    expect(await settled(createDecisionCore({ store: secretive }).enforce(alicePeer, procedure, "gate"))).toMatchObject(
+      {
+        message: "client certificate refused",
+        detail: { reason: "refused" },
+      },
+    );
   });
 });
 
@@ -118,10 +147,17 @@ describe("readPeerCertificate()", () => {
       encrypted: true,
       authorized: true,
       authorizationError: undefined,
-      getPeerX509Certificate: () => (reads++, new X509Certificate(alice.der)),
+      getPeerX509Certificate: () => {
+        reads++;
+        return new X509Certificate(alice.der);
+      },
     };
     const first = readPeerCertificate(connection, () => socket);
-    expect(first).toMatchObject({ authorized: true, encrypted: true, certificate: { sha256: parseCertificate(alice.der).sha256 } });
+    expect(first).toMatchObject({
+      authorized: true,
+      encrypted: true,
+      certificate: { sha256: parseCertificate(alice.der).sha256 },
+    });
     expect(readPeerCertificate(connection, () => socket)).toBe(first);
     expect(reads).toBe(1);
   });

@@ -83,12 +83,16 @@ describe("inspectDer()", () => {
     const trailing = new Uint8Array([...der, 0x00]);
     expect(inspectDer(trailing)).toEqual({ kind: "invalid", reason: "not DER: 1 bytes after the certificate" });
     // PKCS#8: SEQUENCE { INTEGER 0, AlgorithmIdentifier, OCTET STRING }
-    expect(inspectDer(bytes(0x30, 0x08, 0x02, 0x01, 0x00, 0x30, 0x00, 0x04, 0x01, 0x00))).toEqual({ kind: "private_key" });
+    expect(inspectDer(bytes(0x30, 0x08, 0x02, 0x01, 0x00, 0x30, 0x00, 0x04, 0x01, 0x00))).toEqual({
+      kind: "private_key",
+    });
     // EncryptedPrivateKeyInfo: SEQUENCE { AlgorithmIdentifier, OCTET STRING }
     expect(inspectDer(bytes(0x30, 0x05, 0x30, 0x00, 0x04, 0x01, 0x00))).toEqual({ kind: "private_key" });
     // PFX: SEQUENCE { INTEGER 3, SEQUENCE { OID 1.2.840.113549.1.7.1 ... } }
     const pkcs7 = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
-    expect(inspectDer(bytes(0x30, 3 + 2 + pkcs7.length, 0x02, 0x01, 0x03, 0x30, pkcs7.length, ...pkcs7))).toEqual({ kind: "pkcs12" });
+    expect(inspectDer(bytes(0x30, 3 + 2 + pkcs7.length, 0x02, 0x01, 0x03, 0x30, pkcs7.length, ...pkcs7))).toEqual({
+      kind: "pkcs12",
+    });
     expect(inspectDer(bytes(0x04, 0x00))).toMatchObject({ kind: "invalid" });
   });
 });

@@ -7,8 +7,21 @@ import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
 import { createClientCertInterceptor } from "../src/index.js";
 import { parseCertificate } from "../src/index.js";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
-import { createDirectoryStore, type DirectoryStore, type DirectoryStoreOptions, type DirectoryStoreProblem } from "../src/stores/directory-store.js";
-import { connectErrorOf, createTestPki, openTransport, startEchoServer, waitFor, type TestPki, type TestServer } from "./support/harness.js";
+import {
+  createDirectoryStore,
+  type DirectoryStore,
+  type DirectoryStoreOptions,
+  type DirectoryStoreProblem,
+} from "../src/stores/directory-store.js";
+import {
+  connectErrorOf,
+  createTestPki,
+  openTransport,
+  startEchoServer,
+  waitFor,
+  type TestPki,
+  type TestServer,
+} from "./support/harness.js";
 
 // The folder store called directly: file kinds and encodings, broken and
 // hostile files, and the write side.
@@ -94,7 +107,10 @@ describe("createDirectoryStore() file kinds", () => {
     write(dir, "team.pem", `${certs.erin.cert}${certs.frank.cert}`);
     const store = await open({ directory: dir });
     expect(await admitted(store, certs.alice)).toBeUndefined();
-    expect(await store.lookup(parseCertificate(certs.gina.cert), signal)).toEqual({ kind: "refused", reason: "not_allowed" });
+    expect(await store.lookup(parseCertificate(certs.gina.cert), signal)).toEqual({
+      kind: "refused",
+      reason: "not_allowed",
+    });
   });
 
   it("admits the good files beside broken and hostile ones, and reports each of those", async () => {
@@ -114,7 +130,13 @@ describe("createDirectoryStore() file kinds", () => {
     write(dir, "der-key.der", new Uint8Array(Buffer.from(certs.hank.key.replace(/-----[^-]+-----|\s/g, ""), "base64")));
     write(dir, "client.p12", new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x03]));
     // A PKCS#12 archive's shape: version 3, then ContentInfo (pkcs7-data).
-    write(dir, "archive.der", new Uint8Array([0x30, 0x10, 0x02, 0x01, 0x03, 0x30, 0x0b, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01]));
+    write(
+      dir,
+      "archive.der",
+      new Uint8Array([
+        0x30, 0x10, 0x02, 0x01, 0x03, 0x30, 0x0b, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01,
+      ]),
+    );
     write(dir, "empty.pem", "");
     write(dir, "text.crt", "hello");
     const big = path.join(dir, "big.pem");
@@ -207,7 +229,11 @@ describe("createDirectoryStore() write side", () => {
     const dir = tempFolder();
     const store = await open({ directory: dir, clock: () => 1_700_000_000_123 });
     const stored = await store.put("alice-laptop", certs.alice.der, { labels: { owner: "alice", "team-name": "a-b" } });
-    expect(stored).toMatchObject({ id: "alice-laptop", sha256: parseCertificate(certs.alice.cert).sha256, labels: { owner: "alice", "team-name": "a-b" } });
+    expect(stored).toMatchObject({
+      id: "alice-laptop",
+      sha256: parseCertificate(certs.alice.cert).sha256,
+      labels: { owner: "alice", "team-name": "a-b" },
+    });
     expect(stored.createTime.getTime()).toBe(1_700_000_000_123);
     expect(await admitted(store, certs.alice)).toBe("alice-laptop");
     expect(fs.readdirSync(dir)).toEqual(["alice-laptop.pem"]);
@@ -239,10 +265,16 @@ describe("createDirectoryStore() write side", () => {
       expect((await failure(store.put(id, certs.alice.der))).code, id).toBe(Code.InvalidArgument);
     }
     expect((await failure(store.put("key", bytes(certs.alice.key)))).code).toBe(Code.InvalidArgument);
-    expect((await failure(store.put("both", bytes(certs.alice.cert + certs.alice.key)))).code).toBe(Code.InvalidArgument);
+    expect((await failure(store.put("both", bytes(certs.alice.cert + certs.alice.key)))).code).toBe(
+      Code.InvalidArgument,
+    );
     expect((await failure(store.put("two", bytes(certs.alice.cert + certs.bob.cert)))).code).toBe(Code.InvalidArgument);
-    expect((await failure(store.put("junk", new Uint8Array([0x30, 0x03, 0x01, 0x01, 0x00])))).code).toBe(Code.InvalidArgument);
-    expect((await failure(store.put("labels", certs.alice.der, { labels: { k: 1 as unknown as string } }))).code).toBe(Code.InvalidArgument);
+    expect((await failure(store.put("junk", new Uint8Array([0x30, 0x03, 0x01, 0x01, 0x00])))).code).toBe(
+      Code.InvalidArgument,
+    );
+    expect((await failure(store.put("labels", certs.alice.der, { labels: { k: 1 as unknown as string } }))).code).toBe(
+      Code.InvalidArgument,
+    );
     expect((await failure(store.delete("unknown"))).code).toBe(Code.NotFound);
     expect((await failure(store.delete("../taken"))).code).toBe(Code.InvalidArgument);
     expect((await failure(store.get("../taken"))).code).toBe(Code.InvalidArgument);
@@ -258,7 +290,9 @@ describe("createDirectoryStore() write side", () => {
     const labels: Record<string, string> = { a0: "-----BEGIN CERTIFICATE-----" };
     for (let i = 0; i * 200 < body.length; i++) labels[`b${i}`] = body.slice(i * 200, i * 200 + 200);
     labels.z = "-----END CERTIFICATE-----";
-    await expect(store.put("alice", certs.alice.der, { labels: { note: `x\n${certs.mallory.cert}` } })).rejects.toMatchObject({
+    await expect(
+      store.put("alice", certs.alice.der, { labels: { note: `x\n${certs.mallory.cert}` } }),
+    ).rejects.toMatchObject({
       code: Code.InvalidArgument,
     });
     await store.put("alice", certs.alice.der, { labels });
@@ -276,9 +310,11 @@ describe("createDirectoryStore() write side", () => {
     await Promise.all(ids.map((id, i) => store.put(id, certs[names[i % names.length]!].der)));
     const race = await Promise.allSettled(names.map((n) => store.put("contested", certs[n].der)));
     expect(race.filter((r) => r.status === "fulfilled")).toHaveLength(1);
-    expect(race.filter((r) => r.status === "rejected").map((r) => ConnectError.from((r as PromiseRejectedResult).reason).code)).toEqual(
-      Array(names.length - 1).fill(Code.AlreadyExists),
-    );
+    expect(
+      race
+        .filter((r) => r.status === "rejected")
+        .map((r) => ConnectError.from((r as PromiseRejectedResult).reason).code),
+    ).toEqual(Array(names.length - 1).fill(Code.AlreadyExists));
     expect((await store.list({ limit: 100 })).map((c) => c.id)).toEqual([...ids, "contested"]);
     await Promise.all(ids.map((id) => store.delete(id)));
     expect((await store.list({ limit: 100 })).map((c) => c.id)).toEqual(["contested"]);

@@ -6,9 +6,21 @@ import { Code, ConnectError, createClient, type Transport } from "@connectrpc/co
 import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
 import { createClientCertInterceptor, parseCertificate } from "../src/index.js";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
-import { createDirectoryStore, type DirectoryStore, type DirectoryStoreOptions } from "../src/stores/directory-store.js";
+import {
+  createDirectoryStore,
+  type DirectoryStore,
+  type DirectoryStoreOptions,
+} from "../src/stores/directory-store.js";
 import type { DecisionEvent } from "../src/core/decision-report.js";
-import { createTestPki, startEchoServer, transportFor, waitFor, type Protocol, type TestPki, type TestServer } from "./support/harness.js";
+import {
+  createTestPki,
+  startEchoServer,
+  transportFor,
+  waitFor,
+  type Protocol,
+  type TestPki,
+  type TestServer,
+} from "./support/harness.js";
 
 // End to end: a real TLS server with the interceptor over a folder store,
 // real connect-node clients (Connect and gRPC), files changed under an open
@@ -256,14 +268,20 @@ describe("createDirectoryStore()", () => {
 
   it("rejects at start when the folder does not exist, naming it", async () => {
     const missing = path.join(tempFolder(), "no-such-folder");
-    await expect(createDirectoryStore({ directory: missing })).rejects.toThrow(`certgate: the certificate folder ${missing} (options.directory) does not exist`);
+    await expect(createDirectoryStore({ directory: missing })).rejects.toThrow(
+      `certgate: the certificate folder ${missing} (options.directory) does not exist`,
+    );
     await expect(createDirectoryStore({ directory: tempFolder(), caDirectory: missing })).rejects.toThrow(missing);
   });
 
   it("rejects at start a configuration mistake, naming it", async () => {
     const dir = tempFolder();
-    await expect(createDirectoryStore({ directory: dir, caDirectory: dir })).rejects.toThrow(/caDirectory must not be the certificate folder itself/);
-    await expect(createDirectoryStore({ directory: dir, maxFileBytes: 0 })).rejects.toThrow(/options.maxFileBytes must be an integer of at least 1/);
+    await expect(createDirectoryStore({ directory: dir, caDirectory: dir })).rejects.toThrow(
+      /caDirectory must not be the certificate folder itself/,
+    );
+    await expect(createDirectoryStore({ directory: dir, maxFileBytes: 0 })).rejects.toThrow(
+      /options.maxFileBytes must be an integer of at least 1/,
+    );
   });
 });
 
@@ -336,7 +354,9 @@ describe("createDirectoryStore({ caDirectory })", () => {
   it("refuses a leaf whose extendedKeyUsage does not allow client authentication", async () => {
     const s = await caSetup();
     expect(await s.call(pki.server)).toBe(Code.Unauthenticated);
-    expect(await s.store.lookup(parseCertificate(pki.server.cert), new AbortController().signal)).toMatchObject({ kind: "refused" });
+    expect(await s.store.lookup(parseCertificate(pki.server.cert), new AbortController().signal)).toMatchObject({
+      kind: "refused",
+    });
   });
 });
 

@@ -39,7 +39,10 @@ afterAll(async () => {
 
 const alice = async () => {
   const dir = join(tmp, ".certgate", "demo");
-  return { cert: await readFile(join(dir, "alice.pem"), "utf8"), key: await readFile(join(dir, "alice-key.pem"), "utf8") };
+  return {
+    cert: await readFile(join(dir, "alice.pem"), "utf8"),
+    key: await readFile(join(dir, "alice-key.pem"), "utf8"),
+  };
 };
 
 describe.each(["server", "demo", "directory-store-server"])("examples/%s.ts", (name) => {
@@ -61,7 +64,12 @@ describe.each(["server", "demo", "directory-store-server"])("examples/%s.ts", (n
 
   it("admits alice's call, and bounds her body with readMaxBytes", async () => {
     const port = Number(new URL(url).port);
-    const ok = await h2Call(port, { authority: `localhost:${port}`, path: echoPath, body: '{"text":"hi"}', ...(await alice()) });
+    const ok = await h2Call(port, {
+      authority: `localhost:${port}`,
+      path: echoPath,
+      body: '{"text":"hi"}',
+      ...(await alice()),
+    });
     expect(ok).toMatchObject({ status: 200, body: expect.stringContaining("hi") });
     const big = await streamLargeBody(url, { path: echoPath, total: 4 * 1024 * 1024, ...(await alice()) });
     expect(big.body).toContain("resource_exhausted");
@@ -149,7 +157,8 @@ describe("examples/grpc-js-server.ts", () => {
       prefix,
       headers: { "content-type": "application/grpc", te: "trailers" },
     });
-    if (process.env.CERTGATE_TEST_VERBOSE) console.log(`grpc-status ${result.grpcStatus} after ${result.sentAtResponse} bytes`);
+    if (process.env.CERTGATE_TEST_VERBOSE)
+      console.log(`grpc-status ${result.grpcStatus} after ${result.sentAtResponse} bytes`);
     expect(result.grpcStatus).toBe("16");
     expect(result.sentAtResponse).toBeLessThan(h2Bound);
     expect(example.running()).toBe(true);

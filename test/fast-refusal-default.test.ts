@@ -46,7 +46,12 @@ async function expectSameRefusalThenGoaway(
   return first;
 }
 
-async function expectAdmittedThroughout(session: PersistentSession, count: number, call: () => Promise<WireCall>, body: RegExp) {
+async function expectAdmittedThroughout(
+  session: PersistentSession,
+  count: number,
+  call: () => Promise<WireCall>,
+  body: RegExp,
+) {
   for (let i = 0; i < count; i++) {
     const answer = await call();
     expect(answer.status).toBe(200);
@@ -71,7 +76,11 @@ describe("guardRequestHandler({ gate })", () => {
     server = http2.createSecureServer(
       { cert: pki.server.cert, key: pki.server.key, requestCert: true, rejectUnauthorized: false, allowHTTP1: true },
       guardRequestHandler(
-        connectNodeAdapter({ routes: echoRoutes({ calls: [], clientCommonNames: [] }), requestGate: gate, contextValues: peerCertificateContextValues }),
+        connectNodeAdapter({
+          routes: echoRoutes({ calls: [], clientCommonNames: [] }),
+          requestGate: gate,
+          contextValues: peerCertificateContextValues,
+        }),
         { gate, maxRefusedCallsPerConnection: 5 },
       ),
     );
@@ -97,7 +106,12 @@ describe("guardRequestHandler({ gate })", () => {
   it("admits alice on every call of one connection, without GOAWAY", async () => {
     const session = openPersistentSession(url, { ca: pki.ca.cert, cert: pki.alice.cert, key: pki.alice.key });
     try {
-      await expectAdmittedThroughout(session, 12, () => session.call(echoPath, undefined, '{"text":"hi"}'), /"text":"hi/);
+      await expectAdmittedThroughout(
+        session,
+        12,
+        () => session.call(echoPath, undefined, '{"text":"hi"}'),
+        /"text":"hi/,
+      );
     } finally {
       await session.close();
     }
@@ -108,7 +122,9 @@ describe("guardRequestHandler({ gate })", () => {
     try {
       expect((await session.call(echoPath)).status).toBe(401);
       expect((await session.call(echoPath)).status).toBe(401);
-      expect((await session.call(echoPath, { "content-type": "application/json", ":authority": `::1:${port}` })).status).toBe(400);
+      expect(
+        (await session.call(echoPath, { "content-type": "application/json", ":authority": `::1:${port}` })).status,
+      ).toBe(400);
       expect((await session.call(echoPath)).status).toBe(401);
     } finally {
       await session.close();
@@ -119,7 +135,9 @@ describe("guardRequestHandler({ gate })", () => {
   it("fails at start-up when fast-path options come without the gate, or the gate is not certgate's", () => {
     const handler = () => {};
     expect(() => guardRequestHandler(handler, { maxRefusedCallsPerConnection: 5 })).toThrow(/needs options\.gate/);
-    expect(() => guardRequestHandler(handler, { contextValues: peerCertificateContextValues })).toThrow(/needs options\.gate/);
+    expect(() => guardRequestHandler(handler, { contextValues: peerCertificateContextValues })).toThrow(
+      /needs options\.gate/,
+    );
     expect(() => guardRequestHandler(handler, { gate: () => {} })).toThrow(/options\.gate/);
   });
 });
@@ -144,8 +162,16 @@ describe("npm run demo (fast refusal path)", () => {
       const tls = who === undefined ? {} : { cert: await read(`${who}.pem`), key: await read(`${who}-key.pem`) };
       const session = openPersistentSession(url, { ca: await read("ca.pem"), ...tls });
       try {
-        const first = await expectSameRefusalThenGoaway(session, bound, () => session.call(echoPath), 401, /"code":"unauthenticated"/);
-        expect(first.body).toMatch(who === undefined ? /no client certificate presented/ : /client certificate not allowed/);
+        const first = await expectSameRefusalThenGoaway(
+          session,
+          bound,
+          () => session.call(echoPath),
+          401,
+          /"code":"unauthenticated"/,
+        );
+        expect(first.body).toMatch(
+          who === undefined ? /no client certificate presented/ : /client certificate not allowed/,
+        );
       } finally {
         await session.close();
       }
@@ -154,9 +180,18 @@ describe("npm run demo (fast refusal path)", () => {
   }
 
   it(`admits alice on ${bound + 20} calls of one connection, without GOAWAY`, async () => {
-    const session = openPersistentSession(url, { ca: await read("ca.pem"), cert: await read("alice.pem"), key: await read("alice-key.pem") });
+    const session = openPersistentSession(url, {
+      ca: await read("ca.pem"),
+      cert: await read("alice.pem"),
+      key: await read("alice-key.pem"),
+    });
     try {
-      await expectAdmittedThroughout(session, bound + 20, () => session.call(echoPath, undefined, '{"text":"hi"}'), /"text":"hi \(from/);
+      await expectAdmittedThroughout(
+        session,
+        bound + 20,
+        () => session.call(echoPath, undefined, '{"text":"hi"}'),
+        /"text":"hi \(from/,
+      );
     } finally {
       await session.close();
     }
@@ -195,7 +230,13 @@ describe("certgate serve (fast refusal path)", () => {
   it(`refuses an unknown certificate with the same Unauthenticated on every call of one connection, and GOAWAY after ${bound}`, async () => {
     const session = openPersistentSession(serve.url, tlsOf("bob"));
     try {
-      const first = await expectSameRefusalThenGoaway(session, bound, () => session.call(list), 401, /"code":"unauthenticated"/);
+      const first = await expectSameRefusalThenGoaway(
+        session,
+        bound,
+        () => session.call(list),
+        401,
+        /"code":"unauthenticated"/,
+      );
       expect(first.body).toMatch(/client certificate not allowed/);
     } finally {
       await session.close();

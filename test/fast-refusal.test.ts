@@ -99,7 +99,10 @@ function openSession(server: TestServer, client: IssuedCertificate | undefined):
     session,
     request(headers, body, end = true) {
       return new Promise<Wire>((resolve, reject) => {
-        const stream = session.request({ ":method": "POST", ":path": echoPath, ...headers }, { endStream: body === undefined && end });
+        const stream = session.request(
+          { ":method": "POST", ":path": echoPath, ...headers },
+          { endStream: body === undefined && end },
+        );
         const chunks: Buffer[] = [];
         let response: http2.IncomingHttpHeaders = {};
         let trailers: http2.IncomingHttpHeaders = {};
@@ -173,8 +176,16 @@ const shapes: [string, http2.OutgoingHttpHeaders, Uint8Array | string][] = [
     envelope(Buffer.from('{"text":"hi"}')),
   ],
   ["gRPC", { "content-type": "application/grpc", te: "trailers" }, grpcFrame("hi")],
-  ["gRPC, gzip offered", { "content-type": "application/grpc+proto", te: "trailers", "grpc-accept-encoding": "gzip" }, grpcFrame("hi")],
-  ["gRPC server streaming", { ":path": serverStreamPath, "content-type": "application/grpc", te: "trailers" }, grpcFrame("hi")],
+  [
+    "gRPC, gzip offered",
+    { "content-type": "application/grpc+proto", te: "trailers", "grpc-accept-encoding": "gzip" },
+    grpcFrame("hi"),
+  ],
+  [
+    "gRPC server streaming",
+    { ":path": serverStreamPath, "content-type": "application/grpc", te: "trailers" },
+    grpcFrame("hi"),
+  ],
   ["gRPC-Web", { "content-type": "application/grpc-web+proto", "x-grpc-web": "1" }, grpcFrame("hi")],
 ];
 
@@ -299,7 +310,10 @@ describe("createFastRefusalHandler()", () => {
     try {
       for (let i = 0; i < 3; i++) {
         const before = adapterCalls.fast;
-        const res = await session.request({ ":path": "/no.such.v1.Service/Method", "content-type": "application/json" }, "{}");
+        const res = await session.request(
+          { ":path": "/no.such.v1.Service/Method", "content-type": "application/json" },
+          "{}",
+        );
         expect(res.status).toBe(404);
         expect(adapterCalls.fast).toBe(before + 1);
       }
@@ -327,8 +341,17 @@ describe("createFastRefusalHandler()", () => {
       it(`gives curl the same refusal as Connect (${client ?? "no certificate"})`, async () => {
         const curl = async (server: TestServer) => {
           const { stdout } = await run("curl", [
-            "-s", "--http2", "--cacert", join(files, "ca.pem"), ...tls(client),
-            "-H", "content-type: application/json", "-d", '{"text":"hi"}', "-D", "-",
+            "-s",
+            "--http2",
+            "--cacert",
+            join(files, "ca.pem"),
+            ...tls(client),
+            "-H",
+            "content-type: application/json",
+            "-d",
+            '{"text":"hi"}',
+            "-D",
+            "-",
             `https://127.0.0.1:${server.port}${echoPath}`,
           ]);
           return stdout.replace(/^date: .*\r\n/im, "");
@@ -342,8 +365,17 @@ describe("createFastRefusalHandler()", () => {
         const buf = join(process.cwd(), "node_modules", ".bin", "buf");
         const bufCurl = async (server: TestServer) => {
           const result = await run(buf, [
-            "curl", "--protocol", "grpc", "--schema", "proto", "--cacert", join(files, "ca.pem"), ...tls(client),
-            "-d", '{"text":"hi"}', `https://127.0.0.1:${server.port}${echoPath}`,
+            "curl",
+            "--protocol",
+            "grpc",
+            "--schema",
+            "proto",
+            "--cacert",
+            join(files, "ca.pem"),
+            ...tls(client),
+            "-d",
+            '{"text":"hi"}',
+            `https://127.0.0.1:${server.port}${echoPath}`,
           ]).then(
             () => ({ ok: true, stderr: "" }),
             (e: { stderr?: string }) => ({ ok: false, stderr: String(e.stderr) }),

@@ -18,8 +18,7 @@ const sha1Of = (c: IssuedCertificate) => new X509Certificate(c.cert).fingerprint
 
 // How each proxy encodes a certificate.
 const urlPem = (pem: string) => encodeURIComponent(pem);
-const awsPem = (pem: string) =>
-  encodeURIComponent(pem).replace(/%2B/g, "+").replace(/%3D/g, "=").replace(/%2F/g, "/");
+const awsPem = (pem: string) => encodeURIComponent(pem).replace(/%2B/g, "+").replace(/%3D/g, "=").replace(/%2F/g, "/");
 const base64Der = (c: IssuedCertificate) => Buffer.from(c.der).toString("base64");
 const hashOf = (c: IssuedCertificate) => createHash("sha256").update(c.der).digest("hex");
 const xfccElement = (c: IssuedCertificate) =>
@@ -62,21 +61,49 @@ describe("readForwardedCertificate()", () => {
     ["xfcc", "bad quoting", () => `Cert="${urlPem(alice.cert)}`, /unterminated quote/],
     ["xfcc", "a truncated Cert", () => `Cert=${urlPem(alice.cert.slice(0, 300))}`, /no complete CERTIFICATE block/],
     ["xfcc", "bad URL encoding", () => `Cert=${urlPem(alice.cert)}%ZZ`, /bad URL encoding/],
-    ["xfcc", "a Hash that is not Cert's", () => `Hash=${hashOf(proxy)};Cert=${urlPem(alice.cert)}`, /Hash does not match Cert/],
+    [
+      "xfcc",
+      "a Hash that is not Cert's",
+      () => `Hash=${hashOf(proxy)};Cert=${urlPem(alice.cert)}`,
+      /Hash does not match Cert/,
+    ],
     ["xfcc", "a Hash that is not hex", () => `Hash=xyz;Cert=${urlPem(alice.cert)}`, /not a SHA-256/],
-    ["xfcc", "a Chain that does not start with Cert", () => `Cert=${urlPem(alice.cert)};Chain=${urlPem(ca.cert)}`, /Chain does not start with Cert/],
+    [
+      "xfcc",
+      "a Chain that does not start with Cert",
+      () => `Cert=${urlPem(alice.cert)};Chain=${urlPem(ca.cert)}`,
+      /Chain does not start with Cert/,
+    ],
     ["nginx", "truncated", () => urlPem(alice.cert.slice(0, -40)), /no complete CERTIFICATE block/],
     ["nginx", "bad URL encoding", () => urlPem(alice.cert).replace("%0A", "%0"), /bad URL encoding/],
     ["nginx", "broken base64", () => urlPem(alice.cert.replace(/\n[A-Za-z0-9+/]{8}/, "\n!!!!!!!!")), /bad base64/],
     ["nginx", "two certificates", () => urlPem(alice.cert + ca.cert), /more than one certificate/],
     ["nginx", "a private key alongside", () => urlPem(alice.cert + alice.key), /text other than CERTIFICATE blocks/],
-    ["nginx", "a block that is not a certificate", () => urlPem(`-----BEGIN CERTIFICATE-----\n${Buffer.from("not a certificate at all").toString("base64")}\n-----END CERTIFICATE-----\n`), /not an X.509 certificate/],
+    [
+      "nginx",
+      "a block that is not a certificate",
+      () =>
+        urlPem(
+          `-----BEGIN CERTIFICATE-----\n${Buffer.from("not a certificate at all").toString("base64")}\n-----END CERTIFICATE-----\n`,
+        ),
+      /not an X.509 certificate/,
+    ],
     ["aws-alb", "truncated", () => awsPem(alice.cert.slice(0, 200)), /no complete CERTIFICATE block/],
     ["aws-alb", "bad URL encoding", () => `%E0%A4%A${awsPem(alice.cert)}`, /bad URL encoding/],
     ["azure-app-service", "truncated", () => base64Der(alice).slice(0, -5), /bad base64|not an X.509/],
-    ["azure-app-service", "base64 cut at a quad boundary", () => base64Der(alice).slice(0, 200), /not an X.509 certificate/],
+    [
+      "azure-app-service",
+      "base64 cut at a quad boundary",
+      () => base64Der(alice).slice(0, 200),
+      /not an X.509 certificate/,
+    ],
     ["azure-app-service", "PEM instead of base64 DER", () => alice.cert, /bad base64/],
-    ["azure-app-service", "URL-safe base64", () => base64Der(alice).replace(/\+/g, "-").replace(/\//g, "_"), /bad base64/],
+    [
+      "azure-app-service",
+      "URL-safe base64",
+      () => base64Der(alice).replace(/\+/g, "-").replace(/\//g, "_"),
+      /bad base64/,
+    ],
   ];
   for (const [format, what, value, message] of malformed) {
     it(`refuses ${format} with ${what}`, () => {
@@ -93,7 +120,10 @@ describe("readForwardedCertificate()", () => {
   }
 
   it("refuses an XFCC element with only a Hash as no certificate", () => {
-    expect(read("xfcc", `By=spiffe://a;Hash=${hashOf(alice)};Subject="CN=alice"`)).toEqual({ kind: "none", why: "hash_only" });
+    expect(read("xfcc", `By=spiffe://a;Hash=${hashOf(alice)};Subject="CN=alice"`)).toEqual({
+      kind: "none",
+      why: "hash_only",
+    });
   });
   it("refuses an XFCC element with neither Cert nor Hash as no certificate", () => {
     expect(read("xfcc", "By=spiffe://a;URI=spiffe://b")).toEqual({ kind: "none", why: "no_cert" });

@@ -32,7 +32,9 @@ beforeAll(async () => {
     interceptors: [
       createClientCertServerInterceptor({
         store: createThumbprintStore(parseCertificate(pki.alice.cert).sha256),
-        rules: [{ procedure: "/certgate.example.v1.EchoService/EchoClientStream", identities: [{ commonName: "bob" }] }],
+        rules: [
+          { procedure: "/certgate.example.v1.EchoService/EchoClientStream", identities: [{ commonName: "bob" }] },
+        ],
       }),
     ],
   });
@@ -72,7 +74,10 @@ describe("certgate/grpc-js with connect-node's gRPC transport", () => {
   });
 
   it("refuses another certificate and none with Unauthenticated and the detail", async () => {
-    for (const [client, reason] of [[pki.bob, "not_allowed"], [undefined, "no_certificate"]] as const) {
+    for (const [client, reason] of [
+      [pki.bob, "not_allowed"],
+      [undefined, "no_certificate"],
+    ] as const) {
       const error = await connectErrorOf(connectClient(client).echo({ text: "secret" }));
       expect(error.code).toBe(Code.Unauthenticated);
       expect(error.findDetails(ClientCertificateErrorSchema)).toEqual([
@@ -96,10 +101,16 @@ describe("certgate/grpc-js with buf curl --protocol grpc", () => {
   const buf = join(process.cwd(), "node_modules", ".bin", "buf");
   async function curl(client: "alice" | "bob" | undefined): Promise<{ ok: boolean; out: string }> {
     const args = [
-      "curl", "--protocol", "grpc", "--schema", "proto",
-      "--cacert", join(files, "ca.pem"),
+      "curl",
+      "--protocol",
+      "grpc",
+      "--schema",
+      "proto",
+      "--cacert",
+      join(files, "ca.pem"),
       ...(client === undefined ? [] : ["--cert", join(files, `${client}.pem`), "--key", join(files, `${client}.key`)]),
-      "-d", '{"text":"hi"}',
+      "-d",
+      '{"text":"hi"}',
       `https://127.0.0.1:${server.port}/certgate.example.v1.EchoService/Echo`,
     ];
     try {
@@ -117,7 +128,10 @@ describe("certgate/grpc-js with buf curl --protocol grpc", () => {
   });
 
   it("refuses another certificate and none with unauthenticated and the detail", async () => {
-    for (const [client, reason] of [["bob", "not_allowed"], [undefined, "no_certificate"]] as const) {
+    for (const [client, reason] of [
+      ["bob", "not_allowed"],
+      [undefined, "no_certificate"],
+    ] as const) {
       const { ok, out } = await curl(client);
       expect(ok).toBe(false);
       const error = JSON.parse(out);

@@ -41,10 +41,14 @@ afterAll(async () => {
 
 async function load(entry: string, block: string): Promise<string[]> {
   const script = `const m = await import(${JSON.stringify(entry)}); console.log(JSON.stringify(Object.keys(m).sort()));`;
-  const { stdout } = await run(process.execPath, ["--import", pathToFileURL(hook).href, "--input-type=module", "-e", script], {
-    cwd: process.cwd(),
-    env: { ...process.env, BLOCK: block },
-  });
+  const { stdout } = await run(
+    process.execPath,
+    ["--import", pathToFileURL(hook).href, "--input-type=module", "-e", script],
+    {
+      cwd: process.cwd(),
+      env: { ...process.env, BLOCK: block },
+    },
+  );
   return JSON.parse(stdout) as string[];
 }
 

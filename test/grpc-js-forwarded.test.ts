@@ -39,7 +39,10 @@ async function serve(cidr: string, events: DecisionEvent[] = []): Promise<GrpcJs
 }
 
 function proxy(server: GrpcJsEchoServer, own: IssuedCertificate | undefined) {
-  const c = createBidiClient(server.port, own === undefined ? { ca: pki.ca.cert } : { ca: pki.ca.cert, cert: own.cert, key: own.key });
+  const c = createBidiClient(
+    server.port,
+    own === undefined ? { ca: pki.ca.cert } : { ca: pki.ca.cert, cert: own.cert, key: own.key },
+  );
   clients.push(c);
   return c;
 }

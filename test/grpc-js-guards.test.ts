@@ -1,7 +1,11 @@
 import { describe, expect, it } from "vitest";
 import * as grpc from "@grpc/grpc-js";
 import { beforeAll } from "vitest";
-import { createClientCertServerInterceptor, createServerCredentials, createThumbprintStore } from "../src/grpc-js/index.js";
+import {
+  createClientCertServerInterceptor,
+  createServerCredentials,
+  createThumbprintStore,
+} from "../src/grpc-js/index.js";
 import { streamOf } from "../src/grpc-js/call-stream.js";
 import { captureWarnings, createTestPki, waitFor, type TestPki } from "./support/harness.js";
 
@@ -65,18 +69,30 @@ describe("createClientCertServerInterceptor() guards", () => {
 
 describe("createServerCredentials()", () => {
   it("asks for client certificates and refuses none in the handshake", () => {
-    const credentials = createServerCredentials({ cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert }) as unknown as {
+    const credentials = createServerCredentials({
+      cert: pki.server.cert,
+      key: pki.server.key,
+      ca: pki.ca.cert,
+    }) as unknown as {
       _getConstructorOptions(): object;
       _getSecureContextOptions(): object;
     };
     expect(credentials._getConstructorOptions()).toEqual({ requestCert: true, rejectUnauthorized: false });
-    expect(credentials._getSecureContextOptions()).toEqual({ cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert });
+    expect(credentials._getSecureContextOptions()).toEqual({
+      cert: pki.server.cert,
+      key: pki.server.key,
+      ca: pki.ca.cert,
+    });
   });
 
   it("fails at start-up, naming the problem, on missing or mismatched material", () => {
     expect(() => createServerCredentials(undefined as never)).toThrow(/needs options/);
     expect(() => createServerCredentials({ cert: pki.server.cert } as never)).toThrow(/options\.key must be PEM/);
-    expect(() => createServerCredentials({ cert: pki.server.cert, key: pki.server.key, ca: 42 } as never)).toThrow(/options\.ca/);
-    expect(() => createServerCredentials({ cert: pki.server.cert, key: pki.alice.key })).toThrow(/createServerCredentials\(\).*key/i);
+    expect(() => createServerCredentials({ cert: pki.server.cert, key: pki.server.key, ca: 42 } as never)).toThrow(
+      /options\.ca/,
+    );
+    expect(() => createServerCredentials({ cert: pki.server.cert, key: pki.alice.key })).toThrow(
+      /createServerCredentials\(\).*key/i,
+    );
   });
 });

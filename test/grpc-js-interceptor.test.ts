@@ -49,13 +49,21 @@ async function serve(options: ClientCertServerInterceptorOptions): Promise<GrpcJ
 }
 
 function connect(server: GrpcJsEchoServer, client: IssuedCertificate | undefined): EchoBidiRawClient {
-  const c = createBidiClient(server.port, client === undefined ? { ca: pki.ca.cert } : { ca: pki.ca.cert, cert: client.cert, key: client.key });
+  const c = createBidiClient(
+    server.port,
+    client === undefined ? { ca: pki.ca.cert } : { ca: pki.ca.cert, cert: client.cert, key: client.key },
+  );
   clients.push(c);
   return c;
 }
 
 const sha256 = (c: IssuedCertificate) => parseCertificate(c.cert).sha256;
-const procedureOf = { unary: "Echo", "server-streaming": "EchoServerStream", "client-streaming": "EchoClientStream", bidi: "EchoBidi" } as const;
+const procedureOf = {
+  unary: "Echo",
+  "server-streaming": "EchoServerStream",
+  "client-streaming": "EchoClientStream",
+  bidi: "EchoBidi",
+} as const;
 
 describe("createClientCertServerInterceptor()", () => {
   for (const kind of callKinds) {
@@ -68,7 +76,9 @@ describe("createClientCertServerInterceptor()", () => {
     });
 
     it(`refuses other, missing, expired and unpinned self-signed certificates with 16 and the detail, before the handler (${kind})`, async () => {
-      const server = await serve({ store: createThumbprintStore([sha256(pki.alice), sha256(selfSigned), sha256(expired)]) });
+      const server = await serve({
+        store: createThumbprintStore([sha256(pki.alice), sha256(selfSigned), sha256(expired)]),
+      });
       const procedure = `/certgate.example.v1.EchoService/${procedureOf[kind]}`;
       const cases: [IssuedCertificate | undefined, string, string][] = [
         [pki.bob, "not_allowed", "client certificate not allowed"],
@@ -78,7 +88,13 @@ describe("createClientCertServerInterceptor()", () => {
       ];
       for (const [client, reason, message] of cases) {
         const seen = await refusalOf(callEcho(connect(server, client), kind, "secret"));
-        expect(seen).toEqual({ code: grpc.status.UNAUTHENTICATED, details: message, reason, procedure, statusCode: 16 });
+        expect(seen).toEqual({
+          code: grpc.status.UNAUTHENTICATED,
+          details: message,
+          reason,
+          procedure,
+          statusCode: 16,
+        });
       }
       expect(server.log.messages).toEqual([]);
       expect(server.log.certificates).toEqual([]);
@@ -106,7 +122,11 @@ describe("createClientCertServerInterceptor()", () => {
     const store = await createDirectoryStore({ directory, onProblem: () => {} });
     try {
       await writeFile(join(directory, "alice.pem"), pki.alice.cert);
-      await waitFor(async () => (await store.lookup(parseCertificate(pki.alice.cert), new AbortController().signal)).kind === "admitted", "alice in the store");
+      await waitFor(
+        async () =>
+          (await store.lookup(parseCertificate(pki.alice.cert), new AbortController().signal)).kind === "admitted",
+        "alice in the store",
+      );
       const server = await serve({ store });
       const client = connect(server, pki.alice);
       expect(await callEcho(client, "unary", "one")).toContain("one CN=alice");
@@ -129,7 +149,12 @@ describe("createClientCertServerInterceptor()", () => {
   it("with ca, lets validateTrust: tls tell CA-signed from self-signed, the handshake refusing neither", async () => {
     const server = await startGrpcJsEchoServer({
       pki,
-      interceptors: [createClientCertServerInterceptor({ store: createThumbprintStore([sha256(pki.alice), sha256(selfSigned)]), validateTrust: "tls" })],
+      interceptors: [
+        createClientCertServerInterceptor({
+          store: createThumbprintStore([sha256(pki.alice), sha256(selfSigned)]),
+          validateTrust: "tls",
+        }),
+      ],
       credentials: createServerCredentials({ cert: pki.server.cert, key: pki.server.key, ca: pki.ca.cert }),
     });
     servers.push(server);
@@ -140,7 +165,9 @@ describe("createClientCertServerInterceptor()", () => {
   it("refuses with 7 (PERMISSION_DENIED) when identities refuse an admitted certificate", async () => {
     const server = await serve({
       store: createThumbprintStore([sha256(pki.alice), sha256(pki.bob)]),
-      rules: [{ procedure: "/certgate.example.v1.EchoService/EchoServerStream", identities: [{ commonName: "alice" }] }],
+      rules: [
+        { procedure: "/certgate.example.v1.EchoService/EchoServerStream", identities: [{ commonName: "alice" }] },
+      ],
     });
     expect(await callEcho(connect(server, pki.bob), "unary", "a")).toContain("CN=bob");
     expect(await callEcho(connect(server, pki.alice), "server-streaming", "b")).toContain("CN=alice");

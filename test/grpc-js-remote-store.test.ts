@@ -31,13 +31,18 @@ describe("createClientCertServerInterceptor() with the remote store", () => {
     const remote = createRemoteStore({ transport: serviceTransport(service, pki, pki.reader, "grpc") });
     opened.push(() => remote.close());
     await remote.ready(10_000);
-    const server = await startGrpcJsEchoServer({ pki, interceptors: [createClientCertServerInterceptor({ store: remote })] });
+    const server = await startGrpcJsEchoServer({
+      pki,
+      interceptors: [createClientCertServerInterceptor({ store: remote })],
+    });
     opened.push(() => server.close());
     const alice = createBidiClient(server.port, { ca: pki.ca.cert, cert: pki.alice.cert, key: pki.alice.key });
     opened.push(() => alice.close());
 
     expect(await callEcho(alice, "unary", "one")).toBe("one CN=alice");
-    expect((await refusalOf(callEcho(createBidiClientFor(server.port, "bob"), "unary", "x"))).reason).toBe("not_allowed");
+    expect((await refusalOf(callEcho(createBidiClientFor(server.port, "bob"), "unary", "x"))).reason).toBe(
+      "not_allowed",
+    );
     await memory.delete("alice");
     const aliceCertificate = parseCertificate(pki.alice.der);
     await waitFor(

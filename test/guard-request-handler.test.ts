@@ -74,7 +74,12 @@ describe("guardRequestHandler()", () => {
   it("shows connect-node 2.3.0 throwing synchronously on an unbracketed IPv6 :authority without it", async () => {
     const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
     await new Promise<void>((resolve) => {
-      const req = session.request({ ":method": "POST", ":path": echoPath, ":authority": `::1:${port}`, "x-unguarded": "1" });
+      const req = session.request({
+        ":method": "POST",
+        ":path": echoPath,
+        ":authority": `::1:${port}`,
+        "x-unguarded": "1",
+      });
       req.on("close", () => resolve());
       req.on("error", () => {});
       req.resume();
@@ -143,19 +148,16 @@ describe("isMalformedRequest()", () => {
   beforeAll(async () => {
     const pki = await createTestPki();
     const adapter = connectNodeAdapter({ routes: echoRoutes({ calls: [], clientCommonNames: [] }) });
-    server = http2.createSecureServer(
-      { cert: pki.server.cert, key: pki.server.key, allowHTTP1: true },
-      (req, res) => {
-        const malformed = isMalformedRequest(req);
-        try {
-          adapter(req, res);
-          seen.push({ malformed, threw: false });
-        } catch {
-          seen.push({ malformed, threw: true });
-          res.writeHead(400).end();
-        }
-      },
-    );
+    server = http2.createSecureServer({ cert: pki.server.cert, key: pki.server.key, allowHTTP1: true }, (req, res) => {
+      const malformed = isMalformedRequest(req);
+      try {
+        adapter(req, res);
+        seen.push({ malformed, threw: false });
+      } catch {
+        seen.push({ malformed, threw: true });
+        res.writeHead(400).end();
+      }
+    });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     port = (server.address() as AddressInfo).port;
   });
@@ -166,8 +168,12 @@ describe("isMalformedRequest()", () => {
   // One HTTP/1.1 request with the given Host over TLS; resolves with the status.
   const http11 = (host: string) =>
     new Promise<number>((resolve, reject) => {
-      const socket = tls.connect({ port, host: "127.0.0.1", rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] }, () =>
-        socket.write(`POST ${echoPath} HTTP/1.1\r\nhost: ${host}\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`),
+      const socket = tls.connect(
+        { port, host: "127.0.0.1", rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] },
+        () =>
+          socket.write(
+            `POST ${echoPath} HTTP/1.1\r\nhost: ${host}\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}`,
+          ),
       );
       let text = "";
       socket.on("data", (d: Buffer) => (text += d.toString("latin1")));
@@ -176,7 +182,16 @@ describe("isMalformedRequest()", () => {
     });
 
   it("is true exactly where connect-node's adapter throws", async () => {
-    const authorities = [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, `::1:${port}`, "a b", "x:y", "%zz", "@"];
+    const authorities = [
+      `localhost:${port}`,
+      `127.0.0.1:${port}`,
+      `[::1]:${port}`,
+      `::1:${port}`,
+      "a b",
+      "x:y",
+      "%zz",
+      "@",
+    ];
     for (const authority of authorities) await h2Call(port, { authority, path: echoPath });
     for (const host of [`localhost:${port}`, `[::1]:${port}`, "::1:8443", "a b"]) await http11(host);
     await http10WithoutHost(port, echoPath);
@@ -240,17 +255,24 @@ describe("npm run demo", () => {
   });
   const alice = async () => {
     const dir = join(tmp, ".certgate", "demo");
-    return { cert: await readFile(join(dir, "alice.pem"), "utf8"), key: await readFile(join(dir, "alice-key.pem"), "utf8") };
+    return {
+      cert: await readFile(join(dir, "alice.pem"), "utf8"),
+      key: await readFile(join(dir, "alice-key.pem"), "utf8"),
+    };
   };
 
   it("answers an unbracketed IPv6 :authority with 400, and admits alice's next call", async () => {
     expect((await h2Call(port, { authority: `::1:${port}`, path: echoPath, ...(await alice()) })).status).toBe(400);
-    expect((await h2Call(port, { authority: `localhost:${port}`, path: echoPath, ...(await alice()) })).status).toBe(200);
+    expect((await h2Call(port, { authority: `localhost:${port}`, path: echoPath, ...(await alice()) })).status).toBe(
+      200,
+    );
   });
 
   it("answers HTTP/1.0 without Host with 400, and admits alice's next call", async () => {
     expect(await http10WithoutHost(port, echoPath)).toBe(400);
-    expect((await h2Call(port, { authority: `localhost:${port}`, path: echoPath, ...(await alice()) })).status).toBe(200);
+    expect((await h2Call(port, { authority: `localhost:${port}`, path: echoPath, ...(await alice()) })).status).toBe(
+      200,
+    );
     expect(demo.running()).toBe(true);
   });
 });

@@ -20,7 +20,13 @@ describe("checkLabels()", () => {
     expect(checkLabels(Object.create({ team: "a" }) as object)?.message).toMatch(/plain object/);
     // An accessor is never called.
     let called = false;
-    const getter = Object.defineProperty({}, "k", { enumerable: true, get: () => ((called = true), "v") });
+    const getter = Object.defineProperty({}, "k", {
+      enumerable: true,
+      get: () => {
+        called = true;
+        return "v";
+      },
+    });
     expect(checkLabels(getter)?.kind).toBe("invalid");
     expect(called).toBe(false);
   });
@@ -59,7 +65,9 @@ describe("checkLabels()", () => {
     expect(checkLabels({ note: "-----BEGIN PRIVATE KEY-----" })?.kind).toBe("private_key");
     expect(checkLabels({ note: "PuTTY-User-Key-File-3: ssh-ed25519" })?.kind).toBe("private_key");
     expect(checkLabels({ k: "x".repeat(257) })?.message).toMatch(/at most 256 characters/);
-    expect(checkLabels(Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, "v"])))?.message).toMatch(/at most 64/);
+    expect(checkLabels(Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, "v"])))?.message).toMatch(
+      /at most 64/,
+    );
     expect(checkLabels({ a: "v", b: "v" }, { maxLabels: 1, maxValueLength: 10 })?.message).toMatch(/at most 1/);
   });
 });
@@ -71,7 +79,9 @@ describe("createMemoryStore() labels", () => {
     const store = createMemoryStore();
     try {
       await expect(store.put("a", alice.der, { labels: { note: "a\u202eb" } })).rejects.toMatchObject({ code: 3 });
-      await expect(store.put("a", alice.der, { labels: JSON.parse('{"__proto__":"x"}') as Record<string, string> })).rejects.toMatchObject({ code: 3 });
+      await expect(
+        store.put("a", alice.der, { labels: JSON.parse('{"__proto__":"x"}') as Record<string, string> }),
+      ).rejects.toMatchObject({ code: 3 });
       expect(await store.get("a")).toBeUndefined();
       expect((await store.put("a", alice.der, { labels: { team: "payments" } })).labels).toEqual({ team: "payments" });
     } finally {

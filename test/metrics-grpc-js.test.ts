@@ -1,11 +1,11 @@
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createClientCertServerInterceptor } from "../src/grpc-js/index.js";
 import type { IssuedCertificate } from "../src/dev-certificates.js";
 import { createTestPki, createTestStore, issueOutOfWindowCertificates, type TestPki } from "./support/harness.js";
 import { callEcho, refusalOf } from "./support/grpc-js-calls.js";
 import { createBidiClient, startGrpcJsEchoServer, type GrpcJsEchoServer } from "./support/grpc-js-echo-server.js";
-import { createTestMetrics, valueOf, type TestMetrics } from "./support/metrics.js";
+import { createTestMetrics, pointValue, type TestMetrics } from "./support/metrics.js";
 
 let pki: TestPki;
 let expired: IssuedCertificate;
@@ -26,7 +26,10 @@ afterAll(async () => {
 });
 
 function connect(server: GrpcJsEchoServer, client: IssuedCertificate | undefined) {
-  const c = createBidiClient(server.port, client === undefined ? { ca: pki.ca.cert } : { ca: pki.ca.cert, cert: client.cert, key: client.key });
+  const c = createBidiClient(
+    server.port,
+    client === undefined ? { ca: pki.ca.cert } : { ca: pki.ca.cert, cert: client.cert, key: client.key },
+  );
   clients.push(c);
   return c;
 }
@@ -50,18 +53,20 @@ describe("createClientCertServerInterceptor() metrics", () => {
 
     const points = await m.points("certgate.decisions");
     const via = { "certgate.decision.via": "grpc-js" };
-    expect(valueOf(points, { ...via, "certgate.decision.result": "admitted", "rpc.method": "Echo" })).toBe(1);
-    expect(valueOf(points, { ...via, "certgate.decision.result": "admitted", "rpc.method": "EchoServerStream" })).toBe(1);
-    expect(valueOf(points, { ...via, "certgate.decision.reason": "not_allowed" })).toBe(1);
-    expect(valueOf(points, { ...via, "certgate.decision.reason": "no_certificate" })).toBe(1);
-    expect(valueOf(points, { ...via, "certgate.decision.reason": "expired", "rpc.method": "EchoBidi" })).toBe(1);
+    expect(pointValue(points, { ...via, "certgate.decision.result": "admitted", "rpc.method": "Echo" })).toBe(1);
+    expect(
+      pointValue(points, { ...via, "certgate.decision.result": "admitted", "rpc.method": "EchoServerStream" }),
+    ).toBe(1);
+    expect(pointValue(points, { ...via, "certgate.decision.reason": "not_allowed" })).toBe(1);
+    expect(pointValue(points, { ...via, "certgate.decision.reason": "no_certificate" })).toBe(1);
+    expect(pointValue(points, { ...via, "certgate.decision.reason": "expired", "rpc.method": "EchoBidi" })).toBe(1);
     expect(points.every((p) => p.attributes["rpc.service"] === "certgate.example.v1.EchoService")).toBe(true);
     expect(points.length).toBe(5);
     // alice's connection asked the store once for two calls; bob's once; the
     // expired certificate and the missing one never reach the store.
     const lookups = await m.points("certgate.store.lookup.duration");
-    expect(valueOf(lookups, { "certgate.store.verdict": "admitted" })).toBe(1);
-    expect(valueOf(lookups, { "certgate.store.verdict": "refused" })).toBe(1);
+    expect(pointValue(lookups, { "certgate.store.verdict": "admitted" })).toBe(1);
+    expect(pointValue(lookups, { "certgate.store.verdict": "refused" })).toBe(1);
     expect(store.lookups).toBe(2);
   });
 });

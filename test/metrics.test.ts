@@ -30,7 +30,7 @@ import {
   type TestPki,
   type TestServer,
 } from "./support/harness.js";
-import { createTestMetrics, valueOf, type TestMetrics } from "./support/metrics.js";
+import { createTestMetrics, pointValue, type TestMetrics } from "./support/metrics.js";
 import { createServicePki, serviceTransport, startService, type ServicePki } from "./support/service-harness.js";
 
 const { servers, echoClient } = closeAfterTests();
@@ -73,27 +73,36 @@ describe("certgate.decisions", () => {
   for (const via of ["gate", "interceptor"] as const) {
     it(`counts admitted and refused calls by reason through the ${via}, on a real TLS server`, async () => {
       const m = testMetrics();
-      const server = await serve(via, { store: createTestStore([pki.alice, outOfWindow.expired]), meterProvider: m.provider });
+      const server = await serve(via, {
+        store: createTestStore([pki.alice, outOfWindow.expired]),
+        meterProvider: m.provider,
+      });
       const alice = echoClient(server, pki, pki.alice);
       await alice.echo({ text: "1" });
       await alice.echo({ text: "2" });
       await echoClient(server, pki, pki.alice, "grpc").echo({ text: "3" });
-      expect((await connectErrorOf(echoClient(server, pki, pki.bob).echo({ text: "x" }))).code).toBe(Code.Unauthenticated);
-      expect((await connectErrorOf(echoClient(server, pki, undefined).echo({ text: "x" }))).code).toBe(Code.Unauthenticated);
+      expect((await connectErrorOf(echoClient(server, pki, pki.bob).echo({ text: "x" }))).code).toBe(
+        Code.Unauthenticated,
+      );
+      expect((await connectErrorOf(echoClient(server, pki, undefined).echo({ text: "x" }))).code).toBe(
+        Code.Unauthenticated,
+      );
       await connectErrorOf(echoClient(server, pki, outOfWindow.expired).echo({ text: "x" }));
       await connectErrorOf(echoClient(server, pki, outOfWindow.expired, "grpc").echo({ text: "x" }));
 
       const points = await m.points("certgate.decisions");
-      expect(points.map((p) => p.attributes).sort((a, b) => String(a[reason] ?? "").localeCompare(String(b[reason] ?? "")))).toEqual([
+      expect(
+        points.map((p) => p.attributes).sort((a, b) => String(a[reason] ?? "").localeCompare(String(b[reason] ?? ""))),
+      ).toEqual([
         { [result]: "admitted", "certgate.decision.via": via },
         { [result]: "refused", [reason]: "expired", "certgate.decision.via": via },
         { [result]: "refused", [reason]: "no_certificate", "certgate.decision.via": via },
         { [result]: "refused", [reason]: "not_allowed", "certgate.decision.via": via },
       ]);
-      expect(valueOf(points, { [result]: "admitted" })).toBe(3);
-      expect(valueOf(points, { [reason]: "not_allowed" })).toBe(1);
-      expect(valueOf(points, { [reason]: "no_certificate" })).toBe(1);
-      expect(valueOf(points, { [reason]: "expired" })).toBe(2);
+      expect(pointValue(points, { [result]: "admitted" })).toBe(3);
+      expect(pointValue(points, { [reason]: "not_allowed" })).toBe(1);
+      expect(pointValue(points, { [reason]: "no_certificate" })).toBe(1);
+      expect(pointValue(points, { [reason]: "expired" })).toBe(2);
       expect(server.log.calls).toEqual(["echo", "echo", "echo"]);
     });
   }
@@ -110,10 +119,10 @@ describe("certgate.decisions", () => {
     await echoClient(server, pki, pki.alice).echo({ text: "1" });
     await connectErrorOf(echoClient(server, pki, pki.bob).echo({ text: "x" }));
     const points = await m.points("certgate.decisions");
-    expect(valueOf(points, { [result]: "admitted", "certgate.decision.via": "gate" })).toBe(1);
-    expect(valueOf(points, { [result]: "admitted", "certgate.decision.via": "interceptor" })).toBe(1);
-    expect(valueOf(points, { [result]: "refused", "certgate.decision.via": "gate" })).toBe(1);
-    expect(valueOf(points, { [result]: "refused", "certgate.decision.via": "interceptor" })).toBe(0);
+    expect(pointValue(points, { [result]: "admitted", "certgate.decision.via": "gate" })).toBe(1);
+    expect(pointValue(points, { [result]: "admitted", "certgate.decision.via": "interceptor" })).toBe(1);
+    expect(pointValue(points, { [result]: "refused", "certgate.decision.via": "gate" })).toBe(1);
+    expect(pointValue(points, { [result]: "refused", "certgate.decision.via": "interceptor" })).toBe(0);
   });
 
   it("adds up the calls of two gates on one meter provider", async () => {
@@ -144,7 +153,9 @@ describe("certgate.decisions", () => {
       ["admitted", "certgate.example.v1.EchoService", "Echo"],
       ["refused", "certgate.example.v1.EchoService", "Echo"],
     ]);
-    expect(() => createClientCertGate({ store, metricsProcedure: "yes" as unknown as boolean })).toThrow(/metricsProcedure must be a boolean/);
+    expect(() => createClientCertGate({ store, metricsProcedure: "yes" as unknown as boolean })).toThrow(
+      /metricsProcedure must be a boolean/,
+    );
   });
 
   it("counts refusals of a report-only policy as report_only, and open procedures as open", async () => {
@@ -160,9 +171,9 @@ describe("certgate.decisions", () => {
       // drain
     }
     const points = await m.points("certgate.decisions");
-    expect(valueOf(points, { [result]: "report_only", [reason]: "not_allowed" })).toBe(1);
-    expect(valueOf(points, { [result]: "open" })).toBe(1);
-    expect(valueOf(points, { [result]: "refused" })).toBe(0);
+    expect(pointValue(points, { [result]: "report_only", [reason]: "not_allowed" })).toBe(1);
+    expect(pointValue(points, { [result]: "open" })).toBe(1);
+    expect(pointValue(points, { [result]: "refused" })).toBe(0);
   });
 
   it("keeps a store's own refusal reasons out of the attributes (they are `refused`, as clients see them)", async () => {
@@ -176,7 +187,12 @@ describe("certgate.decisions", () => {
       },
       meterProvider: m.provider,
     });
-    const peer = { certificate: certificateOf(pki.alice), authorized: false, authorizationError: undefined, encrypted: true };
+    const peer = {
+      certificate: certificateOf(pki.alice),
+      authorized: false,
+      authorizationError: undefined,
+      encrypted: true,
+    };
     await core.enforce(peer, "/a.B/C", "grpc-js");
     expect((await m.points("certgate.decisions")).map((p) => p.attributes)).toEqual([
       { [result]: "refused", [reason]: "refused", "certgate.decision.via": "grpc-js" },
@@ -192,7 +208,9 @@ describe("certgate.store.lookup.duration", () => {
     const alice = echoClient(server, pki, pki.alice);
     await alice.echo({ text: "1" });
     let points = await m.points("certgate.store.lookup.duration");
-    expect(points).toEqual([{ attributes: { "certgate.store.verdict": "admitted" }, value: 1, sum: expect.any(Number) }]);
+    expect(points).toEqual([
+      { attributes: { "certgate.store.verdict": "admitted" }, value: 1, sum: expect.any(Number) },
+    ]);
     expect(points[0]?.sum).toBeGreaterThan(0);
     await alice.echo({ text: "2" });
     expect(await m.points("certgate.store.lookup.duration")).toMatchObject([{ value: 1 }]);
@@ -201,8 +219,8 @@ describe("certgate.store.lookup.duration", () => {
     await echoClient(server, pki, pki.alice).echo({ text: "3" });
     await connectErrorOf(echoClient(server, pki, pki.bob).echo({ text: "x" }));
     points = await m.points("certgate.store.lookup.duration");
-    expect(valueOf(points, { "certgate.store.verdict": "admitted" })).toBe(2);
-    expect(valueOf(points, { "certgate.store.verdict": "refused" })).toBe(1);
+    expect(pointValue(points, { "certgate.store.verdict": "admitted" })).toBe(2);
+    expect(pointValue(points, { "certgate.store.verdict": "refused" })).toBe(1);
     expect((await m.metrics()).find((d) => d.name === "certgate.store.lookup.duration")?.unit).toBe("s");
   });
 });
@@ -259,27 +277,42 @@ describe("certgate.store.certificates", () => {
     ]);
   });
 
-  it.skipIf(postgresSkip !== undefined)("reports each PostgreSQL store's copy, named, as changes reach it", async () => {
-    const m = testMetrics();
-    const db = await createTestDatabase();
-    opened.push(() => db.drop());
-    const writer = await createPostgresStore({ connectionString: db.url, meterProvider: m.provider, metricsName: "writer" });
-    opened.push(() => writer.close());
-    const replica = await createPostgresStore({ connectionString: db.url, meterProvider: m.provider, metricsName: "replica" });
-    opened.push(() => replica.close());
-    await writer.put("alice", pki.alice.der);
-    await writer.put("bob", pki.bob.der);
-    const sizes = async () =>
-      Object.fromEntries((await m.points("certgate.store.certificates")).map((p) => [p.attributes["certgate.store.name"], p.value]));
-    await waitFor(async () => (await sizes()).replica === 2, "the replica to hear of both");
-    expect(await sizes()).toEqual({ writer: 2, replica: 2 });
-    await writer.delete("bob");
-    await waitFor(async () => (await sizes()).replica === 1, "the replica to hear of the deletion");
-    expect((await m.points("certgate.store.certificates"))[0]?.attributes["certgate.store.kind"]).toBe("postgres");
-  });
+  it.skipIf(postgresSkip !== undefined)(
+    "reports each PostgreSQL store's copy, named, as changes reach it",
+    async () => {
+      const m = testMetrics();
+      const db = await createTestDatabase();
+      opened.push(() => db.drop());
+      const writer = await createPostgresStore({
+        connectionString: db.url,
+        meterProvider: m.provider,
+        metricsName: "writer",
+      });
+      opened.push(() => writer.close());
+      const replica = await createPostgresStore({
+        connectionString: db.url,
+        meterProvider: m.provider,
+        metricsName: "replica",
+      });
+      opened.push(() => replica.close());
+      await writer.put("alice", pki.alice.der);
+      await writer.put("bob", pki.bob.der);
+      const sizes = async () =>
+        Object.fromEntries(
+          (await m.points("certgate.store.certificates")).map((p) => [p.attributes["certgate.store.name"], p.value]),
+        );
+      await waitFor(async () => (await sizes()).replica === 2, "the replica to hear of both");
+      expect(await sizes()).toEqual({ writer: 2, replica: 2 });
+      await writer.delete("bob");
+      await waitFor(async () => (await sizes()).replica === 1, "the replica to hear of the deletion");
+      expect((await m.points("certgate.store.certificates"))[0]?.attributes["certgate.store.kind"]).toBe("postgres");
+    },
+  );
 
   it("refuses a malformed meterProvider or metricsName at start-up, naming it", async () => {
-    expect(() => createMemoryStore({ meterProvider: {} as never })).toThrow(/options\.meterProvider must be an OpenTelemetry MeterProvider/);
+    expect(() => createMemoryStore({ meterProvider: {} as never })).toThrow(
+      /options\.meterProvider must be an OpenTelemetry MeterProvider/,
+    );
     expect(() => createMemoryStore({ metricsName: 3 as never })).toThrow(/options\.metricsName/);
     expect(() => createClientCertGate({ store: createTestStore(), meterProvider: { getMeter: 1 } as never })).toThrow(
       /options\.meterProvider/,
@@ -309,7 +342,9 @@ describe("remote store metrics", () => {
     opened.push(() => remote.close());
     await remote.ready();
     const stateOf = async () =>
-      (await m.points("certgate.remote_store.state")).find((p) => p.value === 1)?.attributes["certgate.remote_store.state"];
+      (await m.points("certgate.remote_store.state")).find((p) => p.value === 1)?.attributes[
+        "certgate.remote_store.state"
+      ];
     expect(await stateOf()).toBe("synced");
     expect((await m.points("certgate.remote_store.state")).length).toBe(5);
     expect(await m.points("certgate.remote_store.lag")).toMatchObject([{ value: 0 }]);
@@ -335,7 +370,9 @@ describe("remote store metrics", () => {
       meterProvider: m.provider,
     });
     opened.push(() => remote.close());
-    expect(valueOf(await m.points("certgate.remote_store.state"), { "certgate.remote_store.state": "synced" })).toBe(1);
+    expect(pointValue(await m.points("certgate.remote_store.state"), { "certgate.remote_store.state": "synced" })).toBe(
+      1,
+    );
     expect(await m.points("certgate.remote_store.lag")).toEqual([]);
     expect(await m.points("certgate.store.certificates")).toEqual([]);
   });
@@ -358,8 +395,8 @@ describe("metrics memory", () => {
     for (let i = 0; i < 1005; i++) await core.enforce(peer, `/pkg.v1.S/M${i}`, "grpc-js");
     const points = await m.points("certgate.decisions");
     expect(points.length).toBe(1001);
-    expect(valueOf(points, { "rpc.method": "M999" })).toBe(1);
-    expect(valueOf(points, { "rpc.service": "_OTHER", "rpc.method": "_OTHER" })).toBe(5);
+    expect(pointValue(points, { "rpc.method": "M999" })).toBe(1);
+    expect(pointValue(points, { "rpc.service": "_OTHER", "rpc.method": "_OTHER" })).toBe(5);
   });
 
   it("remembers at most 10000 certificates for the expiry gauge", async () => {
@@ -401,14 +438,16 @@ describe("the global meter provider", () => {
     metrics.setGlobalMeterProvider(m.provider);
     const server = await serve("gate", { store: createTestStore([pki.alice]) });
     await echoClient(server, pki, pki.alice).echo({ text: "1" });
-    expect(valueOf(await m.points("certgate.decisions"), { [result]: "admitted" })).toBe(1);
+    expect(pointValue(await m.points("certgate.decisions"), { [result]: "admitted" })).toBe(1);
   });
 
   it("without one registered, there is no meter, and calls are decided as before", async () => {
     expect(meterOf(undefined)).toBeUndefined();
     const server = await serve("interceptor", { store: createTestStore([pki.alice]) });
     await echoClient(server, pki, pki.alice).echo({ text: "1" });
-    expect((await connectErrorOf(echoClient(server, pki, pki.bob).echo({ text: "x" }))).code).toBe(Code.Unauthenticated);
+    expect((await connectErrorOf(echoClient(server, pki, pki.bob).echo({ text: "x" }))).code).toBe(
+      Code.Unauthenticated,
+    );
     // A provider registered afterwards hears nothing of this interceptor: the check is made at start-up.
     const m = testMetrics();
     metrics.setGlobalMeterProvider(m.provider);

@@ -237,7 +237,12 @@ describe("createDecide()", () => {
       close: () => Promise.resolve(),
     };
     const decide = createDecide({ store });
-    const peer = { certificate: certificateOf(pki.alice), authorized: false, authorizationError: undefined, encrypted: true };
+    const peer = {
+      certificate: certificateOf(pki.alice),
+      authorized: false,
+      authorizationError: undefined,
+      encrypted: true,
+    };
     const results = Array.from({ length: 8 }, () => decide(peer));
     expect(pending).toHaveLength(1);
     pending[0]!({ kind: "admitted", entry: { id: "alice" } });
@@ -260,7 +265,12 @@ describe("createDecide()", () => {
       close: () => Promise.resolve(),
     };
     const decide = createDecide({ store });
-    const peer = { certificate: certificateOf(pki.alice), authorized: false, authorizationError: undefined, encrypted: true };
+    const peer = {
+      certificate: certificateOf(pki.alice),
+      authorized: false,
+      authorizationError: undefined,
+      encrypted: true,
+    };
     const before = decide(peer);
     notifier.changed();
     const after = Array.from({ length: 4 }, () => decide(peer));

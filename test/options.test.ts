@@ -22,7 +22,9 @@ describe("positiveInteger()", () => {
   });
   it("refuses anything else, naming the option", () => {
     for (const bad of [0, -1, 1.5, Number.NaN, Infinity, "3", 2 ** 60]) {
-      expect(() => positiveInteger("certgate: maxThings", bad, 9)).toThrow(/certgate: maxThings must be an integer of at least 1/);
+      expect(() => positiveInteger("certgate: maxThings", bad, 9)).toThrow(
+        /certgate: maxThings must be an integer of at least 1/,
+      );
     }
   });
 });

@@ -32,7 +32,13 @@ beforeEach(() => {
 describe("certificateOfPeerInfo()", () => {
   function infoOf(der: Uint8Array) {
     const x509 = new X509Certificate(der);
-    return { raw: Buffer.from(der), fingerprint: x509.fingerprint, fingerprint256: x509.fingerprint256, valid_from: x509.validFrom, valid_to: x509.validTo };
+    return {
+      raw: Buffer.from(der),
+      fingerprint: x509.fingerprint,
+      fingerprint256: x509.fingerprint256,
+      valid_from: x509.validFrom,
+      valid_to: x509.validTo,
+    };
   }
 
   it("decides for a thumbprint store without constructing an X509Certificate", async () => {
@@ -42,7 +48,12 @@ describe("certificateOfPeerInfo()", () => {
     const core = createDecisionCore({ store });
     const kinds: string[] = [];
     for (const info of infos) {
-      const peer: PeerCertificate = { certificate: certificateOfPeerInfo(info), authorized: false, authorizationError: undefined, encrypted: true };
+      const peer: PeerCertificate = {
+        certificate: certificateOfPeerInfo(info),
+        authorized: false,
+        authorizationError: undefined,
+        encrypted: true,
+      };
       kinds.push((await core.enforce(peer, "/certgate.example.v1.EchoService/Echo", "gate")).kind);
     }
     expect(kinds).toEqual(["admitted", "refused"]);

@@ -156,7 +156,11 @@ describe("peerCertificateContextValues()", () => {
           session.socket.on("session", (t: Buffer) => (ticket = t));
           try {
             const status = await new Promise<number>((resolve, reject) => {
-              const stream = session.request({ ":method": "POST", ":path": echoPath, "content-type": "application/json" });
+              const stream = session.request({
+                ":method": "POST",
+                ":path": echoPath,
+                "content-type": "application/json",
+              });
               stream.on("response", (h) => resolve(Number(h[":status"])));
               stream.on("error", reject);
               stream.end("{}");

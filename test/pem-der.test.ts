@@ -44,7 +44,11 @@ describe("decodePemOrDer()", () => {
       [leaf.cert.replace("-----END CERTIFICATE-----", ""), "broken_pem", 1],
       [`${leaf.cert}${leaf.cert.replace(/\n[A-Za-z0-9+/]{4}/, "\n!!!!")}`, "broken_base64", 2],
       ["-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n", "other_block", 1],
-      [`-----BEGIN CERTIFICATE-----\n${Buffer.from("not a certificate").toString("base64")}\n-----END CERTIFICATE-----\n`, "invalid", 1],
+      [
+        `-----BEGIN CERTIFICATE-----\n${Buffer.from("not a certificate").toString("base64")}\n-----END CERTIFICATE-----\n`,
+        "invalid",
+        1,
+      ],
       [new Uint8Array([0x30, 0x05, 0x00]), "invalid", undefined],
     ];
     for (const [input, code, block] of cases) {

@@ -3,7 +3,11 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate, type Certificate } from "../src/core/certificate.js";
 import { identityOf } from "../src/policy/client-identity.js";
 import { readCertificateNames } from "../src/policy/certificate-names.js";
-import { distinguishedNamesEqual, formatDistinguishedName, parseDistinguishedName } from "../src/policy/distinguished-name.js";
+import {
+  distinguishedNamesEqual,
+  formatDistinguishedName,
+  parseDistinguishedName,
+} from "../src/policy/distinguished-name.js";
 import { compileIdentities, type CertificateIdentity } from "../src/policy/identity-match.js";
 import { compileUriPattern, parseSpiffeId } from "../src/policy/spiffe.js";
 import { createPolicyPki, issue, type PolicyPki } from "./support/policy-pki.js";
@@ -30,7 +34,10 @@ describe("parseDistinguishedName()", () => {
     ["OpenSSL display form", 'C = US, O = "Contoso, Inc.", OU = Payments, CN = alice'],
     ["OpenSSL slash form", "/C=US/O=Contoso, Inc./OU=Payments/CN=alice"],
     ["case of types and case-insensitive values", 'cn=ALICE; ou=payments; o="CONTOSO, INC."; c=us'],
-    ["hex escapes and long names", "commonName=alice,organizationalUnitName=Payments,O=Contoso\\2C Inc.,OID.2.5.4.6=US"],
+    [
+      "hex escapes and long names",
+      "commonName=alice,organizationalUnitName=Payments,O=Contoso\\2C Inc.,OID.2.5.4.6=US",
+    ],
     ["extra inner spaces", "CN=alice,OU=Payments,O=Contoso,   Inc.,C=US".replace(",   Inc.", "\\,   Inc.")],
     ["Node's one-per-line form", "CN=alice\nOU=Payments\nO=Contoso\\, Inc.\nC=US"],
     ["a BER-encoded value", "CN=#0c05616c696365,OU=Payments,O=Contoso\\, Inc.,C=US"],
@@ -54,12 +61,20 @@ describe("parseDistinguishedName()", () => {
   });
   it("refuses case differences in a case-exact attribute type", () => {
     // 2.5.4.45 (x500UniqueIdentifier) has no case-insensitive rule: compared exactly.
-    expect(distinguishedNamesEqual(parseDistinguishedName("2.5.4.45=Abc"), parseDistinguishedName("2.5.4.45=abc"))).toBe(false);
-    expect(distinguishedNamesEqual(parseDistinguishedName("2.5.4.45=Abc"), parseDistinguishedName("2.5.4.45= Abc "))).toBe(true);
+    expect(
+      distinguishedNamesEqual(parseDistinguishedName("2.5.4.45=Abc"), parseDistinguishedName("2.5.4.45=abc")),
+    ).toBe(false);
+    expect(
+      distinguishedNamesEqual(parseDistinguishedName("2.5.4.45=Abc"), parseDistinguishedName("2.5.4.45= Abc ")),
+    ).toBe(true);
   });
   it("compares multi-valued RDNs as sets", () => {
-    expect(distinguishedNamesEqual(parseDistinguishedName("CN=a+OU=b,O=c"), parseDistinguishedName("OU=b + CN=a, O=c"))).toBe(true);
-    expect(distinguishedNamesEqual(parseDistinguishedName("CN=a+OU=b,O=c"), parseDistinguishedName("CN=a,OU=b,O=c"))).toBe(false);
+    expect(
+      distinguishedNamesEqual(parseDistinguishedName("CN=a+OU=b,O=c"), parseDistinguishedName("OU=b + CN=a, O=c")),
+    ).toBe(true);
+    expect(
+      distinguishedNamesEqual(parseDistinguishedName("CN=a+OU=b,O=c"), parseDistinguishedName("CN=a,OU=b,O=c")),
+    ).toBe(false);
   });
   it.each([
     ["an unknown keyword", "CN=alice,Organisation=Contoso"],
@@ -73,17 +88,22 @@ describe("parseDistinguishedName()", () => {
     expect(() => parseDistinguishedName(text)).toThrow(TypeError);
   });
   it("formats names in RFC 4514 order with escapes", () => {
-    expect(formatDistinguishedName(readCertificateNames(alice.der).subject)).toBe("C=US,O=Contoso\\, Inc.,OU=Payments,CN=alice");
+    expect(formatDistinguishedName(readCertificateNames(alice.der).subject)).toBe(
+      "C=US,O=Contoso\\, Inc.,OU=Payments,CN=alice",
+    );
   });
 });
 
 describe("compileUriPattern()", () => {
   const prefix = compileUriPattern("spiffe://example.org/ns/prod/*");
   const domain = compileUriPattern("spiffe://example.org/*");
-  it.each(["spiffe://example.org/ns/prod/sa/api", "spiffe://example.org/ns/prod/x"])("admits %s under the prefix", (uri) => {
-    expect(prefix.matches(uri)).toBe(true);
-    expect(domain.matches(uri)).toBe(true);
-  });
+  it.each(["spiffe://example.org/ns/prod/sa/api", "spiffe://example.org/ns/prod/x"])(
+    "admits %s under the prefix",
+    (uri) => {
+      expect(prefix.matches(uri)).toBe(true);
+      expect(domain.matches(uri)).toBe(true);
+    },
+  );
   it.each([
     "spiffe://example.org.evil/ns/prod/sa/api",
     "spiffe://example.org/ns/production/sa",
@@ -107,9 +127,12 @@ describe("compileUriPattern()", () => {
     expect(exact.matches("https://example.org/a")).toBe(true);
     expect(exact.matches("https://example.org/a/b")).toBe(false);
   });
-  it.each(["spiffe://example.org/a*", "spiffe://*/x", "https://example.org/*", "spiffe://Example.org/*", "*"])("throws on the pattern %s", (p) => {
-    expect(() => compileUriPattern(p)).toThrow(TypeError);
-  });
+  it.each(["spiffe://example.org/a*", "spiffe://*/x", "https://example.org/*", "spiffe://Example.org/*", "*"])(
+    "throws on the pattern %s",
+    (p) => {
+      expect(() => compileUriPattern(p)).toThrow(TypeError);
+    },
+  );
   it("parses SPIFFE IDs", () => {
     expect(parseSpiffeId("spiffe://example.org/a/b")).toEqual({ trustDomain: "example.org", path: "/a/b" });
     expect(parseSpiffeId("spiffe://example.org")).toEqual({ trustDomain: "example.org", path: "" });
@@ -127,15 +150,39 @@ describe("compileIdentities()", () => {
     compileIdentities(identities, "identities").match(facts(certificate, chain));
 
   const fieldCases: [string, () => CertificateIdentity, () => CertificateIdentity][] = [
-    ["thumbprint (SHA-1, pasted)", () => ({ thumbprint: alice.sha1.toLowerCase().replace(/(..)/g, "$1:").slice(0, -1) }), () => ({ thumbprint: bob.sha1 })],
+    [
+      "thumbprint (SHA-1, pasted)",
+      () => ({ thumbprint: alice.sha1.toLowerCase().replace(/(..)/g, "$1:").slice(0, -1) }),
+      () => ({ thumbprint: bob.sha1 }),
+    ],
     ["thumbprint (SHA-256)", () => ({ thumbprint: alice.sha256 }), () => ({ thumbprint: bob.sha256 })],
-    ["serialNumber", () => ({ serialNumber: `00:${alice.serialNumber.toLowerCase()}` }), () => ({ serialNumber: bob.serialNumber })],
+    [
+      "serialNumber",
+      () => ({ serialNumber: `00:${alice.serialNumber.toLowerCase()}` }),
+      () => ({ serialNumber: bob.serialNumber }),
+    ],
     ["commonName", () => ({ commonName: " ALICE " }), () => ({ commonName: "alicia" })],
-    ["subject", () => ({ subject: 'C=US, O="Contoso, Inc.", OU=Payments, CN=alice' }), () => ({ subject: "CN=alice,O=Contoso\\, Inc.,C=US" })],
+    [
+      "subject",
+      () => ({ subject: 'C=US, O="Contoso, Inc.", OU=Payments, CN=alice' }),
+      () => ({ subject: "CN=alice,O=Contoso\\, Inc.,C=US" }),
+    ],
     ["dnsName", () => ({ dnsName: "ALICE.example.org." }), () => ({ dnsName: "bob.example.org" })],
-    ["uri (exact)", () => ({ uri: "spiffe://example.org/ns/prod/sa/alice" }), () => ({ uri: "spiffe://example.org/ns/prod/sa/bob" })],
-    ["uri (SPIFFE prefix)", () => ({ uri: "spiffe://example.org/ns/prod/*" }), () => ({ uri: "spiffe://example.org/ns/dev/*" })],
-    ["issuerSubject", () => ({ issuerSubject: "CN=Policy Root, O=Contoso\\, Inc., C=US" }), () => ({ issuerSubject: "CN=Other Root" })],
+    [
+      "uri (exact)",
+      () => ({ uri: "spiffe://example.org/ns/prod/sa/alice" }),
+      () => ({ uri: "spiffe://example.org/ns/prod/sa/bob" }),
+    ],
+    [
+      "uri (SPIFFE prefix)",
+      () => ({ uri: "spiffe://example.org/ns/prod/*" }),
+      () => ({ uri: "spiffe://example.org/ns/dev/*" }),
+    ],
+    [
+      "issuerSubject",
+      () => ({ issuerSubject: "CN=Policy Root, O=Contoso\\, Inc., C=US" }),
+      () => ({ issuerSubject: "CN=Other Root" }),
+    ],
     ["issuerThumbprint", () => ({ issuerThumbprint: root.sha256 }), () => ({ issuerThumbprint: other.sha1 })],
     ["issuerCertificateId", () => ({ issuerCertificateId: "root-ca" }), () => ({ issuerCertificateId: "other-ca" })],
   ];
@@ -146,23 +193,37 @@ describe("compileIdentities()", () => {
     expect(await match([bad()], alice, [alice, root])).toBe(false);
   });
   it("admits when every field of one identity matches", async () => {
-    expect(await match([{ commonName: "bob" }, { commonName: "alice", dnsName: "alice.example.org", issuerCertificateId: "root-ca" }])).toBe(true);
+    expect(
+      await match([
+        { commonName: "bob" },
+        { commonName: "alice", dnsName: "alice.example.org", issuerCertificateId: "root-ca" },
+      ]),
+    ).toBe(true);
   });
   it("refuses when one field of each identity fails", async () => {
-    expect(await match([{ commonName: "alice", dnsName: "bob.example.org" }, { commonName: "bob", dnsName: "alice.example.org" }])).toBe(false);
+    expect(
+      await match([
+        { commonName: "alice", dnsName: "bob.example.org" },
+        { commonName: "bob", dnsName: "alice.example.org" },
+      ]),
+    ).toBe(false);
   });
   it("refuses issuerThumbprint without a chain, and an unknown issuer id", async () => {
     expect(await match([{ issuerThumbprint: root.sha256 }], alice, undefined)).toBe(false);
     expect(await match([{ issuerCertificateId: "missing" }])).toBe(false);
   });
   it("refuses a SPIFFE prefix for a certificate with two URI SANs (not an SVID)", async () => {
-    const two = parseCertificate((await issue(pki.root, { commonName: "x", uris: ["spiffe://example.org/ns/prod/a", "https://x.example"] })).cert);
+    const two = parseCertificate(
+      (await issue(pki.root, { commonName: "x", uris: ["spiffe://example.org/ns/prod/a", "https://x.example"] })).cert,
+    );
     expect(await match([{ uri: "spiffe://example.org/ns/prod/*" }], two)).toBe(false);
     expect(await match([{ uri: "spiffe://example.org/ns/prod/a" }], two)).toBe(true);
   });
   it("rejects when the issuer look-up fails", async () => {
     const matcher = compileIdentities([{ issuerCertificateId: "root-ca" }], "identities");
-    await expect(matcher.match({ certificate: alice, chain: undefined, issuerById: () => Promise.reject(new Error("down")) })).rejects.toThrow("down");
+    await expect(
+      matcher.match({ certificate: alice, chain: undefined, issuerById: () => Promise.reject(new Error("down")) }),
+    ).rejects.toThrow("down");
   });
   it.each([
     ["an empty list", []],

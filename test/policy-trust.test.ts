@@ -6,7 +6,11 @@ import { join } from "node:path";
 import * as x509 from "@peculiar/x509";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate, type Certificate } from "../src/core/certificate.js";
-import { createCertificateFileSet, createCertificateSet, createCertificateSetFromStore } from "../src/policy/certificate-set.js";
+import {
+  createCertificateFileSet,
+  createCertificateSet,
+  createCertificateSetFromStore,
+} from "../src/policy/certificate-set.js";
 import { createChainBuilder } from "../src/policy/chain.js";
 import { createCrlFileSet, createCrlSet } from "../src/policy/crl-set.js";
 import { createRevocationChecker, type RevocationCheckerOptions } from "../src/policy/revocation.js";
@@ -62,26 +66,48 @@ describe("createChainBuilder()", () => {
     expect(createChainBuilder(set, { allowPartialChain: true }).build(c.leaf2, now()).kind).toBe("built");
   });
   it("refuses a chain through an expired intermediate, and bounds a good chain by its CAs' expiry", async () => {
-    const old = await issue(pki.root, { commonName: "Old Int", isCA: true, usages: [], notBefore: new Date(Date.now() - 10 * 86400_000), notAfter: new Date(Date.now() - 86400_000) });
+    const old = await issue(pki.root, {
+      commonName: "Old Int",
+      isCA: true,
+      usages: [],
+      notBefore: new Date(Date.now() - 10 * 86400_000),
+      notAfter: new Date(Date.now() - 86400_000),
+    });
     const leaf = parseCertificate((await issue(old, { commonName: "late", usages: ["client"] })).cert);
     const builder = createChainBuilder(createCertificateSet([pki.root.cert, old.cert]));
     expect(builder.build(leaf, now()).kind).toBe("failed");
     const good = createChainBuilder(createCertificateSet([pki.root.cert, pki.int1.cert])).build(c.leaf2, now());
-    expect(good.kind === "built" && good.expiresAt).toBe(Math.min(c.root.notAfter.getTime(), c.int1.notAfter.getTime()));
+    expect(good.kind === "built" && good.expiresAt).toBe(
+      Math.min(c.root.notAfter.getTime(), c.int1.notAfter.getTime()),
+    );
   });
   it("refuses a chain through an issuer that is not a CA, and one past a path length constraint", async () => {
     const notCa = await issue(pki.root, { commonName: "Not a CA", usages: ["client"] });
     const below = parseCertificate((await issue(notCa, { commonName: "below", usages: ["client"] })).cert);
-    expect(createChainBuilder(createCertificateSet([pki.root.cert, notCa.cert])).build(below, now()).kind).toBe("failed");
+    expect(createChainBuilder(createCertificateSet([pki.root.cert, notCa.cert])).build(below, now()).kind).toBe(
+      "failed",
+    );
     // A root with pathLenConstraint 0 may not have intermediates below it.
-    const keys = (await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
+    const keys = (await webcrypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, true, [
+      "sign",
+      "verify",
+    ])) as webcrypto.CryptoKeyPair;
     const strictRoot = await x509.X509CertificateGenerator.createSelfSigned({
       name: "CN=Strict Root",
       keys,
       signingAlgorithm: { name: "ECDSA", hash: "SHA-256" },
-      extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
+      extensions: [
+        new x509.BasicConstraintsExtension(true, 0, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      ],
     });
-    const strict = { cert: strictRoot.toString("pem"), key: "", der: new Uint8Array(strictRoot.rawData), keys, x509: strictRoot };
+    const strict = {
+      cert: strictRoot.toString("pem"),
+      key: "",
+      der: new Uint8Array(strictRoot.rawData),
+      keys,
+      x509: strictRoot,
+    };
     const int = await issue(strict, { commonName: "Strict Int", isCA: true, usages: [] });
     const direct = parseCertificate((await issue(strict, { commonName: "direct", usages: ["client"] })).cert);
     const deep = parseCertificate((await issue(int, { commonName: "deep", usages: ["client"] })).cert);
@@ -103,9 +129,17 @@ describe("createRevocationChecker()", () => {
       int2RevokesLeaf: await createCrl(pki.int2, { revoked: [...big, serialOf(pki.leaf3)] }),
       int1RevokesInt2: await createCrl(pki.int1, { revoked: [serialOf(pki.int2)] }),
       rootRevokesInt1: await createCrl(pki.root, { revoked: [serialOf(pki.int1)] }),
-      int2Stale: await createCrl(pki.int2, { thisUpdate: new Date(Date.now() - 3 * 86400_000), nextUpdate: new Date(Date.now() - 86400_000) }),
-      int2BadlySigned: await createCrl(pki.int2, { revoked: [], signingKey: pki.otherRoot.keys.privateKey as webcrypto.CryptoKey }),
-      int2Delta: await createCrl(pki.int2, { extensions: [new x509.Extension("2.5.29.27", true, new Uint8Array([2, 1, 1]))] }),
+      int2Stale: await createCrl(pki.int2, {
+        thisUpdate: new Date(Date.now() - 3 * 86400_000),
+        nextUpdate: new Date(Date.now() - 86400_000),
+      }),
+      int2BadlySigned: await createCrl(pki.int2, {
+        revoked: [],
+        signingKey: pki.otherRoot.keys.privateKey as webcrypto.CryptoKey,
+      }),
+      int2Delta: await createCrl(pki.int2, {
+        extensions: [new x509.Extension("2.5.29.27", true, new Uint8Array([2, 1, 1]))],
+      }),
     };
     chain3 = [c.leaf3, c.int2, c.int1, c.root];
   });
@@ -129,7 +163,12 @@ describe("createRevocationChecker()", () => {
     ["admits a stale CRL with allowStale", ["root", "int1", "int2Stale"], { allowStale: true }, "good"],
     ["refuses when the only CRL is badly signed", ["root", "int1", "int2BadlySigned"], {}, "crl_unavailable"],
     ["refuses when the only CRL is a delta CRL", ["root", "int1", "int2Delta"], {}, "crl_unavailable"],
-    ["refuses a revoked leaf even if another issuer's CRL is stale", ["root", "int1", "int2RevokesLeaf", "int2Stale"], {}, "revoked"],
+    [
+      "refuses a revoked leaf even if another issuer's CRL is stale",
+      ["root", "int1", "int2RevokesLeaf", "int2Stale"],
+      {},
+      "revoked",
+    ],
   ];
   it.each(table)("%s", (_, names, options, expected) => {
     const { result } = check(names, options);
@@ -161,7 +200,9 @@ describe("createCrlFileSet()", () => {
     const errors: Error[] = [];
     const set = await createCrlFileSet({ directory: dir, reloadIntervalMs: 60_000, onError: (e) => errors.push(e) });
     try {
-      const checker = createRevocationChecker(set, createCertificateSet([pki.root.cert, pki.int1.cert]), { onError: () => undefined });
+      const checker = createRevocationChecker(set, createCertificateSet([pki.root.cert, pki.int1.cert]), {
+        onError: () => undefined,
+      });
       const chain = [c.leaf2, c.int1, c.root];
       expect(checker.check(chain, now()).kind).toBe("good");
       const before = set.revision;
@@ -261,6 +302,8 @@ describe("createCertificateSetFromStore()", () => {
     }
   });
   it("refuses to start on an empty store", async () => {
-    await expect(createCertificateSetFromStore({ list: async () => [], onChange: () => () => undefined })).rejects.toThrow(/no certificate/);
+    await expect(
+      createCertificateSetFromStore({ list: async () => [], onChange: () => () => undefined }),
+    ).rejects.toThrow(/no certificate/);
   });
 });

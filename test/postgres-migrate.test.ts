@@ -75,8 +75,19 @@ describe.skipIf(skip !== undefined)("certgate migrate and serve --database", () 
       2,
       /CERTGATE_DATABASE_URL and --data-dir are mutually exclusive/,
     );
-    expectFailure(await runHere(["serve", "--database", "mysql://db/x"], {}, fx.tmp), 2, /--database mysql:\/\/db\/x: expected a postgres:\/\/ URL/);
-    const tls = ["--tls-cert", fx.files["server.pem"]!, "--tls-key", fx.files["server-key.pem"]!, "--admin", "00".repeat(32)];
+    expectFailure(
+      await runHere(["serve", "--database", "mysql://db/x"], {}, fx.tmp),
+      2,
+      /--database mysql:\/\/db\/x: expected a postgres:\/\/ URL/,
+    );
+    const tls = [
+      "--tls-cert",
+      fx.files["server.pem"]!,
+      "--tls-key",
+      fx.files["server-key.pem"]!,
+      "--admin",
+      "00".repeat(32),
+    ];
     expectFailure(
       await runHere(["serve", "--database", "postgres://certgate:secret@127.0.0.1:1/none", ...tls], {}, fx.tmp),
       1,

@@ -51,19 +51,26 @@ describe.skipIf(skip !== undefined)("certgate serve --database, two replicas", (
   });
 
   function transport(serve: Serve, client: IssuedCertificate): Transport {
-    return createGrpcTransport({ baseUrl: serve.url, nodeOptions: { ca: fx.pki.ca.cert, cert: client.cert, key: client.key } });
+    return createGrpcTransport({
+      baseUrl: serve.url,
+      nodeOptions: { ca: fx.pki.ca.cert, cert: client.cert, key: client.key },
+    });
   }
   function admin(serve: Serve): Client<typeof CertificateStoreService> {
     return createClient(CertificateStoreService, transport(serve, fx.admin));
   }
   async function mirror(...serves: Serve[]): Promise<{ store: RemoteStore; events: RemoteStoreEvent[] }> {
     const events: RemoteStoreEvent[] = [];
-    const store = createRemoteStore({ transports: serves.map((s) => transport(s, fx.reader)), onEvent: (e) => events.push(e) });
+    const store = createRemoteStore({
+      transports: serves.map((s) => transport(s, fx.reader)),
+      onEvent: (e) => events.push(e),
+    });
     mirrors.push(store);
     await store.ready();
     return { store, events };
   }
-  const admits = async (store: RemoteStore, who: IssuedCertificate) => (await store.lookup(parseCertificate(who.der), signal)).kind === "admitted";
+  const admits = async (store: RemoteStore, who: IssuedCertificate) =>
+    (await store.lookup(parseCertificate(who.der), signal)).kind === "admitted";
 
   it("an upload on A reaches a mirror following B, and a deletion on B an open connection to a server following A", async () => {
     expect(a.output().stdout).toMatch(/database postgres:\/\/.*\(0 certificates\)/);
@@ -74,7 +81,10 @@ describe.skipIf(skip !== undefined)("certgate serve --database, two replicas", (
     expect(await admits(onB.store, fx.pki.bob)).toBe(false);
 
     const onA = await mirror(a);
-    const api = await startEchoServer({ pki: fx.pki, interceptors: [createClientCertInterceptor({ store: onA.store })] });
+    const api = await startEchoServer({
+      pki: fx.pki,
+      interceptors: [createClientCertInterceptor({ store: onA.store })],
+    });
     res.servers.push(api);
     const alice = res.echoClient(api, fx.pki, fx.pki.alice);
     expect((await alice.echo({ text: "hi" })).text).toBe("hi");
@@ -109,7 +119,9 @@ describe.skipIf(skip !== undefined)("certgate serve --database, two replicas", (
     await admin(a).createCertificate({ certificateId: "carol", certificate: fx.pki.alice.der });
     const both = await mirror(a, b);
     await waitFor(() => admits(both.store, fx.pki.alice), "carol (alice's certificate) admitted", deadline);
-    expect(both.events.filter((e) => e.kind === "synced")).toEqual([expect.objectContaining({ via: "snapshot", transportIndex: 0 })]);
+    expect(both.events.filter((e) => e.kind === "synced")).toEqual([
+      expect.objectContaining({ via: "snapshot", transportIndex: 0 }),
+    ]);
     // A frozen replica hears nothing: the changes on B reach the mirror only through B.
     a.child.kill("SIGSTOP");
     await admin(b).createCertificate({ certificateId: "bob", certificate: fx.pki.bob.der });
@@ -123,7 +135,10 @@ describe.skipIf(skip !== undefined)("certgate serve --database, two replicas", (
       expect.objectContaining({ via: "resume", transportIndex: 1 }),
     ]);
     // Lookup mode asks the next replica when one does not answer.
-    const lookup = createRemoteStore({ mode: "lookup", transports: [transport(a, fx.reader), transport(b, fx.reader)] });
+    const lookup = createRemoteStore({
+      mode: "lookup",
+      transports: [transport(a, fx.reader), transport(b, fx.reader)],
+    });
     mirrors.push(lookup);
     expect(await admits(lookup, fx.pki.bob)).toBe(true);
     expect(await admits(lookup, fx.pki.alice)).toBe(false);

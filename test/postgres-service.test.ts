@@ -74,9 +74,17 @@ describe.skipIf(skip !== undefined)("createCertificateStoreServer() on createPos
       expect(resumed.every((e) => e.storeEpoch === storeEpoch)).toBe(true);
     }
     // A revision this store never reached (a database restored from a backup), another store's epoch, or a pruned log: a snapshot.
-    expect((await catchUp(c, { sinceRevision: revision + 1000n, storeEpoch })).map((e) => e.event.case)).toEqual(["snapshot", "heartbeat"]);
-    expect((await catchUp(c, { sinceRevision: revision, storeEpoch: "another" })).map((e) => e.event.case)).toEqual(["snapshot", "heartbeat"]);
-    await db.pool.query("WITH d AS (DELETE FROM resume.changes RETURNING revision) UPDATE resume.store_info SET pruned_through = (SELECT max(revision) FROM d)");
+    expect((await catchUp(c, { sinceRevision: revision + 1000n, storeEpoch })).map((e) => e.event.case)).toEqual([
+      "snapshot",
+      "heartbeat",
+    ]);
+    expect((await catchUp(c, { sinceRevision: revision, storeEpoch: "another" })).map((e) => e.event.case)).toEqual([
+      "snapshot",
+      "heartbeat",
+    ]);
+    await db.pool.query(
+      "WITH d AS (DELETE FROM resume.changes RETURNING revision) UPDATE resume.store_info SET pruned_through = (SELECT max(revision) FROM d)",
+    );
     const d = await replica("resume");
     const afterPrune = await catchUp(d, { sinceRevision: revision, storeEpoch });
     expect(afterPrune.map((e) => e.event.case)).toEqual(["snapshot", "heartbeat"]);
@@ -105,9 +113,13 @@ describe.skipIf(skip !== undefined)("createCertificateStoreServer() on createPos
       })();
       proxy.cut();
       await waitFor(async () => (await health.check({})).status === ServingStatus.NOT_SERVING, "NOT_SERVING");
-      expect((await health.check({ service: "certgate.v1.CertificateStoreService" })).status).toBe(ServingStatus.NOT_SERVING);
+      expect((await health.check({ service: "certgate.v1.CertificateStoreService" })).status).toBe(
+        ServingStatus.NOT_SERVING,
+      );
       expect(await watch).toBe(Code.Unavailable);
-      expect(await codeOf(admin.createCertificate({ certificateId: "x", certificate: pki.alice.der }))).toBe(Code.Unavailable);
+      expect(await codeOf(admin.createCertificate({ certificateId: "x", certificate: pki.alice.der }))).toBe(
+        Code.Unavailable,
+      );
       expect(await codeOf(admin.listCertificates({}))).toBe(Code.Unavailable);
       proxy.restore();
       await waitFor(async () => (await health.check({})).status === ServingStatus.SERVING, "SERVING again");

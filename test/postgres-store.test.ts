@@ -28,7 +28,10 @@ describe("the package root", () => {
       const before = loaded();
       await root.createPostgresStore({ connectionString: "postgres://nobody@127.0.0.1:1/none" }).catch(() => undefined);
       console.log(JSON.stringify({ before, after: loaded() }));`;
-    const result = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { cwd: repo, encoding: "utf8" });
+    const result = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      cwd: repo,
+      encoding: "utf8",
+    });
     expect(JSON.parse(result.stdout.trim().split("\n").pop()!)).toEqual({ before: false, after: true });
   });
 });
@@ -42,14 +45,19 @@ describe.skipIf(skip !== undefined)("createPostgresStore()", () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     ca = await createDevCa();
-    certs = await Promise.all(Array.from({ length: 4 }, (_, i) => issueDevCertificate(ca, { commonName: `client-${i}` })));
+    certs = await Promise.all(
+      Array.from({ length: 4 }, (_, i) => issueDevCertificate(ca, { commonName: `client-${i}` })),
+    );
   });
   afterAll(async () => {
     await Promise.all(open.map((s) => s.close()));
     await db?.drop();
   });
 
-  async function openStore(schema: string, options: Partial<Parameters<typeof createPostgresStore>[0]> = {}): Promise<PostgresStore> {
+  async function openStore(
+    schema: string,
+    options: Partial<Parameters<typeof createPostgresStore>[0]> = {},
+  ): Promise<PostgresStore> {
     const store = await createPostgresStore({ connectionString: db.url, schema, ...options });
     open.push(store);
     return store;
@@ -70,8 +78,12 @@ describe.skipIf(skip !== undefined)("createPostgresStore()", () => {
     await stores[0]!.put("a", certs[0]!.der);
     await waitFor(() => stores.every((s) => s.stats().certificates === 1), "every replica has the certificate");
     await db.pool.query("INSERT INTO race.schema_migrations (version, name) VALUES (99, 'from the future')");
-    await expect(createPostgresStore({ connectionString: db.url, schema: "race" })).rejects.toThrow(/version 99, newer than this certgate knows/);
-    await expect(createPostgresStore({ connectionString: "postgres://nobody@127.0.0.1:1/none" })).rejects.toThrow(/cannot open the PostgreSQL store/);
+    await expect(createPostgresStore({ connectionString: db.url, schema: "race" })).rejects.toThrow(
+      /version 99, newer than this certgate knows/,
+    );
+    await expect(createPostgresStore({ connectionString: "postgres://nobody@127.0.0.1:1/none" })).rejects.toThrow(
+      /cannot open the PostgreSQL store/,
+    );
   });
 
   it("lets the database decide between concurrent writers: the final state equals the log", async () => {
@@ -86,7 +98,9 @@ describe.skipIf(skip !== undefined)("createPostgresStore()", () => {
     );
     expect(results.every((r) => r === "ok" || r === Code.AlreadyExists || r === Code.NotFound)).toBe(true);
     // Replay the log: it must give exactly what the table holds.
-    const log = await db.pool.query<{ id: string; kind: string }>("SELECT id, kind FROM writers.changes ORDER BY revision");
+    const log = await db.pool.query<{ id: string; kind: string }>(
+      "SELECT id, kind FROM writers.changes ORDER BY revision",
+    );
     const replayed = new Set<string>();
     for (const row of log.rows) {
       if (row.kind === "put") {
@@ -99,7 +113,10 @@ describe.skipIf(skip !== undefined)("createPostgresStore()", () => {
     const table = await db.pool.query<{ id: string }>("SELECT id FROM writers.certificates ORDER BY id");
     expect(table.rows.map((r) => r.id)).toEqual([...replayed].sort());
     await waitFor(
-      () => [a, b].every((s) => s.stats().revision === Number(a.stats().revision) && s.stats().certificates === replayed.size),
+      () =>
+        [a, b].every(
+          (s) => s.stats().revision === Number(a.stats().revision) && s.stats().certificates === replayed.size,
+        ),
       "both replicas reach the log's end",
     );
     expect((await a.list({ limit: 100 })).map((c) => c.id)).toEqual([...replayed].sort());
@@ -112,7 +129,9 @@ describe.skipIf(skip !== undefined)("createPostgresStore()", () => {
     await store.close();
     const rows = await db.pool.query("SELECT id FROM given_pool.certificates");
     expect(rows.rows).toEqual([{ id: "p" }]);
-    await expect(createPostgresStore({ pool: db.pool, connectionString: db.url })).rejects.toThrow(/exactly one of options.pool and options.connectionString/);
+    await expect(createPostgresStore({ pool: db.pool, connectionString: db.url })).rejects.toThrow(
+      /exactly one of options.pool and options.connectionString/,
+    );
   });
 
   it("admits the same certificate under two ids until both are deleted", async () => {
@@ -134,7 +153,10 @@ describe.skipIf(skip !== undefined)("createPostgresStore()", () => {
     await waitFor(async () => (await b.lookup(certificate, signal)).kind === "admitted", "b hears the upload");
     expect(await terminateConnections(db.name)).toBeGreaterThan(0);
     await a.delete("c");
-    await waitFor(async () => (await b.lookup(certificate, signal)).kind === "refused", "b hears the deletion after reconnecting");
+    await waitFor(
+      async () => (await b.lookup(certificate, signal)).kind === "refused",
+      "b hears the deletion after reconnecting",
+    );
     expect(b.state).toBe("connected");
   });
 
@@ -144,7 +166,11 @@ describe.skipIf(skip !== undefined)("createPostgresStore()", () => {
     url.host = `127.0.0.1:${proxy.port}`;
     const states: string[] = [];
     try {
-      const store = await openStore("cut", { connectionString: url.toString(), catchUpIntervalMs: 50, onStateChange: (s) => states.push(s) });
+      const store = await openStore("cut", {
+        connectionString: url.toString(),
+        catchUpIntervalMs: 50,
+        onStateChange: (s) => states.push(s),
+      });
       const certificate = parseCertificate(certs[3]!.der);
       await store.put("d", certs[3]!.der);
       expect((await store.lookup(certificate, signal)).kind).toBe("admitted");
@@ -170,7 +196,12 @@ describe.skipIf(skip !== undefined)("createPostgresStore()", () => {
     url.host = `127.0.0.1:${proxy.port}`;
     let t = 1_000_000;
     try {
-      const store = await openStore("stale", { connectionString: url.toString(), catchUpIntervalMs: 50, maxStaleMs: 60_000, clock: () => t });
+      const store = await openStore("stale", {
+        connectionString: url.toString(),
+        catchUpIntervalMs: 50,
+        maxStaleMs: 60_000,
+        clock: () => t,
+      });
       const certificate = parseCertificate(certs[0]!.der);
       await store.put("s", certs[0]!.der);
       proxy.cut();

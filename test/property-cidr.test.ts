@@ -22,9 +22,16 @@ const v6Text = (g: number[]) => g.map((x) => x.toString(16)).join(":");
 describe("parseCidr()", () => {
   it("returns a range or throws a TypeError for anything", () => {
     fc.assert(
-      fc.property(fc.oneof(hostileString, v4Bytes.map(v4Text), fc.tuple(v4Bytes, fc.nat({ max: 40 })).map(([b, p]) => `${v4Text(b)}/${p}`)), (text) => {
-        returnsOrThrows(() => parseCidr(text), TypeError);
-      }),
+      fc.property(
+        fc.oneof(
+          hostileString,
+          v4Bytes.map(v4Text),
+          fc.tuple(v4Bytes, fc.nat({ max: 40 })).map(([b, p]) => `${v4Text(b)}/${p}`),
+        ),
+        (text) => {
+          returnsOrThrows(() => parseCidr(text), TypeError);
+        },
+      ),
       params(),
     );
   });
@@ -62,17 +69,23 @@ describe("createAddressMatcher()", () => {
 
   it("agrees with net.BlockList on IPv6 ranges", () => {
     fc.assert(
-      fc.property(v6Groups, fc.integer({ min: 1, max: 128 }), v6Groups, fc.nat({ max: 7 }), (net, prefix, peer, same) => {
-        const network = maskBits(net, 16, prefix);
-        const matcher = createAddressMatcher([`${v6Text(network)}/${prefix}`]);
-        const reference = new BlockList();
-        reference.addSubnet(v6Text(network), prefix, "ipv6");
-        // A peer sharing the first groups of the network, to land near the edge.
-        const near = [...net.slice(0, same), ...peer.slice(same)];
-        for (const address of [v6Text(peer), v6Text(near), v6Text(network)]) {
-          expect(matcher(address)).toBe(reference.check(address, "ipv6"));
-        }
-      }),
+      fc.property(
+        v6Groups,
+        fc.integer({ min: 1, max: 128 }),
+        v6Groups,
+        fc.nat({ max: 7 }),
+        (net, prefix, peer, same) => {
+          const network = maskBits(net, 16, prefix);
+          const matcher = createAddressMatcher([`${v6Text(network)}/${prefix}`]);
+          const reference = new BlockList();
+          reference.addSubnet(v6Text(network), prefix, "ipv6");
+          // A peer sharing the first groups of the network, to land near the edge.
+          const near = [...net.slice(0, same), ...peer.slice(same)];
+          for (const address of [v6Text(peer), v6Text(near), v6Text(network)]) {
+            expect(matcher(address)).toBe(reference.check(address, "ipv6"));
+          }
+        },
+      ),
       params(),
     );
   });

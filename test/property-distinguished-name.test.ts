@@ -11,10 +11,23 @@ import {
 } from "../src/policy/distinguished-name.js";
 import { hostileString, params, returnsOrThrows } from "./support/property.js";
 
-const attributeType = fc.constantFrom("2.5.4.3", "2.5.4.10", "2.5.4.11", "2.5.4.6", "2.5.4.7", "2.5.4.8", "0.9.2342.19200300.100.1.25", "1.2.3.4");
+const attributeType = fc.constantFrom(
+  "2.5.4.3",
+  "2.5.4.10",
+  "2.5.4.11",
+  "2.5.4.6",
+  "2.5.4.7",
+  "2.5.4.8",
+  "0.9.2342.19200300.100.1.25",
+  "1.2.3.4",
+);
 // Values in the hex form (`#` and DER) stand for non-string values.
 const value = fc
-  .oneof(hostileString, fc.string({ minLength: 1, maxLength: 30 }), fc.constantFrom(" ", "  ", "#f", "#ab", "\\", " #x "))
+  .oneof(
+    hostileString,
+    fc.string({ minLength: 1, maxLength: 30 }),
+    fc.constantFrom(" ", "  ", "#f", "#ab", "\\", " #x "),
+  )
   .filter((v) => v.length > 0 && !/^#(?:[0-9a-f]{2})+$/.test(v));
 const name: fc.Arbitrary<DistinguishedName> = fc.array(
   fc.array(fc.record({ type: attributeType, value }), { minLength: 1, maxLength: 3 }),
@@ -47,7 +60,12 @@ describe("parseDistinguishedName()", () => {
         const parsed = parseDistinguishedName(text);
         // formatDistinguishedName writes the most specific RDN first.
         expect(distinguishedNamesEqual(parsed, [...dn].reverse())).toBe(true);
-        expect(parsed.flat().map((a) => a.value)).toEqual([...dn].reverse().flat().map((a) => a.value));
+        expect(parsed.flat().map((a) => a.value)).toEqual(
+          [...dn]
+            .reverse()
+            .flat()
+            .map((a) => a.value),
+        );
       }),
       params(),
     );

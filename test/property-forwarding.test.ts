@@ -41,26 +41,29 @@ describe("readForwardedCertificate()", () => {
     );
   });
 
-  it.each(forwardingFormats)("admits a damaged %s header only when it still carries alice's exact certificate", async (format) => {
-    const store = createThumbprintStore(aliceCert.sha256);
-    expect(readForwardedCertificate(format, valid[format], noProxies)).toMatchObject({
-      kind: "certificate",
-      certificate: { sha256: aliceCert.sha256 },
-    });
-    await fc.assert(
-      fc.asyncProperty(mutatedText(valid[format]), async (value) => {
-        const result = readForwardedCertificate(format, value, noProxies);
-        if (result.kind !== "certificate") return;
-        // A changed byte inside the base64 can still parse (a certificate
-        // with a broken signature): it is then another certificate, which
-        // the store refuses.
-        const verdict = await store.lookup(result.certificate, new AbortController().signal);
-        const same = Buffer.from(result.certificate.der).equals(Buffer.from(alice.der));
-        expect(verdict.kind).toBe(same ? "admitted" : "refused");
-      }),
-      params(),
-    );
-  });
+  it.each(forwardingFormats)(
+    "admits a damaged %s header only when it still carries alice's exact certificate",
+    async (format) => {
+      const store = createThumbprintStore(aliceCert.sha256);
+      expect(readForwardedCertificate(format, valid[format], noProxies)).toMatchObject({
+        kind: "certificate",
+        certificate: { sha256: aliceCert.sha256 },
+      });
+      await fc.assert(
+        fc.asyncProperty(mutatedText(valid[format]), async (value) => {
+          const result = readForwardedCertificate(format, value, noProxies);
+          if (result.kind !== "certificate") return;
+          // A changed byte inside the base64 can still parse (a certificate
+          // with a broken signature): it is then another certificate, which
+          // the store refuses.
+          const verdict = await store.lookup(result.certificate, new AbortController().signal);
+          const same = Buffer.from(result.certificate.der).equals(Buffer.from(alice.der));
+          expect(verdict.kind).toBe(same ? "admitted" : "refused");
+        }),
+        params(),
+      );
+    },
+  );
 
   it("never takes the client's certificate from an element a trusted proxy did not add", () => {
     // The nearest element names the proxy; whatever a client put before it is
@@ -84,13 +87,26 @@ describe("parseXfcc()", () => {
   it("reads quoted values back exactly, whatever they hold", () => {
     fc.assert(
       fc.property(
-        fc.array(fc.record({ by: fc.array(hostileString, { maxLength: 2 }), subject: hostileString, dns: fc.array(hostileString, { maxLength: 2 }) }), {
-          minLength: 1,
-          maxLength: 4,
-        }),
+        fc.array(
+          fc.record({
+            by: fc.array(hostileString, { maxLength: 2 }),
+            subject: hostileString,
+            dns: fc.array(hostileString, { maxLength: 2 }),
+          }),
+          {
+            minLength: 1,
+            maxLength: 4,
+          },
+        ),
         (elements) => {
           const header = elements
-            .map((e) => [...e.by.map((b) => `By=${quote(b)}`), `Subject=${quote(e.subject)}`, ...e.dns.map((d) => `DNS=${quote(d)}`)].join(";"))
+            .map((e) =>
+              [
+                ...e.by.map((b) => `By=${quote(b)}`),
+                `Subject=${quote(e.subject)}`,
+                ...e.dns.map((d) => `DNS=${quote(d)}`),
+              ].join(";"),
+            )
             .join(",");
           const parsed = parseXfcc(header, 16);
           expect(parsed.kind).toBe("parsed");

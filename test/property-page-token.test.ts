@@ -8,7 +8,10 @@ import { decodePageToken, encodePageToken, isValidEntryId } from "../src/service
 import { hostileString, mutatedText, params } from "./support/property.js";
 
 const id = fc
-  .tuple(fc.stringMatching(/^[a-z0-9][a-z0-9._-]{0,40}$/), fc.option(fc.integer({ min: 2, max: 999_999 }), { nil: undefined }))
+  .tuple(
+    fc.stringMatching(/^[a-z0-9][a-z0-9._-]{0,40}$/),
+    fc.option(fc.integer({ min: 2, max: 999_999 }), { nil: undefined }),
+  )
   .map(([base, n]) => (n === undefined ? base : `${base}#${n}`))
   .filter(isValidEntryId);
 
@@ -34,13 +37,19 @@ describe("decodePageToken()", () => {
 
   it("refuses anything else with InvalidArgument, and never yields an invalid id", () => {
     fc.assert(
-      fc.property(fc.oneof(hostileString, id.chain((after) => mutatedText(encodePageToken(after)))), (token) => {
-        const result = decode(token);
-        if (result.ok) {
-          expect(isValidEntryId(result.after)).toBe(true);
-          expect(encodePageToken(result.after)).toBe(token);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          hostileString,
+          id.chain((after) => mutatedText(encodePageToken(after))),
+        ),
+        (token) => {
+          const result = decode(token);
+          if (result.ok) {
+            expect(isValidEntryId(result.after)).toBe(true);
+            expect(encodePageToken(result.after)).toBe(token);
+          }
+        },
+      ),
       params(),
     );
   });

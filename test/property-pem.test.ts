@@ -35,13 +35,24 @@ describe("readPemBlocks()", () => {
       params(),
     );
     fc.assert(
-      fc.property(fc.array(fc.uint8Array({ minLength: 1, maxLength: 64 }), { maxLength: 5 }), fc.string({ maxLength: 20 }), (ders, junk) => {
-        const pem = ders
-          .map((d) => `-----BEGIN CERTIFICATE-----\n${Buffer.from(d).toString("base64").replace(/(.{64})/g, "$1\n")}\n-----END CERTIFICATE-----\n`)
-          .join(junk.replace(/-/g, ""));
-        const blocks = readPemBlocks(pem);
-        expect(blocks.map((b) => Buffer.from(b.der!).toString("hex"))).toEqual(ders.map((d) => Buffer.from(d).toString("hex")));
-      }),
+      fc.property(
+        fc.array(fc.uint8Array({ minLength: 1, maxLength: 64 }), { maxLength: 5 }),
+        fc.string({ maxLength: 20 }),
+        (ders, junk) => {
+          const pem = ders
+            .map(
+              (d) =>
+                `-----BEGIN CERTIFICATE-----\n${Buffer.from(d)
+                  .toString("base64")
+                  .replace(/(.{64})/g, "$1\n")}\n-----END CERTIFICATE-----\n`,
+            )
+            .join(junk.replace(/-/g, ""));
+          const blocks = readPemBlocks(pem);
+          expect(blocks.map((b) => Buffer.from(b.der!).toString("hex"))).toEqual(
+            ders.map((d) => Buffer.from(d).toString("hex")),
+          );
+        },
+      ),
       params(),
     );
   });
@@ -111,10 +122,16 @@ describe("parseCertificateBytes() (certgate's CLI files)", () => {
   it("returns certificates or throws a CliError, for damaged PEM bundles and DER", () => {
     const bundle = alice.cert + alice.key + ca.cert;
     fc.assert(
-      fc.property(fc.oneof(mutatedText(bundle).map((t) => new Uint8Array(Buffer.from(t, "latin1"))), mutatedBytes(alice.der)), (bytes) => {
-        const file = returnsOrThrows(() => parseCertificateBytes("f.pem", bytes), CliError);
-        for (const c of file?.certificates ?? []) expect(c.der.length).toBeGreaterThan(0);
-      }),
+      fc.property(
+        fc.oneof(
+          mutatedText(bundle).map((t) => new Uint8Array(Buffer.from(t, "latin1"))),
+          mutatedBytes(alice.der),
+        ),
+        (bytes) => {
+          const file = returnsOrThrows(() => parseCertificateBytes("f.pem", bytes), CliError);
+          for (const c of file?.certificates ?? []) expect(c.der.length).toBeGreaterThan(0);
+        },
+      ),
       params(),
     );
   });
@@ -158,7 +175,11 @@ describe("decodeCertificateFile() (the folder store's files)", () => {
     const bundle = `explanatory text\n${alice.cert}${ca.cert}`;
     fc.assert(
       fc.property(
-        fc.oneof(mutatedText(bundle).map((t) => new Uint8Array(Buffer.from(t, "latin1"))), mutatedBytes(alice.der), fc.uint8Array({ maxLength: 200 })),
+        fc.oneof(
+          mutatedText(bundle).map((t) => new Uint8Array(Buffer.from(t, "latin1"))),
+          mutatedBytes(alice.der),
+          fc.uint8Array({ maxLength: 200 }),
+        ),
         (bytes) => {
           const decoded = decodeCertificateFile(bytes);
           if (decoded.kind === "problem") return;
@@ -183,7 +204,9 @@ describe("decodeCertificateFile() (the folder store's files)", () => {
         const decoded = decodeCertificateFile(file);
         expect(decoded.kind).toBe("certificates");
         if (decoded.kind !== "certificates") return;
-        expect(decoded.ders.map((d) => Buffer.from(d).toString("hex"))).toEqual([Buffer.from(alice.der).toString("hex")]);
+        expect(decoded.ders.map((d) => Buffer.from(d).toString("hex"))).toEqual([
+          Buffer.from(alice.der).toString("hex"),
+        ]);
         const meta = readMetadata(file);
         expect(meta.createTime?.getTime()).toBe(0);
         // Labels that a store accepts read back as given; others read as none.

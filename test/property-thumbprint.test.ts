@@ -8,7 +8,8 @@ import { createDevCa, issueDevCertificate } from "../src/dev-certificates.js";
 import { createThumbprintStore } from "../src/stores/thumbprint-store.js";
 import { hostileString, params, returnsOrThrows } from "./support/property.js";
 
-const hexDigits = (n: number) => fc.array(fc.constantFrom(..."0123456789abcdefABCDEF"), { minLength: n, maxLength: n }).map((a) => a.join(""));
+const hexDigits = (n: number) =>
+  fc.array(fc.constantFrom(..."0123456789abcdefABCDEF"), { minLength: n, maxLength: n }).map((a) => a.join(""));
 const noise = fc.constantFrom("", " ", ":", "\u200e", "\u200f", "\ufeff", "  ");
 
 let alice: Certificate;
@@ -30,10 +31,14 @@ describe("normalizeThumbprint()", () => {
 
   it("reads any pasted spelling of a thumbprint as the same digits", () => {
     fc.assert(
-      fc.property(fc.oneof(hexDigits(40), hexDigits(64)), fc.array(noise, { minLength: 64, maxLength: 64 }), (digits, seps) => {
-        const pasted = [...digits].map((d, i) => `${seps[i]}${i % 2 ? d.toLowerCase() : d}`).join("");
-        expect(normalizeThumbprint(pasted)).toBe(digits.toUpperCase());
-      }),
+      fc.property(
+        fc.oneof(hexDigits(40), hexDigits(64)),
+        fc.array(noise, { minLength: 64, maxLength: 64 }),
+        (digits, seps) => {
+          const pasted = [...digits].map((d, i) => `${seps[i]}${i % 2 ? d.toLowerCase() : d}`).join("");
+          expect(normalizeThumbprint(pasted)).toBe(digits.toUpperCase());
+        },
+      ),
       params(),
     );
   });
@@ -42,13 +47,18 @@ describe("normalizeThumbprint()", () => {
 describe("createThumbprintStore()", () => {
   it("throws a TypeError for garbage, and admits alice only when her thumbprint is pinned", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.oneof(hostileString, hexDigits(40), hexDigits(64)), { minLength: 1, maxLength: 3 }), async (list) => {
-        const store = returnsOrThrows(() => createThumbprintStore(list), TypeError);
-        if (store === undefined) return;
-        const verdict = await store.lookup(alice, new AbortController().signal);
-        const pinned = list.map((t) => normalizeThumbprint(t));
-        expect(verdict.kind).toBe(pinned.includes(alice.sha1) || pinned.includes(alice.sha256) ? "admitted" : "refused");
-      }),
+      fc.asyncProperty(
+        fc.array(fc.oneof(hostileString, hexDigits(40), hexDigits(64)), { minLength: 1, maxLength: 3 }),
+        async (list) => {
+          const store = returnsOrThrows(() => createThumbprintStore(list), TypeError);
+          if (store === undefined) return;
+          const verdict = await store.lookup(alice, new AbortController().signal);
+          const pinned = list.map((t) => normalizeThumbprint(t));
+          expect(verdict.kind).toBe(
+            pinned.includes(alice.sha1) || pinned.includes(alice.sha256) ? "admitted" : "refused",
+          );
+        },
+      ),
       params(),
     );
   });

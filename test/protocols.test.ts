@@ -43,7 +43,9 @@ const options = (): ClientCertOptions => ({ store: createThumbprintStore(certifi
 
 for (const via of ["interceptor", "gate"] as const) {
   const guard = () =>
-    via === "gate" ? { requestGate: createClientCertGate(options()) } : { interceptors: [createClientCertInterceptor(options())] };
+    via === "gate"
+      ? { requestGate: createClientCertGate(options()) }
+      : { interceptors: [createClientCertInterceptor(options())] };
 
   describe(`${via === "gate" ? "createClientCertGate()" : "createClientCertInterceptor()"} over every protocol`, () => {
     let server: TestServer;

@@ -46,8 +46,7 @@ const onWarning = (w: Error) => warnings.push(w);
 const sha1Of = (c: IssuedCertificate) => new X509Certificate(c.cert).fingerprint;
 const sha256Of = (c: IssuedCertificate) => new X509Certificate(c.cert).fingerprint256.replace(/:/g, "");
 const urlPem = (pem: string) => encodeURIComponent(pem);
-const awsPem = (pem: string) =>
-  encodeURIComponent(pem).replace(/%2B/g, "+").replace(/%3D/g, "=").replace(/%2F/g, "/");
+const awsPem = (pem: string) => encodeURIComponent(pem).replace(/%2B/g, "+").replace(/%3D/g, "=").replace(/%2F/g, "/");
 const hashOf = (c: IssuedCertificate) => createHash("sha256").update(c.der).digest("hex");
 const xfccElement = (c: IssuedCertificate) =>
   `By=spiffe://cluster.local/ns/default/sa/api;Hash=${hashOf(c)};Cert="${urlPem(c.cert)}";Subject="${c.x509.subject}";URI=spiffe://cluster.local/ns/default/sa/client`;
@@ -261,7 +260,9 @@ describe("createPeerCertificateContextValues()", () => {
       expect(server.events.at(-1)).toMatchObject({ reason: "no_certificate", source: "proxy" });
     });
     it("refuses a trusted proxy that forwards an empty header", async () => {
-      const error = await refusal(echoClient(server, proxy).echo({ text: "hi" }, { headers: { "x-arr-clientcert": "" } }));
+      const error = await refusal(
+        echoClient(server, proxy).echo({ text: "hi" }, { headers: { "x-arr-clientcert": "" } }),
+      );
       expectUnauthenticated(error, noCertificate);
     });
 
@@ -290,41 +291,60 @@ describe("createPeerCertificateContextValues()", () => {
       });
     });
     it("refuses a client without a certificate that forges alice's header", async () => {
-      const error = await refusal(echoClient(server, undefined).echo({ text: "hi" }, { headers: forwardingHeader("azure-app-service", pki.alice) }));
+      const error = await refusal(
+        echoClient(server, undefined).echo(
+          { text: "hi" },
+          { headers: forwardingHeader("azure-app-service", pki.alice) },
+        ),
+      );
       expectUnauthenticated(error, noCertificate);
       expect(server.events.at(-1)?.ignoredForwardingHeaders).toEqual(["x-arr-clientcert"]);
     });
 
     it("admits the client of the nearest proxy's (last) XFCC element, after a forged one", async () => {
       const xfcc = `${xfccElement(pki.bob)},${xfccElement(pki.alice)}`;
-      const res = await echoClient(server, proxy).echo({ text: "hi" }, { headers: { "x-forwarded-client-cert": xfcc } });
+      const res = await echoClient(server, proxy).echo(
+        { text: "hi" },
+        { headers: { "x-forwarded-client-cert": xfcc } },
+      );
       expect(res.text).toBe("hi");
     });
     it("refuses the client of the nearest proxy's (last) XFCC element, despite a forged alice before it", async () => {
       const xfcc = `${xfccElement(pki.alice)},${xfccElement(pki.bob)}`;
-      const error = await refusal(echoClient(server, proxy).echo({ text: "hi" }, { headers: { "x-forwarded-client-cert": xfcc } }));
+      const error = await refusal(
+        echoClient(server, proxy).echo({ text: "hi" }, { headers: { "x-forwarded-client-cert": xfcc } }),
+      );
       expectUnauthenticated(error, notAllowed);
     });
     it("admits alice through two proxies: the last element names the trusted edge hop", async () => {
       const xfcc = `${xfccElement(pki.alice)},${xfccElement(edge)}`;
-      const res = await echoClient(server, proxy).echo({ text: "hi" }, { headers: { "x-forwarded-client-cert": xfcc } });
+      const res = await echoClient(server, proxy).echo(
+        { text: "hi" },
+        { headers: { "x-forwarded-client-cert": xfcc } },
+      );
       expect(res.text).toBe("hi");
       expect(server.log.clientCommonNames.at(-1)).toBe("CN=alice");
     });
     it("refuses to walk past a hop that is not a trusted proxy", async () => {
       const xfcc = `${xfccElement(pki.alice)},${xfccElement(pki.bob)},${xfccElement(edge)}`;
-      const error = await refusal(echoClient(server, proxy).echo({ text: "hi" }, { headers: { "x-forwarded-client-cert": xfcc } }));
+      const error = await refusal(
+        echoClient(server, proxy).echo({ text: "hi" }, { headers: { "x-forwarded-client-cert": xfcc } }),
+      );
       expectUnauthenticated(error, notAllowed);
       expect(server.events.at(-1)?.thumbprint).toBe(sha256Of(pki.bob));
     });
     it("refuses an XFCC element with only a Hash of alice's certificate", async () => {
       const xfcc = `By=spiffe://a;Hash=${hashOf(pki.alice)};Subject="CN=alice"`;
-      const error = await refusal(echoClient(server, proxy).echo({ text: "hi" }, { headers: { "x-forwarded-client-cert": xfcc } }));
+      const error = await refusal(
+        echoClient(server, proxy).echo({ text: "hi" }, { headers: { "x-forwarded-client-cert": xfcc } }),
+      );
       expectUnauthenticated(error, noCertificate);
     });
     it("refuses a malformed header from a trusted proxy (bad quoting)", async () => {
       const xfcc = `Cert="${urlPem(pki.alice.cert)}`;
-      const error = await refusal(echoClient(server, proxy).echo({ text: "hi" }, { headers: { "x-forwarded-client-cert": xfcc } }));
+      const error = await refusal(
+        echoClient(server, proxy).echo({ text: "hi" }, { headers: { "x-forwarded-client-cert": xfcc } }),
+      );
       expectUnauthenticated(error, unreadable);
       expect(error.message).not.toContain("quote");
     });
@@ -373,27 +393,39 @@ describe("createPeerCertificateContextValues()", () => {
     let h1: ProxyTestServer;
     let untrusted: ProxyTestServer;
     beforeAll(async () => {
-      h2c = await startServer({ kind: "h2c", options: { trustedProxies: { cidrs: ["127.0.0.1/32"] }, formats: ["xfcc"] } });
+      h2c = await startServer({
+        kind: "h2c",
+        options: { trustedProxies: { cidrs: ["127.0.0.1/32"] }, formats: ["xfcc"] },
+      });
       h1 = await startServer({
         kind: "http",
         options: { trustedProxies: { cidrs: ["127.0.0.1"] }, formats: ["nginx"], nginxHeader: "x-client-cert" },
       });
-      untrusted = await startServer({ kind: "h2c", options: { trustedProxies: { cidrs: ["10.0.0.0/8"] }, formats: ["xfcc"] } });
+      untrusted = await startServer({
+        kind: "h2c",
+        options: { trustedProxies: { cidrs: ["10.0.0.0/8"] }, formats: ["xfcc"] },
+      });
     });
     afterAll(async () => {
       await Promise.all([h2c.close(), h1.close(), untrusted.close()]);
     });
-    const plaintextWarnings = () => warnings.filter((w) => w.code === "CERTGATE_PLAINTEXT" || w.code === "CERTGATE_REQUESTCERT");
+    const plaintextWarnings = () =>
+      warnings.filter((w) => w.code === "CERTGATE_PLAINTEXT" || w.code === "CERTGATE_REQUESTCERT");
 
     for (const protocol of ["connect", "grpc"] as const) {
       it(`admits alice forwarded over h2c (${protocol}), without a misleading plaintext warning`, async () => {
-        const res = await echoClient(h2c, undefined, protocol).echo({ text: "h2c" }, { headers: forwardingHeader("xfcc", pki.alice) });
+        const res = await echoClient(h2c, undefined, protocol).echo(
+          { text: "h2c" },
+          { headers: forwardingHeader("xfcc", pki.alice) },
+        );
         expect(res.text).toBe("h2c");
         expect(h2c.events.at(-1)).toMatchObject({ kind: "admitted", source: "proxy" });
         expect(plaintextWarnings()).toEqual([]);
       });
       it(`refuses bob forwarded over h2c (${protocol})`, async () => {
-        const error = await refusal(echoClient(h2c, undefined, protocol).echo({ text: "h2c" }, { headers: forwardingHeader("xfcc", pki.bob) }));
+        const error = await refusal(
+          echoClient(h2c, undefined, protocol).echo({ text: "h2c" }, { headers: forwardingHeader("xfcc", pki.bob) }),
+        );
         expectUnauthenticated(error, notAllowed);
       });
     }
@@ -405,12 +437,22 @@ describe("createPeerCertificateContextValues()", () => {
     });
     it("refuses bob forwarded by nginx over HTTP/1.1", async () => {
       const headers = { "x-client-cert": urlPem(pki.bob.cert) };
-      expectUnauthenticated(await refusal(echoClient(h1, undefined, "connect", "1.1").echo({ text: "h1" }, { headers })), notAllowed);
+      expectUnauthenticated(
+        await refusal(echoClient(h1, undefined, "connect", "1.1").echo({ text: "h1" }, { headers })),
+        notAllowed,
+      );
     });
     it("admits alice forwarded over h2c to a request gate", async () => {
-      const server = await startServer({ kind: "h2c", gate: true, options: { trustedProxies: { cidrs: ["127.0.0.1/32"] }, formats: ["xfcc"] } });
+      const server = await startServer({
+        kind: "h2c",
+        gate: true,
+        options: { trustedProxies: { cidrs: ["127.0.0.1/32"] }, formats: ["xfcc"] },
+      });
       try {
-        const res = await echoClient(server, undefined).echo({ text: "gate" }, { headers: forwardingHeader("xfcc", pki.alice) });
+        const res = await echoClient(server, undefined).echo(
+          { text: "gate" },
+          { headers: forwardingHeader("xfcc", pki.alice) },
+        );
         expect(res.text).toBe("gate");
         expect(server.events.at(-1)).toMatchObject({ kind: "admitted", via: "gate", source: "proxy" });
       } finally {
@@ -418,9 +460,15 @@ describe("createPeerCertificateContextValues()", () => {
       }
     });
     it("refuses bob forwarded over h2c to a request gate, before the handler", async () => {
-      const server = await startServer({ kind: "h2c", gate: true, options: { trustedProxies: { cidrs: ["127.0.0.1/32"] }, formats: ["xfcc"] } });
+      const server = await startServer({
+        kind: "h2c",
+        gate: true,
+        options: { trustedProxies: { cidrs: ["127.0.0.1/32"] }, formats: ["xfcc"] },
+      });
       try {
-        const error = await refusal(echoClient(server, undefined).echo({ text: "gate" }, { headers: forwardingHeader("xfcc", pki.bob) }));
+        const error = await refusal(
+          echoClient(server, undefined).echo({ text: "gate" }, { headers: forwardingHeader("xfcc", pki.bob) }),
+        );
         expectUnauthenticated(error, notAllowed);
         expect(server.events.at(-1)).toMatchObject({ kind: "refused", via: "gate", source: "proxy" });
         expect(server.log.calls).toEqual([]);
@@ -432,7 +480,9 @@ describe("createPeerCertificateContextValues()", () => {
       expectUnauthenticated(await refusal(echoClient(h2c, undefined).echo({ text: "h2c" })), noCertificate);
     });
     it("refuses alice's header from a plaintext peer outside the trusted range, and reports it", async () => {
-      const error = await refusal(echoClient(untrusted, undefined).echo({ text: "x" }, { headers: forwardingHeader("xfcc", pki.alice) }));
+      const error = await refusal(
+        echoClient(untrusted, undefined).echo({ text: "x" }, { headers: forwardingHeader("xfcc", pki.alice) }),
+      );
       expectUnauthenticated(error, noCertificate);
       expect(untrusted.events.at(-1)).toMatchObject({
         source: "tls",
@@ -453,7 +503,12 @@ describe("createPeerCertificateContextValues()", () => {
     // and throws.
     async function start(host: string, connectHost: string, cidrs: string[]): Promise<ProxyTestServer> {
       const kind = connectHost.includes(":") ? "http" : "h2c";
-      const server = await startServer({ kind, host, connectHost, options: { trustedProxies: { cidrs }, formats: ["xfcc"] } });
+      const server = await startServer({
+        kind,
+        host,
+        connectHost,
+        options: { trustedProxies: { cidrs }, formats: ["xfcc"] },
+      });
       servers.push(server);
       return server;
     }
@@ -504,12 +559,20 @@ describe("createPeerCertificateContextValues()", () => {
       });
       afterAll(() => server.close());
       it("admits alice forwarded by the proxy, without a requestCert warning", async () => {
-        const res = await echoClient(server, undefined).echo({ text: "tls" }, { headers: forwardingHeader("azure-app-service", pki.alice) });
+        const res = await echoClient(server, undefined).echo(
+          { text: "tls" },
+          { headers: forwardingHeader("azure-app-service", pki.alice) },
+        );
         expect(res.text).toBe("tls");
         expect(warnings.filter((w) => w.code === "CERTGATE_REQUESTCERT")).toEqual([]);
       });
       it("refuses bob forwarded by the proxy", async () => {
-        const error = await refusal(echoClient(server, undefined).echo({ text: "tls" }, { headers: forwardingHeader("azure-app-service", pki.bob) }));
+        const error = await refusal(
+          echoClient(server, undefined).echo(
+            { text: "tls" },
+            { headers: forwardingHeader("azure-app-service", pki.bob) },
+          ),
+        );
         expectUnauthenticated(error, notAllowed);
       });
     });
@@ -518,12 +581,22 @@ describe("createPeerCertificateContextValues()", () => {
   describe("called directly", () => {
     const trusted = { remoteAddress: "127.0.0.1", encrypted: false };
     const untrustedSocket = { remoteAddress: "192.0.2.7", encrypted: false };
-    const request = (socket: object, headers: Record<string, string | string[]>, rawHeaders?: string[]): ForwardingRequestLike => ({
+    const request = (
+      socket: object,
+      headers: Record<string, string | string[]>,
+      rawHeaders?: string[],
+    ): ForwardingRequestLike => ({
       socket,
       headers,
-      rawHeaders: rawHeaders ?? Object.entries(headers).flatMap(([k, v]) => (Array.isArray(v) ? v.flatMap((x) => [k, x]) : [k, v])),
+      rawHeaders:
+        rawHeaders ??
+        Object.entries(headers).flatMap(([k, v]) => (Array.isArray(v) ? v.flatMap((x) => [k, x]) : [k, v])),
     });
-    const base: PeerCertificateContextValuesOptions = { trustedProxies: { cidrs: ["127.0.0.1/32"] }, formats: ["xfcc", "nginx"], nginxHeader: "x-ssl-client-cert" };
+    const base: PeerCertificateContextValuesOptions = {
+      trustedProxies: { cidrs: ["127.0.0.1/32"] },
+      formats: ["xfcc", "nginx"],
+      nginxHeader: "x-ssl-client-cert",
+    };
     const peerOf = (options: PeerCertificateContextValuesOptions, req: ForwardingRequestLike): PeerCertificate => {
       const peer = createPeerCertificateContextValues(options)(req).get(peerCertificateKey);
       if (peer === undefined) throw new Error("no peer certificate in the context");
@@ -532,14 +605,16 @@ describe("createPeerCertificateContextValues()", () => {
 
     it("reuses one PeerCertificate per header value (the decision cache key)", () => {
       const contextValues = createPeerCertificateContextValues(base);
-      const peer = (c: IssuedCertificate) => contextValues(request({ ...trusted }, forwardingHeader("xfcc", c))).get(peerCertificateKey);
+      const peer = (c: IssuedCertificate) =>
+        contextValues(request({ ...trusted }, forwardingHeader("xfcc", c))).get(peerCertificateKey);
       const first = peer(pki.alice);
       expect(first?.certificate?.sha256).toBe(sha256Of(pki.alice));
       expect(peer(pki.alice)).toBe(first);
     });
     it("never reuses a PeerCertificate for another certificate, even once evicted", () => {
       const contextValues = createPeerCertificateContextValues({ ...base, cacheSize: 1 });
-      const peer = (c: IssuedCertificate) => contextValues(request(trusted, forwardingHeader("xfcc", c))).get(peerCertificateKey);
+      const peer = (c: IssuedCertificate) =>
+        contextValues(request(trusted, forwardingHeader("xfcc", c))).get(peerCertificateKey);
       const a1 = peer(pki.alice);
       const b = peer(pki.bob);
       const a2 = peer(pki.alice);
@@ -551,11 +626,18 @@ describe("createPeerCertificateContextValues()", () => {
     it("admits a returning client from the decision cache: one store look-up per header value", async () => {
       let lookups = 0;
       const pinned = createThumbprintStore(sha256Of(pki.alice));
-      const store = { ...pinned, lookup: (...args: Parameters<typeof pinned.lookup>) => (lookups++, pinned.lookup(...args)) };
+      const store = {
+        ...pinned,
+        lookup: (...args: Parameters<typeof pinned.lookup>) => {
+          lookups++;
+          return pinned.lookup(...args);
+        },
+      };
       const decide = createDecide({ store });
       const contextValues = createPeerCertificateContextValues(base);
       const decisionFor = async (c: IssuedCertificate) =>
-        (await decide(contextValues(request({ ...trusted }, forwardingHeader("xfcc", c))).get(peerCertificateKey))).kind;
+        (await decide(contextValues(request({ ...trusted }, forwardingHeader("xfcc", c))).get(peerCertificateKey)))
+          .kind;
       expect(await decisionFor(pki.alice)).toBe("admitted");
       expect(await decisionFor(pki.alice)).toBe("admitted");
       expect(lookups).toBe(1);
@@ -581,7 +663,12 @@ describe("createPeerCertificateContextValues()", () => {
     });
     it("refuses a header sent twice that Node joined (rawHeaders has both)", () => {
       const value = xfccElement(pki.alice);
-      const req = request(trusted, { "x-forwarded-client-cert": `${value}, ${value}` }, ["X-Forwarded-Client-Cert", value, "x-forwarded-client-cert", value]);
+      const req = request(trusted, { "x-forwarded-client-cert": `${value}, ${value}` }, [
+        "X-Forwarded-Client-Cert",
+        value,
+        "x-forwarded-client-cert",
+        value,
+      ]);
       const peer = peerOf(base, req);
       expect(peer.certificate).toBeUndefined();
       expect(String(peer.error)).toMatch(/more than once/);
@@ -617,28 +704,77 @@ describe("createPeerCertificateContextValues()", () => {
       ["no options", undefined, /needs options/],
       ["no trustedProxies", { formats: ["xfcc"] }, /trustedProxies is required/],
       ["trustedProxies naming nobody", { trustedProxies: {}, formats: ["xfcc"] }, /names no proxy/],
-      ["a malformed CIDR", { trustedProxies: { cidrs: ["10.0.0.0/8", "10.0.0/8"] }, formats: ["xfcc"] }, /trustedProxies\.cidrs: invalid CIDR "10\.0\.0\/8"/],
-      ["a CIDR with host bits", { trustedProxies: { cidrs: ["192.168.1.10/24"] }, formats: ["xfcc"] }, /"192\.168\.1\.10\/24": host bits/],
-      ["a CIDR matching everyone", { trustedProxies: { cidrs: ["0.0.0.0/0"] }, formats: ["xfcc"] }, /every address.*anyAddress/],
-      ["a malformed thumbprint", { trustedProxies: { thumbprints: ["AB:CD"] }, formats: ["xfcc"] }, /trustedProxies\.thumbprints: invalid thumbprint "AB:CD"/],
-      ["cidrs that are not an array", { trustedProxies: { cidrs: "127.0.0.1/32" }, formats: ["xfcc"] }, /cidrs must be an array/],
+      [
+        "a malformed CIDR",
+        { trustedProxies: { cidrs: ["10.0.0.0/8", "10.0.0/8"] }, formats: ["xfcc"] },
+        /trustedProxies\.cidrs: invalid CIDR "10\.0\.0\/8"/,
+      ],
+      [
+        "a CIDR with host bits",
+        { trustedProxies: { cidrs: ["192.168.1.10/24"] }, formats: ["xfcc"] },
+        /"192\.168\.1\.10\/24": host bits/,
+      ],
+      [
+        "a CIDR matching everyone",
+        { trustedProxies: { cidrs: ["0.0.0.0/0"] }, formats: ["xfcc"] },
+        /every address.*anyAddress/,
+      ],
+      [
+        "a malformed thumbprint",
+        { trustedProxies: { thumbprints: ["AB:CD"] }, formats: ["xfcc"] },
+        /trustedProxies\.thumbprints: invalid thumbprint "AB:CD"/,
+      ],
+      [
+        "cidrs that are not an array",
+        { trustedProxies: { cidrs: "127.0.0.1/32" }, formats: ["xfcc"] },
+        /cidrs must be an array/,
+      ],
       ["no formats", { trustedProxies: { cidrs: ["127.0.0.1"] } }, /formats is required/],
       ["empty formats", { trustedProxies: { cidrs: ["127.0.0.1"] }, formats: [] }, /formats is required/],
-      ["an unknown format", { trustedProxies: { cidrs: ["127.0.0.1"] }, formats: ["traefik"] }, /unknown forwarding format "traefik"/],
-      ["nginx without nginxHeader", { trustedProxies: { cidrs: ["127.0.0.1"] }, formats: ["nginx"] }, /needs nginxHeader/],
-      ["a bad nginxHeader", { trustedProxies: { cidrs: ["127.0.0.1"] }, formats: ["nginx"], nginxHeader: "x ssl" }, /needs nginxHeader/],
-      ["nginxHeader without nginx", { trustedProxies: { cidrs: ["127.0.0.1"] }, formats: ["xfcc"], nginxHeader: "x-ssl" }, /does not include "nginx"/],
-      ["nginxHeader naming another format's header", { trustedProxies: { cidrs: ["127.0.0.1"] }, formats: ["xfcc", "nginx"], nginxHeader: "X-Forwarded-Client-Cert" }, /header of another format/],
+      [
+        "an unknown format",
+        { trustedProxies: { cidrs: ["127.0.0.1"] }, formats: ["traefik"] },
+        /unknown forwarding format "traefik"/,
+      ],
+      [
+        "nginx without nginxHeader",
+        { trustedProxies: { cidrs: ["127.0.0.1"] }, formats: ["nginx"] },
+        /needs nginxHeader/,
+      ],
+      [
+        "a bad nginxHeader",
+        { trustedProxies: { cidrs: ["127.0.0.1"] }, formats: ["nginx"], nginxHeader: "x ssl" },
+        /needs nginxHeader/,
+      ],
+      [
+        "nginxHeader without nginx",
+        { trustedProxies: { cidrs: ["127.0.0.1"] }, formats: ["xfcc"], nginxHeader: "x-ssl" },
+        /does not include "nginx"/,
+      ],
+      [
+        "nginxHeader naming another format's header",
+        {
+          trustedProxies: { cidrs: ["127.0.0.1"] },
+          formats: ["xfcc", "nginx"],
+          nginxHeader: "X-Forwarded-Client-Cert",
+        },
+        /header of another format/,
+      ],
       ["a bad maxHeaderLength", { ...base, maxHeaderLength: 0 }, /maxHeaderLength must be an integer/],
       ["a bad cacheSize", { ...base, cacheSize: 1.5 }, /cacheSize must be an integer/],
     ];
     for (const [what, options, message] of mistakes) {
       it(`throws at creation for ${what}, naming it`, () => {
-        expect(() => createPeerCertificateContextValues(options as PeerCertificateContextValuesOptions)).toThrow(message);
+        expect(() => createPeerCertificateContextValues(options as PeerCertificateContextValuesOptions)).toThrow(
+          message,
+        );
       });
     }
     it("admits anyAddress: true as the explicit way to trust every peer", () => {
-      const peer = peerOf({ trustedProxies: { anyAddress: true }, formats: ["xfcc"] }, request(untrustedSocket, forwardingHeader("xfcc", pki.alice)));
+      const peer = peerOf(
+        { trustedProxies: { anyAddress: true }, formats: ["xfcc"] },
+        request(untrustedSocket, forwardingHeader("xfcc", pki.alice)),
+      );
       expect(peer.certificate?.sha256).toBe(sha256Of(pki.alice));
     });
   });
@@ -686,7 +822,12 @@ async function rawHttp2(server: ProxyTestServer, headers: Record<string, string 
   try {
     return await new Promise<RawResponse>((resolve, reject) => {
       session.on("error", reject);
-      const stream = session.request({ ":method": "POST", ":path": echoPath, "content-type": "application/json", ...headers });
+      const stream = session.request({
+        ":method": "POST",
+        ":path": echoPath,
+        "content-type": "application/json",
+        ...headers,
+      });
       let status = 0;
       const chunks: Buffer[] = [];
       stream.on("response", (h) => (status = Number(h[":status"])));

@@ -56,13 +56,21 @@ const refusals: [string, () => IssuedCertificate | undefined, string][] = [
 describe("refusals on the Connect protocol (raw HTTP/2)", () => {
   const connectJson = { "content-type": "application/json", "connect-protocol-version": "1" };
   it("admits alice with 200 and the echo", async () => {
-    const res = await rawHttp2Request(server, pki, pki.alice, { path: echoPath, headers: connectJson, body: '{"text":"hi"}' });
+    const res = await rawHttp2Request(server, pki, pki.alice, {
+      path: echoPath,
+      headers: connectJson,
+      body: '{"text":"hi"}',
+    });
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body.toString())).toEqual({ text: "hi" });
   });
   for (const [what, cert, message] of refusals) {
     it(`refuses ${what} with HTTP 401 and {"code":"unauthenticated"}`, async () => {
-      const res = await rawHttp2Request(server, pki, cert(), { path: echoPath, headers: connectJson, body: '{"text":"hi"}' });
+      const res = await rawHttp2Request(server, pki, cert(), {
+        path: echoPath,
+        headers: connectJson,
+        body: '{"text":"hi"}',
+      });
       responses.push(res);
       expect(res.status).toBe(401);
       expect(res.headers["content-type"]).toBe("application/json");
@@ -95,12 +103,14 @@ describe("refusals on the gRPC protocol (raw HTTP/2)", () => {
 describe("refusal messages", () => {
   it("refuses without any allowed thumbprint anywhere in the responses", () => {
     expect(responses).toHaveLength(2 * refusals.length);
-    const wire = JSON.stringify(
-      responses.map((r) => [r.headers, r.trailers, r.body.toString("latin1")]),
-    ).toLowerCase();
+    const wire = JSON.stringify(responses.map((r) => [r.headers, r.trailers, r.body.toString("latin1")])).toLowerCase();
     for (const pin of pins) {
       const lower = pin.toLowerCase();
-      for (const form of [lower, lower.match(/../g)!.join(":"), Buffer.from(pin, "hex").toString("base64").toLowerCase()]) {
+      for (const form of [
+        lower,
+        lower.match(/../g)!.join(":"),
+        Buffer.from(pin, "hex").toString("base64").toLowerCase(),
+      ]) {
         expect(wire).not.toContain(form);
       }
     }
@@ -129,7 +139,10 @@ describe("refusal messages", () => {
         body: "{}",
       });
       expect(res.status).toBe(401);
-      expect(JSON.parse(res.body.toString())).toMatchObject({ code: "unauthenticated", message: "client certificate refused" });
+      expect(JSON.parse(res.body.toString())).toMatchObject({
+        code: "unauthenticated",
+        message: "client certificate refused",
+      });
       expect(res.body.toString()).not.toContain("revoked");
       expect(res.body.toString().toLowerCase()).not.toContain(alice.sha256.toLowerCase());
       expect(events[0]?.reason).toBe(`revoked in favour of ${alice.sha256}`);

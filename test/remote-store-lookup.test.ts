@@ -7,7 +7,13 @@ import type { WritableCertificateStore } from "../src/core/store.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
 import { createRemoteStore, type RemoteStore, type RemoteStoreOptions } from "../src/stores/remote-store.js";
 import { startEchoServer, transportFor } from "./support/harness.js";
-import { createServicePki, serviceTransport, startService, type RunningService, type ServicePki } from "./support/service-harness.js";
+import {
+  createServicePki,
+  serviceTransport,
+  startService,
+  type RunningService,
+  type ServicePki,
+} from "./support/service-harness.js";
 
 // A transport that counts VerifyCertificate calls.
 function counting(transport: Transport): { transport: Transport; verifies: () => number } {
@@ -148,7 +154,10 @@ describe('createRemoteStore({ mode: "lookup" })', () => {
     await other.close();
     now += 2_000;
     expect((await strict.lookup(alice, signal)).kind).toBe("error");
-    expect(await lenient.lookup(alice, signal)).toMatchObject({ kind: "admitted", expiresAt: 1_000_000 + 1_000 + 60_000 });
+    expect(await lenient.lookup(alice, signal)).toMatchObject({
+      kind: "admitted",
+      expiresAt: 1_000_000 + 1_000 + 60_000,
+    });
     now += 60_000;
     expect((await lenient.lookup(alice, signal)).kind).toBe("error");
   });

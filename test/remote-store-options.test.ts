@@ -43,13 +43,17 @@ describe("createRemoteStore() options", () => {
   );
 
   it("refuses requestTimeoutMs above 2^31 - 1 ms in lookup mode, naming it", () => {
-    expect(() => createRemoteStore({ transport, mode: "lookup", requestTimeoutMs: 2 ** 31 })).toThrow("requestTimeoutMs");
+    expect(() => createRemoteStore({ transport, mode: "lookup", requestTimeoutMs: 2 ** 31 })).toThrow(
+      "requestTimeoutMs",
+    );
   });
 
   it("takes exactly one of transport and transports, naming the mistake", async () => {
     expect(() => createRemoteStore({ transport, transports: [transport] })).toThrow("not both");
     expect(() => createRemoteStore({ transports: [] })).toThrow("non-empty array");
-    expect(() => createRemoteStore({ transports: [transport, {} as never] })).toThrow("options.transports[1] is not a Connect transport");
+    expect(() => createRemoteStore({ transports: [transport, {} as never] })).toThrow(
+      "options.transports[1] is not a Connect transport",
+    );
     expect(() => createRemoteStore({} as never)).toThrow("options.transport is required");
     const store = createRemoteStore({ transports: [transport, transport], syncTimeoutMs: 1 });
     await store.close();

@@ -7,7 +7,12 @@ import { createClientCertInterceptor } from "../src/connect/client-cert-intercep
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
 import type { WritableCertificateStore } from "../src/core/store.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
-import { createRemoteStore, type RemoteStore, type RemoteStoreEvent, type RemoteStoreOptions } from "../src/stores/remote-store.js";
+import {
+  createRemoteStore,
+  type RemoteStore,
+  type RemoteStoreEvent,
+  type RemoteStoreOptions,
+} from "../src/stores/remote-store.js";
 import { startEchoServer, transportFor, waitFor, type TestServer } from "./support/harness.js";
 import {
   createServicePki,
@@ -159,7 +164,11 @@ describe("createRemoteStore() in mirror mode", () => {
     const remote = remoteOf(running, { onEvent: (e) => events.push(e) });
     await remote.ready(10_000);
     await store.put("alice", pki.alice.der);
-    await waitFor(async () => (await remote.lookup(parseCertificate(pki.alice.der), new AbortController().signal)).kind === "admitted", "alice in the mirror");
+    await waitFor(
+      async () =>
+        (await remote.lookup(parseCertificate(pki.alice.der), new AbortController().signal)).kind === "admitted",
+      "alice in the mirror",
+    );
     for (const s of sessions) s.destroy();
     await waitFor(() => events.filter((e) => e.kind === "synced").length === 2, "the mirror to resume");
     const resumed = events.filter((e) => e.kind === "synced")[1];

@@ -3,7 +3,12 @@ import type { AddressInfo } from "node:net";
 import * as tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { createClientCertInterceptor, createThumbprintStore, parseCertificate, peerCertificateContextValues } from "../src/index.js";
+import {
+  createClientCertInterceptor,
+  createThumbprintStore,
+  parseCertificate,
+  peerCertificateContextValues,
+} from "../src/index.js";
 import { createTestPki, echoRoutes, type TestPki } from "./support/harness.js";
 
 // certgate reads the client certificate once per HTTP/1.1 connection, so a
@@ -17,7 +22,13 @@ describe("peerCertificateContextValues() on HTTP/1.1 with TLS 1.2", () => {
     pki = await createTestPki();
     const store = createThumbprintStore(parseCertificate(pki.alice.cert).sha256);
     server = https.createServer(
-      { cert: pki.server.cert, key: pki.server.key, requestCert: true, rejectUnauthorized: false, maxVersion: "TLSv1.2" },
+      {
+        cert: pki.server.cert,
+        key: pki.server.key,
+        requestCert: true,
+        rejectUnauthorized: false,
+        maxVersion: "TLSv1.2",
+      },
       connectNodeAdapter({
         routes: echoRoutes({ calls: [], clientCommonNames: [] }),
         interceptors: [createClientCertInterceptor({ store })],

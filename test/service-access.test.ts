@@ -88,7 +88,9 @@ describe("createCertificateStoreService() access", () => {
         return client.listCertificates({});
       case "DeleteCertificate":
         return who === "admin"
-          ? store.put(`doomed-${uploads}`, pki.bob.der).then(() => client.deleteCertificate({ certificateId: `doomed-${uploads++}` }))
+          ? store
+              .put(`doomed-${uploads}`, pki.bob.der)
+              .then(() => client.deleteCertificate({ certificateId: `doomed-${uploads++}` }))
           : client.deleteCertificate({ certificateId: "seed" });
       case "VerifyCertificate":
         return client.verifyCertificate({ subject: { case: "thumbprint", value: sha256Of(pki.alice) } });
@@ -144,7 +146,9 @@ describe("createCertificateStoreService() access", () => {
     try {
       const ok = await storeClient({ url }, pki, pki.admin).listCertificates({});
       expect(ok.certificates.length).toBeGreaterThan(0);
-      expect((await storeClient({ url }, pki, pki.reader).getCertificate({ certificateId: "seed" })).certificate).toBeDefined();
+      expect(
+        (await storeClient({ url }, pki, pki.reader).getCertificate({ certificateId: "seed" })).certificate,
+      ).toBeDefined();
       expect(await codeOf(storeClient({ url }, pki, pki.reader).deleteCertificate({ certificateId: "seed" }))).toBe(
         Code.PermissionDenied,
       );
@@ -173,13 +177,21 @@ describe("createCertificateStoreService() access", () => {
       /admin invalid thumbprint/,
     );
     expect(() =>
-      createCertificateStoreServer({ ...base, clientCa: "not a pem", access: { admin: { thumbprints: [sha1Of(pki.admin)] } } }),
+      createCertificateStoreServer({
+        ...base,
+        clientCa: "not a pem",
+        access: { admin: { thumbprints: [sha1Of(pki.admin)] } },
+      }),
     ).toThrow(/clientCa/);
     expect(() =>
-      createCertificateStoreServer({ ...base, clientCa: pki.ca.key, access: { admin: { thumbprints: [sha1Of(pki.admin)] } } }),
+      createCertificateStoreServer({
+        ...base,
+        clientCa: pki.ca.key,
+        access: { admin: { thumbprints: [sha1Of(pki.admin)] } },
+      }),
     ).toThrow(/private key/);
-    expect(() => createCertificateStoreServer({ ...base, cert: "", access: { admin: { thumbprints: [sha1Of(pki.admin)] } } })).toThrow(
-      /cert and key/,
-    );
+    expect(() =>
+      createCertificateStoreServer({ ...base, cert: "", access: { admin: { thumbprints: [sha1Of(pki.admin)] } } }),
+    ).toThrow(/cert and key/);
   });
 });

@@ -48,7 +48,14 @@ const subjectOf = (issued: { der: Uint8Array }) =>
 let folders = 0;
 const backends: { name: string; skip: boolean; open: () => Promise<WritableCertificateStore> }[] = [
   { name: "memory", skip: false, open: async () => createMemoryStore() },
-  { name: "folder", skip: false, open: () => createDirectoryStore({ directory: tmp, watch: false }).then((s) => s).finally(() => folders++) },
+  {
+    name: "folder",
+    skip: false,
+    open: () =>
+      createDirectoryStore({ directory: tmp, watch: false })
+        .then((s) => s)
+        .finally(() => folders++),
+  },
   {
     name: "PostgreSQL",
     skip: pgSkip !== undefined,
@@ -57,7 +64,15 @@ const backends: { name: string; skip: boolean; open: () => Promise<WritableCerti
 ];
 
 // Reads every event through the pages.
-async function allEvents(service: RunningService, request: { certificateId?: string; startTime?: ReturnType<typeof timestampFromMs>; endTime?: ReturnType<typeof timestampFromMs> } = {}, pageSize = 2) {
+async function allEvents(
+  service: RunningService,
+  request: {
+    certificateId?: string;
+    startTime?: ReturnType<typeof timestampFromMs>;
+    endTime?: ReturnType<typeof timestampFromMs>;
+  } = {},
+  pageSize = 2,
+) {
   const client = storeClient(service, pki, pki.reader);
   const events: AuditEvent[] = [];
   let pageToken = "";
@@ -80,78 +95,92 @@ describe.each(backends)("ListAuditEvents on the $name store", ({ name, skip, ope
   beforeAll(async () => {
     if (skip) return;
     store = await open();
-    service = await startService(pki, store, { clock: () => now, access: { admin: { thumbprints: [sha256Of(pki.admin)] }, reader: { thumbprints: [sha256Of(pki.reader)] } } });
+    service = await startService(pki, store, {
+      clock: () => now,
+      access: { admin: { thumbprints: [sha256Of(pki.admin)] }, reader: { thumbprints: [sha256Of(pki.reader)] } },
+    });
   });
   afterAll(async () => {
     await service?.close();
     await store?.close();
   });
 
-  it.skipIf(skip)("records creates and deletes with the admin's subject and SHA-256, the id and the thumbprint", async () => {
-    const admin = storeClient(service, pki, pki.admin);
-    await admin.createCertificate({ certificateId: "alice", certificate: pki.alice.der });
-    now += 1000;
-    await admin.deleteCertificate({ certificateId: "alice" });
-    const { events } = await allEvents(service, { certificateId: "alice" });
-    expect(events.map((e) => [e.action, e.result, e.code])).toEqual([
-      ["create", "ok", ""],
-      ["delete", "ok", ""],
-    ]);
-    for (const event of events) {
-      expect(event.actorSha256Thumbprint).toBe(sha256Of(pki.admin));
-      expect(event.actorSubject).toBe(subjectOf(pki.admin));
-      expect(event.sha256Thumbprint).toBe(sha256Of(pki.alice));
-    }
-    expect(events[1]!.time!.seconds - events[0]!.time!.seconds).toBe(1n);
-    expect(events[1]!.sequence).toBeGreaterThan(events[0]!.sequence);
-  });
+  it.skipIf(skip)(
+    "records creates and deletes with the admin's subject and SHA-256, the id and the thumbprint",
+    async () => {
+      const admin = storeClient(service, pki, pki.admin);
+      await admin.createCertificate({ certificateId: "alice", certificate: pki.alice.der });
+      now += 1000;
+      await admin.deleteCertificate({ certificateId: "alice" });
+      const { events } = await allEvents(service, { certificateId: "alice" });
+      expect(events.map((e) => [e.action, e.result, e.code])).toEqual([
+        ["create", "ok", ""],
+        ["delete", "ok", ""],
+      ]);
+      for (const event of events) {
+        expect(event.actorSha256Thumbprint).toBe(sha256Of(pki.admin));
+        expect(event.actorSubject).toBe(subjectOf(pki.admin));
+        expect(event.sha256Thumbprint).toBe(sha256Of(pki.alice));
+      }
+      expect(events[1]!.time!.seconds - events[0]!.time!.seconds).toBe(1n);
+      expect(events[1]!.sequence).toBeGreaterThan(events[0]!.sequence);
+    },
+  );
 
-  it.skipIf(skip)("refuses a reader's write, changes nothing, and records the refusal with the reader as actor", async () => {
-    now += 1000;
-    const reader = storeClient(service, pki, pki.reader);
-    expect(await codeOf(reader.createCertificate({ certificateId: "by-reader", certificate: pki.bob.der }))).toBe(Code.PermissionDenied);
-    expect(await store.get("by-reader")).toBeUndefined();
-    const stranger = storeClient(service, pki, pki.stranger);
-    expect(await codeOf(stranger.deleteCertificate({ certificateId: "alice" }))).toBe(Code.Unauthenticated);
-    // Refusals by the access gate are recorded without delaying the refusal.
-    let refused: AuditEvent[] = [];
-    await waitFor(async () => {
-      const { events } = await allEvents(service, { startTime: timestampFromMs(now) });
-      refused = events.filter((e) => e.result === "refused");
-      return refused.length >= 2;
-    }, "both refusals to be recorded");
-    expect(refused.map((e) => [e.action, e.code, e.actorSha256Thumbprint, e.certificateId])).toEqual([
-      ["create", "permission_denied", sha256Of(pki.reader), ""],
-      ["delete", "unauthenticated", sha256Of(pki.stranger), ""],
-    ]);
-  });
+  it.skipIf(skip)(
+    "refuses a reader's write, changes nothing, and records the refusal with the reader as actor",
+    async () => {
+      now += 1000;
+      const reader = storeClient(service, pki, pki.reader);
+      expect(await codeOf(reader.createCertificate({ certificateId: "by-reader", certificate: pki.bob.der }))).toBe(
+        Code.PermissionDenied,
+      );
+      expect(await store.get("by-reader")).toBeUndefined();
+      const stranger = storeClient(service, pki, pki.stranger);
+      expect(await codeOf(stranger.deleteCertificate({ certificateId: "alice" }))).toBe(Code.Unauthenticated);
+      // Refusals by the access gate are recorded without delaying the refusal.
+      let refused: AuditEvent[] = [];
+      await waitFor(async () => {
+        const { events } = await allEvents(service, { startTime: timestampFromMs(now) });
+        refused = events.filter((e) => e.result === "refused");
+        return refused.length >= 2;
+      }, "both refusals to be recorded");
+      expect(refused.map((e) => [e.action, e.code, e.actorSha256Thumbprint, e.certificateId])).toEqual([
+        ["create", "permission_denied", sha256Of(pki.reader), ""],
+        ["delete", "unauthenticated", sha256Of(pki.stranger), ""],
+      ]);
+    },
+  );
 
-  it.skipIf(skip)("records refused admin writes: an invalid upload, a private key, a taken id, an unknown id", async () => {
-    now += 60_000;
-    const since = now;
-    const admin = storeClient(service, pki, pki.admin);
-    await admin.createCertificate({ certificateId: "bob", certificate: pki.bob.der });
-    const refusals = [
-      () => admin.createCertificate({ certificateId: "junk", certificate: new Uint8Array([0x30, 0x03, 1, 2, 3]) }),
-      () => admin.createCertificate({ certificateId: "secret", certificate: new TextEncoder().encode(pki.bob.key) }),
-      () => admin.createCertificate({ certificateId: "bob", certificate: pki.alice.der }),
-      () => admin.deleteCertificate({ certificateId: "nobody" }),
-      () => admin.createCertificate({ certificateId: "bad\u0000id", certificate: pki.alice.der }),
-    ];
-    for (const call of refusals) expect(await codeOf(call())).not.toBe("ok");
-    const { events } = await allEvents(service, { startTime: timestampFromMs(since) }, 1000);
-    expect(events.map((e) => [e.action, e.result, e.code, e.certificateId])).toEqual([
-      ["create", "ok", "", "bob"],
-      ["create", "refused", "invalid_argument", "junk"],
-      ["create", "refused", "invalid_argument", "secret"],
-      ["create", "refused", "already_exists", "bob"],
-      ["delete", "refused", "not_found", "nobody"],
-      ["create", "refused", "invalid_argument", "bad\ufffdid"],
-    ]);
-    expect(events[3]!.sha256Thumbprint).toBe(sha256Of(pki.alice));
-    expect(events[2]!.reason).toMatch(/private key/);
-    expect(events.map((e) => e.reason).join("\n")).not.toContain("PRIVATE KEY-----");
-  });
+  it.skipIf(skip)(
+    "records refused admin writes: an invalid upload, a private key, a taken id, an unknown id",
+    async () => {
+      now += 60_000;
+      const since = now;
+      const admin = storeClient(service, pki, pki.admin);
+      await admin.createCertificate({ certificateId: "bob", certificate: pki.bob.der });
+      const refusals = [
+        () => admin.createCertificate({ certificateId: "junk", certificate: new Uint8Array([0x30, 0x03, 1, 2, 3]) }),
+        () => admin.createCertificate({ certificateId: "secret", certificate: new TextEncoder().encode(pki.bob.key) }),
+        () => admin.createCertificate({ certificateId: "bob", certificate: pki.alice.der }),
+        () => admin.deleteCertificate({ certificateId: "nobody" }),
+        () => admin.createCertificate({ certificateId: "bad\u0000id", certificate: pki.alice.der }),
+      ];
+      for (const call of refusals) expect(await codeOf(call())).not.toBe("ok");
+      const { events } = await allEvents(service, { startTime: timestampFromMs(since) }, 1000);
+      expect(events.map((e) => [e.action, e.result, e.code, e.certificateId])).toEqual([
+        ["create", "ok", "", "bob"],
+        ["create", "refused", "invalid_argument", "junk"],
+        ["create", "refused", "invalid_argument", "secret"],
+        ["create", "refused", "already_exists", "bob"],
+        ["delete", "refused", "not_found", "nobody"],
+        ["create", "refused", "invalid_argument", "bad\ufffdid"],
+      ]);
+      expect(events[3]!.sha256Thumbprint).toBe(sha256Of(pki.alice));
+      expect(events[2]!.reason).toMatch(/private key/);
+      expect(events.map((e) => e.reason).join("\n")).not.toContain("PRIVATE KEY-----");
+    },
+  );
 
   it.skipIf(skip)("pages with tokens, oldest first, and filters by certificate id and time range", async () => {
     const { events, pages } = await allEvents(service, {}, 2);
@@ -170,7 +199,9 @@ describe.each(backends)("ListAuditEvents on the $name store", ({ name, skip, ope
     for (const e of ranged.events) {
       expect(e.time!.seconds >= start.seconds && e.time!.seconds < end.seconds).toBe(true);
     }
-    expect(ranged.events).toEqual(events.filter((e) => e.time!.seconds >= start.seconds && e.time!.seconds < end.seconds));
+    expect(ranged.events).toEqual(
+      events.filter((e) => e.time!.seconds >= start.seconds && e.time!.seconds < end.seconds),
+    );
     const bob = await allEvents(service, { certificateId: "bob" });
     expect(bob.events.map((e) => e.result)).toEqual(["ok", "refused"]);
     expect((await allEvents(service, { certificateId: "never-named" })).events).toEqual([]);
@@ -217,7 +248,10 @@ describe("createCertificateStoreService() audit options", () => {
     const log = createMemoryAuditLog();
     const store = createMemoryStore();
     const service = await startService(pki, store, { audit: log });
-    await storeClient(service, pki, pki.admin).createCertificate({ certificateId: "alice", certificate: pki.alice.der });
+    await storeClient(service, pki, pki.admin).createCertificate({
+      certificateId: "alice",
+      certificate: pki.alice.der,
+    });
     await storeClient(service, pki, pki.admin).deleteCertificate({ certificateId: "alice" });
     await service.close();
     const { events } = await log.list({ limit: 10 });

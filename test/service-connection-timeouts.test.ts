@@ -65,7 +65,12 @@ async function watching() {
   const frame = Buffer.alloc(5 + body.length);
   frame.writeUInt32BE(body.length, 1);
   frame.set(body, 5);
-  const stream = session.request({ ":method": "POST", ":path": "/certgate.v1.CertificateStoreService/WatchCertificates", "content-type": "application/grpc", te: "trailers" });
+  const stream = session.request({
+    ":method": "POST",
+    ":path": "/certgate.v1.CertificateStoreService/WatchCertificates",
+    "content-type": "application/grpc",
+    te: "trailers",
+  });
   stream.on("error", () => undefined);
   let received = 0;
   stream.on("data", (chunk: Buffer) => (received += chunk.length));
@@ -125,7 +130,12 @@ describe("createCertificateStoreServer({ handshakeTimeoutMs })", () => {
     // A reader's call keeps it busy, so only the handshake timeout could close it.
     const session = http2.connect(service.url, { createConnection: () => complete.socket });
     session.on("error", () => undefined);
-    const stream = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Watch", "content-type": "application/grpc", te: "trailers" });
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/grpc.health.v1.Health/Watch",
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
     stream.on("error", () => undefined);
     let received = 0;
     stream.on("data", (chunk: Buffer) => (received += chunk.length));

@@ -55,7 +55,8 @@ async function filled(store: WritableCertificateStore): Promise<WritableCertific
 
 const stores: Record<string, () => Promise<WritableCertificateStore>> = {
   memory: async () => filled(createMemoryStore()),
-  folder: async () => filled(await createDirectoryStore({ directory: await mkdtemp(join(tmp, "store-")), onProblem: () => undefined })),
+  folder: async () =>
+    filled(await createDirectoryStore({ directory: await mkdtemp(join(tmp, "store-")), onProblem: () => undefined })),
 };
 
 describe.each(Object.keys(stores))("ListCertificates expires_before (%s store)", (kind) => {
@@ -88,7 +89,11 @@ describe.each(Object.keys(stores))("ListCertificates expires_before (%s store)",
     const seen: string[] = [];
     let pageToken = "";
     do {
-      const page = await client.listCertificates({ pageSize: 1, pageToken, expiresBefore: timestampFromMs(now + 30 * day) });
+      const page = await client.listCertificates({
+        pageSize: 1,
+        pageToken,
+        expiresBefore: timestampFromMs(now + 30 * day),
+      });
       expect(page.certificates.length).toBeLessThanOrEqual(1);
       seen.push(...page.certificates.map((c) => c.certificateId));
       pageToken = page.nextPageToken;
@@ -98,10 +103,16 @@ describe.each(Object.keys(stores))("ListCertificates expires_before (%s store)",
 
   it("refuses an out-of-range timestamp (InvalidArgument), and a client on no list (Unauthenticated)", async () => {
     const reader = storeClient(service, pki, pki.reader);
-    expect(await codeOf(reader.listCertificates({ expiresBefore: { seconds: 999_999_999_999n, nanos: 0 } }))).toBe(Code.InvalidArgument);
-    expect(await codeOf(reader.listCertificates({ expiresBefore: { seconds: 0n, nanos: -1 } }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(reader.listCertificates({ expiresBefore: { seconds: 999_999_999_999n, nanos: 0 } }))).toBe(
+      Code.InvalidArgument,
+    );
+    expect(await codeOf(reader.listCertificates({ expiresBefore: { seconds: 0n, nanos: -1 } }))).toBe(
+      Code.InvalidArgument,
+    );
     const stranger = storeClient(service, pki, pki.stranger);
-    expect(await codeOf(stranger.listCertificates({ expiresBefore: timestampFromDate(new Date()) }))).toBe(Code.Unauthenticated);
+    expect(await codeOf(stranger.listCertificates({ expiresBefore: timestampFromDate(new Date()) }))).toBe(
+      Code.Unauthenticated,
+    );
   });
 });
 
@@ -166,7 +177,11 @@ describe("readValidity()", () => {
   });
 
   it("throws a RangeError on what is not a certificate", () => {
-    for (const junk of [new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01]), new Uint8Array([0x30, 0x82, 0x01]), new Uint8Array(0)]) {
+    for (const junk of [
+      new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01]),
+      new Uint8Array([0x30, 0x82, 0x01]),
+      new Uint8Array(0),
+    ]) {
       expect(() => readValidity(junk)).toThrow(RangeError);
     }
   });

@@ -53,9 +53,22 @@ describe("createCertificateStoreServer() health and grpc-js", () => {
     expect((await health.check({ service: "certgate.v1.CertificateStoreService" })).status).toBe(ServingStatus.SERVING);
     const grpcJs = createGrpcJsClient(service.port, { ca: pki.ca.cert });
     try {
-      const response = await grpcJs.unary(Health, "Check", HealthCheckRequestSchema, HealthCheckResponseSchema, create(HealthCheckRequestSchema));
+      const response = await grpcJs.unary(
+        Health,
+        "Check",
+        HealthCheckRequestSchema,
+        HealthCheckResponseSchema,
+        create(HealthCheckRequestSchema),
+      );
       expect(response.status).toBe(ServingStatus.SERVING);
-      const watched = await grpcJs.serverStream(Health, "Watch", HealthCheckRequestSchema, HealthCheckResponseSchema, create(HealthCheckRequestSchema), 1);
+      const watched = await grpcJs.serverStream(
+        Health,
+        "Watch",
+        HealthCheckRequestSchema,
+        HealthCheckResponseSchema,
+        create(HealthCheckRequestSchema),
+        1,
+      );
       expect(watched[0]?.status).toBe(ServingStatus.SERVING);
     } finally {
       grpcJs.close();

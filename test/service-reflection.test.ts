@@ -37,9 +37,7 @@ const storeMethods = [
   "VerifyCertificate",
   "WatchCertificates",
   "ListAuditEvents",
-].map(
-  (m) => `certgate.v1.CertificateStoreService/${m}`,
-);
+].map((m) => `certgate.v1.CertificateStoreService/${m}`);
 
 interface BufResult {
   code: number;
@@ -84,18 +82,29 @@ afterAll(async () => {
 });
 
 function tlsFlags(client: "admin" | "reader" | "stranger" | undefined): string[] {
-  const identity = client === undefined ? [] : ["--cert", files[`${client}.pem`]!, "--key", files[`${client}-key.pem`]!];
+  const identity =
+    client === undefined ? [] : ["--cert", files[`${client}.pem`]!, "--key", files[`${client}-key.pem`]!];
   return ["--cacert", files["ca.pem"]!, ...identity];
 }
 
 describe("createCertificateStoreServer() reflection with buf curl", () => {
   it("lists the seven store methods to a reader, over v1 and v1alpha", async () => {
     for (const protocol of ["grpc-v1", "grpc-v1alpha"]) {
-      const result = await bufCurl(["--reflect", "--reflect-protocol", protocol, "--list-methods", ...tlsFlags("reader"), service.url]);
+      const result = await bufCurl([
+        "--reflect",
+        "--reflect-protocol",
+        protocol,
+        "--list-methods",
+        ...tlsFlags("reader"),
+        service.url,
+      ]);
       expect(result.code, result.stderr).toBe(0);
       const methods = result.stdout.trim().split("\n");
       for (const method of storeMethods) expect(methods, protocol).toContain(method);
-      expect(methods.filter((m) => m.startsWith("certgate.v1.")), protocol).toHaveLength(storeMethods.length);
+      expect(
+        methods.filter((m) => m.startsWith("certgate.v1.")),
+        protocol,
+      ).toHaveLength(storeMethods.length);
       expect(methods).toContain("grpc.health.v1.Health/Check");
     }
   });
@@ -123,7 +132,14 @@ describe("createCertificateStoreServer() reflection with buf curl", () => {
   it("refuses reflection without a certificate and with an unknown one (Unauthenticated)", async () => {
     for (const client of [undefined, "stranger"] as const) {
       for (const protocol of ["grpc-v1", "grpc-v1alpha"]) {
-        const result = await bufCurl(["--reflect", "--reflect-protocol", protocol, "--list-methods", ...tlsFlags(client), service.url]);
+        const result = await bufCurl([
+          "--reflect",
+          "--reflect-protocol",
+          protocol,
+          "--list-methods",
+          ...tlsFlags(client),
+          service.url,
+        ]);
         expect(result.code, `${client} ${protocol}`).not.toBe(0);
         expect(result.stdout).toBe("");
         // buf curl words Unauthenticated as "you are not authenticated".
@@ -136,7 +152,9 @@ describe("createCertificateStoreServer() reflection with buf curl", () => {
     const plain = await startService(pki, store, { reflection: false });
     try {
       const client = createClient(v1.ServerReflection, serviceTransport(plain, pki, pki.reader, "grpc"));
-      const error = await connectErrorOf(collect(client.serverReflectionInfo(requests([{ case: "listServices", value: "" }]))));
+      const error = await connectErrorOf(
+        collect(client.serverReflectionInfo(requests([{ case: "listServices", value: "" }]))),
+      );
       expect(error.code).toBe(Code.Unimplemented);
     } finally {
       await plain.close();
@@ -183,7 +201,9 @@ describe("createReflectionService()", () => {
     );
     expect(answers).toHaveLength(6);
     const [list, bySymbol, byName, nested, enumValue, field] = answers;
-    expect(list?.messageResponse.case === "listServicesResponse" && list.messageResponse.value.service.map((s) => s.name)).toEqual([
+    expect(
+      list?.messageResponse.case === "listServicesResponse" && list.messageResponse.value.service.map((s) => s.name),
+    ).toEqual([
       "certgate.v1.CertificateStoreService",
       "grpc.health.v1.Health",
       "grpc.reflection.v1.ServerReflection",
@@ -211,7 +231,9 @@ describe("createReflectionService()", () => {
         ]),
       ),
     );
-    const codes = answers.map((a) => (a.messageResponse.case === "errorResponse" ? a.messageResponse.value.errorCode : "answer"));
+    const codes = answers.map((a) =>
+      a.messageResponse.case === "errorResponse" ? a.messageResponse.value.errorCode : "answer",
+    );
     expect(codes).toEqual([Code.NotFound, Code.NotFound, Code.NotFound, Code.NotFound, Code.InvalidArgument, "answer"]);
   });
 
@@ -220,7 +242,9 @@ describe("createReflectionService()", () => {
     const [answer] = await collect(
       client.serverReflectionInfo(
         (async function* () {
-          yield { messageRequest: { case: "fileContainingSymbol" as const, value: "certgate.v1.CertificateStoreService" } };
+          yield {
+            messageRequest: { case: "fileContainingSymbol" as const, value: "certgate.v1.CertificateStoreService" },
+          };
         })(),
       ),
     );
@@ -230,14 +254,20 @@ describe("createReflectionService()", () => {
 
   it("refuses a request message larger than maxRequestBytes (ResourceExhausted)", async () => {
     const error = await connectErrorOf(
-      collect(reflectionClient(pki.reader).serverReflectionInfo(requests([{ case: "fileByFilename", value: "x".repeat(5000) }]))),
+      collect(
+        reflectionClient(pki.reader).serverReflectionInfo(
+          requests([{ case: "fileByFilename", value: "x".repeat(5000) }]),
+        ),
+      ),
     );
     expect(error.code).toBe(Code.ResourceExhausted);
   });
 
   it("refuses clients the store refuses, before reading a request", async () => {
     for (const client of [undefined, pki.stranger]) {
-      const error = await connectErrorOf(collect(reflectionClient(client).serverReflectionInfo(requests([{ case: "listServices", value: "" }]))));
+      const error = await connectErrorOf(
+        collect(reflectionClient(client).serverReflectionInfo(requests([{ case: "listServices", value: "" }]))),
+      );
       expect(error.code).toBe(Code.Unauthenticated);
     }
   });
@@ -292,12 +322,22 @@ describe("createReflectionService()", () => {
       expect(listed.code, listed.stderr).toBe(0);
       expect(listed.stdout).toContain("certgate.example.v1.EchoService/Echo\n");
       expect(listed.stdout).not.toContain("CertificateStoreService");
-      const called = await bufCurl(["--http2-prior-knowledge", "--reflect", "-d", '{"text":"hi"}', `${url}/certgate.example.v1.EchoService/Echo`]);
+      const called = await bufCurl([
+        "--http2-prior-knowledge",
+        "--reflect",
+        "-d",
+        '{"text":"hi"}',
+        `${url}/certgate.example.v1.EchoService/Echo`,
+      ]);
       expect(called.code, called.stderr).toBe(0);
       expect(JSON.parse(called.stdout)).toEqual({ text: "hi" });
       // A grpc transport over h2c, to check the same answers without buf.
       const client = createClient(v1.ServerReflection, createGrpcTransport({ baseUrl: url }));
-      const [files] = await collect(client.serverReflectionInfo(requests([{ case: "fileContainingSymbol", value: "certgate.example.v1.EchoService.Echo" }])));
+      const [files] = await collect(
+        client.serverReflectionInfo(
+          requests([{ case: "fileContainingSymbol", value: "certgate.example.v1.EchoService.Echo" }]),
+        ),
+      );
       expect(fileNames(files!)).toEqual(["certgate/example/v1/echo.proto"]);
     } finally {
       const closed = new Promise((resolve) => server.close(resolve));
@@ -312,4 +352,3 @@ describe("createReflectionService()", () => {
     expect(() => createReflectionService({ services: [Health], maxRequestBytes: 0 })).toThrow(/maxRequestBytes/);
   });
 });
-

@@ -1,6 +1,9 @@
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { create } from "@bufbuild/protobuf";
-import { WatchCertificatesRequestSchema, type WatchCertificatesResponse } from "../src/gen/certgate/v1/certificate_store_pb.js";
+import {
+  WatchCertificatesRequestSchema,
+  type WatchCertificatesResponse,
+} from "../src/gen/certgate/v1/certificate_store_pb.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
 import type { LoggedChange, SharedChangeLog, StoredCertificate, WritableCertificateStore } from "../src/core/store.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
@@ -73,7 +76,12 @@ describe("createSharedJournal()", () => {
     const { log } = createLog(store);
     journal = createSharedJournal(log, 100, 3);
     const abort = new AbortController();
-    const stream = watchStream(create(WatchCertificatesRequestSchema), abort.signal, { store, journal, partSize: 100, heartbeatIntervalMs: 60_000 });
+    const stream = watchStream(create(WatchCertificatesRequestSchema), abort.signal, {
+      store,
+      journal,
+      partSize: 100,
+      heartbeatIntervalMs: 60_000,
+    });
     const next = async () => (await stream.next()).value as WatchCertificatesResponse;
     expect((await next()).event.case).toBe("snapshot");
     expect((await next()).event.case).toBe("heartbeat");
@@ -82,7 +90,9 @@ describe("createSharedJournal()", () => {
     expect(entries).toEqual([{ kind: "reset", revision: 1, error: undefined }]);
     const snapshot = await next();
     expect(snapshot.event.case === "snapshot" && snapshot.event.value.first && snapshot.event.value.last).toBe(true);
-    expect(snapshot.event.case === "snapshot" && snapshot.event.value.certificates.map((c) => c.certificateId)).toEqual(["c-0", "c-1", "c-2", "c-3"]);
+    expect(snapshot.event.case === "snapshot" && snapshot.event.value.certificates.map((c) => c.certificateId)).toEqual(
+      ["c-0", "c-1", "c-2", "c-3"],
+    );
     expect(snapshot.revision).toBe(1n);
     abort.abort();
   });

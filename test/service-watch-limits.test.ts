@@ -16,7 +16,13 @@ import { Health } from "../src/gen/grpc/health/v1/health_pb.js";
 import type { StoredCertificate, WritableCertificateStore } from "../src/core/store.js";
 import { createDirectoryStore, type DirectoryStore } from "../src/stores/directory-store.js";
 import { waitFor } from "./support/harness.js";
-import { createServicePki, startService, storeClient, type RunningService, type ServicePki } from "./support/service-harness.js";
+import {
+  createServicePki,
+  startService,
+  storeClient,
+  type RunningService,
+  type ServicePki,
+} from "./support/service-harness.js";
 
 // The store service's limits on watches, with real servers and clients:
 // caps per connection and in all, one snapshot part per paused watch over a
@@ -45,7 +51,10 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "certgate-watch-limits-"));
   for (let i = 0; i < stored; i++) {
     const body = Buffer.from(variant(pki.alice.der, i)).toString("base64").replace(/.{64}/g, "$&\n");
-    fs.writeFileSync(path.join(dir, `c${String(i).padStart(5, "0")}.pem`), `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`);
+    fs.writeFileSync(
+      path.join(dir, `c${String(i).padStart(5, "0")}.pem`),
+      `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`,
+    );
   }
   folder = await createDirectoryStore({ directory: dir, rescanIntervalMs: 0, onProblem: () => {} });
   expect(folder.stats().certificates).toBe(stored);
@@ -79,7 +88,11 @@ function connect(service: RunningService, withCertificate = true): http2.ClientH
   });
 }
 
-function watchRequest(session: http2.ClientHttp2Session, path = "/certgate.v1.CertificateStoreService/WatchCertificates", body = toBinary(WatchCertificatesRequestSchema, create(WatchCertificatesRequestSchema, { includeDer: true }))): http2.ClientHttp2Stream {
+function watchRequest(
+  session: http2.ClientHttp2Session,
+  path = "/certgate.v1.CertificateStoreService/WatchCertificates",
+  body = toBinary(WatchCertificatesRequestSchema, create(WatchCertificatesRequestSchema, { includeDer: true })),
+): http2.ClientHttp2Stream {
   const frame = Buffer.alloc(5 + body.length);
   frame.writeUInt32BE(body.length, 1);
   frame.set(body, 5);
@@ -115,7 +128,10 @@ describe("VerifyCertificate by thumbprint over a folder store", () => {
       const admitted = await client.verifyCertificate({ subject: { case: "thumbprint", value: sha256 } });
       expect(admitted.admitted).toBe(true);
       expect(admitted.certificate?.certificateId).toBe("c00042");
-      const unknown = createHash("sha256").update(variant(pki.alice.der, stored + 1)).digest("hex").toUpperCase();
+      const unknown = createHash("sha256")
+        .update(variant(pki.alice.der, stored + 1))
+        .digest("hex")
+        .toUpperCase();
       const refused = await client.verifyCertificate({ subject: { case: "thumbprint", value: unknown } });
       expect([refused.admitted, refused.reason]).toEqual([false, "not_allowed"]);
       expect(counts.pages).toBe(0);
@@ -131,7 +147,11 @@ describe("VerifyCertificate by thumbprint over a folder store", () => {
 
 describe("WatchCertificates limits", () => {
   it("refuses watches past the per-connection and the total limit with ResourceExhausted, and frees them when watches end", async () => {
-    const service = await startService(pki, folder, { maxWatchesPerConnection: 2, maxWatches: 3, watchPartSize: partSize });
+    const service = await startService(pki, folder, {
+      maxWatchesPerConnection: 2,
+      maxWatches: 3,
+      watchPartSize: partSize,
+    });
     try {
       // One client is one HTTP/2 connection.
       const one = storeClient(service, pki, pki.reader, "grpc");
@@ -158,7 +178,11 @@ describe("WatchCertificates limits", () => {
   });
 
   it("forgets every watch of a connection that goes away, paused or waiting, so that the limits count none of them", async () => {
-    const service = await startService(pki, folder, { maxWatchesPerConnection: 6, maxWatches: 6, watchPartSize: partSize });
+    const service = await startService(pki, folder, {
+      maxWatchesPerConnection: 6,
+      maxWatches: 6,
+      watchPartSize: partSize,
+    });
     const others: Http2SessionManager[] = [];
     try {
       // Three watches nobody reads: each paused in its snapshot.
@@ -166,9 +190,16 @@ describe("WatchCertificates limits", () => {
       const pausedStreams = [watchRequest(paused), watchRequest(paused), watchRequest(paused)];
       for (const stream of pausedStreams) stream.on("error", () => undefined);
       // Three read through their snapshot: each waiting for the next change.
-      const sessions = new Http2SessionManager(service.url, {}, { ca: pki.ca.cert, cert: pki.reader.cert, key: pki.reader.key });
+      const sessions = new Http2SessionManager(
+        service.url,
+        {},
+        { ca: pki.ca.cert, cert: pki.reader.cert, key: pki.reader.key },
+      );
       others.push(sessions);
-      const reader = createClient(CertificateStoreService, createGrpcTransport({ baseUrl: service.url, sessionManager: sessions }));
+      const reader = createClient(
+        CertificateStoreService,
+        createGrpcTransport({ baseUrl: service.url, sessionManager: sessions }),
+      );
       const waiting = await Promise.all(
         [0, 1, 2].map(async () => {
           const events = reader.watchCertificates({}, { signal: new AbortController().signal })[Symbol.asyncIterator]();
@@ -180,9 +211,16 @@ describe("WatchCertificates limits", () => {
       );
       expect(waiting).toHaveLength(3);
       await waitFor(() => service.server.service.openWatches === 6, "six open watches");
-      const third = new Http2SessionManager(service.url, {}, { ca: pki.ca.cert, cert: pki.reader.cert, key: pki.reader.key });
+      const third = new Http2SessionManager(
+        service.url,
+        {},
+        { ca: pki.ca.cert, cert: pki.reader.cert, key: pki.reader.key },
+      );
       others.push(third);
-      const late = createClient(CertificateStoreService, createGrpcTransport({ baseUrl: service.url, sessionManager: third }));
+      const late = createClient(
+        CertificateStoreService,
+        createGrpcTransport({ baseUrl: service.url, sessionManager: third }),
+      );
       expect(await firstEventOrError(late.watchCertificates({}))).toBe(Code.ResourceExhausted);
       // Both connections go away without cancelling their calls.
       paused.destroy();
@@ -190,7 +228,9 @@ describe("WatchCertificates limits", () => {
       await waitFor(() => service.server.service.openWatches === 0, "every watch forgotten");
       // And the limits count none of them: six fit again.
       const aborts = [0, 1, 2, 3, 4, 5].map(() => new AbortController());
-      const codes = await Promise.all(aborts.map((abort) => firstEventOrError(late.watchCertificates({}, { signal: abort.signal }))));
+      const codes = await Promise.all(
+        aborts.map((abort) => firstEventOrError(late.watchCertificates({}, { signal: abort.signal }))),
+      );
       expect(codes).toEqual(["event", "event", "event", "event", "event", "event"]);
       for (const abort of aborts) abort.abort();
       await waitFor(() => service.server.service.openWatches === 0, "the new watches ended");

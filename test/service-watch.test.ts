@@ -27,7 +27,9 @@ let certificates: IssuedCertificate[];
 beforeAll(async () => {
   pki = await createServicePki();
   certificates = await Promise.all(
-    Array.from({ length: 12 }, (_, i) => issueDevCertificate(pki.ca, { commonName: `watched-${i}`, usages: ["client"] })),
+    Array.from({ length: 12 }, (_, i) =>
+      issueDevCertificate(pki.ca, { commonName: `watched-${i}`, usages: ["client"] }),
+    ),
   );
 });
 
@@ -134,12 +136,22 @@ describe("WatchCertificates", () => {
 
   it.each([
     ["another epoch", (r: WatchCertificatesResponse) => ({ sinceRevision: r.revision, storeEpoch: "another" })],
-    ["a revision from the future", (r: WatchCertificatesResponse) => ({ sinceRevision: r.revision + 100n, storeEpoch: r.storeEpoch })],
-    ["a revision the journal forgot", (r: WatchCertificatesResponse) => ({ sinceRevision: r.revision, storeEpoch: r.storeEpoch })],
+    [
+      "a revision from the future",
+      (r: WatchCertificatesResponse) => ({ sinceRevision: r.revision + 100n, storeEpoch: r.storeEpoch }),
+    ],
+    [
+      "a revision the journal forgot",
+      (r: WatchCertificatesResponse) => ({ sinceRevision: r.revision, storeEpoch: r.storeEpoch }),
+    ],
   ])("refuses to resume from %s: a fresh snapshot instead", async (name, resumeFrom) => {
     const client = storeClient(service, pki, pki.reader);
     let abort = new AbortController();
-    const first = await readWatch(client.watchCertificates({}, { signal: abort.signal }), (e) => e.event.case === "heartbeat", abort);
+    const first = await readWatch(
+      client.watchCertificates({}, { signal: abort.signal }),
+      (e) => e.event.case === "heartbeat",
+      abort,
+    );
     const mark = first[first.length - 1] as WatchCertificatesResponse;
     if (name === "a revision the journal forgot") {
       // More changes than the journal keeps (8).
@@ -230,7 +242,10 @@ describe("WatchCertificates", () => {
     }
     await Promise.all(writes);
     const expected = await contents(store);
-    await waitFor(() => caughtUp && JSON.stringify([...copy.copy].sort()) === JSON.stringify([...expected].sort()), "the watcher's copy to match the store");
+    await waitFor(
+      () => caughtUp && JSON.stringify([...copy.copy].sort()) === JSON.stringify([...expected].sort()),
+      "the watcher's copy to match the store",
+    );
     abort.abort();
     await watching;
     for (const id of expected.keys()) {
@@ -307,7 +322,11 @@ describe("watchStream()", () => {
       },
     };
     const announce = (ids: string[]) => {
-      for (const listener of listeners) listener(ids.map((id) => ({ kind: "put" as const, id })), 2);
+      for (const listener of listeners)
+        listener(
+          ids.map((id) => ({ kind: "put" as const, id })),
+          2,
+        );
     };
     journal = createWatchJournal({ store: batching, maxEntryChanges: 3 });
     const watcher = open(undefined, 100);
@@ -350,7 +369,10 @@ describe("watchStream()", () => {
     expect((await watcher.next()).event.case).toBe("heartbeat");
     for (let i = 0; i < 5; i++) await store.put(`batch-${i}`, certificates[i]?.der as Uint8Array);
     for (const listener of listeners) {
-      listener(Array.from({ length: 5 }, (_, i) => ({ kind: "put" as const, id: `batch-${i}` })), 2);
+      listener(
+        Array.from({ length: 5 }, (_, i) => ({ kind: "put" as const, id: `batch-${i}` })),
+        2,
+      );
     }
     await journal.settled();
     const parts = [await watcher.next(), await watcher.next(), await watcher.next()];

@@ -50,7 +50,10 @@ beforeAll(async () => {
 
 // The store kinds the core tests run over: the reference implementation and
 // the folder store that `certgate serve` uses.
-const storeKinds: { name: string; create: () => Promise<{ store: WritableCertificateStore; cleanup(): Promise<void> }> }[] = [
+const storeKinds: {
+  name: string;
+  create: () => Promise<{ store: WritableCertificateStore; cleanup(): Promise<void> }>;
+}[] = [
   {
     name: "memory store",
     create: () => {
@@ -129,25 +132,56 @@ describe.each(storeKinds)("createCertificateStoreService() over the $name", (kin
 
     const key = /private key/;
     const hostile: [string, () => Uint8Array, Code, RegExp][] = [
-      ["garbage bytes", () => new Uint8Array([0x30, 0x82, 0x01, 0x00, 1, 2, 3, 4, 5]), Code.InvalidArgument, /not a certificate/],
+      [
+        "garbage bytes",
+        () => new Uint8Array([0x30, 0x82, 0x01, 0x00, 1, 2, 3, 4, 5]),
+        Code.InvalidArgument,
+        /not a certificate/,
+      ],
       ["random text", () => Buffer.from("hello, certificate"), Code.InvalidArgument, /not a certificate/],
       ["empty bytes", () => new Uint8Array(0), Code.InvalidArgument, /no certificate/],
       ["a private key alone (PEM)", () => Buffer.from(pki.alice.key), Code.InvalidArgument, key],
-      ["a certificate and its key (PEM bundle)", () => Buffer.from(pki.alice.cert + pki.alice.key), Code.InvalidArgument, key],
-      ["a key, then its certificate (PEM bundle)", () => Buffer.from(pki.bob.key + pki.bob.cert), Code.InvalidArgument, key],
+      [
+        "a certificate and its key (PEM bundle)",
+        () => Buffer.from(pki.alice.cert + pki.alice.key),
+        Code.InvalidArgument,
+        key,
+      ],
+      [
+        "a key, then its certificate (PEM bundle)",
+        () => Buffer.from(pki.bob.key + pki.bob.cert),
+        Code.InvalidArgument,
+        key,
+      ],
       ["a private key alone (DER)", () => derOfKey(pki.alice.key), Code.InvalidArgument, key],
-      ["a DER certificate followed by its DER key", () => Buffer.concat([pki.alice.der, derOfKey(pki.alice.key)]), Code.InvalidArgument, key],
-      ["two certificates", () => Buffer.from(pki.alice.cert + pki.bob.cert), Code.InvalidArgument, /more than one certificate/],
+      [
+        "a DER certificate followed by its DER key",
+        () => Buffer.concat([pki.alice.der, derOfKey(pki.alice.key)]),
+        Code.InvalidArgument,
+        key,
+      ],
+      [
+        "two certificates",
+        () => Buffer.from(pki.alice.cert + pki.bob.cert),
+        Code.InvalidArgument,
+        /more than one certificate/,
+      ],
       ["a truncated certificate", () => pki.alice.der.subarray(0, 100), Code.InvalidArgument, /not a certificate/],
-      ["an upload over 64 KiB", () => Buffer.from(pki.alice.cert + "#".repeat(70 * 1024)), Code.ResourceExhausted, /too large/],
+      [
+        "an upload over 64 KiB",
+        () => Buffer.from(pki.alice.cert + "#".repeat(70 * 1024)),
+        Code.ResourceExhausted,
+        /too large/,
+      ],
       ["a request over the read limit (1 MiB)", () => new Uint8Array(1024 * 1024), Code.ResourceExhausted, /./],
     ];
     it.each(hostile)("refuses %s and keeps nothing", async (_, bytes, code, message) => {
       const before = await ids();
       for (const protocol of ["connect", "grpc"] as const) {
-        const error = await admin[protocol]
-          .createCertificate({ certificate: bytes(), certificateId: "hostile" })
-          .then(() => undefined, (e: unknown) => ConnectError.from(e));
+        const error = await admin[protocol].createCertificate({ certificate: bytes(), certificateId: "hostile" }).then(
+          () => undefined,
+          (e: unknown) => ConnectError.from(e),
+        );
         expect(error?.code).toBe(code);
         expect(error?.rawMessage).toMatch(message);
       }
@@ -158,7 +192,10 @@ describe.each(storeKinds)("createCertificateStoreService() over the $name", (kin
       const before = await ids();
       const error = await admin.connect
         .createCertificate({ certificate: others[0]?.der, labels: { note: pki.alice.key } })
-        .then(() => undefined, (e: unknown) => ConnectError.from(e));
+        .then(
+          () => undefined,
+          (e: unknown) => ConnectError.from(e),
+        );
       expect(error?.code).toBe(Code.InvalidArgument);
       expect(error?.rawMessage).toMatch(/private key/);
       expect(await ids()).toEqual(before);
@@ -178,7 +215,10 @@ describe.each(storeKinds)("createCertificateStoreService() over the $name", (kin
       for (const protocol of ["connect", "grpc"] as const) {
         const error = await admin[protocol]
           .createCertificate({ certificate: others[0]?.der, certificateId: "labelled", labels: labels() })
-          .then(() => undefined, (e: unknown) => ConnectError.from(e));
+          .then(
+            () => undefined,
+            (e: unknown) => ConnectError.from(e),
+          );
         expect(error?.code).toBe(Code.InvalidArgument);
       }
       expect(await ids()).toEqual(before);
@@ -258,12 +298,16 @@ describe.each(storeKinds)("createCertificateStoreService() over the $name", (kin
 
   describe("VerifyCertificate", () => {
     it("admits a stored certificate, given as PEM or by thumbprint in any spelling", async () => {
-      const byPem = await reader.verifyCertificate({ subject: { case: "certificate", value: Buffer.from(pki.alice.cert) } });
+      const byPem = await reader.verifyCertificate({
+        subject: { case: "certificate", value: Buffer.from(pki.alice.cert) },
+      });
       expect(byPem.admitted).toBe(true);
       expect(byPem.reason).toBe("");
       expect(byPem.certificate?.certificateId).toBe(sha256Of(pki.alice));
       const colons = sha1Of(pki.alice).toLowerCase().match(/../g)?.join(":") ?? "";
-      const byThumbprint = await reader.verifyCertificate({ subject: { case: "thumbprint", value: `\u200e${colons}` } });
+      const byThumbprint = await reader.verifyCertificate({
+        subject: { case: "thumbprint", value: `\u200e${colons}` },
+      });
       expect(byThumbprint.admitted).toBe(true);
       expect(byThumbprint.certificate?.sha1Thumbprint).toBe(sha1Of(pki.alice));
     });
@@ -286,9 +330,9 @@ describe.each(storeKinds)("createCertificateStoreService() over the $name", (kin
       await store.put("expired", expired.der);
       await store.put("future", notYetValid.der);
       expect((await verify(expired.der)).reason).toBe("expired");
-      expect((await reader.verifyCertificate({ subject: { case: "thumbprint", value: sha256Of(notYetValid) } })).reason).toBe(
-        "not_yet_valid",
-      );
+      expect(
+        (await reader.verifyCertificate({ subject: { case: "thumbprint", value: sha256Of(notYetValid) } })).reason,
+      ).toBe("not_yet_valid");
       const garbage = await verify(Buffer.from("garbage"));
       expect(garbage).toMatchObject({ admitted: false, reason: "invalid_certificate" });
     });
@@ -329,7 +373,12 @@ describe("certificate store service over a folder with a bundle", () => {
   }
 
   async function folderService(files: Record<string, string>) {
-    const store = await createDirectoryStore({ directory: tempFolder(files), watch: false, rescanIntervalMs: 0, onProblem: () => {} });
+    const store = await createDirectoryStore({
+      directory: tempFolder(files),
+      watch: false,
+      rescanIntervalMs: 0,
+      onProblem: () => {},
+    });
     opened.push(() => store.close());
     const running = await startService(pki, store);
     opened.push(() => running.close());

@@ -51,7 +51,20 @@ describe("isValidCertificateId()", () => {
     }
   });
   it("refuses paths, hidden files, empty, too long and other characters", () => {
-    for (const id of ["", ".", "..", ".hidden", "../etc/passwd", "a/b", "a\\b", "a b", "A".repeat(129), "é", "a\n", "a:b"]) {
+    for (const id of [
+      "",
+      ".",
+      "..",
+      ".hidden",
+      "../etc/passwd",
+      "a/b",
+      "a\\b",
+      "a b",
+      "A".repeat(129),
+      "é",
+      "a\n",
+      "a:b",
+    ]) {
       expect(isValidCertificateId(id)).toBe(false);
     }
   });

@@ -93,10 +93,7 @@ describe("createThumbprintStore()", () => {
     let server: TestServer;
     beforeAll(async () => {
       server = await serve(
-        createThumbprintStore([
-          certificateOf(pki.alice).sha1.toLowerCase(),
-          pairs(certificateOf(pki.bob).sha256, ":"),
-        ]),
+        createThumbprintStore([certificateOf(pki.alice).sha1.toLowerCase(), pairs(certificateOf(pki.bob).sha256, ":")]),
       );
     });
     afterEach(() => {

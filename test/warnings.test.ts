@@ -91,7 +91,10 @@ describe("set-up mistakes", () => {
     const manager = new Http2SessionManager(h2c.url);
     sessionManagers.push(manager);
     const clients = [
-      createClient(EchoService, createConnectTransport({ baseUrl: h2c.url, httpVersion: "2", sessionManager: manager })),
+      createClient(
+        EchoService,
+        createConnectTransport({ baseUrl: h2c.url, httpVersion: "2", sessionManager: manager }),
+      ),
       createClient(EchoService, createGrpcTransport({ baseUrl: h2c.url, sessionManager: manager })),
       createClient(EchoService, createConnectTransport({ baseUrl: http.url, httpVersion: "1.1" })),
     ];

@@ -36,7 +36,7 @@ describe("parseXfcc()", () => {
     ["an unterminated quote", 'Hash=00;Subject="CN=x', /unterminated quote/],
     ["a quote that ends in a backslash", 'Subject="CN=x\\', /unterminated quote/],
     ["text after a closing quote", 'Subject="CN=x"y;Hash=00', /text after a closing quote/],
-    ["a stray quote", "Subject=CN=x\"y", /stray quote/],
+    ["a stray quote", 'Subject=CN=x"y', /stray quote/],
     ["a pair without =", "Hash=00;Cert", /pair without =/],
     ["an empty element", "Hash=00,,Hash=11", /empty/],
     ["a trailing semicolon", "Hash=00;", /empty/],

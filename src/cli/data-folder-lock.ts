@@ -190,7 +190,10 @@ function takeOver(file: string, stale: string, temporary: string): boolean {
     if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     const seen = readLock(guard);
     const [pid, host] = (seen?.text ?? "").trim().split(" ");
-    if (seen !== undefined && ((host === hostname() && !isRunning(Number(pid))) || Date.now() - seen.mtimeMs > 60_000)) {
+    if (
+      seen !== undefined &&
+      ((host === hostname() && !isRunning(Number(pid))) || Date.now() - seen.mtimeMs > 60_000)
+    ) {
       fs.rmSync(guard, { force: true });
     }
     return false;

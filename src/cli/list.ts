@@ -83,14 +83,20 @@ export const listCommand = defineCommand(
       const notBefore = c.notBefore === undefined ? undefined : timestampDate(c.notBefore);
       const notAfter = c.notAfter === undefined ? undefined : timestampDate(c.notAfter);
       const note = validityNote(notBefore, notAfter, now);
-      const left = expiresBefore !== undefined && note === "" && notAfter !== undefined ? ` (in ${timeLeft(notAfter.getTime() - now)})` : note;
+      const left =
+        expiresBefore !== undefined && note === "" && notAfter !== undefined
+          ? ` (in ${timeLeft(notAfter.getTime() - now)})`
+          : note;
       return [c.certificateId, `${formatTime(notAfter)}${left}`, oneLine(c.subject)];
     });
     // Sorted by expiry, the expiry comes first.
     io.stdout(
       expiresBefore === undefined
         ? table(["ID", "EXPIRES", "SUBJECT"], rows)
-        : table(["EXPIRES", "ID", "SUBJECT"], rows.map(([id, expires, subject]) => [expires as string, id as string, subject as string])),
+        : table(
+            ["EXPIRES", "ID", "SUBJECT"],
+            rows.map(([id, expires, subject]) => [expires as string, id as string, subject as string]),
+          ),
     );
     return ExitCode.ok;
   },
@@ -104,6 +110,10 @@ function expiryMs(certificate: Certificate): number {
 // How long until an expiry, in its largest whole unit: "5 days", "12 hours".
 function timeLeft(ms: number): string {
   const [count, unit] =
-    ms >= 86_400_000 ? [Math.floor(ms / 86_400_000), "day"] : ms >= 3_600_000 ? [Math.floor(ms / 3_600_000), "hour"] : [Math.max(1, Math.floor(ms / 60_000)), "minute"];
+    ms >= 86_400_000
+      ? [Math.floor(ms / 86_400_000), "day"]
+      : ms >= 3_600_000
+        ? [Math.floor(ms / 3_600_000), "hour"]
+        : [Math.max(1, Math.floor(ms / 60_000)), "minute"];
   return `${count} ${unit}${count === 1 ? "" : "s"}`;
 }

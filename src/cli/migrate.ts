@@ -81,7 +81,8 @@ export const migrateCommand = defineCommand(
             continue;
           }
           const existing = await target.get(entry.id);
-          if (existing === undefined) batch.push({ id: entry.id, der: entry.der, labels: entry.labels, createTime: entry.createTime });
+          if (existing === undefined)
+            batch.push({ id: entry.id, der: entry.der, labels: entry.labels, createTime: entry.createTime });
           else if (existing.sha256 === entry.sha256) skipped.push(entry.id);
           else refused.push({ id: entry.id, reason: "the id is taken in the database by another certificate" });
         }

@@ -39,7 +39,10 @@ export function createRateLimitedLog(
 
   function summary(): void {
     if (held > 0) {
-      write(`${held} more ${what} in the last ${seconds(intervalMs)} s`, { count: held, intervalSeconds: Number(seconds(intervalMs)) });
+      write(`${held} more ${what} in the last ${seconds(intervalMs)} s`, {
+        count: held,
+        intervalSeconds: Number(seconds(intervalMs)),
+      });
     }
     written = 0;
     held = 0;

@@ -25,7 +25,10 @@ export function databaseUrlOf(
   if (url === undefined) return undefined;
   const source = values.database === undefined ? "CERTGATE_DATABASE_URL" : "--database";
   if (values["data-dir"] !== undefined) {
-    throw usageError(command, `${source} and --data-dir are mutually exclusive: the store lives in the database or in a folder, not both`);
+    throw usageError(
+      command,
+      `${source} and --data-dir are mutually exclusive: the store lives in the database or in a folder, not both`,
+    );
   }
   checkDatabaseUrl(command, source, url);
   return url;
@@ -51,7 +54,11 @@ export function checkDatabaseUrl(command: string, source: string, url: string): 
  * `certgate migrate`, logging when the database is lost and found again.
  * Failures are `CliError`s naming the (password-less) URL.
  */
-export async function openDatabaseStore(source: string, url: string, log: (line: string) => void): Promise<PostgresStore> {
+export async function openDatabaseStore(
+  source: string,
+  url: string,
+  log: (line: string) => void,
+): Promise<PostgresStore> {
   try {
     return await createPostgresStore({
       connectionString: url,
@@ -64,7 +71,9 @@ export async function openDatabaseStore(source: string, url: string, log: (line:
       },
     });
   } catch (error) {
-    throw new CliError(`${source} ${redactUrl(url)}: ${errorMessage(error).replace(/^certgate: /, "")}`, undefined, { cause: error });
+    throw new CliError(`${source} ${redactUrl(url)}: ${errorMessage(error).replace(/^certgate: /, "")}`, undefined, {
+      cause: error,
+    });
   }
 }
 

@@ -32,7 +32,10 @@ export interface ServeLog {
 }
 
 const prefix = "certgate serve: ";
-const jsonIos = new WeakMap<CliIo, (stream: "stdout" | "stderr", level: LogLevel, msg: string, fields?: Readonly<Record<string, unknown>>) => void>();
+const jsonIos = new WeakMap<
+  CliIo,
+  (stream: "stdout" | "stderr", level: LogLevel, msg: string, fields?: Readonly<Record<string, unknown>>) => void
+>();
 
 /**
  * serveLogOf returns the log of a `certgate serve` run: JSON records when
@@ -71,7 +74,12 @@ export function withLogFormat(command: Command, now: () => number = Date.now): C
     async run(args, io) {
       const format = logFormatOf(command.name, args);
       if (format === "text" || args.includes("--help") || args.includes("-h")) return command.run(args, io);
-      const write = (stream: "stdout" | "stderr", level: LogLevel, msg: string, fields?: Readonly<Record<string, unknown>>) => {
+      const write = (
+        stream: "stdout" | "stderr",
+        level: LogLevel,
+        msg: string,
+        fields?: Readonly<Record<string, unknown>>,
+      ) => {
         // A field cannot replace the fixed keys, which come first.
         const { time: _time, level: _level, msg: _msg, ...rest } = fields ?? {};
         const line = JSON.stringify({ time: new Date(now()).toISOString(), level, msg, ...rest });
@@ -94,13 +102,21 @@ export function withLogFormat(command: Command, now: () => number = Date.now): C
       // the command runs, they are records instead of Node's text.
       const printers = process.listeners("warning");
       const onWarning = (warning: Error & { code?: string }) =>
-        write("stderr", "warn", warning.message, { warning: warning.name, ...(warning.code === undefined ? {} : { code: warning.code }) });
+        write("stderr", "warn", warning.message, {
+          warning: warning.name,
+          ...(warning.code === undefined ? {} : { code: warning.code }),
+        });
       for (const printer of printers) process.off("warning", printer);
       process.on("warning", onWarning);
       try {
         return await command.run(args, jsonIo);
       } catch (error) {
-        write("stderr", "error", errorMessage(error), error instanceof CliError ? { exitCode: error.exitCode } : undefined);
+        write(
+          "stderr",
+          "error",
+          errorMessage(error),
+          error instanceof CliError ? { exitCode: error.exitCode } : undefined,
+        );
         return error instanceof CliError ? error.exitCode : ExitCode.failure;
       } finally {
         process.off("warning", onWarning);

@@ -95,247 +95,271 @@ Examples:
  * serveCommand is `certgate serve`: the certificate store service over a
  * directory store, until SIGINT or SIGTERM.
  */
-export const serveCommand = withLogFormat(defineCommand(
-  {
-    name: "serve",
-    help,
-    options: {
-      listen: { type: "string" },
-      "data-dir": { type: "string" },
-      database: { type: "string" },
-      "tls-cert": { type: "string" },
-      "tls-key": { type: "string" },
-      "client-ca": { type: "string" },
-      admin: { type: "string", multiple: true },
-      reader: { type: "string", multiple: true },
-      "admin-dir": { type: "string", multiple: true },
-      "reader-dir": { type: "string", multiple: true },
-      "max-watches": { type: "string" },
-      "max-watches-per-connection": { type: "string" },
-      "watch-max-entry-changes": { type: "string" },
-      "idle-timeout": { type: "string" },
-      "handshake-timeout": { type: "string" },
-      "refusal-log-limit": { type: "string" },
-      "refusal-log-interval": { type: "string" },
-      "log-format": { type: "string" },
+export const serveCommand = withLogFormat(
+  defineCommand(
+    {
+      name: "serve",
+      help,
+      options: {
+        listen: { type: "string" },
+        "data-dir": { type: "string" },
+        database: { type: "string" },
+        "tls-cert": { type: "string" },
+        "tls-key": { type: "string" },
+        "client-ca": { type: "string" },
+        admin: { type: "string", multiple: true },
+        reader: { type: "string", multiple: true },
+        "admin-dir": { type: "string", multiple: true },
+        "reader-dir": { type: "string", multiple: true },
+        "max-watches": { type: "string" },
+        "max-watches-per-connection": { type: "string" },
+        "watch-max-entry-changes": { type: "string" },
+        "idle-timeout": { type: "string" },
+        "handshake-timeout": { type: "string" },
+        "refusal-log-limit": { type: "string" },
+        "refusal-log-interval": { type: "string" },
+        "log-format": { type: "string" },
+      },
     },
-  },
-  async ({ values, positionals }, io) => {
-    expectPositionals("serve", positionals, "", { min: 0, max: 0 });
-    const listen = parseListen(values.listen ?? "localhost:8444");
-    const thumbprints = (flag: string, list: readonly string[] | undefined) =>
-      (list ?? []).map((text) => {
-        try {
-          return normalizeThumbprint(text);
-        } catch (error) {
-          throw usageError("serve", `--${flag}: ${errorMessage(error)}`);
-        }
-      });
-    const admins = thumbprints("admin", values.admin);
-    const readers = thumbprints("reader", values.reader);
-    const tlsCert = values["tls-cert"];
-    const tlsKey = values["tls-key"];
-    const devMode = tlsCert === undefined && tlsKey === undefined;
-    if (tlsCert === undefined && tlsKey !== undefined) {
-      throw usageError("serve", "--tls-key needs --tls-cert");
-    }
-    if (tlsCert !== undefined && tlsKey === undefined) {
-      throw usageError("serve", "--tls-cert needs --tls-key");
-    }
-    if (devMode && values["client-ca"] !== undefined) {
-      throw usageError("serve", "--client-ca needs --tls-cert and --tls-key (development mode makes its own CA)");
-    }
-    const limits = {
-      maxWatches: count("max-watches", values["max-watches"], 1024, 1),
-      maxWatchesPerConnection: count("max-watches-per-connection", values["max-watches-per-connection"], 16, 1),
-      watchMaxEntryChanges: count("watch-max-entry-changes", values["watch-max-entry-changes"], 1000, 1),
-      idleTimeoutMs: milliseconds("idle-timeout", values["idle-timeout"], 60_000, true),
-      handshakeTimeoutMs: milliseconds("handshake-timeout", values["handshake-timeout"], 10_000, false),
-    };
-    const refusalLog = {
-      limit: count("refusal-log-limit", values["refusal-log-limit"], 20, 0),
-      intervalMs: milliseconds("refusal-log-interval", values["refusal-log-interval"], 10_000, false),
-      what: "refusals",
-    };
-    const adminDirs = values["admin-dir"] ?? [];
-    const readerDirs = values["reader-dir"] ?? [];
-    if (!devMode && admins.length + readers.length + adminDirs.length + readerDirs.length === 0) {
-      throw usageError("serve", "no client may call the service: give --admin, --reader, --admin-dir or --reader-dir");
-    }
-
-    const databaseUrl = databaseUrlOf("serve", values, io);
-    // With a database, the folder holds only the development PKI.
-    const dataDir = resolve(io.cwd, values["data-dir"] ?? ".certgate/store");
-    try {
-      if (databaseUrl === undefined || devMode) await mkdir(dataDir, { recursive: true, mode: 0o700 });
-    } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      const reason =
-        code === "EEXIST" || code === "ENOTDIR" ? "not a folder" : `cannot create it: ${errorMessage(error)}`;
-      throw new CliError(`--data-dir ${dataDir}: ${reason}`);
-    }
-    // The data folder holds the uploaded API client certificates: as a role
-    // folder, every upload would also become an admin (or reader) of the store.
-    const dataReal = databaseUrl === undefined ? realpathSync(dataDir) : undefined;
-    for (const [flag, dirs] of [["--admin-dir", adminDirs], ["--reader-dir", readerDirs]] as const) {
-      for (const dir of dirs) {
-        if (dataReal !== undefined && realpathOrUndefined(resolve(io.cwd, dir)) === dataReal) {
-          throw usageError(
-            "serve",
-            `${flag} ${dir} is the data folder: every uploaded certificate would get that role; keep role certificates in a folder of their own`,
-          );
-        }
-      }
-    }
-    const log = serveLogOf(io);
-    // One writer per data folder: a second serve would race the first.
-    // Replicas on one database share it by design: no lock then.
-    let lock: DataFolderLock = { tookOverFrom: undefined, release() {} };
-    try {
-      if (databaseUrl === undefined) lock = lockDataFolder(dataDir);
-    } catch (error) {
-      const reason = error instanceof DataFolderLockedError ? error.message : `cannot lock it: ${errorMessage(error)}`;
-      throw new CliError(`--data-dir ${dataDir}: ${reason}`, undefined, { cause: error });
-    }
-    if (lock.tookOverFrom !== undefined) {
-      const gone = lock.tookOverFrom;
-      log(`took over the data folder lock of pid ${gone.pid} on host ${gone.host} (since ${gone.started}), which is gone`, {
-        pid: gone.pid,
-        host: gone.host,
-      }, "warn");
-    }
-    let tls: { cert: string; key: string; clientCa?: string };
-    let dev: Awaited<ReturnType<typeof ensureDevPki>> | undefined;
-    try {
-      dev = devMode ? await ensureDevPki(dataDir) : undefined;
-      if (dev !== undefined) {
-        admins.push(dev.certificates.admin.sha256);
-        readers.push(dev.certificates.reader.sha256);
-        tls = { cert: dev.pem.serverCert, key: dev.pem.serverKey };
-      } else {
-        const clientCa = values["client-ca"];
-        tls = {
-          cert: await readTextFile("--tls-cert", tlsCert!, io.cwd),
-          key: await readTextFile("--tls-key", tlsKey!, io.cwd),
-          ...(clientCa === undefined ? {} : { clientCa: await readTextFile("--client-ca", clientCa, io.cwd) }),
-        };
-        try {
-          // Node checks the PEM and that the key belongs to the certificate.
-          createSecureContext({ cert: tls.cert, key: tls.key });
-        } catch (error) {
-          throw new CliError(`--tls-cert ${tlsCert} / --tls-key ${tlsKey}: ${tlsConfigReason(error)}`, undefined, {
-            cause: error,
-          });
-        }
-      }
-    } catch (error) {
-      lock.release();
-      throw error;
-    }
-
-    const stores: { close(): Promise<void> }[] = [];
-    const refusals = createRateLimitedLog(log, refusalLog);
-    let server: CertificateStoreServer | undefined;
-    try {
-      const folder = async (flag: string, directory: string) => {
-        try {
-          const store = await createDirectoryStore({
-            directory: resolve(io.cwd, directory),
-            onProblem: (p) => log(`${flag === "" ? "" : `${flag} `}skipped ${p.path}: ${p.reason}`, { path: p.path, code: p.code }, "warn"),
-          });
-          stores.push(store);
-          return store;
-        } catch (error) {
-          throw new CliError(
-            `${flag === "" ? "--data-dir" : flag} ${directory}: ${errorMessage(error).replace(/^certgate: /, "")}`,
-          );
-        }
-      };
-      const store =
-        databaseUrl === undefined ? await folder("", dataDir) : await openDatabaseStore("--database", databaseUrl, log);
-      if (databaseUrl !== undefined) stores.push(store);
-      const adminStores: CertificateStore[] = [];
-      for (const dir of adminDirs) adminStores.push(await folder("--admin-dir", dir));
-      const readerStores: CertificateStore[] = [];
-      for (const dir of readerDirs) readerStores.push(await folder("--reader-dir", dir));
-      // Opens the audit trail now, so that a damaged one is reported at start-up.
-      try {
-        await store.audit.list({ limit: 1 });
-      } catch (error) {
-        throw new CliError(`cannot read the audit trail: ${errorMessage(error)}`, undefined, { cause: error });
-      }
-      store.onChanges((changes) => {
-        if (changes.length > 20) {
-          // A folder replaced at once: one line, not one per file.
-          const stored = changes.filter((change) => change.kind === "put").length;
-          log(`stored ${stored}, deleted ${changes.length - stored} certificates`, { stored, deleted: changes.length - stored });
-          return;
-        }
-        for (const change of changes) log(`${change.kind === "put" ? "stored" : "deleted"} ${change.id}`, { id: change.id });
-      });
-      try {
-        server = createCertificateStoreServer({
-          store,
-          ...tls,
-          ...limits,
-          onAuditError: (error) => log(`audit record not written: ${errorMessage(error)}`, {}, "error"),
-          access: {
-            admin: { thumbprints: admins, stores: adminStores },
-            reader: { thumbprints: readers, stores: readerStores },
-            onDecision: (event) => {
-              if (event.kind === "refused") {
-                const who = event.thumbprint === undefined ? "no certificate" : `SHA-256 ${event.thumbprint}`;
-                refusals.log(`refused ${event.procedure} (${event.reason ?? "refused"}, ${who})`, {
-                  procedure: event.procedure,
-                  reason: event.reason ?? "refused",
-                  ...(event.thumbprint === undefined ? {} : { sha256: event.thumbprint }),
-                });
-              }
-            },
-          },
+    async ({ values, positionals }, io) => {
+      expectPositionals("serve", positionals, "", { min: 0, max: 0 });
+      const listen = parseListen(values.listen ?? "localhost:8444");
+      const thumbprints = (flag: string, list: readonly string[] | undefined) =>
+        (list ?? []).map((text) => {
+          try {
+            return normalizeThumbprint(text);
+          } catch (error) {
+            throw usageError("serve", `--${flag}: ${errorMessage(error)}`);
+          }
         });
-      } catch (error) {
-        const reason = errorMessage(error).replace(/^certificate store server: /, "");
-        throw new CliError(reason.replace(/^clientCa /, `--client-ca ${values["client-ca"]} `));
+      const admins = thumbprints("admin", values.admin);
+      const readers = thumbprints("reader", values.reader);
+      const tlsCert = values["tls-cert"];
+      const tlsKey = values["tls-key"];
+      const devMode = tlsCert === undefined && tlsKey === undefined;
+      if (tlsCert === undefined && tlsKey !== undefined) {
+        throw usageError("serve", "--tls-key needs --tls-cert");
       }
-      let address;
+      if (tlsCert !== undefined && tlsKey === undefined) {
+        throw usageError("serve", "--tls-cert needs --tls-key");
+      }
+      if (devMode && values["client-ca"] !== undefined) {
+        throw usageError("serve", "--client-ca needs --tls-cert and --tls-key (development mode makes its own CA)");
+      }
+      const limits = {
+        maxWatches: count("max-watches", values["max-watches"], 1024, 1),
+        maxWatchesPerConnection: count("max-watches-per-connection", values["max-watches-per-connection"], 16, 1),
+        watchMaxEntryChanges: count("watch-max-entry-changes", values["watch-max-entry-changes"], 1000, 1),
+        idleTimeoutMs: milliseconds("idle-timeout", values["idle-timeout"], 60_000, true),
+        handshakeTimeoutMs: milliseconds("handshake-timeout", values["handshake-timeout"], 10_000, false),
+      };
+      const refusalLog = {
+        limit: count("refusal-log-limit", values["refusal-log-limit"], 20, 0),
+        intervalMs: milliseconds("refusal-log-interval", values["refusal-log-interval"], 10_000, false),
+        what: "refusals",
+      };
+      const adminDirs = values["admin-dir"] ?? [];
+      const readerDirs = values["reader-dir"] ?? [];
+      if (!devMode && admins.length + readers.length + adminDirs.length + readerDirs.length === 0) {
+        throw usageError(
+          "serve",
+          "no client may call the service: give --admin, --reader, --admin-dir or --reader-dir",
+        );
+      }
+
+      const databaseUrl = databaseUrlOf("serve", values, io);
+      // With a database, the folder holds only the development PKI.
+      const dataDir = resolve(io.cwd, values["data-dir"] ?? ".certgate/store");
       try {
-        address = await server.listen(listen.port, listen.host);
+        if (databaseUrl === undefined || devMode) await mkdir(dataDir, { recursive: true, mode: 0o700 });
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        const reason =
+          code === "EEXIST" || code === "ENOTDIR" ? "not a folder" : `cannot create it: ${errorMessage(error)}`;
+        throw new CliError(`--data-dir ${dataDir}: ${reason}`);
+      }
+      // The data folder holds the uploaded API client certificates: as a role
+      // folder, every upload would also become an admin (or reader) of the store.
+      const dataReal = databaseUrl === undefined ? realpathSync(dataDir) : undefined;
+      for (const [flag, dirs] of [
+        ["--admin-dir", adminDirs],
+        ["--reader-dir", readerDirs],
+      ] as const) {
+        for (const dir of dirs) {
+          if (dataReal !== undefined && realpathOrUndefined(resolve(io.cwd, dir)) === dataReal) {
+            throw usageError(
+              "serve",
+              `${flag} ${dir} is the data folder: every uploaded certificate would get that role; keep role certificates in a folder of their own`,
+            );
+          }
+        }
+      }
+      const log = serveLogOf(io);
+      // One writer per data folder: a second serve would race the first.
+      // Replicas on one database share it by design: no lock then.
+      let lock: DataFolderLock = { tookOverFrom: undefined, release() {} };
+      try {
+        if (databaseUrl === undefined) lock = lockDataFolder(dataDir);
       } catch (error) {
         const reason =
-          (error as { code?: unknown }).code === "EADDRINUSE" ? "address already in use" : errorMessage(error);
-        throw new CliError(`cannot listen on ${listen.text}: ${reason} (choose another with --listen)`);
+          error instanceof DataFolderLockedError ? error.message : `cannot lock it: ${errorMessage(error)}`;
+        throw new CliError(`--data-dir ${dataDir}: ${reason}`, undefined, { cause: error });
       }
-      // Clients should use the name they were told to listen on (it is what
-      // the TLS certificate names); a wildcard is reached as localhost.
-      const url =
-        listen.kind === "name"
-          ? `https://${listen.host}:${address.port}`
-          : listen.kind === "wildcard"
-            ? `https://localhost:${address.port}`
-            : address.url;
-      const stats = store.stats();
-      const where = databaseUrl === undefined ? `data folder ${dataDir}` : `database ${redactUrl(databaseUrl)}`;
-      log.out(`${where} (${stats.certificates} certificate${stats.certificates === 1 ? "" : "s"})`, {
-        certificates: stats.certificates,
-      });
-      if (dev !== undefined) {
-        printDevGuide(io, dev, url);
+      if (lock.tookOverFrom !== undefined) {
+        const gone = lock.tookOverFrom;
+        log(
+          `took over the data folder lock of pid ${gone.pid} on host ${gone.host} (since ${gone.started}), which is gone`,
+          {
+            pid: gone.pid,
+            host: gone.host,
+          },
+          "warn",
+        );
       }
-      // Last, so that it also says that everything above is in place.
-      log.out(`listening on ${url}`, { url });
-      await stopped(io.signal);
-      log("stopping");
-    } finally {
-      await server?.close();
-      await Promise.all(stores.map((s) => s.close()));
-      refusals.close();
-      lock.release();
-    }
-    log("stopped");
-    return ExitCode.ok;
-  },
-));
+      let tls: { cert: string; key: string; clientCa?: string };
+      let dev: Awaited<ReturnType<typeof ensureDevPki>> | undefined;
+      try {
+        dev = devMode ? await ensureDevPki(dataDir) : undefined;
+        if (dev !== undefined) {
+          admins.push(dev.certificates.admin.sha256);
+          readers.push(dev.certificates.reader.sha256);
+          tls = { cert: dev.pem.serverCert, key: dev.pem.serverKey };
+        } else {
+          const clientCa = values["client-ca"];
+          tls = {
+            cert: await readTextFile("--tls-cert", tlsCert!, io.cwd),
+            key: await readTextFile("--tls-key", tlsKey!, io.cwd),
+            ...(clientCa === undefined ? {} : { clientCa: await readTextFile("--client-ca", clientCa, io.cwd) }),
+          };
+          try {
+            // Node checks the PEM and that the key belongs to the certificate.
+            createSecureContext({ cert: tls.cert, key: tls.key });
+          } catch (error) {
+            throw new CliError(`--tls-cert ${tlsCert} / --tls-key ${tlsKey}: ${tlsConfigReason(error)}`, undefined, {
+              cause: error,
+            });
+          }
+        }
+      } catch (error) {
+        lock.release();
+        throw error;
+      }
+
+      const stores: { close(): Promise<void> }[] = [];
+      const refusals = createRateLimitedLog(log, refusalLog);
+      let server: CertificateStoreServer | undefined;
+      try {
+        const folder = async (flag: string, directory: string) => {
+          try {
+            const store = await createDirectoryStore({
+              directory: resolve(io.cwd, directory),
+              onProblem: (p) =>
+                log(
+                  `${flag === "" ? "" : `${flag} `}skipped ${p.path}: ${p.reason}`,
+                  { path: p.path, code: p.code },
+                  "warn",
+                ),
+            });
+            stores.push(store);
+            return store;
+          } catch (error) {
+            throw new CliError(
+              `${flag === "" ? "--data-dir" : flag} ${directory}: ${errorMessage(error).replace(/^certgate: /, "")}`,
+            );
+          }
+        };
+        const store =
+          databaseUrl === undefined
+            ? await folder("", dataDir)
+            : await openDatabaseStore("--database", databaseUrl, log);
+        if (databaseUrl !== undefined) stores.push(store);
+        const adminStores: CertificateStore[] = [];
+        for (const dir of adminDirs) adminStores.push(await folder("--admin-dir", dir));
+        const readerStores: CertificateStore[] = [];
+        for (const dir of readerDirs) readerStores.push(await folder("--reader-dir", dir));
+        // Opens the audit trail now, so that a damaged one is reported at start-up.
+        try {
+          await store.audit.list({ limit: 1 });
+        } catch (error) {
+          throw new CliError(`cannot read the audit trail: ${errorMessage(error)}`, undefined, { cause: error });
+        }
+        store.onChanges((changes) => {
+          if (changes.length > 20) {
+            // A folder replaced at once: one line, not one per file.
+            const stored = changes.filter((change) => change.kind === "put").length;
+            log(`stored ${stored}, deleted ${changes.length - stored} certificates`, {
+              stored,
+              deleted: changes.length - stored,
+            });
+            return;
+          }
+          for (const change of changes)
+            log(`${change.kind === "put" ? "stored" : "deleted"} ${change.id}`, { id: change.id });
+        });
+        try {
+          server = createCertificateStoreServer({
+            store,
+            ...tls,
+            ...limits,
+            onAuditError: (error) => log(`audit record not written: ${errorMessage(error)}`, {}, "error"),
+            access: {
+              admin: { thumbprints: admins, stores: adminStores },
+              reader: { thumbprints: readers, stores: readerStores },
+              onDecision: (event) => {
+                if (event.kind === "refused") {
+                  const who = event.thumbprint === undefined ? "no certificate" : `SHA-256 ${event.thumbprint}`;
+                  refusals.log(`refused ${event.procedure} (${event.reason ?? "refused"}, ${who})`, {
+                    procedure: event.procedure,
+                    reason: event.reason ?? "refused",
+                    ...(event.thumbprint === undefined ? {} : { sha256: event.thumbprint }),
+                  });
+                }
+              },
+            },
+          });
+        } catch (error) {
+          const reason = errorMessage(error).replace(/^certificate store server: /, "");
+          throw new CliError(reason.replace(/^clientCa /, `--client-ca ${values["client-ca"]} `));
+        }
+        let address;
+        try {
+          address = await server.listen(listen.port, listen.host);
+        } catch (error) {
+          const reason =
+            (error as { code?: unknown }).code === "EADDRINUSE" ? "address already in use" : errorMessage(error);
+          throw new CliError(`cannot listen on ${listen.text}: ${reason} (choose another with --listen)`);
+        }
+        // Clients should use the name they were told to listen on (it is what
+        // the TLS certificate names); a wildcard is reached as localhost.
+        const url =
+          listen.kind === "name"
+            ? `https://${listen.host}:${address.port}`
+            : listen.kind === "wildcard"
+              ? `https://localhost:${address.port}`
+              : address.url;
+        const stats = store.stats();
+        const where = databaseUrl === undefined ? `data folder ${dataDir}` : `database ${redactUrl(databaseUrl)}`;
+        log.out(`${where} (${stats.certificates} certificate${stats.certificates === 1 ? "" : "s"})`, {
+          certificates: stats.certificates,
+        });
+        if (dev !== undefined) {
+          printDevGuide(io, dev, url);
+        }
+        // Last, so that it also says that everything above is in place.
+        log.out(`listening on ${url}`, { url });
+        await stopped(io.signal);
+        log("stopping");
+      } finally {
+        await server?.close();
+        await Promise.all(stores.map((s) => s.close()));
+        refusals.close();
+        lock.release();
+      }
+      log("stopped");
+      return ExitCode.ok;
+    },
+  ),
+);
 
 /**
  * Listen is a parsed `--listen HOST:PORT`.
@@ -386,7 +410,10 @@ function milliseconds(flag: string, text: string | undefined, fallback: number, 
   const seconds = Number(text);
   const ms = Math.round(seconds * 1000);
   if (text.trim() === "" || !Number.isFinite(seconds) || ms < 0 || (ms === 0 && !zeroOff) || ms > 2_147_483_647) {
-    throw usageError("serve", `--${flag} ${text}: expected a number of seconds${zeroOff ? " (0 for never)" : " above 0"}`);
+    throw usageError(
+      "serve",
+      `--${flag} ${text}: expected a number of seconds${zeroOff ? " (0 for never)" : " above 0"}`,
+    );
   }
   return ms;
 }

@@ -51,7 +51,9 @@ export const uploadCommand = defineCommand(
     const files = [];
     for (const name of positionals) {
       const file = await readCertificateFile(name, io.cwd).catch((error: unknown) => {
-        throw error instanceof CliError ? new CliError(`upload ${error.message}`, error.exitCode, { cause: error }) : error;
+        throw error instanceof CliError
+          ? new CliError(`upload ${error.message}`, error.exitCode, { cause: error })
+          : error;
       });
       if (file.privateKeys > 0) {
         throw new CliError(

@@ -68,7 +68,9 @@ export const verifyCommand = defineCommand(
       expectPositionals("verify", positionals, "FILE (or --thumbprint)", { min: 1, max: 1 });
       what = positionals[0]!;
       const file = await readCertificateFile(what, io.cwd).catch((error: unknown) => {
-        throw error instanceof CliError ? new CliError(`verify ${error.message}`, error.exitCode, { cause: error }) : error;
+        throw error instanceof CliError
+          ? new CliError(`verify ${error.message}`, error.exitCode, { cause: error })
+          : error;
       });
       const leaf = file.certificates[0]!;
       if (file.privateKeys > 0) {

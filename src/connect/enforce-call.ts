@@ -19,7 +19,12 @@ export type DecisionCall = ProcedureSource;
  * `ConnectError` of `refusalError`. Returns a promise only when the
  * connection has no cached decision.
  */
-export function enforceCall(core: DecisionCore, call: DecisionCall, values: ContextValues, via: DecisionVia): void | Promise<void> {
+export function enforceCall(
+  core: DecisionCore,
+  call: DecisionCall,
+  values: ContextValues,
+  via: DecisionVia,
+): void | Promise<void> {
   const result = core.enforce(values.get(peerCertificateKey), call, via);
   if (result instanceof Promise) {
     return result.then((enforcement) => act(enforcement, values));

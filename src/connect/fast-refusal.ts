@@ -101,16 +101,19 @@ const { NGHTTP2_NO_ERROR } = http2.constants;
  * const handler = connectNodeAdapter({ routes, requestGate: gate, contextValues: peerCertificateContextValues });
  * http2.createSecureServer(tls, guardRequestHandler(createFastRefusalHandler(handler, { gate })));
  */
-export function createFastRefusalHandler<Req extends NodeRequest, Res extends NodeResponse, Rest extends unknown[] = []>(
-  handler: NodeHandler<Req, Res, Rest>,
-  options: FastRefusalOptions,
-): NodeHandler<Req, Res, Rest> {
+export function createFastRefusalHandler<
+  Req extends NodeRequest,
+  Res extends NodeResponse,
+  Rest extends unknown[] = [],
+>(handler: NodeHandler<Req, Res, Rest>, options: FastRefusalOptions): NodeHandler<Req, Res, Rest> {
   if (typeof handler !== "function") {
     throw new TypeError("certgate: createFastRefusalHandler needs the adapter's request handler");
   }
   const core = gateCoreOf(options?.gate);
   if (core === undefined) {
-    throw new TypeError("certgate: options.gate must be the gate of createClientCertGate that the adapter uses as requestGate");
+    throw new TypeError(
+      "certgate: options.gate must be the gate of createClientCertGate that the adapter uses as requestGate",
+    );
   }
   const contextValues = options.contextValues ?? peerCertificateContextValues;
   if (typeof contextValues !== "function") {
@@ -162,7 +165,11 @@ export function createFastRefusalHandler<Req extends NodeRequest, Res extends No
 
   // The call's decision when it is a refusal; a pending decision counts
   // towards the connection's bound once it is known to refuse.
-  function refusedDecision(procedure: string, peer: PeerCertificate, session: http2.Http2Session | undefined): Decision | undefined {
+  function refusedDecision(
+    procedure: string,
+    peer: PeerCertificate,
+    session: http2.Http2Session | undefined,
+  ): Decision | undefined {
     if (core === undefined || core.isOpen(procedure)) return undefined;
     const decision = core.decide(peer, core.needsProcedure ? procedure : undefined);
     if (decision instanceof Promise) {
@@ -295,7 +302,13 @@ function record(res: http2.Http2ServerResponse): Recording {
   };
   own.end = function (this: unknown, chunk?: unknown, ...rest: unknown[]) {
     take(chunk);
-    if (store !== undefined && !discarded && !broken && headers !== undefined && (status === 200 || status === 401 || status === 403)) {
+    if (
+      store !== undefined &&
+      !discarded &&
+      !broken &&
+      headers !== undefined &&
+      (status === 200 || status === 401 || status === 403)
+    ) {
       store({
         status,
         headers,

@@ -98,7 +98,9 @@ export function guardRequestHandler<Req extends NodeRequest, Res extends NodeRes
     );
   }
   const inner =
-    gate === undefined ? handler : createFastRefusalHandler(handler, { gate, contextValues, maxRefusedCallsPerConnection });
+    gate === undefined
+      ? handler
+      : createFastRefusalHandler(handler, { gate, contextValues, maxRefusedCallsPerConnection });
   return (req, res, ...rest) => {
     try {
       inner(req, res, ...rest);

@@ -1,15 +1,16 @@
 import { createContextValues, type ContextValues } from "@connectrpc/connect";
-import { createForwardedPeerReader, type ForwardingRequestLike, type PeerCertificateContextValuesOptions } from "../proxy/forwarded-peer.js";
+import {
+  createForwardedPeerReader,
+  type ForwardingRequestLike,
+  type PeerCertificateContextValuesOptions,
+} from "../proxy/forwarded-peer.js";
 import { peerCertificateKey } from "./context-values.js";
 
 /**
  * PeerCertificateContextValues is a `contextValues` function for the
  * connect-node, connect-express and connect-fastify adapters.
  */
-export type PeerCertificateContextValues = (
-  req: ForwardingRequestLike,
-  values?: ContextValues,
-) => ContextValues;
+export type PeerCertificateContextValues = (req: ForwardingRequestLike, values?: ContextValues) => ContextValues;
 
 /**
  * createPeerCertificateContextValues returns a configurable variant of

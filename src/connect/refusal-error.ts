@@ -27,7 +27,12 @@ export function refusalError(refusal: EnforcedRefusal): ConnectError {
       refusal.message,
       codes[refusal.status],
       undefined,
-      [{ desc: ClientCertificateErrorSchema, value: { reason: refusal.detail.reason, procedure: refusal.detail.procedure } }],
+      [
+        {
+          desc: ClientCertificateErrorSchema,
+          value: { reason: refusal.detail.reason, procedure: refusal.detail.procedure },
+        },
+      ],
       refusal.cause,
     );
   } finally {

@@ -79,14 +79,10 @@ export function normalizeThumbprint(text: string): string {
     throw new TypeError(`invalid thumbprint ${quote(text)}: empty`);
   }
   if (text.includes("-----BEGIN")) {
-    throw new TypeError(
-      `invalid thumbprint ${quote(text)}: this is PEM text, not a thumbprint (40 or 64 hex digits)`,
-    );
+    throw new TypeError(`invalid thumbprint ${quote(text)}: this is PEM text, not a thumbprint (40 or 64 hex digits)`);
   }
   if (!hex.test(normalized)) {
-    throw new TypeError(
-      `invalid thumbprint ${quote(text)}: expected hex digits (SHA-1: 40, SHA-256: 64)`,
-    );
+    throw new TypeError(`invalid thumbprint ${quote(text)}: expected hex digits (SHA-1: 40, SHA-256: 64)`);
   }
   if (normalized.length !== 40 && normalized.length !== 64) {
     throw new TypeError(
@@ -124,10 +120,7 @@ export function thumbprintsEqual(a: string, b: string): boolean {
 /**
  * certificateThumbprint returns the thumbprint of the given algorithm.
  */
-export function certificateThumbprint(
-  certificate: Certificate,
-  algorithm: ThumbprintAlgorithm,
-): string {
+export function certificateThumbprint(certificate: Certificate, algorithm: ThumbprintAlgorithm): string {
   return algorithm === "sha1" ? certificate.sha1 : certificate.sha256;
 }
 

@@ -2,7 +2,14 @@
 // refusal into their framework's error (see `Enforcement`).
 import type { Certificate } from "./certificate.js";
 import type { PeerCertificate } from "./peer-certificate.js";
-import { refusalMessage, refusals, statusCodes, type Refusal, type RefusalStatus, type StatusCode } from "./refusal-reasons.js";
+import {
+  refusalMessage,
+  refusals,
+  statusCodes,
+  type Refusal,
+  type RefusalStatus,
+  type StatusCode,
+} from "./refusal-reasons.js";
 import type { RefusalReason, StoreEntry } from "./store.js";
 
 /**
@@ -218,8 +225,19 @@ export function reportOpen(
 ): void {
   try {
     onDecision({
-      kind: "admitted", reason: undefined, procedure, thumbprint: undefined, certificate: undefined,
-      entry: undefined, error: undefined, via, source: "tls", reportOnly: false, rule, open: true, expiresSoon: false,
+      kind: "admitted",
+      reason: undefined,
+      procedure,
+      thumbprint: undefined,
+      certificate: undefined,
+      entry: undefined,
+      error: undefined,
+      via,
+      source: "tls",
+      reportOnly: false,
+      rule,
+      open: true,
+      expiresSoon: false,
     });
   } catch {
     // A failing hook must not change the decision.

@@ -93,7 +93,13 @@ export function decodeOid(bytes: Uint8Array, tlv: Tlv): string {
  */
 export function decodeTime(bytes: Uint8Array, tlv: Tlv): Date {
   const text = Buffer.from(bytes.subarray(tlv.contentStart, tlv.end)).toString("latin1");
-  const m = (tlv.tag === 0x17 ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/ : tlv.tag === 0x18 ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/ : /^$/).exec(text);
+  const m = (
+    tlv.tag === 0x17
+      ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/
+      : tlv.tag === 0x18
+        ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/
+        : /^$/
+  ).exec(text);
   if (m === null) throw new RangeError(`der: bad time ${JSON.stringify(text)}`);
   let year = Number(m[1]);
   if (tlv.tag === 0x17) year += year < 50 ? 2000 : 1900; // RFC 5280 UTCTime window
@@ -128,7 +134,10 @@ export function decodeDirectoryString(bytes: Uint8Array, tlv: Tlv): string {
         let text = "";
         for (let i = 0; i + 3 < content.length; i += 4) {
           text += String.fromCodePoint(
-            ((content[i] ?? 0) << 24) | ((content[i + 1] ?? 0) << 16) | ((content[i + 2] ?? 0) << 8) | (content[i + 3] ?? 0),
+            ((content[i] ?? 0) << 24) |
+              ((content[i + 1] ?? 0) << 16) |
+              ((content[i + 2] ?? 0) << 8) |
+              (content[i + 3] ?? 0),
           );
         }
         return text;
@@ -213,7 +222,8 @@ export function inspectDer(bytes: Uint8Array): DerKind {
 
 function otherKind(bytes: Uint8Array, parts: Tlv[]): DerKind {
   const [version, second] = parts;
-  const versionValue = version !== undefined && version.end - version.contentStart === 1 ? bytes[version.contentStart] : undefined;
+  const versionValue =
+    version !== undefined && version.end - version.contentStart === 1 ? bytes[version.contentStart] : undefined;
   if (versionValue === 3 && second?.tag === SEQUENCE) {
     try {
       const oid = readTlv(bytes, second.contentStart, second.end);

@@ -92,8 +92,14 @@ export const meterName = "certgate";
  * `@opentelemetry/api`, or a no-op provider (none registered). Throws a
  * `TypeError` naming `option` when `provider` is not a meter provider.
  */
-export function meterOf(provider: MetricsMeterProvider | undefined, option = "options.meterProvider"): MetricsMeter | undefined {
-  if (provider !== undefined && (typeof provider !== "object" || provider === null || typeof provider.getMeter !== "function")) {
+export function meterOf(
+  provider: MetricsMeterProvider | undefined,
+  option = "options.meterProvider",
+): MetricsMeter | undefined {
+  if (
+    provider !== undefined &&
+    (typeof provider !== "object" || provider === null || typeof provider.getMeter !== "function")
+  ) {
     throw new TypeError(`certgate: ${option} must be an OpenTelemetry MeterProvider (with getMeter)`);
   }
   const otel = loadApi();
@@ -191,7 +197,10 @@ export function storeMetricsOf(options: StoreMetricsOptions | undefined, kind: s
  * gauge; returns the registration to remove on `close()`, or undefined
  * without metrics.
  */
-export function observeStoreSize(metrics: StoreMetrics | undefined, size: () => number): MetricsRegistration | undefined {
+export function observeStoreSize(
+  metrics: StoreMetrics | undefined,
+  size: () => number,
+): MetricsRegistration | undefined {
   if (metrics === undefined) {
     return undefined;
   }

@@ -175,7 +175,12 @@ function readPeer(socket: TlsSocketLike | undefined): PeerCertificate {
   }
   if (info !== undefined && info !== null && info.raw !== undefined) {
     try {
-      return { certificate: certificateOfPeerInfo(info as PeerCertificateInfo), authorized, authorizationError, encrypted: true };
+      return {
+        certificate: certificateOfPeerInfo(info as PeerCertificateInfo),
+        authorized,
+        authorizationError,
+        encrypted: true,
+      };
     } catch (error) {
       return { certificate: undefined, authorized, authorizationError, encrypted: true, error };
     }

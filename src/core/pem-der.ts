@@ -118,7 +118,13 @@ function decodeBase64(buffer: Buffer, start: number, end: number): Uint8Array | 
 }
 
 function problem(code: PemDerProblemCode, reason: string, block?: number, label?: string): PemDerInput {
-  return { kind: "problem", code, reason, ...(block !== undefined && { block }), ...(label !== undefined && { label }) };
+  return {
+    kind: "problem",
+    code,
+    reason,
+    ...(block !== undefined && { block }),
+    ...(label !== undefined && { label }),
+  };
 }
 
 /**
@@ -132,7 +138,10 @@ export function decodePemOrDer(input: string | Uint8Array, options: PemDerOption
   const labels = options.labels ?? ["CERTIFICATE"];
   const refuseKeys = (options.privateKeys ?? "refuse") === "refuse";
   const inspect = options.inspect ?? (labels.length === 1 && labels[0] === "CERTIFICATE");
-  const buffer = typeof input === "string" ? Buffer.from(input, "latin1") : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  const buffer =
+    typeof input === "string"
+      ? Buffer.from(input, "latin1")
+      : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   if (buffer.length === 0) {
     return problem("empty", "empty");
   }
@@ -186,7 +195,8 @@ function decodePem(
   for (const block of scanPem(buffer)) {
     position++;
     const label = block.label;
-    if (label?.includes("PRIVATE KEY") && refuseKeys) return problem("private_key", "holds a private key", position, label);
+    if (label?.includes("PRIVATE KEY") && refuseKeys)
+      return problem("private_key", "holds a private key", position, label);
     if (block.kind === "broken") return problem("broken_pem", block.reason, position, label);
     if (label === undefined) continue;
     if (label.includes("PRIVATE KEY")) {
@@ -205,7 +215,12 @@ function decodePem(
       const kind = inspectDer(der);
       if (kind.kind !== "certificate") {
         const code = kind.kind === "invalid" ? "invalid" : kind.kind;
-        return problem(code, kind.kind === "invalid" ? kind.reason : `holds a ${kind.kind.replace("_", " ")}`, position, label);
+        return problem(
+          code,
+          kind.kind === "invalid" ? kind.reason : `holds a ${kind.kind.replace("_", " ")}`,
+          position,
+          label,
+        );
       }
     }
     ders.push(der);
@@ -219,7 +234,8 @@ function decodeDer(buffer: Buffer, refuseKeys: boolean, inspect: boolean): PemDe
   if (elements === undefined) {
     // Not a sequence of whole DER elements; say what the start looks like.
     const kind = inspectDer(buffer);
-    if (kind.kind === "private_key" || kind.kind === "pkcs12") return problem(kind.kind, `is a ${kind.kind.replace("_", " ")}`);
+    if (kind.kind === "private_key" || kind.kind === "pkcs12")
+      return problem(kind.kind, `is a ${kind.kind.replace("_", " ")}`);
     return problem("invalid", kind.kind === "invalid" ? kind.reason : "not DER: broken or truncated encoding");
   }
   const ders: Uint8Array[] = [];

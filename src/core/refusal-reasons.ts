@@ -58,7 +58,10 @@ export const refusals = {
   store_unavailable: unauthenticated("store_unavailable", "client certificate could not be checked: store unavailable"),
   untrusted: unauthenticated("untrusted", "client certificate not trusted"),
   revoked: unauthenticated("revoked", "client certificate revoked"),
-  crl_unavailable: unauthenticated("crl_unavailable", "client certificate could not be checked: revocation list unavailable"),
+  crl_unavailable: unauthenticated(
+    "crl_unavailable",
+    "client certificate could not be checked: revocation list unavailable",
+  ),
   stale_crl: unauthenticated("stale_crl", "client certificate could not be checked: revocation list out of date"),
   wrong_usage: unauthenticated("wrong_usage", "client certificate not issued for client authentication"),
   procedure_not_allowed: {

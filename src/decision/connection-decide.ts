@@ -53,7 +53,13 @@ export function createConnectionDecide(options: ConnectionDecideOptions): Decide
   const noCertificate = refused("no_certificate", undefined);
   const unreadable = refused("invalid_certificate", undefined);
 
-  function evaluate(peer: PeerCertificate, certificate: Certificate, policy: CompiledPolicy, state: ConnectionState, t: number): Promise<Decision> {
+  function evaluate(
+    peer: PeerCertificate,
+    certificate: Certificate,
+    policy: CompiledPolicy,
+    state: ConnectionState,
+    t: number,
+  ): Promise<Decision> {
     const facts = state.facts;
     const lookup =
       store === undefined
@@ -136,7 +142,10 @@ export function createConnectionDecide(options: ConnectionDecideOptions): Decide
   return withForwarding(decide);
 }
 
-function timed(verdict: Promise<StoreVerdict>, onLookup: (ms: number, verdict: StoreVerdict) => void): Promise<StoreVerdict> {
+function timed(
+  verdict: Promise<StoreVerdict>,
+  onLookup: (ms: number, verdict: StoreVerdict) => void,
+): Promise<StoreVerdict> {
   const start = performance.now();
   return verdict.then((v) => {
     try {

@@ -103,7 +103,11 @@ export function createDecisionMetrics(
   const lookups = meter.createHistogram("certgate.store.lookup.duration", {
     description: "Duration of certificate store look-ups that left the per-connection cache.",
     unit: "s",
-    advice: { explicitBucketBoundaries: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] },
+    advice: {
+      explicitBucketBoundaries: [
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+      ],
+    },
   });
   const verdicts: Record<string, MetricsAttributes> = {
     admitted: Object.freeze({ "certgate.store.verdict": "admitted" }),
@@ -115,7 +119,9 @@ export function createDecisionMetrics(
     const byVia = (result: string) => {
       const slots: Record<string, Slot> = {};
       for (const via of vias) {
-        slots[via] = registry.slot(Object.freeze({ "certgate.decision.result": result, "certgate.decision.via": via, ...rpc }));
+        slots[via] = registry.slot(
+          Object.freeze({ "certgate.decision.result": result, "certgate.decision.via": via, ...rpc }),
+        );
       }
       return slots;
     };

@@ -57,7 +57,11 @@ export interface DecisionCore {
    * allocation for an admitted call); a promise only when the connection has
    * no cached decision. Never rejects: a failure is a refusal.
    */
-  enforce(peer: PeerCertificate | undefined, procedure: Procedure, via: DecisionVia): Enforcement | Promise<Enforcement>;
+  enforce(
+    peer: PeerCertificate | undefined,
+    procedure: Procedure,
+    via: DecisionVia,
+  ): Enforcement | Promise<Enforcement>;
   /**
    * Decides one call without reporting or enforcing it; `procedure` selects
    * the rule (an open procedure gets the default rule).

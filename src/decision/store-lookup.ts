@@ -10,7 +10,11 @@ import type { CertificateStore, StoredCertificate, StoreVerdict } from "../core/
  * `timeoutMs` (and aborting the look-up's signal). It never rejects:
  * whatever the store does, the outcome is a verdict.
  */
-export function lookupStore(store: CertificateStore, certificate: Certificate, timeoutMs: number): Promise<StoreVerdict> {
+export function lookupStore(
+  store: CertificateStore,
+  certificate: Certificate,
+  timeoutMs: number,
+): Promise<StoreVerdict> {
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<StoreVerdict>((resolve) => {

@@ -53,7 +53,12 @@ export function assertCallShape(): void {
       why = "BaseServerInterceptingCall is gone";
     } else {
       const stream = Object.assign(new EventEmitter(), { pause() {}, resume() {}, session: undefined });
-      const handler = { path: "/certgate.Probe/Probe", type: "unary", serialize: () => Buffer.alloc(0), deserialize: () => ({}) };
+      const handler = {
+        path: "/certgate.Probe/Probe",
+        type: "unary",
+        serialize: () => Buffer.alloc(0),
+        deserialize: () => ({}),
+      };
       const base = new Base(stream, {}, null, handler, {});
       const outer = new ServerInterceptingCall(new ServerInterceptingCall(base));
       ok = streamOf(outer) === stream && streamOf(base) === stream;

@@ -117,7 +117,11 @@ const anyExtendedKeyUsage = "2.5.29.37.0";
  * (RFC 5280: any usage), `clientAuth`, or `anyExtendedKeyUsage`.
  */
 export function allowsClientAuth(extendedKeyUsage: readonly string[] | undefined): boolean {
-  return extendedKeyUsage === undefined || extendedKeyUsage.includes(clientAuth) || extendedKeyUsage.includes(anyExtendedKeyUsage);
+  return (
+    extendedKeyUsage === undefined ||
+    extendedKeyUsage.includes(clientAuth) ||
+    extendedKeyUsage.includes(anyExtendedKeyUsage)
+  );
 }
 
 /**

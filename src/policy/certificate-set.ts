@@ -29,7 +29,12 @@ export type CertificateSetInput = CertificateSet | readonly (string | Uint8Array
  * isCertificateSet tells a `CertificateSet` from a list of certificates.
  */
 export function isCertificateSet(input: unknown): input is CertificateSet {
-  return typeof input === "object" && input !== null && !Array.isArray(input) && typeof (input as CertificateSet).onChange === "function";
+  return (
+    typeof input === "object" &&
+    input !== null &&
+    !Array.isArray(input) &&
+    typeof (input as CertificateSet).onChange === "function"
+  );
 }
 
 function certificatesOf(input: string | Uint8Array | Certificate, where: string): Certificate[] {

@@ -114,7 +114,7 @@ export function createChainBuilder(set: CertificateSet, options: ChainBuilderOpt
       if (hit !== undefined && t < hit.expiresAt) return hit;
       // A certificate that is itself a trust anchor needs no chain.
       const self = idx.bySha256.get(leaf.sha256);
-      if (self !== undefined && self.anchor) {
+      if (self?.anchor) {
         return { kind: "built", chain: [leaf], expiresAt: Infinity };
       }
       let why = "no issuer among the CA certificates";

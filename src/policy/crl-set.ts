@@ -66,7 +66,12 @@ export function createCrlSet(crls: Iterable<string | Uint8Array>): CrlSet {
  * isCrlSet tells a `CrlSet` from a list of CRLs.
  */
 export function isCrlSet(input: unknown): input is CrlSet {
-  return typeof input === "object" && input !== null && !Array.isArray(input) && typeof (input as CrlSet).onChange === "function";
+  return (
+    typeof input === "object" &&
+    input !== null &&
+    !Array.isArray(input) &&
+    typeof (input as CrlSet).onChange === "function"
+  );
 }
 
 /**
@@ -88,7 +93,9 @@ export function toCrlSet(input: CrlSetInput): CrlSet {
  * const crls = await createCrlFileSet({ directory: "/etc/certgate/crl" });
  */
 export async function createCrlFileSet(options: FileSourceOptions): Promise<CrlSet> {
-  const source = await createFileSource("CRLs", options, [".crl", ".pem", ".der"], (bytes, path) => crlsOf(bytes, path));
+  const source = await createFileSource("CRLs", options, [".crl", ".pem", ".der"], (bytes, path) =>
+    crlsOf(bytes, path),
+  );
   return {
     get revision() {
       return source.revision;

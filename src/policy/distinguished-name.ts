@@ -83,10 +83,28 @@ const shortNames: Record<string, string> = {
 // case (caseIgnoreMatch, caseIgnoreIA5Match). Every other type compares
 // exactly (after space folding), which fails closed.
 const caseIgnore = new Set([
-  "2.5.4.3", "2.5.4.4", "2.5.4.5", "2.5.4.6", "2.5.4.7", "2.5.4.8", "2.5.4.9", "2.5.4.10",
-  "2.5.4.11", "2.5.4.12", "2.5.4.13", "2.5.4.17", "2.5.4.41", "2.5.4.42", "2.5.4.43",
-  "2.5.4.44", "2.5.4.46", "2.5.4.65", "2.5.4.97", "0.9.2342.19200300.100.1.25",
-  "0.9.2342.19200300.100.1.1", "1.2.840.113549.1.9.1",
+  "2.5.4.3",
+  "2.5.4.4",
+  "2.5.4.5",
+  "2.5.4.6",
+  "2.5.4.7",
+  "2.5.4.8",
+  "2.5.4.9",
+  "2.5.4.10",
+  "2.5.4.11",
+  "2.5.4.12",
+  "2.5.4.13",
+  "2.5.4.17",
+  "2.5.4.41",
+  "2.5.4.42",
+  "2.5.4.43",
+  "2.5.4.44",
+  "2.5.4.46",
+  "2.5.4.65",
+  "2.5.4.97",
+  "0.9.2342.19200300.100.1.25",
+  "0.9.2342.19200300.100.1.1",
+  "1.2.840.113549.1.9.1",
 ]);
 
 /**
@@ -324,7 +342,9 @@ function escapeValue(value: string): string {
   if (/^#(?:[0-9a-f]{2})+$/.test(value) && decodeHexValue(value.slice(1)) !== undefined) {
     return value;
   }
-  let out = value.replace(/[\\,+"<>;=]/g, "\\$&").replace(/[\u0000-\u001f]/g, (c) => `\\${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  let out = value
+    .replace(/[\\,+"<>;=]/g, "\\$&")
+    .replace(/[\u0000-\u001f]/g, (c) => `\\${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
   // A value of one space gets one escape, not two.
   if (out.length > 1 && out.endsWith(" ")) out = `${out.slice(0, -1)}\\ `;
   if (out.startsWith("#") || out.startsWith(" ")) out = `\\${out}`;

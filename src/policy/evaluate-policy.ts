@@ -30,9 +30,15 @@ export async function evaluatePolicy(
 ): Promise<Outcome> {
   const { t, facts } = context;
   let expiresAt = Infinity;
-  const refuse = (reason: RefusalReason, status: RefusalStatus = "unauthenticated"): Outcome => ({ kind: "refused", reason, status, expiresAt });
+  const refuse = (reason: RefusalReason, status: RefusalStatus = "unauthenticated"): Outcome => ({
+    kind: "refused",
+    reason,
+    status,
+    expiresAt,
+  });
   try {
-    if (policy.requireClientAuthUsage && !allowsClientAuth(extendedKeyUsageOf(certificate))) return refuse("wrong_usage");
+    if (policy.requireClientAuthUsage && !allowsClientAuth(extendedKeyUsageOf(certificate)))
+      return refuse("wrong_usage");
     let chain: readonly Certificate[] | undefined;
     const chainOf = (b: ChainBuilder): ChainResult => memo(facts, b, () => b.build(certificate, t));
     if (policy.trust === "tls") {

@@ -145,7 +145,9 @@ export async function createFileSource<T>(
     loaded = next;
     items = Object.freeze([...next.values()].flatMap((l) => l.items));
     if (initial && items.length === 0) {
-      throw new Error(`certgate: ${what}: nothing found in ${[...files, ...(directory === undefined ? [] : [directory])].join(", ")}`);
+      throw new Error(
+        `certgate: ${what}: nothing found in ${[...files, ...(directory === undefined ? [] : [directory])].join(", ")}`,
+      );
     }
     if (!initial) notifier.changed();
   }

@@ -2,7 +2,12 @@ import { normalizeThumbprint, parseCertificate, thumbprintsEqual, type Certifica
 import { canonicalSerialNumber } from "../core/serial-number.js";
 import type { StoredCertificate } from "../core/store.js";
 import { certificateNamesOf, identityOf, spiffeIdOf } from "./client-identity.js";
-import { attributeValuesEqual, distinguishedNamesEqual, parseDistinguishedName, type DistinguishedName } from "./distinguished-name.js";
+import {
+  attributeValuesEqual,
+  distinguishedNamesEqual,
+  parseDistinguishedName,
+  type DistinguishedName,
+} from "./distinguished-name.js";
 import { compileUriPattern, type UriPattern } from "./spiffe.js";
 
 /**
@@ -43,8 +48,15 @@ export interface CertificateIdentity {
 }
 
 const fields = new Set<string>([
-  "thumbprint", "serialNumber", "commonName", "subject", "dnsName", "uri",
-  "issuerSubject", "issuerThumbprint", "issuerCertificateId",
+  "thumbprint",
+  "serialNumber",
+  "commonName",
+  "subject",
+  "dnsName",
+  "uri",
+  "issuerSubject",
+  "issuerThumbprint",
+  "issuerCertificateId",
 ]);
 
 /**
@@ -114,8 +126,14 @@ export function compileIdentities(identities: readonly CertificateIdentity[], wh
     if (typeof identity !== "object" || identity === null) throw new TypeError(`certgate: ${at} must be an object`);
     const keys = Object.keys(identity).filter((k) => (identity as Record<string, unknown>)[k] !== undefined);
     for (const key of keys) {
-      if (!fields.has(key)) throw new TypeError(`certgate: ${at} has an unknown field ${JSON.stringify(key)}; known: ${[...fields].join(", ")}`);
-      if (typeof (identity as Record<string, unknown>)[key] !== "string" || ((identity as Record<string, unknown>)[key] as string).trim() === "") {
+      if (!fields.has(key))
+        throw new TypeError(
+          `certgate: ${at} has an unknown field ${JSON.stringify(key)}; known: ${[...fields].join(", ")}`,
+        );
+      if (
+        typeof (identity as Record<string, unknown>)[key] !== "string" ||
+        ((identity as Record<string, unknown>)[key] as string).trim() === ""
+      ) {
         throw new TypeError(`certgate: ${at}.${key} must be a non-empty string`);
       }
     }
@@ -135,14 +153,22 @@ export function compileIdentities(identities: readonly CertificateIdentity[], wh
       throw new TypeError(`certgate: ${at}.serialNumber must be hex, got ${JSON.stringify(serial)}`);
     }
     return {
-      ...(identity.thumbprint !== undefined && { thumbprint: wrap("thumbprint", () => normalizeThumbprint(identity.thumbprint as string)) }),
+      ...(identity.thumbprint !== undefined && {
+        thumbprint: wrap("thumbprint", () => normalizeThumbprint(identity.thumbprint as string)),
+      }),
       ...(serialNumber !== undefined && { serialNumber }),
       ...(identity.commonName !== undefined && { commonName: identity.commonName }),
-      ...(identity.subject !== undefined && { subject: wrap("subject", () => parseDistinguishedName(identity.subject as string)) }),
+      ...(identity.subject !== undefined && {
+        subject: wrap("subject", () => parseDistinguishedName(identity.subject as string)),
+      }),
       ...(identity.dnsName !== undefined && { dnsName: normalizeDns(identity.dnsName) }),
       ...(identity.uri !== undefined && { uri: wrap("uri", () => compileUriPattern(identity.uri as string)) }),
-      ...(identity.issuerSubject !== undefined && { issuerSubject: wrap("issuerSubject", () => parseDistinguishedName(identity.issuerSubject as string)) }),
-      ...(identity.issuerThumbprint !== undefined && { issuerThumbprint: wrap("issuerThumbprint", () => normalizeThumbprint(identity.issuerThumbprint as string)) }),
+      ...(identity.issuerSubject !== undefined && {
+        issuerSubject: wrap("issuerSubject", () => parseDistinguishedName(identity.issuerSubject as string)),
+      }),
+      ...(identity.issuerThumbprint !== undefined && {
+        issuerThumbprint: wrap("issuerThumbprint", () => normalizeThumbprint(identity.issuerThumbprint as string)),
+      }),
       ...(identity.issuerCertificateId !== undefined && { issuerCertificateId: identity.issuerCertificateId }),
     };
   });
@@ -159,7 +185,8 @@ export function compileIdentities(identities: readonly CertificateIdentity[], wh
       if (cn === undefined || !attributeValuesEqual("2.5.4.3", id.commonName, cn)) return false;
     }
     if (id.subject !== undefined && !distinguishedNamesEqual(id.subject, certificateNamesOf(c).subject)) return false;
-    if (id.issuerSubject !== undefined && !distinguishedNamesEqual(id.issuerSubject, certificateNamesOf(c).issuer)) return false;
+    if (id.issuerSubject !== undefined && !distinguishedNamesEqual(id.issuerSubject, certificateNamesOf(c).issuer))
+      return false;
     if (id.dnsName !== undefined && !c.subjectAltNames.dns.some((d) => normalizeDns(d) === id.dnsName)) return false;
     if (id.uri !== undefined) {
       const pattern = id.uri;
@@ -172,7 +199,8 @@ export function compileIdentities(identities: readonly CertificateIdentity[], wh
     }
     if (id.issuerThumbprint !== undefined) {
       const issuer = facts.chain?.[1];
-      if (issuer === undefined || !thumbprintsEqual(id.issuerThumbprint, thumbprintOf(issuer, id.issuerThumbprint))) return false;
+      if (issuer === undefined || !thumbprintsEqual(id.issuerThumbprint, thumbprintOf(issuer, id.issuerThumbprint)))
+        return false;
     }
     return true;
   }

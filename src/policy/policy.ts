@@ -36,7 +36,12 @@ export interface CompiledPolicy {
  */
 export type Outcome =
   | { readonly kind: "admitted"; readonly entry: StoreEntry; readonly expiresAt: number }
-  | { readonly kind: "refused"; readonly reason: RefusalReason; readonly status: RefusalStatus; readonly expiresAt: number }
+  | {
+      readonly kind: "refused";
+      readonly reason: RefusalReason;
+      readonly status: RefusalStatus;
+      readonly expiresAt: number;
+    }
   | { readonly kind: "error"; readonly error: unknown };
 
 /**
@@ -61,7 +66,12 @@ export interface PolicyEngine {
   /** The policy of a procedure (first matching rule, else the default); cached per procedure. */
   policyFor(procedure: string | undefined): CompiledPolicy;
   /** Runs the per-connection checks of a policy. */
-  evaluate(policy: CompiledPolicy, peer: PeerCertificate, certificate: Certificate, context: EvaluationContext): Promise<Outcome>;
+  evaluate(
+    policy: CompiledPolicy,
+    peer: PeerCertificate,
+    certificate: Certificate,
+    context: EvaluationContext,
+  ): Promise<Outcome>;
 }
 
 /**
@@ -71,9 +81,14 @@ export interface PolicyEngine {
  * every configuration mistake. `storeGet` is the store's `get`, the default
  * issuer source.
  */
-export function compilePolicy(options: PolicyOptions, hasStore: boolean, storeGet?: IssuerCertificateSource): PolicyEngine {
+export function compilePolicy(
+  options: PolicyOptions,
+  hasStore: boolean,
+  storeGet?: IssuerCertificateSource,
+): PolicyEngine {
   const skew = options.clockSkewMs ?? 0;
-  if (!(skew >= 0) || !Number.isFinite(skew)) throw new TypeError("certgate: clockSkewMs must be a non-negative number");
+  if (!(skew >= 0) || !Number.isFinite(skew))
+    throw new TypeError("certgate: clockSkewMs must be a non-negative number");
   if (options.expiryWarningDays !== undefined && !(options.expiryWarningDays >= 0)) {
     throw new TypeError("certgate: expiryWarningDays must be a non-negative number of days");
   }
@@ -88,9 +103,13 @@ export function compilePolicy(options: PolicyOptions, hasStore: boolean, storeGe
     reportOnly: options.reportOnly,
   };
   const fallback = compiler.compile(base, "default", "", undefined);
-  if (!hasStore && typeof fallback.trust !== "object" && !(fallback.trust === "tls" && fallback.identities !== undefined)) {
+  if (
+    !hasStore &&
+    typeof fallback.trust !== "object" &&
+    !(fallback.trust === "tls" && fallback.identities !== undefined)
+  ) {
     throw new TypeError(
-      "certgate: options.store is required (a CertificateStore), unless validateTrust is given CA certificates ({ ca }) or is \"tls\" with identities",
+      'certgate: options.store is required (a CertificateStore), unless validateTrust is given CA certificates ({ ca }) or is "tls" with identities',
     );
   }
   const policyFor = compileRules(options.rules, base, compiler.compile, fallback);

@@ -1,8 +1,15 @@
 import type { ProcedureRule, RuleOptions } from "./policy-options.js";
 
 const ruleKeys = new Set([
-  "procedure", "allow", "validateNotBefore", "validateNotAfter", "validateTrust",
-  "validateRevocation", "requireClientAuthUsage", "identities", "reportOnly",
+  "procedure",
+  "allow",
+  "validateNotBefore",
+  "validateNotAfter",
+  "validateTrust",
+  "validateRevocation",
+  "requireClientAuthUsage",
+  "identities",
+  "reportOnly",
 ]);
 const procedurePattern = /^(\*|\/[A-Za-z_][A-Za-z0-9_.]*\/([A-Za-z_][A-Za-z0-9_]*|\*))$/;
 
@@ -30,17 +37,25 @@ export function compileRules<P>(
       if (!ruleKeys.has(key)) throw new TypeError(`certgate: rules[${i}] has an unknown field ${JSON.stringify(key)}`);
     }
     const patterns = typeof rule.procedure === "string" ? [rule.procedure] : rule.procedure;
-    if (!Array.isArray(patterns) || patterns.length === 0) throw new TypeError(`certgate: rules[${i}].procedure is required`);
+    if (!Array.isArray(patterns) || patterns.length === 0)
+      throw new TypeError(`certgate: rules[${i}].procedure is required`);
     for (const p of patterns) {
       if (typeof p !== "string" || !procedurePattern.test(p)) {
-        throw new TypeError(`certgate: rules[${i}].procedure ${JSON.stringify(p)} must be "/pkg.Service/Method", "/pkg.Service/*" or "*"`);
+        throw new TypeError(
+          `certgate: rules[${i}].procedure ${JSON.stringify(p)} must be "/pkg.Service/Method", "/pkg.Service/*" or "*"`,
+        );
       }
     }
     const allow = rule.allow;
     if (allow !== undefined && allow !== "any" && allow !== "authenticated") {
       throw new TypeError(`certgate: rules[${i}].allow must be "any" or "authenticated"`);
     }
-    if (allow === "any" && Object.keys(rule).some((k) => k !== "procedure" && k !== "allow" && (rule as unknown as Record<string, unknown>)[k] !== undefined)) {
+    if (
+      allow === "any" &&
+      Object.keys(rule).some(
+        (k) => k !== "procedure" && k !== "allow" && (rule as unknown as Record<string, unknown>)[k] !== undefined,
+      )
+    ) {
       throw new TypeError(`certgate: rules[${i}] has allow: "any", which checks nothing; remove its other fields`);
     }
     if (allow === "authenticated" && rule.identities !== undefined) {
@@ -49,7 +64,8 @@ export function compileRules<P>(
     const merged: RuleOptions = { ...base };
     for (const key of ruleKeys) {
       const value = (rule as unknown as Record<string, unknown>)[key];
-      if (key !== "procedure" && key !== "allow" && value !== undefined) (merged as Record<string, unknown>)[key] = value;
+      if (key !== "procedure" && key !== "allow" && value !== undefined)
+        (merged as Record<string, unknown>)[key] = value;
     }
     rules.push({ patterns, policy: compile(merged, patterns.join(" "), where, allow) });
   });
@@ -61,7 +77,8 @@ export function compileRules<P>(
     if (policy === undefined) {
       const slash = procedure.lastIndexOf("/");
       const service = `${procedure.slice(0, slash)}/*`;
-      policy = rules.find((r) => r.patterns.some((p) => p === "*" || p === procedure || p === service))?.policy ?? fallback;
+      policy =
+        rules.find((r) => r.patterns.some((p) => p === "*" || p === procedure || p === service))?.policy ?? fallback;
       if (byProcedure.size < 10_000) byProcedure.set(procedure, policy);
     }
     return policy;

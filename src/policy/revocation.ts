@@ -63,13 +63,16 @@ interface Index {
  * either set changes. For each certificate the newest usable CRL of its
  * issuer is used (highest thisUpdate not in the future).
  */
-export function createRevocationChecker(crls: CrlSet, ca: CertificateSet, options: RevocationCheckerOptions = {}): RevocationChecker {
+export function createRevocationChecker(
+  crls: CrlSet,
+  ca: CertificateSet,
+  options: RevocationCheckerOptions = {},
+): RevocationChecker {
   const allowStale = options.allowStale ?? false;
   const allowMissing = options.allowMissing ?? false;
   const skew = options.clockSkewMs ?? 0;
   const onError =
-    options.onError ??
-    ((error: Error) => process.emitWarning(`certgate: ${error.message}`, { code: "CERTGATE_CRL" }));
+    options.onError ?? ((error: Error) => process.emitWarning(`certgate: ${error.message}`, { code: "CERTGATE_CRL" }));
   let index: Index | undefined;
 
   function currentIndex(): Index {
@@ -134,7 +137,8 @@ export function createRevocationChecker(crls: CrlSet, ca: CertificateSet, option
           );
         const which = i === 0 ? "the client certificate" : "an intermediate CA certificate";
         if (crl === undefined) {
-          if (!allowMissing) problem ??= { kind: "unknown", reason: "crl_unavailable", why: `no usable CRL for ${which}` };
+          if (!allowMissing)
+            problem ??= { kind: "unknown", reason: "crl_unavailable", why: `no usable CRL for ${which}` };
           continue;
         }
         if (crl.revoked.has(certificate.serialNumber)) {
@@ -143,7 +147,11 @@ export function createRevocationChecker(crls: CrlSet, ca: CertificateSet, option
         const next = crl.nextUpdate?.getTime();
         if (next !== undefined && !allowStale) {
           if (t > next + skew) {
-            problem ??= { kind: "unknown", reason: "stale_crl", why: `the CRL for ${which} is past its nextUpdate (${crl.source})` };
+            problem ??= {
+              kind: "unknown",
+              reason: "stale_crl",
+              why: `the CRL for ${which} is past its nextUpdate (${crl.source})`,
+            };
           } else {
             expiresAt = Math.min(expiresAt, next + skew + 1);
           }

@@ -4,7 +4,12 @@
 import { toCertificateSet, type CertificateSet, type CertificateSetInput } from "./certificate-set.js";
 import { createChainBuilder, type ChainBuilder } from "./chain.js";
 import { toCrlSet, type CrlSet } from "./crl-set.js";
-import { compileIdentities, createIssuerResolver, type IssuerCertificateSource, type IssuerResolver } from "./identity-match.js";
+import {
+  compileIdentities,
+  createIssuerResolver,
+  type IssuerCertificateSource,
+  type IssuerResolver,
+} from "./identity-match.js";
 import type { CompiledPolicy } from "./policy.js";
 import type { ProcedureRule, RevocationOptions, RuleOptions, TrustOptions } from "./policy-options.js";
 import { createRevocationChecker } from "./revocation.js";
@@ -30,7 +35,10 @@ export interface RuleCompiler {
  * `issuerCertificateId` identities find certificates (`issuerCertificates`,
  * else the store's `get`).
  */
-export function createRuleCompiler(clockSkewMs: number, issuerSource: IssuerCertificateSource | undefined): RuleCompiler {
+export function createRuleCompiler(
+  clockSkewMs: number,
+  issuerSource: IssuerCertificateSource | undefined,
+): RuleCompiler {
   const sources = new Set<{ readonly revision: number }>();
   const caSets = new Map<object, CertificateSet>();
   const builders = new Map<string, ChainBuilder>();
@@ -83,12 +91,16 @@ export function createRuleCompiler(clockSkewMs: number, issuerSource: IssuerCert
   ): Revocation | undefined {
     if (value === undefined || value === false) return undefined;
     if (typeof value !== "object" || value === null || !("crls" in value)) {
-      throw new TypeError(`certgate: ${where} must be false or { crls, ca?, allowStale?, allowMissing? } (CRLs are required)`);
+      throw new TypeError(
+        `certgate: ${where} must be false or { crls, ca?, allowStale?, allowMissing? } (CRLs are required)`,
+      );
     }
     const revocation = value as RevocationOptions;
     const caInput = revocation.ca ?? trustCa;
     if (caInput === undefined) {
-      throw new TypeError(`certgate: ${where} needs the CA certificates that sign the CRLs: set ${where}.ca, or validateTrust: { ca }`);
+      throw new TypeError(
+        `certgate: ${where} needs the CA certificates that sign the CRLs: set ${where}.ca, or validateTrust: { ca }`,
+      );
     }
     const set = caSet(caInput, `${where}.ca`);
     const perSet = checkers.get(revocation) ?? new Map<CertificateSet, Revocation>();
@@ -129,14 +141,20 @@ export function createRuleCompiler(clockSkewMs: number, issuerSource: IssuerCert
     const trustCa = typeof o.validateTrust === "object" ? o.validateTrust.ca : undefined;
     const revocation = compileRevocation(o.validateRevocation, trust, trustCa, `${where}validateRevocation`);
     const identities =
-      allow === "authenticated" || o.identities === undefined ? undefined : compileIdentities(o.identities, `${where}identities`);
+      allow === "authenticated" || o.identities === undefined
+        ? undefined
+        : compileIdentities(o.identities, `${where}identities`);
     const identityChain = typeof trust === "object" ? trust : revocation?.chain;
     if (identities?.needsChain && identityChain === undefined) {
-      throw new TypeError(`certgate: ${where}identities use issuerThumbprint, which needs the chain: set validateTrust: { ca } or validateRevocation.ca`);
+      throw new TypeError(
+        `certgate: ${where}identities use issuerThumbprint, which needs the chain: set validateTrust: { ca } or validateRevocation.ca`,
+      );
     }
     if (identities?.needsIssuerLookup && issuers === undefined) {
       if (issuerSource === undefined) {
-        throw new TypeError(`certgate: ${where}identities use issuerCertificateId: set issuerCertificates, or use a store with get()`);
+        throw new TypeError(
+          `certgate: ${where}identities use issuerCertificateId: set issuerCertificates, or use a store with get()`,
+        );
       }
       issuers = createIssuerResolver(issuerSource);
       sources.add(issuers);

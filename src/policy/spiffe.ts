@@ -69,12 +69,16 @@ export function compileUriPattern(text: string): UriPattern {
     return { text, matches: (uri) => uri === text };
   }
   if (!text.endsWith("/*") || text.indexOf("*") !== text.length - 1) {
-    throw new TypeError(`invalid uri ${JSON.stringify(text)}: a wildcard is only allowed as a SPIFFE prefix ending in "/*"`);
+    throw new TypeError(
+      `invalid uri ${JSON.stringify(text)}: a wildcard is only allowed as a SPIFFE prefix ending in "/*"`,
+    );
   }
   const base = text.slice(0, -2);
   const parsed = parseSpiffeId(base);
   if (parsed === undefined) {
-    throw new TypeError(`invalid uri ${JSON.stringify(text)}: a prefix must be a valid SPIFFE ID followed by "/*", such as "spiffe://example.org/*"`);
+    throw new TypeError(
+      `invalid uri ${JSON.stringify(text)}: a prefix must be a valid SPIFFE ID followed by "/*", such as "spiffe://example.org/*"`,
+    );
   }
   const prefix = `${base}/`;
   return {

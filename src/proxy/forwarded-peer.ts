@@ -3,7 +3,12 @@
 // and other adapters put the result where their decision reads it.
 import type { Http2Session, ServerHttp2Stream } from "node:http2";
 import type { TLSSocket } from "node:tls";
-import { nodeRequestOf, peerCertificateOf, type NodeRequestLike, type PeerCertificate } from "../core/peer-certificate.js";
+import {
+  nodeRequestOf,
+  peerCertificateOf,
+  type NodeRequestLike,
+  type PeerCertificate,
+} from "../core/peer-certificate.js";
 import { warnOnce } from "../core/warn-once.js";
 import { readForwardedCertificate, type ForwardingFormat } from "./forwarding-formats.js";
 import {
@@ -172,7 +177,10 @@ export function createForwardedPeerReader(options: PeerCertificateContextValuesO
         }
         peer = proxied(undefined, header.name, undefined);
       } else {
-        warnOnce("proxy_header", `certgate: a trusted proxy sent an unreadable ${header.name} header (${result.message}); such calls are refused`);
+        warnOnce(
+          "proxy_header",
+          `certgate: a trusted proxy sent an unreadable ${header.name} header (${result.message}); such calls are refused`,
+        );
         peer = proxied(undefined, header.name, invalid(header.name, result.message));
       }
       header.cache.set(value, peer);
@@ -184,7 +192,13 @@ export function createForwardedPeerReader(options: PeerCertificateContextValuesO
     const connection = connectionOf(req);
     const present = presentHeaders(req, headers);
     if (!connection.proxy) {
-      return present.length === 0 ? connection.direct : ignored(connection.direct, present.map((p) => p.header.name), req);
+      return present.length === 0
+        ? connection.direct
+        : ignored(
+            connection.direct,
+            present.map((p) => p.header.name),
+            req,
+          );
     }
     if (present.length === 0) {
       return noForwardedCertificate;

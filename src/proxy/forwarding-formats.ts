@@ -30,12 +30,11 @@ export const forwardingFormats: readonly ForwardingFormat[] = Object.freeze([
  * forwardingHeaders maps the formats whose header name is fixed to that name,
  * lower case (as Node presents header names).
  */
-export const forwardingHeaders: Readonly<Record<Exclude<ForwardingFormat, "nginx">, string>> =
-  Object.freeze({
-    xfcc: "x-forwarded-client-cert",
-    "azure-app-service": "x-arr-clientcert",
-    "aws-alb": "x-amzn-mtls-clientcert",
-  });
+export const forwardingHeaders: Readonly<Record<Exclude<ForwardingFormat, "nginx">, string>> = Object.freeze({
+  xfcc: "x-forwarded-client-cert",
+  "azure-app-service": "x-arr-clientcert",
+  "aws-alb": "x-amzn-mtls-clientcert",
+});
 
 /**
  * ForwardedCertificate is what one forwarding header says of the client.
@@ -90,9 +89,7 @@ export function readForwardedCertificate(
         return { kind: "invalid", message: parsed.message };
       }
       const selected = selectXfccCertificate(parsed.elements, options.isTrustedProxy);
-      return selected.kind === "certificate"
-        ? { kind: "certificate", certificate: selected.certificate }
-        : selected;
+      return selected.kind === "certificate" ? { kind: "certificate", certificate: selected.certificate } : selected;
     }
     case "nginx":
       // nginx forwards the leaf alone.

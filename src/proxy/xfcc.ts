@@ -217,4 +217,3 @@ function chainStartsWith(chain: string, certificate: Certificate): boolean {
   const decoded = decodeUrlEncodedPem(chain, false);
   return decoded.kind === "certificate" && decoded.certificate.sha256 === certificate.sha256;
 }
-

@@ -147,7 +147,9 @@ export function createAccessGate(options: AccessOptions, isMutating: (method: st
       return { decision: refusedAs(refusals.untrusted_chain, peer.certificate) };
     }
     const asAdmin = decide(decideAdmin, peer);
-    return asAdmin instanceof Promise ? asAdmin.then((a) => afterAdmin(a, peer, method)) : afterAdmin(asAdmin, peer, method);
+    return asAdmin instanceof Promise
+      ? asAdmin.then((a) => afterAdmin(a, peer, method))
+      : afterAdmin(asAdmin, peer, method);
   }
 
   function afterAdmin(asAdmin: Decision, peer: PeerCertificate | undefined, method: string): Access | Promise<Access> {
@@ -174,7 +176,11 @@ export function createAccessGate(options: AccessOptions, isMutating: (method: st
     }
     if (asReader.kind === "admitted") {
       return {
-        decision: refusedAs(refusals.permission_denied, asReader.certificate, `${method} needs an admin client certificate`),
+        decision: refusedAs(
+          refusals.permission_denied,
+          asReader.certificate,
+          `${method} needs an admin client certificate`,
+        ),
       };
     }
     return { decision: asReader };
@@ -225,7 +231,11 @@ export function createAccessGate(options: AccessOptions, isMutating: (method: st
   };
 }
 
-function roleStore(role: Role, members: RoleMembers | undefined, owned: CertificateStore[]): CertificateStore | undefined {
+function roleStore(
+  role: Role,
+  members: RoleMembers | undefined,
+  owned: CertificateStore[],
+): CertificateStore | undefined {
   if (members === undefined) {
     return undefined;
   }
@@ -242,7 +252,12 @@ function roleStore(role: Role, members: RoleMembers | undefined, owned: Certific
     stores.push(store);
   }
   for (const [i, store] of (members.stores ?? []).entries()) {
-    if (store === null || typeof store !== "object" || typeof store.lookup !== "function" || typeof store.onChange !== "function") {
+    if (
+      store === null ||
+      typeof store !== "object" ||
+      typeof store.lookup !== "function" ||
+      typeof store.onChange !== "function"
+    ) {
       throw new TypeError(`certificate store service: ${role}.stores[${i}] is not a CertificateStore`);
     }
     stores.push(store);

@@ -33,7 +33,13 @@ export interface ServiceAudit {
   /** Records a successful write, unless the store did. */
   written(action: AuditAction, context: HandlerContext, certificateId: string, sha256: string): Promise<void>;
   /** Records a refused or failed write (the error the call fails with); never throws. */
-  attemptFailed(action: AuditAction, context: HandlerContext, certificateId: string, sha256: string, error: unknown): Promise<void>;
+  attemptFailed(
+    action: AuditAction,
+    context: HandlerContext,
+    certificateId: string,
+    sha256: string,
+    error: unknown,
+  ): Promise<void>;
   /** Hears the access gate's decisions; records refused writes, at most `refusalsPerMinute`. */
   onDecision(event: DecisionEvent): void;
   /** Serves one page of ListAuditEvents. */
@@ -146,7 +152,9 @@ export function createServiceAudit(options: ServiceAuditOptions): ServiceAudit {
         code: event.code === Code.PermissionDenied ? "permission_denied" : "unauthenticated",
         reason: clean(String(event.reason ?? "refused"), 1024),
         actor:
-          event.certificate === undefined ? noActor : { subject: subjectOf(event.certificate.subject), sha256: event.certificate.sha256 },
+          event.certificate === undefined
+            ? noActor
+            : { subject: subjectOf(event.certificate.subject), sha256: event.certificate.sha256 },
         certificateId: "",
         sha256: "",
       });
@@ -247,7 +255,6 @@ function snakeCase(name: string): string {
 // What a caller sent may hold control characters (a NUL that PostgreSQL
 // text refuses) and be long: records keep a bounded, printable copy.
 function clean(text: string, max: number): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is replaced
   return text.slice(0, max).replace(/[\u0000-\u001f\u007f]/g, "\ufffd");
 }
 
@@ -261,7 +268,12 @@ function encodeAuditToken(sequence: number): string {
 function decodeAuditToken(token: string): number {
   const text = Buffer.from(token, "base64url").toString("utf8");
   const sequence = Number(text.slice(tokenPrefix.length));
-  if (!text.startsWith(tokenPrefix) || !Number.isSafeInteger(sequence) || sequence < 0 || encodeAuditToken(sequence) !== token) {
+  if (
+    !text.startsWith(tokenPrefix) ||
+    !Number.isSafeInteger(sequence) ||
+    sequence < 0 ||
+    encodeAuditToken(sequence) !== token
+  ) {
     throw new ConnectError("invalid page_token", Code.InvalidArgument);
   }
   return sequence;

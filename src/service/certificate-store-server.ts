@@ -141,7 +141,10 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
   const health =
     options.health === false
       ? undefined
-      : createHealthService({ maxWatchesPerConnection: options.maxWatchesPerConnection, maxWatches: options.maxWatches });
+      : createHealthService({
+          maxWatchesPerConnection: options.maxWatchesPerConnection,
+          maxWatches: options.maxWatches,
+        });
   // A replica of a shared store serves only while it reaches the store.
   const reportState = (state: ReplicaState) => {
     const status = state === "connected" ? "SERVING" : "NOT_SERVING";
@@ -280,7 +283,9 @@ function checkClientCa(pem: string | Buffer): string {
     if (decoded.code === "private_key" || decoded.code === "pkcs12") {
       throw new TypeError("certificate store server: clientCa contains a private key; give only the CA certificate(s)");
     }
-    throw new TypeError(`certificate store server: clientCa holds a CERTIFICATE that cannot be read (${decoded.reason})`);
+    throw new TypeError(
+      `certificate store server: clientCa holds a CERTIFICATE that cannot be read (${decoded.reason})`,
+    );
   }
   if (!decoded.pem || decoded.ders.length === 0) {
     throw new TypeError("certificate store server: clientCa holds no PEM CERTIFICATE");

@@ -137,9 +137,12 @@ export interface CertificateStoreServiceHandler {
 
 const mutating = new Set(["CreateCertificate", "DeleteCertificate"]);
 const auditWarning = (error: unknown) =>
-  process.emitWarning(`certgate: an audit record could not be written: ${error instanceof Error ? error.message : String(error)}`, {
-    code: "CERTGATE_AUDIT_FAILED",
-  });
+  process.emitWarning(
+    `certgate: an audit record could not be written: ${error instanceof Error ? error.message : String(error)}`,
+    {
+      code: "CERTGATE_AUDIT_FAILED",
+    },
+  );
 const defaultPageSize = 100;
 const maxPageSize = 1000;
 
@@ -172,7 +175,11 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
   if (options.access === undefined) {
     throw new TypeError("certificate store service: options.access is required (admin and/or reader certificates)");
   }
-  const maxUploadBytes = positiveInteger("certificate store service: maxUploadBytes", options.maxUploadBytes, defaultMaxUploadBytes);
+  const maxUploadBytes = positiveInteger(
+    "certificate store service: maxUploadBytes",
+    options.maxUploadBytes,
+    defaultMaxUploadBytes,
+  );
   const labelLimits = {
     maxLabels: positiveInteger("certificate store service: maxLabels", options.maxLabels, defaultLabelLimits.maxLabels),
     maxValueLength: positiveInteger(
@@ -182,15 +189,26 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
     ),
   };
   // The stores keep at most the default limits: the service may only tighten them.
-  if (labelLimits.maxLabels > defaultLabelLimits.maxLabels || labelLimits.maxValueLength > defaultLabelLimits.maxValueLength) {
+  if (
+    labelLimits.maxLabels > defaultLabelLimits.maxLabels ||
+    labelLimits.maxValueLength > defaultLabelLimits.maxValueLength
+  ) {
     throw new TypeError(
       `certificate store service: maxLabels and maxLabelValueLength may be at most ${defaultLabelLimits.maxLabels} and ${defaultLabelLimits.maxValueLength}, the stores' limits`,
     );
   }
   const partSize = positiveInteger("certificate store service: watchPartSize", options.watchPartSize, 500);
-  const heartbeatIntervalMs = positiveInteger("certificate store service: watchHeartbeatMs", options.watchHeartbeatMs, 10_000);
+  const heartbeatIntervalMs = positiveInteger(
+    "certificate store service: watchHeartbeatMs",
+    options.watchHeartbeatMs,
+    10_000,
+  );
   const now = clockOf(options.clock);
-  if (options.audit !== undefined && options.audit !== false && (typeof options.audit.record !== "function" || typeof options.audit.list !== "function")) {
+  if (
+    options.audit !== undefined &&
+    options.audit !== false &&
+    (typeof options.audit.record !== "function" || typeof options.audit.list !== "function")
+  ) {
     throw new TypeError("certificate store service: options.audit must be an AuditLog or false");
   }
   const auditLog = options.audit === false ? undefined : (options.audit ?? store.audit);
@@ -198,7 +216,12 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
     log: auditLog,
     storeRecords: auditLog !== undefined && auditLog === store.audit,
     now,
-    refusalsPerMinute: positiveInteger("certificate store service: auditRefusalsPerMinute", options.auditRefusalsPerMinute, 60, 0),
+    refusalsPerMinute: positiveInteger(
+      "certificate store service: auditRefusalsPerMinute",
+      options.auditRefusalsPerMinute,
+      60,
+      0,
+    ),
     onError: options.onAuditError ?? auditWarning,
   });
   const userOnDecision = options.access.onDecision;
@@ -217,7 +240,11 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
   // A store shared by several replicas numbers its own revisions, the same
   // on every replica, so that a watch resumes on any of them.
   const sharedLog = store.sharedLog;
-  const maxEntryChanges = positiveInteger("certificate store service: watchMaxEntryChanges", options.watchMaxEntryChanges, 1000);
+  const maxEntryChanges = positiveInteger(
+    "certificate store service: watchMaxEntryChanges",
+    options.watchMaxEntryChanges,
+    1000,
+  );
   const journal =
     sharedLog === undefined
       ? createWatchJournal({ store, maxChanges: journalSize, maxEntryChanges })
@@ -234,7 +261,10 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
   // request is cut off soon after the upload limit instead of buffered whole.
   const readMaxBytes = Math.ceil((maxUploadBytes * 4) / 3) + 64 * 1024;
 
-  async function verify(certificate: Certificate, signal: AbortSignal): Promise<MessageInitShape<typeof VerifyCertificateResponseSchema>> {
+  async function verify(
+    certificate: Certificate,
+    signal: AbortSignal,
+  ): Promise<MessageInitShape<typeof VerifyCertificateResponseSchema>> {
     const revision = BigInt(journal.head);
     const t = now();
     if (t > certificate.notAfter.getTime()) {
@@ -281,7 +311,9 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
             checkId(id);
             // Answer only once the store's put (and its audit record)
             // resolved: an acknowledged certificate is durable.
-            const stored = await readStore(() => store.put(id, certificate.der, { labels: { ...req.labels }, ...audit.forStore(ctx) }));
+            const stored = await readStore(() =>
+              store.put(id, certificate.der, { labels: { ...req.labels }, ...audit.forStore(ctx) }),
+            );
             done = true;
             await readStore(() => audit.written("create", ctx, stored.id, stored.sha256));
             return { certificate: certificateMessage(stored, certificate) };
@@ -308,7 +340,9 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
             const forStore = audit.forStore(ctx);
             // A log of its own (not the store's) records the thumbprint read first.
             const before =
-              forStore.actor === undefined && auditLog !== undefined ? await store.get(req.certificateId).catch(() => undefined) : undefined;
+              forStore.actor === undefined && auditLog !== undefined
+                ? await store.get(req.certificateId).catch(() => undefined)
+                : undefined;
             await readStore(() => store.delete(req.certificateId, forStore));
             done = true;
             await readStore(() => audit.written("delete", ctx, req.certificateId, before?.sha256 ?? ""));
@@ -420,7 +454,12 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
             // that arrived with the request is seen here, before any read.
             await new Promise((resolve) => setImmediate(resolve));
             if (!cutOff) {
-              for await (const event of watchStream(req, watch.signal, { store, journal, partSize, heartbeatIntervalMs })) {
+              for await (const event of watchStream(req, watch.signal, {
+                store,
+                journal,
+                partSize,
+                heartbeatIntervalMs,
+              })) {
                 // A watch outlives the gate's decision: a reader removed from
                 // the list, or whose certificate expired, hears no more.
                 await gate.recheck(ctx);

@@ -33,16 +33,19 @@ export function closeIdleConnections(server: http2.Http2SecureServer, idleTimeou
     http1.set(socket, idle);
     socket.once("close", idle.stop);
   });
-  server.on("request", (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
-    if (req.httpVersionMajor === 2) {
-      return;
-    }
-    const idle = http1.get(req.socket as TLSSocket);
-    if (idle !== undefined) {
-      idle.begin();
-      res.once("close", idle.end);
-    }
-  });
+  server.on(
+    "request",
+    (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
+      if (req.httpVersionMajor === 2) {
+        return;
+      }
+      const idle = http1.get(req.socket as TLSSocket);
+      if (idle !== undefined) {
+        idle.begin();
+        res.once("close", idle.end);
+      }
+    },
+  );
 }
 
 interface IdleTimer {

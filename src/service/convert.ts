@@ -2,10 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { parseCertificate, type Certificate } from "../core/certificate.js";
 import type { StoredCertificate } from "../core/store.js";
-import {
-  CertificateSchema,
-  type Certificate as CertificateMessage,
-} from "../gen/certgate/v1/certificate_store_pb.js";
+import { CertificateSchema, type Certificate as CertificateMessage } from "../gen/certgate/v1/certificate_store_pb.js";
 
 /**
  * certificateMessage turns a stored certificate into the full `Certificate`

@@ -117,7 +117,12 @@ const maxSeconds = 253_402_300_799n;
  * one outside the range of `google.protobuf.Timestamp` is `InvalidArgument`.
  */
 export function timestampMillis(field: string, timestamp: Timestamp): number {
-  if (timestamp.seconds < minSeconds || timestamp.seconds > maxSeconds || timestamp.nanos < 0 || timestamp.nanos > 999_999_999) {
+  if (
+    timestamp.seconds < minSeconds ||
+    timestamp.seconds > maxSeconds ||
+    timestamp.nanos < 0 ||
+    timestamp.nanos > 999_999_999
+  ) {
     throw new ConnectError(`${field} is not a valid timestamp`, Code.InvalidArgument);
   }
   return Number(timestamp.seconds) * 1000 + Math.floor(timestamp.nanos / 1_000_000);

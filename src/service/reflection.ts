@@ -102,7 +102,7 @@ export function createReflectionService(options: ReflectionServiceOptions): Refl
       file.dependencies.forEach(addFile);
     }
   };
-  listed.forEach((service) => addFile(service.file));
+  for (const service of listed) addFile(service.file);
   for (const file of options.registry?.files ?? []) {
     addFile(file);
   }
@@ -223,11 +223,17 @@ export function createReflectionService(options: ReflectionServiceOptions): Refl
           async *serverReflectionInfo(requests, context) {
             const asV1 = async function* () {
               for await (const request of requests) {
-                yield fromBinary(v1.ServerReflectionRequestSchema, toBinary(v1alpha.ServerReflectionRequestSchema, request));
+                yield fromBinary(
+                  v1.ServerReflectionRequestSchema,
+                  toBinary(v1alpha.ServerReflectionRequestSchema, request),
+                );
               }
             };
             for await (const response of answers(asV1(), context)) {
-              const bytes = toBinary(v1.ServerReflectionResponseSchema, create(v1.ServerReflectionResponseSchema, response));
+              const bytes = toBinary(
+                v1.ServerReflectionResponseSchema,
+                create(v1.ServerReflectionResponseSchema, response),
+              );
               yield fromBinary(v1alpha.ServerReflectionResponseSchema, bytes);
             }
           },

@@ -115,7 +115,7 @@ function createFollower(algorithm: Algorithm, store: WritableCertificateStore, j
         after = (page[page.length - 1] as StoredCertificate).id;
       }
       const missed = journal.since(from);
-      if (missed !== undefined && missed.every((entry) => apply(index, entry))) {
+      if (missed?.every((entry) => apply(index, entry))) {
         if (closed) {
           throw new Error("certificate store service is closed");
         }

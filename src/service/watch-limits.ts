@@ -36,7 +36,10 @@ export function createWatchLimits(what: string, perConnection: number, total: nu
       const connection = context.values.get(peerCertificateKey);
       const mine = connection === undefined ? 0 : (counts.get(connection) ?? 0);
       if (mine >= perConnection) {
-        throw new ConnectError(`too many ${what} on this connection (at most ${perConnection})`, Code.ResourceExhausted);
+        throw new ConnectError(
+          `too many ${what} on this connection (at most ${perConnection})`,
+          Code.ResourceExhausted,
+        );
       }
       if (open >= total) {
         throw new ConnectError(`too many ${what} on this server (at most ${total})`, Code.ResourceExhausted);

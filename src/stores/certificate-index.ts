@@ -50,7 +50,7 @@ export function createCertificateIndex<T extends IndexedCertificate>(): Certific
   }
   function unlink(map: Map<string, Set<string>>, thumbprint: string, id: string): void {
     const ids = map.get(thumbprint);
-    if (ids !== undefined && ids.delete(id) && ids.size === 0) {
+    if (ids?.delete(id) && ids.size === 0) {
       map.delete(thumbprint);
     }
   }

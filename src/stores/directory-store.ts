@@ -113,7 +113,9 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
   const directory = checkFolder(options.directory, "directory");
   const caDirectory = options.caDirectory === undefined ? undefined : checkFolder(options.caDirectory, "caDirectory");
   if (caDirectory !== undefined && fs.realpathSync(caDirectory) === fs.realpathSync(directory)) {
-    throw new Error(`certgate: caDirectory must not be the certificate folder itself (${directory}): a CA certificate among the leaf certificates would admit everything it issued`);
+    throw new Error(
+      `certgate: caDirectory must not be the certificate folder itself (${directory}): a CA certificate among the leaf certificates would admit everything it issued`,
+    );
   }
   const where = "certgate: createDirectoryStore() options";
   const maxFileBytes = positiveInteger(`${where}.maxFileBytes`, options.maxFileBytes, defaultMaxFileBytes, 1);
@@ -225,7 +227,9 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
       report(caFirst.newProblems);
     }
   } catch (error) {
-    throw new Error(`certgate: cannot read the certificate folder: ${String((error as Error).message ?? error)}`, { cause: error });
+    throw new Error(`certgate: cannot read the certificate folder: ${String((error as Error).message ?? error)}`, {
+      cause: error,
+    });
   }
   const started: ChangeScheduler = createChangeScheduler({
     directory,
@@ -316,7 +320,15 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
       const stored = await writable.put(id, der, putOptions);
       const actor = putOptions?.actor;
       if (actor !== undefined) {
-        const record = { action: "create", result: "ok", code: "", reason: "", actor, certificateId: stored.id, sha256: stored.sha256 } as const;
+        const record = {
+          action: "create",
+          result: "ok",
+          code: "",
+          reason: "",
+          actor,
+          certificateId: stored.id,
+          sha256: stored.sha256,
+        } as const;
         await audit.record({ time: putOptions?.auditTime ?? new Date(Math.floor(now())), ...record });
       }
       return stored;
@@ -326,7 +338,15 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
       const before = actor === undefined ? undefined : await writable.get(id).catch(() => undefined);
       await writable.delete(id);
       if (actor !== undefined) {
-        const record = { action: "delete", result: "ok", code: "", reason: "", actor, certificateId: id, sha256: before?.sha256 ?? "" } as const;
+        const record = {
+          action: "delete",
+          result: "ok",
+          code: "",
+          reason: "",
+          actor,
+          certificateId: id,
+          sha256: before?.sha256 ?? "",
+        } as const;
         await audit.record({ time: deleteOptions?.auditTime ?? new Date(Math.floor(now())), ...record });
       }
     },
@@ -362,7 +382,9 @@ function warnProblems(): (problem: DirectoryStoreProblem) => void {
       process.emitWarning(`certgate: skipped ${p.path}: ${p.reason}`, { code: "CERTGATE_DIRECTORY_PROBLEM" });
     } else if (!quiet) {
       quiet = true;
-      process.emitWarning("certgate: more problems in the certificate folder; see store.problems()", { code: "CERTGATE_DIRECTORY_PROBLEM" });
+      process.emitWarning("certgate: more problems in the certificate folder; see store.problems()", {
+        code: "CERTGATE_DIRECTORY_PROBLEM",
+      });
     }
     queueMicrotask(() => {
       warned = 0;

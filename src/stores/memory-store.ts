@@ -137,7 +137,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): WritableCer
       if (entry === undefined) {
         return Promise.resolve({ kind: "refused", reason: "not_allowed" });
       }
-      return Promise.resolve({ kind: "admitted", entry: { id: entry.id, thumbprint: entry.sha256, labels: entry.labels } });
+      return Promise.resolve({
+        kind: "admitted",
+        entry: { id: entry.id, thumbprint: entry.sha256, labels: entry.labels },
+      });
     },
     onChange: notifier.onChange,
     onChanges(listener) {
@@ -183,7 +186,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): WritableCer
       }
     },
     get(id) {
-      return closed ? Promise.reject(new ConnectError("certificate store is closed", Code.Unavailable)) : Promise.resolve(index.get(id));
+      return closed
+        ? Promise.reject(new ConnectError("certificate store is closed", Code.Unavailable))
+        : Promise.resolve(index.get(id));
     },
     list({ after, limit }) {
       if (closed) {

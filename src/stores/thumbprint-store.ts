@@ -1,10 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import { normalizeThumbprint, type Certificate } from "../core/certificate.js";
-import {
-  createChangeNotifier,
-  type CertificateStore,
-  type StoreVerdict,
-} from "../core/store.js";
+import { createChangeNotifier, type CertificateStore, type StoreVerdict } from "../core/store.js";
 
 /**
  * createThumbprintStore returns a `CertificateStore` that admits exactly the
@@ -19,9 +15,7 @@ import {
  * @example
  * const store = createThumbprintStore("3A:F2:...:9C");
  */
-export function createThumbprintStore(
-  thumbprints: string | Iterable<string>,
-): CertificateStore {
+export function createThumbprintStore(thumbprints: string | Iterable<string>): CertificateStore {
   const list = typeof thumbprints === "string" ? [thumbprints] : [...thumbprints];
   if (list.length === 0) {
     throw new TypeError("createThumbprintStore() needs at least one thumbprint");

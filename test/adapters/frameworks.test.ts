@@ -55,7 +55,12 @@ beforeAll(async () => {
     ipAddresses: ["127.0.0.1"],
     usages: ["server"],
   });
-  const [alice, bob, mallory, proxy] = await Promise.all([issue("alice"), issue("bob"), issue("mallory"), issue("proxy")]);
+  const [alice, bob, mallory, proxy] = await Promise.all([
+    issue("alice"),
+    issue("bob"),
+    issue("mallory"),
+    issue("proxy"),
+  ]);
   const dir = mkdtempSync(join(tmpdir(), "certgate-adapters-"));
   writeFileSync(join(dir, "ca.pem"), ca.cert);
   for (const [name, c] of Object.entries({ alice, bob, mallory, proxy })) {
@@ -90,7 +95,12 @@ function refusal(error: unknown) {
 }
 
 async function refused(call: Promise<unknown>) {
-  return refusal(await call.then(() => undefined, (e: unknown) => e));
+  return refusal(
+    await call.then(
+      () => undefined,
+      (e: unknown) => e,
+    ),
+  );
 }
 
 const modes = ["gate", "interceptor"] as const;
@@ -139,7 +149,9 @@ describe.each(cases)("peerCertificateContextValues with the $name", ({ variant, 
       expect(await refused(client.echo({ text: "hi" }))).toEqual({
         code: Code.Unauthenticated,
         message: "client certificate not allowed",
-        details: [expect.objectContaining({ reason: "not_allowed", procedure: "/certgate.example.v1.EchoService/Echo" })],
+        details: [
+          expect.objectContaining({ reason: "not_allowed", procedure: "/certgate.example.v1.EchoService/Echo" }),
+        ],
       });
     } finally {
       close();
@@ -160,7 +172,10 @@ describe.each(cases)("peerCertificateContextValues with the $name", ({ variant, 
 
     const none = await curl(running, variant.http, pki.files("none"));
     expect(none.status).toBe(401);
-    expect(JSON.parse(none.body)).toMatchObject({ code: "unauthenticated", message: "no client certificate presented" });
+    expect(JSON.parse(none.body)).toMatchObject({
+      code: "unauthenticated",
+      message: "no client certificate presented",
+    });
   });
 
   it("sees a deletion on the next call of an open keep-alive connection", async () => {
@@ -207,7 +222,10 @@ describe.each(cases)("peerCertificateContextValues with the $name", ({ variant, 
     } finally {
       logged.mockRestore();
     }
-    expect(await curl(running, variant.http, pki.files("alice"))).toEqual({ status: 200, body: '{"text":"hello, CN=alice"}' });
+    expect(await curl(running, variant.http, pki.files("alice"))).toEqual({
+      status: 200,
+      body: '{"text":"hello, CN=alice"}',
+    });
   });
 });
 
@@ -377,7 +395,10 @@ describe("examples", () => {
       expect(await curl(running, http, files("alice"))).toEqual(alice);
       const bob = await curl(running, http, files("bob"));
       expect(bob.status).toBe(401);
-      expect(JSON.parse(bob.body)).toMatchObject({ code: "unauthenticated", message: "client certificate not allowed" });
+      expect(JSON.parse(bob.body)).toMatchObject({
+        code: "unauthenticated",
+        message: "client certificate not allowed",
+      });
 
       const answered = { status: 400, body: "malformed request\n" };
       expect(await malformedHttp1(port, `::1:${port}`)).toEqual(answered);

@@ -12,7 +12,13 @@ import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import { createConnectTransport, createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import express from "express";
 import { fastify, type FastifyInstance, type FastifyRequest, type RawServerBase } from "fastify";
-import { clientCertificateKey, guardRequestHandler, isMalformedRequest, peerCertificateKey, type PeerCertificate } from "certgate";
+import {
+  clientCertificateKey,
+  guardRequestHandler,
+  isMalformedRequest,
+  peerCertificateKey,
+  type PeerCertificate,
+} from "certgate";
 import type { IssuedCertificate } from "certgate/dev";
 import { EchoService } from "certgate/example";
 
@@ -72,7 +78,11 @@ function routes(seen: Seen) {
 }
 
 /** startServer runs the echo service on the variant's framework, HTTPS with requestCert. */
-export async function startServer(variant: Variant, server: IssuedCertificate, options: ServerOptions): Promise<Running> {
+export async function startServer(
+  variant: Variant,
+  server: IssuedCertificate,
+  options: ServerOptions,
+): Promise<Running> {
   const seen: Seen = { peers: [] };
   const tlsOptions = { cert: server.cert, key: server.key, requestCert: true, rejectUnauthorized: false };
   const adapterOptions = {
@@ -110,7 +120,11 @@ export async function startServer(variant: Variant, server: IssuedCertificate, o
     });
     await scope.register(fastifyConnectPlugin, pluginOptions);
   };
-  let app: { server: tls.Server; listen(o: { port: number; host: string }): Promise<string>; close(): Promise<undefined> };
+  let app: {
+    server: tls.Server;
+    listen(o: { port: number; host: string }): Promise<string>;
+    close(): Promise<undefined>;
+  };
   if (variant.http === "2") {
     const h2 = fastify({ http2: true, https: { ...tlsOptions, allowHTTP1: true } });
     await h2.register(connect);
@@ -214,14 +228,17 @@ export interface RawAnswer {
  */
 export function malformedHttp1(port: number, host: string | undefined): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: "127.0.0.1", port, rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] }, () => {
-      const head =
-        host === undefined
-          ? "POST /certgate.example.v1.EchoService/Echo HTTP/1.0\r\n"
-          : `POST /certgate.example.v1.EchoService/Echo HTTP/1.1\r\nhost: ${host}\r\nconnection: close\r\n`;
-      // Not half-closed: the server decides when the connection ends.
-      socket.write(`${head}content-type: application/json\r\ncontent-length: 2\r\n\r\n{}`);
-    });
+    const socket = tls.connect(
+      { host: "127.0.0.1", port, rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] },
+      () => {
+        const head =
+          host === undefined
+            ? "POST /certgate.example.v1.EchoService/Echo HTTP/1.0\r\n"
+            : `POST /certgate.example.v1.EchoService/Echo HTTP/1.1\r\nhost: ${host}\r\nconnection: close\r\n`;
+        // Not half-closed: the server decides when the connection ends.
+        socket.write(`${head}content-type: application/json\r\ncontent-length: 2\r\n\r\n{}`);
+      },
+    );
     let received = "";
     socket.setEncoding("utf8");
     socket.on("data", (chunk: string) => (received += chunk));
@@ -229,7 +246,10 @@ export function malformedHttp1(port: number, host: string | undefined): Promise<
     socket.on("close", () => {
       const status = /^HTTP\/1\.[01] (\d{3})/.exec(received)?.[1];
       const cut = received.indexOf("\r\n\r\n");
-      resolve({ status: status === undefined ? "closed" : Number(status), body: cut < 0 ? "" : received.slice(cut + 4) });
+      resolve({
+        status: status === undefined ? "closed" : Number(status),
+        body: cut < 0 ? "" : received.slice(cut + 4),
+      });
     });
   });
 }
@@ -271,12 +291,15 @@ export async function malformedHttp2(port: number, authority: string): Promise<R
 export function statusBeforeBody(running: Running, ca: string, who: IssuedCertificate | undefined): Promise<string> {
   return new Promise((resolve, reject) => {
     const credentials = who === undefined ? {} : { cert: who.cert, key: who.key };
-    const socket = tls.connect({ host: "127.0.0.1", port: running.port, ca, servername: "localhost", ...credentials }, () => {
-      socket.write(
-        "POST /certgate.example.v1.EchoService/Echo HTTP/1.1\r\nhost: localhost\r\n" +
-          "content-type: application/json\r\ncontent-length: 100000000\r\n\r\n",
-      );
-    });
+    const socket = tls.connect(
+      { host: "127.0.0.1", port: running.port, ca, servername: "localhost", ...credentials },
+      () => {
+        socket.write(
+          "POST /certgate.example.v1.EchoService/Echo HTTP/1.1\r\nhost: localhost\r\n" +
+            "content-type: application/json\r\ncontent-length: 100000000\r\n\r\n",
+        );
+      },
+    );
     let received = "";
     socket.setEncoding("utf8");
     socket.on("data", (chunk: string) => {

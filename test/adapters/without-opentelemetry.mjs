@@ -48,7 +48,11 @@ const { connectNodeAdapter, createGrpcTransport } = await import("@connectrpc/co
 const { createClient, ConnectError } = await import("@connectrpc/connect");
 
 const ca = await createDevCa();
-const serverCert = await issueDevCertificate(ca, { commonName: "localhost", ipAddresses: ["127.0.0.1"], usages: ["server"] });
+const serverCert = await issueDevCertificate(ca, {
+  commonName: "localhost",
+  ipAddresses: ["127.0.0.1"],
+  usages: ["server"],
+});
 const alice = await issueDevCertificate(ca, { commonName: "alice", usages: ["client"] });
 const bob = await issueDevCertificate(ca, { commonName: "bob", usages: ["client"] });
 const store = certgate.createMemoryStore({ certificates: [alice.der], metricsName: "allow-list" });

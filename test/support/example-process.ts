@@ -37,11 +37,15 @@ export interface ExampleOptions {
  * line on stdout.
  */
 export async function startExample(name: string, options: ExampleOptions): Promise<ExampleProcess> {
-  const child = spawn(process.execPath, ["--import", tsx, join(repo, "examples", `${name}.ts`), ...(options.args ?? [])], {
-    cwd: options.cwd,
-    env: { ...baseEnv, TSX_TSCONFIG_PATH: join(repo, "tsconfig.json"), ...options.env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    process.execPath,
+    ["--import", tsx, join(repo, "examples", `${name}.ts`), ...(options.args ?? [])],
+    {
+      cwd: options.cwd,
+      env: { ...baseEnv, TSX_TSCONFIG_PATH: join(repo, "tsconfig.json"), ...options.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let stdout = "";
   let stderr = "";
   let exited = false;

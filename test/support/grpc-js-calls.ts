@@ -14,7 +14,12 @@ export const callKinds: readonly CallKind[] = ["unary", "server-streaming", "cli
  * requests) and resolves with the response texts, joined by `|`; it rejects
  * with the grpc-js `ServiceError`.
  */
-export function callEcho(client: EchoBidiRawClient, kind: CallKind, text: string, metadata = new grpc.Metadata()): Promise<string> {
+export function callEcho(
+  client: EchoBidiRawClient,
+  kind: CallKind,
+  text: string,
+  metadata = new grpc.Metadata(),
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const done = (error: grpc.ServiceError | null, response?: { text: string }) =>
       error === null ? resolve(response?.text ?? "") : reject(error);
@@ -31,10 +36,12 @@ export function callEcho(client: EchoBidiRawClient, kind: CallKind, text: string
         return;
       }
       case "client-streaming": {
-        const call = (client.echoClientStream as unknown as (m: grpc.Metadata, cb: typeof done) => grpc.ClientWritableStream<unknown>)(
-          metadata,
-          done,
-        );
+        const call = (
+          client.echoClientStream as unknown as (
+            m: grpc.Metadata,
+            cb: typeof done,
+          ) => grpc.ClientWritableStream<unknown>
+        )(metadata, done);
         call.write({ text });
         call.write({ text });
         call.end();

@@ -72,8 +72,10 @@ export function createGrpcJsEchoClient(port: number, tls: GrpcJsClientTls): Grpc
     tls.cert === undefined ? null : Buffer.from(tls.cert),
   );
   const client = new Constructor(`127.0.0.1:${port}`, credentials) as unknown as RawClient;
-  const settle = (resolve: (text: string) => void, reject: (e: unknown) => void): Callback =>
-    (error, response) => (error === null ? resolve(response?.text ?? "") : reject(error));
+  const settle =
+    (resolve: (text: string) => void, reject: (e: unknown) => void): Callback =>
+    (error, response) =>
+      error === null ? resolve(response?.text ?? "") : reject(error);
   return {
     echo(text) {
       return new Promise((resolve, reject) => {

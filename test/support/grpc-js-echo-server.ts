@@ -17,7 +17,12 @@ import type { TestPki } from "./harness.js";
 export const echoBidiPath = `/${EchoService.typeName}/EchoBidi`;
 
 // Plain objects in, messages out: handlers and tests write `{ text }`.
-function method(path: string, kind: string, input: DescMessage, output: DescMessage): grpc.MethodDefinition<unknown, unknown> {
+function method(
+  path: string,
+  kind: string,
+  input: DescMessage,
+  output: DescMessage,
+): grpc.MethodDefinition<unknown, unknown> {
   return {
     path,
     requestStream: kind === "client_streaming" || kind === "bidi_streaming",
@@ -35,7 +40,12 @@ export function echoDefinition(): grpc.ServiceDefinition {
   for (const m of EchoService.methods) {
     definition[m.localName] = method(`/${EchoService.typeName}/${m.name}`, m.methodKind, m.input, m.output);
   }
-  definition.echoBidi = method(echoBidiPath, "bidi_streaming", EchoClientStreamRequestSchema, EchoClientStreamResponseSchema);
+  definition.echoBidi = method(
+    echoBidiPath,
+    "bidi_streaming",
+    EchoClientStreamRequestSchema,
+    EchoClientStreamResponseSchema,
+  );
   return definition as grpc.ServiceDefinition;
 }
 
@@ -88,7 +98,10 @@ export async function startGrpcJsEchoServer(options: GrpcJsEchoServerOptions): P
       for (let i = 0; i < call.request.count; i++) call.write({ text: `${call.request.text} ${who}` });
       call.end();
     },
-    echoClientStream(call: grpc.ServerReadableStream<{ text: string }, unknown>, callback: grpc.sendUnaryData<unknown>) {
+    echoClientStream(
+      call: grpc.ServerReadableStream<{ text: string }, unknown>,
+      callback: grpc.sendUnaryData<unknown>,
+    ) {
       const who = textOf(call);
       const texts: string[] = [];
       call.on("data", (m: { text: string }) => {
@@ -124,7 +137,11 @@ export async function startGrpcJsEchoServer(options: GrpcJsEchoServerOptions): P
 }
 
 /** GrpcJsBidiClient adds the bidi method to the test client. */
-export function createBidiClient(port: number, tls: { ca: string; cert?: string; key?: string }, options?: grpc.ChannelOptions) {
+export function createBidiClient(
+  port: number,
+  tls: { ca: string; cert?: string; key?: string },
+  options?: grpc.ChannelOptions,
+) {
   const Constructor = grpc.makeGenericClientConstructor(echoDefinition(), EchoService.typeName);
   const credentials = grpc.credentials.createSsl(
     Buffer.from(tls.ca),

@@ -151,7 +151,9 @@ export interface TestServerOptions {
   /** Pass `peerCertificateContextValues` to the adapter. By default, true. */
   contextValues?: boolean;
   /** Wraps the adapter's request handler (such as createFastRefusalHandler). By default, none. */
-  wrapHandler?: (handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void) => (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
+  wrapHandler?: (
+    handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+  ) => (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void;
 }
 
 /** Starts the echo service on 127.0.0.1, port 0, HTTP/2 with HTTP/1.1 allowed. */
@@ -254,7 +256,11 @@ export function transportFor(
 }
 
 /** Waits until `condition` holds, polling, with a generous deadline. */
-export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, deadlineMs = 10_000): Promise<void> {
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  what: string,
+  deadlineMs = 10_000,
+): Promise<void> {
   const end = Date.now() + deadlineMs;
   while (!(await condition())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);

@@ -20,7 +20,7 @@ const serialLength = 16;
  */
 export async function generateCertificates(count: number, commonName = "many"): Promise<ManyCertificates> {
   const ca = await createDevCa({ commonName: `${commonName} CA` });
-  const serial = "7f" + "11".repeat(serialLength - 1);
+  const serial = `7f${"11".repeat(serialLength - 1)}`;
   const template = await issueDevCertificate(ca, { commonName, serialNumber: serial, usages: ["client"] });
   const key = createPrivateKey(ca.key);
   const outer = readElement(template.der, 0);
@@ -36,7 +36,12 @@ export async function generateCertificates(count: number, commonName = "many"): 
     const next = Buffer.from(tbsBytes);
     next.writeUInt32BE(i, serialAt + serialLength - 4);
     const signature = sign("sha256", next, { key, dsaEncoding: "der" });
-    const bitString = Buffer.concat([Buffer.from([0x03]), encodeLength(signature.length + 1), Buffer.from([0]), signature]);
+    const bitString = Buffer.concat([
+      Buffer.from([0x03]),
+      encodeLength(signature.length + 1),
+      Buffer.from([0]),
+      signature,
+    ]);
     const content = Buffer.concat([next, algorithmBytes, bitString]);
     ders.push(new Uint8Array(Buffer.concat([Buffer.from([0x30]), encodeLength(content.length), content])));
   }

@@ -4,7 +4,10 @@ import {
   AggregationTemporality,
   MeterProvider,
   MetricReader,
-  type DataPoint, type Histogram, type MetricData } from "@opentelemetry/sdk-metrics";
+  type DataPoint,
+  type Histogram,
+  type MetricData,
+} from "@opentelemetry/sdk-metrics";
 
 class TestReader extends MetricReader {
   protected onForceFlush(): Promise<void> {
@@ -60,14 +63,18 @@ export function createTestMetrics(temporality?: "delta"): TestMetrics {
       );
     },
     async metrics() {
-      return (await collect()).map((m) => ({ name: m.descriptor.name, unit: m.descriptor.unit, description: m.descriptor.description }));
+      return (await collect()).map((m) => ({
+        name: m.descriptor.name,
+        unit: m.descriptor.unit,
+        description: m.descriptor.description,
+      }));
     },
     shutdown: () => provider.shutdown(),
   };
 }
 
 /** The value of the point whose attributes include `match`, or 0 when there is none. */
-export function valueOf(points: Point[], match: Record<string, unknown>): number {
+export function pointValue(points: Point[], match: Record<string, unknown>): number {
   const found = points.filter((p) => Object.entries(match).every(([k, v]) => p.attributes[k] === v));
   if (found.length > 1) throw new Error(`${found.length} points match ${JSON.stringify(match)}`);
   return found[0]?.value ?? 0;

@@ -45,16 +45,47 @@ export async function createOpensslCa(): Promise<OpensslCa> {
   );
   await writeFile(join(dir, "index.txt"), "");
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  openssl("req", "-x509", ...ec, "-keyout", "ca-key.pem", "-out", "ca.pem", "-subj", "/CN=openssl test CA", "-days", "2",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign");
+  openssl(
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    "ca-key.pem",
+    "-out",
+    "ca.pem",
+    "-subj",
+    "/CN=openssl test CA",
+    "-days",
+    "2",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+    "-addext",
+    "keyUsage=critical,keyCertSign,cRLSign",
+  );
   return {
     dir,
     cert: await readFile(join(dir, "ca.pem"), "utf8"),
     async issue(name, serial) {
       openssl("req", "-new", ...ec, "-keyout", `${name}-key.pem`, "-out", `${name}.csr`, "-subj", `/CN=${name}`);
       await writeFile(join(dir, `${name}.ext`), "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n");
-      openssl("x509", "-req", "-in", `${name}.csr`, "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-set_serial", serial,
-        "-days", "1", "-extfile", `${name}.ext`, "-out", `${name}.pem`);
+      openssl(
+        "x509",
+        "-req",
+        "-in",
+        `${name}.csr`,
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca-key.pem",
+        "-set_serial",
+        serial,
+        "-days",
+        "1",
+        "-extfile",
+        `${name}.ext`,
+        "-out",
+        `${name}.pem`,
+      );
       const file = join(dir, `${name}.pem`);
       return { file, cert: await readFile(file, "utf8"), key: await readFile(join(dir, `${name}-key.pem`), "utf8") };
     },

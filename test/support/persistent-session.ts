@@ -24,7 +24,10 @@ export interface PersistentSession {
 }
 
 /** Opens a TLS HTTP/2 connection presenting `cert`/`key` if given. */
-export function openPersistentSession(url: string, tls: { ca?: string; cert?: string; key?: string }): PersistentSession {
+export function openPersistentSession(
+  url: string,
+  tls: { ca?: string; cert?: string; key?: string },
+): PersistentSession {
   const session = http2.connect(url, { rejectUnauthorized: tls.ca !== undefined, ...tls });
   session.on("error", () => {});
   let goaways = 0;
@@ -44,7 +47,12 @@ export function openPersistentSession(url: string, tls: { ca?: string; cert?: st
         stream.on("error", reject);
         stream.on("close", () => {
           const { date: _date, ...rest } = response;
-          resolve({ status: Number(response[":status"]), headers: rest, body: Buffer.concat(chunks).toString(), trailers: { ...trailers } });
+          resolve({
+            status: Number(response[":status"]),
+            headers: rest,
+            body: Buffer.concat(chunks).toString(),
+            trailers: { ...trailers },
+          });
         });
         stream.end(body);
       });

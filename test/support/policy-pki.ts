@@ -1,9 +1,14 @@
 // Test PKI for the policy suites: chains of depth 1 to 3, CRLs, all generated
 // at run time (never committed).
 import "reflect-metadata";
-import { createPrivateKey, sign, webcrypto } from "node:crypto";
+import { createPrivateKey, sign, type webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
-import { createDevCa, issueDevCertificate, type DevCertificateOptions, type IssuedCertificate } from "../../src/dev-certificates.js";
+import {
+  createDevCa,
+  issueDevCertificate,
+  type DevCertificateOptions,
+  type IssuedCertificate,
+} from "../../src/dev-certificates.js";
 
 const signingAlgorithm = { name: "ECDSA", hash: "SHA-256" } as const;
 
@@ -29,8 +34,18 @@ export interface PolicyPki {
 
 export async function createPolicyPki(): Promise<PolicyPki> {
   const root = await createDevCa({ commonName: "Policy Root", subjectSuffix: "O=Contoso\\, Inc., C=US" });
-  const int1 = await issueDevCertificate(root, { commonName: "Policy Int 1", subjectSuffix: "O=Contoso\\, Inc., C=US", isCA: true, usages: [] });
-  const int2 = await issueDevCertificate(int1, { commonName: "Policy Int 2", subjectSuffix: "O=Contoso\\, Inc., C=US", isCA: true, usages: [] });
+  const int1 = await issueDevCertificate(root, {
+    commonName: "Policy Int 1",
+    subjectSuffix: "O=Contoso\\, Inc., C=US",
+    isCA: true,
+    usages: [],
+  });
+  const int2 = await issueDevCertificate(int1, {
+    commonName: "Policy Int 2",
+    subjectSuffix: "O=Contoso\\, Inc., C=US",
+    isCA: true,
+    usages: [],
+  });
   const leaf1 = await issueDevCertificate(root, {
     commonName: "alice",
     subjectSuffix: "OU=Payments, O=Contoso\\, Inc., C=US",
@@ -38,12 +53,29 @@ export async function createPolicyPki(): Promise<PolicyPki> {
     uris: ["spiffe://example.org/ns/prod/sa/alice"],
     usages: ["client"],
   });
-  const leaf2 = await issueDevCertificate(int1, { commonName: "bob", subjectSuffix: "O=Contoso\\, Inc., C=US", usages: ["client"] });
-  const leaf3 = await issueDevCertificate(int2, { commonName: "carol", subjectSuffix: "O=Contoso\\, Inc., C=US", usages: ["client"] });
+  const leaf2 = await issueDevCertificate(int1, {
+    commonName: "bob",
+    subjectSuffix: "O=Contoso\\, Inc., C=US",
+    usages: ["client"],
+  });
+  const leaf3 = await issueDevCertificate(int2, {
+    commonName: "carol",
+    subjectSuffix: "O=Contoso\\, Inc., C=US",
+    usages: ["client"],
+  });
   const otherRoot = await createDevCa({ commonName: "Other Root" });
-  const stranger = await issueDevCertificate(otherRoot, { commonName: "alice", subjectSuffix: "OU=Payments, O=Contoso\\, Inc., C=US", usages: ["client"] });
+  const stranger = await issueDevCertificate(otherRoot, {
+    commonName: "alice",
+    subjectSuffix: "OU=Payments, O=Contoso\\, Inc., C=US",
+    usages: ["client"],
+  });
   const serverOnly = await issueDevCertificate(root, { commonName: "server-only", usages: ["server"] });
-  const server = await issueDevCertificate(root, { commonName: "localhost", dnsNames: ["localhost"], ipAddresses: ["127.0.0.1"], usages: ["server"] });
+  const server = await issueDevCertificate(root, {
+    commonName: "localhost",
+    dnsNames: ["localhost"],
+    ipAddresses: ["127.0.0.1"],
+    usages: ["server"],
+  });
   return { root, int1, int2, leaf1, leaf2, leaf3, otherRoot, stranger, serverOnly, server };
 }
 
@@ -64,7 +96,14 @@ export interface CrlOptions {
 function tlv(tag: number, ...parts: Uint8Array[]): Uint8Array {
   const body = Buffer.concat(parts);
   const n = body.length;
-  const length = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : n < 0x10000 ? [0x82, n >> 8, n & 0xff] : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
+  const length =
+    n < 0x80
+      ? [n]
+      : n < 0x100
+        ? [0x81, n]
+        : n < 0x10000
+          ? [0x82, n >> 8, n & 0xff]
+          : [0x83, n >> 16, (n >> 8) & 0xff, n & 0xff];
   return Buffer.concat([Buffer.from([tag, ...length]), body]);
 }
 
@@ -131,7 +170,9 @@ export async function createCrl(issuer: IssuedCertificate, options: CrlOptions =
   const pkcs8 = new Uint8Array(await crypto.subtle.exportKey("pkcs8", key));
   const signature = sign("sha256", tbs, createPrivateKey({ key: Buffer.from(pkcs8), format: "der", type: "pkcs8" }));
   const der = tlv(0x30, tbs, algorithm, tlv(0x03, Buffer.from([0]), signature));
-  return `-----BEGIN X509 CRL-----\n${Buffer.from(der).toString("base64").replace(/(.{64})/g, "$1\n")}\n-----END X509 CRL-----\n`;
+  return `-----BEGIN X509 CRL-----\n${Buffer.from(der)
+    .toString("base64")
+    .replace(/(.{64})/g, "$1\n")}\n-----END X509 CRL-----\n`;
 }
 
 async function createCrlWithGenerator(issuer: IssuedCertificate, options: CrlOptions): Promise<string> {
@@ -139,7 +180,10 @@ async function createCrlWithGenerator(issuer: IssuedCertificate, options: CrlOpt
     issuer: issuer.x509.subjectName,
     thisUpdate: options.thisUpdate ?? new Date(Date.now() - 3600_000),
     ...(options.nextUpdate === null ? {} : { nextUpdate: options.nextUpdate ?? new Date(Date.now() + 86400_000) }),
-    entries: (options.revoked ?? []).map((serialNumber) => ({ serialNumber, revocationDate: new Date(Date.now() - 60_000) })),
+    entries: (options.revoked ?? []).map((serialNumber) => ({
+      serialNumber,
+      revocationDate: new Date(Date.now() - 60_000),
+    })),
     signingAlgorithm,
     signingKey: options.signingKey ?? (issuer.keys.privateKey as webcrypto.CryptoKey),
     ...(options.extensions === undefined ? {} : { extensions: options.extensions }),
@@ -153,6 +197,9 @@ export function serialOf(issued: IssuedCertificate): string {
 }
 
 /** A leaf with options of its own. */
-export function issue(issuer: IssuedCertificate | undefined, options: DevCertificateOptions): Promise<IssuedCertificate> {
+export function issue(
+  issuer: IssuedCertificate | undefined,
+  options: DevCertificateOptions,
+): Promise<IssuedCertificate> {
   return issueDevCertificate(issuer, options);
 }

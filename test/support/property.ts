@@ -113,6 +113,32 @@ export const hostileString: fc.Arbitrary<string> = fc.oneof(
   fc.string({ maxLength: 200 }),
   fc.string({ unit: "binary", maxLength: 100 }),
   fc
-    .array(fc.constantFrom(",", ";", "=", '"', "\\", "%", "/", ":", ".", "+", "#", " ", "\n", "-", "0", "f", "A", "z", "[", "]", "\u0000", "\u202e"), { maxLength: 60 })
+    .array(
+      fc.constantFrom(
+        ",",
+        ";",
+        "=",
+        '"',
+        "\\",
+        "%",
+        "/",
+        ":",
+        ".",
+        "+",
+        "#",
+        " ",
+        "\n",
+        "-",
+        "0",
+        "f",
+        "A",
+        "z",
+        "[",
+        "]",
+        "\u0000",
+        "\u202e",
+      ),
+      { maxLength: 60 },
+    )
     .map((a) => a.join("")),
 );

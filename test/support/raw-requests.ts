@@ -19,7 +19,13 @@ export interface RawTls {
  */
 export async function h2Call(
   port: number,
-  options: { authority: string; path: string; body?: string; plaintext?: boolean; headers?: Record<string, string> } & RawTls,
+  options: {
+    authority: string;
+    path: string;
+    body?: string;
+    plaintext?: boolean;
+    headers?: Record<string, string>;
+  } & RawTls,
 ): Promise<{ status: number | "reset"; body: string }> {
   const session = options.plaintext
     ? http2.connect(`http://127.0.0.1:${port}`)
@@ -106,7 +112,10 @@ export async function streamLargeBody(
   const total = options.total ?? 64 * 1024 * 1024;
   const chunk = Buffer.alloc(64 * 1024, 0x20);
   const headers = { "content-type": "application/json", ...options.headers };
-  const tlsOptions = { rejectUnauthorized: false, ...(options.cert === undefined ? {} : { cert: options.cert, key: options.key }) };
+  const tlsOptions = {
+    rejectUnauthorized: false,
+    ...(options.cert === undefined ? {} : { cert: options.cert, key: options.key }),
+  };
   let sent = 0;
   let answered = false;
   const pump = async (writable: NodeJS.WritableStream) => {
@@ -172,7 +181,13 @@ export async function streamLargeBody(
       req.on("end", () => req.close());
       req.on("error", () => {});
       req.on("close", () =>
-        resolve({ status, body, sentAtResponse: sentAtResponse < 0 ? sent : sentAtResponse, total, ...(grpcStatus === undefined ? {} : { grpcStatus }) }),
+        resolve({
+          status,
+          body,
+          sentAtResponse: sentAtResponse < 0 ? sent : sentAtResponse,
+          total,
+          ...(grpcStatus === undefined ? {} : { grpcStatus }),
+        }),
       );
       void pump(req);
     });

@@ -5,7 +5,10 @@ import * as grpc from "@grpc/grpc-js";
 import { fromBinary, toBinary, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
 import { type Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { CertificateStoreService, type WatchCertificatesResponse } from "../../src/gen/certgate/v1/certificate_store_pb.js";
+import {
+  CertificateStoreService,
+  type WatchCertificatesResponse,
+} from "../../src/gen/certgate/v1/certificate_store_pb.js";
 import { parseCertificate } from "../../src/core/certificate.js";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../../src/dev-certificates.js";
 import type { WritableCertificateStore } from "../../src/core/store.js";
@@ -165,10 +168,7 @@ export interface GrpcJsClient {
   close(): void;
 }
 
-export function createGrpcJsClient(
-  port: number,
-  tls: { ca: string; cert?: string; key?: string },
-): GrpcJsClient {
+export function createGrpcJsClient(port: number, tls: { ca: string; cert?: string; key?: string }): GrpcJsClient {
   const credentials = grpc.credentials.createSsl(
     Buffer.from(tls.ca),
     tls.key === undefined ? null : Buffer.from(tls.key),

@@ -30,7 +30,12 @@ export async function syncDirectory(directory: string): Promise<void> {
  * process created after the caller's check survives. File systems without
  * hard links fall back to a check just before the rename.
  */
-export async function writeFileAtomic(directory: string, name: string, data: string, options: { create?: boolean } = {}): Promise<void> {
+export async function writeFileAtomic(
+  directory: string,
+  name: string,
+  data: string,
+  options: { create?: boolean } = {},
+): Promise<void> {
   const temporary = path.join(directory, `${temporaryPrefix}${randomBytes(8).toString("hex")}.tmp`);
   const target = path.join(directory, name);
   const handle = await fs.promises.open(temporary, "wx", 0o644);

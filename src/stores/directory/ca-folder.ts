@@ -125,7 +125,7 @@ export function createCaFolder(directory: string, maxFileBytes: number): CaFolde
         const loaded = load(name, kind.id);
         if (loaded === undefined) continue;
         next.set(name, loaded);
-        if (loaded.problem !== undefined && (previous?.problem?.reason !== loaded.problem.reason)) {
+        if (loaded.problem !== undefined && previous?.problem?.reason !== loaded.problem.reason) {
           newProblems.push(loaded.problem);
         }
       }

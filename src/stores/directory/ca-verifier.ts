@@ -38,7 +38,12 @@ export function createCaVerifier(cas: readonly CaCertificate[]): CaVerifier {
     cas.length === 0
       ? undefined
       : createChainBuilder(
-          { revision: 1, certificates: cas.map((c) => c.certificate), onChange: () => () => undefined, close: () => Promise.resolve() },
+          {
+            revision: 1,
+            certificates: cas.map((c) => c.certificate),
+            onChange: () => () => undefined,
+            close: () => Promise.resolve(),
+          },
           { allowPartialChain: true },
         );
 
@@ -53,7 +58,11 @@ export function createCaVerifier(cas: readonly CaCertificate[]): CaVerifier {
         if (built === undefined || built.kind === "failed") return refused("not_allowed");
         const issuer = built.chain[1] === undefined ? undefined : byThumbprint.get(built.chain[1].sha256);
         if (issuer === undefined) return refused("not_allowed");
-        return { kind: "admitted", entry: { id: issuer.id }, expiresAt: Math.min(leaf.notAfter.getTime(), built.expiresAt) };
+        return {
+          kind: "admitted",
+          entry: { id: issuer.id },
+          expiresAt: Math.min(leaf.notAfter.getTime(), built.expiresAt),
+        };
       } catch (error) {
         return { kind: "error", error };
       }

@@ -98,11 +98,7 @@ export function readMetadata(bytes: Uint8Array): FileMetadata {
  * that no label can spell a PEM armour line and smuggle a second certificate
  * into the file.
  */
-export function encodeStoredFile(
-  der: Uint8Array,
-  createTime: Date,
-  labels: Readonly<Record<string, string>>,
-): string {
+export function encodeStoredFile(der: Uint8Array, createTime: Date, labels: Readonly<Record<string, string>>): string {
   const base64 = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString("base64");
   const lines = base64.match(/.{1,64}/g) ?? [];
   const json = JSON.stringify(labels).replace(/-/g, "\\u002d");

@@ -68,7 +68,8 @@ export function createChangeScheduler(options: ChangeSchedulerOptions): ChangeSc
   function heard(folder: "leaf" | "ca", name: string | undefined): void {
     if (closed) return;
     if (folder === "ca") pending.ca = true;
-    else if (name === undefined || classifyName(name).kind === "kubernetes" || pending.names.size >= maxNames) pending.all = true;
+    else if (name === undefined || classifyName(name).kind === "kubernetes" || pending.names.size >= maxNames)
+      pending.all = true;
     else pending.names.add(name);
     debounce ??= setTimeout(() => {
       debounce = undefined;
@@ -101,11 +102,14 @@ export function createChangeScheduler(options: ChangeSchedulerOptions): ChangeSc
   const scheduler: ChangeScheduler = {
     ensureWatches() {
       if (!options.watch || closed) return;
-      for (const [folder, kind] of [[directory, "leaf"], [caDirectory, "ca"]] as const) {
+      for (const [folder, kind] of [
+        [directory, "leaf"],
+        [caDirectory, "ca"],
+      ] as const) {
         if (folder === undefined) continue;
         const current = watches.get(folder);
         const ino = inodeOf(folder);
-        if (current !== undefined && current.alive && current.ino === ino) continue;
+        if (current?.alive && current.ino === ino) continue;
         current?.close();
         watches.set(folder, ino === undefined ? undefined : watchFolder(folder, (name) => heard(kind, name)));
       }

@@ -45,7 +45,12 @@ export interface DirectoryIndex {
    * certificates as latin1 strings. Returns how many certificates the id had
    * before (0 for a new id) and the positions whose certificate is new.
    */
-  set(id: string, name: string, signature: FileSignature, digests: readonly string[]): { previous: number; changed: number[] };
+  set(
+    id: string,
+    name: string,
+    signature: FileSignature,
+    digests: readonly string[],
+  ): { previous: number; changed: number[] };
   /** Unloads the file of `id`; returns how many certificates it had, or 0. */
   remove(id: string): number;
   /** The entry of the certificate whose SHA-256 digest is `digest`. */

@@ -139,7 +139,12 @@ export function readFile(path: string, maxBytes: number): FileRead {
     if (!stat.isFile()) return { kind: "not_a_file" };
     const signature = signatureOf(stat);
     if (stat.size > maxBytes) {
-      return { kind: "problem", signature, code: "too_large", reason: `${stat.size} bytes, more than maxFileBytes (${maxBytes})` };
+      return {
+        kind: "problem",
+        signature,
+        code: "too_large",
+        reason: `${stat.size} bytes, more than maxFileBytes (${maxBytes})`,
+      };
     }
     // Reads what fstat announced (one read for a small file, no second one
     // to see the end). A file still being written changes again, and its

@@ -4,13 +4,7 @@ import * as path from "node:path";
 import type { StoreChange } from "../../core/store.js";
 import { decodeCertificateFile } from "./certificate-file.js";
 import { createDirectoryIndex, memberId, type DirectoryIndex } from "./directory-index.js";
-import {
-  certificateExtensions,
-  classifyName,
-  compareNames,
-  readFile,
-  statFile,
-} from "./folder-files.js";
+import { certificateExtensions, classifyName, compareNames, readFile, statFile } from "./folder-files.js";
 import { sameSignature, type DirectoryProblemCode, type DirectoryStoreProblem, type FileSignature } from "./types.js";
 import { createYielder, type Yielder } from "./yielder.js";
 
@@ -25,7 +19,13 @@ interface ProblemRecord {
 }
 
 type Update =
-  | { readonly kind: "load"; readonly id: string; readonly name: string; readonly signature: FileSignature; readonly digests: string[] }
+  | {
+      readonly kind: "load";
+      readonly id: string;
+      readonly name: string;
+      readonly signature: FileSignature;
+      readonly digests: string[];
+    }
   | { readonly kind: "remove"; readonly id: string };
 
 interface Plan {
@@ -59,14 +59,17 @@ export interface LeafFolder {
 
 // crypto.hash (Node 20.12 and later) skips the Hash object: ~1 µs less per
 // file. A latin1 string result lives on the V8 heap: no native allocation.
-const oneShot = (crypto as unknown as { hash?: (algorithm: string, data: Uint8Array, encoding: "binary") => string }).hash;
+const oneShot = (crypto as unknown as { hash?: (algorithm: string, data: Uint8Array, encoding: "binary") => string })
+  .hash;
 
 /**
  * sha256Of hashes one DER certificate to its SHA-256 digest, as a
  * 32-character latin1 string.
  */
 export function sha256Of(der: Uint8Array): string {
-  return oneShot !== undefined ? oneShot("sha256", der, "binary") : crypto.createHash("sha256").update(der).digest("binary");
+  return oneShot !== undefined
+    ? oneShot("sha256", der, "binary")
+    : crypto.createHash("sha256").update(der).digest("binary");
 }
 
 /**
@@ -160,7 +163,15 @@ export function createLeafFolder(directory: string, maxFileBytes: number): LeafF
       const what = kind.code === "pkcs12" ? "a PKCS#12 archive" : "a private key file";
       plan.problem(name, record(name, kind.code, `is ${what}; never loaded as trust`, stat.signature));
     } else {
-      plan.problem(name, record(name, "invalid_id", "file name is not a valid id (letters, digits, '.', '_', '-'; 1 to 128; not starting with '.')", stat.signature));
+      plan.problem(
+        name,
+        record(
+          name,
+          "invalid_id",
+          "file name is not a valid id (letters, digits, '.', '_', '-'; 1 to 128; not starting with '.')",
+          stat.signature,
+        ),
+      );
     }
   }
 
@@ -169,11 +180,13 @@ export function createLeafFolder(directory: string, maxFileBytes: number): LeafF
       const { previous, changed } = index.set(update.id, update.name, update.signature, update.digests);
       if (changes !== undefined) {
         for (const m of changed) changes.push({ kind: "put", id: memberId(update.id, m) });
-        for (let m = update.digests.length; m < previous; m++) changes.push({ kind: "delete", id: memberId(update.id, m) });
+        for (let m = update.digests.length; m < previous; m++)
+          changes.push({ kind: "delete", id: memberId(update.id, m) });
       }
     } else {
       const previous = index.remove(update.id);
-      for (let m = 0; m < previous && changes !== undefined; m++) changes.push({ kind: "delete", id: memberId(update.id, m) });
+      for (let m = 0; m < previous && changes !== undefined; m++)
+        changes.push({ kind: "delete", id: memberId(update.id, m) });
     }
   }
 
@@ -181,7 +194,11 @@ export function createLeafFolder(directory: string, maxFileBytes: number): LeafF
     const current = problems.get(name);
     if (next === null) {
       problems.delete(name);
-    } else if (current !== undefined && current.problem.code === next.problem.code && current.problem.reason === next.problem.reason) {
+    } else if (
+      current !== undefined &&
+      current.problem.code === next.problem.code &&
+      current.problem.reason === next.problem.reason
+    ) {
       problems.set(name, { signature: next.signature, problem: current.problem });
     } else {
       problems.set(name, next);
@@ -240,7 +257,10 @@ export function createLeafFolder(directory: string, maxFileBytes: number): LeafF
         const kind = classifyName(name);
         if (kind.kind === "certificate" && kind.validId) {
           const group = groups.get(kind.id);
-          groups.set(kind.id, group === undefined ? name : typeof group === "string" ? [group, name] : [...group, name]);
+          groups.set(
+            kind.id,
+            group === undefined ? name : typeof group === "string" ? [group, name] : [...group, name],
+          );
         } else if (kind.kind !== "ignored" && kind.kind !== "kubernetes") {
           otherName(name, plan);
         }

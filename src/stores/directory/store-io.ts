@@ -72,7 +72,8 @@ export function checkUpload(input: Uint8Array, labels: unknown): Uint8Array {
 const oneShot = (crypto as unknown as { hash?: (algorithm: string, data: Uint8Array, encoding: "hex") => string }).hash;
 
 function hexDigest(algorithm: "sha1" | "sha256", der: Uint8Array): string {
-  const hex = oneShot !== undefined ? oneShot(algorithm, der, "hex") : crypto.createHash(algorithm).update(der).digest("hex");
+  const hex =
+    oneShot !== undefined ? oneShot(algorithm, der, "hex") : crypto.createHash(algorithm).update(der).digest("hex");
   return hex.toUpperCase();
 }
 
@@ -101,7 +102,12 @@ export function storedCertificate(
  * no longer holds certificates. The create time of a file that did not come
  * from `put` is its modification time.
  */
-export function readStored(directory: string, fileId: string, name: string, maxFileBytes: number): StoredCertificate[] | undefined {
+export function readStored(
+  directory: string,
+  fileId: string,
+  name: string,
+  maxFileBytes: number,
+): StoredCertificate[] | undefined {
   const read = readFile(path.join(directory, name), maxFileBytes);
   if (read.kind !== "read") return undefined;
   const decoded = decodeCertificateFile(read.bytes);
@@ -110,7 +116,14 @@ export function readStored(directory: string, fileId: string, name: string, maxF
   const createTime = meta.createTime ?? new Date(read.signature.mtimeMs);
   // A copy of its own: the DER may be a view of the read buffer that the
   // next read reuses, or of a buffer-pool slab that it would keep alive.
-  return decoded.ders.map((der, m) => storedCertificate(m === 0 ? fileId : `${fileId}#${m + 1}`, Uint8Array.prototype.slice.call(der), meta.labels, createTime));
+  return decoded.ders.map((der, m) =>
+    storedCertificate(
+      m === 0 ? fileId : `${fileId}#${m + 1}`,
+      Uint8Array.prototype.slice.call(der),
+      meta.labels,
+      createTime,
+    ),
+  );
 }
 
 /**
@@ -119,7 +132,9 @@ export function readStored(directory: string, fileId: string, name: string, maxF
  */
 export function namesOnDisk(directory: string, fileId: string, extra: Iterable<string>): string[] {
   const names = new Set([...certificateExtensions.map((ext) => fileId + ext), ...extra]);
-  return [...names].filter((name) => fs.existsSync(path.join(directory, name)) || isSymlink(path.join(directory, name)));
+  return [...names].filter(
+    (name) => fs.existsSync(path.join(directory, name)) || isSymlink(path.join(directory, name)),
+  );
 }
 
 function isSymlink(file: string): boolean {
@@ -136,10 +151,22 @@ function isSymlink(file: string): boolean {
 export function writeError(what: string, error: unknown): ConnectError {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === "EROFS" || code === "EACCES" || code === "EPERM") {
-    return new ConnectError(`cannot ${what}: the certificate folder is not writable (${code})`, Code.FailedPrecondition, undefined, undefined, error);
+    return new ConnectError(
+      `cannot ${what}: the certificate folder is not writable (${code})`,
+      Code.FailedPrecondition,
+      undefined,
+      undefined,
+      error,
+    );
   }
   if (code === "ENOSPC" || code === "EDQUOT") {
-    return new ConnectError(`cannot ${what}: no space left (${code})`, Code.ResourceExhausted, undefined, undefined, error);
+    return new ConnectError(
+      `cannot ${what}: no space left (${code})`,
+      Code.ResourceExhausted,
+      undefined,
+      undefined,
+      error,
+    );
   }
   return new ConnectError(`cannot ${what}: ${code ?? "i/o error"}`, Code.Internal, undefined, undefined, error);
 }
@@ -166,7 +193,10 @@ export function checkFolder(folder: unknown, option: string): string {
   try {
     fs.accessSync(folder, fs.constants.R_OK | fs.constants.X_OK);
   } catch (error) {
-    throw new Error(`certgate: the certificate folder ${folder} (options.${option}) cannot be read (permission denied)`, { cause: error });
+    throw new Error(
+      `certgate: the certificate folder ${folder} (options.${option}) cannot be read (permission denied)`,
+      { cause: error },
+    );
   }
   return path.resolve(folder);
 }

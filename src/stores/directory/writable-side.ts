@@ -37,7 +37,9 @@ export interface WritableSideContext {
  * id. `get` and `list` read the files from disk; a bundle file's n-th
  * certificate (n >= 2) has the id `<id>#n`.
  */
-export function createWritableSide(context: WritableSideContext): Pick<WritableCertificateStore, "put" | "delete" | "get" | "list"> {
+export function createWritableSide(
+  context: WritableSideContext,
+): Pick<WritableCertificateStore, "put" | "delete" | "get" | "list"> {
   const { directory, maxFileBytes, leaf, now, exclusive, sync, isClosed } = context;
 
   // The files of an id besides the lower-case names: the loaded one, and the
@@ -57,9 +59,17 @@ export function createWritableSide(context: WritableSideContext): Pick<WritableC
     if (isClosed()) throw new ConnectError("directory store is closed", Code.FailedPrecondition);
   }
 
-  async function put(id: string, der: Uint8Array, putOptions?: { labels?: Readonly<Record<string, string>> }): Promise<StoredCertificate> {
+  async function put(
+    id: string,
+    der: Uint8Array,
+    putOptions?: { labels?: Readonly<Record<string, string>> },
+  ): Promise<StoredCertificate> {
     const { fileId, member } = parseEntryId(id);
-    if (member !== 0) throw new ConnectError(`invalid certificate id ${JSON.stringify(id)}: '#' names a certificate inside a bundle`, Code.InvalidArgument);
+    if (member !== 0)
+      throw new ConnectError(
+        `invalid certificate id ${JSON.stringify(id)}: '#' names a certificate inside a bundle`,
+        Code.InvalidArgument,
+      );
     const labels = putOptions?.labels ?? {};
     const certificate = checkUpload(der, labels);
     return exclusive(async () => {
@@ -69,7 +79,9 @@ export function createWritableSide(context: WritableSideContext): Pick<WritableC
       }
       const createTime = new Date(Math.floor(now()));
       try {
-        await writeFileAtomic(directory, `${fileId}.pem`, encodeStoredFile(certificate, createTime, labels), { create: true });
+        await writeFileAtomic(directory, `${fileId}.pem`, encodeStoredFile(certificate, createTime, labels), {
+          create: true,
+        });
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === "EEXIST") {
           // Another writer (a process sharing the folder) created it after
@@ -86,7 +98,11 @@ export function createWritableSide(context: WritableSideContext): Pick<WritableC
 
   async function remove(id: string): Promise<void> {
     const { fileId, member } = parseEntryId(id);
-    if (member !== 0) throw new ConnectError(`cannot delete ${JSON.stringify(id)} alone: it is inside a bundle; delete ${JSON.stringify(fileId)}`, Code.InvalidArgument);
+    if (member !== 0)
+      throw new ConnectError(
+        `cannot delete ${JSON.stringify(id)} alone: it is inside a bundle; delete ${JSON.stringify(fileId)}`,
+        Code.InvalidArgument,
+      );
     return exclusive(async () => {
       ensureOpen();
       const names = namesOnDisk(directory, fileId, knownNames(fileId));
@@ -111,7 +127,8 @@ export function createWritableSide(context: WritableSideContext): Pick<WritableC
 
   async function list(listOptions: { after?: string; limit: number }): Promise<StoredCertificate[]> {
     const { after, limit } = listOptions;
-    if (!Number.isInteger(limit) || limit < 1) throw new ConnectError("limit must be a positive integer", Code.InvalidArgument);
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new ConnectError("limit must be a positive integer", Code.InvalidArgument);
     const ids = leaf.index.sortedEntryIds();
     let low = 0;
     if (after !== undefined) {

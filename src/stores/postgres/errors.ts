@@ -2,7 +2,15 @@ import { Code, ConnectError } from "@connectrpc/connect";
 
 // SQLSTATE classes and codes (https://www.postgresql.org/docs/current/errcodes-appendix.html).
 const connectionClasses = ["08", "57", "53"];
-const nodeNetworkCodes = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH", "ENOTFOUND", "EAI_AGAIN"]);
+const nodeNetworkCodes = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
 
 /**
  * isConnectionError tells whether a failure says the database cannot be
@@ -33,13 +41,37 @@ export function storeError(what: string, error: unknown): ConnectError {
   if (error instanceof ConnectError) return error;
   const code = (error as { code?: unknown } | undefined)?.code;
   if (isConnectionError(error)) {
-    return new ConnectError(`cannot ${what}: the database is unreachable`, Code.Unavailable, undefined, undefined, error);
+    return new ConnectError(
+      `cannot ${what}: the database is unreachable`,
+      Code.Unavailable,
+      undefined,
+      undefined,
+      error,
+    );
   }
   if (code === "25006" || code === "42501") {
-    return new ConnectError(`cannot ${what}: the database does not accept this write (${code})`, Code.FailedPrecondition, undefined, undefined, error);
+    return new ConnectError(
+      `cannot ${what}: the database does not accept this write (${code})`,
+      Code.FailedPrecondition,
+      undefined,
+      undefined,
+      error,
+    );
   }
   if (code === "53100") {
-    return new ConnectError(`cannot ${what}: the database is out of space`, Code.ResourceExhausted, undefined, undefined, error);
+    return new ConnectError(
+      `cannot ${what}: the database is out of space`,
+      Code.ResourceExhausted,
+      undefined,
+      undefined,
+      error,
+    );
   }
-  return new ConnectError(`cannot ${what}: database error${typeof code === "string" ? ` ${code}` : ""}`, Code.Internal, undefined, undefined, error);
+  return new ConnectError(
+    `cannot ${what}: database error${typeof code === "string" ? ` ${code}` : ""}`,
+    Code.Internal,
+    undefined,
+    undefined,
+    error,
+  );
 }

@@ -12,6 +12,8 @@ let loading: Promise<PgModule> | undefined;
  * (and every process that never opens a PostgreSQL store) does not load it.
  */
 export function loadPg(): Promise<PgModule> {
-  loading ??= import("pg").then((module) => ((module as unknown as { default?: PgModule }).default ?? module) as PgModule);
+  loading ??= import("pg").then(
+    (module) => ((module as unknown as { default?: PgModule }).default ?? module) as PgModule,
+  );
   return loading;
 }

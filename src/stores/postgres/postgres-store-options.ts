@@ -92,13 +92,23 @@ export interface ResolvedOptions {
  */
 export function resolveOptions(options: PostgresStoreOptions): ResolvedOptions {
   if (options === undefined || (options.pool === undefined) === (options.connectionString === undefined)) {
-    throw new TypeError("certgate: createPostgresStore() needs exactly one of options.pool and options.connectionString");
+    throw new TypeError(
+      "certgate: createPostgresStore() needs exactly one of options.pool and options.connectionString",
+    );
   }
   const schema = options.schema ?? "certgate";
   if (typeof schema !== "string" || !schemaName.test(schema)) {
-    throw new TypeError(`certgate: createPostgresStore() options.schema must be a lower-case SQL name of at most 48 characters, got ${JSON.stringify(schema)}`);
+    throw new TypeError(
+      `certgate: createPostgresStore() options.schema must be a lower-case SQL name of at most 48 characters, got ${JSON.stringify(schema)}`,
+    );
   }
-  const retentionMs = duration("changeRetentionMs", options.changeRetentionMs, 7 * 24 * 3600 * 1000, 1000, Number.MAX_SAFE_INTEGER);
+  const retentionMs = duration(
+    "changeRetentionMs",
+    options.changeRetentionMs,
+    7 * 24 * 3600 * 1000,
+    1000,
+    Number.MAX_SAFE_INTEGER,
+  );
   const catchUpIntervalMs = duration("catchUpIntervalMs", options.catchUpIntervalMs, 1000, 10);
   const maxStaleMs = duration("maxStaleMs", options.maxStaleMs, 0, 0);
   const reconnectDelayMs = duration("reconnectDelayMs", options.reconnectDelayMs, 100, 1);
@@ -112,7 +122,9 @@ export function resolveOptions(options: PostgresStoreOptions): ResolvedOptions {
 function duration(name: string, value: number | undefined, fallback: number, min: number, max = 2 ** 31 - 1): number {
   if (value === undefined) return fallback;
   if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new TypeError(`certgate: createPostgresStore() options.${name} must be an integer from ${min} to ${max} ms, got ${String(value)}`);
+    throw new TypeError(
+      `certgate: createPostgresStore() options.${name} must be an integer from ${min} to ${max} ms, got ${String(value)}`,
+    );
   }
   return value;
 }

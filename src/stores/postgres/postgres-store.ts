@@ -18,7 +18,16 @@ import { createChangeListener, type ChangeListener } from "./change-listener.js"
 import { isConnectionError, storeError } from "./errors.js";
 import { loadPg } from "./load-pg.js";
 import { observeStoreSize, storeMetricsOf } from "../../core/metrics.js";
-import { deleteCertificate, insertCertificate, insertCertificates, loadSnapshot, pruneChanges, readChanges, recordAudit, type Tables } from "./queries.js";
+import {
+  deleteCertificate,
+  insertCertificate,
+  insertCertificates,
+  loadSnapshot,
+  pruneChanges,
+  readChanges,
+  recordAudit,
+  type Tables,
+} from "./queries.js";
 import { listAuditRows } from "./audit-queries.js";
 import type { AuditActor, AuditedWrite, AuditLog } from "../../core/audit.js";
 import { createReplicaSync, type ReplicaSync } from "./replica-sync.js";
@@ -52,11 +61,12 @@ export interface PostgresStore extends WritableCertificateStore {
    * migrate`). Ids already taken are left as they are and reported as
    * `taken`; certificates that `put` would refuse are reported as `refused`.
    */
-  putMany(entries: readonly PutManyEntry[]): Promise<{ stored: string[]; taken: string[]; refused: { id: string; reason: string }[] }>;
+  putMany(
+    entries: readonly PutManyEntry[],
+  ): Promise<{ stored: string[]; taken: string[]; refused: { id: string; reason: string }[] }>;
   /** How many certificates the copy holds, and at which revision of the database. */
   stats(): { certificates: number; revision: number };
 }
-
 
 /**
  * createPostgresStore opens (and creates or migrates) a certificate store in
@@ -80,14 +90,20 @@ export interface PostgresStore extends WritableCertificateStore {
  * createClientCertInterceptor({ store });
  */
 export async function createPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
-  const { schema, retentionMs, catchUpIntervalMs, maxStaleMs, reconnectDelayMs, maxReconnectDelayMs, now } = resolveOptions(options);
+  const { schema, retentionMs, catchUpIntervalMs, maxStaleMs, reconnectDelayMs, maxReconnectDelayMs, now } =
+    resolveOptions(options);
   const metrics = storeMetricsOf(options, "postgres");
 
   const pg = await loadPg();
   const ownPool = options.pool === undefined;
   const pool: Pool =
     (options.pool as Pool | undefined) ??
-    new pg.Pool({ connectionString: options.connectionString, max: 10, connectionTimeoutMillis: 5000, application_name: "certgate" });
+    new pg.Pool({
+      connectionString: options.connectionString,
+      max: 10,
+      connectionTimeoutMillis: 5000,
+      application_name: "certgate",
+    });
   // An idle connection that the server ends emits `error` on the pool; without
   // a listener that would end the process.
   const ignoreIdleError = () => undefined;
@@ -180,7 +196,10 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
 
   function assertId(id: string): void {
     if (typeof id !== "string" || !isValidCertificateId(id)) {
-      throw new ConnectError(`invalid certificate id ${JSON.stringify(String(id)).slice(0, 140)}`, Code.InvalidArgument);
+      throw new ConnectError(
+        `invalid certificate id ${JSON.stringify(String(id)).slice(0, 140)}`,
+        Code.InvalidArgument,
+      );
     }
   }
 
@@ -228,7 +247,16 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   };
 
   const okRecord = (action: "create" | "delete", actor: AuditActor, id: string, sha256: string, time?: Date) =>
-    ({ time: time ?? new Date(Math.floor(now())), action, result: "ok", code: "", reason: "", actor, certificateId: id, sha256 }) as const;
+    ({
+      time: time ?? new Date(Math.floor(now())),
+      action,
+      result: "ok",
+      code: "",
+      reason: "",
+      actor,
+      certificateId: id,
+      sha256,
+    }) as const;
 
   const sharedLog: SharedChangeLog = {
     get epoch() {
@@ -276,7 +304,11 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       // By SHA-256 alone, as the other stores: a SHA-1-only match is a collision.
       const entry = sync.copy.findBySha256(certificate.sha256);
       if (entry === undefined) return Promise.resolve({ kind: "refused", reason: "not_allowed", ...end });
-      return Promise.resolve({ kind: "admitted", entry: { id: entry.id, thumbprint: entry.sha256, labels: entry.labels }, ...end });
+      return Promise.resolve({
+        kind: "admitted",
+        entry: { id: entry.id, thumbprint: entry.sha256, labels: entry.labels },
+        ...end,
+      });
     },
     onChange: notifier.onChange,
     onChanges(listener) {
@@ -301,12 +333,18 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       let result: number | "exists";
       try {
         const actor = putOptions?.actor;
-        result = await insertCertificate(pool, tables, stored, actor === undefined ? undefined : okRecord("create", actor, id, stored.sha256, putOptions?.auditTime));
+        result = await insertCertificate(
+          pool,
+          tables,
+          stored,
+          actor === undefined ? undefined : okRecord("create", actor, id, stored.sha256, putOptions?.auditTime),
+        );
       } catch (error) {
         if (isConnectionError(error)) void sync.catchUp();
         throw storeError("store the certificate", error);
       }
-      if (result === "exists") throw new ConnectError(`certificate ${JSON.stringify(id)} already exists`, Code.AlreadyExists);
+      if (result === "exists")
+        throw new ConnectError(`certificate ${JSON.stringify(id)} already exists`, Code.AlreadyExists);
       await afterWrite(result);
       return sync.copy.get(id) ?? stored;
     },
@@ -318,13 +356,20 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       for (const entry of entries) {
         try {
           assertId(entry.id);
-          if (seen.has(entry.id)) throw new ConnectError(`certificate ${JSON.stringify(entry.id)} given twice`, Code.InvalidArgument);
+          if (seen.has(entry.id))
+            throw new ConnectError(`certificate ${JSON.stringify(entry.id)} given twice`, Code.InvalidArgument);
           seen.add(entry.id);
           const labels = entry.labels ?? {};
-          const createTime = entry.createTime instanceof Date && !Number.isNaN(+entry.createTime) ? entry.createTime : new Date(Math.floor(now()));
+          const createTime =
+            entry.createTime instanceof Date && !Number.isNaN(+entry.createTime)
+              ? entry.createTime
+              : new Date(Math.floor(now()));
           checked.push(storedCertificate(entry.id, checkDer(entry.der, labels), labels, createTime));
         } catch (error) {
-          refused.push({ id: String(entry.id), reason: error instanceof ConnectError ? error.rawMessage : String(error) });
+          refused.push({
+            id: String(entry.id),
+            reason: error instanceof ConnectError ? error.rawMessage : String(error),
+          });
         }
       }
       if (checked.length === 0) return { stored: [], taken: [], refused };
@@ -347,7 +392,12 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       let result: number | "missing";
       try {
         const actor = deleteOptions?.actor;
-        result = await deleteCertificate(pool, tables, id, actor === undefined ? undefined : (sha256) => okRecord("delete", actor, id, sha256, deleteOptions?.auditTime));
+        result = await deleteCertificate(
+          pool,
+          tables,
+          id,
+          actor === undefined ? undefined : (sha256) => okRecord("delete", actor, id, sha256, deleteOptions?.auditTime),
+        );
       } catch (error) {
         if (isConnectionError(error)) void sync.catchUp();
         throw storeError("delete the certificate", error);
@@ -361,7 +411,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     },
     async list({ after, limit }) {
       assertReadable();
-      if (!Number.isInteger(limit) || limit < 1) throw new ConnectError("limit must be a positive integer", Code.InvalidArgument);
+      if (!Number.isInteger(limit) || limit < 1)
+        throw new ConnectError("limit must be a positive integer", Code.InvalidArgument);
       return sync.copy.list(after, limit);
     },
     async close() {

@@ -96,16 +96,24 @@ export interface ChangeRead {
  * `until`, when given), each with the certificate as it is now: a put whose
  * certificate is gone again reads as a deletion (the later deletion follows).
  */
-export async function readChanges(db: Pool | ClientBase, t: Tables, after: number, limit: number, until?: number): Promise<ChangeRead> {
+export async function readChanges(
+  db: Pool | ClientBase,
+  t: Tables,
+  after: number,
+  limit: number,
+  until?: number,
+): Promise<ChangeRead> {
   // Shaped for a plan that stays an index range scan and primary-key
   // look-ups even before the tables were ever analyzed (a hash join over
   // all certificates, and JIT, cost tens of milliseconds).
-  const result = await db.query<{
-    pruned_through: string;
-    revision: string;
-    change_id: string;
-    kind: string;
-  } & Partial<CertificateRow>>(
+  const result = await db.query<
+    {
+      pruned_through: string;
+      revision: string;
+      change_id: string;
+      kind: string;
+    } & Partial<CertificateRow>
+  >(
     `WITH c AS MATERIALIZED (
        SELECT revision, id, kind FROM ${t.quoted}.changes
         WHERE revision > $1 AND revision <= $3 ORDER BY revision LIMIT $2
@@ -130,7 +138,9 @@ export async function readChanges(db: Pool | ClientBase, t: Tables, after: numbe
     }
   }
   if (result.rows.length === 0) {
-    const info = await db.query<{ pruned_through: string }>(`SELECT pruned_through FROM ${t.quoted}.store_info LIMIT 1`);
+    const info = await db.query<{ pruned_through: string }>(
+      `SELECT pruned_through FROM ${t.quoted}.store_info LIMIT 1`,
+    );
     prunedThrough = Number(info.rows[0]?.pruned_through ?? 0);
   }
   return { prunedThrough, changes };
@@ -140,7 +150,12 @@ export async function readChanges(db: Pool | ClientBase, t: Tables, after: numbe
  * insertCertificate stores one certificate and logs it; resolves with its
  * revision, or `exists` when the id is taken (nothing is written then).
  */
-export function insertCertificate(pool: Pool, t: Tables, stored: StoredCertificate, audit?: AuditRecord): Promise<number | "exists"> {
+export function insertCertificate(
+  pool: Pool,
+  t: Tables,
+  stored: StoredCertificate,
+  audit?: AuditRecord,
+): Promise<number | "exists"> {
   return write(pool, t, async (client) => {
     const result = await client.query<{ revision: string }>(
       `WITH ins AS (
@@ -164,7 +179,11 @@ export function insertCertificate(pool: Pool, t: Tables, stored: StoredCertifica
  * a revision of its own; ids already taken are left alone. Resolves with the
  * ids stored and the last revision (0 when none was stored).
  */
-export function insertCertificates(pool: Pool, t: Tables, stored: readonly StoredCertificate[]): Promise<{ ids: string[]; revision: number }> {
+export function insertCertificates(
+  pool: Pool,
+  t: Tables,
+  stored: readonly StoredCertificate[],
+): Promise<{ ids: string[]; revision: number }> {
   return write(pool, t, async (client) => {
     const result = await client.query<{ id: string; revision: string }>(
       `WITH input AS (

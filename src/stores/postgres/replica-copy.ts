@@ -81,7 +81,11 @@ export function createReplicaCopy(initial: readonly StoredCertificate[]): Replic
       const changes: StoreChange[] = [];
       for (const stored of all) {
         const old = before.get(stored.id);
-        if (old === undefined || old.sha256 !== stored.sha256 || JSON.stringify(old.labels) !== JSON.stringify(stored.labels)) {
+        if (
+          old === undefined ||
+          old.sha256 !== stored.sha256 ||
+          JSON.stringify(old.labels) !== JSON.stringify(stored.labels)
+        ) {
           upserted.push(stored);
           changes.push({ kind: "put", id: stored.id });
         }

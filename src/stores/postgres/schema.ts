@@ -98,7 +98,9 @@ export async function migrate(client: ClientBase, schema: string, quoted: string
       `CREATE TABLE IF NOT EXISTS ${quoted}.schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
     );
     const applied = new Set(
-      (await client.query<{ version: number }>(`SELECT version FROM ${quoted}.schema_migrations`)).rows.map((r) => r.version),
+      (await client.query<{ version: number }>(`SELECT version FROM ${quoted}.schema_migrations`)).rows.map(
+        (r) => r.version,
+      ),
     );
     const known = migrations[migrations.length - 1]!.version;
     const newest = Math.max(0, ...applied);
@@ -110,7 +112,10 @@ export async function migrate(client: ClientBase, schema: string, quoted: string
     for (const migration of migrations) {
       if (applied.has(migration.version)) continue;
       await client.query(migration.sql(quoted));
-      await client.query(`INSERT INTO ${quoted}.schema_migrations (version, name) VALUES ($1, $2)`, [migration.version, migration.name]);
+      await client.query(`INSERT INTO ${quoted}.schema_migrations (version, name) VALUES ($1, $2)`, [
+        migration.version,
+        migration.name,
+      ]);
     }
     await client.query("COMMIT");
     return known;

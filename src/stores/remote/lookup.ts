@@ -73,7 +73,11 @@ export function createLookupStore(options: RemoteStoreOptions): RemoteStore {
             },
             expiresAt: t + cacheTtlMs,
           }
-        : { kind: "refused", reason: response.reason === "" ? "not_allowed" : response.reason, expiresAt: t + negativeCacheTtlMs };
+        : {
+            kind: "refused",
+            reason: response.reason === "" ? "not_allowed" : response.reason,
+            expiresAt: t + negativeCacheTtlMs,
+          };
       if (!closed) {
         cache.set(key, answer);
       }

@@ -188,7 +188,12 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
       }
       idleTimer = setTimeout(() => {
         idle = true;
-        controller.abort(new ConnectError(`no message from the certificate store service for ${idleTimeoutMs} ms`, Code.DeadlineExceeded));
+        controller.abort(
+          new ConnectError(
+            `no message from the certificate store service for ${idleTimeoutMs} ms`,
+            Code.DeadlineExceeded,
+          ),
+        );
       }, idleTimeoutMs);
       idleTimer.unref();
     };

@@ -4,11 +4,15 @@ import type { Transport } from "@connectrpc/connect";
  * transportsOf reads `transport` or `transports` of `createRemoteStore`:
  * exactly one of them, each a Connect transport, at least one.
  */
-export function transportsOf(options: { transport?: Transport; transports?: readonly Transport[] } | undefined): Transport[] {
+export function transportsOf(
+  options: { transport?: Transport; transports?: readonly Transport[] } | undefined,
+): Transport[] {
   const hasOne = options?.transport !== undefined;
   const hasMany = options?.transports !== undefined;
   if (!hasOne && !hasMany) {
-    throw new TypeError("createRemoteStore(): options.transport is required (a Connect transport to the certificate store service), or options.transports for several replicas");
+    throw new TypeError(
+      "createRemoteStore(): options.transport is required (a Connect transport to the certificate store service), or options.transports for several replicas",
+    );
   }
   if (hasOne && hasMany) {
     throw new TypeError("createRemoteStore(): give options.transport or options.transports, not both");
