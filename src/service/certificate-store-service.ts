@@ -251,7 +251,6 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
       : createSharedJournal(sharedLog, journalSize, maxEntryChanges);
   const thumbprints = createStoredThumbprints(store, journal);
   const expiring = createExpiryFilter({ store });
-  const watches = new Set<AbortController>();
   const limits = createWatchLimits(
     "watches",
     positiveInteger("certificate store service: maxWatchesPerConnection", options.maxWatchesPerConnection, 16),
@@ -414,41 +413,18 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
           }
         },
         async *watchCertificates(req, ctx) {
-          const release = limits.acquire(ctx);
-          // One controller per watch, ended by the client or by close(); not
-          // AbortSignal.any, whose listeners on a shared signal pile up.
-          const watch = new AbortController();
-          let forgotten = false;
-          let offState: (() => void) | undefined;
-          // The bookkeeping ends with the call, not with this generator: a
-          // watch paused at `yield` (the client stopped reading) whose
-          // connection then goes away is never resumed, so its `finally`
-          // would never run and its slot would stay taken.
-          const forget = () => {
-            if (forgotten) return;
-            forgotten = true;
-            offState?.();
-            ctx.signal.removeEventListener("abort", end);
-            watches.delete(watch);
-            release();
-          };
-          const end = () => {
-            watch.abort();
-            forget();
-          };
-          ctx.signal.addEventListener("abort", end);
-          watches.add(watch);
-          if (ctx.signal.aborted) end();
+          const watch = limits.start(ctx);
           // A replica cut off from its shared store ends its watches, so
           // that mirrors move to another replica instead of trusting this
           // one's heartbeats.
           let cutOff = sharedLog?.state === "unavailable";
-          offState = sharedLog?.onState((state) => {
+          const offState = sharedLog?.onState((state) => {
             if (state === "unavailable") {
               cutOff = true;
               watch.abort();
             }
           });
+          if (offState !== undefined) watch.onForget(offState);
           try {
             // The gate admitted the call: a reset (HEADERS + RST_STREAM)
             // that arrived with the request is seen here, before any read.
@@ -471,7 +447,7 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
               throw new ConnectError("certificate store unavailable: the database is unreachable", Code.Unavailable);
             }
           } finally {
-            forget();
+            watch.forget();
           }
         },
       },
@@ -485,12 +461,10 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
     recheck: gate.recheck,
     epoch: journal.epoch,
     get openWatches() {
-      return watches.size;
+      return limits.open;
     },
     async close() {
-      for (const watch of watches) {
-        watch.abort();
-      }
+      limits.abortAll();
       thumbprints.close();
       journal.close();
       await gate.close();

@@ -64,7 +64,6 @@ export function createHealthService(options: HealthServiceOptions = {}): HealthS
     statuses.set(service, toEnum(status));
   }
   const listeners = new Set<() => void>();
-  const watches = new Set<AbortController>();
   const limits = createWatchLimits(
     "health watches",
     positiveInteger("health service: maxWatchesPerConnection", options.maxWatchesPerConnection, 16),
@@ -109,26 +108,7 @@ export function createHealthService(options: HealthServiceOptions = {}): HealthS
             return { statuses: Object.fromEntries([...statuses].map(([name, s]) => [name, { status: s }])) };
           },
           async *watch(req, ctx): AsyncGenerator<MessageInitShape<typeof HealthCheckResponseSchema>> {
-            const release = limits.acquire(ctx);
-            const watch = new AbortController();
-            // Forgotten when the call ends, not only when this generator
-            // does: one paused at `yield` whose connection goes away is never
-            // resumed (see the store service's watches).
-            let forgotten = false;
-            const forget = () => {
-              if (forgotten) return;
-              forgotten = true;
-              ctx.signal.removeEventListener("abort", end);
-              watches.delete(watch);
-              release();
-            };
-            const end = () => {
-              watch.abort();
-              forget();
-            };
-            ctx.signal.addEventListener("abort", end);
-            watches.add(watch);
-            if (ctx.signal.aborted) end();
+            const watch = limits.start(ctx);
             try {
               let last: ServingStatus | undefined;
               while (!watch.signal.aborted) {
@@ -141,7 +121,7 @@ export function createHealthService(options: HealthServiceOptions = {}): HealthS
                 await wait;
               }
             } finally {
-              forget();
+              watch.forget();
             }
           },
         },
@@ -157,9 +137,7 @@ export function createHealthService(options: HealthServiceOptions = {}): HealthS
         statuses.set(service, ServingStatus.NOT_SERVING);
       }
       changed();
-      for (const watch of watches) {
-        watch.abort();
-      }
+      limits.abortAll();
     },
   };
 }
