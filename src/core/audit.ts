@@ -48,6 +48,19 @@ export interface AuditRecord {
 }
 
 /**
+ * okAuditRecord is the record of a change that was made: no code, no reason.
+ */
+export function okAuditRecord(
+  time: Date,
+  action: AuditAction,
+  actor: AuditActor,
+  certificateId: string,
+  sha256: string,
+): AuditRecord {
+  return { time, action, result: "ok", code: "", reason: "", actor, certificateId, sha256 };
+}
+
+/**
  * AuditEvent is an `AuditRecord` as kept by an `AuditLog`, with its place in it.
  */
 export interface AuditEvent extends AuditRecord {

@@ -1,7 +1,7 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { AuditAction, AuditActor, AuditLog, AuditRecord } from "../core/audit.js";
+import { okAuditRecord, type AuditAction, type AuditActor, type AuditLog, type AuditRecord } from "../core/audit.js";
 import type { DecisionEvent } from "../core/decision-report.js";
 import { clientCertificateKey } from "../connect/context-values.js";
 import type { ListAuditEventsRequest, ListAuditEventsResponseSchema } from "../gen/certgate/v1/certificate_store_pb.js";
@@ -111,16 +111,7 @@ export function createServiceAudit(options: ServiceAuditOptions): ServiceAudit {
       if (log === undefined || storeRecords) return;
       // The change is stored: a record that cannot be written fails the call,
       // as it does when the store records it.
-      await log.record({
-        time: new Date(now()),
-        action,
-        result: "ok",
-        code: "",
-        reason: "",
-        actor: actorOf(context),
-        certificateId,
-        sha256,
-      });
+      await log.record(okAuditRecord(new Date(now()), action, actorOf(context), certificateId, sha256));
     },
     attemptFailed(action, context, certificateId, sha256, error) {
       const connect = ConnectError.from(error);

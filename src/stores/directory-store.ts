@@ -17,7 +17,7 @@ import type { DirectoryStoreProblem } from "./directory/types.js";
 import { createWritableSide } from "./directory/writable-side.js";
 import { checkFolder } from "./directory/store-io.js";
 import { clockOf, positiveInteger } from "../core/options.js";
-import type { AuditedWrite, AuditLog } from "../core/audit.js";
+import { okAuditRecord, type AuditedWrite, type AuditLog } from "../core/audit.js";
 import { createAuditFile, defaultAuditMaxBytes } from "./directory/audit-file.js";
 
 // The problem types live beside the modules that find problems.
@@ -320,16 +320,8 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
       const stored = await writable.put(id, der, putOptions);
       const actor = putOptions?.actor;
       if (actor !== undefined) {
-        const record = {
-          action: "create",
-          result: "ok",
-          code: "",
-          reason: "",
-          actor,
-          certificateId: stored.id,
-          sha256: stored.sha256,
-        } as const;
-        await audit.record({ time: putOptions?.auditTime ?? new Date(Math.floor(now())), ...record });
+        const time = putOptions?.auditTime ?? new Date(Math.floor(now()));
+        await audit.record(okAuditRecord(time, "create", actor, stored.id, stored.sha256));
       }
       return stored;
     },
@@ -338,16 +330,8 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
       const before = actor === undefined ? undefined : await writable.get(id).catch(() => undefined);
       await writable.delete(id);
       if (actor !== undefined) {
-        const record = {
-          action: "delete",
-          result: "ok",
-          code: "",
-          reason: "",
-          actor,
-          certificateId: id,
-          sha256: before?.sha256 ?? "",
-        } as const;
-        await audit.record({ time: deleteOptions?.auditTime ?? new Date(Math.floor(now())), ...record });
+        const time = deleteOptions?.auditTime ?? new Date(Math.floor(now()));
+        await audit.record(okAuditRecord(time, "delete", actor, id, before?.sha256 ?? ""));
       }
     },
     problems: () => [...folderProblems.values(), ...leaf.problems(), ...(ca?.problems() ?? [])],

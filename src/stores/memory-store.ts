@@ -12,7 +12,7 @@ import { createCertificateIndex } from "./certificate-index.js";
 import { clockOf } from "../core/options.js";
 import { checkLabels } from "../core/labels.js";
 import { observeStoreSize, storeMetricsOf, type StoreMetricsOptions } from "../core/metrics.js";
-import type { AuditedWrite } from "../core/audit.js";
+import { okAuditRecord, type AuditedWrite } from "../core/audit.js";
 import { createMemoryAuditLog } from "./memory-audit-log.js";
 
 /**
@@ -65,16 +65,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): WritableCer
   function recordWrite(action: "create" | "delete", write: AuditedWrite | undefined, stored: StoredCertificate): void {
     const actor = write?.actor;
     if (actor === undefined) return;
-    void audit.record({
-      time: write?.auditTime ?? now(),
-      action,
-      result: "ok",
-      code: "",
-      reason: "",
-      actor,
-      certificateId: stored.id,
-      sha256: stored.sha256,
-    });
+    void audit.record(okAuditRecord(write?.auditTime ?? now(), action, actor, stored.id, stored.sha256));
   }
 
   function announce(change: StoreChange): void {

@@ -29,7 +29,7 @@ import {
   type Tables,
 } from "./queries.js";
 import { listAuditRows } from "./audit-queries.js";
-import type { AuditActor, AuditedWrite, AuditLog } from "../../core/audit.js";
+import { okAuditRecord, type AuditActor, type AuditedWrite, type AuditLog } from "../../core/audit.js";
 import { createReplicaSync, type ReplicaSync } from "./replica-sync.js";
 import { migrate } from "./schema.js";
 import { resolveOptions, type PostgresStoreOptions, type PutManyEntry } from "./postgres-store-options.js";
@@ -247,16 +247,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   };
 
   const okRecord = (action: "create" | "delete", actor: AuditActor, id: string, sha256: string, time?: Date) =>
-    ({
-      time: time ?? new Date(Math.floor(now())),
-      action,
-      result: "ok",
-      code: "",
-      reason: "",
-      actor,
-      certificateId: id,
-      sha256,
-    }) as const;
+    okAuditRecord(time ?? new Date(Math.floor(now())), action, actor, id, sha256);
 
   const sharedLog: SharedChangeLog = {
     get epoch() {
