@@ -58,6 +58,46 @@ export async function holdRequest(
   };
 }
 
+/** HeldPeers are alice's and bob's connections to one server, each with a request held open. */
+export interface HeldPeers {
+  readonly alice: Held;
+  readonly bob: Held;
+  /** The server's port. */
+  readonly port: number;
+  /** Releases the requests and closes the server. */
+  close(): Promise<void>;
+}
+
+/**
+ * holdPeers starts a TLS server on 127.0.0.1 that asks for client
+ * certificates, and holds one request of alice's and one of bob's on it.
+ */
+export async function holdPeers(issued: BenchOptions["pki"]["issued"]): Promise<HeldPeers> {
+  const server = http2.createSecureServer({
+    cert: issued.server.cert,
+    key: issued.server.key,
+    requestCert: true,
+    rejectUnauthorized: false,
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  const held: Held[] = [];
+  const close = async () => {
+    for (const h of held) h.release();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  try {
+    const alice = await holdRequest(server, port, issued.ca.cert, issued.alice);
+    held.push(alice);
+    const bob = await holdRequest(server, port, issued.ca.cert, issued.bob);
+    held.push(bob);
+    return { alice, bob, port, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
 /** One measured operation: ns per call, median over batches. */
 interface Measured {
   readonly name: string;
@@ -71,21 +111,9 @@ interface Measured {
  * subtracts the cost of the same loop around an empty function.
  */
 export async function run(options: BenchOptions): Promise<SectionResult> {
-  const { issued } = options.pki;
-  const server = http2.createSecureServer({
-    cert: issued.server.cert,
-    key: issued.server.key,
-    requestCert: true,
-    rejectUnauthorized: false,
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
-  const held: Held[] = [];
+  const peers = await holdPeers(options.pki.issued);
   try {
-    const alice = await holdRequest(server, port, issued.ca.cert, issued.alice);
-    held.push(alice);
-    const bob = await holdRequest(server, port, issued.ca.cert, issued.bob);
-    held.push(bob);
+    const { alice, bob, port } = peers;
     const store = createThumbprintStore(options.pki.alice.sha1);
     const decide = createDecide({ store });
     const alicePeer: PeerCertificate = peerCertificateOf(alice.req);
@@ -229,7 +257,6 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
       data: { batches, batchMs, emptyNs, results },
     };
   } finally {
-    for (const h of held) h.release();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await peers.close();
   }
 }

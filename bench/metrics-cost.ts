@@ -4,8 +4,7 @@
 // against an SDK MeterProvider with a reader, interleaved. Then an A/B of
 // server CPU per admitted call through the request gate, with and without
 // metrics, on persistent HTTP/2 connections.
-import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import type * as http2 from "node:http2";
 import { createHandlerContext, type HandlerContext } from "@connectrpc/connect";
 import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
 import { createDecisionCore, type ClientCertOptions } from "../src/decision/decision.js";
@@ -13,7 +12,7 @@ import { createClientCertGate } from "../src/connect/client-cert-gate.js";
 import { peerCertificateContextValues } from "../src/connect/context-values.js";
 import { peerCertificateOf, type PeerCertificate } from "../src/core/peer-certificate.js";
 import { createThumbprintStore } from "../src/stores/thumbprint-store.js";
-import { holdRequest, type Held } from "./decision-ns.js";
+import { holdPeers } from "./decision-ns.js";
 import type { WireProtocol } from "./load-generator.js";
 import { runRounds, summarize, type RunSpec, type VariantSummary } from "./load-run.js";
 import { createBenchMeterProvider } from "./metrics-provider.js";
@@ -73,22 +72,10 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
 async function measureInProcess(options: BenchOptions): Promise<{ pairs: Pair[]; batches: number; batchMs: number }> {
   const batches = options.quick ? 5 : 11;
   const batchMs = options.quick ? 40 : 100;
-  const { issued } = options.pki;
-  const server = http2.createSecureServer({
-    cert: issued.server.cert,
-    key: issued.server.key,
-    requestCert: true,
-    rejectUnauthorized: false,
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as AddressInfo).port;
-  const held: Held[] = [];
+  const peers = await holdPeers(options.pki.issued);
   const provider = createBenchMeterProvider();
   try {
-    const alice = await holdRequest(server, port, issued.ca.cert, issued.alice);
-    held.push(alice);
-    const bob = await holdRequest(server, port, issued.ca.cert, issued.bob);
-    held.push(bob);
+    const { alice, bob, port } = peers;
     const alicePeer: PeerCertificate = peerCertificateOf(alice.req);
     const bobPeer: PeerCertificate = peerCertificateOf(bob.req);
     const store = createThumbprintStore(options.pki.alice.sha1);
@@ -170,9 +157,8 @@ async function measureInProcess(options: BenchOptions): Promise<{ pairs: Pair[];
     }
     return { pairs, batches, batchMs };
   } finally {
-    for (const h of held) h.release();
     await provider.shutdown();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await peers.close();
   }
 }
 
