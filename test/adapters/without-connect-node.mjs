@@ -2,18 +2,9 @@
 // optional peer dependency): a module hook makes every import of it fail the
 // way a missing package does. Prints one line per check; frameworks.test.ts
 // compares them.
-import { register } from "node:module";
+import { hidePackages } from "./hide-packages.mjs";
 
-const hook = `
-export async function resolve(specifier, context, next) {
-  if (specifier === "@connectrpc/connect-node" || specifier.startsWith("@connectrpc/connect-node/")) {
-    const error = new Error("Cannot find package '" + specifier + "' (hidden by the test)");
-    error.code = "ERR_MODULE_NOT_FOUND";
-    throw error;
-  }
-  return next(specifier, context);
-}`;
-register(`data:text/javascript,${encodeURIComponent(hook)}`);
+hidePackages(["@connectrpc/connect-node"]);
 
 // The hook works: the package is gone for this process.
 const hidden = await import("@connectrpc/connect-node").then(

@@ -4,28 +4,10 @@
 // TLS calls through the gate and the interceptor, admitted and refused, and
 // prints one line per check; the tests compare them.
 import * as http2 from "node:http2";
-import Module, { createRequire, register } from "node:module";
+import { createRequire } from "node:module";
+import { hidePackages } from "./hide-packages.mjs";
 
-const hidden = (specifier) => specifier === "@opentelemetry/api" || specifier.startsWith("@opentelemetry/api/");
-const hook = `
-export async function resolve(specifier, context, next) {
-  if (specifier === "@opentelemetry/api" || specifier.startsWith("@opentelemetry/api/")) {
-    const error = new Error("Cannot find package '" + specifier + "' (hidden by the test)");
-    error.code = "ERR_MODULE_NOT_FOUND";
-    throw error;
-  }
-  return next(specifier, context);
-}`;
-register(`data:text/javascript,${encodeURIComponent(hook)}`);
-const resolveFilename = Module._resolveFilename;
-Module._resolveFilename = function (request, ...rest) {
-  if (hidden(request)) {
-    const error = new Error(`Cannot find module '${request}' (hidden by the test)`);
-    error.code = "MODULE_NOT_FOUND";
-    throw error;
-  }
-  return resolveFilename.call(this, request, ...rest);
-};
+hidePackages(["@opentelemetry/api"], { require: true });
 
 // The hooks work: the package is gone for this process, both ways.
 const imported = await import("@opentelemetry/api").then(
