@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { childrenOf, decodeDirectoryString, decodeOid, inspectDer, readTlv } from "../src/core/der.js";
+import fc from "fast-check";
+import { childrenOf, decodeDirectoryString, decodeOid, decodeTime, inspectDer, readTlv } from "../src/core/der.js";
 import { createDevCa } from "../src/dev-certificates.js";
+import { params } from "./support/property.js";
 
 const bytes = (...b: number[]) => new Uint8Array(b);
 
@@ -94,5 +96,56 @@ describe("inspectDer()", () => {
       kind: "pkcs12",
     });
     expect(inspectDer(bytes(0x04, 0x00))).toMatchObject({ kind: "invalid" });
+  });
+});
+
+describe("decodeTime()", () => {
+  const time = (tag: number, text: string) => {
+    const content = Buffer.from(text, "latin1");
+    return decodeTime(
+      new Uint8Array([tag, content.length, ...content]),
+      readTlv(new Uint8Array([tag, content.length, ...content]), 0),
+    );
+  };
+
+  it("reads UTCTime in RFC 5280's window and GeneralizedTime, to the second", () => {
+    expect(time(0x17, "491231235959Z").toISOString()).toBe("2049-12-31T23:59:59.000Z");
+    expect(time(0x17, "500101000000Z").toISOString()).toBe("1950-01-01T00:00:00.000Z");
+    expect(time(0x18, "20500101120000Z").toISOString()).toBe("2050-01-01T12:00:00.000Z");
+  });
+
+  it("refuses other forms with a RangeError: fractions, offsets, missing Z, letters, wrong tags", () => {
+    for (const [tag, text] of [
+      [0x17, "4912312359Z"],
+      [0x17, "491231235959+0100"],
+      [0x17, "491231235959"],
+      [0x18, "20500101120000.5Z"],
+      [0x18, "2050010112000aZ"],
+      [0x17, "49123123595 Z"],
+      [0x18, "491231235959Z"],
+      [0x04, "491231235959Z"],
+    ] as const) {
+      expect(() => time(tag, text), text).toThrow(RangeError);
+    }
+  });
+
+  it("agrees with the reading of the printed digits for any digits", () => {
+    fc.assert(
+      fc.property(
+        fc.boolean(),
+        fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 14, maxLength: 14 }),
+        (utc, d) => {
+          const digits = d.join("").slice(utc ? 2 : 0);
+          const m = /^(\d{2,4}?)(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$/.exec(digits)!;
+          let year = Number(m[1]);
+          if (utc) year += year < 50 ? 2000 : 1900;
+          const expected = Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
+          const text = `${digits}Z`;
+          if (Number.isNaN(expected)) expect(() => time(utc ? 0x17 : 0x18, text)).toThrow(RangeError);
+          else expect(time(utc ? 0x17 : 0x18, text).getTime()).toBe(expected);
+        },
+      ),
+      params(),
+    );
   });
 });

@@ -6,7 +6,7 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate } from "../src/core/certificate.js";
 import { issueDevCertificate } from "../src/dev-certificates.js";
-import { readValidity } from "../src/policy/certificate-extensions.js";
+import { readValidity } from "../src/core/certificate-validity.js";
 import { createExpiryFilter } from "../src/service/expiring.js";
 import type { StoredCertificate, WritableCertificateStore } from "../src/core/store.js";
 import { createDirectoryStore } from "../src/stores/directory-store.js";

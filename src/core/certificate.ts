@@ -1,5 +1,5 @@
 import * as crypto from "node:crypto";
-import { X509Certificate, createHash, timingSafeEqual } from "node:crypto";
+import { X509Certificate, createHash } from "node:crypto";
 import { canonicalSerialNumber } from "./serial-number.js";
 
 /**
@@ -114,7 +114,13 @@ export function thumbprintsEqual(a: string, b: string): boolean {
   if (a.length !== b.length) {
     return false;
   }
-  return timingSafeEqual(Buffer.from(a, "latin1"), Buffer.from(b, "latin1"));
+  // Every character is compared, whatever differs: no early exit, and no
+  // buffers to allocate (stores compare on every new connection).
+  let difference = 0;
+  for (let i = 0; i < a.length; i++) {
+    difference |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  }
+  return difference === 0;
 }
 
 /**
@@ -163,7 +169,7 @@ export function parseCertificate(input: CertificateInput): Certificate {
   if (input instanceof Uint8Array && input[0] === 0x30 && input.length !== x509.raw.length) {
     throw new TypeError("not a certificate: bytes after the DER certificate");
   }
-  return lazyCertificate(() => x509, undefined);
+  return lazyCertificate(x509, undefined);
 }
 
 /**
@@ -181,36 +187,71 @@ export interface PeerCertificateInfo {
 /**
  * certificateOfPeerInfo builds a `Certificate` from what Node's TLS layer
  * reports of a peer (`socket.getPeerCertificate(false)`), without building
- * an `X509Certificate`: on a new connection that is less than half the cost
- * of `getPeerX509Certificate()` (see BENCHMARKS.md). Node's parsed form is
- * made from the DER only when a field that needs it is first asked for.
- * That DER is what OpenSSL already parsed during the handshake, so Node
- * parses it again; should it not, the field's getter throws and a policy
- * refuses the call (fail closed).
+ * an `X509Certificate`. Node's parsed form is made from the DER only when a
+ * field that needs it is first asked for. That DER is what OpenSSL already
+ * parsed during the handshake, so Node parses it again; should it not, the
+ * field's getter throws and a policy refuses the call (fail closed).
  */
 export function certificateOfPeerInfo(info: PeerCertificateInfo): Certificate {
   const raw = info.raw;
   if (!(raw instanceof Uint8Array) || raw.length === 0) {
     throw new TypeError("not a certificate: no DER from the TLS layer");
   }
-  let x509: X509Certificate | undefined;
-  return lazyCertificate(() => (x509 ??= new X509Certificate(raw)), info);
+  return lazyCertificate(undefined, {
+    der: raw,
+    sha1: info.fingerprint.replaceAll(":", ""),
+    sha256: info.fingerprint256.replaceAll(":", ""),
+    notBefore: new Date(info.valid_from),
+    notAfter: new Date(info.valid_to),
+  });
 }
 
-function lazyCertificate(x509Of: () => X509Certificate, info: PeerCertificateInfo | undefined): Certificate {
-  let der: Uint8Array | undefined = info?.raw;
-  let sha1: string | undefined = info?.fingerprint.replaceAll(":", "");
-  let sha256: string | undefined = info?.fingerprint256.replaceAll(":", "");
+/**
+ * certificateOfPeerDer builds a `Certificate` from the DER of a certificate
+ * that the TLS layer already accepted in a handshake (see
+ * `peerDerOfTlsSession`) and its validity window (`readValidity`). The
+ * thumbprints are hashed from the DER when first asked for; Node's parsed
+ * form is made only when another field is, as in `certificateOfPeerInfo`.
+ */
+export function certificateOfPeerDer(der: Uint8Array, validity: { notBefore: Date; notAfter: Date }): Certificate {
+  return lazyCertificate(undefined, {
+    der,
+    notBefore: validity.notBefore,
+    notAfter: validity.notAfter,
+  });
+}
+
+// What is known of a certificate before Node parses it.
+interface KnownFields {
+  readonly der: Uint8Array;
+  readonly sha1?: string;
+  readonly sha256?: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+}
+
+// Either Node's parsed form or the known fields (with the DER) are given.
+// Each field is an own enumerable getter, so that a certificate spreads and
+// prints like a plain object of its fields.
+function lazyCertificate(parsed: X509Certificate | undefined, known: KnownFields | undefined): Certificate {
+  let x509 = parsed;
+  let der: Uint8Array | undefined = known?.der;
+  let sha1: string | undefined = known?.sha1;
+  let sha256: string | undefined = known?.sha256;
+  let notBefore: Date | undefined = known?.notBefore;
+  let notAfter: Date | undefined = known?.notAfter;
   let subject: string | undefined;
   let issuer: string | undefined;
   let serialNumber: string | undefined;
-  let notBefore: Date | undefined = info === undefined ? undefined : new Date(info.valid_from);
-  let notAfter: Date | undefined = info === undefined ? undefined : new Date(info.valid_to);
   let subjectAltNames: SubjectAltNames | undefined;
   let isCA: boolean | undefined;
+  // Node parses the DER only when a field needs it. That DER is what OpenSSL
+  // accepted in the handshake; should Node not parse it, the getter throws
+  // and a policy refuses the call (fail closed).
+  const x509Of = () => (x509 ??= new X509Certificate(der as Uint8Array));
   const certificate: Certificate = {
-    // Node's fingerprints hash the DER natively, without copying it out:
-    // cheaper than `raw` and a hash on a new connection.
+    // Without the DER in hand, Node's fingerprints hash it natively,
+    // without copying it out.
     get sha1() {
       return (sha1 ??= der === undefined ? x509Of().fingerprint.replaceAll(":", "") : digest("sha1", der));
     },

@@ -92,18 +92,43 @@ export function decodeOid(bytes: Uint8Array, tlv: Tlv): string {
  * 5280 requires (seconds, `Z`); anything else throws a `RangeError`.
  */
 export function decodeTime(bytes: Uint8Array, tlv: Tlv): Date {
-  const text = Buffer.from(bytes.subarray(tlv.contentStart, tlv.end)).toString("latin1");
-  const m = (
-    tlv.tag === 0x17
-      ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/
-      : tlv.tag === 0x18
-        ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/
-        : /^$/
-  ).exec(text);
-  if (m === null) throw new RangeError(`der: bad time ${JSON.stringify(text)}`);
-  let year = Number(m[1]);
-  if (tlv.tag === 0x17) year += year < 50 ? 2000 : 1900; // RFC 5280 UTCTime window
-  return new Date(Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])));
+  // Read digit by digit: it runs on every new connection (the validity of
+  // the client certificate), where a string, a regular expression and their
+  // garbage cost ten times more.
+  const at = tlv.contentStart;
+  const utc = tlv.tag === 0x17;
+  const length = tlv.end - at;
+  if (!((utc && length === 13) || (tlv.tag === 0x18 && length === 15)) || bytes[tlv.end - 1] !== 0x5a) {
+    throw badTime(bytes, tlv);
+  }
+  const y = utc ? 2 : 4;
+  let year = digitsAt(bytes, at, y);
+  if (utc) year += year < 50 ? 2000 : 1900; // RFC 5280 UTCTime window
+  const date = Date.UTC(
+    year,
+    digitsAt(bytes, at + y, 2) - 1,
+    digitsAt(bytes, at + y + 2, 2),
+    digitsAt(bytes, at + y + 4, 2),
+    digitsAt(bytes, at + y + 6, 2),
+    digitsAt(bytes, at + y + 8, 2),
+  );
+  if (Number.isNaN(date)) throw badTime(bytes, tlv);
+  return new Date(date);
+}
+
+// The decimal number in `count` ASCII digits at `offset`, or NaN.
+function digitsAt(bytes: Uint8Array, offset: number, count: number): number {
+  let value = 0;
+  for (let i = offset; i < offset + count; i++) {
+    const d = (bytes[i] ?? 0) - 0x30;
+    if (d < 0 || d > 9) return Number.NaN;
+    value = value * 10 + d;
+  }
+  return value;
+}
+
+function badTime(bytes: Uint8Array, tlv: Tlv): RangeError {
+  return new RangeError(`der: bad time ${JSON.stringify(latin1.decode(bytes.subarray(tlv.contentStart, tlv.end)))}`);
 }
 
 const latin1 = new TextDecoder("latin1");

@@ -3,7 +3,15 @@
 // object and a way to reach its TLS socket.
 import type { Http2Session, ServerHttp2Stream } from "node:http2";
 import type { X509Certificate } from "node:crypto";
-import { certificateOfPeerInfo, parseCertificate, type Certificate, type PeerCertificateInfo } from "./certificate.js";
+import {
+  certificateOfPeerDer,
+  certificateOfPeerInfo,
+  parseCertificate,
+  type Certificate,
+  type PeerCertificateInfo,
+} from "./certificate.js";
+import { readValidity } from "./certificate-validity.js";
+import { peerDerOfTlsSession } from "./tls-session-peer.js";
 import { warnOnce } from "./warn-once.js";
 
 /**
@@ -80,10 +88,15 @@ export interface TlsSocketLike {
   getPeerX509Certificate(): X509Certificate | undefined;
   /**
    * Node's `TLSSocket.getPeerCertificate`: when present, it is used instead
-   * of `getPeerX509Certificate()`, which costs twice as much on a new
-   * connection.
+   * of `getPeerX509Certificate()`, which costs more on a new connection
+   * whose client sent a chain.
    */
   getPeerCertificate?(detailed: false): Partial<PeerCertificateInfo> | null | undefined;
+  /**
+   * Node's `TLSSocket.getSession`: when present with `getPeerCertificate`,
+   * the certificate's DER is read from the session, the cheapest way.
+   */
+  getSession?(): Uint8Array | undefined;
 }
 
 /**
@@ -165,8 +178,17 @@ function readPeer(socket: TlsSocketLike | undefined): PeerCertificate {
   let info: Partial<PeerCertificateInfo> | null | undefined;
   try {
     if (typeof socket.getPeerCertificate === "function") {
-      // Node answers `{}` when the peer sent no certificate.
-      info = socket.getPeerCertificate(false);
+      const fromSession =
+        sessionReads !== false && typeof socket.getSession === "function" ? readSession(socket) : undefined;
+      if (fromSession !== undefined && sessionReads === true) {
+        if (fromSession !== null) {
+          return { certificate: fromSession, authorized, authorizationError, encrypted: true };
+        }
+      } else {
+        // Node answers `{}` when the peer sent no certificate.
+        info = socket.getPeerCertificate(false);
+        if (fromSession !== undefined) checkSessionRead(fromSession, info);
+      }
     } else {
       x509 = socket.getPeerX509Certificate();
     }
@@ -198,6 +220,46 @@ function readPeer(socket: TlsSocketLike | undefined): PeerCertificate {
     return { certificate: parseCertificate(x509), authorized, authorizationError, encrypted: true };
   } catch (error) {
     return { certificate: undefined, authorized, authorizationError, encrypted: true, error };
+  }
+}
+
+// Whether this process reads client certificates from the TLS session:
+// undefined until the first certificate read from a session has been
+// compared with getPeerCertificate(false), then the answer. A Node built
+// against a TLS library whose session encoding differs falls back for good.
+let sessionReads: boolean | undefined;
+
+// The certificate in the socket's TLS session, null when the session holds
+// none, undefined when there is no session or it cannot be read (then
+// getPeerCertificate decides). A date in a form RFC 5280 does not allow is
+// left to Node's reading, as before.
+function readSession(socket: TlsSocketLike): Certificate | null | undefined {
+  try {
+    const session = socket.getSession?.();
+    if (!(session instanceof Uint8Array)) return undefined;
+    const der = peerDerOfTlsSession(session);
+    return der === undefined ? null : certificateOfPeerDer(der, readValidity(der));
+  } catch {
+    return undefined;
+  }
+}
+
+function checkSessionRead(
+  fromSession: Certificate | null,
+  info: Partial<PeerCertificateInfo> | null | undefined,
+): void {
+  const raw = info?.raw;
+  if (fromSession === null || !(raw instanceof Uint8Array)) {
+    // Agreement on "no certificate" proves nothing; a disagreement does.
+    if (fromSession !== null || raw instanceof Uint8Array) sessionReads = false;
+    return;
+  }
+  sessionReads = Buffer.compare(fromSession.der, raw) === 0;
+  if (!sessionReads) {
+    warnOnce(
+      "session",
+      "certgate: the TLS session's client certificate differs from getPeerCertificate(); reading it with getPeerCertificate() from now on",
+    );
   }
 }
 

@@ -1,5 +1,5 @@
 import type { Certificate } from "../core/certificate.js";
-import { childrenOf, decodeOid, decodeTime, readTlv, type Tlv } from "../core/der.js";
+import { childrenOf, decodeOid, readTlv, type Tlv } from "../core/der.js";
 import { serialNumberOfDer } from "../core/serial-number.js";
 
 /**
@@ -41,25 +41,6 @@ export interface CaConstraints {
   readonly keyCertSign: boolean;
   /** Whether key usage allows cRLSign (true when there is no key usage extension). */
   readonly crlSign: boolean;
-}
-
-/**
- * readValidity reads the validity window of a DER certificate without
- * parsing the rest: about a microsecond, where a full parse costs hundreds,
- * for listings that need only the expiry of many certificates. It throws a
- * `RangeError` on a malformed encoding.
- */
-export function readValidity(der: Uint8Array): { notBefore: Date; notAfter: Date } {
-  const certificate = readTlv(der, 0);
-  const tbs = childrenOf(der, certificate)[0];
-  if (tbs === undefined) throw new RangeError("der: empty certificate");
-  const fields = childrenOf(der, tbs);
-  // [0] version (absent in v1), serialNumber, signature, issuer, validity.
-  const validity = fields[fields[0]?.tag === 0xa0 ? 4 : 3];
-  if (validity === undefined || validity.tag !== 0x30) throw new RangeError("der: no validity");
-  const [notBefore, notAfter] = childrenOf(der, validity);
-  if (notBefore === undefined || notAfter === undefined) throw new RangeError("der: short validity");
-  return { notBefore: decodeTime(der, notBefore), notAfter: decodeTime(der, notAfter) };
 }
 
 /**

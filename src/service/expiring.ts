@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { parseCertificate } from "../core/certificate.js";
-import { readValidity } from "../policy/certificate-extensions.js";
+import { readValidity } from "../core/certificate-validity.js";
 import { createLruCache } from "../core/lru-cache.js";
 import type { StoredCertificate, WritableCertificateStore } from "../core/store.js";
 
