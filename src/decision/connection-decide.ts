@@ -59,16 +59,17 @@ export function createConnectionDecide(options: ConnectionDecideOptions): Decide
     policy: CompiledPolicy,
     state: ConnectionState,
     t: number,
-  ): Promise<Decision> {
+  ): Decision | Promise<Decision> {
     const facts = state.facts;
     const lookup =
       store === undefined
         ? undefined
         : () => {
-            let verdict = facts.get(store) as Promise<StoreVerdict> | undefined;
+            let verdict = facts.get(store) as StoreVerdict | Promise<StoreVerdict> | undefined;
             if (verdict === undefined) {
+              const start = onLookup === undefined ? 0 : performance.now();
               verdict = lookupStore(store, certificate, lookupTimeoutMs);
-              if (onLookup !== undefined) verdict = timed(verdict, onLookup);
+              if (onLookup !== undefined) verdict = timed(verdict, start, onLookup);
               facts.set(store, verdict);
             }
             return verdict;
@@ -88,9 +89,16 @@ export function createConnectionDecide(options: ConnectionDecideOptions): Decide
       }
       return decision;
     };
-    const result = engine
-      .evaluate(policy, peer, certificate, { t, facts, lookupStore: lookup })
-      .then(settle, (error: unknown) => settle({ kind: "error", error }));
+    let outcome: Outcome | Promise<Outcome>;
+    try {
+      outcome = engine.evaluate(policy, peer, certificate, { t, facts, lookupStore: lookup });
+    } catch (error) {
+      outcome = { kind: "error", error };
+    }
+    // A store that answers from memory decides a new connection at once:
+    // no promise, no microtask before the call goes on.
+    if (!(outcome instanceof Promise)) return settle(outcome);
+    const result = outcome.then(settle, (error: unknown) => settle({ kind: "error", error }));
     state.results[policy.index] = result;
     return result;
   }
@@ -143,18 +151,19 @@ export function createConnectionDecide(options: ConnectionDecideOptions): Decide
 }
 
 function timed(
-  verdict: Promise<StoreVerdict>,
+  verdict: StoreVerdict | Promise<StoreVerdict>,
+  start: number,
   onLookup: (ms: number, verdict: StoreVerdict) => void,
-): Promise<StoreVerdict> {
-  const start = performance.now();
-  return verdict.then((v) => {
+): StoreVerdict | Promise<StoreVerdict> {
+  const report = (v: StoreVerdict) => {
     try {
       onLookup(performance.now() - start, v);
     } catch {
       // Metrics must not change the decision.
     }
     return v;
-  });
+  };
+  return verdict instanceof Promise ? verdict.then(report) : report(verdict);
 }
 
 // Report-only policies mark their refusals, which the adapters let through.

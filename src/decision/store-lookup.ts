@@ -3,18 +3,33 @@
 // which refuses), and the store's `get` for `issuerCertificateId`.
 import type { Certificate } from "../core/certificate.js";
 import type { IssuerCertificateSource } from "../policy/identity-match.js";
-import type { CertificateStore, StoredCertificate, StoreVerdict } from "../core/store.js";
+import { syncLookupOf, type CertificateStore, type StoredCertificate, type StoreVerdict } from "../core/store.js";
 
 /**
- * lookupStore asks the store about a certificate, giving up after
- * `timeoutMs` (and aborting the look-up's signal). It never rejects:
- * whatever the store does, the outcome is a verdict.
+ * lookupStore asks the store about a certificate: synchronously when the
+ * store answers from memory (`withSyncLookup`), else through `lookup`, giving up
+ * after `timeoutMs` (and aborting the look-up's signal). It never throws or
+ * rejects: whatever the store does, the outcome is a verdict.
  */
 export function lookupStore(
   store: CertificateStore,
   certificate: Certificate,
   timeoutMs: number,
-): Promise<StoreVerdict> {
+): StoreVerdict | Promise<StoreVerdict> {
+  const lookupSync = syncLookupOf(store);
+  if (lookupSync !== undefined) {
+    let now: unknown;
+    try {
+      now = lookupSync(certificate);
+    } catch (error) {
+      return { kind: "error", error };
+    }
+    if (now !== undefined) return toVerdict(now);
+  }
+  return lookupAsync(store, certificate, timeoutMs);
+}
+
+function lookupAsync(store: CertificateStore, certificate: Certificate, timeoutMs: number): Promise<StoreVerdict> {
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<StoreVerdict>((resolve) => {

@@ -53,7 +53,7 @@ export interface EvaluationContext {
   /** Per-connection memo: the store verdict, chains, CRL checks, identity matches. */
   readonly facts: Map<object, unknown>;
   /** The memoized store look-up, or undefined when there is no store. */
-  readonly lookupStore: (() => Promise<StoreVerdict>) | undefined;
+  readonly lookupStore: (() => StoreVerdict | Promise<StoreVerdict>) | undefined;
 }
 
 /**
@@ -65,13 +65,13 @@ export interface PolicyEngine {
   readonly policies: readonly CompiledPolicy[];
   /** The policy of a procedure (first matching rule, else the default); cached per procedure. */
   policyFor(procedure: string | undefined): CompiledPolicy;
-  /** Runs the per-connection checks of a policy. */
+  /** Runs the per-connection checks of a policy; without a promise when nothing waits. */
   evaluate(
     policy: CompiledPolicy,
     peer: PeerCertificate,
     certificate: Certificate,
     context: EvaluationContext,
-  ): Promise<Outcome>;
+  ): Outcome | Promise<Outcome>;
 }
 
 /**

@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Certificate } from "../core/certificate.js";
 import {
+  withSyncLookup,
   createChangeNotifier,
   type StoreChange,
   type StoreVerdict,
@@ -250,19 +251,25 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
   started.ensureWatches();
   const sizeGauge = observeStoreSize(metrics, () => leaf.index.certificates);
 
-  function lookup(certificate: Certificate): Promise<StoreVerdict> {
-    if (closed) return Promise.resolve({ kind: "error", error: new Error("directory store is closed") });
+  // From memory: the index of the folder's certificates, then its CA folder.
+  function lookupSync(certificate: Certificate): StoreVerdict {
+    if (closed) return { kind: "error", error: new Error("directory store is closed") };
     try {
       const match = leaf.index.matchSha256(Buffer.from(certificate.sha256, "hex"));
       if (match !== undefined) {
-        return Promise.resolve({ kind: "admitted", entry: { id: match.id, thumbprint: certificate.sha256 } });
+        return { kind: "admitted", entry: { id: match.id, thumbprint: certificate.sha256 } };
       }
-      if (verifier.empty) return Promise.resolve({ kind: "refused", reason: "not_allowed" });
-      return Promise.resolve(verifier.verify(certificate, now()));
+      if (verifier.empty) return { kind: "refused", reason: "not_allowed" };
+      return verifier.verify(certificate, now());
     } catch (error) {
-      return Promise.resolve({ kind: "error", error });
+      return { kind: "error", error };
     }
   }
+
+  const lookup = withSyncLookup(
+    (certificate: Certificate): Promise<StoreVerdict> => Promise.resolve(lookupSync(certificate)),
+    lookupSync,
+  );
 
   const writable = createWritableSide({
     directory,

@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parseCertificate, type Certificate } from "../core/certificate.js";
 import {
+  withSyncLookup,
   createChangeNotifier,
   isValidCertificateId,
   type StoreChange,
@@ -114,25 +115,24 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): WritableCer
     }
   }
 
+  function lookupSync(certificate: Certificate): StoreVerdict {
+    if (closed) {
+      return { kind: "error", error: new Error("certificate store is closed") };
+    }
+    // By SHA-256 alone: the store knows both digests of what it keeps, so a
+    // certificate matching only by SHA-1 is a SHA-1 collision, not a match.
+    const entry = index.findByThumbprint(certificate.sha256);
+    if (entry === undefined) {
+      return { kind: "refused", reason: "not_allowed" };
+    }
+    return { kind: "admitted", entry: { id: entry.id, thumbprint: entry.sha256, labels: entry.labels } };
+  }
+
   return {
     get revision() {
       return notifier.revision;
     },
-    lookup(certificate: Certificate): Promise<StoreVerdict> {
-      if (closed) {
-        return Promise.resolve({ kind: "error", error: new Error("certificate store is closed") });
-      }
-      // By SHA-256 alone: the store knows both digests of what it keeps, so a
-      // certificate matching only by SHA-1 is a SHA-1 collision, not a match.
-      const entry = index.findByThumbprint(certificate.sha256);
-      if (entry === undefined) {
-        return Promise.resolve({ kind: "refused", reason: "not_allowed" });
-      }
-      return Promise.resolve({
-        kind: "admitted",
-        entry: { id: entry.id, thumbprint: entry.sha256, labels: entry.labels },
-      });
-    },
+    lookup: withSyncLookup((certificate: Certificate) => Promise.resolve(lookupSync(certificate)), lookupSync),
     onChange: notifier.onChange,
     onChanges(listener) {
       changeListeners.add(listener);

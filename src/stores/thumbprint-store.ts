@@ -1,6 +1,5 @@
-import { timingSafeEqual } from "node:crypto";
-import { normalizeThumbprint, type Certificate } from "../core/certificate.js";
-import { createChangeNotifier, type CertificateStore, type StoreVerdict } from "../core/store.js";
+import { normalizeThumbprint, thumbprintsEqual, type Certificate } from "../core/certificate.js";
+import { createChangeNotifier, withSyncLookup, type CertificateStore, type StoreVerdict } from "../core/store.js";
 
 /**
  * createThumbprintStore returns a `CertificateStore` that admits exactly the
@@ -20,44 +19,43 @@ export function createThumbprintStore(thumbprints: string | Iterable<string>): C
   if (list.length === 0) {
     throw new TypeError("createThumbprintStore() needs at least one thumbprint");
   }
-  const pins = new Map<string, Buffer>();
+  const pins = new Set<string>();
   for (const text of list) {
-    const normalized = normalizeThumbprint(text);
-    pins.set(normalized, Buffer.from(normalized, "hex"));
+    pins.add(normalizeThumbprint(text));
   }
-  const sha1 = [...pins].filter(([t]) => t.length === 40);
-  const sha256 = [...pins].filter(([t]) => t.length === 64);
+  const sha1 = [...pins].filter((t) => t.length === 40);
+  const sha256 = [...pins].filter((t) => t.length === 64);
   const notifier = createChangeNotifier();
   let closed = false;
 
   // Compares against every pin without stopping at the first match, so the
   // time taken does not tell which pin (or how many) matched.
-  function match(pinned: [string, Buffer][], thumbprint: string): string | undefined {
-    const presented = Buffer.from(thumbprint, "hex");
+  function match(pinned: readonly string[], thumbprint: string): string | undefined {
     let found: string | undefined;
-    for (const [id, bytes] of pinned) {
-      if (timingSafeEqual(bytes, presented) && found === undefined) {
-        found = id;
+    for (const pin of pinned) {
+      if (thumbprintsEqual(pin, thumbprint) && found === undefined) {
+        found = pin;
       }
     }
     return found;
+  }
+
+  function lookupSync(certificate: Certificate): StoreVerdict {
+    if (closed) {
+      return { kind: "error", error: new Error("store is closed") };
+    }
+    // A SHA-1 thumbprint is hashed only when one is pinned.
+    const id = (sha1.length > 0 ? match(sha1, certificate.sha1) : undefined) ?? match(sha256, certificate.sha256);
+    return id === undefined
+      ? { kind: "refused", reason: "not_allowed" }
+      : { kind: "admitted", entry: { id, thumbprint: id } };
   }
 
   return {
     get revision() {
       return notifier.revision;
     },
-    lookup(certificate: Certificate): Promise<StoreVerdict> {
-      if (closed) {
-        return Promise.resolve({ kind: "error", error: new Error("store is closed") });
-      }
-      const id = match(sha1, certificate.sha1) ?? match(sha256, certificate.sha256);
-      return Promise.resolve(
-        id === undefined
-          ? { kind: "refused", reason: "not_allowed" }
-          : { kind: "admitted", entry: { id, thumbprint: id } },
-      );
-    },
+    lookup: withSyncLookup((certificate: Certificate) => Promise.resolve(lookupSync(certificate)), lookupSync),
     onChange: notifier.onChange,
     close() {
       closed = true;

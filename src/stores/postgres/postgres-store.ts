@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Pool } from "pg";
 import type { Certificate } from "../../core/certificate.js";
 import {
+  withSyncLookup,
   createChangeNotifier,
   isValidCertificateId,
   type LoggedChange,
@@ -275,6 +276,17 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     },
   };
 
+  function lookupSync(certificate: Certificate): StoreVerdict {
+    if (closed) return { kind: "error", error: new Error("certificate store is closed") };
+    const state = sync.state;
+    if (state === "unavailable") return { kind: "error", error: new Error("the certificate database is unreachable") };
+    const end = state === "stale" ? { expiresAt: sync.lostAt + maxStaleMs } : {};
+    // By SHA-256 alone, as the other stores: a SHA-1-only match is a collision.
+    const entry = sync.copy.findBySha256(certificate.sha256);
+    if (entry === undefined) return { kind: "refused", reason: "not_allowed", ...end };
+    return { kind: "admitted", entry: { id: entry.id, thumbprint: entry.sha256, labels: entry.labels }, ...end };
+  }
+
   return {
     get revision() {
       return notifier.revision;
@@ -285,22 +297,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     sharedLog,
     audit,
     stats: () => ({ certificates: sync.copy.size, revision: sync.head }),
-    lookup(certificate: Certificate): Promise<StoreVerdict> {
-      if (closed) return Promise.resolve({ kind: "error", error: new Error("certificate store is closed") });
-      const state = sync.state;
-      if (state === "unavailable") {
-        return Promise.resolve({ kind: "error", error: new Error("the certificate database is unreachable") });
-      }
-      const end = state === "stale" ? { expiresAt: sync.lostAt + maxStaleMs } : {};
-      // By SHA-256 alone, as the other stores: a SHA-1-only match is a collision.
-      const entry = sync.copy.findBySha256(certificate.sha256);
-      if (entry === undefined) return Promise.resolve({ kind: "refused", reason: "not_allowed", ...end });
-      return Promise.resolve({
-        kind: "admitted",
-        entry: { id: entry.id, thumbprint: entry.sha256, labels: entry.labels },
-        ...end,
-      });
-    },
+    lookup: withSyncLookup((certificate: Certificate) => Promise.resolve(lookupSync(certificate)), lookupSync),
     onChange: notifier.onChange,
     onChanges(listener) {
       changeListeners.add(listener);

@@ -1,7 +1,7 @@
 import { createClient } from "@connectrpc/connect";
 import type { Certificate } from "../../core/certificate.js";
 import { CertificateStoreService } from "../../gen/certgate/v1/certificate_store_pb.js";
-import { createChangeNotifier, type StoreVerdict } from "../../core/store.js";
+import { createChangeNotifier, withSyncLookup, type StoreVerdict } from "../../core/store.js";
 import type { RemoteStore, RemoteStoreOptions } from "./types.js";
 import { nonNegative, timerDuration, transportsOf } from "./options.js";
 import { clockOf } from "../../core/options.js";
@@ -93,6 +93,13 @@ export function createLookupStore(options: RemoteStoreOptions): RemoteStore {
     }
   }
 
+  // A verdict still fresh in the cache; undefined means asking the service.
+  function cachedVerdict(certificate: Certificate): StoreVerdict | undefined {
+    if (closed) return { kind: "error", error: new Error("remote store is closed") };
+    const cached = cache.get(certificate.sha256);
+    return cached !== undefined && now() < cached.expiresAt ? cached : undefined;
+  }
+
   return {
     mode: "lookup",
     get state() {
@@ -101,15 +108,12 @@ export function createLookupStore(options: RemoteStoreOptions): RemoteStore {
     get revision() {
       return notifier.revision;
     },
-    lookup(certificate, signal) {
-      if (closed) {
-        return Promise.resolve({ kind: "error", error: new Error("remote store is closed") });
+    lookup: withSyncLookup((certificate: Certificate, signal: AbortSignal): Promise<StoreVerdict> => {
+      const known = cachedVerdict(certificate);
+      if (known !== undefined) {
+        return Promise.resolve(known);
       }
       const key = certificate.sha256;
-      const cached = cache.get(key);
-      if (cached !== undefined && now() < cached.expiresAt) {
-        return Promise.resolve(cached);
-      }
       let pending = inFlight.get(key);
       if (pending === undefined) {
         const started = ask(certificate).finally(() => {
@@ -122,7 +126,7 @@ export function createLookupStore(options: RemoteStoreOptions): RemoteStore {
       }
       // One caller giving up must not cancel the request that others share.
       return abortable(pending, signal);
-    },
+    }, cachedVerdict),
     onChange: notifier.onChange,
     ready() {
       return closed ? Promise.reject(new Error("remote store is closed")) : Promise.resolve();

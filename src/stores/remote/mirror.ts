@@ -5,7 +5,7 @@ import {
   type Certificate as CertificateMessage,
   type WatchCertificatesResponse,
 } from "../../gen/certgate/v1/certificate_store_pb.js";
-import { createChangeNotifier, type StoreVerdict } from "../../core/store.js";
+import { createChangeNotifier, withSyncLookup, type StoreVerdict } from "../../core/store.js";
 import type { RemoteStore, RemoteStoreOptions, RemoteStoreState } from "./types.js";
 import { delay, nonNegative, timerDuration, report, transportsOf } from "./options.js";
 import { createCertificateIndex, type CertificateIndex } from "../certificate-index.js";
@@ -286,6 +286,15 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     return { kind: "admitted", entry: { id: entry.id, thumbprint: entry.sha256, labels: entry.labels }, ...end };
   }
 
+  // The verdict from the mirror, or undefined before the first snapshot.
+  function answerNow(certificate: Certificate): StoreVerdict | undefined {
+    if (closed) return { kind: "error", error: new Error("remote store is closed") };
+    if (synced) return answer(certificate);
+    if (!everSynced) return undefined;
+    if (withinStale(now())) return answer(certificate, lostAt + maxStaleMs);
+    return { kind: "error", error: new Error("certificate store service unreachable: the mirror is out of date") };
+  }
+
   const running = run().catch(() => {
     // run() handles its own errors; nothing can reach here but a bug, and a
     // bug must not crash the process: the store stays fail closed.
@@ -299,27 +308,19 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     get revision() {
       return notifier.revision;
     },
-    async lookup(certificate, signal) {
+    // Before the first snapshot, a look-up waits for it; after, the mirror
+    // answers at once.
+    lookup: withSyncLookup(async (certificate: Certificate, signal: AbortSignal): Promise<StoreVerdict> => {
       if (!everSynced && !closed) {
         await waitForSync(syncTimeoutMs, signal);
       }
-      if (closed) {
-        return { kind: "error", error: new Error("remote store is closed") };
-      }
-      if (synced) {
-        return answer(certificate);
-      }
-      if (!everSynced) {
-        return {
+      return (
+        answerNow(certificate) ?? {
           kind: "error",
           error: new Error(`not synchronised with the certificate store service within ${syncTimeoutMs} ms`),
-        };
-      }
-      if (withinStale(now())) {
-        return answer(certificate, lostAt + maxStaleMs);
-      }
-      return { kind: "error", error: new Error("certificate store service unreachable: the mirror is out of date") };
-    },
+        }
+      );
+    }, answerNow),
     onChange: notifier.onChange,
     async ready(timeoutMs = syncTimeoutMs) {
       await waitForSync(timeoutMs);
