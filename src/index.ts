@@ -72,6 +72,8 @@ export {
 } from "./stores/directory-store.js";
 export {
   createChangeNotifier,
+  withSyncLookup,
+  type SyncLookup,
   type CertificateStore,
   type StoreVerdict,
   type StoreEntry,

@@ -215,8 +215,10 @@ describe("certgate.store.lookup.duration", () => {
     await alice.echo({ text: "2" });
     expect(await m.points("certgate.store.lookup.duration")).toMatchObject([{ value: 1 }]);
     expect(store.lookups).toBe(1);
-    // A new connection asks again; so does a refused certificate.
-    await echoClient(server, pki, pki.alice).echo({ text: "3" });
+    // Another certificate is asked about, admitted or refused.
+    const carol = await issueDevCertificate(pki.ca, { commonName: "carol", usages: ["client"] });
+    store.add(carol);
+    await echoClient(server, pki, carol).echo({ text: "3" });
     await connectErrorOf(echoClient(server, pki, pki.bob).echo({ text: "x" }));
     points = await m.points("certgate.store.lookup.duration");
     expect(pointValue(points, { "certgate.store.verdict": "admitted" })).toBe(2);

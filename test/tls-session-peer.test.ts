@@ -8,7 +8,8 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { peerDerOfTlsSession } from "../src/core/tls-session-peer.js";
 import type { TlsSocketLike } from "../src/core/peer-certificate.js";
-import { captureWarnings, createTestPki, type TestPki } from "./support/harness.js";
+import { createDecisionCore } from "../src/decision/decision.js";
+import { captureWarnings, createTestPki, createTestStore, echoPath as echo, type TestPki } from "./support/harness.js";
 import { mutatedBytes, params } from "./support/property.js";
 import { captureTlsSessions, type SeenSession } from "./support/tls-session.js";
 
@@ -47,8 +48,9 @@ afterAll(async () => {
 const server = () => ({ key: pki.server.key, cert: pki.server.cert });
 const alice = () => ({ key: pki.alice.key, cert: pki.alice.cert });
 
-function derOf(seen: SeenSession): Uint8Array | undefined {
-  return seen.session === undefined ? undefined : peerDerOfTlsSession(Buffer.from(seen.session));
+function derOf(seen: SeenSession): Buffer | undefined {
+  const der = seen.session === undefined ? undefined : peerDerOfTlsSession(Buffer.from(seen.session));
+  return der === undefined ? undefined : Buffer.from(der, "latin1");
 }
 
 describe("peerDerOfTlsSession()", () => {
@@ -96,7 +98,7 @@ describe("peerDerOfTlsSession()", () => {
     const der = peerDerOfTlsSession(session);
     expect(session.every((b) => b === 0)).toBe(true);
     // The certificate is a copy, not a view of the zeroed buffer.
-    expect(Buffer.from(der!)).toEqual(seen!.info.raw);
+    expect(Buffer.from(der!, "latin1")).toEqual(seen!.info.raw);
   });
 
   it("returns a certificate or undefined, or throws a RangeError, for damaged sessions, and zeroes them", async () => {
@@ -107,7 +109,7 @@ describe("peerDerOfTlsSession()", () => {
         const session = Buffer.from(bytes);
         try {
           const der = peerDerOfTlsSession(session);
-          if (der !== undefined) expect(der[0]).toBe(0x30);
+          if (der !== undefined) expect(der.charCodeAt(0)).toBe(0x30);
         } catch (error) {
           expect(error).toBeInstanceOf(RangeError);
         }
@@ -120,13 +122,13 @@ describe("peerDerOfTlsSession()", () => {
 
 describe("readPeerCertificate()", () => {
   // A socket-like object over what a real server saw, counting Node's reads.
-  function socketOf(session: Buffer | undefined, info: SeenSession["info"]) {
+  function socketOf(session: Buffer | undefined, info: SeenSession["info"], authorized = false) {
     const calls = { session: 0, info: 0 };
     const socket: TlsSocketLike & { server: { requestCert: boolean } } = {
       server: { requestCert: true },
       encrypted: true,
-      authorized: false,
-      authorizationError: undefined,
+      authorized,
+      authorizationError: authorized ? undefined : "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
       getSession: () => {
         calls.session++;
         return session === undefined ? undefined : Buffer.from(session);
@@ -188,5 +190,42 @@ describe("readPeerCertificate()", () => {
       expect(read({}, () => broken.socket).certificate?.subject).toBe("CN=alice");
       expect(broken.calls.info).toBe(1);
     }
+  });
+
+  it("shares one Certificate, and so one decision, among a returning client's connections", async () => {
+    const read = await freshReader();
+    const seen = await captureTlsSessions(server(), [
+      alice(),
+      alice(),
+      alice(),
+      { key: pki.bob.key, cert: pki.bob.cert },
+    ]);
+    const peers = seen.map((s) => read({}, () => socketOf(s.session, s.info).socket));
+    // Each connection its own PeerCertificate (per-connection limits count
+    // by it); the first read of the process is checked against
+    // getPeerCertificate(), the next ones share their certificate.
+    expect(new Set(peers).size).toBe(4);
+    expect(peers[2]?.certificate).toBe(peers[1]?.certificate);
+    expect(peers[3]?.certificate).not.toBe(peers[1]?.certificate);
+    expect(peers.map((p) => p.certificate?.subject)).toEqual(["CN=alice", "CN=alice", "CN=alice", "CN=bob"]);
+
+    const store = createTestStore([pki.alice]);
+    const core = createDecisionCore({ store });
+    for (const peer of [peers[1], peers[2]]) expect((await core.enforce(peer, echo, "gate")).kind).toBe("admitted");
+    expect(store.lookups).toBe(1);
+    expect((await core.enforce(peers[3], echo, "gate")).kind).toBe("refused");
+    expect(store.lookups).toBe(2);
+    // Node's TLS layer judged this connection otherwise: decided again.
+    const trusted = read({}, () => socketOf(seen[1]!.session, seen[1]!.info, true).socket);
+    expect(trusted).toMatchObject({
+      certificate: peers[1]?.certificate,
+      authorized: true,
+      authorizationError: undefined,
+    });
+    expect((await core.enforce(trusted, echo, "gate")).kind).toBe("admitted");
+    expect(store.lookups).toBe(3);
+    // A revocation reaches the shared decision at once.
+    store.remove(pki.alice);
+    expect((await core.enforce(peers[2], echo, "gate")).kind).toBe("refused");
   });
 });

@@ -12,6 +12,7 @@ import {
 } from "./certificate.js";
 import { readValidity } from "./certificate-validity.js";
 import { peerDerOfTlsSession } from "./tls-session-peer.js";
+import { createLruCache } from "./lru-cache.js";
 import { warnOnce } from "./warn-once.js";
 
 /**
@@ -182,7 +183,9 @@ function readPeer(socket: TlsSocketLike | undefined): PeerCertificate {
         sessionReads !== false && typeof socket.getSession === "function" ? readSession(socket) : undefined;
       if (fromSession !== undefined && sessionReads === true) {
         if (fromSession !== null) {
-          return { certificate: fromSession, authorized, authorizationError, encrypted: true };
+          const certificate = knownCertificate(fromSession);
+          if (certificate !== undefined) return { certificate, authorized, authorizationError, encrypted: true };
+          info = socket.getPeerCertificate(false);
         }
       } else {
         // Node answers `{}` when the peer sent no certificate.
@@ -229,38 +232,59 @@ function readPeer(socket: TlsSocketLike | undefined): PeerCertificate {
 // against a TLS library whose session encoding differs falls back for good.
 let sessionReads: boolean | undefined;
 
-// The certificate in the socket's TLS session, null when the session holds
-// none, undefined when there is no session or it cannot be read (then
-// getPeerCertificate decides). A date in a form RFC 5280 does not allow is
-// left to Node's reading, as before.
-function readSession(socket: TlsSocketLike): Certificate | null | undefined {
+// The client certificate's DER (a byte string, see peerDerOfTlsSession) in
+// the socket's TLS session, null when the session holds none, undefined
+// when there is no session or it cannot be read (then getPeerCertificate
+// decides).
+function readSession(socket: TlsSocketLike): string | null | undefined {
   try {
     const session = socket.getSession?.();
     if (!(session instanceof Uint8Array)) return undefined;
-    const der = peerDerOfTlsSession(session);
-    return der === undefined ? null : certificateOfPeerDer(der, readValidity(der));
+    return peerDerOfTlsSession(session) ?? null;
   } catch {
     return undefined;
   }
 }
 
-function checkSessionRead(
-  fromSession: Certificate | null,
-  info: Partial<PeerCertificateInfo> | null | undefined,
-): void {
+function checkSessionRead(fromSession: string | null, info: Partial<PeerCertificateInfo> | null | undefined): void {
   const raw = info?.raw;
   if (fromSession === null || !(raw instanceof Uint8Array)) {
     // Agreement on "no certificate" proves nothing; a disagreement does.
     if (fromSession !== null || raw instanceof Uint8Array) sessionReads = false;
     return;
   }
-  sessionReads = Buffer.compare(fromSession.der, raw) === 0;
+  sessionReads = Buffer.compare(Buffer.from(fromSession, "latin1"), raw) === 0;
   if (!sessionReads) {
     warnOnce(
       "session",
       "certgate: the TLS session's client certificate differs from getPeerCertificate(); reading it with getPeerCertificate() from now on",
     );
   }
+}
+
+// Clients reconnect with the same certificate: a returning client's new
+// connection gets the Certificate already read for its DER, so it costs no
+// parse and no hash, and the decision, which is kept per certificate, is
+// already made (until the store or the policy changes). Each connection
+// still has its own PeerCertificate. Bounded: a flood of distinct
+// certificates costs what it did without the cache.
+const knownCertificates = createLruCache<string, Certificate>(1024);
+
+function knownCertificate(der: string): Certificate | undefined {
+  let certificate = knownCertificates.get(der);
+  if (certificate === undefined) {
+    const bytes = new Uint8Array(Buffer.from(der, "latin1"));
+    let validity: { notBefore: Date; notAfter: Date };
+    try {
+      validity = readValidity(bytes);
+    } catch {
+      // A date in a form RFC 5280 does not allow: Node's reading decides.
+      return undefined;
+    }
+    certificate = certificateOfPeerDer(bytes, validity);
+    knownCertificates.set(der, certificate);
+  }
+  return certificate;
 }
 
 // tls.Server keeps its options on the server object; each TLSSocket also

@@ -7,8 +7,9 @@ import type { AuditedWrite, AuditLog } from "./audit.js";
  * implements: a static thumbprint list, a folder of uploaded certificates, a
  * remote certificate store service.
  *
- * The decision core calls `lookup` once per TLS connection and caches the
- * verdict for that connection until `revision` changes, so a store must bump
+ * The decision core calls `lookup` once per client certificate (a returning
+ * client's new connections share the answer) and caches the verdict until
+ * `revision` changes, so a store must bump
  * `revision` on every change of its contents (an addition or a removal). That
  * is how a revocation reaches the very next call on an HTTP/2 connection that
  * is already open.

@@ -1,6 +1,8 @@
-// The per-call decision on one connection: validity window on every call,
-// then the compiled policy, whose result is cached per connection until the
-// store's or the policy's revision changes.
+// The per-call decision: validity window on every call, then the compiled
+// policy, whose result is cached per certificate (and Node's verdict on its
+// chain) until the store's or the policy's revision changes. A returning
+// client's new connection reads the same Certificate (see peer-certificate.ts)
+// and so finds its decision made.
 import type { Certificate } from "../core/certificate.js";
 import { failure, refused, deniedProcedure, type Decision } from "../core/decision-report.js";
 import { warnOnce } from "../core/warn-once.js";
@@ -11,15 +13,17 @@ import type { CompiledPolicy, Outcome, PolicyEngine } from "../policy/policy.js"
 
 /**
  * Decide checks the certificate of one call. It answers synchronously when
- * the connection's cached verdict is still good, so a warm call costs no
+ * the certificate's cached verdict is still good, so a warm call costs no
  * allocation and no promise.
  */
 export type Decide = (peer: PeerCertificate | undefined, procedure?: string) => Decision | Promise<Decision>;
 
-// What one connection has decided: results per compiled policy, and the
-// shared per-certificate work (store verdict, chain, CRL check, identity
-// match), all good until a revision changes or `expiresAt` passes.
-interface ConnectionState {
+// What has been decided of one certificate: results per compiled policy, and
+// the shared work (store verdict, chain, CRL check, identity match), all good
+// until a revision changes or `expiresAt` passes. `authorized` is Node's
+// verdict on the chain, which `validateTrust: "tls"` reads.
+interface CertificateState {
+  readonly authorized: boolean;
   readonly storeRevision: number;
   readonly policyRevision: number;
   expiresAt: number;
@@ -37,7 +41,7 @@ export interface ConnectionDecideOptions {
   readonly now: () => number;
   readonly clockSkewMs: number;
   readonly lookupTimeoutMs: number;
-  /** Called with the duration (ms) and verdict of every look-up that left the connection's cache. */
+  /** Called with the duration (ms) and verdict of every look-up that left the decision's cache. */
   readonly onLookup?: (ms: number, verdict: StoreVerdict) => void;
 }
 
@@ -49,7 +53,7 @@ export interface ConnectionDecideOptions {
 export function createConnectionDecide(options: ConnectionDecideOptions): Decide {
   const { engine, store, now, clockSkewMs: skew, lookupTimeoutMs, onLookup } = options;
   const fallback = engine.policyFor(undefined);
-  const cache = new WeakMap<PeerCertificate, ConnectionState>();
+  const cache = new WeakMap<Certificate, CertificateState>();
   const noCertificate = refused("no_certificate", undefined);
   const unreadable = refused("invalid_certificate", undefined);
 
@@ -57,7 +61,7 @@ export function createConnectionDecide(options: ConnectionDecideOptions): Decide
     peer: PeerCertificate,
     certificate: Certificate,
     policy: CompiledPolicy,
-    state: ConnectionState,
+    state: CertificateState,
     t: number,
   ): Decision | Promise<Decision> {
     const facts = state.facts;
@@ -76,7 +80,7 @@ export function createConnectionDecide(options: ConnectionDecideOptions): Decide
           };
     const settle = (outcome: Outcome): Decision => {
       const decision = outcomeDecision(outcome, certificate, policy);
-      if (cache.get(peer) === state) {
+      if (cache.get(certificate) === state) {
         if (outcome.kind === "error") {
           // Never cache a failure: the next call asks again (and is refused
           // meanwhile, since a failure is a refusal).
@@ -135,15 +139,23 @@ export function createConnectionDecide(options: ConnectionDecideOptions): Decide
     if (policy.validateNotBefore && !(t >= certificate.notBefore.getTime() - skew)) {
       return mark(refused("not_yet_valid", certificate), policy);
     }
-    let state = cache.get(peer);
+    let state = cache.get(certificate);
     if (
       state === undefined ||
+      state.authorized !== peer.authorized ||
       state.storeRevision !== storeRevision ||
       state.policyRevision !== policyRevision ||
       !(t < state.expiresAt)
     ) {
-      state = { storeRevision, policyRevision, expiresAt: Infinity, facts: new Map(), results: [] };
-      cache.set(peer, state);
+      state = {
+        authorized: peer.authorized,
+        storeRevision,
+        policyRevision,
+        expiresAt: Infinity,
+        facts: new Map(),
+        results: [],
+      };
+      cache.set(certificate, state);
     }
     return state.results[policy.index] ?? evaluate(peer, certificate, policy, state, t);
   };

@@ -169,7 +169,7 @@ export function createDecide(options: ClientCertOptions): Decide {
  * createDecisionCore checks the options (throwing a `TypeError` naming a
  * malformed one), compiles the policy and returns the decision: validity
  * window on every call, then trust, revocation, key usage, the store's
- * verdict and identities, cached per connection until the store's or the
+ * verdict and identities, cached per certificate until the store's or the
  * policy's revision changes.
  */
 export function createDecisionCore(options: ClientCertOptions): DecisionCore {
