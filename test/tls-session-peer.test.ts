@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { peerDerOfTlsSession } from "../src/core/tls-session-peer.js";
 import type { TlsSocketLike } from "../src/core/peer-certificate.js";
 import { createDecisionCore } from "../src/decision/decision.js";
+import { issueDevCertificate } from "../src/dev-certificates.js";
 import { captureWarnings, createTestPki, createTestStore, echoPath as echo, type TestPki } from "./support/harness.js";
 import { mutatedBytes, params } from "./support/property.js";
 import { captureTlsSessions, type SeenSession } from "./support/tls-session.js";
@@ -227,5 +228,21 @@ describe("readPeerCertificate()", () => {
     // A revocation reaches the shared decision at once.
     store.remove(pki.alice);
     expect((await core.enforce(peers[2], echo, "gate")).kind).toBe("refused");
+  });
+
+  it("keeps no certificate over 8 KiB, however often it returns", async () => {
+    const read = await freshReader();
+    const big = await issueDevCertificate(pki.ca, {
+      commonName: "big",
+      usages: ["client"],
+      dnsNames: Array.from({ length: 400 }, (_, i) => `host-${i}.a-rather-long-subdomain.example.com`),
+    });
+    expect(big.der.length).toBeGreaterThan(8192);
+    const client = { key: big.key, cert: big.cert };
+    const seen = await captureTlsSessions(server(), [alice(), client, client]);
+    const peers = seen.map((s) => read({}, () => socketOf(s.session, s.info).socket));
+    expect(peers[1]?.certificate?.subject).toBe("CN=big");
+    expect(peers[2]?.certificate?.sha256).toBe(peers[1]?.certificate?.sha256);
+    expect(peers[2]?.certificate).not.toBe(peers[1]?.certificate);
   });
 });

@@ -136,8 +136,8 @@ export function peerCertificateOf(req: NodeRequestLike): PeerCertificate {
  * readPeerCertificate returns the `PeerCertificate` of a connection, reading
  * it from `socketOf()` the first time it sees `connection` (any object that
  * lives as long as the connection: an HTTP/2 session, a TLS socket) and
- * returning the same object afterwards, so that it also keys the decision's
- * per-connection cache. It never throws: a connection that cannot be read
+ * returning the same object afterwards, so that per-connection state (limits,
+ * caches) can be keyed by it. It never throws: a connection that cannot be read
  * is a peer without a certificate, with an `error`, which is refused.
  */
 export function readPeerCertificate(connection: unknown, socketOf: () => TlsSocketLike | undefined): PeerCertificate {
@@ -178,19 +178,20 @@ function readPeer(socket: TlsSocketLike | undefined): PeerCertificate {
   let x509;
   let info: Partial<PeerCertificateInfo> | null | undefined;
   try {
-    if (typeof socket.getPeerCertificate === "function") {
-      const fromSession =
-        sessionReads !== false && typeof socket.getSession === "function" ? readSession(socket) : undefined;
-      if (fromSession !== undefined && sessionReads === true) {
-        if (fromSession !== null) {
-          const certificate = knownCertificate(fromSession);
-          if (certificate !== undefined) return { certificate, authorized, authorizationError, encrypted: true };
-          info = socket.getPeerCertificate(false);
-        }
-      } else {
+    // Each member read once: on HTTP/2, `session.socket` is a proxy that
+    // binds a new function on every read of a method.
+    const getSession = sessionReads === false ? undefined : socket.getSession;
+    const fromSession = typeof getSession === "function" ? readSession(getSession, socket) : undefined;
+    if (fromSession !== undefined && fromSession !== null && sessionReads === true) {
+      const certificate = knownCertificate(fromSession);
+      if (certificate !== undefined) return { certificate, authorized, authorizationError, encrypted: true };
+    }
+    const getPeerCertificate = socket.getPeerCertificate;
+    if (typeof getPeerCertificate === "function") {
+      if (fromSession !== null || sessionReads !== true) {
         // Node answers `{}` when the peer sent no certificate.
-        info = socket.getPeerCertificate(false);
-        if (fromSession !== undefined) checkSessionRead(fromSession, info);
+        info = getPeerCertificate.call(socket, false);
+        if (fromSession !== undefined && sessionReads === undefined) checkSessionRead(fromSession, info);
       }
     } else {
       x509 = socket.getPeerX509Certificate();
@@ -236,9 +237,9 @@ let sessionReads: boolean | undefined;
 // the socket's TLS session, null when the session holds none, undefined
 // when there is no session or it cannot be read (then getPeerCertificate
 // decides).
-function readSession(socket: TlsSocketLike): string | null | undefined {
+function readSession(getSession: () => Uint8Array | undefined, socket: TlsSocketLike): string | null | undefined {
   try {
-    const session = socket.getSession?.();
+    const session = getSession.call(socket);
     if (!(session instanceof Uint8Array)) return undefined;
     return peerDerOfTlsSession(session) ?? null;
   } catch {
@@ -266,12 +267,15 @@ function checkSessionRead(fromSession: string | null, info: Partial<PeerCertific
 // connection gets the Certificate already read for its DER, so it costs no
 // parse and no hash, and the decision, which is kept per certificate, is
 // already made (until the store or the policy changes). Each connection
-// still has its own PeerCertificate. Bounded: a flood of distinct
-// certificates costs what it did without the cache.
+// still has its own PeerCertificate. Bounded in entries and in bytes (a
+// certificate over 8 KiB, far above any real client's, is not kept), so a
+// flood of distinct certificates holds at most about 10 MB and costs what
+// a first-seen certificate always costs.
 const knownCertificates = createLruCache<string, Certificate>(1024);
+const maxKnownDerLength = 8192;
 
 function knownCertificate(der: string): Certificate | undefined {
-  let certificate = knownCertificates.get(der);
+  let certificate = der.length <= maxKnownDerLength ? knownCertificates.get(der) : undefined;
   if (certificate === undefined) {
     const bytes = new Uint8Array(Buffer.from(der, "latin1"));
     let validity: { notBefore: Date; notAfter: Date };
@@ -282,7 +286,7 @@ function knownCertificate(der: string): Certificate | undefined {
       return undefined;
     }
     certificate = certificateOfPeerDer(bytes, validity);
-    knownCertificates.set(der, certificate);
+    if (der.length <= maxKnownDerLength) knownCertificates.set(der, certificate);
   }
   return certificate;
 }
