@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { existsSync, utimesSync, writeFileSync } from "node:fs";
 import { mkdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
+import * as http2 from "node:http2";
 import * as tls from "node:tls";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -339,6 +340,47 @@ describe("certgate serve's limit flags", () => {
     }
   }, 60_000);
 
+  it("closes a connection with GOAWAY after --max-refused-calls-per-connection refused calls", async () => {
+    const serve = await startServe([
+      "--data-dir",
+      join(tmp, "refused-calls"),
+      ...tlsArgs(),
+      "--admin",
+      parseCertificate(admin.cert).sha256,
+      "--max-refused-calls-per-connection",
+      "3",
+    ]);
+    // A client the service does not know, on one HTTP/2 connection.
+    const session = http2.connect(serve.url, { ca: pki.ca.cert, cert: reader.cert, key: reader.key });
+    session.on("error", () => undefined);
+    let goaway = false;
+    session.on("goaway", () => (goaway = true));
+    const refused: number[] = [];
+    try {
+      for (let i = 0; i < 10 && !goaway; i++) {
+        const status = await new Promise<number>((resolve, reject) => {
+          const stream = session.request({
+            ":method": "POST",
+            ":path": "/certgate.v1.CertificateStoreService/DeleteCertificate",
+            "content-type": "application/json",
+          });
+          let code = 0;
+          stream.on("response", (headers) => (code = Number(headers[":status"])));
+          stream.on("error", reject);
+          stream.on("close", () => resolve(code));
+          stream.resume();
+          stream.end(JSON.stringify({ id: "nothing" }));
+        }).catch(() => 0);
+        if (status !== 0) refused.push(status);
+      }
+      await waitFor(() => goaway && session.closed, "GOAWAY after three refused calls");
+      expect(refused).toEqual([401, 401, 401]);
+    } finally {
+      session.destroy();
+      expect(await serve.stop()).toBe(0);
+    }
+  }, 60_000);
+
   it.each([
     [["--max-watches", "0"], "--max-watches 0: expected a whole number of at least 1"],
     [
@@ -349,6 +391,10 @@ describe("certgate serve's limit flags", () => {
     [["--handshake-timeout", "0"], "--handshake-timeout 0: expected a number of seconds above 0"],
     [["--refusal-log-limit", "x"], "--refusal-log-limit x: expected a whole number of at least 0"],
     [["--watch-max-entry-changes", "0"], "--watch-max-entry-changes 0: expected a whole number of at least 1"],
+    [
+      ["--max-refused-calls-per-connection=-3"],
+      "--max-refused-calls-per-connection -3: expected a whole number of at least 0",
+    ],
   ])("refuses %j at start-up", async (flags, message) => {
     const result = await runHere([
       "serve",

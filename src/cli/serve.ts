@@ -71,6 +71,9 @@ LIMITS ("N" a whole number, "S" seconds, fractions allowed):
       --handshake-timeout S
                            Close a connection whose TLS handshake has not
                            finished after S seconds. By default, 10.
+      --max-refused-calls-per-connection N
+                           Close a connection with GOAWAY after N refused
+                           calls on it; 0 never. By default, 100.
       --refusal-log-limit N
                            Log at most N refused calls per interval, then one
                            line "M more refusals in the last S s"; 0 logs
@@ -116,6 +119,7 @@ export const serveCommand = withLogFormat(
         "watch-max-entry-changes": { type: "string" },
         "idle-timeout": { type: "string" },
         "handshake-timeout": { type: "string" },
+        "max-refused-calls-per-connection": { type: "string" },
         "refusal-log-limit": { type: "string" },
         "refusal-log-interval": { type: "string" },
         "log-format": { type: "string" },
@@ -152,6 +156,8 @@ export const serveCommand = withLogFormat(
         watchMaxEntryChanges: count("watch-max-entry-changes", values["watch-max-entry-changes"], 1000, 1),
         idleTimeoutMs: milliseconds("idle-timeout", values["idle-timeout"], 60_000, true),
         handshakeTimeoutMs: milliseconds("handshake-timeout", values["handshake-timeout"], 10_000, false),
+        maxRefusedCallsPerConnection:
+          count("max-refused-calls-per-connection", values["max-refused-calls-per-connection"], 100, 0) || Infinity,
       };
       const refusalLog = {
         limit: count("refusal-log-limit", values["refusal-log-limit"], 20, 0),
