@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
-import { thumbprintsOfDer } from "../src/core/certificate.js";
+import { thumbprintsOfDer } from "../src/core/thumbprint.js";
 
 /**
  * BenchIdentity is one generated certificate, written to the temp folder.

@@ -89,8 +89,9 @@ export { decodePemOrDer, type PemDerInput, type PemDerOptions, type PemDerProble
 export { clockOf, positiveInteger } from "./core/options.js";
 export type { Certificate, CertificateInput } from "./core/certificate.js";
 export { canonicalSerialNumber, serialNumberOfDer } from "./core/serial-number.js";
-export type { CertificateStore, StoreVerdict, StoreEntry, RefusalReason, SyncLookup } from "./core/store.js";
-export { withSyncLookup } from "./core/store.js";
+export type { CertificateStore, StoreVerdict, StoreEntry, RefusalReason } from "./core/store.js";
+export type { SyncLookup } from "./core/sync-lookup.js";
+export { withSyncLookup } from "./core/sync-lookup.js";
 export type {
   AuditLog,
   AuditRecord,

@@ -72,8 +72,6 @@ export {
 } from "./stores/directory-store.js";
 export {
   createChangeNotifier,
-  withSyncLookup,
-  type SyncLookup,
   type CertificateStore,
   type StoreVerdict,
   type StoreEntry,
@@ -87,6 +85,7 @@ export {
   type ReplicaState,
   isValidCertificateId,
 } from "./core/store.js";
+export { withSyncLookup, type SyncLookup } from "./core/sync-lookup.js";
 export type {
   AuditLog,
   AuditRecord,
@@ -135,14 +134,11 @@ export type { MetricsMeterProvider, MetricsOptions, StoreMetricsOptions } from "
 export type { Decision, DecisionEvent, DecisionVia } from "./core/decision-report.js";
 export { refusalMessage } from "./core/refusal-reasons.js";
 export { canonicalSerialNumber } from "./core/serial-number.js";
+export { parseCertificate, type Certificate, type CertificateInput, type SubjectAltNames } from "./core/certificate.js";
 export {
   normalizeThumbprint,
-  parseCertificate,
   thumbprintsEqual,
   thumbprintsOfDer,
-  type Certificate,
-  type CertificateInput,
-  type SubjectAltNames,
   type ThumbprintAlgorithm,
-} from "./core/certificate.js";
+} from "./core/thumbprint.js";
 export { readPemBlocks, type PemBlock } from "./core/pem-der.js";

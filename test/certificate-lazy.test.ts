@@ -1,7 +1,8 @@
 import { X509Certificate } from "node:crypto";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { createDecisionCore } from "../src/decision/decision.js";
-import { parseCertificate, thumbprintsOfDer } from "../src/core/certificate.js";
+import { parseCertificate } from "../src/core/certificate.js";
+import { thumbprintsOfDer } from "../src/core/thumbprint.js";
 import { createThumbprintStore } from "../src/stores/thumbprint-store.js";
 import type { PeerCertificate } from "../src/core/peer-certificate.js";
 import { certificateOf, createTestPki, type TestPki } from "./support/harness.js";

@@ -7,7 +7,7 @@ import {
   thumbprintsEqual,
   thumbprintsOfDer,
 } from "../src/index.js";
-import { thumbprintAlgorithm } from "../src/core/certificate.js";
+import { thumbprintAlgorithm } from "../src/core/thumbprint.js";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
 
 // Thumbprints computed by Node itself (colon-separated fingerprints), so the

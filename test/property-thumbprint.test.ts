@@ -3,7 +3,8 @@
 // admits nothing but the certificates it names.
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { normalizeThumbprint, parseCertificate, type Certificate } from "../src/core/certificate.js";
+import { parseCertificate, type Certificate } from "../src/core/certificate.js";
+import { normalizeThumbprint } from "../src/core/thumbprint.js";
 import { createDevCa, issueDevCertificate } from "../src/dev-certificates.js";
 import { createThumbprintStore } from "../src/stores/thumbprint-store.js";
 import { hostileString, params, returnsOrThrows } from "./support/property.js";

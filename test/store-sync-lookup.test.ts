@@ -3,7 +3,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate } from "../src/core/certificate.js";
 import type { PeerCertificate } from "../src/core/peer-certificate.js";
-import { withSyncLookup, type CertificateStore, type StoreVerdict } from "../src/core/store.js";
+import type { CertificateStore, StoreVerdict } from "../src/core/store.js";
+import { withSyncLookup } from "../src/core/sync-lookup.js";
 import { createDecisionCore } from "../src/decision/decision.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
 import { createThumbprintStore } from "../src/stores/thumbprint-store.js";

@@ -3,7 +3,7 @@ import { mkdir } from "node:fs/promises";
 import { isIP } from "node:net";
 import { createSecureContext } from "node:tls";
 import { resolve } from "node:path";
-import { normalizeThumbprint } from "../core/certificate.js";
+import { normalizeThumbprint } from "../core/thumbprint.js";
 import { createCertificateStoreServer, type CertificateStoreServer } from "../service/certificate-store-server.js";
 import type { CertificateStore } from "../core/store.js";
 import { createDirectoryStore } from "../stores/directory-store.js";

@@ -1,4 +1,4 @@
-import { normalizeThumbprint } from "../core/certificate.js";
+import { normalizeThumbprint } from "../core/thumbprint.js";
 import { readCertificateFile } from "./certificate-files.js";
 import {
   CliError,

@@ -3,7 +3,8 @@
 // which refuses), and the store's `get` for `issuerCertificateId`.
 import type { Certificate } from "../core/certificate.js";
 import type { IssuerCertificateSource } from "../policy/identity-match.js";
-import { syncLookupOf, type CertificateStore, type StoredCertificate, type StoreVerdict } from "../core/store.js";
+import type { CertificateStore, StoredCertificate, StoreVerdict } from "../core/store.js";
+import { syncLookupOf } from "../core/sync-lookup.js";
 
 /**
  * lookupStore asks the store about a certificate: synchronously when the

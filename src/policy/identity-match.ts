@@ -1,4 +1,5 @@
-import { normalizeThumbprint, parseCertificate, thumbprintsEqual, type Certificate } from "../core/certificate.js";
+import { parseCertificate, type Certificate } from "../core/certificate.js";
+import { normalizeThumbprint, thumbprintsEqual } from "../core/thumbprint.js";
 import { canonicalSerialNumber } from "../core/serial-number.js";
 import type { StoredCertificate } from "../core/store.js";
 import { certificateNamesOf, identityOf, spiffeIdOf } from "./client-identity.js";

@@ -1,4 +1,4 @@
-import { normalizeThumbprint } from "../core/certificate.js";
+import { normalizeThumbprint } from "../core/thumbprint.js";
 import { createAddressMatcher, type AddressMatcher } from "./cidr.js";
 
 /**

@@ -1,5 +1,6 @@
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
-import { normalizeThumbprint, type Certificate } from "../core/certificate.js";
+import type { Certificate } from "../core/certificate.js";
+import { normalizeThumbprint } from "../core/thumbprint.js";
 import {
   isValidCertificateId,
   type StoreVerdict,

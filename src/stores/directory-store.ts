@@ -3,12 +3,12 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Certificate } from "../core/certificate.js";
 import {
-  withSyncLookup,
   createChangeNotifier,
   type StoreChange,
   type StoreVerdict,
   type WritableCertificateStore,
 } from "../core/store.js";
+import { withSyncLookup } from "../core/sync-lookup.js";
 import { cleanTemporaryFiles } from "./directory/atomic-write.js";
 import { createCaFolder, type CaFolder } from "./directory/ca-folder.js";
 import { createCaVerifier, type CaVerifier } from "./directory/ca-verifier.js";

@@ -1,7 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parseCertificate, type Certificate } from "../core/certificate.js";
 import {
-  withSyncLookup,
   createChangeNotifier,
   isValidCertificateId,
   type StoreChange,
@@ -9,6 +8,7 @@ import {
   type StoredCertificate,
   type WritableCertificateStore,
 } from "../core/store.js";
+import { withSyncLookup } from "../core/sync-lookup.js";
 import { createCertificateIndex } from "./certificate-index.js";
 import { clockOf } from "../core/options.js";
 import { checkLabels } from "../core/labels.js";

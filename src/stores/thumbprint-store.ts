@@ -1,5 +1,7 @@
-import { normalizeThumbprint, thumbprintsEqual, type Certificate } from "../core/certificate.js";
-import { createChangeNotifier, withSyncLookup, type CertificateStore, type StoreVerdict } from "../core/store.js";
+import type { Certificate } from "../core/certificate.js";
+import { normalizeThumbprint, thumbprintsEqual } from "../core/thumbprint.js";
+import { createChangeNotifier, type CertificateStore, type StoreVerdict } from "../core/store.js";
+import { withSyncLookup } from "../core/sync-lookup.js";
 
 /**
  * createThumbprintStore returns a `CertificateStore` that admits exactly the

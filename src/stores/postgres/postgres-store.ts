@@ -2,7 +2,6 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Pool } from "pg";
 import type { Certificate } from "../../core/certificate.js";
 import {
-  withSyncLookup,
   createChangeNotifier,
   isValidCertificateId,
   type LoggedChange,
@@ -13,6 +12,7 @@ import {
   type StoredCertificate,
   type WritableCertificateStore,
 } from "../../core/store.js";
+import { withSyncLookup } from "../../core/sync-lookup.js";
 import { storedCertificate } from "../directory/store-io.js";
 import { checkDer } from "./check-der.js";
 import { createChangeListener, type ChangeListener } from "./change-listener.js";

@@ -1,7 +1,8 @@
 import { createClient } from "@connectrpc/connect";
 import type { Certificate } from "../../core/certificate.js";
 import { CertificateStoreService } from "../../gen/certgate/v1/certificate_store_pb.js";
-import { createChangeNotifier, withSyncLookup, type StoreVerdict } from "../../core/store.js";
+import { createChangeNotifier, type StoreVerdict } from "../../core/store.js";
+import { withSyncLookup } from "../../core/sync-lookup.js";
 import type { RemoteStore, RemoteStoreOptions } from "./types.js";
 import { nonNegative, timerDuration, transportsOf } from "./options.js";
 import { clockOf } from "../../core/options.js";

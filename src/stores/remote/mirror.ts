@@ -5,7 +5,8 @@ import {
   type Certificate as CertificateMessage,
   type WatchCertificatesResponse,
 } from "../../gen/certgate/v1/certificate_store_pb.js";
-import { createChangeNotifier, withSyncLookup, type StoreVerdict } from "../../core/store.js";
+import { createChangeNotifier, type StoreVerdict } from "../../core/store.js";
+import { withSyncLookup } from "../../core/sync-lookup.js";
 import type { RemoteStore, RemoteStoreOptions, RemoteStoreState } from "./types.js";
 import { delay, nonNegative, timerDuration, report, transportsOf } from "./options.js";
 import { createCertificateIndex, type CertificateIndex } from "../certificate-index.js";
