@@ -42,6 +42,14 @@ describe("createLruCache()", () => {
     cache.clear();
     expect(cache.size).toBe(0);
   });
+  it("peeks without marking an entry as used", () => {
+    const cache = createLruCache<string, number>(2);
+    cache.set("a", 1);
+    cache.set("b", 2);
+    expect(cache.peek("a")).toBe(1); // a stays the least recently used
+    cache.set("c", 3);
+    expect([cache.peek("a"), cache.peek("b"), cache.peek("c")]).toEqual([undefined, 2, 3]);
+  });
   it("refuses to keep anything with capacity 0", () => {
     const cache = createLruCache<string, number>(0);
     cache.set("a", 1);

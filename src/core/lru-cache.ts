@@ -6,6 +6,11 @@
 export interface LruCache<K, V> {
   /** Returns the value and marks it as recently used. */
   get(key: K): V | undefined;
+  /**
+   * Returns the value without marking it: cheaper, for a hot path where an
+   * entry pushed out by newer ones may simply be made again.
+   */
+  peek(key: K): V | undefined;
   /** Adds or replaces a value, evicting the least recently used beyond the capacity. */
   set(key: K, value: V): void;
   /** Removes an entry; tells whether there was one. */
@@ -32,6 +37,7 @@ export function createLruCache<K, V>(capacity: number): LruCache<K, V> {
       }
       return value;
     },
+    peek: (key) => map.get(key),
     set(key, value) {
       map.delete(key);
       if (capacity <= 0) {

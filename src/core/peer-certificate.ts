@@ -275,7 +275,9 @@ const knownCertificates = createLruCache<string, Certificate>(1024);
 const maxKnownDerLength = 8192;
 
 function knownCertificate(der: string): Certificate | undefined {
-  let certificate = der.length <= maxKnownDerLength ? knownCertificates.get(der) : undefined;
+  // peek, not get: a hit costs one map look-up, and a client pushed out by
+  // 1024 newer certificates is read once more.
+  let certificate = der.length <= maxKnownDerLength ? knownCertificates.peek(der) : undefined;
   if (certificate === undefined) {
     const bytes = new Uint8Array(Buffer.from(der, "latin1"));
     let validity: { notBefore: Date; notAfter: Date };
