@@ -32,3 +32,11 @@ export function syncLookupOf(store: CertificateStore): SyncLookup | undefined {
   const twin = typeof lookup === "function" ? lookup[syncTwin] : undefined;
   return typeof twin === "function" ? (twin as SyncLookup) : undefined;
 }
+
+/**
+ * lookupFromMemory returns the `lookup` of a store that always answers from
+ * memory: `lookupSync` behind a promise, with `lookupSync` as its twin.
+ */
+export function lookupFromMemory(lookupSync: (certificate: Certificate) => StoreVerdict): CertificateStore["lookup"] {
+  return withSyncLookup((certificate) => Promise.resolve(lookupSync(certificate)), lookupSync);
+}

@@ -8,7 +8,7 @@ import {
   type StoreVerdict,
   type WritableCertificateStore,
 } from "../core/store.js";
-import { withSyncLookup } from "../core/sync-lookup.js";
+import { lookupFromMemory } from "../core/sync-lookup.js";
 import { cleanTemporaryFiles } from "./directory/atomic-write.js";
 import { createCaFolder, type CaFolder } from "./directory/ca-folder.js";
 import { createCaVerifier, type CaVerifier } from "./directory/ca-verifier.js";
@@ -266,10 +266,7 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
     }
   }
 
-  const lookup = withSyncLookup(
-    (certificate: Certificate): Promise<StoreVerdict> => Promise.resolve(lookupSync(certificate)),
-    lookupSync,
-  );
+  const lookup = lookupFromMemory(lookupSync);
 
   const writable = createWritableSide({
     directory,

@@ -8,7 +8,7 @@ import {
   type StoredCertificate,
   type WritableCertificateStore,
 } from "../core/store.js";
-import { withSyncLookup } from "../core/sync-lookup.js";
+import { lookupFromMemory } from "../core/sync-lookup.js";
 import { createCertificateIndex } from "./certificate-index.js";
 import { clockOf } from "../core/options.js";
 import { checkLabels } from "../core/labels.js";
@@ -132,7 +132,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): WritableCer
     get revision() {
       return notifier.revision;
     },
-    lookup: withSyncLookup((certificate: Certificate) => Promise.resolve(lookupSync(certificate)), lookupSync),
+    lookup: lookupFromMemory(lookupSync),
     onChange: notifier.onChange,
     onChanges(listener) {
       changeListeners.add(listener);

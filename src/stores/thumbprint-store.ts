@@ -1,7 +1,7 @@
 import type { Certificate } from "../core/certificate.js";
 import { normalizeThumbprint, thumbprintsEqual } from "../core/thumbprint.js";
 import { createChangeNotifier, type CertificateStore, type StoreVerdict } from "../core/store.js";
-import { withSyncLookup } from "../core/sync-lookup.js";
+import { lookupFromMemory } from "../core/sync-lookup.js";
 
 /**
  * createThumbprintStore returns a `CertificateStore` that admits exactly the
@@ -57,7 +57,7 @@ export function createThumbprintStore(thumbprints: string | Iterable<string>): C
     get revision() {
       return notifier.revision;
     },
-    lookup: withSyncLookup((certificate: Certificate) => Promise.resolve(lookupSync(certificate)), lookupSync),
+    lookup: lookupFromMemory(lookupSync),
     onChange: notifier.onChange,
     close() {
       closed = true;

@@ -12,7 +12,7 @@ import {
   type StoredCertificate,
   type WritableCertificateStore,
 } from "../../core/store.js";
-import { withSyncLookup } from "../../core/sync-lookup.js";
+import { lookupFromMemory } from "../../core/sync-lookup.js";
 import { storedCertificate } from "../directory/store-io.js";
 import { checkDer } from "./check-der.js";
 import { createChangeListener, type ChangeListener } from "./change-listener.js";
@@ -297,7 +297,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     sharedLog,
     audit,
     stats: () => ({ certificates: sync.copy.size, revision: sync.head }),
-    lookup: withSyncLookup((certificate: Certificate) => Promise.resolve(lookupSync(certificate)), lookupSync),
+    lookup: lookupFromMemory(lookupSync),
     onChange: notifier.onChange,
     onChanges(listener) {
       changeListeners.add(listener);
