@@ -37,6 +37,11 @@ function tlsArgs(): string[] {
   return ["--tls-cert", files["server.pem"]!, "--tls-key", files["server-key.pem"]!];
 }
 
+// A serve on `dataDir` with the test TLS files and the admin certificate.
+function serveArgs(dataDir: string): string[] {
+  return ["--data-dir", dataDir, ...tlsArgs(), "--admin", parseCertificate(admin.cert).sha256];
+}
+
 function clientFor(url: string, who: IssuedCertificate) {
   return createClient(
     CertificateStoreService,
@@ -57,15 +62,7 @@ describe("certgate serve when its folders cannot be checked", () => {
     await mkdir(dataDir, { recursive: true });
     await mkdir(readers, { recursive: true });
     await writeFile(join(readers, "reader.pem"), reader.cert);
-    const serve = await startServe([
-      "--data-dir",
-      dataDir,
-      ...tlsArgs(),
-      "--admin",
-      parseCertificate(admin.cert).sha256,
-      "--reader-dir",
-      readers,
-    ]);
+    const serve = await startServe([...serveArgs(dataDir), "--reader-dir", readers]);
     try {
       const asAdmin = clientFor(serve.url, admin);
       await asAdmin.createCertificate({ certificate: pki.alice.der, certificateId: "alice" });
@@ -120,19 +117,11 @@ async function deadPid(): Promise<number> {
 }
 
 describe("certgate serve's data folder lock", () => {
-  const args = (dataDir: string) => [
-    "--data-dir",
-    dataDir,
-    ...tlsArgs(),
-    "--admin",
-    parseCertificate(admin.cert).sha256,
-  ];
-
   it("refuses a second serve on the same folder, naming the holder; a folder released by a clean stop is free", async () => {
     const dataDir = join(tmp, "locked");
-    const first = await startServe(args(dataDir));
+    const first = await startServe(serveArgs(dataDir));
     try {
-      const second = await run(["serve", "--listen", "127.0.0.1:0", ...args(dataDir)]);
+      const second = await run(["serve", "--listen", "127.0.0.1:0", ...serveArgs(dataDir)]);
       expect(second.code).toBe(1);
       const line = second.stderr.trim().split("\n").at(-1)!;
       expect(line).toContain(
@@ -145,18 +134,18 @@ describe("certgate serve's data folder lock", () => {
       expect(await first.stop()).toBe(0);
     }
     expect(existsSync(join(dataDir, lockFileName))).toBe(false);
-    const again = await startServe(args(dataDir));
+    const again = await startServe(serveArgs(dataDir));
     expect(again.output().stderr).not.toMatch(/took over/);
     expect(await again.stop()).toBe(0);
   }, 60_000);
 
   it("takes over the lock of a serve killed with SIGKILL", async () => {
     const dataDir = join(tmp, "killed");
-    const first = await startServe(args(dataDir));
+    const first = await startServe(serveArgs(dataDir));
     expect(await first.stop("SIGKILL")).toBe("SIGKILL");
     const lock = JSON.parse(await readFile(join(dataDir, lockFileName), "utf8")) as { pid: number };
     expect(lock.pid).toBe(first.child.pid);
-    const second = await startServe(args(dataDir));
+    const second = await startServe(serveArgs(dataDir));
     try {
       expect(second.output().stderr).toContain(
         `took over the data folder lock of pid ${first.child.pid} on host ${hostname()}`,
@@ -173,7 +162,7 @@ describe("certgate serve's data folder lock", () => {
     const stale = { pid: await deadPid(), host: hostname(), started: new Date().toISOString() };
     await writeFile(join(dataDir, lockFileName), JSON.stringify(stale));
     const children = Array.from({ length: 3 }, () => {
-      const child = spawnCli(["serve", "--listen", "127.0.0.1:0", ...args(dataDir)]);
+      const child = spawnCli(["serve", "--listen", "127.0.0.1:0", ...serveArgs(dataDir)]);
       const state = { stdout: "", stderr: "", code: undefined as number | null | undefined };
       child.stdout!.on("data", (d: Buffer) => (state.stdout += d.toString()));
       child.stderr!.on("data", (d: Buffer) => (state.stderr += d.toString()));
@@ -237,11 +226,7 @@ describe("certgate serve's limit flags", () => {
   it("rate-limits refusal logs with a count, caps watches per connection, and closes idle connections", async () => {
     const dataDir = join(tmp, "limits");
     const serve = await startServe([
-      "--data-dir",
-      dataDir,
-      ...tlsArgs(),
-      "--admin",
-      parseCertificate(admin.cert).sha256,
+      ...serveArgs(dataDir),
       "--refusal-log-limit",
       "2",
       "--refusal-log-interval",
@@ -342,11 +327,7 @@ describe("certgate serve's limit flags", () => {
 
   it("closes a connection with GOAWAY after --max-refused-calls-per-connection refused calls", async () => {
     const serve = await startServe([
-      "--data-dir",
-      join(tmp, "refused-calls"),
-      ...tlsArgs(),
-      "--admin",
-      parseCertificate(admin.cert).sha256,
+      ...serveArgs(join(tmp, "refused-calls")),
       "--max-refused-calls-per-connection",
       "3",
     ]);
@@ -396,15 +377,7 @@ describe("certgate serve's limit flags", () => {
       "--max-refused-calls-per-connection -3: expected a whole number of at least 0",
     ],
   ])("refuses %j at start-up", async (flags, message) => {
-    const result = await runHere([
-      "serve",
-      "--data-dir",
-      join(tmp, "flags"),
-      ...tlsArgs(),
-      "--admin",
-      parseCertificate(admin.cert).sha256,
-      ...flags,
-    ]);
+    const result = await runHere(["serve", ...serveArgs(join(tmp, "flags")), ...flags]);
     expectFailure(result, 2, `certgate: ${message} (see certgate serve --help)`);
   });
 });
