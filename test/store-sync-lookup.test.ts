@@ -16,7 +16,8 @@ beforeAll(async () => {
 });
 
 const echo = "/certgate.example.v1.EchoService/Echo";
-// A new connection each time: a new peer object, so no cached decision.
+// A new connection of a client never seen: a new Certificate object, so no
+// cached decision (decisions are kept per Certificate).
 function peerOf(cert: string): PeerCertificate {
   return { certificate: parseCertificate(cert), authorized: false, authorizationError: undefined, encrypted: true };
 }

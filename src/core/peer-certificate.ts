@@ -279,6 +279,8 @@ function knownCertificate(der: string): Certificate | undefined {
   // 1024 newer certificates is read once more.
   let certificate = der.length <= maxKnownDerLength ? knownCertificates.peek(der) : undefined;
   if (certificate === undefined) {
+    // A Uint8Array of its own: a small Buffer.from() shares Node's pool,
+    // which `certificate.der.buffer` would hand to any handler.
     const bytes = new Uint8Array(Buffer.from(der, "latin1"));
     let validity: { notBefore: Date; notAfter: Date };
     try {
