@@ -166,6 +166,38 @@ describe("readPeerCertificate()", () => {
     expect(none.calls).toEqual({ session: 1, info: 0 });
   });
 
+  it("never reads the session with CERTGATE_SESSION=off: getPeerCertificate() on every connection", async () => {
+    vi.stubEnv("CERTGATE_SESSION", "off");
+    try {
+      const read = await freshReader();
+      const seen = await captureTlsSessions(server(), [alice(), { key: pki.bob.key, cert: pki.bob.cert }]);
+      const first = socketOf(seen[0]!.session, seen[0]!.info);
+      const second = socketOf(seen[1]!.session, seen[1]!.info);
+      expect(read({}, () => first.socket).certificate?.subject).toBe("CN=alice");
+      expect(read({}, () => second.socket).certificate?.subject).toBe("CN=bob");
+      expect(first.calls).toEqual({ session: 0, info: 1 });
+      expect(second.calls).toEqual({ session: 0, info: 1 });
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+
+  it("warns about an unknown CERTGATE_SESSION value and keeps reading the session", async () => {
+    vi.stubEnv("CERTGATE_SESSION", "of");
+    const warnings = captureWarnings();
+    try {
+      const read = await freshReader();
+      const [seen] = await captureTlsSessions(server(), [alice()]);
+      const first = socketOf(seen!.session, seen!.info);
+      expect(read({}, () => first.socket).certificate?.subject).toBe("CN=alice");
+      expect(first.calls).toEqual({ session: 1, info: 1 });
+      expect(warnings.warnings.map((w) => w.code)).toContain("CERTGATE_SESSION_SETTING");
+    } finally {
+      warnings.stop();
+      vi.unstubAllEnvs();
+    }
+  });
+
   it("keeps getPeerCertificate() for good, with a warning, when the session holds another certificate", async () => {
     const read = await freshReader();
     const [a, b] = await captureTlsSessions(server(), [alice(), { key: pki.bob.key, cert: pki.bob.cert }]);

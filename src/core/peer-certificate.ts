@@ -230,8 +230,22 @@ function readPeer(socket: TlsSocketLike | undefined): PeerCertificate {
 // Whether this process reads client certificates from the TLS session:
 // undefined until the first certificate read from a session has been
 // compared with getPeerCertificate(false), then the answer. A Node built
-// against a TLS library whose session encoding differs falls back for good.
-let sessionReads: boolean | undefined;
+// against a TLS library whose session encoding differs falls back for good;
+// CERTGATE_SESSION=off turns the session read off from the start.
+let sessionReads: boolean | undefined = sessionReadsSetting(process.env.CERTGATE_SESSION);
+
+// CERTGATE_SESSION: "off" reads every certificate with getPeerCertificate(false),
+// unset or "on" reads the session. Anything else is a mistake that must not
+// change the read silently, so it warns and keeps the default.
+function sessionReadsSetting(value: string | undefined): false | undefined {
+  if (value === undefined || value === "" || value === "on") return undefined;
+  if (value === "off") return false;
+  warnOnce(
+    "session_setting",
+    `certgate: CERTGATE_SESSION=${JSON.stringify(value).slice(0, 40)} is not "on" or "off"; reading client certificates from the TLS session`,
+  );
+  return undefined;
+}
 
 // The client certificate's DER (a byte string, see peerDerOfTlsSession) in
 // the socket's TLS session, null when the session holds none, undefined
