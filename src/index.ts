@@ -142,3 +142,13 @@ export {
   type ThumbprintAlgorithm,
 } from "./core/thumbprint.js";
 export { readPemBlocks, type PemBlock } from "./core/pem-der.js";
+export {
+  createTlsFiles,
+  type TlsFiles,
+  type TlsFilesOptions,
+  type TlsFilesEvent,
+  type TlsFilesReload,
+  type TlsFileContents,
+  type TlsCertificateInfo,
+} from "./core/tls-files.js";
+export { watchServerTls, type SecureContextServer } from "./core/server-tls.js";
