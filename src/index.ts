@@ -152,3 +152,8 @@ export {
   type TlsCertificateInfo,
 } from "./core/tls-files.js";
 export { watchServerTls, type SecureContextServer } from "./core/server-tls.js";
+export {
+  createClientCertTransport,
+  type ClientCertTransport,
+  type ClientCertTransportOptions,
+} from "./client/client-cert-transport.js";
