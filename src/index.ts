@@ -23,6 +23,7 @@ export {
   type RemoteStoreMode,
   type RemoteStoreState,
   type RemoteStoreEvent,
+  type RemoteStoreClientCert,
 } from "./stores/remote-store.js";
 export { createMemoryStore, type MemoryStoreOptions } from "./stores/memory-store.js";
 // PostgreSQL store: `pg` is imported only when createPostgresStore is called.
