@@ -174,9 +174,10 @@ export function createTlsFiles(options: TlsFilesOptions): TlsFiles {
     timer = setTimeout(() => void attempt(false), ms);
     timer.unref();
   };
+  // A change seen restarts the wait, not the settling time: a folder that
+  // keeps changing must not keep a bad set from being reported.
   const onFolderEvent = () => {
     retryMs = debounceMs;
-    failingSince = undefined;
     schedule(debounceMs);
   };
   const follow = () => {
@@ -245,6 +246,8 @@ export function createTlsFiles(options: TlsFilesOptions): TlsFiles {
       schedule(retryMs);
       return { kind: "unchanged" };
     }
+    // The next change gets a settling time of its own.
+    failingSince = undefined;
     const key = `${check.kind}:${check.reason}`;
     if (immediate || key !== refusedKey) {
       refusedKey = key;
