@@ -1,5 +1,6 @@
-import { watch, realpathSync, readFileSync, type FSWatcher } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { watchFileFolders } from "./file-folder-watch.js";
 import { meterOf, observeGauge, type MetricsOptions, type MetricsRegistration } from "./metrics.js";
 import {
   checkTlsFileSet,
@@ -147,7 +148,6 @@ export function createTlsFiles(options: TlsFilesOptions): TlsFiles {
   }
   let current = first;
   const listeners = new Set<(options: TlsFileContents) => void>();
-  const watchers = new Map<string, FSWatcher>();
   let closed = false;
   let timer: NodeJS.Timeout | undefined;
   let failingSince: number | undefined;
@@ -180,43 +180,10 @@ export function createTlsFiles(options: TlsFilesOptions): TlsFiles {
     retryMs = debounceMs;
     schedule(debounceMs);
   };
-  const follow = () => {
-    const folders = new Set<string>();
-    for (const path of Object.values(paths)) {
-      folders.add(dirname(path));
-      try {
-        folders.add(dirname(realpathSync(path)));
-      } catch {
-        // Missing during a swap: its folder is watched again after the next read.
-      }
-    }
-    for (const [folder, watcher] of watchers) {
-      if (!folders.has(folder)) {
-        watcher.close();
-        watchers.delete(folder);
-      }
-    }
-    for (const folder of folders) {
-      if (watchers.has(folder)) continue;
-      try {
-        const watcher = watch(folder, { persistent: false }, onFolderEvent);
-        // A folder that goes away is looked for again after the next read;
-        // meanwhile the poll covers it.
-        watcher.on("error", () => {
-          watcher.close();
-          if (watchers.get(folder) === watcher) watchers.delete(folder);
-        });
-        watchers.set(folder, watcher);
-      } catch {
-        // Not watchable (gone, or no permission): the poll covers it.
-      }
-    }
-  };
-
   const load = async (immediate: boolean): Promise<TlsFilesReload> => {
     const check: TlsFileSetCheck = await readTlsFileSet(paths);
     if (closed) return { kind: "unchanged" };
-    follow();
+    folders.follow();
     if (check.kind === "ok") {
       failingSince = undefined;
       retryMs = debounceMs;
@@ -284,7 +251,7 @@ export function createTlsFiles(options: TlsFilesOptions): TlsFiles {
     return running;
   };
 
-  follow();
+  const folders = watchFileFolders(Object.values(paths), onFolderEvent);
   const poll = pollIntervalMs > 0 ? setInterval(() => void attempt(false), pollIntervalMs) : undefined;
   poll?.unref();
 
@@ -303,8 +270,7 @@ export function createTlsFiles(options: TlsFilesOptions): TlsFiles {
       closed = true;
       clearTimeout(timer);
       clearInterval(poll);
-      for (const watcher of watchers.values()) watcher.close();
-      watchers.clear();
+      folders.close();
       gauge?.remove();
     },
   };
