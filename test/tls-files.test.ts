@@ -258,6 +258,11 @@ describe("createTlsFiles()", () => {
     expect(() => createTlsFiles({ cert: join(dir, "missing.crt"), key: join(dir, "tls.key") })).toThrow(
       /cannot read .*missing\.crt: ENOENT/,
     );
+    const mixed = folder();
+    await atomicWrite(mixed, { "tls.crt": serverA.cert, "tls.key": serverA.key, "ca.crt": ca.cert + serverA.key });
+    expect(() =>
+      createTlsFiles({ cert: join(mixed, "tls.crt"), key: join(mixed, "tls.key"), ca: join(mixed, "ca.crt") }),
+    ).toThrow(/ca\.crt holds a private key; give only CA certificates$/);
     expect(() => createTlsFiles({ cert: "", key: "k" })).toThrow(/options\.cert must be a file path/);
   });
 });

@@ -79,6 +79,10 @@ export function checkTlsFileSet(contents: TlsFileContents, paths: TlsFilePaths):
   if (paths.ca !== undefined) {
     const cas = certificatesOf(contents.ca ?? "", paths.ca);
     if (!Array.isArray(cas)) return cas;
+    // A key beside the CA certificates is a mix-up of files, never trust.
+    if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(contents.ca ?? "")) {
+      return { kind: "mismatch", reason: `${paths.ca} holds a private key; give only CA certificates` };
+    }
   }
   let privateKey;
   try {
