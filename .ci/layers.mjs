@@ -6,14 +6,14 @@ import { dirname, join, normalize, relative } from "node:path";
 
 const layers = [
   ["core", "gen"],
-  ["policy", "proxy", "stores"],
+  ["policy", "proxy", "stores", "client"],
   ["decision"],
   ["connect", "grpc-js"],
   ["service"],
   ["cli"],
 ];
 const levelOf = (folder) => layers.findIndex((names) => names.includes(folder));
-const neutral = new Set(["core", "policy", "proxy", "stores", "decision"]);
+const neutral = new Set(["core", "policy", "proxy", "stores", "client", "decision"]);
 const root = "src";
 const problems = [];
 function walk(dir) {
@@ -43,7 +43,7 @@ function check(file) {
     } else if (
       neutral.has(from) &&
       /^@(connectrpc|grpc)\//.test(spec) &&
-      !(from === "stores" && spec.startsWith("@connectrpc/connect"))
+      !((from === "stores" || from === "client") && spec.startsWith("@connectrpc/connect"))
     ) {
       problems.push(`${file}: imports the framework ${spec}`);
     }

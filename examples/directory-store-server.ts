@@ -17,6 +17,8 @@ import {
   createDirectoryStore,
   guardRequestHandler,
   peerCertificateContextValues,
+  createTlsFiles,
+  watchServerTls,
 } from "certgate";
 import { ensureDemoPki } from "./dev-pki.js";
 import { echoRoutes } from "./echo-service.js";
@@ -40,8 +42,10 @@ store.onChanges((changes, revision) => {
 
 // The gate refuses before the request body is read.
 const gate = createClientCertGate({ store });
+// The server certificate and key, followed on disk (renewed without a restart).
+const tls = createTlsFiles(pki.files.server);
 const server = http2.createSecureServer(
-  { ...pki.read("server"), requestCert: true, rejectUnauthorized: false, allowHTTP1: true },
+  { ...tls.secureContextOptions(), requestCert: true, rejectUnauthorized: false, allowHTTP1: true },
   // Guarded: a malformed request gets 400 instead of ending the process, and
   // refused calls are answered before Connect builds anything for them.
   guardRequestHandler(
@@ -56,6 +60,7 @@ const server = http2.createSecureServer(
   ),
 );
 
+watchServerTls(server, tls);
 server.listen(port, () => {
   const { port } = server.address() as AddressInfo;
   const { files, ca } = pki;

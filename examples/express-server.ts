@@ -17,6 +17,8 @@ import {
   guardRequestHandler,
   parseCertificate,
   peerCertificateContextValues,
+  createTlsFiles,
+  watchServerTls,
 } from "certgate";
 import { ensureDemoPki } from "./dev-pki.js";
 import { echoRoutes } from "./echo-service.js";
@@ -43,6 +45,8 @@ app.use(
   ),
 );
 
-https
-  .createServer({ ...pki.read("server"), requestCert: true, rejectUnauthorized: false }, app)
-  .listen(port, () => console.log(`listening on https://localhost:${port}, pinned to ${pinned}`));
+// The server certificate and key, followed on disk (renewed without a restart).
+const tls = createTlsFiles(pki.files.server);
+const server = https.createServer({ ...tls.secureContextOptions(), requestCert: true, rejectUnauthorized: false }, app);
+watchServerTls(server, tls);
+server.listen(port, () => console.log(`listening on https://localhost:${port}, pinned to ${pinned}`));

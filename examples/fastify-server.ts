@@ -15,6 +15,8 @@ import {
   isMalformedRequest,
   parseCertificate,
   peerCertificateContextValues,
+  createTlsFiles,
+  watchServerTls,
 } from "certgate";
 import { ensureDemoPki } from "./dev-pki.js";
 import { echoRoutes } from "./echo-service.js";
@@ -23,10 +25,13 @@ const pki = await ensureDemoPki();
 const pinned = process.argv[2] ?? parseCertificate(pki.read("alice").cert).sha1;
 const port = Number(process.env.PORT ?? 8443);
 
+// The server certificate and key, followed on disk (renewed without a restart).
+const tls = createTlsFiles(pki.files.server);
 const server = fastify({
   http2: true,
-  https: { ...pki.read("server"), allowHTTP1: true, requestCert: true, rejectUnauthorized: false },
+  https: { ...tls.secureContextOptions(), allowHTTP1: true, requestCert: true, rejectUnauthorized: false },
 });
+watchServerTls(server.server, tls);
 // The hook and Connect's routes in one plugin, so the hook sees only their
 // requests (an HTTP/1.0 health check without Host elsewhere still works).
 await server.register(async (connect) => {

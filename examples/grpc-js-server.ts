@@ -14,6 +14,7 @@ import {
   clientCertificateOf,
   createClientCertServerInterceptor,
   createServerCredentials,
+  createTlsFiles,
   createThumbprintStore,
 } from "certgate/grpc-js";
 import { parseCertificate } from "certgate";
@@ -57,8 +58,9 @@ server.addService(proto.certgate.example.v1.EchoService.service, {
 });
 
 // Asks every client for a certificate and lets self-signed ones complete the
-// handshake: the interceptor is the gate.
-const credentials = createServerCredentials(pki.read("server"));
+// handshake: the interceptor is the gate. The certificate and key are
+// followed on disk: a renewed pair reaches new connections without a restart.
+const credentials = createServerCredentials({ files: createTlsFiles(pki.files.server) });
 server.bindAsync(`0.0.0.0:${port}`, credentials, (error, bound) => {
   if (error) throw error;
   const f = pki.files;

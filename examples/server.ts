@@ -10,6 +10,8 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
   createClientCertGate,
   createThumbprintStore,
+  createTlsFiles,
+  watchServerTls,
   guardRequestHandler,
   parseCertificate,
   peerCertificateContextValues,
@@ -24,8 +26,11 @@ const port = Number(process.env.PORT ?? 8443);
 // Refuses before the request body is read: an unauthenticated client
 // cannot make the server buffer an upload.
 const gate = createClientCertGate({ store: createThumbprintStore(pinned) });
+// The server certificate and key, followed on disk: a renewed pair reaches
+// new connections without a restart.
+const tls = createTlsFiles(pki.files.server);
 const server = http2.createSecureServer(
-  { ...pki.read("server"), requestCert: true, rejectUnauthorized: false, allowHTTP1: true },
+  { ...tls.secureContextOptions(), requestCert: true, rejectUnauthorized: false, allowHTTP1: true },
   // Answers malformed requests with 400 instead of ending the process, and
   // refused calls before Connect builds anything for them (GOAWAY after 100).
   guardRequestHandler(
@@ -39,6 +44,7 @@ const server = http2.createSecureServer(
     { gate },
   ),
 );
+watchServerTls(server, tls);
 server.listen(port, () => {
   const { port } = server.address() as AddressInfo;
   console.log(`listening on https://localhost:${port}, pinned to ${pinned}`);

@@ -9,26 +9,35 @@
 // It uses the development certificates that `npm start` created in
 // .certgate/store/dev: the server certificate for its own TLS, and the reader
 // certificate to watch the store.
-import { readFileSync } from "node:fs";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { join, relative } from "node:path";
-import { connectNodeAdapter, createGrpcTransport } from "@connectrpc/connect-node";
-import { createClientCertGate, createRemoteStore, guardRequestHandler, peerCertificateContextValues } from "certgate";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import {
+  createClientCertGate,
+  createRemoteStore,
+  createTlsFiles,
+  guardRequestHandler,
+  peerCertificateContextValues,
+  watchServerTls,
+} from "certgate";
 import { echoRoutes } from "./echo-service.js";
 
 const dev = process.env.CERTGATE_DEV_DIR ?? join(".certgate", "store", "dev");
-const read = (name: string) => readFileSync(join(dev, name), "utf8");
 const storeUrl = process.env.CERTGATE_STORE ?? "https://localhost:8444";
 const port = Number(process.env.PORT ?? 8445);
 
 // The store keeps a local mirror fed by WatchCertificates: no network round
 // trip per call, and a deletion reaches it within a second.
+// The reader certificate is read from its files and followed: a renewed one
+// is presented on the next connection, without a restart.
 const store = createRemoteStore({
-  transport: createGrpcTransport({
+  clientCert: {
     baseUrl: storeUrl,
-    nodeOptions: { ca: read("ca.pem"), cert: read("reader.pem"), key: read("reader-key.pem") },
-  }),
+    cert: join(dev, "reader.pem"),
+    key: join(dev, "reader-key.pem"),
+    ca: join(dev, "ca.pem"),
+  },
   onEvent: (e) =>
     console.log(
       e.kind === "synced" ? `store synced: ${e.size} certificates` : `store unreachable, retrying in ${e.retryInMs} ms`,
@@ -53,10 +62,11 @@ const handler = guardRequestHandler(
   { gate },
 );
 
+// The server's own certificate and key, followed on disk the same way.
+const tls = createTlsFiles({ cert: join(dev, "server.pem"), key: join(dev, "server-key.pem") });
 const server = http2.createSecureServer(
   {
-    cert: read("server.pem"),
-    key: read("server-key.pem"),
+    ...tls.secureContextOptions(),
     // certgate decides, not the TLS handshake.
     requestCert: true,
     rejectUnauthorized: false,
@@ -64,6 +74,7 @@ const server = http2.createSecureServer(
   },
   handler,
 );
+watchServerTls(server, tls);
 server.listen(port, "localhost", () => {
   const { port } = server.address() as AddressInfo;
   const d = relative(process.cwd(), dev) || ".";

@@ -23,6 +23,7 @@ export {
   type RemoteStoreMode,
   type RemoteStoreState,
   type RemoteStoreEvent,
+  type RemoteStoreClientCert,
 } from "./stores/remote-store.js";
 export { createMemoryStore, type MemoryStoreOptions } from "./stores/memory-store.js";
 // PostgreSQL store: `pg` is imported only when createPostgresStore is called.
@@ -142,3 +143,18 @@ export {
   type ThumbprintAlgorithm,
 } from "./core/thumbprint.js";
 export { readPemBlocks, type PemBlock } from "./core/pem-der.js";
+export {
+  createTlsFiles,
+  type TlsFiles,
+  type TlsFilesOptions,
+  type TlsFilesEvent,
+  type TlsFilesReload,
+  type TlsFileContents,
+  type TlsCertificateInfo,
+} from "./core/tls-files.js";
+export { watchServerTls, type SecureContextServer } from "./core/server-tls.js";
+export {
+  createClientCertTransport,
+  type ClientCertTransport,
+  type ClientCertTransportOptions,
+} from "./client/client-cert-transport.js";

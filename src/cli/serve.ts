@@ -14,6 +14,7 @@ import { DataFolderLockedError, lockDataFolder, type DataFolderLock } from "./da
 import { ensureDevPki } from "./dev-pki.js";
 import { createRateLimitedLog } from "./rate-limited-log.js";
 import { printDevGuide } from "./serve-guide.js";
+import { followTlsFlags, type TlsReload } from "./tls-reload.js";
 import { logFormatHelp, serveLogOf, withLogFormat } from "./serve-log.js";
 
 const help = `Usage: certgate serve [--listen HOST:PORT] [--data-dir DIR | --database URL]
@@ -86,6 +87,10 @@ exits with a message naming the holder; the lock of a process that is gone
 is taken over.
 
 SIGINT or SIGTERM stops the service gracefully (running calls may finish).
+The --tls-cert, --tls-key and --client-ca files are reloaded when they
+change (a Kubernetes Secret update too) and on SIGHUP, for new connections;
+a set that is half written or whose key does not match is logged and not
+loaded, and the one in use is kept.
 
 Examples:
   certgate serve
@@ -254,6 +259,7 @@ export const serveCommand = withLogFormat(
       const stores: { close(): Promise<void> }[] = [];
       const refusals = createRateLimitedLog(log, refusalLog);
       let server: CertificateStoreServer | undefined;
+      let reload: TlsReload | undefined;
       try {
         const folder = async (flag: string, directory: string) => {
           try {
@@ -327,6 +333,20 @@ export const serveCommand = withLogFormat(
           const reason = errorMessage(error).replace(/^certificate store server: /, "");
           throw new CliError(reason.replace(/^clientCa /, `--client-ca ${values["client-ca"]} `));
         }
+        if (!devMode) {
+          const tlsServer = server.server;
+          const clientCa = values["client-ca"];
+          reload = followTlsFlags({
+            files: {
+              cert: ["--tls-cert", tlsCert!],
+              key: ["--tls-key", tlsKey!],
+              ca: clientCa === undefined ? undefined : ["--client-ca", clientCa],
+            },
+            cwd: io.cwd,
+            log,
+            apply: (contents) => tlsServer.setSecureContext({ ...contents }),
+          });
+        }
         let address;
         try {
           address = await server.listen(listen.port, listen.host);
@@ -356,6 +376,7 @@ export const serveCommand = withLogFormat(
         await stopped(io.signal);
         log("stopping");
       } finally {
+        reload?.close();
         await server?.close();
         await Promise.all(stores.map((s) => s.close()));
         refusals.close();

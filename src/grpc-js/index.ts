@@ -7,6 +7,20 @@ export {
 } from "./client-cert-server-interceptor.js";
 export { clientCertificateOf } from "./client-certificate-of.js";
 export { createServerCredentials, type ServerCredentialsOptions } from "./server-credentials.js";
+export {
+  createClientCertChannelCredentials,
+  type ClientCertChannelOptions,
+  type ServerCredentialsFilesOptions,
+} from "./tls-files-credentials.js";
+export {
+  createTlsFiles,
+  type TlsFiles,
+  type TlsFilesOptions,
+  type TlsFilesEvent,
+  type TlsFilesReload,
+  type TlsFileContents,
+  type TlsCertificateInfo,
+} from "../core/tls-files.js";
 export { createThumbprintStore } from "../stores/thumbprint-store.js";
 export { ClientCertificateErrorSchema, type ClientCertificateError } from "../gen/certgate/v1/errors_pb.js";
 export type { ClientCertOptions } from "../decision/decision.js";

@@ -1,5 +1,6 @@
 import { createSecureContext } from "node:tls";
 import { ServerCredentials } from "@grpc/grpc-js";
+import { followTlsFiles, type ServerCredentialsFilesOptions } from "./tls-files-credentials.js";
 
 /**
  * ServerCredentialsOptions configures `createServerCredentials`. Each value
@@ -45,8 +46,16 @@ class CertgateServerCredentials extends ServerCredentials {
  * @example
  * const server = new grpc.Server({ interceptors: [createClientCertServerInterceptor({ store })] });
  * server.bindAsync("0.0.0.0:8443", createServerCredentials({ cert, key }), callback);
+ *
+ * With `{ files }` (see `createTlsFiles`) the servers bound with them follow
+ * the files: new handshakes get each new set, open connections keep theirs.
  */
-export function createServerCredentials(options: ServerCredentialsOptions): ServerCredentials {
+export function createServerCredentials(
+  options: ServerCredentialsOptions | ServerCredentialsFilesOptions,
+): ServerCredentials {
+  if (typeof options === "object" && options !== null && "files" in options) {
+    return followTlsFiles(createServerCredentials(options.files.secureContextOptions()), options.files);
+  }
   if (typeof options !== "object" || options === null) {
     throw new TypeError("certgate: createServerCredentials() needs options: { cert, key, ca? }");
   }

@@ -2,6 +2,7 @@ import { createLookupStore } from "./remote/lookup.js";
 import { transportsOf } from "./remote/options.js";
 import { createMirrorStore } from "./remote/mirror.js";
 import type { RemoteStore, RemoteStoreOptions } from "./remote/types.js";
+import { createClientCertTransport, type ClientCertTransport } from "../client/client-cert-transport.js";
 
 // The options and the store's types live in remote/types.ts, which the two
 // modes import too: no module imports this one back.
@@ -11,6 +12,7 @@ export type {
   RemoteStoreMode,
   RemoteStoreOptions,
   RemoteStoreState,
+  RemoteStoreClientCert,
 } from "./remote/types.js";
 
 /**
@@ -39,8 +41,17 @@ export type {
  * });
  * await store.ready();
  * createClientCertInterceptor({ store });
+ *
+ * @example
+ * // The reader certificate from a mounted Secret, renewed without a restart.
+ * const store = createRemoteStore({
+ *   clientCert: { baseUrl: "https://certgate.internal:8444", cert: "/tls/tls.crt", key: "/tls/tls.key", ca: "/tls/ca.crt" },
+ * });
  */
 export function createRemoteStore(options: RemoteStoreOptions): RemoteStore {
+  if (options?.clientCert !== undefined) {
+    return withClientCertTransports(options);
+  }
   transportsOf(options);
   const mode = options.mode ?? "mirror";
   switch (mode) {
@@ -51,4 +62,55 @@ export function createRemoteStore(options: RemoteStoreOptions): RemoteStore {
     default:
       throw new TypeError(`createRemoteStore(): mode must be "mirror" or "lookup", got ${JSON.stringify(mode)}`);
   }
+}
+
+// The `clientCert` form: transports that follow the client certificate's
+// files, closed with the store.
+function withClientCertTransports(options: RemoteStoreOptions): RemoteStore {
+  const { clientCert, ...rest } = options;
+  if (rest.transport !== undefined || rest.transports !== undefined) {
+    throw new TypeError("createRemoteStore(): give options.clientCert or options.transport(s), not both");
+  }
+  const { baseUrl, baseUrls, ...transportOptions } = clientCert!;
+  const urls = baseUrls ?? (baseUrl === undefined ? [] : [baseUrl]);
+  if (urls.length === 0) {
+    throw new TypeError("createRemoteStore(): options.clientCert needs baseUrl (or baseUrls)");
+  }
+  const transports: ClientCertTransport[] = [];
+  try {
+    // One TlsFiles for every replica: the files are read and watched once.
+    const first = createClientCertTransport({ protocol: "grpc", ...transportOptions, baseUrl: urls[0]! });
+    transports.push(first);
+    for (const url of urls.slice(1)) {
+      transports.push(
+        createClientCertTransport({
+          protocol: "grpc",
+          ...transportOptions,
+          cert: undefined,
+          key: undefined,
+          ca: undefined,
+          files: first.files,
+          baseUrl: url,
+        }),
+      );
+    }
+  } catch (error) {
+    for (const t of transports) t.close();
+    throw error;
+  }
+  let store: RemoteStore;
+  try {
+    store = createRemoteStore({ ...rest, transports });
+  } catch (error) {
+    for (const t of transports) t.close();
+    throw error;
+  }
+  const close = store.close.bind(store);
+  store.close = async () => {
+    await close();
+    // The first transport owns the files (when it made them), so it closes last.
+    for (const t of transports.slice(1)) t.close();
+    transports[0]!.close();
+  };
+  return store;
 }

@@ -117,8 +117,8 @@ export interface Serve {
 }
 
 /** Starts `certgate serve --listen 127.0.0.1:0 ...` and waits for its "listening on" line. */
-export async function startServe(args: readonly string[]): Promise<Serve> {
-  const child = spawnCli(["serve", "--listen", "127.0.0.1:0", ...args]);
+export async function startServe(args: readonly string[], env: Record<string, string> = {}): Promise<Serve> {
+  const child = spawnCli(["serve", "--listen", "127.0.0.1:0", ...args], env);
   let stdout = "";
   let stderr = "";
   let exited = false;

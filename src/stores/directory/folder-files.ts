@@ -84,8 +84,11 @@ function failure(path: string, error: unknown): FileRead & FileStat {
   if (code === "ENOENT" || code === "ENOTDIR") {
     // A dangling symlink is listed but cannot be followed: say so, since it
     // usually is a broken mount rather than a removed file.
+    // A link through `..data/` whose name the new `..data` lacks is a file
+    // removed by the kubelet's atomic writer, which deletes the link itself
+    // right after the swap: it is gone, not broken.
     try {
-      if (fs.lstatSync(path).isSymbolicLink()) {
+      if (fs.lstatSync(path).isSymbolicLink() && !/^\.\.data[\\/]/.test(fs.readlinkSync(path))) {
         return { kind: "problem", signature: undefined, code: "unreadable", reason: "dangling symlink" };
       }
     } catch {

@@ -1,6 +1,7 @@
 import type { Transport } from "@connectrpc/connect";
 import type { CertificateStore } from "../../core/store.js";
 import type { StoreMetricsOptions } from "../../core/metrics.js";
+import type { ClientCertTransportOptions } from "../../client/client-cert-transport.js";
 
 /**
  * RemoteStoreMode says how a remote store learns what the service admits:
@@ -8,6 +9,14 @@ import type { StoreMetricsOptions } from "../../core/metrics.js";
  * VerifyCertificate and caches the answers.
  */
 export type RemoteStoreMode = "mirror" | "lookup";
+
+/**
+ * RemoteStoreClientCert is the `clientCert` option of `createRemoteStore`:
+ * `createClientCertTransport` options with one `baseUrl` or several
+ * `baseUrls`, by default with the gRPC protocol.
+ */
+export type RemoteStoreClientCert = Omit<ClientCertTransportOptions, "baseUrl"> &
+  ({ baseUrl: string; baseUrls?: undefined } | { baseUrls: readonly string[]; baseUrl?: undefined });
 
 /**
  * RemoteStoreOptions configures `createRemoteStore`.
@@ -29,6 +38,14 @@ export interface RemoteStoreOptions extends StoreMetricsOptions {
    * one when a call fails. Give exactly one of `transport` and `transports`.
    */
   transports?: readonly Transport[];
+  /**
+   * Instead of `transport` or `transports`: the service's URL (or several
+   * replicas' `baseUrls`) and this store's own client certificate, key and
+   * CA as files, followed on disk with `createClientCertTransport`, so that
+   * a renewed client certificate is presented on the next connection
+   * without a restart. The store closes these transports when it closes.
+   */
+  clientCert?: RemoteStoreClientCert;
   /** How to learn what the service admits. By default, `"mirror"`. */
   mode?: RemoteStoreMode;
   /**
