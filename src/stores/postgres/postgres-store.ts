@@ -91,26 +91,44 @@ export interface PostgresStore extends WritableCertificateStore {
  * createClientCertInterceptor({ store });
  */
 export async function createPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
-  const { schema, retentionMs, catchUpIntervalMs, maxStaleMs, reconnectDelayMs, maxReconnectDelayMs, now } =
+  const { schema, retentionMs, catchUpIntervalMs, maxStaleMs, reconnectDelayMs, maxReconnectDelayMs, deadlines, now } =
     resolveOptions(options);
   const metrics = storeMetricsOf(options, "postgres");
 
   const pg = await loadPg();
   const ownPool = options.pool === undefined;
-  const pool: Pool =
-    (options.pool as Pool | undefined) ??
+  // Every connection of ours has a connect deadline, a client-side deadline
+  // on each statement, server-side statement and idle-in-transaction limits,
+  // and TCP keep-alive (so that even the idle LISTEN connection learns of a
+  // dead peer).
+  const poolOf = (max: number) =>
     new pg.Pool({
       connectionString: options.connectionString,
-      max: 10,
-      connectionTimeoutMillis: 5000,
+      max,
+      connectionTimeoutMillis: deadlines.connectTimeoutMs,
+      query_timeout: deadlines.queryTimeoutMs,
+      statement_timeout: deadlines.statementTimeoutMs,
+      lock_timeout: deadlines.lockTimeoutMs,
+      idle_in_transaction_session_timeout: deadlines.idleInTransactionTimeoutMs,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: deadlines.keepAliveDelayMs,
       application_name: "certgate",
     });
+  // Writes and reads never share connections: writes queued on the write
+  // lock cannot take the ones the change log, health and LISTEN need.
+  const pool: Pool = (options.pool as Pool | undefined) ?? poolOf(10);
+  const readPool: Pool = (options.readPool as Pool | undefined) ?? (ownPool ? poolOf(4) : pool);
+  const pools = [...new Set([pool, readPool])];
   // An idle connection that the server ends emits `error` on the pool; without
   // a listener that would end the process.
   const ignoreIdleError = () => undefined;
-  pool.on("error", ignoreIdleError);
+  for (const p of pools) p.on("error", ignoreIdleError);
+  const endPools = async () => {
+    if (ownPool) await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
+    else for (const p of pools) p.off("error", ignoreIdleError);
+  };
   const quoted = pg.escapeIdentifier(schema);
-  const tables: Tables = { schema, quoted, channel: `${schema}_changes` };
+  const tables: Tables = { schema, quoted, channel: `${schema}_changes`, deadlines };
 
   const notifier = createChangeNotifier();
   const changeListeners = new Set<(changes: readonly StoreChange[], revision: number) => void>();
@@ -119,6 +137,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   let closed = false;
 
   let sync: ReplicaSync;
+  let changeListener: ChangeListener | undefined;
   try {
     const client = await pool.connect();
     try {
@@ -126,9 +145,9 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     } finally {
       client.release();
     }
-    const snapshot = await loadSnapshot(pool, tables);
+    const snapshot = await loadSnapshot(readPool, tables);
     sync = createReplicaSync({
-      pool,
+      pool: readPool,
       tables,
       snapshot,
       maxStaleMs,
@@ -136,6 +155,9 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       now,
       onApplied: announce,
       onState(state, error) {
+        // A LISTEN connection on a network that stopped answering hears
+        // nothing and says nothing: open it again.
+        if (state !== "connected") changeListener?.restart();
         // Connections re-check: verdicts given before are no longer right.
         notifier.changed();
         for (const listener of [...stateListeners]) {
@@ -153,8 +175,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       },
     });
   } catch (error) {
-    if (ownPool) await pool.end().catch(() => undefined);
-    else pool.off("error", ignoreIdleError);
+    await endPools();
     const reason = error instanceof Error ? error.message : String(error);
     throw new Error(`certgate: cannot open the PostgreSQL store (schema ${schema}): ${reason}`, { cause: error });
   }
@@ -172,8 +193,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     }
   }
 
-  const listener: ChangeListener = createChangeListener({
-    pool,
+  changeListener = createChangeListener({
+    pool: readPool,
     quotedChannel: pg.escapeIdentifier(tables.channel),
     onNotify: (revision) => sync.notified(revision),
     onListening: () => void sync.catchUp(),
@@ -239,7 +260,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     async list(query) {
       assertOpen();
       try {
-        return await listAuditRows(pool, tables, query);
+        return await listAuditRows(readPool, tables, query);
       } catch (error) {
         if (isConnectionError(error)) void sync.catchUp();
         throw storeError("read the audit trail", error);
@@ -270,7 +291,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     },
     async changesSince(revision, until, limit) {
       if (revision >= until) return [];
-      const read = await readChanges(pool, tables, revision, limit + 1, until);
+      const read = await readChanges(readPool, tables, revision, limit + 1, until);
       if (revision < read.prunedThrough || read.changes.length > limit) return undefined;
       return read.changes;
     },
@@ -408,7 +429,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       closed = true;
       sizeGauge?.remove();
       clearInterval(pruneTimer);
-      listener.close();
+      changeListener?.close();
       await sync.close();
       await pruning;
       notifier.changed();
@@ -418,8 +439,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       stateListeners.clear();
       // A pool of ours keeps its listener: connections still closing may
       // report errors after `end()` resolves.
-      if (ownPool) await pool.end().catch(() => undefined);
-      else pool.off("error", ignoreIdleError);
+      await endPools();
     },
   };
 }
