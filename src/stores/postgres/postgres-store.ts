@@ -23,6 +23,7 @@ import {
   deleteCertificate,
   insertCertificate,
   insertCertificates,
+  checkOut,
   loadSnapshot,
   pruneChanges,
   readChanges,
@@ -139,7 +140,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   let sync: ReplicaSync;
   let changeListener: ChangeListener | undefined;
   try {
-    const client = await pool.connect();
+    const client = await checkOut(pool);
     try {
       await migrate(client, schema, quoted);
     } finally {

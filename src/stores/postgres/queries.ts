@@ -337,6 +337,25 @@ async function write<T>(pool: Pool, t: Tables, body: (client: Db) => Promise<T>)
   }
 }
 
+const guarded = new WeakSet<object>();
+const ignore = () => undefined;
+
+/**
+ * checkOut takes a connection of `pool`. pg-pool listens for a connection's
+ * `error` only while it is idle: one that breaks while checked out between
+ * two statements (a reset, the server ending an idle transaction) would
+ * throw from the event emitter and end the process. The failure reaches
+ * the caller through its next statement instead.
+ */
+export async function checkOut(pool: Pool): Promise<PoolClient> {
+  const client = await pool.connect();
+  if (!guarded.has(client)) {
+    guarded.add(client);
+    client.on("error", ignore);
+  }
+  return client;
+}
+
 /**
  * begin takes a pooled connection and starts a transaction on it. A pooled
  * connection that the server ended while it was idle (a restart,
@@ -346,7 +365,7 @@ async function write<T>(pool: Pool, t: Tables, body: (client: Db) => Promise<T>)
  */
 async function begin(pool: Pool, statement: string, queryTimeoutMs: number): Promise<PoolClient> {
   for (let attempt = 0; ; attempt++) {
-    const client = await pool.connect();
+    const client = await checkOut(pool);
     try {
       await client.query(deadlined(statement, undefined, queryTimeoutMs));
       return client;
