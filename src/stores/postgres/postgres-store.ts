@@ -62,9 +62,12 @@ export interface PostgresStore extends WritableCertificateStore {
    * own), keeping their create times: for copying a store (`certgate
    * migrate`). Ids already taken are left as they are and reported as
    * `taken`; certificates that `put` would refuse are reported as `refused`.
+   * With an `actor`, each certificate stored gets its `create` audit event
+   * in the same transaction.
    */
   putMany(
     entries: readonly PutManyEntry[],
+    options?: AuditedWrite,
   ): Promise<{ stored: string[]; taken: string[]; refused: { id: string; reason: string }[] }>;
   /** How many certificates the copy holds, and at which revision of the database. */
   stats(): { certificates: number; revision: number };
@@ -358,7 +361,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       await afterWrite(result);
       return sync.copy.get(id) ?? stored;
     },
-    async putMany(entries) {
+    async putMany(entries, putOptions) {
       assertOpen();
       const refused: { id: string; reason: string }[] = [];
       const checked: StoredCertificate[] = [];
@@ -386,7 +389,13 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       await assertWritable();
       let result: { ids: string[]; revision: number };
       try {
-        result = await insertCertificates(pool, tables, checked);
+        const actor = putOptions?.actor;
+        result = await insertCertificates(
+          pool,
+          tables,
+          checked,
+          actor === undefined ? undefined : { actor, time: putOptions?.auditTime ?? new Date(Math.floor(now())) },
+        );
       } catch (error) {
         if (isConnectionError(error)) void sync.catchUp();
         throw storeError("store the certificates", error);

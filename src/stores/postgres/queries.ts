@@ -1,6 +1,6 @@
 import type { ClientBase, Pool, PoolClient, QueryConfig } from "pg";
 import type { LoggedChange, StoredCertificate } from "../../core/store.js";
-import type { AuditRecord } from "../../core/audit.js";
+import type { AuditActor, AuditRecord } from "../../core/audit.js";
 import { insertAuditRow } from "./audit-queries.js";
 import { lockClass, writeLock } from "./schema.js";
 import { isConnectionError, isTimeout } from "./errors.js";
@@ -218,6 +218,7 @@ export function insertCertificates(
   pool: Pool,
   t: Tables,
   stored: readonly StoredCertificate[],
+  audit?: { time: Date; actor: AuditActor },
 ): Promise<{ ids: string[]; revision: number }> {
   return write(pool, t, async (client) => {
     const result = await client.query<{ id: string; revision: string }>(
@@ -242,6 +243,22 @@ export function insertCertificates(
       ],
     );
     const revision = Math.max(0, ...result.rows.map((r) => Number(r.revision)));
+    if (audit !== undefined && result.rows.length > 0) {
+      // One record per certificate stored, in revision order, in this transaction.
+      const sha256 = new Map(stored.map((s) => [s.id, s.sha256]));
+      const rows = [...result.rows].sort((x, y) => Number(x.revision) - Number(y.revision));
+      await client.query(
+        `INSERT INTO ${t.quoted}.audit_events (event_time, action, result, actor_subject, actor_sha256, certificate_id, sha256)
+         SELECT $1, 'create', 'ok', $2, $3, id, sha256 FROM unnest($4::text[], $5::text[]) WITH ORDINALITY AS u(id, sha256, n) ORDER BY n`,
+        [
+          audit.time,
+          audit.actor.subject.slice(0, 4096),
+          audit.actor.sha256,
+          rows.map((r) => r.id),
+          rows.map((r) => sha256.get(r.id) ?? ""),
+        ],
+      );
+    }
     if (revision > 0) await client.query("SELECT pg_notify($1, $2)", [t.channel, String(revision)]);
     return { ids: result.rows.map((r) => r.id), revision };
   });
