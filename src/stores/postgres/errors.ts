@@ -49,7 +49,8 @@ export function isTimeout(error: unknown): boolean {
  * kinds of the folder store: `Unavailable` when the database cannot be
  * reached, `FailedPrecondition` when it does not let us write (a read-only
  * standby, missing privileges), `ResourceExhausted` when it is out of space,
- * `Internal` otherwise. The cause is kept for logs.
+ * `InvalidArgument` for a value it cannot hold, `Internal` otherwise. The
+ * cause is kept for logs.
  */
 export function storeError(what: string, error: unknown): ConnectError {
   if (error instanceof ConnectError) return error;
@@ -94,6 +95,17 @@ export function storeError(what: string, error: unknown): ConnectError {
     return new ConnectError(
       `cannot ${what}: the database is unreachable`,
       Code.Unavailable,
+      undefined,
+      undefined,
+      error,
+    );
+  }
+  // A data exception: a value the database cannot hold (a NUL in text,
+  // a character the encoding lacks), which is the caller's to fix.
+  if (typeof code === "string" && code.startsWith("22")) {
+    return new ConnectError(
+      `cannot ${what}: the database refused a value (${code})`,
+      Code.InvalidArgument,
       undefined,
       undefined,
       error,

@@ -263,6 +263,9 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     },
     async list(query) {
       assertOpen();
+      if (query.certificateId?.includes("\u0000")) {
+        throw new ConnectError("certificate id filter must not contain NUL", Code.InvalidArgument);
+      }
       try {
         return await listAuditRows(readPool, tables, query);
       } catch (error) {
