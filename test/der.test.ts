@@ -105,12 +105,11 @@ describe("inspectDer()", () => {
       ["ec", ["sec1", "pkcs8"]],
       ["ed25519", ["pkcs8"]],
     ] as const) {
-      const { privateKey } = generateKeyPairSync(
+      const keyPair: unknown = generateKeyPairSync(
         type as "rsa",
         { modulusLength: 1024, namedCurve: "P-256" } as never,
-      ) as {
-        privateKey: KeyObject;
-      };
+      );
+      const { privateKey } = keyPair as { privateKey: KeyObject };
       for (const encoding of encodings) {
         const der = privateKey.export({ format: "der", type: encoding as "pkcs1" });
         expect(inspectDer(der), `${type} ${encoding}`).toEqual({ kind: "private_key" });
