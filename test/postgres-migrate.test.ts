@@ -1,8 +1,10 @@
 // `certgate migrate` and the start-up checks of `certgate serve --database`.
 // Skipped without PostgreSQL.
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { readdirSync } from "node:fs";
+import { mkdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseCertificate } from "../src/core/certificate.js";
 import { createDirectoryStore } from "../src/stores/directory-store.js";
 import { createPostgresStore } from "../src/stores/postgres/postgres-store.js";
 import {
@@ -109,6 +111,41 @@ describe.skipIf(skip !== undefined)("certgate migrate and serve --database", () 
       /^certgate: --database postgres:\/\/certgate:\*\*\*@127\.0\.0\.1:1\/none: cannot open the PostgreSQL store/,
     );
     expectFailure(await runHere(["migrate", "--database", db.url], {}, fx.tmp), 2, /--from-dir is required/);
+  });
+
+  it("starts two replicas at once in development mode on one PKI, never removing another start's staging folder", async () => {
+    const cwd = join(fx.tmp, "dev-race");
+    const dataDir = join(cwd, ".certgate", "store");
+    await mkdir(dataDir, { recursive: true });
+    // Another start's work in progress, and a crashed start's leftover.
+    const fresh = join(dataDir, ".dev-0123456789ab.tmp");
+    const stale = join(dataDir, ".dev-ba9876543210.tmp");
+    await mkdir(fresh);
+    await mkdir(stale);
+    const old = new Date(Date.now() - 3600_000);
+    await utimes(stale, old, old);
+    const [a, b] = await Promise.all([
+      startServe(["--database", db.url], cwd),
+      startServe(["--database", db.url], cwd),
+    ]);
+    try {
+      expect(a.output().stdout).toMatch(/Development mode: certificates (created|reused)/);
+      expect(b.output().stdout).toMatch(/Development mode: certificates (created|reused)/);
+      expect([a, b].filter((s) => /certificates created/.test(s.output().stdout)).length).toBeLessThanOrEqual(1);
+      expect(await stat(fresh).then(() => true)).toBe(true);
+      expect(
+        await stat(stale).then(
+          () => true,
+          () => false,
+        ),
+      ).toBe(false);
+      // One PKI: both replicas serve the same server certificate's CA.
+      const ca = await readFile(join(dataDir, "dev", "ca.pem"), "utf8");
+      expect(parseCertificate(ca).isCA).toBe(true);
+      expect(readdirSync(dataDir).filter((n) => n.endsWith(".tmp"))).toEqual([".dev-0123456789ab.tmp"]);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
   });
 
   it("never prints a database password, in the user information, the query or PGPASSWORD", async () => {
