@@ -97,7 +97,11 @@ export async function migrate(client: ClientBase, schema: string, quoted: string
   // wait for the first one's: it gets deadlines of its own, longer than a
   // write's (which the pool's sessions default to).
   const query = <R extends object = Record<string, unknown>>(text: string, values?: unknown[]) =>
-    client.query<R & Record<string, unknown>>({ text, values, query_timeout: migrationTimeoutMs + 5000 } as QueryConfig);
+    client.query<R & Record<string, unknown>>({
+      text,
+      values,
+      query_timeout: migrationTimeoutMs + 5000,
+    } as QueryConfig);
   await query(
     `BEGIN; SET LOCAL lock_timeout = ${migrationTimeoutMs}; SET LOCAL statement_timeout = ${migrationTimeoutMs}; SET LOCAL idle_in_transaction_session_timeout = ${migrationTimeoutMs}`,
   );
