@@ -45,7 +45,7 @@ const admits = async (store: RemoteStore, der: Uint8Array) =>
 // as with the defaults.
 const fast: Partial<PostgresStoreOptions> = {
   catchUpIntervalMs: 50,
-  changeReadTimeoutMs: 300,
+  changeReadTimeoutMs: 1000,
   queryTimeoutMs: 2000,
   statementTimeoutMs: 1500,
   lockTimeoutMs: 1000,
