@@ -164,6 +164,16 @@ describe.skipIf(skip !== undefined)("createPostgresStore() under faults", () => 
     expect(a.states.at(-1)).toMatchObject({ state: "connected" });
   });
 
+  it("closes within its deadline while the database does not answer", async () => {
+    const a = await replica("closing");
+    a.proxy.hold();
+    await waitFor(async () => (await a.health()) === ServingStatus.NOT_SERVING, "A to report NOT_SERVING");
+    await a.service.close();
+    await a.store.close();
+    expect(a.store.state).toBe("unavailable");
+    a.proxy.restore();
+  });
+
   it("a write lock held by a stuck session: a healthy replica stays SERVING, uploads succeed or fail Unavailable, and every acknowledged one has its audit record", async () => {
     // A loaded machine must not pass for a starved replica: reads get room here.
     const a = await replica("stuck", { changeReadTimeoutMs: 5000 });

@@ -127,9 +127,22 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   // a listener that would end the process.
   const ignoreIdleError = () => undefined;
   for (const p of pools) p.on("error", ignoreIdleError);
+  // Ending a connection waits for the server's goodbye, which a network
+  // that stopped answering never sends: past the connect deadline, `close()`
+  // stops waiting and the sockets end with the process (or the kernel's
+  // timeout).
   const endPools = async () => {
-    if (ownPool) await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
-    else for (const p of pools) p.off("error", ignoreIdleError);
+    if (!ownPool) {
+      for (const p of pools) p.off("error", ignoreIdleError);
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, deadlines.connectTimeoutMs);
+      timer.unref();
+    });
+    await Promise.race([Promise.all(pools.map((p) => p.end().catch(() => undefined))), deadline]);
+    clearTimeout(timer);
   };
   const quoted = pg.escapeIdentifier(schema);
   const tables: Tables = { schema, quoted, channel: `${schema}_changes`, deadlines };
