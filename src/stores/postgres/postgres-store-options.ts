@@ -18,10 +18,12 @@ export interface PostgresStoreOptions extends StoreMetricsOptions {
    */
   pool?: PostgresPool;
   /**
-   * A `pg.Pool` for the change log, snapshots, audit reads and the LISTEN
-   * connection, so that writes waiting for the write lock never take the
-   * connections that keep this copy current. By default, with `pool` given,
-   * `pool`; otherwise a pool of 4 connections made from `connectionString`.
+   * A `pg.Pool` for reads: the change log (this copy's and resuming
+   * watches'), snapshots, audit reads and the LISTEN connection, so that
+   * writes waiting for the write lock never take the connections that keep
+   * this copy current. By default, with `pool` given, `pool`; otherwise
+   * (from `connectionString`) a pool of 4 connections for callers' reads
+   * and one of 2 for the LISTEN connection and this copy's own reads.
    */
   readPool?: PostgresPool;
   /** A PostgreSQL URL, such as `postgres://certgate@db.internal/certgate`, when no `pool` is given. */

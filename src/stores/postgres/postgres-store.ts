@@ -118,11 +118,14 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       keepAliveInitialDelayMillis: deadlines.keepAliveDelayMs,
       application_name: "certgate",
     });
-  // Writes and reads never share connections: writes queued on the write
-  // lock cannot take the ones the change log, health and LISTEN need.
+  // Writes, reads for callers and this copy's own reads never share
+  // connections: writes queued on the write lock, or many watches resuming
+  // at once, cannot take the ones that keep the copy current (and the
+  // replica's health right): the LISTEN connection and the change-log read.
   const pool: Pool = (options.pool as Pool | undefined) ?? poolOf(10);
   const readPool: Pool = (options.readPool as Pool | undefined) ?? (ownPool ? poolOf(4) : pool);
-  const pools = [...new Set([pool, readPool])];
+  const syncPool: Pool = ownPool ? poolOf(2) : readPool;
+  const pools = [...new Set([pool, readPool, syncPool])];
   // An idle connection that the server ends emits `error` on the pool; without
   // a listener that would end the process.
   const ignoreIdleError = () => undefined;
@@ -162,9 +165,9 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     } finally {
       client.release();
     }
-    const snapshot = await loadSnapshot(readPool, tables);
+    const snapshot = await loadSnapshot(syncPool, tables);
     sync = createReplicaSync({
-      pool: readPool,
+      pool: syncPool,
       tables,
       snapshot,
       maxStaleMs,
@@ -211,7 +214,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   }
 
   changeListener = createChangeListener({
-    pool: readPool,
+    pool: syncPool,
     quotedChannel: pg.escapeIdentifier(tables.channel),
     onNotify: (revision) => sync.notified(revision),
     onListening: () => void sync.catchUp(),
