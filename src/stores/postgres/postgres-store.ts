@@ -85,8 +85,11 @@ export interface PostgresStore extends WritableCertificateStore {
  * database's change log through LISTEN/NOTIFY and a periodic read. Writes
  * are transactions that the database orders: every change gets the next
  * revision of one sequence, the same in every process, and is in this
- * process's copy before the write resolves. See docs/store-service.md for
- * the schema, retention and backups.
+ * process's copy before the write resolves. Every database call has a
+ * deadline (the `...TimeoutMs` options): a replica whose database stops
+ * answering stops serving within seconds, and one frozen while it holds
+ * the write lock loses it. See docs/store-service.md for the schema,
+ * retention, backups and the bound on a revocation under each fault.
  *
  * `pg` is loaded only when this is called.
  *
