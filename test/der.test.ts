@@ -1,3 +1,4 @@
+import { generateKeyPairSync, type KeyObject } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { childrenOf, decodeDirectoryString, decodeOid, decodeTime, inspectDer, readTlv } from "../src/core/der.js";
@@ -96,6 +97,30 @@ describe("inspectDer()", () => {
       kind: "pkcs12",
     });
     expect(inspectDer(bytes(0x04, 0x00))).toMatchObject({ kind: "invalid" });
+  });
+
+  it("calls real private keys private keys, and a bare version number junk", () => {
+    for (const [type, encodings] of [
+      ["rsa", ["pkcs1", "pkcs8"]],
+      ["ec", ["sec1", "pkcs8"]],
+      ["ed25519", ["pkcs8"]],
+    ] as const) {
+      const keyPair: unknown = generateKeyPairSync(
+        type as "rsa",
+        { modulusLength: 1024, namedCurve: "P-256" } as never,
+      );
+      const { privateKey } = keyPair as { privateKey: KeyObject };
+      for (const encoding of encodings) {
+        const der = privateKey.export({ format: "der", type: encoding as "pkcs1" });
+        expect(inspectDer(der), `${type} ${encoding}`).toEqual({ kind: "private_key" });
+      }
+    }
+    // SEQUENCE { INTEGER 0 } and SEQUENCE { INTEGER 1, INTEGER 5 }
+    expect(inspectDer(Buffer.from("MAMCAQA=", "base64"))).toEqual({ kind: "invalid", reason: "not a certificate" });
+    expect(inspectDer(bytes(0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x05))).toEqual({
+      kind: "invalid",
+      reason: "not a certificate",
+    });
   });
 });
 

@@ -91,6 +91,41 @@ describe.skipIf(skip !== undefined)("createCertificateStoreServer() on createPos
     expect(afterPrune[0]!.event.value).toMatchObject({ certificates: [{ certificateId: "bob" }] });
   });
 
+  it("answers invalid_argument, never a database error, to invalid ids, junk DER and values the database cannot hold", async () => {
+    const service = await replica("invalid");
+    const admin = storeClient(service, pki, pki.admin);
+    const reader = storeClient(service, pki, pki.reader);
+    const nul = "a\u0000b";
+    expect(await codeOf(admin.listAuditEvents({ certificateId: nul }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(admin.listAuditEvents({ certificateId: "a\u0001" }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(reader.getCertificate({ certificateId: nul }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(admin.deleteCertificate({ certificateId: nul }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(admin.createCertificate({ certificateId: nul, certificate: pki.alice.der }))).toBe(
+      Code.InvalidArgument,
+    );
+    expect(await codeOf(reader.listCertificates({ pageToken: Buffer.from(nul).toString("base64url") }))).toBe(
+      Code.InvalidArgument,
+    );
+    expect(
+      await codeOf(
+        admin.createCertificate({ certificateId: "labelled", certificate: pki.alice.der, labels: { team: "a\u0000" } }),
+      ),
+    ).toBe(Code.InvalidArgument);
+    // Junk DER that opens like a key is junk, not a key.
+    const junk = await admin
+      .createCertificate({ certificateId: "junk", certificate: Buffer.from("MAMCAQA=", "base64") })
+      .then(
+        () => undefined,
+        (error: unknown) => ConnectError.from(error),
+      );
+    expect(junk?.code).toBe(Code.InvalidArgument);
+    expect(junk?.rawMessage).toMatch(/not a certificate/);
+    expect(junk?.rawMessage).not.toMatch(/private key/);
+    // The admitted counterpart: a valid filter and a valid upload pass.
+    expect(await codeOf(admin.listAuditEvents({ certificateId: "junk" }))).toBe("ok");
+    expect(await codeOf(admin.createCertificate({ certificateId: "alice", certificate: pki.alice.der }))).toBe("ok");
+  });
+
   it("reports NOT_SERVING, refuses writes and ends watches while the database is unreachable, and recovers", async () => {
     const target = new URL(db.url);
     const proxy = await startTcpProxy(Number(target.port || 5432), target.hostname);

@@ -4,6 +4,7 @@
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
 import { parseCertificate } from "../src/core/certificate.js";
@@ -132,6 +133,28 @@ describe.skipIf(skip !== undefined)("createPostgresStore()", () => {
     await expect(createPostgresStore({ pool: db.pool, connectionString: db.url })).rejects.toThrow(
       /exactly one of options.pool and options.connectionString/,
     );
+  });
+
+  it("keeps reads on a readPool of its own beside a given pool, and refuses deadlines that are not durations", async () => {
+    const reads = new pg.Pool({ connectionString: db.url, max: 2 });
+    reads.on("error", () => undefined);
+    try {
+      const store = await createPostgresStore({ pool: db.pool, readPool: reads, schema: "read_pool" });
+      await store.put("r", certs[0]!.der);
+      expect((await store.audit.list({ limit: 10 })).events).toEqual([]);
+      expect(reads.totalCount).toBeGreaterThan(0);
+      await store.close();
+    } finally {
+      await reads.end();
+    }
+    await expect(createPostgresStore({ connectionString: db.url, readPool: db.pool })).rejects.toThrow(
+      /options.readPool goes with options.pool/,
+    );
+    for (const name of ["lockTimeoutMs", "queryTimeoutMs", "changeReadTimeoutMs", "idleInTransactionTimeoutMs"]) {
+      await expect(createPostgresStore({ connectionString: db.url, [name]: 0 })).rejects.toThrow(
+        new RegExp(`options.${name} must be an integer`),
+      );
+    }
   });
 
   it("admits the same certificate under two ids until both are deleted", async () => {

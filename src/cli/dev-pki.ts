@@ -63,14 +63,18 @@ function layout(dir: string) {
 /**
  * ensureDevPki returns the development PKI in `dataDir/dev`, creating it on
  * the first start. It is created in a temporary folder and renamed into
- * place, so a crash never leaves a half-made PKI behind; a broken or expired
- * one is reported with the fix (delete the folder).
+ * place, so a crash never leaves a half-made PKI behind, and processes
+ * starting at once (replicas on one database share the folder) each make
+ * one and all use the first renamed into place; a broken or expired one is
+ * reported with the fix (delete the folder). `exclusive`: this process
+ * holds the data folder's lock, so every staging folder is a crashed
+ * start's; by default only those older than 10 minutes are taken as such.
  */
-export async function ensureDevPki(dataDir: string): Promise<DevPki> {
+export async function ensureDevPki(dataDir: string, options: { exclusive?: boolean } = {}): Promise<DevPki> {
   const dir = join(dataDir, "dev");
   let created = false;
   if (!(await exists(join(dir, "ca.pem")))) {
-    await removeLeftovers(dataDir);
+    await removeLeftovers(dataDir, options.exclusive === true);
     const staging = join(dataDir, `.dev-${randomBytes(6).toString("hex")}.tmp`);
     await mkdir(staging, { mode: 0o700 });
     try {
@@ -165,11 +169,20 @@ async function writeDurably(path: string, text: string, mode: number): Promise<v
   }
 }
 
+// How old a staging folder must be to count as a crashed start's: making
+// the PKI takes well under a second, and replicas on one database share the
+// folder without a lock, so a younger one may be another process's work in
+// progress.
+const leftoverAgeMs = 10 * 60 * 1000;
+
 // Staging folders of a start that crashed before the rename.
-async function removeLeftovers(dataDir: string): Promise<void> {
+async function removeLeftovers(dataDir: string, exclusive: boolean): Promise<void> {
   for (const name of await readdir(dataDir)) {
-    if (/^\.dev-[0-9a-f]{12}\.tmp$/.test(name)) {
-      await rm(join(dataDir, name), { recursive: true, force: true });
+    if (!/^\.dev-[0-9a-f]{12}\.tmp$/.test(name)) continue;
+    const path = join(dataDir, name);
+    const info = await stat(path).catch(() => undefined);
+    if (info !== undefined && (exclusive || Date.now() - info.mtimeMs > leftoverAgeMs)) {
+      await rm(path, { recursive: true, force: true });
     }
   }
 }

@@ -11,7 +11,9 @@ PostgreSQL store, keeping ids, labels and create times. It can run again:
 a certificate already in the database under the same id is skipped. It
 refuses, and reports, files the folder store skips, bundle members (id#n:
 upload them under ids of their own), and ids taken in the database by
-another certificate. Nothing is deleted on either side.
+another certificate. Nothing is deleted on either side. Each certificate
+copied gets a create event in the audit trail, with the actor "migrate",
+written in the same transaction.
 
 Options:
       --from-dir DIR   The folder store to copy. Required.
@@ -29,6 +31,10 @@ Example:
 `;
 
 const batchSize = 500;
+
+// The actor of the audit events `certgate migrate` writes: no client
+// certificate made the change, the operator's command did.
+const migrateActor = { subject: "migrate", sha256: "" };
 
 /**
  * migrateCommand is `certgate migrate`: a folder store into PostgreSQL.
@@ -88,7 +94,7 @@ export const migrateCommand = defineCommand(
         }
         // One transaction per batch: a thousand certificates take a few
         // commits, not a thousand.
-        const result = await target.putMany(batch);
+        const result = await target.putMany(batch, { actor: migrateActor });
         copied.push(...result.stored);
         refused.push(...result.refused);
         for (const id of result.taken) refused.push({ id, reason: "the id was taken in the database meanwhile" });

@@ -66,26 +66,72 @@ export async function openDatabaseStore(
         log(
           state === "connected"
             ? "database reachable again"
-            : `database unreachable (${errorMessage(error)}): ${state === "stale" ? "serving the last copy" : "refusing"}`,
+            : `database unreachable (${redactSecrets(errorMessage(error), url)}): ${state === "stale" ? "serving the last copy" : "refusing"}`,
         );
       },
     });
   } catch (error) {
-    throw new CliError(`${source} ${redactUrl(url)}: ${errorMessage(error).replace(/^certgate: /, "")}`, undefined, {
-      cause: error,
-    });
+    const reason = redactSecrets(errorMessage(error).replace(/^certgate: /, ""), url);
+    throw new CliError(`${source} ${redactUrl(url)}: ${reason}`, undefined, { cause: error });
   }
 }
 
+// Query parameters of a PostgreSQL URL that carry a secret (libpq's
+// `password`, `sslpassword`; anything named like a password or secret).
+const secretParameter = /pass|secret|token/i;
+
 /**
- * redactUrl hides the password of a database URL, for messages and logs.
+ * redactUrl hides every secret of a database URL (the password of the user
+ * information and any `?password=`-like query parameter), for messages and logs.
  */
 export function redactUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password !== "") parsed.password = "***";
-    return parsed.toString();
+    for (const key of [...parsed.searchParams.keys()]) {
+      if (secretParameter.test(key)) parsed.searchParams.set(key, "***");
+    }
+    return parsed.toString().replaceAll("%2A%2A%2A", "***");
   } catch {
     return "(the database URL)";
+  }
+}
+
+/**
+ * redactSecrets replaces, in a message that may echo them (a driver's
+ * error), the secrets of `url` and of `PGPASSWORD` with `***`.
+ */
+export function redactSecrets(
+  message: string,
+  url: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): string {
+  const secrets = new Set<string>();
+  const add = (value: string | undefined | null) => {
+    // Very short values would redact ordinary words; they are no secret anyway.
+    if (value !== undefined && value !== null && value.length >= 3) secrets.add(value);
+  };
+  add(env.PGPASSWORD);
+  try {
+    const parsed = new URL(url);
+    add(parsed.password);
+    add(safeDecode(parsed.password));
+    for (const [key, value] of parsed.searchParams) if (secretParameter.test(key)) add(value);
+    add(url);
+  } catch {
+    add(url);
+  }
+  let redacted = message;
+  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
+    redacted = redacted.replaceAll(secret, secret === url ? redactUrl(url) : "***");
+  }
+  return redacted;
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
   }
 }

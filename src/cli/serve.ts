@@ -230,7 +230,8 @@ export const serveCommand = withLogFormat(
       let tls: { cert: string; key: string; clientCa?: string };
       let dev: Awaited<ReturnType<typeof ensureDevPki>> | undefined;
       try {
-        dev = devMode ? await ensureDevPki(dataDir) : undefined;
+        // Replicas on one database share the folder without a lock.
+        dev = devMode ? await ensureDevPki(dataDir, { exclusive: databaseUrl === undefined }) : undefined;
         if (dev !== undefined) {
           admins.push(dev.certificates.admin.sha256);
           readers.push(dev.certificates.reader.sha256);

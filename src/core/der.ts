@@ -217,7 +217,7 @@ export function inspectDer(bytes: Uint8Array): DerKind {
   }
   let parts: Tlv[];
   try {
-    parts = childrenOf(bytes, outer, 8);
+    parts = childrenOf(bytes, outer, 10);
   } catch {
     return { kind: "invalid", reason: "not DER: broken or truncated encoding" };
   }
@@ -259,10 +259,15 @@ function otherKind(bytes: Uint8Array, parts: Tlv[]): DerKind {
       // Not a PFX.
     }
   }
-  // PKCS#8 (version 0/1, algorithm, key), PKCS#1 RSA (version 0, n, e, ...)
-  // and SEC1 EC keys (version 1, key octets, ...) all open with a small
-  // INTEGER version.
-  if (versionValue === 0 || versionValue === 1) {
+  // PKCS#8 (version 0/1, AlgorithmIdentifier, OCTET STRING key), PKCS#1 RSA
+  // (version 0 and eight INTEGERs), OpenSSL's DSA (version 0 and five) and
+  // SEC1 EC keys (version 1, OCTET STRING key) open with a small INTEGER
+  // version; a version alone (`MAMCAQA=`) is junk, not a key.
+  const third = parts[2];
+  const pkcs8 = (versionValue === 0 || versionValue === 1) && second?.tag === SEQUENCE && third?.tag === OCTET_STRING;
+  const integers = versionValue === 0 && parts.length >= 6 && parts.every((p) => p.tag === INTEGER);
+  const sec1 = versionValue === 1 && second?.tag === OCTET_STRING;
+  if (pkcs8 || integers || sec1) {
     return { kind: "private_key" };
   }
   return { kind: "invalid", reason: "not a certificate" };

@@ -160,6 +160,11 @@ export function createServiceAudit(options: ServiceAuditOptions): ServiceAudit {
       if (req.certificateId.length > 256) {
         throw new ConnectError("certificate_id is too long", Code.InvalidArgument);
       }
+      // Records keep control characters as U+FFFD: such a filter matches
+      // nothing, and a NUL is no text to a database.
+      if (/[\u0000-\u001f\u007f]/.test(req.certificateId)) {
+        throw new ConnectError("certificate_id must not contain control characters", Code.InvalidArgument);
+      }
       const limit = req.pageSize === 0 ? defaultPageSize : Math.min(req.pageSize, maxPageSize);
       const after = req.pageToken === "" ? undefined : decodeAuditToken(req.pageToken);
       const since = req.startTime === undefined ? undefined : new Date(timestampMillis("start_time", req.startTime));

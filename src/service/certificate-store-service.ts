@@ -61,7 +61,11 @@ export interface CertificateStoreServiceOptions {
   watchMaxEntryChanges?: number;
   /** At most this many certificates per snapshot or change event. By default, 500. */
   watchPartSize?: number;
-  /** A heartbeat on every watch after this long without an event, in ms. By default, 10000. */
+  /**
+   * A heartbeat on every watch after this long without an event, in ms:
+   * what tells a mirror that this replica still answers (a mirror leaves a
+   * watch silent for its `idleTimeoutMs`, by default 3000). By default, 1000.
+   */
   watchHeartbeatMs?: number;
   /**
    * At most this many open WatchCertificates calls per connection; more are
@@ -202,7 +206,7 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
   const heartbeatIntervalMs = positiveInteger(
     "certificate store service: watchHeartbeatMs",
     options.watchHeartbeatMs,
-    10_000,
+    1000,
   );
   const now = clockOf(options.clock);
   if (

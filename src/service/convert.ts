@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { parseCertificate, type Certificate } from "../core/certificate.js";
 import type { StoredCertificate } from "../core/store.js";
+import { readListedFields, type ListedFields } from "./listed-fields.js";
 import { CertificateSchema, type Certificate as CertificateMessage } from "../gen/certgate/v1/certificate_store_pb.js";
 
 /**
@@ -10,7 +11,8 @@ import { CertificateSchema, type Certificate as CertificateMessage } from "../ge
  * the DER again when the caller has it.
  */
 export function certificateMessage(stored: StoredCertificate, parsed?: Certificate): CertificateMessage {
-  let certificate = parsed;
+  // Listings read the fields with certgate's DER reader where it can: see readListedFields.
+  let certificate: ListedFields | undefined = parsed ?? readListedFields(stored.der);
   if (certificate === undefined) {
     try {
       certificate = parseCertificate(stored.der);

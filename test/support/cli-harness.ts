@@ -116,9 +116,17 @@ export interface Serve {
   stop(signal?: NodeJS.Signals): Promise<number | string | null>;
 }
 
-/** Starts `certgate serve --listen 127.0.0.1:0 ...` and waits for its "listening on" line. */
-export async function startServe(args: readonly string[], env: Record<string, string> = {}): Promise<Serve> {
-  const child = spawnCli(["serve", "--listen", "127.0.0.1:0", ...args], env);
+/**
+ * Starts `certgate serve --listen 127.0.0.1:0 ...` with `env` added to the
+ * environment (in `cwd`, by default the repository) and waits for its
+ * "listening on" line.
+ */
+export async function startServe(
+  args: readonly string[],
+  env: Record<string, string> = {},
+  cwd = repo,
+): Promise<Serve> {
+  const child = spawnCli(["serve", "--listen", "127.0.0.1:0", ...args], env, cwd);
   let stdout = "";
   let stderr = "";
   let exited = false;

@@ -1,6 +1,6 @@
-import type { ClientBase, Pool } from "pg";
+import type { Pool } from "pg";
 import type { AuditEvent, AuditQuery, AuditRecord } from "../../core/audit.js";
-import type { Tables } from "./queries.js";
+import { timed, type Db, type Tables } from "./queries.js";
 
 // The SQL of the PostgreSQL store's audit trail (the audit_events table of
 // migration 2). Rows are inserted under the store's write lock, so that their
@@ -24,7 +24,7 @@ interface AuditRow {
  * insertAuditRow inserts one audit record with the given client, inside the
  * caller's transaction (and write lock).
  */
-export async function insertAuditRow(client: ClientBase, t: Tables, record: AuditRecord): Promise<void> {
+export async function insertAuditRow(client: Db, t: Tables, record: AuditRecord): Promise<void> {
   await client.query(
     `INSERT INTO ${t.quoted}.audit_events
        (event_time, action, result, code, reason, actor_subject, actor_sha256, certificate_id, sha256)
@@ -51,7 +51,7 @@ export async function listAuditRows(
   t: Tables,
   query: AuditQuery,
 ): Promise<{ events: AuditEvent[]; more: boolean }> {
-  const result = await pool.query<AuditRow>(
+  const result = await timed(pool, t.deadlines.queryTimeoutMs).query<AuditRow>(
     `SELECT seq, event_time, action, result, code, reason, actor_subject, actor_sha256, certificate_id, sha256
        FROM ${t.quoted}.audit_events
       WHERE seq > $1

@@ -21,6 +21,8 @@ export interface ChangeListenerOptions {
 export interface ChangeListener {
   /** Whether LISTEN is in place now. */
   readonly listening: boolean;
+  /** Gives the connection up and opens another, when the store doubts it still hears. */
+  restart(): void;
   close(): void;
 }
 
@@ -86,6 +88,10 @@ export function createChangeListener(options: ChangeListenerOptions): ChangeList
   return {
     get listening() {
       return client !== undefined;
+    },
+    restart() {
+      const held = client;
+      if (held !== undefined) drop(held, new Error("the store lost the database: listening again"));
     },
     close() {
       closed = true;

@@ -23,6 +23,7 @@ import {
   deleteCertificate,
   insertCertificate,
   insertCertificates,
+  checkOut,
   loadSnapshot,
   pruneChanges,
   readChanges,
@@ -61,9 +62,12 @@ export interface PostgresStore extends WritableCertificateStore {
    * own), keeping their create times: for copying a store (`certgate
    * migrate`). Ids already taken are left as they are and reported as
    * `taken`; certificates that `put` would refuse are reported as `refused`.
+   * With an `actor`, each certificate stored gets its `create` audit event
+   * in the same transaction.
    */
   putMany(
     entries: readonly PutManyEntry[],
+    options?: AuditedWrite,
   ): Promise<{ stored: string[]; taken: string[]; refused: { id: string; reason: string }[] }>;
   /** How many certificates the copy holds, and at which revision of the database. */
   stats(): { certificates: number; revision: number };
@@ -81,8 +85,11 @@ export interface PostgresStore extends WritableCertificateStore {
  * database's change log through LISTEN/NOTIFY and a periodic read. Writes
  * are transactions that the database orders: every change gets the next
  * revision of one sequence, the same in every process, and is in this
- * process's copy before the write resolves. See docs/store-service.md for
- * the schema, retention and backups.
+ * process's copy before the write resolves. Every database call has a
+ * deadline (the `...TimeoutMs` options): a replica whose database stops
+ * answering stops serving within seconds, and one frozen while it holds
+ * the write lock loses it. See docs/store-service.md for the schema,
+ * retention, backups and the bound on a revocation under each fault.
  *
  * `pg` is loaded only when this is called.
  *
@@ -91,26 +98,60 @@ export interface PostgresStore extends WritableCertificateStore {
  * createClientCertInterceptor({ store });
  */
 export async function createPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
-  const { schema, retentionMs, catchUpIntervalMs, maxStaleMs, reconnectDelayMs, maxReconnectDelayMs, now } =
+  const { schema, retentionMs, catchUpIntervalMs, maxStaleMs, reconnectDelayMs, maxReconnectDelayMs, deadlines, now } =
     resolveOptions(options);
   const metrics = storeMetricsOf(options, "postgres");
 
   const pg = await loadPg();
   const ownPool = options.pool === undefined;
-  const pool: Pool =
-    (options.pool as Pool | undefined) ??
+  // Every connection of ours has a connect deadline, a client-side deadline
+  // on each statement, server-side statement and idle-in-transaction limits,
+  // and TCP keep-alive (so that even the idle LISTEN connection learns of a
+  // dead peer).
+  const poolOf = (max: number) =>
     new pg.Pool({
       connectionString: options.connectionString,
-      max: 10,
-      connectionTimeoutMillis: 5000,
+      max,
+      connectionTimeoutMillis: deadlines.connectTimeoutMs,
+      query_timeout: deadlines.queryTimeoutMs,
+      statement_timeout: deadlines.statementTimeoutMs,
+      lock_timeout: deadlines.lockTimeoutMs,
+      idle_in_transaction_session_timeout: deadlines.idleInTransactionTimeoutMs,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: deadlines.keepAliveDelayMs,
       application_name: "certgate",
     });
+  // Writes, reads for callers and this copy's own reads never share
+  // connections: writes queued on the write lock, or many watches resuming
+  // at once, cannot take the ones that keep the copy current (and the
+  // replica's health right): the LISTEN connection and the change-log read.
+  const pool: Pool = (options.pool as Pool | undefined) ?? poolOf(10);
+  const readPool: Pool = (options.readPool as Pool | undefined) ?? (ownPool ? poolOf(4) : pool);
+  const syncPool: Pool = ownPool ? poolOf(2) : readPool;
+  const pools = [...new Set([pool, readPool, syncPool])];
   // An idle connection that the server ends emits `error` on the pool; without
   // a listener that would end the process.
   const ignoreIdleError = () => undefined;
-  pool.on("error", ignoreIdleError);
+  for (const p of pools) p.on("error", ignoreIdleError);
+  // Ending a connection waits for the server's goodbye, which a network
+  // that stopped answering never sends: past the connect deadline, `close()`
+  // stops waiting and the sockets end with the process (or the kernel's
+  // timeout).
+  const endPools = async () => {
+    if (!ownPool) {
+      for (const p of pools) p.off("error", ignoreIdleError);
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, deadlines.connectTimeoutMs);
+      timer.unref();
+    });
+    await Promise.race([Promise.all(pools.map((p) => p.end().catch(() => undefined))), deadline]);
+    clearTimeout(timer);
+  };
   const quoted = pg.escapeIdentifier(schema);
-  const tables: Tables = { schema, quoted, channel: `${schema}_changes` };
+  const tables: Tables = { schema, quoted, channel: `${schema}_changes`, deadlines };
 
   const notifier = createChangeNotifier();
   const changeListeners = new Set<(changes: readonly StoreChange[], revision: number) => void>();
@@ -119,16 +160,17 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   let closed = false;
 
   let sync: ReplicaSync;
+  let changeListener: ChangeListener | undefined;
   try {
-    const client = await pool.connect();
+    const client = await checkOut(pool);
     try {
       await migrate(client, schema, quoted);
     } finally {
       client.release();
     }
-    const snapshot = await loadSnapshot(pool, tables);
+    const snapshot = await loadSnapshot(syncPool, tables);
     sync = createReplicaSync({
-      pool,
+      pool: syncPool,
       tables,
       snapshot,
       maxStaleMs,
@@ -136,6 +178,9 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       now,
       onApplied: announce,
       onState(state, error) {
+        // A LISTEN connection on a network that stopped answering hears
+        // nothing and says nothing: open it again.
+        if (state !== "connected") changeListener?.restart();
         // Connections re-check: verdicts given before are no longer right.
         notifier.changed();
         for (const listener of [...stateListeners]) {
@@ -153,8 +198,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       },
     });
   } catch (error) {
-    if (ownPool) await pool.end().catch(() => undefined);
-    else pool.off("error", ignoreIdleError);
+    await endPools();
     const reason = error instanceof Error ? error.message : String(error);
     throw new Error(`certgate: cannot open the PostgreSQL store (schema ${schema}): ${reason}`, { cause: error });
   }
@@ -172,8 +216,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     }
   }
 
-  const listener: ChangeListener = createChangeListener({
-    pool,
+  changeListener = createChangeListener({
+    pool: syncPool,
     quotedChannel: pg.escapeIdentifier(tables.channel),
     onNotify: (revision) => sync.notified(revision),
     onListening: () => void sync.catchUp(),
@@ -238,8 +282,11 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     },
     async list(query) {
       assertOpen();
+      if (query.certificateId?.includes("\u0000")) {
+        throw new ConnectError("certificate id filter must not contain NUL", Code.InvalidArgument);
+      }
       try {
-        return await listAuditRows(pool, tables, query);
+        return await listAuditRows(readPool, tables, query);
       } catch (error) {
         if (isConnectionError(error)) void sync.catchUp();
         throw storeError("read the audit trail", error);
@@ -270,7 +317,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     },
     async changesSince(revision, until, limit) {
       if (revision >= until) return [];
-      const read = await readChanges(pool, tables, revision, limit + 1, until);
+      const read = await readChanges(readPool, tables, revision, limit + 1, until);
       if (revision < read.prunedThrough || read.changes.length > limit) return undefined;
       return read.changes;
     },
@@ -336,7 +383,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       await afterWrite(result);
       return sync.copy.get(id) ?? stored;
     },
-    async putMany(entries) {
+    async putMany(entries, putOptions) {
       assertOpen();
       const refused: { id: string; reason: string }[] = [];
       const checked: StoredCertificate[] = [];
@@ -364,7 +411,13 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       await assertWritable();
       let result: { ids: string[]; revision: number };
       try {
-        result = await insertCertificates(pool, tables, checked);
+        const actor = putOptions?.actor;
+        result = await insertCertificates(
+          pool,
+          tables,
+          checked,
+          actor === undefined ? undefined : { actor, time: putOptions?.auditTime ?? new Date(Math.floor(now())) },
+        );
       } catch (error) {
         if (isConnectionError(error)) void sync.catchUp();
         throw storeError("store the certificates", error);
@@ -408,7 +461,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       closed = true;
       sizeGauge?.remove();
       clearInterval(pruneTimer);
-      listener.close();
+      changeListener?.close();
       await sync.close();
       await pruning;
       notifier.changed();
@@ -418,8 +471,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       stateListeners.clear();
       // A pool of ours keeps its listener: connections still closing may
       // report errors after `end()` resolves.
-      if (ownPool) await pool.end().catch(() => undefined);
-      else pool.off("error", ignoreIdleError);
+      await endPools();
     },
   };
 }

@@ -1,9 +1,10 @@
-import type { ClientBase, Pool, PoolClient } from "pg";
+import type { ClientBase, Pool, PoolClient, QueryConfig } from "pg";
 import type { LoggedChange, StoredCertificate } from "../../core/store.js";
-import type { AuditRecord } from "../../core/audit.js";
+import type { AuditActor, AuditRecord } from "../../core/audit.js";
 import { insertAuditRow } from "./audit-queries.js";
 import { lockClass, writeLock } from "./schema.js";
-import { isConnectionError } from "./errors.js";
+import { isConnectionError, isTimeout } from "./errors.js";
+import type { Deadlines } from "./postgres-store-options.js";
 
 // The SQL of the PostgreSQL store. Every write takes the store's write lock
 // (a transaction-level advisory lock) before it draws its revision from the
@@ -31,6 +32,33 @@ export interface Tables {
   readonly quoted: string;
   /** The NOTIFY channel. */
   readonly channel: string;
+  /** The time limits of the store's statements. */
+  readonly deadlines: Deadlines;
+}
+
+/**
+ * Db is a connection whose every statement has a client-side deadline.
+ */
+export interface Db {
+  query<R extends object = Record<string, unknown>>(text: string, values?: unknown[]): Promise<{ rows: R[] }>;
+}
+
+/**
+ * timed gives `client` a client-side deadline of `ms` on each statement:
+ * past it the statement fails with "Query read timeout", and a connection
+ * released with that error is destroyed, since a network that stopped
+ * answering never ends it.
+ */
+export function timed(client: ClientBase | Pool, ms: number): Db {
+  return {
+    query: <R extends object>(text: string, values?: unknown[]) =>
+      client.query<R & Record<string, unknown>>(deadlined(text, values, ms)),
+  };
+}
+
+// A statement with pg's client-side `query_timeout` (missing from @types/pg).
+function deadlined(text: string, values: unknown[] | undefined, ms: number): QueryConfig {
+  return { text, values, query_timeout: ms } as QueryConfig;
 }
 
 /**
@@ -61,16 +89,22 @@ export interface Snapshot {
  * repeatable-read transaction, ordered by id.
  */
 export async function loadSnapshot(pool: Pool, t: Tables): Promise<Snapshot> {
-  const client = await begin(pool, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+  const ms = t.deadlines.snapshotTimeoutMs;
+  const client = await begin(
+    pool,
+    `BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = ${ms}`,
+    ms,
+  );
   let broken: unknown;
   try {
-    const info = await client.query<{ epoch: string; head: string }>(
+    const db = timed(client, ms);
+    const info = await db.query<{ epoch: string; head: string }>(
       `SELECT epoch, GREATEST(pruned_through, (SELECT coalesce(max(revision), 0) FROM ${t.quoted}.changes)) AS head FROM ${t.quoted}.store_info`,
     );
-    const rows = await client.query<CertificateRow>(
+    const rows = await db.query<CertificateRow>(
       `SELECT id, der, sha1, sha256, labels, create_time FROM ${t.quoted}.certificates ORDER BY id`,
     );
-    await client.query("COMMIT");
+    await db.query("COMMIT");
     const first = info.rows[0];
     if (first === undefined) throw new Error(`the schema ${t.schema} has no store_info row`);
     return { epoch: first.epoch, head: Number(first.head), certificates: rows.rows.map(storedOf) };
@@ -106,7 +140,8 @@ export async function readChanges(
   // Shaped for a plan that stays an index range scan and primary-key
   // look-ups even before the tables were ever analyzed (a hash join over
   // all certificates, and JIT, cost tens of milliseconds).
-  const result = await db.query<
+  const timedDb = timed(db, t.deadlines.changeReadTimeoutMs);
+  const result = await timedDb.query<
     {
       pruned_through: string;
       revision: string;
@@ -138,7 +173,7 @@ export async function readChanges(
     }
   }
   if (result.rows.length === 0) {
-    const info = await db.query<{ pruned_through: string }>(
+    const info = await timedDb.query<{ pruned_through: string }>(
       `SELECT pruned_through FROM ${t.quoted}.store_info LIMIT 1`,
     );
     prunedThrough = Number(info.rows[0]?.pruned_through ?? 0);
@@ -183,6 +218,7 @@ export function insertCertificates(
   pool: Pool,
   t: Tables,
   stored: readonly StoredCertificate[],
+  audit?: { time: Date; actor: AuditActor },
 ): Promise<{ ids: string[]; revision: number }> {
   return write(pool, t, async (client) => {
     const result = await client.query<{ id: string; revision: string }>(
@@ -207,6 +243,22 @@ export function insertCertificates(
       ],
     );
     const revision = Math.max(0, ...result.rows.map((r) => Number(r.revision)));
+    if (audit !== undefined && result.rows.length > 0) {
+      // One record per certificate stored, in revision order, in this transaction.
+      const sha256 = new Map(stored.map((s) => [s.id, s.sha256]));
+      const rows = [...result.rows].sort((x, y) => Number(x.revision) - Number(y.revision));
+      await client.query(
+        `INSERT INTO ${t.quoted}.audit_events (event_time, action, result, actor_subject, actor_sha256, certificate_id, sha256)
+         SELECT $1, 'create', 'ok', $2, $3, id, sha256 FROM unnest($4::text[], $5::text[]) WITH ORDINALITY AS u(id, sha256, n) ORDER BY n`,
+        [
+          audit.time,
+          audit.actor.subject.slice(0, 4096),
+          audit.actor.sha256,
+          rows.map((r) => r.id),
+          rows.map((r) => sha256.get(r.id) ?? ""),
+        ],
+      );
+    }
     if (revision > 0) await client.query("SELECT pg_notify($1, $2)", [t.channel, String(revision)]);
     return { ids: result.rows.map((r) => r.id), revision };
   });
@@ -244,7 +296,7 @@ export function deleteCertificate(
  * a watch resuming from before it gets a snapshot. Returns how many it dropped.
  */
 export async function pruneChanges(pool: Pool, t: Tables, retentionMs: number): Promise<number> {
-  const result = await pool.query<{ dropped: string }>(
+  const result = await timed(pool, t.deadlines.queryTimeoutMs).query<{ dropped: string }>(
     `WITH d AS (
        DELETE FROM ${t.quoted}.changes
         WHERE change_time < now() - $1 * interval '1 millisecond'
@@ -269,18 +321,29 @@ export function recordAudit(pool: Pool, t: Tables, record: AuditRecord): Promise
 }
 
 // One write transaction under the store's write lock. Nothing of it stays
-// when any statement fails.
-async function write<T>(pool: Pool, t: Tables, body: (client: ClientBase) => Promise<T>): Promise<T> {
-  const client = await begin(pool, "BEGIN");
+// when any statement fails. Its session settings bound every wait on the
+// server, whatever pool it came from: the lock wait (lock_timeout), each
+// statement, and the time the transaction may sit idle between statements,
+// so that a replica frozen (or cut off) while it holds the lock loses its
+// transaction and the lock after `idleInTransactionTimeoutMs`.
+async function write<T>(pool: Pool, t: Tables, body: (client: Db) => Promise<T>): Promise<T> {
+  const d = t.deadlines;
+  const client = await begin(
+    pool,
+    `BEGIN; SET LOCAL lock_timeout = ${d.lockTimeoutMs}; SET LOCAL statement_timeout = ${d.statementTimeoutMs}; SET LOCAL idle_in_transaction_session_timeout = ${d.idleInTransactionTimeoutMs}`,
+    d.queryTimeoutMs,
+  );
+  const db = timed(client, d.queryTimeoutMs);
   let broken: Error | undefined;
   try {
     try {
-      await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [lockClass + writeLock, t.schema]);
-      const result = await body(client);
-      await client.query(typeof result === "string" ? "ROLLBACK" : "COMMIT");
+      await db.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [lockClass + writeLock, t.schema]);
+      const result = await body(db);
+      await db.query(typeof result === "string" ? "ROLLBACK" : "COMMIT");
       return result;
     } catch (error) {
-      await client.query("ROLLBACK").catch(() => undefined);
+      // A connection that timed out is destroyed on release: no ROLLBACK to wait for.
+      if (!isTimeout(error)) await db.query("ROLLBACK").catch(() => undefined);
       throw error;
     }
   } catch (error) {
@@ -291,6 +354,25 @@ async function write<T>(pool: Pool, t: Tables, body: (client: ClientBase) => Pro
   }
 }
 
+const guarded = new WeakSet<object>();
+const ignore = () => undefined;
+
+/**
+ * checkOut takes a connection of `pool`. pg-pool listens for a connection's
+ * `error` only while it is idle: one that breaks while checked out between
+ * two statements (a reset, the server ending an idle transaction) would
+ * throw from the event emitter and end the process. The failure reaches
+ * the caller through its next statement instead.
+ */
+export async function checkOut(pool: Pool): Promise<PoolClient> {
+  const client = await pool.connect();
+  if (!guarded.has(client)) {
+    guarded.add(client);
+    client.on("error", ignore);
+  }
+  return client;
+}
+
 /**
  * begin takes a pooled connection and starts a transaction on it. A pooled
  * connection that the server ended while it was idle (a restart,
@@ -298,11 +380,11 @@ async function write<T>(pool: Pool, t: Tables, body: (client: ClientBase) => Pro
  * heard of it; nothing was done yet, so the transaction starts once more on
  * a new connection. Any other failure, or a second one, is the caller's.
  */
-async function begin(pool: Pool, statement: string): Promise<PoolClient> {
+async function begin(pool: Pool, statement: string, queryTimeoutMs: number): Promise<PoolClient> {
   for (let attempt = 0; ; attempt++) {
-    const client = await pool.connect();
+    const client = await checkOut(pool);
     try {
-      await client.query(statement);
+      await client.query(deadlined(statement, undefined, queryTimeoutMs));
       return client;
     } catch (error) {
       const broken = error instanceof Error ? error : new Error(String(error));

@@ -1,7 +1,8 @@
 import type { Pool } from "pg";
 import type { LoggedChange, ReplicaState, StoreChange } from "../../core/store.js";
 import { createReplicaCopy, type ReplicaCopy } from "./replica-copy.js";
-import { loadSnapshot, readChanges, type Snapshot, type Tables } from "./queries.js";
+import { loadSnapshot, readChanges, type ChangeRead, type Snapshot, type Tables } from "./queries.js";
+import { isTimeout } from "./errors.js";
 
 /**
  * ReplicaSyncOptions configures `createReplicaSync`.
@@ -49,6 +50,11 @@ const pageSize = 2000;
  * `stale` while the copy is younger than `maxStaleMs`, then `unavailable`.
  * When the log was pruned past the copy, the whole store is read again and
  * the difference applied as one revision.
+ *
+ * Each read has a deadline of its own (`changeReadTimeoutMs`, also when the
+ * pool's connection or the network never answers): a read past it fails at
+ * once, without the second try, so that a partitioned replica stops
+ * serving within about that deadline rather than the kernel's minutes.
  */
 export function createReplicaSync(options: ReplicaSyncOptions): ReplicaSync {
   const { pool, tables, now } = options;
@@ -90,11 +96,32 @@ export function createReplicaSync(options: ReplicaSyncOptions): ReplicaSync {
     options.onApplied(logged, changes);
   }
 
+  // One page of the log, or a rejection at the deadline even when the pool
+  // or the socket never answers; the late answer is dropped.
+  function readPage(): Promise<ChangeRead> {
+    const ms = tables.deadlines.changeReadTimeoutMs;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(Object.assign(new Error(`Query read timeout: no change log read within ${ms} ms`), { deadline: true }));
+      }, ms);
+      readChanges(pool, tables, head, pageSize).then(
+        (read) => {
+          clearTimeout(timer);
+          resolve(read);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
+  }
+
   async function once(): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
         for (;;) {
-          const read = await readChanges(pool, tables, head, pageSize);
+          const read = await readPage();
           if (head < read.prunedThrough) {
             await reload();
             break;
@@ -108,7 +135,7 @@ export function createReplicaSync(options: ReplicaSyncOptions): ReplicaSync {
       } catch (error) {
         // One retry at once: a pooled connection terminated while idle
         // fails the first query, and the pool opens a new one.
-        if (attempt >= 2 || closed) {
+        if (attempt >= 2 || closed || isTimeout(error)) {
           failed(error);
           return;
         }

@@ -1,4 +1,7 @@
-import type { ClientBase } from "pg";
+import type { ClientBase, QueryConfig } from "pg";
+
+// The deadline of a migration's lock wait and statements, in milliseconds.
+const migrationTimeoutMs = 120_000;
 
 /**
  * Migration is one version of the store's schema. Migrations are applied in
@@ -90,17 +93,26 @@ export const writeLock = 1;
  * certgate fails, naming both versions. Returns the version reached.
  */
 export async function migrate(client: ClientBase, schema: string, quoted: string): Promise<number> {
-  await client.query("BEGIN");
+  // A migration may rewrite a large table, and replicas starting at once
+  // wait for the first one's: it gets deadlines of its own, longer than a
+  // write's (which the pool's sessions default to).
+  const query = <R extends object = Record<string, unknown>>(text: string, values?: unknown[]) =>
+    client.query<R & Record<string, unknown>>({
+      text,
+      values,
+      query_timeout: migrationTimeoutMs + 5000,
+    } as QueryConfig);
+  await query(
+    `BEGIN; SET LOCAL lock_timeout = ${migrationTimeoutMs}; SET LOCAL statement_timeout = ${migrationTimeoutMs}; SET LOCAL idle_in_transaction_session_timeout = ${migrationTimeoutMs}`,
+  );
   try {
-    await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [lockClass + migrationLock, schema]);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
-    await client.query(
+    await query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [lockClass + migrationLock, schema]);
+    await query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
+    await query(
       `CREATE TABLE IF NOT EXISTS ${quoted}.schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
     );
     const applied = new Set(
-      (await client.query<{ version: number }>(`SELECT version FROM ${quoted}.schema_migrations`)).rows.map(
-        (r) => r.version,
-      ),
+      (await query<{ version: number }>(`SELECT version FROM ${quoted}.schema_migrations`)).rows.map((r) => r.version),
     );
     const known = migrations[migrations.length - 1]!.version;
     const newest = Math.max(0, ...applied);
@@ -111,16 +123,16 @@ export async function migrate(client: ClientBase, schema: string, quoted: string
     }
     for (const migration of migrations) {
       if (applied.has(migration.version)) continue;
-      await client.query(migration.sql(quoted));
-      await client.query(`INSERT INTO ${quoted}.schema_migrations (version, name) VALUES ($1, $2)`, [
+      await query(migration.sql(quoted));
+      await query(`INSERT INTO ${quoted}.schema_migrations (version, name) VALUES ($1, $2)`, [
         migration.version,
         migration.name,
       ]);
     }
-    await client.query("COMMIT");
+    await query("COMMIT");
     return known;
   } catch (error) {
-    await client.query("ROLLBACK").catch(() => undefined);
+    await query("ROLLBACK").catch(() => undefined);
     throw error;
   }
 }

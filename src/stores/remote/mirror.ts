@@ -40,7 +40,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
       `createRemoteStore(): reconnectDelayMs must be at least 1 and maxReconnectDelayMs at least reconnectDelayMs, got ${reconnectDelayMs} and ${maxReconnectDelayMs}`,
     );
   }
-  const idleTimeoutMs = timerDuration("idleTimeoutMs", options.idleTimeoutMs, 30_000);
+  const idleTimeoutMs = timerDuration("idleTimeoutMs", options.idleTimeoutMs, 3000);
   const now = clockOf(options.clock);
   const notifier = createChangeNotifier();
   const closing = new AbortController();

@@ -69,8 +69,11 @@ export interface RemoteStoreOptions extends StoreMetricsOptions {
   maxReconnectDelayMs?: number;
   /**
    * A watch that has heard nothing (not even a heartbeat) for this long is
-   * taken as broken and reconnected, in milliseconds; 0 turns the check off.
-   * By default, 30000 (the service sends a heartbeat every 10 s).
+   * taken as broken and reconnected (to the next replica, when there are
+   * several), in milliseconds; 0 turns the check off. It is how a mirror
+   * leaves a replica that froze or was cut off without a reset. By default,
+   * 3000: three of the service's heartbeats (one a second). Against a
+   * service with slower heartbeats (`watchHeartbeatMs`), set it above theirs.
    */
   idleTimeoutMs?: number;
   /** How long an admitted answer is reused (lookup mode), in milliseconds. By default, 10000. */
