@@ -2,6 +2,7 @@ import type { ServerHttp2Stream } from "node:http2";
 import type { Metadata, ServerInterceptingCallInterface } from "@grpc/grpc-js";
 import { refused, type Decision } from "../core/decision-report.js";
 import { refusalOf, type EnforcedRefusal, type Enforcement } from "../core/enforcement.js";
+import { stopRequestBody } from "../decision/refused-call-limit.js";
 import { streamOf } from "./call-stream.js";
 import type { Gate } from "./client-cert-server-interceptor.js";
 import { admit } from "./client-certificate-of.js";
@@ -12,8 +13,9 @@ type InterceptingServerListener = Parameters<ServerInterceptingCallInterface["st
 
 /**
  * enforceCall decides one call from its stream (and, with forwarded
- * certificates, its metadata), reporting the decision. It never throws: a
- * failure is a refusal.
+ * certificates, its metadata), reporting the decision, and counts a refusal
+ * towards the connection's `maxRefusedCallsPerConnection` (unless a trusted
+ * proxy forwarded the call). It never throws: a failure is a refusal.
  */
 export function enforceCall(
   gate: Gate,
@@ -21,12 +23,20 @@ export function enforceCall(
   metadata: Metadata | undefined,
   procedure: string,
 ): Enforcement | Promise<Enforcement> {
+  let counted = true;
+  const count = (enforcement: Enforcement): Enforcement => {
+    if (enforcement.kind === "refused" && counted) gate.refusals.count(stream?.session);
+    return enforcement;
+  };
   try {
-    const result = gate.core.enforce(gate.peerOf(stream, metadata), procedure, "grpc-js");
-    return result instanceof Promise ? result.catch(() => unreadable(procedure)) : result;
+    const peer = gate.peerOf(stream, metadata);
+    // A trusted proxy's connection carries other clients: never closed for one.
+    counted = peer.source !== "proxy";
+    const result = gate.core.enforce(peer, procedure, "grpc-js");
+    return result instanceof Promise ? result.catch(() => unreadable(procedure)).then(count) : count(result);
   } catch {
     // Nothing here throws by design; should it, the call is refused.
-    return unreadable(procedure);
+    return count(unreadable(procedure));
   }
 }
 
@@ -109,8 +119,19 @@ export class GatedCall implements ServerInterceptingCallInterface, InterceptingS
       this.forward(metadata);
     } else {
       this.state = refusedState;
-      this.nextCall.sendStatus(this.gate.statusOf(enforcement as EnforcedRefusal));
+      this.refuse(enforcement as EnforcedRefusal, stream ?? streamOf(this.nextCall));
     }
+  }
+
+  // Sends the refusal status, then resets the stream: grpc-js leaves a
+  // stream open, and reads its body, until the client ends its side.
+  private refuse(refusal: EnforcedRefusal, stream: ServerHttp2Stream | undefined): void {
+    // Interceptors before this one may have sent response headers: the
+    // status then goes in trailers; otherwise it is a trailers-only response.
+    const trailers = stream?.headersSent === true;
+    if (stream !== undefined && trailers) stopRequestBody(stream, true);
+    this.nextCall.sendStatus(this.gate.statusOf(refusal));
+    if (stream !== undefined && !trailers) stopRequestBody(stream, false);
   }
 
   private forward(metadata: Metadata): void {
