@@ -67,7 +67,7 @@ describe("createClientCertServerInterceptor() guards", () => {
   });
 
   it("finds the stream through other interceptors' calls", () => {
-    const stream = { session: undefined };
+    const stream = { session: undefined, respond() {}, pushStream() {} };
     const base = { stream } as unknown as grpc.ServerInterceptingCallInterface;
     expect(streamOf(new grpc.ServerInterceptingCall(new grpc.ServerInterceptingCall(base)))).toBe(stream);
     expect(streamOf({} as grpc.ServerInterceptingCallInterface)).toBeUndefined();

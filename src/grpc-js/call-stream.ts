@@ -16,18 +16,30 @@ const maxDepth = 64;
 
 /**
  * streamOf returns the HTTP/2 stream of a grpc-js server call, or undefined
- * when the call does not lead to one.
+ * when the call does not lead to one. Another interceptor's call may have a
+ * `stream` field of its own: only an HTTP/2 server stream ends the walk.
  */
 export function streamOf(call: ServerInterceptingCallInterface): ServerHttp2Stream | undefined {
   let c = call as { stream?: unknown; nextCall?: unknown } | undefined;
   for (let depth = 0; depth < maxDepth && typeof c === "object" && c !== null; depth++) {
     const stream = c.stream;
-    if (typeof stream === "object" && stream !== null) {
-      return stream as ServerHttp2Stream;
-    }
+    if (isServerHttp2Stream(stream)) return stream;
     c = c.nextCall as typeof c;
   }
   return undefined;
+}
+
+// node:http2 does not export the ServerHttp2Stream class: its own methods
+// tell it from other streams.
+function isServerHttp2Stream(value: unknown): value is ServerHttp2Stream {
+  const s = value as Partial<ServerHttp2Stream> | null | undefined;
+  return (
+    typeof s === "object" &&
+    s !== null &&
+    typeof s.respond === "function" &&
+    typeof s.pushStream === "function" &&
+    "session" in s
+  );
 }
 
 let checked = false;
@@ -52,7 +64,13 @@ export function assertCallShape(): void {
     if (typeof Base !== "function") {
       why = "BaseServerInterceptingCall is gone";
     } else {
-      const stream = Object.assign(new EventEmitter(), { pause() {}, resume() {}, session: undefined });
+      const stream = Object.assign(new EventEmitter(), {
+        pause() {},
+        resume() {},
+        respond() {},
+        pushStream() {},
+        session: undefined,
+      });
       const handler = {
         path: "/certgate.Probe/Probe",
         type: "unary",
@@ -61,7 +79,7 @@ export function assertCallShape(): void {
       };
       const base = new Base(stream, {}, null, handler, {});
       const outer = new ServerInterceptingCall(new ServerInterceptingCall(base));
-      ok = streamOf(outer) === stream && streamOf(base) === stream;
+      ok = streamOf(outer) === (stream as unknown) && streamOf(base) === (stream as unknown);
       if (!ok) why = "the call no longer leads to its HTTP/2 stream";
     }
   } catch (error) {
