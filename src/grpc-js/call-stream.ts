@@ -5,11 +5,15 @@
 // the innermost call, `BaseServerInterceptingCall`, reached through the
 // `nextCall` field of the interceptors' calls in between. Both are checked
 // once, when the interceptor is created; if a grpc-js release renames them,
-// certgate refuses to start rather than admit.
+// certgate refuses to start rather than admit. grpc-js is imported as a
+// namespace: a named import of a class an older release lacks (such as
+// ServerInterceptingCall before 1.10) would fail when the module loads, with
+// Node's error instead of certgate's.
 import { EventEmitter } from "node:events";
 import { createRequire } from "node:module";
 import type { ServerHttp2Stream } from "node:http2";
-import { ServerInterceptingCall, type ServerInterceptingCallInterface } from "@grpc/grpc-js";
+import * as grpcJs from "@grpc/grpc-js";
+import type { ServerInterceptingCallInterface } from "@grpc/grpc-js";
 
 // Interceptors wrap one another; this bounds the walk through them.
 const maxDepth = 64;
@@ -53,8 +57,10 @@ export function assertCallShape(): void {
   if (checked) return;
   let ok = false;
   let why = "";
+  const require = createRequire(import.meta.url);
   try {
-    const require = createRequire(import.meta.url);
+    const ServerInterceptingCall = (grpcJs as Partial<typeof grpcJs>).ServerInterceptingCall;
+    if (typeof ServerInterceptingCall !== "function") throw new Error("it has no ServerInterceptingCall");
     // The internal module is found next to grpc-js's own entry point.
     const entry = require.resolve("@grpc/grpc-js");
     const internal = require(entry.replace(/index\.js$/, "server-interceptors.js")) as {
@@ -87,8 +93,17 @@ export function assertCallShape(): void {
   }
   if (!ok) {
     throw new Error(
-      `certgate: this @grpc/grpc-js version hides the HTTP/2 stream of a server call (${why}); certgate/grpc-js supports the layout of @grpc/grpc-js 1.14 and cannot check client certificates with this one`,
+      `certgate: @grpc/grpc-js ${installedVersion(require)} is not supported: this version hides the HTTP/2 stream of a server call (${why}); certgate/grpc-js supports the layout of @grpc/grpc-js 1.14 and cannot check client certificates with this one`,
     );
   }
   checked = true;
+}
+
+function installedVersion(require: NodeJS.Require): string {
+  try {
+    const version = (require("@grpc/grpc-js/package.json") as { version?: unknown }).version;
+    return typeof version === "string" ? version : "(unknown version)";
+  } catch {
+    return "(unknown version)";
+  }
 }
