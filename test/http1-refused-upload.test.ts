@@ -8,6 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClientCertGate, createThumbprintStore, guardRequestHandler, parseCertificate } from "../src/index.js";
 import { createTestPki, echoPath, startEchoServer, waitFor, type TestPki, type TestServer } from "./support/harness.js";
 import { http1Upload } from "./support/raw-requests.js";
+import { createServicePki, startService, type RunningService } from "./support/service-harness.js";
+import { createMemoryStore } from "../src/stores/memory-store.js";
 
 let pki: TestPki;
 const servers: TestServer[] = [];
@@ -105,3 +107,27 @@ function keepAliveCalls(port: number, n: number): Promise<{ status: number; conn
     socket.on("error", reject);
   });
 }
+
+describe("createCertificateStoreServer() over HTTP/1.1", () => {
+  it("refuses an upload from a client on no list with 401 and Connection: close, and closes without reading it", async () => {
+    const servicePki = await createServicePki();
+    const service: RunningService = await startService(servicePki, createMemoryStore());
+    const reads: number[] = [];
+    service.server.server.on("secureConnection", (s: tls.TLSSocket) => s.on("close", () => reads.push(s.bytesRead)));
+    try {
+      for (const who of [undefined, servicePki.stranger]) {
+        const credentials = who === undefined ? {} : { cert: who.cert, key: who.key };
+        const result = await http1Upload(service.port, {
+          path: "/certgate.v1.CertificateStoreService/CreateCertificate",
+          total,
+          ...credentials,
+        });
+        expect(result).toMatchObject({ status: 401, connection: "close", closedByServer: true });
+      }
+      await waitFor(() => reads.length === 2, "the server to close both connections");
+      for (const n of reads) expect(n).toBeLessThan(bound);
+    } finally {
+      await service.close();
+    }
+  });
+});
