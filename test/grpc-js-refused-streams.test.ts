@@ -112,6 +112,25 @@ describe("createClientCertServerInterceptor() under a flood of refused streams",
     expect(session.goaways()).toBe(0);
   });
 
+  it("never sends GOAWAY to a trusted proxy's connection, which carries other clients, but still resets refused streams", async () => {
+    const server = await serve({
+      maxRefusedCallsPerConnection: 3,
+      forwardedCertificates: { trustedProxies: { cidrs: ["127.0.0.1/32"] }, formats: ["xfcc"] },
+    });
+    const session = open(server, "none");
+    const refused: RawGrpcStream[] = [];
+    // Forwarded calls without a certificate, and one forwarding bob's.
+    for (let i = 0; i < 10; i++) refused.push(session.call(streamPath));
+    const bob = `Cert="${encodeURIComponent(pki.bob.cert)}"`;
+    refused.push(session.call(streamPath, { headers: { "x-forwarded-client-cert": bob } }));
+    await waitFor(() => refused.every((s) => s.closed), "refused streams to close");
+    expectRefusedAndReset(refused);
+    const admitted = session.call(echoPath, { text: "open", end: true });
+    await waitFor(() => admitted.closed, "an admitted call");
+    expect(admitted.grpcStatus).toBe("0");
+    expect(session.goaways()).toBe(0);
+  });
+
   for (const who of ["none", "bob"] as const) {
     it(`stops a refused upload after a flow-control window, not after the body (${who === "none" ? "no certificate" : "an unknown certificate"})`, async () => {
       const server = await serve({ maxRefusedCallsPerConnection: Infinity });

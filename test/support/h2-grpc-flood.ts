@@ -31,7 +31,7 @@ export interface FloodSession {
    * Opens a gRPC call to `path` that sends one message and does not end
    * its side unless `end` is true.
    */
-  call(path: string, options?: { text?: string; end?: boolean }): RawGrpcStream;
+  call(path: string, options?: { text?: string; end?: boolean; headers?: Record<string, string> }): RawGrpcStream;
   /**
    * Opens a gRPC call to `path` and sends up to `total` bytes of one huge
    * message, honouring flow control, until the stream closes: as a hostile
@@ -53,12 +53,16 @@ export function openFloodSession(port: number, tls: { ca: string; cert?: string;
   let open = 0;
   session.on("goaway", () => goaways++);
 
-  function start(path: string): { stream: http2.ClientHttp2Stream; result: RawGrpcStream } {
+  function start(
+    path: string,
+    headers: Record<string, string> = {},
+  ): { stream: http2.ClientHttp2Stream; result: RawGrpcStream } {
     const stream = session.request({
       ":method": "POST",
       ":path": path,
       "content-type": "application/grpc",
       te: "trailers",
+      ...headers,
     });
     open++;
     const result: RawGrpcStream = {
@@ -90,7 +94,7 @@ export function openFloodSession(port: number, tls: { ca: string; cert?: string;
     goaways: () => goaways,
     open: () => open,
     call(path, options = {}) {
-      const { stream, result } = start(path);
+      const { stream, result } = start(path, options.headers);
       const frame = grpcFrame(options.text ?? "x");
       result.sent = frame.length;
       if (options.end) {
