@@ -73,8 +73,12 @@ export function closeConnection(session: http2.Http2Session): void {
  * rather than when the client ends its side (a hostile client never does).
  * With `trailers`, call it before the trailers are queued: the stream is
  * reset once they are written. Without, call it once the whole response is
- * queued (such as a trailers-only gRPC status): the reset follows it. A
- * stream the client has ended closes by itself and is left alone.
+ * queued (such as a trailers-only gRPC status). Either way the reset waits
+ * for the next turn of the event loop, so that it leaves in a write of its
+ * own after the response (some clients, Go's among them, may drop a
+ * response whose reset they read in the same batch of frames), and so that
+ * a request end already received with the headers closes the stream without
+ * one. A stream the client has ended is left alone.
  */
 export function stopRequestBody(stream: http2.ServerHttp2Stream, trailers: boolean): void {
   const reset = () => {
@@ -84,11 +88,11 @@ export function stopRequestBody(stream: http2.ServerHttp2Stream, trailers: boole
       // The session is gone already: nothing left to stop.
     }
   };
-  if (!trailers) {
-    reset();
-    return;
+  if (trailers) {
+    // The writer's own wantTrailers listener queues the trailers (at once, or
+    // on setImmediate as Node's compatibility API does): reset after it.
+    stream.once("wantTrailers", () => setImmediate(reset));
+  } else {
+    setImmediate(reset);
   }
-  // The writer's own wantTrailers listener queues the trailers (at once, or
-  // on setImmediate as Node's compatibility API does): reset after it.
-  stream.once("wantTrailers", () => setImmediate(reset));
 }
