@@ -13,9 +13,8 @@ type InterceptingServerListener = Parameters<ServerInterceptingCallInterface["st
 
 /**
  * enforceCall decides one call from its stream (and, with forwarded
- * certificates, its metadata), reporting the decision, and counts a refusal
- * towards the connection's `maxRefusedCallsPerConnection` (unless a trusted
- * proxy forwarded the call). It never throws: a failure is a refusal.
+ * certificates, its metadata), reporting the decision. It never throws: a
+ * failure is a refusal.
  */
 export function enforceCall(
   gate: Gate,
@@ -23,20 +22,12 @@ export function enforceCall(
   metadata: Metadata | undefined,
   procedure: string,
 ): Enforcement | Promise<Enforcement> {
-  let counted = true;
-  const count = (enforcement: Enforcement): Enforcement => {
-    if (enforcement.kind === "refused" && counted) gate.refusals.count(stream?.session);
-    return enforcement;
-  };
   try {
-    const peer = gate.peerOf(stream, metadata);
-    // A trusted proxy's connection carries other clients: never closed for one.
-    counted = peer.source !== "proxy";
-    const result = gate.core.enforce(peer, procedure, "grpc-js");
-    return result instanceof Promise ? result.catch(() => unreadable(procedure)).then(count) : count(result);
+    const result = gate.core.enforce(gate.peerOf(stream, metadata), procedure, "grpc-js");
+    return result instanceof Promise ? result.catch(() => unreadable(procedure)) : result;
   } catch {
     // Nothing here throws by design; should it, the call is refused.
-    return count(unreadable(procedure));
+    return unreadable(procedure);
   }
 }
 
@@ -119,19 +110,24 @@ export class GatedCall implements ServerInterceptingCallInterface, InterceptingS
       this.forward(metadata);
     } else {
       this.state = refusedState;
-      this.refuse(enforcement as EnforcedRefusal, stream ?? streamOf(this.nextCall));
+      this.refuse(enforcement as EnforcedRefusal, stream ?? streamOf(this.nextCall), metadata);
     }
   }
 
-  // Sends the refusal status, then resets the stream: grpc-js leaves a
-  // stream open, and reads its body, until the client ends its side.
-  private refuse(refusal: EnforcedRefusal, stream: ServerHttp2Stream | undefined): void {
+  // Sends the refusal status, then resets the stream (grpc-js leaves a
+  // stream open, and reads its body, until the client ends its side), and
+  // counts the refusal towards the connection's maxRefusedCallsPerConnection.
+  private refuse(refusal: EnforcedRefusal, stream: ServerHttp2Stream | undefined, metadata: Metadata): void {
     // Interceptors before this one may have sent response headers: the
     // status then goes in trailers; otherwise it is a trailers-only response.
     const trailers = stream?.headersSent === true;
     if (stream !== undefined && trailers) stopRequestBody(stream, true);
     this.nextCall.sendStatus(this.gate.statusOf(refusal));
-    if (stream !== undefined && !trailers) stopRequestBody(stream, false);
+    if (stream === undefined) return;
+    if (!trailers) stopRequestBody(stream, false);
+    // A trusted proxy's connection carries other clients: never closed for one.
+    // The peer is the one just decided on, from the session's (or the header's) cache.
+    if (this.gate.peerOf(stream, metadata).source !== "proxy") this.gate.refusals.count(stream.session);
   }
 
   private forward(metadata: Metadata): void {
