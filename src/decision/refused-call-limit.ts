@@ -2,8 +2,8 @@ import * as http2 from "node:http2";
 
 const { NGHTTP2_NO_ERROR } = http2.constants;
 
-/** The default of `maxRefusedCallsPerConnection` on every adapter. */
-export const defaultMaxRefusedCallsPerConnection = 100;
+// The default of maxRefusedCallsPerConnection on every adapter.
+const defaultMaxRefusedCallsPerConnection = 100;
 
 /**
  * RefusedCallLimit counts the refused calls of each HTTP/2 connection, for
