@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import * as tls from "node:tls";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
@@ -108,6 +109,8 @@ describe("createServerCredentials()", () => {
     const der = Buffer.from(pki.ca.cert.replace(/-----[^-]+-----|\s/g, ""), "base64");
     expect(make(der)).toThrow(/options\.ca is DER/);
     expect(make([pki.ca.cert, Buffer.from(pki.alice.cert)])).not.toThrow();
+    // Node's own roots, when wanted, are asked for by name.
+    expect(make(tls.rootCertificates)).not.toThrow();
   });
 
   it("fails at start-up, naming the problem, on missing or mismatched material", () => {
