@@ -13,8 +13,8 @@ export interface RefusedCallLimit {
   /**
    * Counts one refused call on `session`, and closes the session with
    * GOAWAY when it reaches the bound. Calls without a session (HTTP/1.1)
-   * and calls a trusted proxy forwarded (its connection carries other
-   * clients) are not counted.
+   * are not counted; callers leave out calls a trusted proxy forwarded
+   * (its connection carries other clients).
    */
   count(session: http2.Http2Session | undefined): void;
 }
@@ -48,12 +48,9 @@ export function createRefusedCallLimit(
   };
 }
 
-/**
- * closeConnection sends GOAWAY with NO_ERROR: calls in flight finish, new
- * ones must come on a new connection; a client that ignores it is cut off
- * once they have, or after 5 seconds.
- */
-export function closeConnection(session: http2.Http2Session): void {
+// GOAWAY with NO_ERROR: calls in flight finish, new ones must come on a new
+// connection; a client that ignores it is cut off after 5 seconds.
+function closeConnection(session: http2.Http2Session): void {
   if (session.closed || session.destroyed) return;
   try {
     session.close();
