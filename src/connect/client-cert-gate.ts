@@ -19,9 +19,9 @@ export type ClientCertGate = (context: HandlerContext) => void | Promise<void>;
  * interceptor) without reading, decompressing or parsing its body, which makes a flood of unauthenticated calls cheap to
  * turn away. On a warm connection it decides synchronously. Over HTTP/1.x
  * (with certgate's `contextValues`), the refusal says `Connection: close`
- * and closes the connection instead of reading the rest of the body. Wrap the adapter
- * with `createFastRefusalHandler` to answer refused calls before Connect
- * builds anything for them.
+ * and closes the connection instead of reading the rest of the body. Wrap
+ * the adapter with `createFastRefusalHandler` to answer refused calls
+ * before Connect builds anything for them.
  *
  * @example
  * connectNodeAdapter({

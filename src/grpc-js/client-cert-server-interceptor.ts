@@ -54,8 +54,9 @@ export interface Gate {
  * before the handler runs or any request message is read; unary and
  * streaming calls alike. The refused call's HTTP/2 stream is then reset with
  * NO_ERROR, so that nothing more of its body is read, and a connection is
- * closed with GOAWAY after `maxRefusedCallsPerConnection` refused calls. Handlers read the admitted certificate with
- * `clientCertificateOf(call)`. `onDecision` events say `via: "grpc-js"`.
+ * closed with GOAWAY after `maxRefusedCallsPerConnection` refused calls.
+ * Handlers read the admitted certificate with `clientCertificateOf(call)`.
+ * `onDecision` events say `via: "grpc-js"`.
  *
  * The certificate is read once per HTTP/2 session; the decision is cached
  * per session until the store or the policy changes, so a certificate
