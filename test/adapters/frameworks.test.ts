@@ -25,6 +25,7 @@ import {
   curl,
   echoClient,
   http1Upload,
+  http2Upload,
   malformedHttp1,
   malformedHttp2,
   startServer,
@@ -219,6 +220,16 @@ describe.each(cases)("peerCertificateContextValues with the $name", ({ variant, 
         expect(read).toBeLessThan(128 * 1024);
       }
     });
+
+    if (variant.http === "2") {
+      it("resets a refused HTTP/2 upload's stream after the response, having read a flow-control window of it", async () => {
+        for (const who of [pki.mallory, undefined]) {
+          const result = await http2Upload(running, pki.ca.cert, who, 64 * 1024 * 1024);
+          expect(result).toMatchObject({ status: 401, rstCode: 0, ended: false });
+          expect(result.sent).toBeLessThan(1024 * 1024);
+        }
+      });
+    }
 
     it("keeps an admitted HTTP/1.1 connection open", async () => {
       const before = running.connections();

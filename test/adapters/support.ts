@@ -412,3 +412,64 @@ export function http1Upload(
     });
   });
 }
+
+/** What `http2Upload` saw. */
+export interface Http2UploadResult {
+  readonly status: number;
+  /** The RST_STREAM code the stream closed with (0, NO_ERROR, for a full response then a reset or an orderly close). */
+  readonly rstCode: number;
+  /** Body bytes the client handed to the stream before it closed. */
+  readonly sent: number;
+  /** Whether the client ended its side itself (it had sent the whole body). */
+  readonly ended: boolean;
+}
+
+/**
+ * http2Upload POSTs a `total`-byte Connect call to Echo on a new HTTP/2
+ * session and goes on sending after the response, honouring flow control,
+ * until the server closes the stream or the body is sent.
+ */
+export async function http2Upload(
+  running: Running,
+  ca: string,
+  who: IssuedCertificate | undefined,
+  total: number,
+): Promise<Http2UploadResult> {
+  const credentials = who === undefined ? {} : { cert: who.cert, key: who.key };
+  const session = http2.connect(running.url, { ca, servername: "localhost", ...credentials });
+  session.on("error", () => {});
+  try {
+    return await new Promise((resolve) => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/certgate.example.v1.EchoService/Echo",
+        "content-type": "application/json",
+      });
+      let status = 0;
+      let sent = 0;
+      let ended = false;
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      const pump = () => {
+        while (!stream.closed && !stream.destroyed && sent < total) {
+          const n = Math.min(chunk.length, total - sent);
+          sent += n;
+          if (!stream.write(chunk.subarray(0, n))) {
+            stream.once("drain", pump);
+            return;
+          }
+        }
+        if (!stream.closed && !stream.destroyed) {
+          ended = true;
+          stream.end();
+        }
+      };
+      stream.on("response", (h) => (status = Number(h[":status"])));
+      stream.on("data", () => {});
+      stream.on("error", () => {});
+      stream.on("close", () => resolve({ status, rstCode: stream.rstCode ?? -1, sent, ended }));
+      pump();
+    });
+  } finally {
+    session.destroy();
+  }
+}
