@@ -15,10 +15,10 @@ import { h2Call, streamLargeBody, type LargeBodyResult } from "./support/raw-req
 // HTTP/2: the server never grants more than its flow-control window (64 KiB
 // per stream) to a body it does not read; 1 MiB leaves room for buffers.
 const h2Bound = 1024 * 1024;
-// HTTP/1.1 has no flow control: after the 401, Node reads and discards the
-// rest of the body to keep the connection (memory stays flat), so the client
-// may send megabytes before the answer reaches it. A server that buffers
-// answers only after all 64 MiB.
+// HTTP/1.1 has no flow control: the client may hand megabytes to its socket
+// before the answer reaches it (the server answers 401 with Connection: close
+// and closes without reading the rest; test/http1-refused-upload.test.ts
+// counts what it reads). A server that buffers answers only after all 64 MiB.
 const h1Bound = 16 * 1024 * 1024;
 
 function expectRefusedEarly(result: LargeBodyResult, bound = h2Bound): void {

@@ -1,5 +1,7 @@
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
@@ -53,5 +55,42 @@ describe("package entry points", () => {
 
   it("the hook does block: the package root needs Connect", async () => {
     await expect(load("certgate", "connect")).rejects.toThrow(/@connectrpc\/connect.*hidden by the test/);
+  });
+});
+
+describe("certgate/grpc-js with an unsupported @grpc/grpc-js", () => {
+  // A stand-in for @grpc/grpc-js 1.8: the classes certgate's modules load
+  // with, and no ServerInterceptingCall (which came with server interceptors).
+  const fakeModule = `"use strict";
+class Metadata { set() {} }
+class ServerCredentials { constructor() {} }
+class Server {}
+exports.Metadata = Metadata;
+exports.ServerCredentials = ServerCredentials;
+exports.Server = Server;
+`;
+  const fakeHook = pathToFileURL(join(process.cwd(), "test", "support", "fake-package.mjs")).href;
+
+  it("loads, and refuses to create the interceptor with certgate's message, naming the version", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "certgate-grpc-js-1.8-"));
+    try {
+      await writeFile(join(dir, "index.js"), fakeModule);
+      await writeFile(join(dir, "package.json"), JSON.stringify({ name: "@grpc/grpc-js", version: "1.8.22" }));
+      const script = `import { fakePackage } from ${JSON.stringify(fakeHook)};
+fakePackage("@grpc/grpc-js", ${JSON.stringify(dir)});
+const m = await import("certgate/grpc-js");
+try {
+  m.createClientCertServerInterceptor({ store: m.createThumbprintStore("00".repeat(32)) });
+  console.log("created");
+} catch (error) {
+  console.log(error.message);
+}`;
+      const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], { cwd: process.cwd() });
+      expect(stdout.trim()).toMatch(
+        /^certgate: @grpc\/grpc-js 1\.8\.22 is not supported: .*no ServerInterceptingCall.*supports the layout of @grpc\/grpc-js 1\.14/,
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -4,6 +4,7 @@ import type { Decision } from "../core/decision-report.js";
 import type { PeerCertificate } from "../core/peer-certificate.js";
 import { peerCertificateKey } from "./context-values.js";
 import { enforceCall } from "./enforce-call.js";
+import { closeHttp1AfterRefusal } from "./http1-refusal.js";
 
 /**
  * ClientCertGate is a Connect `requestGate`: it runs once the request headers
@@ -16,9 +17,11 @@ export type ClientCertGate = (context: HandlerContext) => void | Promise<void>;
  * as a Connect `requestGate` (Connect 2.2 and later): a refused call is
  * answered with `Code.Unauthenticated` (or `Code.PermissionDenied`, see the
  * interceptor) without reading, decompressing or parsing its body, which makes a flood of unauthenticated calls cheap to
- * turn away. On a warm connection it decides synchronously. Wrap the adapter
- * with `createFastRefusalHandler` to answer refused calls before Connect
- * builds anything for them.
+ * turn away. On a warm connection it decides synchronously. Over HTTP/1.x
+ * (with certgate's `contextValues`), the refusal says `Connection: close`
+ * and closes the connection instead of reading the rest of the body. Wrap
+ * the adapter with `createFastRefusalHandler` to answer refused calls
+ * before Connect builds anything for them.
  *
  * @example
  * connectNodeAdapter({
@@ -32,8 +35,15 @@ export function createClientCertGate(options: ClientCertOptions): ClientCertGate
   const gate: ClientCertGate = (context) => {
     if (probe !== undefined) noteGateCall(core, procedureName(context), context.values.get(peerCertificateKey));
     try {
-      return enforceCall(core, context, context.values, "gate");
+      const pending = enforceCall(core, context, context.values, "gate");
+      return pending === undefined
+        ? undefined
+        : pending.catch((error: unknown) => {
+            closeHttp1AfterRefusal(context);
+            throw error;
+          });
     } catch (error) {
+      closeHttp1AfterRefusal(context);
       // A refusal is handed over as a rejected promise, not thrown: Connect
       // then builds its error response from a microtask, outside the deep
       // stack of the HTTP/2 request event, which makes refusals cheaper.

@@ -1,6 +1,7 @@
 import { createContextKey, createContextValues, type ContextValues } from "@connectrpc/connect";
 import type { Certificate } from "../core/certificate.js";
 import { peerCertificateOf, type NodeRequestLike, type PeerCertificate } from "../core/peer-certificate.js";
+import { withHttp1Request } from "./http1-refusal.js";
 
 /**
  * peerCertificateKey is the context key under which
@@ -27,6 +28,8 @@ export const clientCertificateKey = createContextKey<Certificate | undefined>(un
  * `connectNodeAdapter({ contextValues: peerCertificateContextValues })`, and
  * the same option of `expressConnectMiddleware` and `fastifyConnectPlugin`.
  * The certificate is read and parsed once per connection, not per request.
+ * On HTTP/1.x it also keeps the Node request, privately, so that a call the
+ * gate refuses closes its connection rather than reading the body.
  *
  * @example
  * http2.createSecureServer(
@@ -38,5 +41,5 @@ export function peerCertificateContextValues(
   req: NodeRequestLike,
   values: ContextValues = createContextValues(),
 ): ContextValues {
-  return values.set(peerCertificateKey, peerCertificateOf(req));
+  return withHttp1Request(req, values.set(peerCertificateKey, peerCertificateOf(req)));
 }

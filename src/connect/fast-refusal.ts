@@ -1,11 +1,12 @@
 import type * as http from "node:http";
-import * as http2 from "node:http2";
+import type * as http2 from "node:http2";
 import type { ContextValues } from "@connectrpc/connect";
 import { createLruCache } from "../core/lru-cache.js";
 import { peerCertificateOf, type NodeRequestLike, type PeerCertificate } from "../core/peer-certificate.js";
 import { publicReason } from "../core/refusal-reasons.js";
 import type { Decision } from "../core/decision-report.js";
 import { forwardingHeaders } from "../proxy/forwarding-formats.js";
+import { createRefusedCallLimit, stopRequestBody } from "../decision/refused-call-limit.js";
 import { gateCoreOf, probeGate, type ClientCertGate, type GateCore } from "./client-cert-gate.js";
 import { isMalformedRequest } from "./malformed-request.js";
 import { peerCertificateContextValues, peerCertificateKey } from "./context-values.js";
@@ -73,7 +74,6 @@ const shapeHeaders = [
 ];
 const maxShapeHeaderLength = 128;
 const proxyHeaders = Object.values(forwardingHeaders).map((h) => h.toLowerCase());
-const { NGHTTP2_NO_ERROR } = http2.constants;
 
 /**
  * createFastRefusalHandler wraps the Node request handler of
@@ -119,12 +119,7 @@ export function createFastRefusalHandler<
   if (typeof contextValues !== "function") {
     throw new TypeError("certgate: options.contextValues must be the adapter's contextValues function");
   }
-  const maxRefused = options.maxRefusedCallsPerConnection ?? 100;
-  if (maxRefused !== Infinity && !(Number.isInteger(maxRefused) && maxRefused >= 1)) {
-    throw new TypeError(
-      `certgate: options.maxRefusedCallsPerConnection must be a whole number of at least 1, or Infinity, got ${String(maxRefused)}`,
-    );
-  }
+  const refusals = createRefusedCallLimit(options.maxRefusedCallsPerConnection);
   const peerOf =
     contextValues === peerCertificateContextValues
       ? peerCertificateOf
@@ -132,7 +127,6 @@ export function createFastRefusalHandler<
   // Paths where the gate ran, to their procedure: Connect's routes only.
   const procedures = new Map<string, string>();
   const responses = createLruCache<string, RecordedResponse>(512);
-  const refusedCalls = new WeakMap<http2.Http2Session, number>();
   // Authorities seen to make a valid request URL: a malformed one goes to
   // Connect, whose throw the guard answers with 400, as without the fast path.
   const goodAuthorities = new Set<string>();
@@ -160,7 +154,7 @@ export function createFastRefusalHandler<
     } else {
       recording.keep((response) => responses.set(key, response));
     }
-    if (decision !== undefined) countRefusal(session);
+    if (decision !== undefined) refusals.count(session);
   }
 
   // The call's decision when it is a refusal; a pending decision counts
@@ -174,18 +168,11 @@ export function createFastRefusalHandler<
     const decision = core.decide(peer, core.needsProcedure ? procedure : undefined);
     if (decision instanceof Promise) {
       void decision.then((d) => {
-        if (isRefusal(d)) countRefusal(session);
+        if (isRefusal(d)) refusals.count(session);
       });
       return undefined;
     }
     return isRefusal(decision) ? decision : undefined;
-  }
-
-  function countRefusal(session: http2.Http2Session | undefined): void {
-    if (maxRefused === Infinity || session === undefined) return;
-    const n = (refusedCalls.get(session) ?? 0) + 1;
-    refusedCalls.set(session, n);
-    if (n === maxRefused) closeConnection(session);
   }
 
   return function fastRefusalHandler(req, res, ...rest) {
@@ -225,7 +212,7 @@ export function createFastRefusalHandler<
     }
     core.report(decision, procedure, "gate");
     replay(res as unknown as http2.Http2ServerResponse, recorded);
-    countRefusal(session);
+    refusals.count(session);
   };
 }
 
@@ -336,12 +323,7 @@ function record(res: http2.Http2ServerResponse): Recording {
 function replay(res: http2.Http2ServerResponse, response: RecordedResponse): void {
   const stream = res.stream;
   try {
-    stream.once("wantTrailers", () => {
-      // Node's own listener, registered first, has queued the trailers.
-      setImmediate(() => {
-        if (stream.state.remoteClose === 0) stream.close(NGHTTP2_NO_ERROR);
-      });
-    });
+    stopRequestBody(stream, true);
     res.writeHead(response.status, response.headers);
     res.addTrailers(response.trailers);
     if (response.body === undefined) res.end();
@@ -349,19 +331,5 @@ function replay(res: http2.Http2ServerResponse, response: RecordedResponse): voi
   } catch {
     // The client reset the stream in the meantime: nothing left to answer.
     if (!stream.destroyed) stream.destroy();
-  }
-}
-
-// GOAWAY with NO_ERROR: calls in flight finish; a client that ignores it
-// is cut off once they have.
-function closeConnection(session: http2.Http2Session): void {
-  if (session.closed || session.destroyed) return;
-  try {
-    session.close();
-    setTimeout(() => {
-      if (!session.destroyed) session.destroy();
-    }, 5000).unref();
-  } catch {
-    session.destroy();
   }
 }

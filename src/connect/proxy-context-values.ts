@@ -5,6 +5,7 @@ import {
   type PeerCertificateContextValuesOptions,
 } from "../proxy/forwarded-peer.js";
 import { peerCertificateKey } from "./context-values.js";
+import { withHttp1Request } from "./http1-refusal.js";
 
 /**
  * PeerCertificateContextValues is a `contextValues` function for the
@@ -49,5 +50,5 @@ export function createPeerCertificateContextValues(
   options: PeerCertificateContextValuesOptions,
 ): PeerCertificateContextValues {
   const peerOf = createForwardedPeerReader(options);
-  return (req, values = createContextValues()) => values.set(peerCertificateKey, peerOf(req));
+  return (req, values = createContextValues()) => withHttp1Request(req, values.set(peerCertificateKey, peerOf(req)));
 }

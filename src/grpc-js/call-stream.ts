@@ -5,29 +5,45 @@
 // the innermost call, `BaseServerInterceptingCall`, reached through the
 // `nextCall` field of the interceptors' calls in between. Both are checked
 // once, when the interceptor is created; if a grpc-js release renames them,
-// certgate refuses to start rather than admit.
+// certgate refuses to start rather than admit. grpc-js is imported as a
+// namespace: a named import of a class an older release lacks (such as
+// ServerInterceptingCall before 1.10) would fail when the module loads, with
+// Node's error instead of certgate's.
 import { EventEmitter } from "node:events";
 import { createRequire } from "node:module";
 import type { ServerHttp2Stream } from "node:http2";
-import { ServerInterceptingCall, type ServerInterceptingCallInterface } from "@grpc/grpc-js";
+import * as grpcJs from "@grpc/grpc-js";
+import type { ServerInterceptingCallInterface } from "@grpc/grpc-js";
 
 // Interceptors wrap one another; this bounds the walk through them.
 const maxDepth = 64;
 
 /**
  * streamOf returns the HTTP/2 stream of a grpc-js server call, or undefined
- * when the call does not lead to one.
+ * when the call does not lead to one. Another interceptor's call may have a
+ * `stream` field of its own: only an HTTP/2 server stream ends the walk.
  */
 export function streamOf(call: ServerInterceptingCallInterface): ServerHttp2Stream | undefined {
   let c = call as { stream?: unknown; nextCall?: unknown } | undefined;
   for (let depth = 0; depth < maxDepth && typeof c === "object" && c !== null; depth++) {
     const stream = c.stream;
-    if (typeof stream === "object" && stream !== null) {
-      return stream as ServerHttp2Stream;
-    }
+    if (isServerHttp2Stream(stream)) return stream;
     c = c.nextCall as typeof c;
   }
   return undefined;
+}
+
+// node:http2 does not export the ServerHttp2Stream class: its own methods
+// tell it from other streams.
+function isServerHttp2Stream(value: unknown): value is ServerHttp2Stream {
+  const s = value as Partial<ServerHttp2Stream> | null | undefined;
+  return (
+    typeof s === "object" &&
+    s !== null &&
+    typeof s.respond === "function" &&
+    typeof s.pushStream === "function" &&
+    "session" in s
+  );
 }
 
 let checked = false;
@@ -41,8 +57,10 @@ export function assertCallShape(): void {
   if (checked) return;
   let ok = false;
   let why = "";
+  const require = createRequire(import.meta.url);
   try {
-    const require = createRequire(import.meta.url);
+    const ServerInterceptingCall = (grpcJs as Partial<typeof grpcJs>).ServerInterceptingCall;
+    if (typeof ServerInterceptingCall !== "function") throw new Error("it has no ServerInterceptingCall");
     // The internal module is found next to grpc-js's own entry point.
     const entry = require.resolve("@grpc/grpc-js");
     const internal = require(entry.replace(/index\.js$/, "server-interceptors.js")) as {
@@ -52,7 +70,13 @@ export function assertCallShape(): void {
     if (typeof Base !== "function") {
       why = "BaseServerInterceptingCall is gone";
     } else {
-      const stream = Object.assign(new EventEmitter(), { pause() {}, resume() {}, session: undefined });
+      const stream = Object.assign(new EventEmitter(), {
+        pause() {},
+        resume() {},
+        respond() {},
+        pushStream() {},
+        session: undefined,
+      });
       const handler = {
         path: "/certgate.Probe/Probe",
         type: "unary",
@@ -61,7 +85,7 @@ export function assertCallShape(): void {
       };
       const base = new Base(stream, {}, null, handler, {});
       const outer = new ServerInterceptingCall(new ServerInterceptingCall(base));
-      ok = streamOf(outer) === stream && streamOf(base) === stream;
+      ok = streamOf(outer) === (stream as unknown) && streamOf(base) === (stream as unknown);
       if (!ok) why = "the call no longer leads to its HTTP/2 stream";
     }
   } catch (error) {
@@ -69,8 +93,17 @@ export function assertCallShape(): void {
   }
   if (!ok) {
     throw new Error(
-      `certgate: this @grpc/grpc-js version hides the HTTP/2 stream of a server call (${why}); certgate/grpc-js supports the layout of @grpc/grpc-js 1.14 and cannot check client certificates with this one`,
+      `certgate: @grpc/grpc-js ${installedVersion(require)} is not supported: this version hides the HTTP/2 stream of a server call (${why}); certgate/grpc-js supports the layout of @grpc/grpc-js 1.14 and cannot check client certificates with this one`,
     );
   }
   checked = true;
+}
+
+function installedVersion(require: NodeJS.Require): string {
+  try {
+    const version = (require("@grpc/grpc-js/package.json") as { version?: unknown }).version;
+    return typeof version === "string" ? version : "(unknown version)";
+  } catch {
+    return "(unknown version)";
+  }
 }

@@ -1,6 +1,7 @@
 import type { ServerInterceptingCall, ServerInterceptor } from "@grpc/grpc-js";
 import { createDecisionCore, type ClientCertOptions, type DecisionCore } from "../decision/decision.js";
 import type { PeerCertificateContextValuesOptions } from "../proxy/forwarded-peer.js";
+import { createRefusedCallLimit, type RefusedCallLimit } from "../decision/refused-call-limit.js";
 import { createCallPeerOf, type CallPeerOf } from "./call-peer.js";
 import { assertCallShape, streamOf } from "./call-stream.js";
 import { enforceCall, GatedCall, goesThrough } from "./gated-call.js";
@@ -23,6 +24,15 @@ export interface ClientCertServerInterceptorOptions extends ClientCertOptions {
    * are ignored and the connection's own certificate decides.
    */
   forwardedCertificates?: PeerCertificateContextValuesOptions;
+  /**
+   * After this many refused calls on one HTTP/2 connection, certgate closes
+   * it gracefully (GOAWAY with NO_ERROR: calls in flight finish, new ones
+   * must come on a new connection, which costs the client a TLS handshake).
+   * `Infinity` never closes. Connections from a trusted proxy are never
+   * closed (they carry other clients). The same option as on the Connect
+   * adapters' fast refusal path. By default, 100.
+   */
+  maxRefusedCallsPerConnection?: number;
 }
 
 /** Gate is what every call of one interceptor shares. */
@@ -30,6 +40,7 @@ export interface Gate {
   readonly core: DecisionCore;
   readonly peerOf: CallPeerOf;
   readonly statusOf: GrpcStatusOf;
+  readonly refusals: RefusedCallLimit;
 }
 
 /**
@@ -41,8 +52,11 @@ export interface Gate {
  * certificate, the same message as on Connect, and the
  * `certgate.v1.ClientCertificateError` detail in `grpc-status-details-bin`,
  * before the handler runs or any request message is read; unary and
- * streaming calls alike. Handlers read the admitted certificate with
- * `clientCertificateOf(call)`. `onDecision` events say `via: "grpc-js"`.
+ * streaming calls alike. The refused call's HTTP/2 stream is then reset with
+ * NO_ERROR, so that nothing more of its body is read, and a connection is
+ * closed with GOAWAY after `maxRefusedCallsPerConnection` refused calls.
+ * Handlers read the admitted certificate with `clientCertificateOf(call)`.
+ * `onDecision` events say `via: "grpc-js"`.
  *
  * The certificate is read once per HTTP/2 session; the decision is cached
  * per session until the store or the policy changes, so a certificate
@@ -64,6 +78,7 @@ export function createClientCertServerInterceptor(options: ClientCertServerInter
     core: createDecisionCore(options),
     peerOf: createCallPeerOf(options.forwardedCertificates),
     statusOf: createGrpcStatusOf(),
+    refusals: createRefusedCallLimit(options.maxRefusedCallsPerConnection),
   };
   const readsMetadata = options.forwardedCertificates !== undefined;
   // grpc-js types an interceptor's result as its ServerInterceptingCall

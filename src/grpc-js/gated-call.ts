@@ -2,6 +2,7 @@ import type { ServerHttp2Stream } from "node:http2";
 import type { Metadata, ServerInterceptingCallInterface } from "@grpc/grpc-js";
 import { refused, type Decision } from "../core/decision-report.js";
 import { refusalOf, type EnforcedRefusal, type Enforcement } from "../core/enforcement.js";
+import { stopRequestBody } from "../decision/refused-call-limit.js";
 import { streamOf } from "./call-stream.js";
 import type { Gate } from "./client-cert-server-interceptor.js";
 import { admit } from "./client-certificate-of.js";
@@ -109,8 +110,24 @@ export class GatedCall implements ServerInterceptingCallInterface, InterceptingS
       this.forward(metadata);
     } else {
       this.state = refusedState;
-      this.nextCall.sendStatus(this.gate.statusOf(enforcement as EnforcedRefusal));
+      this.refuse(enforcement as EnforcedRefusal, stream ?? streamOf(this.nextCall), metadata);
     }
+  }
+
+  // Sends the refusal status, then resets the stream (grpc-js leaves a
+  // stream open, and reads its body, until the client ends its side), and
+  // counts the refusal towards the connection's maxRefusedCallsPerConnection.
+  private refuse(refusal: EnforcedRefusal, stream: ServerHttp2Stream | undefined, metadata: Metadata): void {
+    // Interceptors before this one may have sent response headers: the
+    // status then goes in trailers; otherwise it is a trailers-only response.
+    const trailers = stream?.headersSent === true;
+    if (stream !== undefined && trailers) stopRequestBody(stream, true);
+    this.nextCall.sendStatus(this.gate.statusOf(refusal));
+    if (stream === undefined) return;
+    if (!trailers) stopRequestBody(stream, false);
+    // A trusted proxy's connection carries other clients: never closed for one.
+    // The peer is the one just decided on, from the session's (or the header's) cache.
+    if (this.gate.peerOf(stream, metadata).source !== "proxy") this.gate.refusals.count(stream.session);
   }
 
   private forward(metadata: Metadata): void {

@@ -1,5 +1,6 @@
 import { createSecureContext } from "node:tls";
 import { ServerCredentials } from "@grpc/grpc-js";
+import { decodePemOrDer } from "../core/pem-der.js";
 import { followTlsFiles, type ServerCredentialsFilesOptions } from "./tls-files-credentials.js";
 
 /**
@@ -13,11 +14,15 @@ export interface ServerCredentialsOptions {
   /** The server's private key. Required. */
   key: string | Buffer | readonly (string | Buffer)[];
   /**
-   * CA certificates that Node's TLS layer verifies client chains against,
-   * which only sets the `authorized` fact that `validateTrust: "tls"` reads:
-   * an unknown or self-signed client certificate still completes the
-   * handshake, and certgate decides. By default, none (no client chain is
-   * `authorized`).
+   * CA certificates (PEM) that Node's TLS layer verifies client chains
+   * against, which only sets the `authorized` fact that `validateTrust:
+   * "tls"` reads: an unknown or self-signed client certificate still
+   * completes the handshake, and certgate decides. Input that holds no
+   * certificate, or anything else, throws. By default, none: certgate gives
+   * Node an empty CA list, so no client chain is `authorized` (Node's own
+   * default, its bundled public roots and `NODE_EXTRA_CA_CERTS`, is not
+   * used), and `validateTrust: "tls"` refuses every call. To trust Node's
+   * roots, say so: `ca: tls.rootCertificates`.
    */
   ca?: string | Buffer | readonly (string | Buffer)[];
 }
@@ -67,10 +72,13 @@ export function createServerCredentials(
       throw new TypeError(`certgate: createServerCredentials() options.${name} must be PEM, as a string or a Buffer`);
     }
   }
+  if (options.ca !== undefined) assertCaCertificates(options.ca);
   const contextOptions = {
     cert: options.cert as string | Buffer | (string | Buffer)[],
     key: options.key as string | Buffer | (string | Buffer)[],
-    ...(options.ca === undefined ? {} : { ca: options.ca as string | Buffer | (string | Buffer)[] }),
+    // Without a ca option Node would trust its bundled public roots and
+    // NODE_EXTRA_CA_CERTS for client chains: an empty list trusts none.
+    ca: options.ca === undefined ? [] : (options.ca as string | Buffer | (string | Buffer)[]),
   };
   try {
     // The same check Node makes when the server starts, made now, so that a
@@ -82,6 +90,26 @@ export function createServerCredentials(
   const credentials = new CertgateServerCredentials({ ...constructorOptions }, contextOptions);
   assertPassesOptions(credentials);
   return credentials;
+}
+
+// Node's TLS layer skips ca input that is not a PEM certificate without a
+// word: a mistyped file would then trust nothing, silently.
+function assertCaCertificates(ca: string | Buffer | readonly (string | Buffer)[]): void {
+  const values = Array.isArray(ca) ? ca : [ca];
+  values.forEach((value: string | Buffer, i: number) => {
+    const which = values.length === 1 ? "options.ca" : `options.ca[${i}]`;
+    const input = decodePemOrDer(typeof value === "string" ? value : new Uint8Array(value));
+    if (input.kind === "problem") {
+      throw new TypeError(
+        `certgate: createServerCredentials() ${which} must be PEM CA certificates: ${input.reason}${input.block === undefined ? "" : ` (block ${input.block})`}`,
+      );
+    }
+    if (!input.pem) {
+      throw new TypeError(
+        `certgate: createServerCredentials() ${which} is DER; Node's TLS layer takes PEM certificates`,
+      );
+    }
+  });
 }
 
 // grpc-js builds its TLS server from `_getConstructorOptions()` and

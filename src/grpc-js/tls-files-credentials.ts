@@ -31,7 +31,9 @@ export function followTlsFiles<C extends ServerCredentials>(credentials: C, file
       "certgate: this @grpc/grpc-js version cannot update a server's TLS context as 1.14 does; createServerCredentials({ files }) needs it",
     );
   }
-  files.onChange((contents) => update.call(credentials, { ...contents }));
+  // Without a CA file, an empty list: as in createServerCredentials, Node's
+  // public roots must not start verifying client chains after a reload.
+  files.onChange((contents) => update.call(credentials, { ...contents, ca: contents.ca ?? [] }));
   return credentials;
 }
 

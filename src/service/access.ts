@@ -6,6 +6,7 @@ import type { PeerCertificate } from "../core/peer-certificate.js";
 import { refusals } from "../core/refusal-reasons.js";
 import { clientCertificateKey, peerCertificateKey } from "../connect/context-values.js";
 import { noteGateCall, registerGateCore, type GateCore } from "../connect/client-cert-gate.js";
+import { closeHttp1AfterRefusal } from "../connect/http1-refusal.js";
 import { refusalError } from "../connect/refusal-error.js";
 import type { CertificateStore } from "../core/store.js";
 import { createThumbprintStore } from "../stores/thumbprint-store.js";
@@ -213,6 +214,8 @@ export function createAccessGate(options: AccessOptions, isMutating: (method: st
     }
     const enforcement = enforcementOf(decision, procedure);
     if (enforcement.kind === "refused") {
+      // A recheck refuses a call already under way, whose response has begun.
+      if (!quiet) closeHttp1AfterRefusal(context);
       throw refusalError(enforcement);
     }
     context.values.set(clientCertificateKey, enforcement.certificate);

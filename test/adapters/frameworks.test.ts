@@ -24,6 +24,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   curl,
   echoClient,
+  http1Upload,
+  http2Upload,
   malformedHttp1,
   malformedHttp2,
   startServer,
@@ -201,6 +203,43 @@ describe.each(cases)("peerCertificateContextValues with the $name", ({ variant, 
     it("refuses before reading the body", async () => {
       expect(await statusBeforeBody(running, pki.ca.cert, pki.mallory)).toBe("HTTP/1.1 401 Unauthorized");
       expect(await statusBeforeBody(running, pki.ca.cert, undefined)).toBe("HTTP/1.1 401 Unauthorized");
+    });
+
+    it("refuses an HTTP/1.1 upload with Connection: close, and closes the connection without reading the body", async () => {
+      for (const who of [pki.mallory, undefined]) {
+        const result = await http1Upload(running, pki.ca.cert, who, 64 * 1024 * 1024);
+        expect(result).toMatchObject({ status: 401, connection: "close", closedByServer: true });
+        // The request head and what the socket and request stream buffer:
+        // tens of KiB. Reading the body would be 64 MiB (or what the client
+        // got to send before the server closed).
+        const read = await vi.waitFor(() => {
+          const n = running.bytesReadOf(result.port);
+          if (n === undefined) throw new Error("the server has not closed the connection");
+          return n;
+        });
+        expect(read).toBeLessThan(128 * 1024);
+      }
+    });
+
+    if (variant.http === "2") {
+      it("resets a refused HTTP/2 upload's stream after the response, having read a flow-control window of it", async () => {
+        for (const who of [pki.mallory, undefined]) {
+          const result = await http2Upload(running, pki.ca.cert, who, 64 * 1024 * 1024);
+          expect(result).toMatchObject({ status: 401, rstCode: 0, ended: false });
+          expect(result.sent).toBeLessThan(1024 * 1024);
+        }
+      });
+    }
+
+    it("keeps an admitted HTTP/1.1 connection open", async () => {
+      const before = running.connections();
+      const { client, close } = echoClient(running, "1.1", pki.ca.cert, pki.alice);
+      try {
+        for (let i = 0; i < 3; i++) expect((await client.echo({ text: `n${i}` })).text).toBe(`n${i}, CN=alice`);
+      } finally {
+        close();
+      }
+      expect(running.connections() - before).toBe(1);
     });
   }
 

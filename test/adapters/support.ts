@@ -56,6 +56,8 @@ export interface Running {
   readonly seen: Seen;
   /** TLS connections accepted so far. */
   connections(): number;
+  /** The bytes the server read of a closed connection, by the client's local port. */
+  bytesReadOf(clientPort: number): number | undefined;
   close(): Promise<void>;
 }
 
@@ -91,12 +93,20 @@ export async function startServer(
     ...(options.interceptors === undefined ? {} : { interceptors: options.interceptors }),
   };
   let connections = 0;
+  const bytesRead = new Map<number, number>();
+  const count = (socket: tls.TLSSocket) => {
+    connections++;
+    const port = socket.remotePort;
+    socket.on("close", () => {
+      if (port !== undefined) bytesRead.set(port, socket.bytesRead);
+    });
+  };
   if (variant.framework === "express") {
     const app = express();
     // As the README and examples/express-server.ts do.
     app.use(guardRequestHandler(expressConnectMiddleware({ ...adapterOptions, contextValues: options.contextValues })));
     const httpsServer = https.createServer(tlsOptions, app);
-    httpsServer.on("secureConnection", () => connections++);
+    httpsServer.on("secureConnection", count);
     await new Promise<void>((resolve) => httpsServer.listen(0, "127.0.0.1", resolve));
     const port = (httpsServer.address() as AddressInfo).port;
     return {
@@ -104,6 +114,7 @@ export async function startServer(
       port,
       seen,
       connections: () => connections,
+      bytesReadOf: (port) => bytesRead.get(port),
       close: () =>
         new Promise<void>((resolve) => {
           httpsServer.close(() => resolve());
@@ -135,13 +146,14 @@ export async function startServer(
     app = h1;
   }
   await app.listen({ port: 0, host: "127.0.0.1" });
-  app.server.on("secureConnection", () => connections++);
+  app.server.on("secureConnection", count);
   const port = (app.server.address() as AddressInfo).port;
   return {
     url: `https://127.0.0.1:${port}`,
     port,
     seen,
     connections: () => connections,
+    bytesReadOf: (port) => bytesRead.get(port),
     close: async () => {
       await app.close();
     },
@@ -313,4 +325,151 @@ export function statusBeforeBody(running: Running, ca: string, who: IssuedCertif
     socket.on("error", reject);
     socket.on("close", () => reject(new Error(`closed without a status line: ${JSON.stringify(received)}`)));
   });
+}
+
+/** What `http1Upload` saw, on the client's socket. */
+export interface Http1UploadResult {
+  /** The response's status, 0 without one. */
+  readonly status: number;
+  /** The response's `connection` header, lower case, if any. */
+  readonly connection: string | undefined;
+  /** Whether the server half-closed (FIN) or reset the connection. */
+  readonly closedByServer: boolean;
+  /** The client's local port, to find the server's side of the connection. */
+  readonly port: number;
+}
+
+/**
+ * http1Upload POSTs a `total`-byte Connect call to Echo over HTTP/1.1 and,
+ * as a hostile client does, goes on sending after the response until the
+ * server closes the connection or the body is sent (the test suite's
+ * test/support/raw-requests.ts has the same client for connect-node).
+ */
+export function http1Upload(
+  running: Running,
+  ca: string,
+  who: IssuedCertificate | undefined,
+  total: number,
+): Promise<Http1UploadResult> {
+  return new Promise((resolve, reject) => {
+    const credentials = who === undefined ? {} : { cert: who.cert, key: who.key };
+    const socket = tls.connect({
+      host: "127.0.0.1",
+      port: running.port,
+      ca,
+      servername: "localhost",
+      ALPNProtocols: ["http/1.1"],
+      ...credentials,
+    });
+    let received = "";
+    let sent = 0;
+    let closedByServer = false;
+    let done = false;
+    let port = 0;
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    const pump = () => {
+      while (!done && sent < total) {
+        const n = Math.min(chunk.length, total - sent);
+        sent += n;
+        if (!socket.write(chunk.subarray(0, n))) {
+          socket.once("drain", pump);
+          return;
+        }
+      }
+    };
+    socket.once("secureConnect", () => {
+      port = socket.localPort ?? 0;
+      socket.write(
+        "POST /certgate.example.v1.EchoService/Echo HTTP/1.1\r\nhost: localhost\r\n" +
+          `content-type: application/json\r\ncontent-length: ${total}\r\n\r\n`,
+      );
+      pump();
+    });
+    socket.on("data", (d: Buffer) => (received += d.toString("latin1")));
+    socket.on("end", () => {
+      closedByServer = true;
+      done = true;
+      socket.end();
+    });
+    socket.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "ECONNRESET" || e.code === "EPIPE") {
+        closedByServer = true;
+        done = true;
+        socket.destroy();
+      } else {
+        reject(e);
+      }
+    });
+    socket.on("close", () => {
+      done = true;
+      const head = received.slice(0, Math.max(0, received.indexOf("\r\n\r\n")));
+      resolve({
+        status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0),
+        connection: /\r\nconnection: *([^\r]*)/i.exec(head)?.[1]?.toLowerCase(),
+        closedByServer,
+        port,
+      });
+    });
+  });
+}
+
+/** What `http2Upload` saw. */
+export interface Http2UploadResult {
+  readonly status: number;
+  /** The RST_STREAM code the stream closed with (0, NO_ERROR, for a full response then a reset or an orderly close). */
+  readonly rstCode: number;
+  /** Body bytes the client handed to the stream before it closed. */
+  readonly sent: number;
+  /** Whether the client ended its side itself (it had sent the whole body). */
+  readonly ended: boolean;
+}
+
+/**
+ * http2Upload POSTs a `total`-byte Connect call to Echo on a new HTTP/2
+ * session and goes on sending after the response, honouring flow control,
+ * until the server closes the stream or the body is sent.
+ */
+export async function http2Upload(
+  running: Running,
+  ca: string,
+  who: IssuedCertificate | undefined,
+  total: number,
+): Promise<Http2UploadResult> {
+  const credentials = who === undefined ? {} : { cert: who.cert, key: who.key };
+  const session = http2.connect(running.url, { ca, servername: "localhost", ...credentials });
+  session.on("error", () => {});
+  try {
+    return await new Promise((resolve) => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/certgate.example.v1.EchoService/Echo",
+        "content-type": "application/json",
+      });
+      let status = 0;
+      let sent = 0;
+      let ended = false;
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      const pump = () => {
+        while (!stream.closed && !stream.destroyed && sent < total) {
+          const n = Math.min(chunk.length, total - sent);
+          sent += n;
+          if (!stream.write(chunk.subarray(0, n))) {
+            stream.once("drain", pump);
+            return;
+          }
+        }
+        if (!stream.closed && !stream.destroyed) {
+          ended = true;
+          stream.end();
+        }
+      };
+      stream.on("response", (h) => (status = Number(h[":status"])));
+      stream.on("data", () => {});
+      stream.on("error", () => {});
+      stream.on("close", () => resolve({ status, rstCode: stream.rstCode ?? -1, sent, ended }));
+      pump();
+    });
+  } finally {
+    session.destroy();
+  }
 }

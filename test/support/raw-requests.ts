@@ -195,3 +195,82 @@ export async function streamLargeBody(
     session.destroy();
   }
 }
+
+/** What `http1Upload` saw, on the client's socket. */
+export interface Http1UploadResult {
+  /** The response's status, 0 without one. */
+  status: number;
+  /** The response's `connection` header, lower case, if any. */
+  connection: string | undefined;
+  /** Body bytes the client wrote (handed to its socket) before the server closed. */
+  sent: number;
+  /** Whether the server half-closed (FIN) or reset the connection. */
+  closedByServer: boolean;
+}
+
+/**
+ * http1Upload POSTs a `total`-byte body (a Connect JSON request's worth of
+ * spaces) on one TLS connection with ALPN http/1.1, and goes on sending
+ * after the response, as a hostile client does, until the server closes the
+ * connection or the body is sent; then it reads what the server said.
+ */
+export function http1Upload(
+  port: number,
+  options: { path: string; total: number; contentType?: string } & RawTls,
+): Promise<Http1UploadResult> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      port,
+      host: "127.0.0.1",
+      rejectUnauthorized: false,
+      ALPNProtocols: ["http/1.1"],
+      ...(options.cert === undefined ? {} : { cert: options.cert, key: options.key }),
+    });
+    let received = "";
+    let sent = 0;
+    let closedByServer = false;
+    let done = false;
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    const pump = () => {
+      while (!done && sent < options.total) {
+        const n = Math.min(chunk.length, options.total - sent);
+        sent += n;
+        if (!socket.write(chunk.subarray(0, n))) {
+          socket.once("drain", pump);
+          return;
+        }
+      }
+    };
+    socket.once("secureConnect", () => {
+      socket.write(
+        `POST ${options.path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: ${options.contentType ?? "application/json"}\r\ncontent-length: ${options.total}\r\n\r\n`,
+      );
+      pump();
+    });
+    socket.on("data", (d: Buffer) => (received += d.toString("latin1")));
+    socket.on("end", () => {
+      closedByServer = true;
+      done = true;
+      socket.end();
+    });
+    socket.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "ECONNRESET" || e.code === "EPIPE") {
+        closedByServer = true;
+        done = true;
+        socket.destroy();
+      } else {
+        reject(e);
+      }
+    });
+    socket.on("close", () => {
+      done = true;
+      const head = received.slice(0, Math.max(0, received.indexOf("\r\n\r\n")));
+      resolve({
+        status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(head)?.[1] ?? 0),
+        connection: /\r\nconnection: *([^\r]*)/i.exec(head)?.[1]?.toLowerCase(),
+        sent,
+        closedByServer,
+      });
+    });
+  });
+}
