@@ -1,6 +1,7 @@
 import { toJson } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { AuditEventSchema, type AuditEvent } from "../gen/certgate/v1/certificate_store_pb.js";
+import { displayText } from "../core/display-text.js";
 import { CliError, defineCommand, expectPositionals, ExitCode, json, oneLine, usageError } from "./common.js";
 import { durationHelp, parseDuration } from "./duration.js";
 import { formatTime, table } from "./format.js";
@@ -79,9 +80,11 @@ export const auditCommand = defineCommand(
       formatTime(e.time === undefined ? undefined : timestampDate(e.time)),
       e.action,
       e.code === "" ? e.result : `${e.result} (${e.code})`,
-      e.certificateId === "" ? "-" : e.certificateId,
-      e.actorSha256Thumbprint === "" ? "-" : `${oneLine(e.actorSubject)} ${e.actorSha256Thumbprint.slice(0, 16)}…`,
-      e.reason === "" ? "" : oneLine(e.reason),
+      e.certificateId === "" ? "-" : displayText(e.certificateId, 64),
+      e.actorSha256Thumbprint === ""
+        ? "-"
+        : `${oneLine(e.actorSubject, 60)} ${displayText(e.actorSha256Thumbprint.slice(0, 16))}…`,
+      e.reason === "" ? "" : oneLine(e.reason, 200),
     ]);
     io.stdout(table(["TIME", "ACTION", "RESULT", "ID", "ACTOR", "REASON"], rows));
     return ExitCode.ok;
