@@ -43,21 +43,27 @@ function open(maxBytes = 1024 * 1024, warnings: string[] = []) {
 
 describe("formatAuditLine() and parseAuditLine()", () => {
   it("round-trips an event as one JSON line", () => {
-    const line = formatAuditLine({ ...record("alice"), sequence: 7 });
+    const { line, digest } = formatAuditLine({ ...record("alice"), sequence: 7 });
     expect(line.endsWith("\n")).toBe(true);
     expect(line.slice(0, -1)).not.toContain("\n");
     expect(JSON.parse(line)).toMatchObject({ event: { seq: 7, id: "alice", action: "create" } });
-    expect(parseAuditLine(line.slice(0, -1))).toEqual({ ...record("alice"), sequence: 7 });
+    expect(parseAuditLine(line.slice(0, -1))).toMatchObject({
+      kind: "record",
+      event: { ...record("alice"), sequence: 7 },
+      digest,
+      prev: "0".repeat(64),
+    });
   });
 
   it("refuses a torn line, a changed byte and a line that is not a record", () => {
-    const line = formatAuditLine({ ...record("alice"), sequence: 7 }).slice(0, -1);
-    expect(parseAuditLine(line.slice(0, line.length - 5))).toHaveProperty("damaged");
+    const line = formatAuditLine({ ...record("alice"), sequence: 7 }).line.slice(0, -1);
+    expect(parseAuditLine(line.slice(0, line.length - 5))).toMatchObject({ kind: "damaged" });
     expect(parseAuditLine(line.replace('"alice"', '"alicf"'))).toEqual({
-      damaged: "checksum mismatch (torn or damaged)",
+      kind: "damaged",
+      reason: "digest mismatch (edited, torn or damaged)",
     });
-    expect(parseAuditLine('{"hello":"world"}')).toHaveProperty("damaged");
-    expect(parseAuditLine("")).toHaveProperty("damaged");
+    expect(parseAuditLine('{"hello":"world"}')).toMatchObject({ kind: "damaged" });
+    expect(parseAuditLine("")).toMatchObject({ kind: "damaged" });
   });
 });
 
@@ -85,7 +91,7 @@ describe("createAuditFile()", () => {
     for (const id of ["a", "b", "c"]) await log.record(record(id));
     await log.close();
     // A crash in the middle of the fourth record's write.
-    const torn = formatAuditLine({ ...record("d"), sequence: 4 });
+    const torn = formatAuditLine({ ...record("d"), sequence: 4 }).line;
     await appendFile(join(dir, auditFileName), torn.slice(0, 40));
     const warnings: string[] = [];
     const again = open(1024 * 1024, warnings);
@@ -102,7 +108,7 @@ describe("createAuditFile()", () => {
     // The torn line stays on its own line, so every later line parses.
     const lines = (await readFile(join(dir, auditFileName), "utf8")).split("\n");
     expect(lines[3]).toBe(torn.slice(0, 40));
-    expect(parseAuditLine(lines[4]!)).toMatchObject({ certificateId: "e" });
+    expect(parseAuditLine(lines[4]!)).toMatchObject({ event: { certificateId: "e" } });
   });
 
   it("skips a damaged line in the middle and a file cut anywhere, never failing to open", async () => {
@@ -115,7 +121,7 @@ describe("createAuditFile()", () => {
     const warnings: string[] = [];
     const damaged = open(1024 * 1024, warnings);
     expect((await damaged.list({ limit: 10 })).events.map((e) => e.certificateId)).toEqual(["a", "c"]);
-    expect(warnings).toEqual([`${file}:2: checksum mismatch (torn or damaged)`]);
+    expect(warnings).toEqual([`${file}:2: digest mismatch (edited, torn or damaged)`]);
     await damaged.close();
     for (const size of [1, 57, text.length - 1]) {
       await writeFile(file, text);
@@ -129,7 +135,7 @@ describe("createAuditFile()", () => {
   });
 
   it("rotates before maxBytes into the previous file, lists both, and drops the one before", async () => {
-    const line = formatAuditLine({ ...record("r-000"), sequence: 1 }).length;
+    const line = formatAuditLine({ ...record("r-000"), sequence: 1 }).line.length;
     const log = open(line * 3 + 10);
     for (let i = 0; i < 10; i++) await log.record(record(`r-${String(i).padStart(3, "0")}`));
     const current = (await stat(join(dir, auditFileName))).size;
@@ -159,7 +165,7 @@ describe("createAuditFile()", () => {
 
 describe("createDirectoryStore() audit", () => {
   it("reports a torn audit line as an audit_record problem, and never loads the audit file as a certificate", async () => {
-    await writeFile(join(dir, auditFileName), `${formatAuditLine({ ...record("a"), sequence: 1 })}{"sum":"`);
+    await writeFile(join(dir, auditFileName), `${formatAuditLine({ ...record("a"), sequence: 1 }).line}{"sum":"`);
     const problems: DirectoryStoreProblem[] = [];
     const store = await createDirectoryStore({ directory: dir, watch: false, onProblem: (p) => problems.push(p) });
     expect(problems).toEqual([]);
