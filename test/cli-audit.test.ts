@@ -95,7 +95,7 @@ describe.each(backends)("certgate audit on $name", ({ name, skip, args }) => {
     try {
       if (name === "a data folder") {
         expect(serve.output().stderr).toMatch(
-          /skipped \S+\.certgate-audit\.jsonl: line 4 of the audit trail: not a complete record \(torn or damaged\)/,
+          /skipped \S+\.certgate-audit\.jsonl: line 3 of the audit trail: not a complete record \(torn or damaged\)/,
         );
       }
       const events = await auditJson(serve.url);
