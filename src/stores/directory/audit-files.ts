@@ -1,6 +1,5 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { createInterface } from "node:readline";
 
 /**
  * auditFileName is the folder store's trail of changes in its data folder;
@@ -45,6 +44,8 @@ export function auditFilePairs(directory: string): { changes: AuditFilePair; att
   };
 }
 
+const readChunkBytes = 64 * 1024;
+
 /**
  * readAuditLines calls `each` with every non-empty line of a file (numbered
  * from 1) until it returns false; a missing file has no lines. It reads the
@@ -70,32 +71,30 @@ export async function readAuditLines(
     handle = source;
   }
   try {
+    // Read in chunks with positioned reads, up to the size at the start: a
+    // writer appending meanwhile is not waited for.
     const { size } = await handle.stat();
-    if (size === 0) return;
-    const last = Buffer.alloc(1);
-    await handle.read(last, 0, 1, size - 1);
-    const terminated = last[0] === 0x0a;
-    const stream = handle.createReadStream({ encoding: "utf8", start: 0, end: size - 1, autoClose: false });
-    const lines = createInterface({ input: stream, crlfDelay: Infinity });
+    const chunk = Buffer.alloc(readChunkBytes);
+    let carry: Buffer[] = [];
+    let position = 0;
     let number = 0;
-    let pending: string | undefined;
-    try {
-      for await (const line of lines) {
-        // Each line is passed once the next one is known, so that the last
-        // one can be held back.
-        if (pending !== undefined) {
-          number++;
-          if (pending !== "" && !each(pending, number)) return;
-        }
-        pending = line;
-      }
-      if (pending !== undefined && (terminated || tornTail)) {
+    while (position < size) {
+      const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, size - position), position);
+      if (bytesRead === 0) break;
+      position += bytesRead;
+      let start = 0;
+      for (let end = chunk.indexOf(0x0a, start); end !== -1 && end < bytesRead; end = chunk.indexOf(0x0a, start)) {
+        const line = Buffer.concat([...carry, chunk.subarray(start, end)]).toString("utf8");
+        carry = [];
+        start = end + 1;
         number++;
-        if (pending !== "") each(pending, number);
+        if (line !== "" && !each(line, number)) return;
       }
-    } finally {
-      lines.close();
-      stream.destroy();
+      if (start < bytesRead) carry.push(Buffer.from(chunk.subarray(start, bytesRead)));
+    }
+    if (carry.length > 0 && tornTail) {
+      const line = Buffer.concat(carry).toString("utf8");
+      if (line !== "") each(line, number + 1);
     }
   } finally {
     if (typeof source === "string") await handle.close();
