@@ -16,6 +16,7 @@ import {
   formatAuditLine,
   parseAuditLine,
 } from "../src/stores/directory/audit-file.js";
+import { createDevCa, issueDevCertificate } from "../src/dev-certificates.js";
 import { verifyAuditTrail } from "../src/stores/directory/audit-verify.js";
 import { createDirectoryStore, type DirectoryStoreProblem } from "../src/stores/directory-store.js";
 
@@ -425,5 +426,24 @@ describe("createAuditFile() listing", () => {
     expect(order[0]).toBe("write");
     expect((await log.list({ limit: 1, certificateId: "revocation" })).events).toHaveLength(1);
     await log.close();
+  });
+});
+
+describe("createDirectoryStore() audit when the record cannot be written", () => {
+  it("fails the change whose record cannot be written, so it is never acknowledged without it", async () => {
+    const alice = await issueDevCertificate(await createDevCa(), { commonName: "alice", usages: ["client"] });
+    const store = await createDirectoryStore({ directory: dir, watch: false });
+    const actor = { subject: "CN=admin", sha256: "A".repeat(64) };
+    await store.put("alice", alice.der, { actor });
+    // The trail's path made unwritable: a folder where the file was.
+    await unlink(join(dir, auditFileName));
+    await mkdir(join(dir, auditFileName));
+    await expect(store.delete("alice", { actor })).rejects.toThrow();
+    await rm(join(dir, auditFileName), { recursive: true });
+    await store.put("alice", alice.der, { actor });
+    expect((await store.audit.list({ limit: 10 })).events.map((e) => [e.action, e.certificateId])).toEqual([
+      ["create", "alice"],
+    ]);
+    await store.close();
   });
 });
