@@ -2,7 +2,7 @@
 // processes: a flood of refusals with huge subjects, the file renamed,
 // replaced, removed and torn while serve runs, tampering found by
 // `certgate audit --verify`, and hostile subjects printed by the display rule.
-import { appendFile, readFile, rename, rm, stat, truncate, unlink, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readFile, rename, rm, stat, truncate, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate } from "../src/core/certificate.js";
@@ -288,6 +288,24 @@ describe("certgate's display rule for hostile subjects", () => {
       // --json keeps the subject as stored.
       const json = await run(["get", "hostile", "--json"], as("reader", serve.url));
       expect((JSON.parse(json.stdout) as { subject: string }).subject).toContain("\u202e");
+    } finally {
+      expect(await serve.stop()).toBe(0);
+    }
+  });
+
+  it("logs a data-folder file name with a newline or ESC as one escaped line in --log-format text", async () => {
+    const dir = join(fixture.tmp, "names");
+    await mkdir(dir, { recursive: true });
+    const name = "evil\ncertgate serve: stored admin\u001b[2K.pem";
+    await writeFile(join(dir, name), "not a certificate");
+    const serve = await startServe(serveArgs("names"));
+    try {
+      await waitFor(() => /skipped /.test(serve.output().stderr), "the skipped file to be logged");
+      const { stderr } = serve.output();
+      expect(stderr).toContain("evil\\ncertgate serve: stored admin\\x1b[2K.pem");
+      expect(stderr).not.toContain("\u001b");
+      for (const line of stderr.trimEnd().split("\n")) expect(line).toMatch(/^certgate serve: /);
+      expect(stderr).not.toMatch(/^certgate serve: stored admin/m);
     } finally {
       expect(await serve.stop()).toBe(0);
     }

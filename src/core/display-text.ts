@@ -42,15 +42,3 @@ function escapeOne(c: string): string {
   if (code <= 0xffff) return `\\u${code.toString(16).padStart(4, "0")}`;
   return `\\u{${code.toString(16)}}`;
 }
-
-/**
- * hasUnsafeCharacters tells whether `displayText` would escape something in
- * a string (a control, bidi or separator character), for inputs that
- * refuse such values outright.
- */
-export function hasUnsafeCharacters(text: string): boolean {
-  unsafe.lastIndex = 0;
-  const found = unsafe.test(text);
-  unsafe.lastIndex = 0;
-  return found;
-}
