@@ -259,9 +259,10 @@ export function createAuditFile(options: AuditFileOptions): AuditFile {
 
 /**
  * listAuditFiles reads one page of events from file pairs, merged by
- * sequence number, and counts the damaged lines it passed. Each file is
- * opened before it is read, the previous file of a pair first, so that a
- * rotation while it reads loses nothing (a record read twice is skipped).
+ * sequence number, and counts the damaged lines it passed. Every file is
+ * opened before any is read, the current file of a pair before the
+ * previous one, so that a rotation while it reads loses nothing (a record
+ * read twice is skipped).
  */
 export async function listAuditFiles(
   pairs: readonly AuditFilePair[],
@@ -271,8 +272,11 @@ export async function listAuditFiles(
   let skipped = 0;
   const handles: (fs.promises.FileHandle | undefined)[][] = [];
   try {
-    for (const pair of pairs) handles.push([await openIfAny(pair.previous)]);
-    for (const [i, pair] of pairs.entries()) handles[i]!.push(await openIfAny(pair.current));
+    // The current files are opened first: a rotation after that makes the
+    // previous file the one already open (read twice, skipped the second
+    // time), never a file not yet read.
+    for (const pair of pairs) handles.push([undefined, await openIfAny(pair.current)]);
+    for (const [i, pair] of pairs.entries()) handles[i]![0] = await openIfAny(pair.previous);
     const sources = await Promise.all(
       handles.map(async (files) => {
         const events: AuditEvent[] = [];
