@@ -1,9 +1,8 @@
 import * as fs from "node:fs";
-import type { AuditEvent, AuditLog, AuditQuery, AuditRecord } from "../../core/audit.js";
-import { auditEventMatches } from "../../core/audit.js";
+import type { AuditLog, AuditRecord } from "../../core/audit.js";
 import { syncDirectory } from "./atomic-write.js";
 import { formatAuditLine, genesisDigest, parseAuditLine } from "./audit-line.js";
-import { auditFilePairs, readAuditLines, type AuditFilePair } from "./audit-files.js";
+import { auditFilePairs, listAuditFiles, readAuditLines, type AuditFilePair } from "./audit-files.js";
 
 export {
   auditFileName,
@@ -255,65 +254,4 @@ export function createAuditFile(options: AuditFileOptions): AuditFile {
       });
     },
   };
-}
-
-/**
- * listAuditFiles reads one page of events from file pairs, merged by
- * sequence number, and counts the damaged lines it passed. Every file is
- * opened before any is read, the current file of a pair before the
- * previous one, so that a rotation while it reads loses nothing (a record
- * read twice is skipped).
- */
-export async function listAuditFiles(
-  pairs: readonly AuditFilePair[],
-  query: AuditQuery,
-  key: Uint8Array | undefined,
-): Promise<{ events: AuditEvent[]; more: boolean; skipped: number }> {
-  let skipped = 0;
-  const handles: (fs.promises.FileHandle | undefined)[][] = [];
-  try {
-    // The current files are opened first: a rotation after that makes the
-    // previous file the one already open (read twice, skipped the second
-    // time), never a file not yet read.
-    for (const pair of pairs) handles.push([undefined, await openIfAny(pair.current)]);
-    for (const [i, pair] of pairs.entries()) handles[i]![0] = await openIfAny(pair.previous);
-    const sources = await Promise.all(
-      handles.map(async (files) => {
-        const events: AuditEvent[] = [];
-        let last = query.after ?? 0;
-        for (const handle of files) {
-          if (handle === undefined) continue;
-          await readAuditLines(handle, false, (line) => {
-            const parsed = parseAuditLine(line, key);
-            if (parsed.kind === "damaged") {
-              skipped++;
-              return true;
-            }
-            const event = parsed.event;
-            if (event.sequence <= last) return true;
-            last = event.sequence;
-            if (!auditEventMatches(event, query)) return true;
-            events.push(event);
-            // Each source needs at most limit + 1 events for one page.
-            return events.length <= query.limit;
-          });
-          if (events.length > query.limit) break;
-        }
-        return events;
-      }),
-    );
-    const merged = sources.flat().sort((a, b) => a.sequence - b.sequence);
-    return { events: merged.slice(0, query.limit), more: merged.length > query.limit, skipped };
-  } finally {
-    for (const handle of handles.flat()) await handle?.close();
-  }
-}
-
-async function openIfAny(file: string): Promise<fs.promises.FileHandle | undefined> {
-  try {
-    return await fs.promises.open(file, "r");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw error;
-  }
 }
