@@ -322,3 +322,40 @@ describe("ListAuditEvents on a folder store with a long trail", () => {
     }
   }, 60_000);
 });
+
+describe("createMemoryAuditLog()", () => {
+  it("keeps changes apart from refusals: a flood of refusals never pushes a change out", async () => {
+    const log = createMemoryAuditLog({ maxEvents: 3 });
+    const at = new Date();
+    const actor = { subject: "CN=x", sha256: "A".repeat(64) };
+    await log.record({
+      time: at,
+      action: "create",
+      result: "ok",
+      code: "",
+      reason: "",
+      actor,
+      certificateId: "a",
+      sha256: "",
+    });
+    for (let i = 0; i < 50; i++) {
+      await log.record({
+        time: at,
+        action: "delete",
+        result: "refused",
+        code: "unauthenticated",
+        reason: "not_allowed",
+        actor,
+        certificateId: "",
+        sha256: "",
+      });
+    }
+    const { events } = await log.list({ limit: 100 });
+    expect(events.map((e) => [e.sequence, e.result])).toEqual([
+      [1, "ok"],
+      [49, "refused"],
+      [50, "refused"],
+      [51, "refused"],
+    ]);
+  });
+});
