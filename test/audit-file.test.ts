@@ -200,7 +200,14 @@ const ids = async (log: { list: AuditFile["list"] }) =>
 
 describe("createAuditFile() keeps changes apart from refusals", () => {
   it("rotates a flood of refusals on its own: every change survives, the newest refusals are kept", async () => {
-    const log = createAuditFile({ directory: dir, maxBytes: 1024 * 1024, attemptsMaxBytes: 4096, onDamagedLine() {} });
+    const notes: string[] = [];
+    const log = createAuditFile({
+      directory: dir,
+      maxBytes: 1024 * 1024,
+      attemptsMaxBytes: 4096,
+      onDamagedLine() {},
+      onFileChanged: (file, reason) => notes.push(`${file}: ${reason}`),
+    });
     await log.record(record("first-change"));
     for (let i = 0; i < 200; i++) await log.record(refusal(i));
     await log.record(record("last-change"));
@@ -217,6 +224,13 @@ describe("createAuditFile() keeps changes apart from refusals", () => {
     expect(events.at(-1)).toMatchObject({ certificateId: "last-change", sequence: 202 });
     expect((await stat(join(dir, auditAttemptsFileName))).size).toBeLessThanOrEqual(4096);
     expect((await stat(join(dir, auditAttemptsPreviousFileName))).size).toBeLessThanOrEqual(4096);
+    // Each rotation says how many refusals it dropped; the changes never rotated.
+    expect(notes.length).toBeGreaterThan(2);
+    expect(notes[0]).toMatch(
+      /attempts\.jsonl: rotated into \.certgate-audit-attempts\.1\.jsonl; 0 older records of refused and failed attempts dropped$/,
+    );
+    const dropped = notes.map((n) => Number(/; (\d+) older/.exec(n)![1]));
+    expect(dropped.reduce((a, b) => a + b, 0) + refused.length).toBe(200);
     await log.close();
     const report = await verifyAuditTrail({ directory: dir });
     expect(report.problems).toEqual([]);

@@ -1,4 +1,5 @@
 import * as fs from "node:fs";
+import * as path from "node:path";
 import type { AuditLog, AuditRecord } from "../../core/audit.js";
 import { syncDirectory } from "./atomic-write.js";
 import { formatAuditLine, genesisDigest, parseAuditLine } from "./audit-line.js";
@@ -40,7 +41,8 @@ export interface AuditFileOptions {
   readonly onDamagedLine: (file: string, line: number, reason: string) => void;
   /**
    * Told when a file changed under the writer: renamed, replaced or removed
-   * (the writer reopens it), cut short, or given a torn tail (sealed). By
+   * (the writer reopens it), cut short, or given a torn tail (sealed); and
+   * when the writer rotated it, with the count of records dropped. By
    * default, nothing.
    */
   readonly onFileChanged?: (file: string, reason: string) => void;
@@ -65,6 +67,8 @@ interface Stream {
   readonly maxBytes: number;
   /** The digest of the last record written or read: the next record's `prev`. */
   last: string;
+  /** How many records the previous and the current file hold, for the count of a rotation. */
+  records: { previous: number; current: number };
   file: OpenFile | undefined;
 }
 
@@ -94,11 +98,18 @@ export function createAuditFile(options: AuditFileOptions): AuditFile {
   const { directory, key } = options;
   const pairs = auditFilePairs(directory);
   const streams = {
-    changes: { pair: pairs.changes, maxBytes: options.maxBytes, last: genesisDigest, file: undefined } as Stream,
+    changes: {
+      pair: pairs.changes,
+      maxBytes: options.maxBytes,
+      last: genesisDigest,
+      records: { previous: 0, current: 0 },
+      file: undefined,
+    } as Stream,
     attempts: {
       pair: pairs.attempts,
       maxBytes: options.attemptsMaxBytes ?? defaultAuditAttemptsMaxBytes,
       last: genesisDigest,
+      records: { previous: 0, current: 0 },
       file: undefined,
     } as Stream,
   };
@@ -123,7 +134,8 @@ export function createAuditFile(options: AuditFileOptions): AuditFile {
   // Reads every file once: the last sequence number and each chain's tail.
   async function start(): Promise<void> {
     for (const stream of [streams.changes, streams.attempts]) {
-      for (const file of [stream.pair.previous, stream.pair.current]) {
+      for (const which of ["previous", "current"] as const) {
+        const file = stream.pair[which];
         await readAuditLines(file, true, (line, number) => {
           const parsed = parseAuditLine(line, key);
           if (parsed.kind === "damaged") {
@@ -136,6 +148,7 @@ export function createAuditFile(options: AuditFileOptions): AuditFile {
           }
           sequence = Math.max(sequence, parsed.event.sequence);
           stream.last = parsed.digest;
+          stream.records[which]++;
           return true;
         });
       }
@@ -202,6 +215,7 @@ export function createAuditFile(options: AuditFileOptions): AuditFile {
         );
         await closeFile(stream);
         file = undefined;
+        if (now === undefined) stream.records.current = 0;
       } else if (now.size !== file.size) {
         if (now.size < file.size)
           changed(stream.pair.current, `the file was cut from ${file.size} to ${now.size} bytes`);
@@ -227,6 +241,12 @@ export function createAuditFile(options: AuditFileOptions): AuditFile {
           await closeFile(stream);
           await fs.promises.rename(stream.pair.current, stream.pair.previous);
           await syncDirectory(directory);
+          const dropped = stream.records.previous;
+          stream.records = { previous: stream.records.current, current: 0 };
+          changed(
+            stream.pair.current,
+            `rotated into ${path.basename(stream.pair.previous)}; ${dropped} older ${stream.pair.name === "changes" ? "records of changes" : "records of refused and failed attempts"} dropped`,
+          );
           file = await fileOf(stream);
           ({ line, digest } = formatAuditLine({ ...record, sequence: sequence + 1 }, stream.last, key));
         }
@@ -240,6 +260,7 @@ export function createAuditFile(options: AuditFileOptions): AuditFile {
         }
         file.size += Buffer.byteLength(line);
         stream.last = digest;
+        stream.records.current++;
         sequence++;
       });
     },

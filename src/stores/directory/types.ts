@@ -18,7 +18,8 @@
  *   `.certgate-audit-attempts.jsonl`) that is torn (a crash while it was
  *   written) or damaged; it is skipped.
  * - `audit_file`: an audit trail file changed under the writer: renamed,
- *   replaced or removed (a new file is written), cut short or torn (sealed).
+ *   replaced or removed (a new file is written), cut short or torn (sealed);
+ *   or rotated, with the count of the records dropped.
  */
 export type DirectoryProblemCode =
   | "unreadable"
