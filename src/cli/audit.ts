@@ -126,8 +126,8 @@ export const auditCommand = defineCommand(
     }
     const rows = events.map((e) => [
       formatTime(e.time === undefined ? undefined : timestampDate(e.time)),
-      e.action,
-      e.code === "" ? e.result : `${e.result} (${e.code})`,
+      displayText(e.action, 16),
+      displayText(e.code === "" ? e.result : `${e.result} (${e.code})`, 40),
       e.certificateId === "" ? "-" : displayText(e.certificateId, 64),
       e.actorSha256Thumbprint === ""
         ? "-"
