@@ -49,9 +49,22 @@ export interface DevCertificateOptions {
   serialNumber?: string;
 }
 
-function name(options: DevCertificateOptions): string {
-  const cn = `CN=${options.commonName.replace(/([,+"\\<>;=])/g, "\\$1")}`;
-  return options.subjectSuffix === undefined ? cn : `${cn}, ${options.subjectSuffix}`;
+function name(options: DevCertificateOptions): x509.Name {
+  // A certificate with a control character in its common name is almost
+  // surely a mistake; refused by name rather than issued with a mangled one.
+  // eslint-disable-next-line no-control-regex
+  const control = /[\u0000-\u001f\u007f-\u009f]/.exec(options.commonName);
+  if (control !== null) {
+    const code = control[0].charCodeAt(0).toString(16).padStart(4, "0").toUpperCase();
+    throw new Error(
+      `certgate: the common name holds the control character U+${code} at ${control.index}: a certificate's common name cannot hold control characters`,
+    );
+  }
+  // The common name is given as a value, not parsed from DN text, so that
+  // any printable character (a DN special, U+2028, bidi controls for tests
+  // of hostile names) is kept as it is.
+  const suffix = options.subjectSuffix === undefined ? [] : new x509.Name(options.subjectSuffix).toJSON();
+  return new x509.Name([{ CN: [options.commonName] }, ...suffix]);
 }
 
 function validity(options: DevCertificateOptions): { notBefore: Date; notAfter: Date } {

@@ -72,6 +72,11 @@ export {
   type DirectoryProblemCode,
 } from "./stores/directory-store.js";
 export {
+  verifyAuditTrail,
+  type AuditTrailReport,
+  type AuditTrailProblem,
+} from "./stores/directory/audit-verify.js";
+export {
   createChangeNotifier,
   type CertificateStore,
   type StoreVerdict,

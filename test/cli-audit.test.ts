@@ -2,7 +2,7 @@
 // `certgate serve` processes, on a data folder and on PostgreSQL: the audit
 // trail survives a restart, and every log line is JSON.
 import type { ChildProcess } from "node:child_process";
-import { appendFile, mkdir, rm } from "node:fs/promises";
+import { appendFile, mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate } from "../src/core/certificate.js";
@@ -95,7 +95,7 @@ describe.each(backends)("certgate audit on $name", ({ name, skip, args }) => {
     try {
       if (name === "a data folder") {
         expect(serve.output().stderr).toMatch(
-          /skipped \S+\.certgate-audit\.jsonl: line 4 of the audit trail: not a complete record \(torn or damaged\)/,
+          /skipped \S+\.certgate-audit\.jsonl: line 3 of the audit trail: not a complete record \(torn or damaged\)/,
         );
       }
       const events = await auditJson(serve.url);
@@ -132,6 +132,54 @@ describe.each(backends)("certgate audit on $name", ({ name, skip, args }) => {
 });
 
 describe("certgate audit command line", () => {
+  it("checks a data folder's trail with --verify, and refuses flags that do not go with it", async () => {
+    const verifyWithId = await runHere(["audit", "--verify", "--id", "alice"]);
+    expect(verifyWithId.code).toBe(2);
+    expect(verifyWithId.stderr).toMatch(/--verify checks the whole trail: --id and --since do not apply/);
+    const dirWithoutVerify = await runHere(["audit", "--data-dir", fixture.tmp, "--store", "https://127.0.0.1:1"]);
+    expect(dirWithoutVerify.code).toBe(2);
+    expect(dirWithoutVerify.stderr).toMatch(/--data-dir and --audit-key-file go with --verify/);
+    const empty = join(fixture.tmp, "no-trail");
+    await mkdir(empty, { recursive: true });
+    const none = await runHere(["audit", "--verify", "--data-dir", empty]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/no audit trail files/);
+    await writeFile(join(fixture.tmp, "short.key"), "too short\n");
+    const shortKey = await runHere([
+      "audit",
+      "--verify",
+      "--data-dir",
+      empty,
+      "--audit-key-file",
+      join(fixture.tmp, "short.key"),
+    ]);
+    expect(shortKey.code).toBe(1);
+    expect(shortKey.stderr).toMatch(/--audit-key-file \S+: the key is 9 bytes; give at least 16/);
+  });
+
+  it("refuses serve's audit flags with --database, and a short audit key, before starting", async () => {
+    await writeFile(join(fixture.tmp, "short.key"), "too short\n");
+    const withDatabase = await runHere([
+      "serve",
+      "--database",
+      "postgres://127.0.0.1:1/x",
+      "--audit-max-bytes",
+      "4096",
+    ]);
+    expect(withDatabase.code).toBe(2);
+    expect(withDatabase.stderr).toMatch(/--audit-max-bytes applies to a data folder, not to --database/);
+    const shortKey = await runHere([
+      "serve",
+      ...tlsArgs(),
+      "--data-dir",
+      join(fixture.tmp, "short-key-store"),
+      "--audit-key-file",
+      join(fixture.tmp, "short.key"),
+    ]);
+    expect(shortKey.code).toBe(1);
+    expect(shortKey.stderr).toMatch(/serve: --audit-key-file \S+: the key is 9 bytes; give at least 16/);
+  });
+
   it("refuses a --since that is not a duration, before connecting", async () => {
     const result = await runHere(["audit", "--since", "yesterday", "--store", "https://127.0.0.1:1"]);
     expect(result.code).toBe(2);

@@ -1,6 +1,6 @@
 // The audit trail of the certificate store service (ListAuditEvents) on each
 // backend: memory, folder and PostgreSQL (skipped without a server).
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,6 +10,7 @@ import type { AuditEvent } from "../src/gen/certgate/v1/certificate_store_pb.js"
 import type { WritableCertificateStore } from "../src/core/store.js";
 import { parseCertificate } from "../src/core/certificate.js";
 import { createDirectoryStore } from "../src/stores/directory-store.js";
+import { formatAuditLine } from "../src/stores/directory/audit-line.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
 import { createMemoryAuditLog } from "../src/stores/memory-audit-log.js";
 import { createPostgresStore } from "../src/stores/postgres/postgres-store.js";
@@ -264,5 +265,97 @@ describe("createCertificateStoreService() audit options", () => {
     expect(await codeOf(storeClient(none, pki, pki.reader).listAuditEvents({}))).toBe(Code.Unimplemented);
     await none.close();
     await store.close();
+  });
+});
+
+describe("ListAuditEvents on a folder store with a long trail", () => {
+  it("answers an admin's write while ten listings scan the whole trail", async () => {
+    const directory = await mkdtemp(join(tmp, "long-"));
+    // 10,000 records written directly, chained as the store writes them.
+    const lines: string[] = [];
+    let prev: string | undefined;
+    for (let i = 1; i <= 10_000; i++) {
+      const { line, digest } = formatAuditLine(
+        {
+          sequence: i,
+          time: new Date(),
+          action: "create",
+          result: "ok",
+          code: "",
+          reason: "",
+          actor: { subject: "CN=admin", sha256: sha256Of(pki.admin) },
+          certificateId: `id-${i}`,
+          sha256: sha256Of(pki.alice),
+        },
+        prev,
+      );
+      lines.push(line);
+      prev = digest;
+    }
+    await writeFile(join(directory, ".certgate-audit.jsonl"), lines.join(""));
+    const store = await createDirectoryStore({ directory, watch: false });
+    const service = await startService(pki, store);
+    try {
+      const reader = storeClient(service, pki, pki.reader);
+      const admin = storeClient(service, pki, pki.admin);
+      // Opens the trail and the connections first.
+      await reader.listAuditEvents({ pageSize: 1 });
+      await admin.listCertificates({});
+      const done: string[] = [];
+      const listings = Array.from({ length: 10 }, (_, i) =>
+        reader
+          .listAuditEvents({ pageSize: 1000, certificateId: "never-named" })
+          .then((page) => done.push(`list-${i}:${page.events.length}`)),
+      );
+      const write = admin
+        .createCertificate({ certificateId: "urgent", certificate: pki.alice.der })
+        .then(() => done.push("write"));
+      await Promise.all([...listings, write]);
+      // A write queued behind the listings would finish last.
+      expect(done.indexOf("write")).toBeLessThan(5);
+      expect(done.filter((d) => d.startsWith("list-")).every((d) => d.endsWith(":0"))).toBe(true);
+      const page = await reader.listAuditEvents({ certificateId: "urgent" });
+      expect(page.events.map((e) => [e.sequence, e.action, e.result])).toEqual([[10_001n, "create", "ok"]]);
+    } finally {
+      await service.close();
+      await store.close();
+    }
+  }, 60_000);
+});
+
+describe("createMemoryAuditLog()", () => {
+  it("keeps changes apart from refusals: a flood of refusals never pushes a change out", async () => {
+    const log = createMemoryAuditLog({ maxEvents: 3 });
+    const at = new Date();
+    const actor = { subject: "CN=x", sha256: "A".repeat(64) };
+    await log.record({
+      time: at,
+      action: "create",
+      result: "ok",
+      code: "",
+      reason: "",
+      actor,
+      certificateId: "a",
+      sha256: "",
+    });
+    for (let i = 0; i < 50; i++) {
+      await log.record({
+        time: at,
+        action: "delete",
+        result: "refused",
+        code: "unauthenticated",
+        reason: "not_allowed",
+        actor,
+        certificateId: "",
+        sha256: "",
+      });
+    }
+    const { events } = await log.list({ limit: 100 });
+    expect(events.map((e) => [e.sequence, e.result])).toEqual([
+      [1, "ok"],
+      [49, "refused"],
+      [50, "refused"],
+      [51, "refused"],
+    ]);
   });
 });

@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { displayText } from "../core/display-text.js";
 
 /**
  * CliIo is what a command reads and writes besides its arguments, so that
@@ -158,13 +159,17 @@ export function expectPositionals(
 
 /**
  * oneLine turns a distinguished name as Node prints it (one `key=value` per
- * line) into the one-line form people read: `CN=alice, O=Contoso`.
+ * line) into the one-line form people read, `CN=alice, O=Contoso`, shown by
+ * the display rule (`displayText`): escaped, at most `maxLength` characters.
  */
-export function oneLine(dn: string): string {
-  return dn
-    .split("\n")
-    .filter((part) => part.length > 0)
-    .join(", ");
+export function oneLine(dn: string, maxLength?: number): string {
+  return displayText(
+    dn
+      .split("\n")
+      .filter((part) => part.length > 0)
+      .join(", "),
+    maxLength,
+  );
 }
 
 /**

@@ -2,6 +2,7 @@ import { toJson } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Certificate as LocalCertificate } from "../core/certificate.js";
 import { CertificateSchema, type Certificate as StoredCertificate } from "../gen/certgate/v1/certificate_store_pb.js";
+import { displayText } from "../core/display-text.js";
 import { oneLine } from "./common.js";
 
 /**
@@ -78,12 +79,12 @@ export function storedCertificateRows(certificate: StoredCertificate): [string, 
   const notAfter = certificate.notAfter === undefined ? undefined : timestampDate(certificate.notAfter);
   const labels = Object.entries(certificate.labels)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([key, value]) => `${key}=${value}`);
+    .map(([key, value]) => displayText(`${key}=${value}`));
   return [
-    ["ID", certificate.certificateId],
+    ["ID", displayText(certificate.certificateId)],
     ["Subject", oneLine(certificate.subject)],
     ["Issuer", oneLine(certificate.issuer)],
-    ["Serial", certificate.serialNumber],
+    ["Serial", displayText(certificate.serialNumber)],
     ["Not before", formatTime(notBefore)],
     ["Expires", `${formatTime(notAfter)}${validityNote(notBefore, notAfter)}`],
     ["SHA-1", certificate.sha1Thumbprint],

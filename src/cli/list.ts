@@ -1,5 +1,6 @@
 import { timestampDate, timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { Certificate } from "../gen/certgate/v1/certificate_store_pb.js";
+import { displayText } from "../core/display-text.js";
 import { CliError, defineCommand, expectPositionals, ExitCode, json, oneLine, usageError } from "./common.js";
 import { durationHelp, parseDuration } from "./duration.js";
 import { formatTime, storedCertificateJson, table, validityNote } from "./format.js";
@@ -87,7 +88,7 @@ export const listCommand = defineCommand(
         expiresBefore !== undefined && note === "" && notAfter !== undefined
           ? ` (in ${timeLeft(notAfter.getTime() - now)})`
           : note;
-      return [c.certificateId, `${formatTime(notAfter)}${left}`, oneLine(c.subject)];
+      return [displayText(c.certificateId, 64), `${formatTime(notAfter)}${left}`, oneLine(c.subject, 100)];
     });
     // Sorted by expiry, the expiry comes first.
     io.stdout(

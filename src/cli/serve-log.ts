@@ -1,3 +1,4 @@
+import { displayText } from "../core/display-text.js";
 import { CliError, ExitCode, errorMessage, usageError, type CliIo, type Command } from "./common.js";
 
 /**
@@ -32,6 +33,7 @@ export interface ServeLog {
 }
 
 const prefix = "certgate serve: ";
+const maxTextLine = 4096;
 const jsonIos = new WeakMap<
   CliIo,
   (stream: "stdout" | "stderr", level: LogLevel, msg: string, fields?: Readonly<Record<string, unknown>>) => void
@@ -48,8 +50,10 @@ export function serveLogOf(io: CliIo): ServeLog {
     log.out = (msg, fields) => record("stdout", "info", msg, fields);
     return log;
   }
-  const log = ((msg) => io.stderr(`${prefix}${msg}\n`)) as ServeLog;
-  log.out = (msg) => io.stdout(`${prefix}${msg}\n`);
+  // A value in a message (a file name, a subject) may hold a newline or an
+  // escape sequence: the display rule keeps every message one honest line.
+  const log = ((msg) => io.stderr(`${prefix}${displayText(msg, maxTextLine)}\n`)) as ServeLog;
+  log.out = (msg) => io.stdout(`${prefix}${displayText(msg, maxTextLine)}\n`);
   return log;
 }
 

@@ -8,6 +8,7 @@ import { createCertificateStoreServer, type CertificateStoreServer } from "../se
 import type { CertificateStore } from "../core/store.js";
 import { createDirectoryStore } from "../stores/directory-store.js";
 import { databaseHelp, databaseUrlOf, openDatabaseStore, redactUrl } from "./serve-database.js";
+import { auditKeyFileHelp, readAuditKeyFile } from "./audit-key.js";
 import { readTextFile, tlsConfigReason } from "./certificate-files.js";
 import { CliError, defineCommand, errorMessage, expectPositionals, ExitCode, usageError } from "./common.js";
 import { DataFolderLockedError, lockDataFolder, type DataFolderLock } from "./data-folder-lock.js";
@@ -55,6 +56,9 @@ ${databaseHelp}
                            live (repeatable)
       --reader-dir DIR     A folder of reader client certificates (repeatable)
 ${logFormatHelp}
+${auditKeyFileHelp}
+                           By default, plain SHA-256 digests (see
+                           docs/audit.md for what each detects).
   -h, --help               Show this help
 
 LIMITS ("N" a whole number, "S" seconds, fractions allowed):
@@ -81,6 +85,14 @@ LIMITS ("N" a whole number, "S" seconds, fractions allowed):
                            only that line. By default, 20.
       --refusal-log-interval S
                            The interval of --refusal-log-limit. By default, 10.
+      --audit-max-bytes N  Rotate the data folder's audit trail of changes
+                           before it grows beyond N bytes (the file before
+                           is kept, the one before it dropped).
+                           By default, 16777216 (16 MiB).
+      --audit-attempts-max-bytes N
+                           The same for its trail of refused and failed
+                           attempts, kept apart so that refusals never push
+                           out changes. By default, 4194304 (4 MiB).
 
 The data folder is locked (DIR/.certgate-serve.lock): a second serve on it
 exits with a message naming the holder; the lock of a process that is gone
@@ -128,6 +140,9 @@ export const serveCommand = withLogFormat(
         "refusal-log-limit": { type: "string" },
         "refusal-log-interval": { type: "string" },
         "log-format": { type: "string" },
+        "audit-key-file": { type: "string" },
+        "audit-max-bytes": { type: "string" },
+        "audit-attempts-max-bytes": { type: "string" },
       },
     },
     async ({ values, positionals }, io) => {
@@ -169,6 +184,17 @@ export const serveCommand = withLogFormat(
         intervalMs: milliseconds("refusal-log-interval", values["refusal-log-interval"], 10_000, false),
         what: "refusals",
       };
+      const auditLimits = {
+        auditMaxBytes: count("audit-max-bytes", values["audit-max-bytes"], 16 * 1024 * 1024, 1024),
+        auditAttemptsMaxBytes: count(
+          "audit-attempts-max-bytes",
+          values["audit-attempts-max-bytes"],
+          4 * 1024 * 1024,
+          1024,
+        ),
+      };
+      const auditKeyFile = values["audit-key-file"];
+      const auditKey = auditKeyFile === undefined ? undefined : await readAuditKeyFile("serve", auditKeyFile, io.cwd);
       const adminDirs = values["admin-dir"] ?? [];
       const readerDirs = values["reader-dir"] ?? [];
       if (!devMode && admins.length + readers.length + adminDirs.length + readerDirs.length === 0) {
@@ -179,6 +205,12 @@ export const serveCommand = withLogFormat(
       }
 
       const databaseUrl = databaseUrlOf("serve", values, io);
+      const auditFlag = ["audit-key-file", "audit-max-bytes", "audit-attempts-max-bytes"].find(
+        (flag) => values[flag as keyof typeof values] !== undefined,
+      );
+      if (databaseUrl !== undefined && auditFlag !== undefined) {
+        throw usageError("serve", `--${auditFlag} applies to a data folder, not to --database`);
+      }
       // With a database, the folder holds only the development PKI.
       const dataDir = resolve(io.cwd, values["data-dir"] ?? ".certgate/store");
       try {
@@ -266,9 +298,12 @@ export const serveCommand = withLogFormat(
           try {
             const store = await createDirectoryStore({
               directory: resolve(io.cwd, directory),
+              ...(flag === "" ? { ...auditLimits, ...(auditKey === undefined ? {} : { auditKey }) } : {}),
               onProblem: (p) =>
                 log(
-                  `${flag === "" ? "" : `${flag} `}skipped ${p.path}: ${p.reason}`,
+                  p.code === "audit_file"
+                    ? `audit trail ${p.path}: ${p.reason}`
+                    : `${flag === "" ? "" : `${flag} `}skipped ${p.path}: ${p.reason}`,
                   { path: p.path, code: p.code },
                   "warn",
                 ),

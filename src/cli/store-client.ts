@@ -4,6 +4,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { CertificateStoreService } from "../gen/certgate/v1/certificate_store_pb.js";
 import { readTextFile, tlsConfigReason } from "./certificate-files.js";
 import { CliError, usageError, type CliIo } from "./common.js";
+import { displayText } from "../core/display-text.js";
 
 /**
  * storeFlags are the flags shared by the commands that talk to a certificate
@@ -136,8 +137,10 @@ const untrusted = new Set([
  * `certgate` prints: what the store said, in words, with the id concerned.
  */
 export function storeErrorReason(error: unknown, url: string, id?: string): string {
-  const e = ConnectError.from(error);
-  const about = id === undefined ? "" : ` (certificate_id ${JSON.stringify(id)})`;
+  const connect = ConnectError.from(error);
+  // The store's message is text from the other end: shown by the display rule.
+  const e = { code: connect.code, rawMessage: displayText(connect.rawMessage, 500) };
+  const about = id === undefined ? "" : ` (certificate_id ${displayText(JSON.stringify(id))})`;
   const causeCodes = causeChain(error).map((c) => (c as { code?: unknown }).code);
   const tlsCode = causeCodes.find((c): c is string => typeof c === "string" && untrusted.has(c));
   if (tlsCode !== undefined) {

@@ -1,5 +1,6 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { readCertificateFile } from "./certificate-files.js";
+import { displayText } from "../core/display-text.js";
 import { CliError, defineCommand, expectPositionals, ExitCode, json, oneLine, usageError } from "./common.js";
 import { formatTime, storedCertificateJson } from "./format.js";
 import { connectStore, storeErrorReason, storeFlags, storeFlagsHelp } from "./store-client.js";
@@ -85,7 +86,7 @@ export const uploadCommand = defineCommand(
         } else {
           const notAfter = stored.notAfter === undefined ? undefined : timestampDate(stored.notAfter);
           io.stdout(
-            `uploaded ${name} as ${stored.certificateId} (${oneLine(stored.subject)}, expires ${formatTime(notAfter)})\n`,
+            `uploaded ${name} as ${displayText(stored.certificateId)} (${oneLine(stored.subject)}, expires ${formatTime(notAfter)})\n`,
           );
         }
       } catch (error) {

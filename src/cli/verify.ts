@@ -12,6 +12,7 @@ import {
 } from "./common.js";
 import { storedCertificateJson } from "./format.js";
 import { connectStore, storeErrorReason, storeFlags, storeFlagsHelp } from "./store-client.js";
+import { displayText } from "../core/display-text.js";
 
 const help = `Usage: certgate verify FILE [store options]
        certgate verify --thumbprint THUMBPRINT [store options]
@@ -104,9 +105,11 @@ export const verifyCommand = defineCommand(
       );
     } else if (answer.admitted) {
       const id = answer.certificate?.certificateId;
-      io.stdout(`admitted: ${what}${description}${id === undefined ? "" : ` by stored certificate ${id}`}\n`);
+      io.stdout(
+        `admitted: ${what}${description}${id === undefined ? "" : ` by stored certificate ${displayText(id)}`}\n`,
+      );
     } else {
-      const reason = answer.reason === "" ? "refused" : answer.reason;
+      const reason = answer.reason === "" ? "refused" : displayText(answer.reason);
       const words = reasons[reason];
       io.stderr(`certgate: verify ${what}: not admitted: ${reason}${words === undefined ? "" : ` (${words})`}\n`);
     }

@@ -85,6 +85,21 @@ export interface AuditQuery {
 }
 
 /**
+ * AuditPage is one page of an `AuditLog`.
+ */
+export interface AuditPage {
+  /** The events, oldest first. */
+  readonly events: readonly AuditEvent[];
+  /** Whether more events may follow the last one. */
+  readonly more: boolean;
+  /**
+   * How many damaged records (lines that fail their digest: edited, torn)
+   * the log skipped while reading this page. By default, none.
+   */
+  readonly skipped?: number;
+}
+
+/**
  * AuditLog is an append-only record of the attempts to change a
  * `WritableCertificateStore`, kept in the store's own backend: a file in the
  * folder store's folder, a table in the PostgreSQL store, a bounded array in
@@ -106,7 +121,7 @@ export interface AuditLog {
    * Returns one page of events matching the query, oldest first, and
    * whether more events may follow the last one.
    */
-  list(query: AuditQuery): Promise<{ readonly events: readonly AuditEvent[]; readonly more: boolean }>;
+  list(query: AuditQuery): Promise<AuditPage>;
 }
 
 /**

@@ -120,9 +120,9 @@ export function createServiceAudit(options: ServiceAuditOptions): ServiceAudit {
         action,
         result: refusedCodes.has(connect.code) ? "refused" : "failed",
         code: snakeCase(Code[connect.code] ?? "unknown"),
-        reason: clean(connect.rawMessage, 1024),
-        actor: actorOf(context),
-        certificateId: clean(certificateId, 256),
+        reason: clean(connect.rawMessage, maxReasonBytes),
+        actor: actorOf(context, maxRefusalTextBytes),
+        certificateId: clean(certificateId, maxRefusalTextBytes),
         sha256,
       });
     },
@@ -141,11 +141,14 @@ export function createServiceAudit(options: ServiceAuditOptions): ServiceAudit {
         action,
         result: "refused",
         code: event.code === Code.PermissionDenied ? "permission_denied" : "unauthenticated",
-        reason: clean(String(event.reason ?? "refused"), 1024),
+        reason: clean(String(event.reason ?? "refused"), maxRefusalTextBytes),
         actor:
           event.certificate === undefined
             ? noActor
-            : { subject: subjectOf(event.certificate.subject), sha256: event.certificate.sha256 },
+            : {
+                subject: subjectOf(event.certificate.subject, maxRefusalTextBytes),
+                sha256: event.certificate.sha256,
+              },
         certificateId: "",
         sha256: "",
       });
@@ -197,6 +200,7 @@ export function createServiceAudit(options: ServiceAuditOptions): ServiceAudit {
           sha256Thumbprint: event.sha256,
         })),
         nextPageToken: page.more && last !== undefined ? encodeAuditToken(last.sequence) : "",
+        damagedRecordsSkipped: page.skipped ?? 0,
       };
     },
     async close() {
@@ -227,20 +231,22 @@ function actionOf(procedure: string): AuditAction | undefined {
   return undefined;
 }
 
-function actorOf(context: HandlerContext): AuditActor {
+function actorOf(context: HandlerContext, maxSubjectBytes = maxSubjectBytesOfChanges): AuditActor {
   const certificate = context.values.get(clientCertificateKey);
-  return certificate === undefined ? noActor : { subject: subjectOf(certificate.subject), sha256: certificate.sha256 };
+  return certificate === undefined
+    ? noActor
+    : { subject: subjectOf(certificate.subject, maxSubjectBytes), sha256: certificate.sha256 };
 }
 
 // Node prints a distinguished name one attribute a line; records keep the
 // one-line form people read (`CN=alice, O=Contoso`).
-function subjectOf(dn: string): string {
+function subjectOf(dn: string, maxBytes: number): string {
   return clean(
     dn
       .split("\n")
       .filter((part) => part.length > 0)
       .join(", "),
-    4096,
+    maxBytes,
   );
 }
 
@@ -248,10 +254,25 @@ function snakeCase(name: string): string {
   return name.replace(/[A-Z]/g, (c, i: number) => (i === 0 ? "" : "_") + c.toLowerCase());
 }
 
+// A record of a refusal is bounded (a few hundred bytes of each text; the
+// thumbprint is the caller's identity), so that anyone who can open a TLS
+// connection writes little; an admin's change keeps a longer subject.
+const maxRefusalTextBytes = 256;
+const maxReasonBytes = 1024;
+const maxSubjectBytesOfChanges = 4096;
+
 // What a caller sent may hold control characters (a NUL that PostgreSQL
-// text refuses) and be long: records keep a bounded, printable copy.
-function clean(text: string, max: number): string {
-  return text.slice(0, max).replace(/[\u0000-\u001f\u007f]/g, "\ufffd");
+// text refuses) and be long: records keep a bounded, printable copy, at
+// most `maxBytes` bytes of UTF-8 (a cut one ends with `…`).
+function clean(text: string, maxBytes: number): string {
+  const printable = text.replace(/[\u0000-\u001f\u007f]/g, "\ufffd");
+  if (Buffer.byteLength(printable) <= maxBytes) return printable;
+  let cut = Buffer.from(printable)
+    .subarray(0, maxBytes - 3)
+    .toString("utf8");
+  // A character cut in half decodes as U+FFFD: drop it.
+  if (cut.endsWith("\ufffd") && !printable.startsWith(cut)) cut = cut.slice(0, -1);
+  return `${cut}…`;
 }
 
 // Versioned, as the certificate pages' tokens.

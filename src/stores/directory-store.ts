@@ -19,7 +19,7 @@ import { createWritableSide } from "./directory/writable-side.js";
 import { checkFolder } from "./directory/store-io.js";
 import { clockOf, positiveInteger } from "../core/options.js";
 import { okAuditRecord, type AuditedWrite, type AuditLog } from "../core/audit.js";
-import { createAuditFile, defaultAuditMaxBytes } from "./directory/audit-file.js";
+import { createAuditFile, defaultAuditAttemptsMaxBytes, defaultAuditMaxBytes } from "./directory/audit-file.js";
 
 // The problem types live beside the modules that find problems.
 export type { DirectoryProblemCode, DirectoryStoreProblem } from "./directory/types.js";
@@ -66,12 +66,24 @@ export interface DirectoryStoreOptions extends StoreMetricsOptions {
   /** The current time for the CA checks, for tests. By default, `Date.now`. */
   clock?: () => number | Date;
   /**
-   * Rotate the audit trail (`audit`, the file `.certgate-audit.jsonl` in
-   * `directory`) before it grows beyond this many bytes; the previous file
-   * is kept as `.certgate-audit.1.jsonl`, the one before it dropped.
-   * By default, 16 MiB (some 40,000 records).
+   * Rotate the audit trail of changes (`audit`, the file
+   * `.certgate-audit.jsonl` in `directory`) before it grows beyond this many
+   * bytes; the previous file is kept as `.certgate-audit.1.jsonl`, the one
+   * before it dropped. By default, 16 MiB (some 40,000 records).
    */
   auditMaxBytes?: number;
+  /**
+   * The same for the trail of refused and failed attempts
+   * (`.certgate-audit-attempts.jsonl`), rotated on its own so that refusals
+   * never push a change out. By default, 4 MiB (some 8,000 refusals).
+   */
+  auditAttemptsMaxBytes?: number;
+  /**
+   * The key of the audit trail's keyed digests (HMAC-SHA-256), at least 16
+   * bytes: without it, someone who can write the files can rewrite a whole
+   * tail of the chain undetected (see docs/audit.md). By default, none.
+   */
+  auditKey?: Uint8Array;
 }
 
 /**
@@ -126,6 +138,15 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
   const onProblem = options.onProblem ?? warnProblems();
   const metrics = storeMetricsOf(options, "folder");
   const auditMaxBytes = positiveInteger(`${where}.auditMaxBytes`, options.auditMaxBytes, defaultAuditMaxBytes, 1024);
+  const auditAttemptsMaxBytes = positiveInteger(
+    `${where}.auditAttemptsMaxBytes`,
+    options.auditAttemptsMaxBytes,
+    defaultAuditAttemptsMaxBytes,
+    1024,
+  );
+  if (options.auditKey !== undefined && options.auditKey.length < 16) {
+    throw new Error(`${where}.auditKey: give at least 16 bytes of key`);
+  }
 
   const leaf = createLeafFolder(directory, maxFileBytes);
   const ca: CaFolder | undefined = caDirectory === undefined ? undefined : createCaFolder(caDirectory, maxFileBytes);
@@ -283,6 +304,8 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
   const audit = createAuditFile({
     directory,
     maxBytes: auditMaxBytes,
+    attemptsMaxBytes: auditAttemptsMaxBytes,
+    ...(options.auditKey === undefined ? {} : { key: options.auditKey }),
     onDamagedLine(file, line, reason) {
       report([
         {
@@ -293,6 +316,9 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
           time: new Date(),
         },
       ]);
+    },
+    onFileChanged(file, reason) {
+      report([{ path: file, file: path.basename(file), code: "audit_file", reason, time: new Date() }]);
     },
   });
 

@@ -4,7 +4,11 @@ import { auditEventMatches, type AuditEvent, type AuditLog } from "../core/audit
  * MemoryAuditLogOptions configures `createMemoryAuditLog`.
  */
 export interface MemoryAuditLogOptions {
-  /** Keep at most this many events; the oldest go first. By default, 10000. */
+  /**
+   * Keep at most this many records of changes (`ok`) and, apart, this many
+   * records of attempts (refused, failed, suppressed); the oldest of each
+   * kind go first, so refusals never push out changes. By default, 10000.
+   */
   maxEvents?: number;
 }
 
@@ -19,10 +23,17 @@ export function createMemoryAuditLog(options: MemoryAuditLogOptions = {}): Audit
   }
   const events: AuditEvent[] = [];
   let sequence = 0;
+  let changes = 0;
   return {
     record(record) {
       events.push(Object.freeze({ ...record, actor: Object.freeze({ ...record.actor }), sequence: ++sequence }));
-      if (events.length > maxEvents) events.splice(0, events.length - maxEvents);
+      const isChange = record.result === "ok";
+      if (isChange) changes++;
+      if ((isChange ? changes : events.length - changes) > maxEvents) {
+        const oldest = events.findIndex((e) => (e.result === "ok") === isChange);
+        events.splice(oldest, 1);
+        if (isChange) changes--;
+      }
       return Promise.resolve();
     },
     list(query) {

@@ -30,7 +30,11 @@ export interface MemoryStoreOptions extends StoreMetricsOptions {
    * By default, `Date.now`.
    */
   clock?: () => number | Date;
-  /** Keep at most this many audit events (see `audit`); the oldest go first. By default, 10000. */
+  /**
+   * Keep at most this many audit records of changes (see `audit`) and, apart,
+   * as many of refused and failed attempts; the oldest of each go first.
+   * By default, 10000.
+   */
   maxAuditEvents?: number;
 }
 

@@ -1,122 +1,121 @@
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { createInterface } from "node:readline";
-import { auditEventMatches, type AuditEvent, type AuditLog, type AuditRecord } from "../../core/audit.js";
+import type { AuditLog, AuditRecord } from "../../core/audit.js";
 import { syncDirectory } from "./atomic-write.js";
+import { formatAuditLine, genesisDigest, parseAuditLine } from "./audit-line.js";
+import { auditFilePairs, listAuditFiles, readAuditLines, type AuditFilePair } from "./audit-files.js";
+
+export {
+  auditFileName,
+  auditPreviousFileName,
+  auditAttemptsFileName,
+  auditAttemptsPreviousFileName,
+} from "./audit-files.js";
+export { formatAuditLine, parseAuditLine } from "./audit-line.js";
 
 /**
- * auditFileName is the folder store's audit trail in its data folder; hidden,
- * so the store never reads it as a certificate. `auditPreviousFileName` holds
- * the records before the last rotation.
- */
-export const auditFileName = ".certgate-audit.jsonl";
-export const auditPreviousFileName = ".certgate-audit.1.jsonl";
-
-/**
- * defaultAuditMaxBytes is the size at which the audit file is rotated: 16 MiB,
- * some 40,000 records.
+ * defaultAuditMaxBytes is the size at which the file of changes is rotated:
+ * 16 MiB, some 40,000 records.
  */
 export const defaultAuditMaxBytes = 16 * 1024 * 1024;
+
+/**
+ * defaultAuditAttemptsMaxBytes is the size at which the file of refused and
+ * failed attempts is rotated: 4 MiB, some 8,000 refusals.
+ */
+export const defaultAuditAttemptsMaxBytes = 4 * 1024 * 1024;
 
 /**
  * AuditFileOptions configures `createAuditFile`.
  */
 export interface AuditFileOptions {
-  /** The folder of the two files. */
+  /** The folder of the files. */
   readonly directory: string;
-  /** Rotate the file before it would grow beyond this many bytes. */
+  /** Rotate the file of changes (`ok` records) before it would grow beyond this many bytes. */
   readonly maxBytes: number;
-  /** Told of each damaged line found when the file is first opened (a torn last line after a crash). */
+  /** Rotate the file of attempts (refused, failed, suppressed) before it would grow beyond this. By default, 4 MiB. */
+  readonly attemptsMaxBytes?: number;
+  /** The key of keyed digests (HMAC-SHA-256). By default, digests are plain SHA-256. */
+  readonly key?: Uint8Array;
+  /** Told of each damaged line found when the files are first opened (a torn last line after a crash). */
   readonly onDamagedLine: (file: string, line: number, reason: string) => void;
-}
-
-// Each line is `{"sum":"<16 hex>","event":<event JSON>}`: the sum (the first
-// 64 bits of the SHA-256 of the event's text) tells a complete record from a
-// torn or damaged one, and the line stays JSON for jq.
-const head = '{"sum":"';
-const middle = '","event":';
-const sumLength = 16;
-const eventStart = head.length + sumLength + middle.length;
-
-function sumOf(text: string): string {
-  return createHash("sha256").update(text).digest("hex").slice(0, sumLength);
+  /**
+   * Told when a file changed under the writer: renamed, replaced or removed
+   * (the writer reopens it), cut short, or given a torn tail (sealed); and
+   * when the writer rotated it, with the count of records dropped. By
+   * default, nothing.
+   */
+  readonly onFileChanged?: (file: string, reason: string) => void;
 }
 
 /**
- * formatAuditLine returns the line (with its newline) of one event.
+ * AuditFile is the folder store's `AuditLog`, which can be closed.
  */
-export function formatAuditLine(event: AuditEvent): string {
-  const text = JSON.stringify({
-    seq: event.sequence,
-    time: event.time.toISOString(),
-    action: event.action,
-    result: event.result,
-    code: event.code,
-    reason: event.reason,
-    actor: { subject: event.actor.subject, sha256: event.actor.sha256 },
-    id: event.certificateId,
-    sha256: event.sha256,
-  });
-  return `${head}${sumOf(text)}${middle}${text}}\n`;
+export interface AuditFile extends AuditLog {
+  close(): Promise<void>;
+}
+
+interface OpenFile {
+  readonly handle: fs.promises.FileHandle;
+  readonly dev: number;
+  readonly ino: number;
+  size: number;
+}
+
+interface Stream {
+  readonly pair: AuditFilePair;
+  readonly maxBytes: number;
+  /** The digest of the last record written or read: the next record's `prev`. */
+  last: string;
+  /** How many records the previous and the current file hold, for the count of a rotation. */
+  records: { previous: number; current: number };
+  file: OpenFile | undefined;
 }
 
 /**
- * parseAuditLine reads one line (without its newline) back into an event,
- * or says why it cannot: a torn line, a wrong sum, a wrong shape.
- */
-export function parseAuditLine(line: string): AuditEvent | { readonly damaged: string } {
-  if (!line.startsWith(head) || line.slice(head.length + sumLength, eventStart) !== middle || !line.endsWith("}")) {
-    return { damaged: "not a complete record (torn or damaged)" };
-  }
-  const text = line.slice(eventStart, -1);
-  if (sumOf(text) !== line.slice(head.length, head.length + sumLength)) {
-    return { damaged: "checksum mismatch (torn or damaged)" };
-  }
-  try {
-    const e = JSON.parse(text) as Record<string, unknown>;
-    const actor = e.actor as Record<string, unknown> | null;
-    const strings = [e.action, e.result, e.code, e.reason, e.id, e.sha256, actor?.subject, actor?.sha256];
-    const time = new Date(String(e.time));
-    if (!Number.isSafeInteger(e.seq) || strings.some((s) => typeof s !== "string") || Number.isNaN(time.getTime())) {
-      return { damaged: "not an audit record" };
-    }
-    return Object.freeze({
-      sequence: e.seq as number,
-      time,
-      action: e.action as AuditEvent["action"],
-      result: e.result as AuditEvent["result"],
-      code: e.code as string,
-      reason: e.reason as string,
-      actor: Object.freeze({ subject: actor!.subject as string, sha256: actor!.sha256 as string }),
-      certificateId: e.id as string,
-      sha256: e.sha256 as string,
-    });
-  } catch {
-    return { damaged: "not JSON" };
-  }
-}
-
-/**
- * createAuditFile returns the folder store's `AuditLog`: an append-only file
+ * createAuditFile returns the folder store's `AuditLog`: append-only files
  * of JSON lines in the data folder, each record written with one `write` and
- * fsync'd before `record` resolves. The file is opened on first use, so a
- * process that only reads certificates never touches it.
+ * fsync'd before `record` resolves. Records of changes (`ok`) and records of
+ * attempts (refused, failed, suppressed) go to two files, each rotated on its
+ * own, so that refusals, which anyone with a TLS connection can cause, never
+ * push a change out of the trail. Each record carries the digest of the one
+ * before it in its file pair (a hash chain, see `verifyAuditTrail`);
+ * sequence numbers are shared.
  *
- * A line that a crash tore (the last one) or that was damaged is skipped
- * with a warning when the file is opened, and a newline seals a torn tail so
- * that later records start on a line of their own: nothing before it is
- * lost. When the file would grow beyond `maxBytes`, it becomes
- * `auditPreviousFileName` (replacing the one before) and a new file starts:
- * the trail holds the newest `maxBytes` to 2 × `maxBytes` of records.
+ * Before each append the writer checks that the path is still the file it
+ * holds open (device and inode): a file renamed, replaced or removed under
+ * it is reopened (a new one created), and a tail cut or torn by someone else
+ * is sealed with a newline, so that the record starts a line of its own. A
+ * failed append rejects, which fails the change it records.
+ *
+ * A damaged line is skipped, with a warning when the files are first opened
+ * and counted in the listings that pass it. Listing reads through its own
+ * file handles, outside the write queue: it never delays a write.
  *
  * One process writes the folder at a time (`certgate serve` locks it).
  */
-export function createAuditFile(options: AuditFileOptions): AuditLog & { close(): Promise<void> } {
-  const current = path.join(options.directory, auditFileName);
-  const previous = path.join(options.directory, auditPreviousFileName);
+export function createAuditFile(options: AuditFileOptions): AuditFile {
+  const { directory, key } = options;
+  const pairs = auditFilePairs(directory);
+  const streams = {
+    changes: {
+      pair: pairs.changes,
+      maxBytes: options.maxBytes,
+      last: genesisDigest,
+      records: { previous: 0, current: 0 },
+      file: undefined,
+    } as Stream,
+    attempts: {
+      pair: pairs.attempts,
+      maxBytes: options.attemptsMaxBytes ?? defaultAuditAttemptsMaxBytes,
+      last: genesisDigest,
+      records: { previous: 0, current: 0 },
+      file: undefined,
+    } as Stream,
+  };
+  let sequence = 0;
   let queue: Promise<unknown> = Promise.resolve();
-  let opened: Promise<{ handle: fs.promises.FileHandle; size: number; sequence: number }> | undefined;
+  let started: Promise<void> | undefined;
 
   function serial<T>(task: () => Promise<T>): Promise<T> {
     const run = queue.then(task);
@@ -124,139 +123,156 @@ export function createAuditFile(options: AuditFileOptions): AuditLog & { close()
     return run;
   }
 
-  async function open(): Promise<{ handle: fs.promises.FileHandle; size: number; sequence: number }> {
-    let sequence = await lastSequence(current, true);
-    if (sequence === 0) sequence = await lastSequence(previous, false);
-    const handle = await fs.promises.open(current, "a+", 0o600);
+  function changed(file: string, reason: string): void {
     try {
-      let { size } = await handle.stat();
-      if (size > 0) {
-        // Seal a torn tail, so that the next record is a line of its own.
-        const last = Buffer.alloc(1);
-        await handle.read(last, 0, 1, size - 1);
-        if (last[0] !== 0x0a) {
-          await handle.write("\n");
-          await handle.datasync();
-          size++;
-        }
-      } else {
-        await syncDirectory(options.directory);
+      options.onFileChanged?.(file, reason);
+    } catch {
+      // A failing hook must not stop the log.
+    }
+  }
+
+  // Reads every file once: the last sequence number and each chain's tail.
+  async function start(): Promise<void> {
+    for (const stream of [streams.changes, streams.attempts]) {
+      for (const which of ["previous", "current"] as const) {
+        const file = stream.pair[which];
+        await readAuditLines(file, true, (line, number) => {
+          const parsed = parseAuditLine(line, key);
+          if (parsed.kind === "damaged") {
+            try {
+              options.onDamagedLine(file, number, parsed.reason);
+            } catch {
+              // A failing hook must not stop the log.
+            }
+            return true;
+          }
+          sequence = Math.max(sequence, parsed.event.sequence);
+          stream.last = parsed.digest;
+          stream.records[which]++;
+          return true;
+        });
       }
-      return { handle, size, sequence };
+    }
+  }
+
+  function ensureStarted(): Promise<void> {
+    started ??= start();
+    started.catch(() => {
+      started = undefined;
+    });
+    return started;
+  }
+
+  async function openFile(stream: Stream): Promise<OpenFile> {
+    const handle = await fs.promises.open(stream.pair.current, "a+", 0o600);
+    try {
+      const stat = await handle.stat();
+      const file: OpenFile = { handle, dev: stat.dev, ino: stat.ino, size: stat.size };
+      if (stat.size === 0) await syncDirectory(directory);
+      await sealTail(stream, file);
+      return file;
     } catch (error) {
       await handle.close();
       throw error;
     }
   }
 
-  async function lastSequence(file: string, warn: boolean): Promise<number> {
-    let last = 0;
-    await readLines(file, (line, number) => {
-      const event = parseAuditLine(line);
-      if ("damaged" in event) {
-        if (warn) {
-          try {
-            options.onDamagedLine(file, number, event.damaged);
-          } catch {
-            // A failing hook must not stop the log.
-          }
-        }
-        return true;
-      }
-      last = Math.max(last, event.sequence);
-      return true;
-    });
-    return last;
+  // Seals a torn tail with a newline, so that the next record is a line of its own.
+  async function sealTail(stream: Stream, file: OpenFile): Promise<void> {
+    if (file.size === 0) return;
+    const last = Buffer.alloc(1);
+    await file.handle.read(last, 0, 1, file.size - 1);
+    if (last[0] === 0x0a) return;
+    await file.handle.write("\n");
+    await file.handle.datasync();
+    file.size++;
+    changed(stream.pair.current, "a torn last line was sealed");
   }
 
-  function ensureOpen() {
-    opened ??= open();
-    // A failed open is tried again on the next call.
-    opened.catch(() => {
-      opened = undefined;
-    });
-    return opened;
+  async function closeFile(stream: Stream): Promise<void> {
+    const file = stream.file;
+    stream.file = undefined;
+    await file?.handle.close().catch(() => undefined);
+  }
+
+  // The open file of a stream, reopened when the path no longer names it,
+  // its tail sealed when someone else cut or tore it.
+  async function fileOf(stream: Stream): Promise<OpenFile> {
+    let file = stream.file;
+    if (file !== undefined) {
+      let now: fs.Stats | undefined;
+      try {
+        now = await fs.promises.stat(stream.pair.current);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      }
+      if (now === undefined || now.ino !== file.ino || now.dev !== file.dev) {
+        changed(
+          stream.pair.current,
+          now === undefined
+            ? "the file was removed or renamed while open: a new file was created"
+            : "the file was replaced while open: the new file is written",
+        );
+        await closeFile(stream);
+        file = undefined;
+        if (now === undefined) stream.records.current = 0;
+      } else if (now.size !== file.size) {
+        if (now.size < file.size)
+          changed(stream.pair.current, `the file was cut from ${file.size} to ${now.size} bytes`);
+        file.size = now.size;
+        await sealTail(stream, file);
+      }
+    }
+    if (file === undefined) {
+      file = await openFile(stream);
+      stream.file = file;
+    }
+    return file;
   }
 
   return {
     record(record: AuditRecord) {
       return serial(async () => {
-        let state = await ensureOpen();
-        let line = formatAuditLine({ ...record, sequence: state.sequence + 1 });
-        if (state.size > 0 && state.size + Buffer.byteLength(line) > options.maxBytes) {
-          await state.handle.close();
-          opened = undefined;
-          await fs.promises.rename(current, previous);
-          await syncDirectory(options.directory);
-          state = await ensureOpen();
-          line = formatAuditLine({ ...record, sequence: state.sequence + 1 });
+        await ensureStarted();
+        const stream = record.result === "ok" ? streams.changes : streams.attempts;
+        let file = await fileOf(stream);
+        let { line, digest } = formatAuditLine({ ...record, sequence: sequence + 1 }, stream.last, key);
+        if (file.size > 0 && file.size + Buffer.byteLength(line) > stream.maxBytes) {
+          await closeFile(stream);
+          await fs.promises.rename(stream.pair.current, stream.pair.previous);
+          await syncDirectory(directory);
+          const dropped = stream.records.previous;
+          stream.records = { previous: stream.records.current, current: 0 };
+          changed(
+            stream.pair.current,
+            `rotated into ${path.basename(stream.pair.previous)}; ${dropped} older ${stream.pair.name === "changes" ? "records of changes" : "records of refused and failed attempts"} dropped`,
+          );
+          file = await fileOf(stream);
+          ({ line, digest } = formatAuditLine({ ...record, sequence: sequence + 1 }, stream.last, key));
         }
         try {
-          await state.handle.write(line);
-          await state.handle.datasync();
+          await file.handle.write(line);
+          await file.handle.datasync();
         } catch (error) {
-          // A part of the line may be on disk: reopen, which seals it off.
-          opened = undefined;
-          await state.handle.close().catch(() => undefined);
+          // A part of the line may be on disk: the next append seals it.
+          await closeFile(stream);
           throw error;
         }
-        state.size += Buffer.byteLength(line);
-        state.sequence++;
+        file.size += Buffer.byteLength(line);
+        stream.last = digest;
+        stream.records.current++;
+        sequence++;
       });
     },
-    list(query) {
-      // In the queue: a rotation must not happen between the two files.
-      return serial(async () => {
-        await ensureOpen();
-        const events: AuditEvent[] = [];
-        let more = false;
-        for (const file of [previous, current]) {
-          await readLines(file, (line) => {
-            const event = parseAuditLine(line);
-            if ("damaged" in event || !auditEventMatches(event, query)) return true;
-            if (events.length === query.limit) {
-              more = true;
-              return false;
-            }
-            events.push(event);
-            return true;
-          });
-          if (more) break;
-        }
-        return { events, more };
-      });
+    async list(query) {
+      await ensureStarted();
+      return listAuditFiles([pairs.changes, pairs.attempts], query, key);
     },
     close() {
       return serial(async () => {
-        const state = opened;
-        opened = undefined;
-        if (state !== undefined) await (await state.catch(() => undefined))?.handle.close();
+        await closeFile(streams.changes);
+        await closeFile(streams.attempts);
       });
     },
   };
-}
-
-// Calls `each` with every line of a file (numbered from 1) until it returns
-// false; a missing file has no lines.
-async function readLines(file: string, each: (line: string, number: number) => boolean): Promise<void> {
-  let stream: fs.ReadStream;
-  try {
-    const handle = await fs.promises.open(file, "r");
-    stream = handle.createReadStream({ encoding: "utf8" });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw error;
-  }
-  const lines = createInterface({ input: stream, crlfDelay: Infinity });
-  let number = 0;
-  try {
-    for await (const line of lines) {
-      number++;
-      if (line === "") continue;
-      if (!each(line, number)) break;
-    }
-  } finally {
-    lines.close();
-    stream.destroy();
-  }
 }

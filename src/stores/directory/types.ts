@@ -14,8 +14,12 @@
  *   certificates (basicConstraints cA, keyUsage keyCertSign).
  * - `folder_unavailable`: the folder is gone or cannot be listed; the last
  *   good set is still served.
- * - `audit_record`: a line of the audit trail (`.certgate-audit.jsonl`) that
- *   is torn (a crash while it was written) or damaged; it is skipped.
+ * - `audit_record`: a line of the audit trail (`.certgate-audit.jsonl`,
+ *   `.certgate-audit-attempts.jsonl`) that is torn (a crash while it was
+ *   written) or damaged; it is skipped.
+ * - `audit_file`: an audit trail file changed under the writer: renamed,
+ *   replaced or removed (a new file is written), cut short or torn (sealed);
+ *   or rotated, with the count of the records dropped.
  */
 export type DirectoryProblemCode =
   | "unreadable"
@@ -27,7 +31,8 @@ export type DirectoryProblemCode =
   | "duplicate_id"
   | "not_a_ca"
   | "folder_unavailable"
-  | "audit_record";
+  | "audit_record"
+  | "audit_file";
 
 /**
  * DirectoryStoreProblem is one file (or folder) that `createDirectoryStore`
