@@ -180,6 +180,18 @@ describe.skipIf(!haveProxies && !required)("certgate authz behind nginx", () => 
     expect(denied.at(-1)).toMatchObject({ address: "127.0.0.2", procedure: "/orders" });
   });
 
+  it("a label the store does not give cannot be sent by the client", async () => {
+    await store.put("bob", pki.bob.der);
+    try {
+      const res = await getHttp1(nginx.port, "/orders", pki.ca.cert, pki.bob, { "certgate-label-team": "admins" });
+      expect(res.status).toBe(200);
+      expect(JSON.parse(res.body).headers["certgate-subject"]).toBe("CN=bob");
+      expect(JSON.parse(res.body).headers["certgate-label-team"]).toBeUndefined();
+    } finally {
+      await store.delete("bob");
+    }
+  });
+
   it("refuses alice on the next request once the store deletes her", async () => {
     expect((await getHttp1(nginx.port, "/orders", pki.ca.cert, pki.alice)).status).toBe(200);
     await store.delete("alice");

@@ -121,11 +121,17 @@ describe("readForwardedCertificate()", () => {
     });
   }
 
-  for (const format of ["xfcc", "nginx", "aws-alb", "azure-app-service"] as const) {
+  for (const format of ["xfcc", "nginx", "aws-alb", "azure-app-service", "der-base64"] as const) {
     it(`refuses an empty ${format} header as no certificate`, () => {
       expect(read(format, "  ")).toEqual({ kind: "none", why: "empty" });
     });
   }
+  it("reads the placeholder Caddy leaves when the client presented no certificate as no certificate", () => {
+    expect(read("der-base64", "{http.request.tls.client.certificate_der_base64}")).toEqual({
+      kind: "none",
+      why: "empty",
+    });
+  });
 
   it("refuses an XFCC element with only a Hash as no certificate", () => {
     expect(read("xfcc", `By=spiffe://a;Hash=${hashOf(alice)};Subject="CN=alice"`)).toEqual({

@@ -79,6 +79,8 @@ export interface ReadForwardedOptions {
   readonly isTrustedProxy: (thumbprints: { sha1?: string; sha256: string }) => boolean;
 }
 
+const unfilledPlaceholder = /^\{[A-Za-z0-9_.]+\}$/;
+
 /**
  * readForwardedCertificate reads the client certificate out of the value of a
  * forwarding header of the given format. It never throws: a value a proxy
@@ -111,6 +113,8 @@ export function readForwardedCertificate(
     case "azure-app-service":
       return decodeBase64Der(text);
     case "der-base64":
-      return decodeEscapedBase64Der(text);
+      // Caddy leaves a placeholder it cannot fill as it is: the client
+      // presented no certificate.
+      return unfilledPlaceholder.test(text) ? { kind: "none", why: "empty" } : decodeEscapedBase64Der(text);
   }
 }

@@ -151,13 +151,16 @@ http {
 export async function startCaddy(dir: string, s: ExampleSubstitutions): Promise<ProxyProcess> {
   const example = await readFile(join(repo, "examples", "proxies", "Caddyfile"), "utf8");
   const site = example
-    .replace("api.example.com:443 {", `https://127.0.0.1:${s.listen} {`)
+    .replace("api.example.com:443 {", `https://localhost:${s.listen} {\n\tbind 127.0.0.1`)
     .replaceAll("127.0.0.1:8445", `127.0.0.1:${s.authz}`)
     .replaceAll("127.0.0.1:8080", `127.0.0.1:${s.upstream}`)
     .replace("/etc/caddy/certs/server.pem", s.cert)
     .replace("/etc/caddy/certs/server-key.pem", s.key);
   const file = join(dir, "Caddyfile");
-  await writeFile(file, `{\n\tadmin off\n\tpersist_config off\n\tauto_https disable_redirects\n}\n\n${site}`);
+  await writeFile(
+    file,
+    `{\n\tadmin off\n\tauto_https disable_redirects\n\tservers {\n\t\tprotocols h1 h2\n\t}\n}\n\n${site}`,
+  );
   return startProcess("caddy", caddyBinary, ["run", "--config", file, "--adapter", "caddyfile"], s.listen, {
     HOME: dir,
     XDG_DATA_HOME: join(dir, "data"),
@@ -249,7 +252,8 @@ export function getHttp1(
         method: "GET",
         ca,
         servername: "localhost",
-        headers,
+        // Caddy checks that the Host matches the TLS server name.
+        headers: { host: `localhost:${port}`, ...headers },
         agent: agent ?? false,
         ...(client === undefined ? {} : { cert: client.cert, key: client.key }),
       },
@@ -279,7 +283,7 @@ export function getHttp2(
       ...(client === undefined ? {} : { cert: client.cert, key: client.key }),
     });
     session.on("error", reject);
-    const stream = session.request({ ":path": path, ":method": "GET" });
+    const stream = session.request({ ":path": path, ":method": "GET", ":authority": `localhost:${port}` });
     let body = "";
     let status = 0;
     let headers: Record<string, string | string[] | undefined> = {};
