@@ -179,6 +179,20 @@ describe("createAuthzServer()", () => {
   });
 });
 
+describe("createAuthzServer() without forwarding formats (Envoy's Check only)", () => {
+  it("refuses forward auth as without a certificate, whatever header comes", async () => {
+    const only = createAuthzServer({ store, forwarded: { trustedProxies: { cidrs: ["127.0.0.1"] }, formats: [] } });
+    try {
+      ({ port } = await only.listen(0, "127.0.0.1"));
+      const res = await get("/auth", { "x-client-cert": cert(pki.alice), "x-forwarded-client-cert": "Cert=x" });
+      expect(res.status).toBe(401);
+      expect(res.headers["certgate-refusal-reason"]).toBe("no_certificate");
+    } finally {
+      await only.close();
+    }
+  });
+});
+
 describe("identity header values", () => {
   it("keeps printable ASCII and percent-encodes the rest, % included", () => {
     expect(headerSafe("CN=alice, O=Contoso")).toBe("CN=alice, O=Contoso");

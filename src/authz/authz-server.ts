@@ -9,6 +9,7 @@ import { guardRequestHandler } from "../connect/guard-request-handler.js";
 import { createDecisionCore, type ClientCertOptions, type DecisionCore } from "../decision/decision.js";
 import { createForwardedPeerReader, type PeerCertificateContextValuesOptions } from "../proxy/forwarded-peer.js";
 import { createTrustedProxyCheck } from "../proxy/trusted-proxies.js";
+import type { PeerCertificate } from "../core/peer-certificate.js";
 import { createAuthzDecide } from "./authz-decision.js";
 import { createExtAuthzHandler, extAuthzCheckPath } from "./ext-authz.js";
 import { createForwardAuthHandler, type AuthzRequestEvent } from "./forward-auth.js";
@@ -22,7 +23,8 @@ export interface AuthzServerOptions extends ClientCertOptions {
   /**
    * Which peers are the proxies, and the headers they forward the client
    * certificate in. Requests from any other address are answered 403
-   * (`untrusted_proxy`). Required.
+   * (`untrusted_proxy`). Required; `formats` may be empty when only Envoy's
+   * Check is used (it carries the certificate in its body).
    */
   forwarded: PeerCertificateContextValuesOptions;
   /** The server's certificate and key (PEM) for TLS. By default, plaintext (HTTP/1.1 and h2c). */
@@ -70,7 +72,12 @@ export function createAuthzServer(options: AuthzServerOptions): AuthzServer {
   const core = createDecisionCore(options);
   const decide = createAuthzDecide(core);
   const trust = createTrustedProxyCheck(options.forwarded?.trustedProxies);
-  const readPeer = createForwardedPeerReader(options.forwarded);
+  // Without formats, only Envoy's Check carries certificates: forward auth
+  // then sees none, and refuses.
+  const readPeer =
+    (options.forwarded?.formats ?? []).length === 0
+      ? () => noForwardedCertificate
+      : createForwardedPeerReader(options.forwarded);
   const maxHeaderBytes = options.maxHeaderBytes ?? 32768;
   const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
   const headersTimeoutMs = options.headersTimeoutMs ?? 10_000;
@@ -166,6 +173,14 @@ export function createAuthzServer(options: AuthzServerOptions): AuthzServer {
     },
   };
 }
+
+const noForwardedCertificate: PeerCertificate = Object.freeze({
+  certificate: undefined,
+  authorized: false,
+  authorizationError: undefined,
+  encrypted: false,
+  source: "proxy" as const,
+});
 
 const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 

@@ -10,7 +10,7 @@ import { createRateLimitedLog } from "./rate-limited-log.js";
 import { serveLogOf, withLogFormat } from "./serve-log.js";
 import { openStoreSources, storeSourceFlags, storeSourceHelp } from "./store-sources.js";
 
-const help = `Usage: certgate authz --trusted-proxy CIDR... --forwarded FORMAT[:HEADER]...
+const help = `Usage: certgate authz --trusted-proxy CIDR... [--forwarded FORMAT[:HEADER]]...
                       (--data-dir DIR | --database URL | --store URL... |
                        --thumbprint T...) [--policy FILE]
                       [--listen HOST:PORT] [--tls-cert FILE --tls-key FILE]
@@ -37,11 +37,13 @@ Options:
                            anywhere else are refused (403) and logged.
       --forwarded FORMAT[:HEADER]
                            How the proxy forwards the client certificate
-                           (repeatable, required): nginx:HEADER (the header
+                           (repeatable): nginx:HEADER (the header
                            set to $ssl_client_escaped_cert), der-base64:HEADER
                            (Caddy's certificate_der_base64 placeholder,
                            Traefik's X-Forwarded-Tls-Client-Cert), xfcc,
-                           aws-alb or azure-app-service.
+                           aws-alb or azure-app-service. By default, none:
+                           only Envoy's Check (which carries the certificate)
+                           is answered with a decision; forward auth refuses.
       --tls-cert FILE      The server's certificate (chain), PEM
       --tls-key FILE       Its private key, PEM
 ${storeSourceHelp}
@@ -188,12 +190,6 @@ export const authzCommand = withLogFormat(
 );
 
 function parseForwarded(list: readonly string[], cidrs: string[]): PeerCertificateContextValuesOptions {
-  if (list.length === 0) {
-    throw usageError(
-      "authz",
-      "missing --forwarded FORMAT[:HEADER]: name how the proxy forwards the client certificate, such as nginx:X-Client-Cert",
-    );
-  }
   const formats: ForwardingFormat[] = [];
   let nginxHeader: string | undefined;
   let derBase64Header: string | undefined;
