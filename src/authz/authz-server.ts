@@ -90,7 +90,7 @@ export function createAuthzServer(options: AuthzServerOptions): AuthzServer {
         res.writeHead(200, { "content-type": "text/plain", "content-length": "3" });
         res.end("ok\n");
       } else if (url === extAuthzCheckPath) {
-        extAuthz(req, res);
+        extAuthz.handle(req, res);
       } else {
         forwardAuth(req, res);
       }
@@ -150,7 +150,8 @@ export function createAuthzServer(options: AuthzServerOptions): AuthzServer {
   let closing: Promise<void> | undefined;
   return {
     core,
-    listen(port = 0, host = "127.0.0.1") {
+    async listen(port = 0, host = "127.0.0.1") {
+      await extAuthz.ready;
       return new Promise((resolve, reject) => {
         const fail = (error: Error) => reject(error);
         listener.once("error", fail);

@@ -6,7 +6,6 @@ import type * as http from "node:http";
 import type * as http2 from "node:http2";
 import { create } from "@bufbuild/protobuf";
 import { createContextKey, createContextValues, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import {
   HeaderValueOption_HeaderAppendAction,
   HeaderValueOptionSchema,
@@ -23,6 +22,7 @@ import { createForwardedPeerReader, type ForwardingRequestLike } from "../proxy/
 import type { TrustedProxyCheck } from "../proxy/trusted-proxies.js";
 import { untrustedProxy, type AuthzAnswer, type AuthzDecide } from "./authz-decision.js";
 import type { AuthzRequestEvent } from "./forward-auth.js";
+import { createLazyNodeHandler } from "../service/lazy-node-handler.js";
 import { refusalReasonHeader } from "./identity-headers.js";
 
 /** The path of Envoy's `envoy.service.auth.v3.Authorization/Check`. */
@@ -50,15 +50,24 @@ const certificateField = "x-envoy-source-certificate";
 const checkConnection = {};
 
 /**
- * createExtAuthzHandler returns the Node request handler of Envoy's Check
- * (gRPC only), built on connect-node.
+ * ExtAuthzHandler is the Node request handler of Envoy's Check, and when it
+ * is ready.
  */
-export function createExtAuthzHandler(
-  options: ExtAuthzOptions,
-): (
-  req: http.IncomingMessage | http2.Http2ServerRequest,
-  res: http.ServerResponse | http2.Http2ServerResponse,
-) => void {
+export interface ExtAuthzHandler {
+  handle(
+    req: http.IncomingMessage | http2.Http2ServerRequest,
+    res: http.ServerResponse | http2.Http2ServerResponse,
+  ): void;
+  /** Resolves once `@connectrpc/connect-node` is loaded; rejects, naming it, when it is missing. */
+  readonly ready: Promise<void>;
+}
+
+/**
+ * createExtAuthzHandler returns the handler of Envoy's Check (gRPC only),
+ * built on connect-node, which is imported on first use: the main entry
+ * point loads without it.
+ */
+export function createExtAuthzHandler(options: ExtAuthzOptions): ExtAuthzHandler {
   const { decide, trust, onDenied } = options;
   // The Check's address was checked before this reader sees it.
   const readPeer = createForwardedPeerReader({
@@ -99,17 +108,23 @@ export function createExtAuthzHandler(
     return result instanceof Promise ? result.then(settle) : settle(result);
   }
 
-  const adapter = connectNodeAdapter({
-    routes: (router: ConnectRouter) => router.service(Authorization, { check }),
-    grpc: true,
-    connect: false,
-    grpcWeb: false,
-    // A Check carries the request's headers (and its body only with
-    // with_request_body): 1 MiB is plenty.
-    readMaxBytes: 1024 * 1024,
-    contextValues: (req) => createContextValues().set(kAddress, req.socket?.remoteAddress),
-  });
-  return (req, res) => adapter(req, res);
+  const lazy = createLazyNodeHandler(
+    {
+      routes: (router: ConnectRouter) => router.service(Authorization, { check }),
+      grpc: true,
+      connect: false,
+      grpcWeb: false,
+      // A Check carries the request's headers (and its body only with
+      // with_request_body): 1 MiB is plenty.
+      readMaxBytes: 1024 * 1024,
+      contextValues: (req) => createContextValues().set(kAddress, req.socket?.remoteAddress),
+    },
+    "certgate authz (Envoy's Check)",
+  );
+  return {
+    ready: lazy.ready,
+    handle: (req, res) => lazy.handler(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse),
+  };
 }
 
 const overwrite = HeaderValueOption_HeaderAppendAction.OVERWRITE_IF_EXISTS_OR_ADD;
