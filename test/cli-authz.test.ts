@@ -6,7 +6,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
-import { expectFailure, killAll, runHere, spawnCli } from "./support/cli-harness.js";
+import {
+  createCliFixture,
+  expectFailure,
+  killAll,
+  run,
+  runHere,
+  spawnCli,
+  startServe,
+  type CliFixture,
+  type Serve,
+} from "./support/cli-harness.js";
 import { createTestPki, waitFor, type TestPki } from "./support/harness.js";
 
 let pki: TestPki;
@@ -100,6 +110,85 @@ describe("certgate authz: command line", () => {
   it("is listed in certgate --help", async () => {
     expect((await runHere(["--help"])).stdout).toMatch(/authz\s+Answer nginx, Caddy, Traefik and Envoy/);
   });
+});
+
+// Starts `certgate authz` with `args` and resolves with its port and a stop.
+async function startAuthz(args: string[]) {
+  const child = spawnCli([...base, "--listen", "127.0.0.1:0", ...args]);
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  await waitFor(
+    () => /listening on http:\/\/127\.0\.0\.1:\d+/.test(stdout) || child.exitCode !== null,
+    "authz to listen",
+    30_000,
+  );
+  const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(stdout)?.[1]);
+  if (!(port > 0)) throw new Error(`certgate authz did not start:\n${stderr}`);
+  return {
+    port,
+    output: () => ({ stdout, stderr }),
+    stop() {
+      child.kill("SIGTERM");
+      return exit;
+    },
+  };
+}
+
+describe("certgate authz --store: the store service, mirrored", () => {
+  let fixture: CliFixture;
+  let serve: Serve | undefined;
+  afterAll(async () => {
+    await serve?.stop();
+    if (fixture !== undefined) await rm(fixture.tmp, { recursive: true, force: true });
+  });
+
+  it("admits what the store holds, from two replica URLs, and refuses once it is deleted there", async () => {
+    fixture = await createCliFixture();
+    const f = fixture.files;
+    serve = await startServe([
+      "--data-dir",
+      join(fixture.tmp, "store"),
+      "--tls-cert",
+      f["server.pem"]!,
+      "--tls-key",
+      f["server-key.pem"]!,
+      "--admin",
+      sha256(fixture.admin),
+      "--reader",
+      sha256(fixture.reader),
+    ]);
+    const admin = ["--store", serve.url, "--cert", f["admin.pem"]!, "--key", f["admin-key.pem"]!, "--ca", f["ca.pem"]!];
+    const uploaded = await run(["upload", f["alice.pem"]!, "--id", "alice", ...admin]);
+    expect(uploaded.code, uploaded.stderr).toBe(0);
+    const authz = await startAuthz([
+      "--store",
+      serve.url,
+      "--store",
+      serve.url.replace("127.0.0.1", "localhost"),
+      "--cert",
+      f["reader.pem"]!,
+      "--key",
+      f["reader-key.pem"]!,
+      "--ca",
+      f["ca.pem"]!,
+    ]);
+    try {
+      await waitFor(async () => (await ask(authz.port, fixture.pki.alice)).status === 200, "the mirror to sync");
+      expect((await ask(authz.port, fixture.pki.alice)).headers["certgate-certificate-id"]).toBe("alice");
+      expect((await ask(authz.port, fixture.pki.bob)).status).toBe(401);
+      const deleted = await run(["delete", "alice", ...admin]);
+      expect(deleted.code, deleted.stderr).toBe(0);
+      await waitFor(
+        async () => (await ask(authz.port, fixture.pki.alice)).status === 401,
+        "the deletion to reach authz",
+      );
+    } finally {
+      expect(await authz.stop()).toBe(0);
+    }
+  }, 90_000);
 });
 
 describe("certgate authz: running", () => {
