@@ -193,38 +193,17 @@ describe("certgate authz --store: the store service, mirrored", () => {
 
 describe("certgate authz: running", () => {
   it("admits from the data folder and pinned thumbprints, refuses and logs the rest, sees deletions, stops on SIGTERM", async () => {
-    const child = spawnCli([
-      ...base,
-      "--listen",
-      "127.0.0.1:0",
-      "--data-dir",
-      dir,
-      "--thumbprint",
-      sha256(pki.bob),
-      "--log-format",
-      "json",
-    ]);
-    let stdout = "";
-    let stderr = "";
-    child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-    const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-    await waitFor(
-      () => /listening on http:\/\/127\.0\.0\.1:\d+/.test(stdout) || child.exitCode !== null,
-      "authz to listen",
-      30_000,
-    );
-    const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(stdout)?.[1]);
-    expect(port, stderr).toBeGreaterThan(0);
-
+    const authz = await startAuthz(["--data-dir", dir, "--thumbprint", sha256(pki.bob), "--log-format", "json"]);
+    const port = authz.port;
+    const stderr = () => authz.output().stderr;
     const alice = await ask(port, pki.alice);
     expect(alice.status).toBe(200);
     expect(alice.headers["certgate-subject"]).toBe("CN=alice");
     expect((await ask(port, pki.bob)).status).toBe(200);
     expect((await ask(port, carol)).status).toBe(401);
     expect((await ask(port, pki.alice, "127.0.0.2")).status).toBe(403);
-    await waitFor(() => /untrusted_proxy/.test(stderr) && /not_allowed/.test(stderr), "the refusals in the log");
-    const records = stderr
+    await waitFor(() => /untrusted_proxy/.test(stderr()) && /not_allowed/.test(stderr()), "the refusals in the log");
+    const records = stderr()
       .split("\n")
       .filter((l) => l.startsWith("{"))
       .map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -244,7 +223,6 @@ describe("certgate authz: running", () => {
     await waitFor(async () => (await ask(port, pki.alice)).status === 401, "the deletion to reach authz");
     await writeFile(join(dir, "alice.pem"), pki.alice.cert);
 
-    child.kill("SIGTERM");
-    expect(await exit).toBe(0);
+    expect(await authz.stop()).toBe(0);
   }, 60_000);
 });
