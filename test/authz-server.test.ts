@@ -3,6 +3,7 @@
 // limits, health and metrics.
 import * as http from "node:http";
 import * as http2 from "node:http2";
+import * as https from "node:https";
 import * as net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAuthzServer, type AuthzServer } from "../src/authz/authz-server.js";
@@ -179,9 +180,19 @@ describe("createAuthzServer()", () => {
   });
 });
 
+// The suites below have a store of their own: the first one's is closed.
+async function aliceStore(): Promise<WritableCertificateStore> {
+  const own = createMemoryStore();
+  await own.put("alice", pki.alice.der);
+  return own;
+}
+
 describe("createAuthzServer() without forwarding formats (Envoy's Check only)", () => {
   it("refuses forward auth as without a certificate, whatever header comes", async () => {
-    const only = createAuthzServer({ store, forwarded: { trustedProxies: { cidrs: ["127.0.0.1"] }, formats: [] } });
+    const only = createAuthzServer({
+      store: await aliceStore(),
+      forwarded: { trustedProxies: { cidrs: ["127.0.0.1"] }, formats: [] },
+    });
     try {
       ({ port } = await only.listen(0, "127.0.0.1"));
       const res = await get("/auth", { "x-client-cert": cert(pki.alice), "x-forwarded-client-cert": "Cert=x" });
@@ -189,6 +200,82 @@ describe("createAuthzServer() without forwarding formats (Envoy's Check only)", 
       expect(res.headers["certgate-refusal-reason"]).toBe("no_certificate");
     } finally {
       await only.close();
+    }
+  });
+});
+
+describe("createAuthzServer() limits and TLS", () => {
+  it("closes an idle keep-alive connection and one that never finishes its headers", async () => {
+    const limited = createAuthzServer({
+      store: await aliceStore(),
+      forwarded: { trustedProxies: { cidrs: ["127.0.0.1"] }, formats: [] },
+      idleTimeoutMs: 300,
+      headersTimeoutMs: 300,
+    });
+    try {
+      const at = (await limited.listen(0, "127.0.0.1")).port;
+      const closed = (bytes: string) =>
+        new Promise<string>((resolve, reject) => {
+          const socket = net.connect(at, "127.0.0.1", () => socket.write(bytes));
+          let out = "";
+          socket.on("data", (d: Buffer) => (out += d.toString("latin1")));
+          socket.on("close", () => resolve(out));
+          socket.on("error", reject);
+        });
+      // A finished request, then nothing: the answer, then the close.
+      expect(await closed("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")).toMatch(/^HTTP\/1\.1 200/);
+      // Headers that never end, and a connection that never sends anything.
+      expect(await closed("GET /auth HTTP/1.1\r\nHost: x\r\nX-Slow: ")).toMatch(/^HTTP\/1\.1 408/);
+      expect(await closed("")).toBe("");
+    } finally {
+      await limited.close();
+    }
+  }, 30_000);
+
+  it("answers over TLS, HTTP/1.1 and HTTP/2", async () => {
+    const secure = createAuthzServer({
+      store: await aliceStore(),
+      tls: { cert: pki.server.cert, key: pki.server.key },
+      forwarded: { trustedProxies: { cidrs: ["127.0.0.1"] }, formats: ["nginx"], nginxHeader: "x-client-cert" },
+    });
+    try {
+      const { port: at, url } = await secure.listen(0, "127.0.0.1");
+      expect(url).toMatch(/^https:/);
+      const h1 = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        https
+          .get(
+            {
+              host: "127.0.0.1",
+              port: at,
+              path: "/auth",
+              ca: pki.ca.cert,
+              servername: "localhost",
+              agent: false,
+              headers: { "x-client-cert": cert(pki.alice) },
+            },
+            (res) => {
+              res.resume();
+              resolve(res);
+            },
+          )
+          .on("error", reject);
+      });
+      expect(h1.statusCode).toBe(200);
+      expect(h1.headers["certgate-subject"]).toBe("CN=alice");
+      const h2 = await new Promise<number>((resolve, reject) => {
+        const session = http2.connect(`https://127.0.0.1:${at}`, { ca: pki.ca.cert, servername: "localhost" });
+        session.on("error", reject);
+        const stream = session.request({ ":path": "/auth", "x-client-cert": cert(pki.bob) });
+        stream.on("response", (h) => {
+          session.close();
+          resolve(Number(h[":status"]));
+        });
+        stream.resume();
+        stream.end();
+      });
+      expect(h2).toBe(401);
+    } finally {
+      await secure.close();
     }
   });
 });

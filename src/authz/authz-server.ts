@@ -107,6 +107,7 @@ export function createAuthzServer(options: AuthzServerOptions): AuthzServer {
     session.setTimeout(idleTimeoutMs, () => session.close());
   };
   let listener: net.Server;
+  let h1Server: http.Server | undefined;
   if (options.tls !== undefined) {
     const secure = http2.createSecureServer(
       {
@@ -130,13 +131,26 @@ export function createAuthzServer(options: AuthzServerOptions): AuthzServer {
         headersTimeout: headersTimeoutMs,
         requestTimeout: headersTimeoutMs * 3,
         keepAliveTimeout: idleTimeoutMs,
+        // How often slow headers are looked for: by default every 30 s.
+        connectionsCheckingInterval: Math.min(headersTimeoutMs, 1000),
       },
       handler,
     );
-    h1.on("clientError", (_error, socket) => {
-      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n");
+    h1.on("clientError", (error: NodeJS.ErrnoException, socket) => {
+      const status =
+        error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+          ? "408 Request Timeout"
+          : error.code === "HPE_HEADER_OVERFLOW"
+            ? "431 Request Header Fields Too Large"
+            : "400 Bad Request";
+      if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
       socket.destroy();
     });
+    // Node checks slow headers (headersTimeout, requestTimeout) from a timer
+    // it starts when the server emits "listening": this server never listens
+    // itself (it is handed sniffed connections), so it is told.
+    h1.emit("listening");
+    h1Server = h1;
     const h2c = http2.createServer(h2Options, handler);
     h2c.on("session", onSession);
     h2c.on("sessionError", () => {});
@@ -166,6 +180,8 @@ export function createAuthzServer(options: AuthzServerOptions): AuthzServer {
     },
     close() {
       closing ??= new Promise<void>((resolve) => {
+        h1Server?.closeAllConnections();
+        h1Server?.close(() => {});
         listener.close(() => resolve());
         for (const session of sessions) session.destroy();
         for (const socket of sockets) socket.destroy();

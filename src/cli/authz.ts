@@ -31,7 +31,7 @@ policy's per-procedure rules. See docs/proxies.md.
 Options:
       --listen HOST:PORT   Where to listen: HTTP/1.1 and h2c on the same
                            port, or TLS with --tls-cert. Plaintext only on a
-                           loopback address. By default, 127.0.0.1:8445.
+                           loopback address. By default, 127.0.0.1:8446.
       --trusted-proxy CIDR The proxies' address range, such as 127.0.0.1 or
                            10.0.0.0/8 (repeatable, required). Requests from
                            anywhere else are refused (403) and logged.
@@ -75,7 +75,7 @@ Examples:
   certgate authz --trusted-proxy 10.0.0.0/8 --forwarded xfcc \\
     --store https://certgate-1:8444 --store https://certgate-2:8444 \\
     --cert reader.pem --key reader-key.pem --ca ca.pem \\
-    --listen 0.0.0.0:8445 --tls-cert authz.pem --tls-key authz-key.pem
+    --listen 0.0.0.0:8446 --tls-cert authz.pem --tls-key authz-key.pem
 `;
 
 /**
@@ -105,7 +105,7 @@ export const authzCommand = withLogFormat(
     },
     async ({ values, positionals }, io) => {
       expectPositionals("authz", positionals, "", { min: 0, max: 0 });
-      const listen = parseListen(values.listen ?? "127.0.0.1:8445", "authz");
+      const listen = parseListen(values.listen ?? "127.0.0.1:8446", "authz");
       const tlsCert = values["tls-cert"];
       const tlsKey = values["tls-key"];
       if ((tlsCert === undefined) !== (tlsKey === undefined)) {

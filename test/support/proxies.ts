@@ -111,7 +111,7 @@ export async function startNginx(dir: string, s: ExampleSubstitutions): Promise<
   const example = await readFile(join(repo, "examples", "proxies", "nginx.conf"), "utf8");
   const site = example
     .replace("listen 443 ssl http2;", `listen 127.0.0.1:${s.listen} ssl http2;`)
-    .replaceAll("127.0.0.1:8445", `127.0.0.1:${s.authz}`)
+    .replaceAll("127.0.0.1:8446", `127.0.0.1:${s.authz}`)
     .replaceAll("127.0.0.1:8080", `127.0.0.1:${s.upstream}`)
     .replaceAll("127.0.0.1:50051", `127.0.0.1:${s.grpcUpstream ?? s.upstream}`)
     .replace("/etc/nginx/certs/server.pem", s.cert)
@@ -152,7 +152,7 @@ export async function startCaddy(dir: string, s: ExampleSubstitutions): Promise<
   const example = await readFile(join(repo, "examples", "proxies", "Caddyfile"), "utf8");
   const site = example
     .replace("api.example.com:443 {", `https://localhost:${s.listen} {\n\tbind 127.0.0.1`)
-    .replaceAll("127.0.0.1:8445", `127.0.0.1:${s.authz}`)
+    .replaceAll("127.0.0.1:8446", `127.0.0.1:${s.authz}`)
     .replaceAll("127.0.0.1:8080", `127.0.0.1:${s.upstream}`)
     .replace("/etc/caddy/certs/server.pem", s.cert)
     .replace("/etc/caddy/certs/server-key.pem", s.key);
