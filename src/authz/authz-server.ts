@@ -60,7 +60,7 @@ export interface AuthzServer {
   close(): Promise<void>;
 }
 
-/** The health path, for the proxy's upstream checks. */
+/** healthPath is the health path, for the proxy's upstream checks: 200 "ok". */
 export const healthPath = "/healthz";
 
 /**

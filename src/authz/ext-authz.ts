@@ -25,17 +25,18 @@ import type { AuthzRequestEvent } from "./forward-auth.js";
 import { createLazyNodeHandler } from "../service/lazy-node-handler.js";
 import { refusalReasonHeader } from "./identity-headers.js";
 
-/** The path of Envoy's `envoy.service.auth.v3.Authorization/Check`. */
+/** extAuthzCheckPath is the path of Envoy's `envoy.service.auth.v3.Authorization/Check`. */
 export const extAuthzCheckPath = "/envoy.service.auth.v3.Authorization/Check";
 
 /**
  * ExtAuthzOptions is what `createExtAuthzHandler` needs.
  */
 export interface ExtAuthzOptions {
+  /** The decision (see `createAuthzDecide`). */
   readonly decide: AuthzDecide;
   /** Which peers are Envoy: the Check call's own address must be one. */
   readonly trust: TrustedProxyCheck;
-  /** Called for every denial; errors it throws are ignored. */
+  /** Called for every denial; errors it throws are ignored. By default, nothing. */
   readonly onDenied?: (event: AuthzRequestEvent) => void;
   /** The longest certificate read, in characters. By default, 16384. */
   readonly maxCertificateLength?: number;

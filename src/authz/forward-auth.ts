@@ -32,10 +32,13 @@ export interface AuthzRequestEvent {
  * ForwardAuthOptions is what `createForwardAuthHandler` needs.
  */
 export interface ForwardAuthOptions {
+  /** The decision (see `createAuthzDecide`). */
   readonly decide: AuthzDecide;
+  /** Which addresses are the proxies; any other is answered 403. */
   readonly trust: TrustedProxyCheck;
+  /** Reads the forwarded certificate of a request (see `createForwardedPeerReader`). */
   readonly readPeer: ForwardedPeerReader;
-  /** Called for every denial; errors it throws are ignored. */
+  /** Called for every denial; errors it throws are ignored. By default, nothing. */
   readonly onDenied?: (event: AuthzRequestEvent) => void;
 }
 
