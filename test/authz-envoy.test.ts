@@ -4,6 +4,7 @@
 // (Envoy is not in Debian: no real Envoy runs here.)
 import * as http from "node:http";
 import * as http2 from "node:http2";
+import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { createClient } from "@connectrpc/connect";
@@ -227,6 +228,47 @@ describe("certgate authz: Envoy ext_authz Check", () => {
     );
     expect(response.status?.code).toBe(0);
     expect(headersOf(response)["Certgate-Subject"]).toBe("CN=alice");
+  });
+
+  it("answers another gRPC implementation (grpc-js, over h2c) with Envoy's metadata", async () => {
+    const definition = {
+      check: {
+        path: "/envoy.service.auth.v3.Authorization/Check",
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: (value: Buffer) => value,
+        requestDeserialize: (bytes: Buffer) => bytes,
+        responseSerialize: (value: Buffer) => value,
+        responseDeserialize: (bytes: Buffer) => fromBinary(CheckResponseSchema, bytes),
+      },
+    } as unknown as grpc.ServiceDefinition;
+    const Client = grpc.makeGenericClientConstructor(definition, "Authorization");
+    const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+      check(
+        request: Buffer,
+        metadata: grpc.Metadata,
+        options: grpc.CallOptions,
+        callback: (error: grpc.ServiceError | null, response?: CheckResponse) => void,
+      ): void;
+    };
+    try {
+      const metadata = new grpc.Metadata();
+      metadata.set("x-envoy-internal", "true");
+      metadata.set("x-envoy-expected-rq-timeout-ms", "200");
+      const check = (who: IssuedCertificate) =>
+        new Promise<CheckResponse>((resolve, reject) =>
+          client.check(
+            envoyCheckRequest(who, "/pkg.v1.OrderService/Get"),
+            metadata,
+            { deadline: Date.now() + 5000 },
+            (error, response) => (error === null && response !== undefined ? resolve(response) : reject(error)),
+          ),
+        );
+      expect((await check(pki.alice)).status?.code).toBe(0);
+      expect((await check(pki.bob)).status?.code).toBe(16);
+    } finally {
+      client.close();
+    }
   });
 
   it("denies alice on the next Check once the store deletes her", async () => {
