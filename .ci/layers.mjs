@@ -9,7 +9,7 @@ const layers = [
   ["policy", "proxy", "stores", "client"],
   ["decision"],
   ["connect", "grpc-js"],
-  ["service"],
+  ["service", "authz"],
   ["cli"],
 ];
 const levelOf = (folder) => layers.findIndex((names) => names.includes(folder));

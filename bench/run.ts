@@ -28,6 +28,7 @@ const sections: Section[] = [
   section("remote-store", () => import("./remote-store.js")),
   section("expiring-list", () => import("./expiring-list.js")),
   section("postgres-store", () => import("./postgres-store.js")),
+  section("authz-proxy", () => import("./authz-proxy.js")),
 ];
 
 const usage = `usage: npm run bench -- [options]

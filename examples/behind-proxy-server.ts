@@ -30,6 +30,7 @@ const pki = await ensureDemoPki();
 const pinned = process.argv[2] ?? parseCertificate(pki.read("alice").cert).sha1;
 const format = (process.env.FORMAT ?? "xfcc") as ForwardingFormat;
 const nginxHeader = process.env.NGINX_HEADER ?? "x-ssl-client-cert";
+const derBase64Header = process.env.DER_BASE64_HEADER ?? "x-client-cert-der";
 const port = Number(process.env.PORT ?? 8080);
 
 // The gate refuses before the request body is read.
@@ -47,6 +48,7 @@ const contextValues = createPeerCertificateContextValues({
   trustedProxies: { cidrs: ["127.0.0.1/32", "::1/128"] },
   formats: [format],
   ...(format === "nginx" ? { nginxHeader } : {}),
+  ...(format === "der-base64" ? { derBase64Header } : {}),
 });
 // Guarded: a malformed request gets 400 instead of ending the process; with
 // { gate }, refused calls of a direct client are answered before Connect
@@ -76,6 +78,7 @@ const header: Record<ForwardingFormat, string> = {
   nginx: `${nginxHeader}: $(jq -sRr @uri ${pem})`,
   "aws-alb": `x-amzn-mtls-clientcert: $(jq -sRr @uri ${pem})`,
   "azure-app-service": `x-arr-clientcert: $(openssl x509 -in ${pem} -outform der | base64 -w0)`,
+  "der-base64": `${derBase64Header}: $(openssl x509 -in ${pem} -outform der | base64 -w0)`,
 };
 console.log(`listening on h2c://127.0.0.1:${h2cPort} and http://127.0.0.1:${h1Port}, ${format}, pinned to ${pinned}`);
 console.log(`try, as the proxy would forward alice:

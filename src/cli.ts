@@ -5,10 +5,11 @@ import { runCli } from "./cli/main.js";
 
 const argv = process.argv.slice(2);
 const controller = new AbortController();
+const longRunning = argv[0] === "serve" || argv[0] === "authz";
 
 // Only a long-running command stops gracefully on SIGINT/SIGTERM; a second
 // signal ends it at once. Other commands keep Node's default: end at once.
-if (argv[0] === "serve") {
+if (longRunning) {
   const stop = (signal: NodeJS.Signals) => {
     if (controller.signal.aborted) {
       process.exit(signal === "SIGINT" ? 130 : 143);
@@ -38,7 +39,7 @@ const code = await runCli(argv, {
   program: program(process.argv[1]),
 });
 process.exitCode = code;
-if (argv[0] === "serve") {
+if (longRunning) {
   // Everything was closed; should a library still hold a handle, do not
   // hang after a graceful stop.
   setTimeout(() => process.exit(code), 5000).unref();

@@ -56,6 +56,10 @@ export {
   type ReflectionServiceHandler,
   type ReflectionServiceOptions,
 } from "./service/reflection.js";
+export { createAuthzServer, healthPath, type AuthzServer, type AuthzServerOptions } from "./authz/authz-server.js";
+export type { AuthzRequestEvent } from "./authz/forward-auth.js";
+export type { AuthzAnswer } from "./authz/authz-decision.js";
+export { identityHeaderNames, refusalReasonHeader } from "./authz/identity-headers.js";
 export {
   createPeerCertificateContextValues,
   type PeerCertificateContextValues,

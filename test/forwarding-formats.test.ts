@@ -49,6 +49,12 @@ describe("readForwardedCertificate()", () => {
     ["aws-alb", "the leaf alone", () => awsPem(alice.cert)],
     ["aws-alb", "the chain, leaf first", () => awsPem(`${alice.cert}\n${ca.cert}`)],
     ["azure-app-service", "base64 DER", () => base64Der(alice)],
+    ["der-base64", "base64 DER (Caddy)", () => base64Der(alice)],
+    [
+      "der-base64",
+      "URL-escaped, with the chain after a comma (Traefik)",
+      () => encodeURIComponent(`${base64Der(alice)},${Buffer.from(ca.der).toString("base64")}`),
+    ],
   ];
   for (const [format, what, value] of wellFormed) {
     it(`admits alice's certificate as ${format}: ${what}`, () => {
@@ -98,6 +104,8 @@ describe("readForwardedCertificate()", () => {
       /not an X.509 certificate/,
     ],
     ["azure-app-service", "PEM instead of base64 DER", () => alice.cert, /bad base64/],
+    ["der-base64", "bad URL escaping", () => `%E0%A4%A${base64Der(alice)}`, /bad URL escaping/],
+    ["der-base64", "truncated", () => base64Der(alice).slice(0, -5), /bad base64|not an X.509/],
     [
       "azure-app-service",
       "URL-safe base64",
@@ -113,11 +121,17 @@ describe("readForwardedCertificate()", () => {
     });
   }
 
-  for (const format of ["xfcc", "nginx", "aws-alb", "azure-app-service"] as const) {
+  for (const format of ["xfcc", "nginx", "aws-alb", "azure-app-service", "der-base64"] as const) {
     it(`refuses an empty ${format} header as no certificate`, () => {
       expect(read(format, "  ")).toEqual({ kind: "none", why: "empty" });
     });
   }
+  it("reads the placeholder Caddy leaves when the client presented no certificate as no certificate", () => {
+    expect(read("der-base64", "{http.request.tls.client.certificate_der_base64}")).toEqual({
+      kind: "none",
+      why: "empty",
+    });
+  });
 
   it("refuses an XFCC element with only a Hash as no certificate", () => {
     expect(read("xfcc", `By=spiffe://a;Hash=${hashOf(alice)};Subject="CN=alice"`)).toEqual({

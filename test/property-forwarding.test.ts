@@ -27,6 +27,7 @@ beforeAll(async () => {
     nginx: escaped,
     "aws-alb": escaped,
     "azure-app-service": Buffer.from(alice.der).toString("base64"),
+    "der-base64": Buffer.from(alice.der).toString("base64"),
   };
 });
 

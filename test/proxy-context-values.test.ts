@@ -62,6 +62,8 @@ const forwardingHeader = (format: ForwardingFormat, c: IssuedCertificate): Recor
       return { "x-amzn-mtls-clientcert": awsPem(c.cert + pki.ca.cert) };
     case "azure-app-service":
       return { "x-arr-clientcert": Buffer.from(c.der).toString("base64") };
+    case "der-base64":
+      return { "x-client-cert-der": Buffer.from(c.der).toString("base64") };
   }
 };
 

@@ -25,6 +25,11 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import("./serve.js")).serveCommand,
   },
   {
+    name: "authz",
+    summary: "Answer nginx, Caddy, Traefik and Envoy external authorization",
+    load: async () => (await import("./authz.js")).authzCommand,
+  },
+  {
     name: "migrate",
     summary: "Copy a folder store into PostgreSQL",
     load: async () => (await import("./migrate.js")).migrateCommand,

@@ -32,8 +32,9 @@ export interface ServeLog {
   out(msg: string, fields?: Readonly<Record<string, unknown>>): void;
 }
 
-const prefix = "certgate serve: ";
 const maxTextLine = 4096;
+// The text lines' prefix: "certgate serve: ", "certgate authz: ".
+const prefixOf = (command: string) => `certgate ${command}: `;
 const jsonIos = new WeakMap<
   CliIo,
   (stream: "stdout" | "stderr", level: LogLevel, msg: string, fields?: Readonly<Record<string, unknown>>) => void
@@ -43,7 +44,8 @@ const jsonIos = new WeakMap<
  * serveLogOf returns the log of a `certgate serve` run: JSON records when
  * `withLogFormat` gave the command a JSON io, else text lines.
  */
-export function serveLogOf(io: CliIo): ServeLog {
+export function serveLogOf(io: CliIo, command = "serve"): ServeLog {
+  const prefix = prefixOf(command);
   const record = jsonIos.get(io);
   if (record !== undefined) {
     const log = ((msg, fields, level = levelOf(msg)) => record("stderr", level, msg, fields)) as ServeLog;
@@ -59,7 +61,11 @@ export function serveLogOf(io: CliIo): ServeLog {
 
 // Lines logged without a level: refusals and problems are warnings.
 function levelOf(msg: string): LogLevel {
-  return /^(refused|skipped|--\S+ skipped|database unreachable|\d+ more refus|took over)/.test(msg) ? "warn" : "info";
+  return /^(refused|skipped|--\S+ skipped|database unreachable|store service \S+ unreachable|\d+ more refus|took over)/.test(
+    msg,
+  )
+    ? "warn"
+    : "info";
 }
 
 /**
@@ -89,6 +95,7 @@ export function withLogFormat(command: Command, now: () => number = Date.now): C
         const line = JSON.stringify({ time: new Date(now()).toISOString(), level, msg, ...rest });
         io[stream](`${line}\n`);
       };
+      const prefix = prefixOf(command.name);
       const text = (stream: "stdout" | "stderr") => (chunk: string) => {
         const lines = chunk.split("\n").filter((line) => line.trim() !== "");
         if (lines.length > 0 && lines.every((line) => line.startsWith(prefix))) {

@@ -1,12 +1,10 @@
 import { realpathSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import { isIP } from "node:net";
 import { createSecureContext } from "node:tls";
 import { resolve } from "node:path";
 import { normalizeThumbprint } from "../core/thumbprint.js";
 import { createCertificateStoreServer, type CertificateStoreServer } from "../service/certificate-store-server.js";
 import type { CertificateStore } from "../core/store.js";
-import { createDirectoryStore } from "../stores/directory-store.js";
 import { databaseHelp, databaseUrlOf, openDatabaseStore, redactUrl } from "./serve-database.js";
 import { auditKeyFileHelp, readAuditKeyFile } from "./audit-key.js";
 import { readTextFile, tlsConfigReason } from "./certificate-files.js";
@@ -17,6 +15,8 @@ import { createRateLimitedLog } from "./rate-limited-log.js";
 import { printDevGuide } from "./serve-guide.js";
 import { followTlsFlags, type TlsReload } from "./tls-reload.js";
 import { logFormatHelp, serveLogOf, withLogFormat } from "./serve-log.js";
+import { countFlag, parseListen, secondsFlag } from "./listen-flags.js";
+import { openFolderStore } from "./store-sources.js";
 
 const help = `Usage: certgate serve [--listen HOST:PORT] [--data-dir DIR | --database URL]
                       [--tls-cert FILE --tls-key FILE] [--client-ca FILE]
@@ -295,26 +295,15 @@ export const serveCommand = withLogFormat(
       let reload: TlsReload | undefined;
       try {
         const folder = async (flag: string, directory: string) => {
-          try {
-            const store = await createDirectoryStore({
-              directory: resolve(io.cwd, directory),
-              ...(flag === "" ? { ...auditLimits, ...(auditKey === undefined ? {} : { auditKey }) } : {}),
-              onProblem: (p) =>
-                log(
-                  p.code === "audit_file"
-                    ? `audit trail ${p.path}: ${p.reason}`
-                    : `${flag === "" ? "" : `${flag} `}skipped ${p.path}: ${p.reason}`,
-                  { path: p.path, code: p.code },
-                  "warn",
-                ),
-            });
-            stores.push(store);
-            return store;
-          } catch (error) {
-            throw new CliError(
-              `${flag === "" ? "--data-dir" : flag} ${directory}: ${errorMessage(error).replace(/^certgate: /, "")}`,
-            );
-          }
+          const store = await openFolderStore(
+            flag,
+            directory,
+            io,
+            log,
+            flag === "" ? { ...auditLimits, ...(auditKey === undefined ? {} : { auditKey }) } : {},
+          );
+          stores.push(store);
+          return store;
         };
         const store =
           databaseUrl === undefined
@@ -424,61 +413,14 @@ export const serveCommand = withLogFormat(
   ),
 );
 
-/**
- * Listen is a parsed `--listen HOST:PORT`.
- */
-interface Listen {
-  /** The host to listen on: a name, an IP address, or `::` for every interface. */
-  readonly host: string;
-  /** The port; 0 picks a free one. */
-  readonly port: number;
-  /** What kind of host was given. */
-  readonly kind: "name" | "ip" | "wildcard";
-  /** The flag's text, for messages. */
-  readonly text: string;
-}
-
-/**
- * parseListen reads `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (every interface).
- */
-export function parseListen(text: string): Listen {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
-  const port = Number(match?.[3]);
-  if (match === null || port > 65535) {
-    throw usageError("serve", `--listen ${text}: expected HOST:PORT, such as localhost:8444 or 0.0.0.0:8444`);
-  }
-  const host = match[1] ?? match[2] ?? "";
-  if (match[1] !== undefined && isIP(host) !== 6) {
-    throw usageError("serve", `--listen ${text}: ${host} is not an IPv6 address`);
-  }
-  if (host === "" || host === "0.0.0.0" || host === "::") {
-    return { host: host === "" ? "::" : host, port, kind: "wildcard", text };
-  }
-  return { host, port, kind: isIP(host) === 0 ? "name" : "ip", text };
-}
-
 // A whole number flag of at least `min`.
 function count(flag: string, text: string | undefined, fallback: number, min: number): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min) {
-    throw usageError("serve", `--${flag} ${text}: expected a whole number of at least ${min}`);
-  }
-  return value;
+  return countFlag("serve", flag, text, fallback, min);
 }
 
 // A flag in seconds (fractions allowed), as milliseconds; 0 only if `zeroOff`.
 function milliseconds(flag: string, text: string | undefined, fallback: number, zeroOff: boolean): number {
-  if (text === undefined) return fallback;
-  const seconds = Number(text);
-  const ms = Math.round(seconds * 1000);
-  if (text.trim() === "" || !Number.isFinite(seconds) || ms < 0 || (ms === 0 && !zeroOff) || ms > 2_147_483_647) {
-    throw usageError(
-      "serve",
-      `--${flag} ${text}: expected a number of seconds${zeroOff ? " (0 for never)" : " above 0"}`,
-    );
-  }
-  return ms;
+  return secondsFlag("serve", flag, text, fallback, zeroOff);
 }
 
 // A missing folder is reported when it is opened, with its flag.

@@ -64,17 +64,40 @@ export interface StoreConnection {
  * missing flags and unreadable files fail here, before any request.
  */
 export async function connectStore(command: string, values: StoreFlagValues, io: CliIo): Promise<StoreConnection> {
-  const pick = (flag: keyof StoreFlagValues, variable: string): string | undefined => {
-    const value = values[flag] ?? io.env[variable];
-    return typeof value === "string" && value !== "" ? value : undefined;
-  };
-  const store = pick("store", "CERTGATE_STORE");
-  const certFile = pick("cert", "CERTGATE_CERT");
-  const keyFile = pick("key", "CERTGATE_KEY");
-  const caFile = pick("ca", "CERTGATE_CA");
+  const store = pickStoreFlag(values, io, "store", "CERTGATE_STORE");
   if (store === undefined) {
     throw usageError(command, "missing --store URL (or CERTGATE_STORE)");
   }
+  const baseUrl = storeUrlOf(command, store);
+  let timeoutMs = 30_000;
+  if (values.timeout !== undefined) {
+    const seconds = Number(values.timeout);
+    if (!Number.isFinite(seconds) || seconds <= 0) {
+      throw usageError(command, `--timeout ${values.timeout}: expected a number of seconds above 0`);
+    }
+    timeoutMs = Math.round(seconds * 1000);
+  }
+  const nodeOptions = await readStoreClientTls(command, values, io);
+  const transport = createConnectTransport({ baseUrl, httpVersion: "2", nodeOptions });
+  return { client: createClient(CertificateStoreService, transport), url: baseUrl, callOptions: { timeoutMs } };
+}
+
+// A flag's value, else its environment variable's; empty is unset.
+function pickStoreFlag(
+  values: StoreFlagValues,
+  io: CliIo,
+  flag: "store" | "cert" | "key" | "ca",
+  variable: string,
+): string | undefined {
+  const value = values[flag] ?? io.env[variable];
+  return typeof value === "string" && value !== "" ? value : undefined;
+}
+
+/**
+ * storeUrlOf checks a `--store` URL (https:// only: client certificates need
+ * TLS) and returns it without a trailing slash.
+ */
+export function storeUrlOf(command: string, store: string): string {
   let url: URL;
   try {
     url = new URL(store);
@@ -84,20 +107,29 @@ export async function connectStore(command: string, values: StoreFlagValues, io:
   if (url.protocol !== "https:") {
     throw usageError(command, `--store ${store}: expected an https:// URL (client certificates need TLS)`);
   }
+  return url.href.replace(/\/+$/, "");
+}
+
+/**
+ * readStoreClientTls reads the client certificate of `--cert`/`--key` (or
+ * `CERTGATE_CERT`/`CERTGATE_KEY`) and the CAs of `--ca` that a store client
+ * presents and trusts. Missing flags, unreadable files and a key that does
+ * not belong to the certificate fail here, before any request.
+ */
+export async function readStoreClientTls(
+  command: string,
+  values: Pick<StoreFlagValues, "cert" | "key" | "ca">,
+  io: CliIo,
+): Promise<{ cert: string; key: string; ca: string | undefined }> {
+  const certFile = pickStoreFlag(values, io, "cert", "CERTGATE_CERT");
+  const keyFile = pickStoreFlag(values, io, "key", "CERTGATE_KEY");
+  const caFile = pickStoreFlag(values, io, "ca", "CERTGATE_CA");
   if (certFile === undefined || keyFile === undefined) {
     throw usageError(
       command,
       `missing ${certFile === undefined ? "--cert FILE (or CERTGATE_CERT)" : "--key FILE (or CERTGATE_KEY)"}: ` +
         "the store admits clients by their certificate",
     );
-  }
-  let timeoutMs = 30_000;
-  if (values.timeout !== undefined) {
-    const seconds = Number(values.timeout);
-    if (!Number.isFinite(seconds) || seconds <= 0) {
-      throw usageError(command, `--timeout ${values.timeout}: expected a number of seconds above 0`);
-    }
-    timeoutMs = Math.round(seconds * 1000);
   }
   const cert = await readTextFile("--cert", certFile, io.cwd);
   const key = await readTextFile("--key", keyFile, io.cwd);
@@ -110,13 +142,7 @@ export async function connectStore(command: string, values: StoreFlagValues, io:
     const files = `--cert ${certFile} / --key ${keyFile}${ca === undefined ? "" : ` / --ca ${caFile}`}`;
     throw new CliError(`${files}: ${tlsConfigReason(error)}`, undefined, { cause: error });
   }
-  const baseUrl = url.href.replace(/\/+$/, "");
-  const transport = createConnectTransport({
-    baseUrl,
-    httpVersion: "2",
-    nodeOptions: { cert, key, ca },
-  });
-  return { client: createClient(CertificateStoreService, transport), url: baseUrl, callOptions: { timeoutMs } };
+  return { cert, key, ca };
 }
 
 // TLS failures that mean "the store's certificate is not trusted": the

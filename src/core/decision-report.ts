@@ -13,9 +13,10 @@ import {
 import type { RefusalReason, StoreEntry } from "./store.js";
 
 /**
- * DecisionVia names the adapter that decided a call, as `onDecision` reports it.
+ * DecisionVia names the adapter that decided a call, as `onDecision` reports it
+ * (`authz`: `certgate authz`, for a proxy).
  */
-export type DecisionVia = "interceptor" | "gate" | "grpc-js";
+export type DecisionVia = "interceptor" | "gate" | "grpc-js" | "authz";
 
 /**
  * Decision is the result of checking one call's client certificate.

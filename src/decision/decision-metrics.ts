@@ -40,7 +40,7 @@ interface Slots {
   readonly rpc: MetricsAttributes;
 }
 
-const vias: readonly DecisionVia[] = ["interceptor", "gate", "grpc-js"];
+const vias: readonly DecisionVia[] = ["interceptor", "gate", "grpc-js", "authz"];
 
 // Every series of one meter, shared by all the decision cores recording to
 // it, so that two gates of one process add up instead of hiding each other.

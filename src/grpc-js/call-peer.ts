@@ -35,7 +35,9 @@ export function createCallPeerOf(forwarded: PeerCertificateContextValuesOptions 
     };
   }
   const peerOf = createForwardedPeerReader(forwarded);
-  const names = configuredHeaders(forwarded.formats, forwarded.nginxHeader).map((h) => h.name);
+  const names = configuredHeaders(forwarded.formats, forwarded.nginxHeader, forwarded.derBase64Header).map(
+    (h) => h.name,
+  );
   return (stream, metadata) => {
     if (stream === undefined || metadata === undefined) return unreachableWarned();
     // grpc-js keeps request headers as metadata, one entry per header line,

@@ -68,6 +68,24 @@ export function decodeBase64Der(value: string): DecodedCertificate {
 }
 
 /**
+ * decodeEscapedBase64Der reads the leaf of a base64 DER header that may be
+ * URL-escaped and list a chain separated by commas, leaf first (Traefik's
+ * `passTLSClientCert`); plain base64 DER (Caddy) reads as it is.
+ */
+export function decodeEscapedBase64Der(value: string): DecodedCertificate {
+  let text = value;
+  if (text.includes("%")) {
+    try {
+      text = decodeURIComponent(text);
+    } catch {
+      return { kind: "invalid", message: "bad URL escaping" };
+    }
+  }
+  const comma = text.indexOf(",");
+  return decodeBase64Der((comma < 0 ? text : text.slice(0, comma)).trim());
+}
+
+/**
  * decodeDer parses DER bytes into a `Certificate`.
  */
 export function decodeDer(der: Uint8Array): DecodedCertificate {

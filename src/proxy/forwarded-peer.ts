@@ -43,6 +43,13 @@ export interface PeerCertificateContextValuesOptions {
    */
   nginxHeader?: string;
   /**
+   * The header your proxy sets to the client certificate's base64 DER (Caddy's
+   * `{http.request.tls.client.certificate_der_base64}`, Traefik's
+   * `X-Forwarded-Tls-Client-Cert`). Required with the `der-base64` format,
+   * and only then; no default, like `nginxHeader`.
+   */
+  derBase64Header?: string;
+  /**
    * The longest forwarding header value read, in characters; a longer one is
    * refused unread. By default, 16384 (a leaf and a chain of a few RSA
    * certificates).
@@ -96,10 +103,12 @@ export function createForwardedPeerReader(options: PeerCertificateContextValuesO
   const maxHeaderLength = positiveInteger("certgate: maxHeaderLength", options.maxHeaderLength, 16384);
   const maxXfccElements = positiveInteger("certgate: maxXfccElements", options.maxXfccElements, 16);
   const cacheSize = positiveInteger("certgate: cacheSize", options.cacheSize, 1024, 0);
-  const headers: Header[] = configuredHeaders(options.formats, options.nginxHeader).map((h) => ({
-    ...h,
-    cache: createLruCache(cacheSize),
-  }));
+  const headers: Header[] = configuredHeaders(options.formats, options.nginxHeader, options.derBase64Header).map(
+    (h) => ({
+      ...h,
+      cache: createLruCache(cacheSize),
+    }),
+  );
   const readOptions = { maxXfccElements, isTrustedProxy: trust.byThumbprint };
   const connections = new WeakMap<object, Connection>();
   const ignoredPeers = new WeakMap<PeerCertificate, Map<string, PeerCertificate>>();

@@ -1,5 +1,5 @@
 import type { Certificate } from "../core/certificate.js";
-import { decodeBase64Der, decodeUrlEncodedPem } from "./encoded-certificate.js";
+import { decodeBase64Der, decodeEscapedBase64Der, decodeUrlEncodedPem } from "./encoded-certificate.js";
 import { parseXfcc, selectXfccCertificate } from "./xfcc.js";
 
 /**
@@ -13,8 +13,17 @@ import { parseXfcc, selectXfccCertificate } from "./xfcc.js";
  * - `azure-app-service`: Azure App Service's `X-ARR-ClientCert` (base64 DER).
  * - `aws-alb`: AWS Application Load Balancer's `X-Amzn-Mtls-Clientcert`
  *   (mTLS passthrough mode: URL-encoded PEM chain, leaf first).
+ * - `der-base64`: a header of your choice holding the base64 DER of the leaf,
+ *   as Caddy's `{http.request.tls.client.certificate_der_base64}` placeholder
+ *   and Traefik's `passTLSClientCert` (`X-Forwarded-Tls-Client-Cert`, whose
+ *   URL escaping and comma-separated chain are read too: the first is the leaf).
  */
-export type ForwardingFormat = "xfcc" | "nginx" | "azure-app-service" | "aws-alb";
+export type ForwardingFormat = "xfcc" | "nginx" | "azure-app-service" | "aws-alb" | "der-base64";
+
+/**
+ * ForwardingFormatWithHeader is a format whose header name you choose.
+ */
+export type ForwardingFormatWithHeader = "nginx" | "der-base64";
 
 /**
  * forwardingFormats lists every `ForwardingFormat`.
@@ -24,17 +33,19 @@ export const forwardingFormats: readonly ForwardingFormat[] = Object.freeze([
   "nginx",
   "azure-app-service",
   "aws-alb",
+  "der-base64",
 ]);
 
 /**
  * forwardingHeaders maps the formats whose header name is fixed to that name,
  * lower case (as Node presents header names).
  */
-export const forwardingHeaders: Readonly<Record<Exclude<ForwardingFormat, "nginx">, string>> = Object.freeze({
-  xfcc: "x-forwarded-client-cert",
-  "azure-app-service": "x-arr-clientcert",
-  "aws-alb": "x-amzn-mtls-clientcert",
-});
+export const forwardingHeaders: Readonly<Record<Exclude<ForwardingFormat, ForwardingFormatWithHeader>, string>> =
+  Object.freeze({
+    xfcc: "x-forwarded-client-cert",
+    "azure-app-service": "x-arr-clientcert",
+    "aws-alb": "x-amzn-mtls-clientcert",
+  });
 
 /**
  * ForwardedCertificate is what one forwarding header says of the client.
@@ -68,6 +79,8 @@ export interface ReadForwardedOptions {
   readonly isTrustedProxy: (thumbprints: { sha1?: string; sha256: string }) => boolean;
 }
 
+const unfilledPlaceholder = /^\{[A-Za-z0-9_.]+\}$/;
+
 /**
  * readForwardedCertificate reads the client certificate out of the value of a
  * forwarding header of the given format. It never throws: a value a proxy
@@ -99,5 +112,9 @@ export function readForwardedCertificate(
       return decodeUrlEncodedPem(text, false);
     case "azure-app-service":
       return decodeBase64Der(text);
+    case "der-base64":
+      // Caddy leaves a placeholder it cannot fill as it is: the client
+      // presented no certificate.
+      return unfilledPlaceholder.test(text) ? { kind: "none", why: "empty" } : decodeEscapedBase64Der(text);
   }
 }

@@ -1,4 +1,9 @@
-import { forwardingFormats, forwardingHeaders, type ForwardingFormat } from "./forwarding-formats.js";
+import {
+  forwardingFormats,
+  forwardingHeaders,
+  type ForwardingFormat,
+  type ForwardingFormatWithHeader,
+} from "./forwarding-formats.js";
 
 /**
  * ForwardingHeader is one header certgate reads forwarded certificates from.
@@ -29,12 +34,17 @@ export interface PresentHeader<H extends ForwardingHeader = ForwardingHeader> {
 const headerName = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 
 /**
- * configuredHeaders validates `formats` and `nginxHeader` and returns the
- * headers to read. It throws a `TypeError` naming the problem: no format, an
- * unknown one, `nginx` without a valid `nginxHeader` (or `nginxHeader`
- * without `nginx`), or an `nginxHeader` that is another format's header.
+ * configuredHeaders validates `formats`, `nginxHeader` and `derBase64Header`
+ * and returns the headers to read. It throws a `TypeError` naming the
+ * problem: no format, an unknown one, `nginx` without a valid `nginxHeader`
+ * (or `nginxHeader` without `nginx`, and the same for `der-base64`), or a
+ * header that is another format's header.
  */
-export function configuredHeaders(formats: unknown, nginxHeader: unknown): ForwardingHeader[] {
+export function configuredHeaders(
+  formats: unknown,
+  nginxHeader: unknown,
+  derBase64Header?: unknown,
+): ForwardingHeader[] {
   if (!Array.isArray(formats) || formats.length === 0) {
     throw new TypeError(
       `certgate: formats is required: name what your proxy sends, one or more of ${forwardingFormats.join(", ")}`,
@@ -55,16 +65,26 @@ export function configuredHeaders(formats: unknown, nginxHeader: unknown): Forwa
         );
       }
       name = nginxHeader.toLowerCase();
+    } else if (format === "der-base64") {
+      if (typeof derBase64Header !== "string" || !headerName.test(derBase64Header.toLowerCase())) {
+        throw new TypeError(
+          `certgate: the der-base64 format needs derBase64Header, the header your proxy sets to the certificate's base64 DER (such as "x-client-cert-der"), got ${JSON.stringify(derBase64Header)}`,
+        );
+      }
+      name = derBase64Header.toLowerCase();
     } else {
-      name = forwardingHeaders[format as Exclude<ForwardingFormat, "nginx">];
+      name = forwardingHeaders[format as Exclude<ForwardingFormat, ForwardingFormatWithHeader>];
     }
     if (headers.some((h) => h.name === name)) {
-      throw new TypeError(`certgate: nginxHeader ${JSON.stringify(name)} is the header of another format`);
+      throw new TypeError(`certgate: the header ${JSON.stringify(name)} is the header of another format`);
     }
     headers.push({ format: format as ForwardingFormat, name });
   }
   if (nginxHeader !== undefined && !formats.includes("nginx")) {
     throw new TypeError('certgate: nginxHeader is set but formats does not include "nginx"');
+  }
+  if (derBase64Header !== undefined && !formats.includes("der-base64")) {
+    throw new TypeError('certgate: derBase64Header is set but formats does not include "der-base64"');
   }
   return headers;
 }

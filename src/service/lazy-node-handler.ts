@@ -18,11 +18,14 @@ export interface LazyNodeHandler {
 /**
  * createLazyNodeHandler starts importing `@connectrpc/connect-node` and
  * returns a handler built with `connectNodeAdapter(options)` once it is
- * loaded. connect-node is an optional peer dependency: applications on
+ * loaded (`what` names the server in the error when it is missing). connect-node is an optional peer dependency: applications on
  * Express or Fastify load certgate's main entry point without it, so no
  * module they load may import it at the top.
  */
-export function createLazyNodeHandler(options: ConnectNodeAdapterOptions): LazyNodeHandler {
+export function createLazyNodeHandler(
+  options: ConnectNodeAdapterOptions,
+  what = "the certificate store server",
+): LazyNodeHandler {
   let loaded: LazyNodeHandler["handler"] | undefined;
   const ready = import("@connectrpc/connect-node").then(
     (connectNode) => {
@@ -30,7 +33,7 @@ export function createLazyNodeHandler(options: ConnectNodeAdapterOptions): LazyN
     },
     (cause: unknown) => {
       throw new Error(
-        "certgate: the certificate store server needs @connectrpc/connect-node; install it (npm install @connectrpc/connect-node)",
+        `certgate: ${what} needs @connectrpc/connect-node; install it (npm install @connectrpc/connect-node)`,
         { cause },
       );
     },
