@@ -20,7 +20,7 @@ const help = `Usage: certgate serve [--listen HOST:PORT] [--data-dir DIR | --dat
                       [--tls-cert FILE --tls-key FILE] [--client-ca FILE]
                       [--admin THUMBPRINT]... [--reader THUMBPRINT]...
                       [--admin-dir DIR]... [--reader-dir DIR]...
-                      [--log-format text|json] [LIMITS]
+                      [--no-console] [--log-format text|json] [LIMITS]
 
 Runs the certificate store service (certgate.v1.CertificateStoreService,
 grpc.health.v1.Health and gRPC server reflection for readers and admins)
@@ -53,6 +53,9 @@ ${databaseHelp}
       --admin-dir DIR      A folder of admin client certificates, reloaded
                            live (repeatable)
       --reader-dir DIR     A folder of reader client certificates (repeatable)
+      --no-console         Do not serve the console, the web page at / for
+                           admins and readers (see docs/console.md). By
+                           default, it is served.
 ${logFormatHelp}
   -h, --help               Show this help
 
@@ -123,6 +126,7 @@ export const serveCommand = withLogFormat(
         "refusal-log-limit": { type: "string" },
         "refusal-log-interval": { type: "string" },
         "log-format": { type: "string" },
+        "no-console": { type: "boolean" },
       },
     },
     async ({ values, positionals }, io) => {
@@ -307,6 +311,7 @@ export const serveCommand = withLogFormat(
             store,
             ...tls,
             ...limits,
+            console: values["no-console"] !== true,
             onAuditError: (error) => log(`audit record not written: ${errorMessage(error)}`, {}, "error"),
             access: {
               admin: { thumbprints: admins, stores: adminStores },
