@@ -13,6 +13,7 @@ import { CliError, defineCommand, errorMessage, expectPositionals, ExitCode, usa
 import { DataFolderLockedError, lockDataFolder, type DataFolderLock } from "./data-folder-lock.js";
 import { ensureDevPki } from "./dev-pki.js";
 import { createRateLimitedLog } from "./rate-limited-log.js";
+import { printConsoleGuide } from "./serve-console.js";
 import { printDevGuide } from "./serve-guide.js";
 import { logFormatHelp, serveLogOf, withLogFormat } from "./serve-log.js";
 
@@ -356,6 +357,7 @@ export const serveCommand = withLogFormat(
         if (dev !== undefined) {
           printDevGuide(io, dev, url);
         }
+        if (values["no-console"] !== true) await printConsoleGuide(io, url, dev);
         // Last, so that it also says that everything above is in place.
         log.out(`listening on ${url}`, { url });
         await stopped(io.signal);
