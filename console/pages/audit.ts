@@ -69,7 +69,7 @@ export function auditPage(main: HTMLElement, query: AuditQuery): () => void {
           { class: "table-wrap" },
           h(
             "table",
-            {},
+            { class: "cards" },
             h("caption", { class: "visually-hidden" }, "Audit events, oldest first"),
             h(
               "thead",
@@ -89,12 +89,12 @@ export function auditPage(main: HTMLElement, query: AuditQuery): () => void {
                 h(
                   "tr",
                   { class: e.result === "ok" ? "" : "refused" },
-                  h("td", {}, formatDate(dateOf(e.time))),
-                  h("td", {}, e.action),
-                  h("td", {}, e.code === "" ? e.result : `${e.result} (${e.code})`),
-                  h("td", {}, e.certificateId),
-                  h("td", { class: "dn" }, e.actorSubject || e.actorSha256Thumbprint),
-                  h("td", {}, e.reason),
+                  h("td", { "data-label": "Time" }, formatDate(dateOf(e.time))),
+                  h("td", { "data-label": "Action" }, e.action),
+                  h("td", { "data-label": "Result" }, e.code === "" ? e.result : `${e.result} (${e.code})`),
+                  h("td", { "data-label": "Certificate" }, e.certificateId),
+                  h("td", { class: "dn", "data-label": "Caller" }, e.actorSubject || e.actorSha256Thumbprint),
+                  h("td", { "data-label": "Reason" }, e.reason),
                 ),
               ),
             ),

@@ -106,14 +106,14 @@ export function certificatesPage(
           { scope: "row" },
           h("a", { href: `#/certificates/${encodeURIComponent(c.certificateId)}` }, c.certificateId),
         ),
-        h("td", { class: "dn" }, c.subject),
-        h("td", { class: "dn" }, c.issuer),
-        h("td", {}, formatDate(dateOf(c.notAfter))),
-        h("td", {}, daysLeftText(days)),
-        h("td", {}, labelsText(c.labels)),
+        h("td", { class: "dn", "data-label": "Subject" }, c.subject),
+        h("td", { class: "dn", "data-label": "Issuer" }, c.issuer),
+        h("td", { "data-label": "Not after" }, formatDate(dateOf(c.notAfter))),
+        h("td", { class: "days", "data-label": "Days left" }, daysLeftText(days)),
+        h("td", { "data-label": "Labels" }, labelsText(c.labels)),
         h(
           "td",
-          { class: "thumb" },
+          { class: "thumb", "data-label": "SHA-256" },
           h("code", { title: c.sha256Thumbprint }, shortThumbprint(c.sha256Thumbprint)),
           " ",
           h(
@@ -176,7 +176,7 @@ export function certificatesPage(
         { class: "table-wrap" },
         h(
           "table",
-          {},
+          { class: "cards" },
           h("caption", { class: "visually-hidden" }, "Stored certificates, soonest expiry first"),
           h(
             "thead",

@@ -70,9 +70,10 @@ export function expiryPage(main: HTMLElement, model: CertificateModel, by: "week
       return;
     }
     const max = Math.max(...list.map((b) => b.expired + b.soon + b.later));
-    const barWidth = 36;
+    const barWidth = 48;
     const height = 200;
     const width = list.length * (barWidth + 12) + 12;
+    const axis = 18;
     const bars = list.map((b, i) => {
       const total = b.expired + b.soon + b.later;
       const x = 12 + i * (barWidth + 12);
@@ -90,6 +91,11 @@ export function expiryPage(main: HTMLElement, model: CertificateModel, by: "week
         svg("title", {}, `${b.label}: ${describe(b, total)}`),
         parts,
         svg("text", { x: x + barWidth / 2, y: y - 4, "text-anchor": "middle", class: "bar-count" }, String(total)),
+        svg(
+          "text",
+          { x: x + barWidth / 2, y: height + 14, "text-anchor": "middle", class: "bar-label", "aria-hidden": "true" },
+          by === "month" ? b.label : b.from.slice(5),
+        ),
       );
     });
     replace(
@@ -108,8 +114,8 @@ export function expiryPage(main: HTMLElement, model: CertificateModel, by: "week
           "svg",
           {
             width,
-            height: height + 4,
-            viewBox: `0 0 ${width} ${height + 4}`,
+            height: height + axis,
+            viewBox: `0 0 ${width} ${height + axis}`,
             role: "group",
             "aria-label": "Certificates by expiry",
           },
@@ -117,30 +123,34 @@ export function expiryPage(main: HTMLElement, model: CertificateModel, by: "week
         ),
       ),
       h(
-        "table",
-        { class: "chart-table" },
-        h("caption", {}, `Certificates by the ${by} they expire (text of the chart)`),
+        "div",
+        { class: "table-wrap" },
         h(
-          "thead",
-          {},
+          "table",
+          { class: "chart-table" },
+          h("caption", {}, `Certificates by the ${by} they expire (text of the chart)`),
           h(
-            "tr",
+            "thead",
             {},
-            ["Period", "Expired", "Within 30 days", "Later", "Certificates"].map((t) => h("th", { scope: "col" }, t)),
-          ),
-        ),
-        h(
-          "tbody",
-          {},
-          list.map((b) =>
             h(
               "tr",
               {},
-              h("th", { scope: "row" }, h("a", { href: `#/certificates?from=${b.from}&to=${b.to}` }, b.label)),
-              h("td", {}, String(b.expired)),
-              h("td", {}, String(b.soon)),
-              h("td", {}, String(b.later)),
-              h("td", {}, String(b.expired + b.soon + b.later)),
+              ["Period", "Expired", "Within 30 days", "Later", "Certificates"].map((t) => h("th", { scope: "col" }, t)),
+            ),
+          ),
+          h(
+            "tbody",
+            {},
+            list.map((b) =>
+              h(
+                "tr",
+                {},
+                h("th", { scope: "row" }, h("a", { href: `#/certificates?from=${b.from}&to=${b.to}` }, b.label)),
+                h("td", {}, String(b.expired)),
+                h("td", {}, String(b.soon)),
+                h("td", {}, String(b.later)),
+                h("td", {}, String(b.expired + b.soon + b.later)),
+              ),
             ),
           ),
         ),
