@@ -1,6 +1,7 @@
 import type { Certificate } from "../src/gen/certgate/v1/certificate_store_pb.js";
 import { errorText, store } from "./api.js";
 import { confirmDialog } from "./confirm.js";
+import { dnText } from "./format.js";
 import type { CertificateModel } from "./model.js";
 import { toast } from "./toast.js";
 
@@ -9,7 +10,7 @@ import { toast } from "./toast.js";
  * resolves true once it is deleted.
  */
 export async function deleteWithConfirmation(model: CertificateModel, c: Certificate): Promise<boolean> {
-  const subject = c.subject === "" ? "" : ` (${c.subject})`;
+  const subject = c.subject === "" ? "" : ` (${dnText(c.subject)})`;
   const yes = await confirmDialog(
     `Delete ${c.certificateId}?`,
     `Certificate ${c.certificateId}${subject} will be deleted: API servers following the store stop admitting it.`,

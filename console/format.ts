@@ -65,3 +65,11 @@ export function colonHex(hex: string): string {
   const digits = hex.replace(/^-/, "");
   return sign + (digits.match(/.{1,2}/g) ?? []).join(":").toLowerCase();
 }
+
+/**
+ * dnText shows a distinguished name as the store gives it (Node's form, one
+ * attribute per line) on one line: "CN=device-42, O=Contoso, C=US".
+ */
+export function dnText(dn: string): string {
+  return dn.split("\n").join(", ");
+}

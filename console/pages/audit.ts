@@ -1,7 +1,7 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { errorText, store } from "../api.js";
 import { h, replace } from "../dom.js";
-import { dateOf, formatDate } from "../format.js";
+import { dateOf, dnText, formatDate } from "../format.js";
 
 /** AuditQuery is the audit page's filter, from the address. */
 export interface AuditQuery {
@@ -93,7 +93,7 @@ export function auditPage(main: HTMLElement, query: AuditQuery): () => void {
                   h("td", { "data-label": "Action" }, e.action),
                   h("td", { "data-label": "Result" }, e.code === "" ? e.result : `${e.result} (${e.code})`),
                   h("td", { "data-label": "Certificate" }, e.certificateId),
-                  h("td", { class: "dn", "data-label": "Caller" }, e.actorSubject || e.actorSha256Thumbprint),
+                  h("td", { class: "dn", "data-label": "Caller" }, dnText(e.actorSubject) || e.actorSha256Thumbprint),
                   h("td", { "data-label": "Reason" }, e.reason),
                 ),
               ),

@@ -2,7 +2,7 @@ import type { Certificate } from "../../src/gen/certgate/v1/certificate_store_pb
 import type { Role } from "../api.js";
 import { deleteWithConfirmation } from "../delete.js";
 import { h, replace } from "../dom.js";
-import { dateOf, daysLeft, daysLeftText, formatDate, hexOnly, labelsText, shortThumbprint } from "../format.js";
+import { dateOf, daysLeft, daysLeftText, dnText, formatDate, hexOnly, labelsText, shortThumbprint } from "../format.js";
 import type { CertificateModel } from "../model.js";
 import { toast } from "../toast.js";
 
@@ -21,7 +21,7 @@ export function matches(c: Certificate, q: string): boolean {
   const text = q.trim().toLowerCase();
   if (text === "") return true;
   if (c.certificateId.toLowerCase().includes(text)) return true;
-  if (c.subject.toLowerCase().includes(text) || c.issuer.toLowerCase().includes(text)) return true;
+  if (dnText(c.subject).toLowerCase().includes(text) || dnText(c.issuer).toLowerCase().includes(text)) return true;
   if (labelsText(c.labels).toLowerCase().includes(text)) return true;
   const hex = hexOnly(q);
   return hex.length >= 4 && (c.sha256Thumbprint.includes(hex) || c.sha1Thumbprint.includes(hex));
@@ -106,8 +106,8 @@ export function certificatesPage(
           { scope: "row" },
           h("a", { href: `#/certificates/${encodeURIComponent(c.certificateId)}` }, c.certificateId),
         ),
-        h("td", { class: "dn", "data-label": "Subject" }, c.subject),
-        h("td", { class: "dn", "data-label": "Issuer" }, c.issuer),
+        h("td", { class: "dn", "data-label": "Subject" }, dnText(c.subject)),
+        h("td", { class: "dn", "data-label": "Issuer" }, dnText(c.issuer)),
         h("td", { "data-label": "Not after" }, formatDate(dateOf(c.notAfter))),
         h("td", { class: "days", "data-label": "Days left" }, daysLeftText(days)),
         h("td", { "data-label": "Labels" }, labelsText(c.labels)),

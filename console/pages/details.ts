@@ -2,7 +2,7 @@ import type { Certificate } from "../../src/gen/certgate/v1/certificate_store_pb
 import { errorText, type Role, store } from "../api.js";
 import { deleteWithConfirmation } from "../delete.js";
 import { h, replace } from "../dom.js";
-import { colonHex, dateOf, daysLeft, daysLeftText, formatDate, labelsText } from "../format.js";
+import { colonHex, dateOf, daysLeft, daysLeftText, dnText, formatDate, labelsText } from "../format.js";
 import type { CertificateModel } from "../model.js";
 import { factsOf } from "../x509.js";
 
@@ -40,8 +40,8 @@ export function detailsPage(main: HTMLElement, model: CertificateModel, role: Ro
       h(
         "dl",
         { class: "fields" },
-        row("Subject", cert.subject),
-        row("Issuer", cert.issuer),
+        row("Subject", dnText(cert.subject)),
+        row("Issuer", dnText(cert.issuer)),
         row(
           "Subject alternative names",
           facts === undefined ? "(unreadable)" : facts.sans.length === 0 ? "none" : facts.sans.join(", "),
@@ -85,7 +85,10 @@ export function detailsPage(main: HTMLElement, model: CertificateModel, role: Ro
         const page = await store.listAuditEvents({ certificateId: id, pageSize: 1000, pageToken });
         for (const e of page.events) {
           if (e.action === "create" && e.result === "ok") {
-            last = { who: e.actorSubject || e.actorSha256Thumbprint || "unknown", when: formatDate(dateOf(e.time)) };
+            last = {
+              who: dnText(e.actorSubject) || e.actorSha256Thumbprint || "unknown",
+              when: formatDate(dateOf(e.time)),
+            };
           }
         }
         pageToken = page.nextPageToken;
