@@ -14,10 +14,13 @@ import { createClientCertInterceptor } from "../src/connect/client-cert-intercep
 import type { WritableCertificateStore } from "../src/core/store.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
 import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
+import { createDirectoryStore } from "../src/stores/directory-store.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
+import { createPostgresStore } from "../src/stores/postgres/postgres-store.js";
 import { createRemoteStore } from "../src/stores/remote-store.js";
 import { browserContext, hasChromium, launchBrowser, screenshot } from "./support/browser.js";
 import { startEchoServer, transportFor, waitFor } from "./support/harness.js";
+import { createTestDatabase, postgresSkipReason } from "./support/postgres.js";
 import {
   createServicePki,
   type RunningService,
@@ -28,6 +31,7 @@ import {
 } from "./support/service-harness.js";
 
 const day = 86_400_000;
+const postgresSkip = hasChromium || process.env.CI === "true" ? await postgresSkipReason() : "no browser";
 let pki: ServicePki;
 let browser: Browser;
 let consoleDir: string;
@@ -173,9 +177,29 @@ describe.skipIf(!hasChromium && process.env.CI !== "true")("the console in Chrom
     const store = createMemoryStore();
     const alice = await issueDevCertificate(pki.ca, { commonName: "alice device", dnsNames: ["alice.example"] });
     await store.put("alice", alice.der, { labels: { team: "payments" } });
+    await store.put("bob", (await issueDevCertificate(pki.ca, { commonName: "bob device" })).der);
     const running = await service(store);
     const { page, errors } = await open(running, pki.reader);
     await row(page, "alice").waitFor();
+    // Search by thumbprint in any spelling, label, subject, id.
+    const sha256 = (await storeClient(running, pki, pki.reader).getCertificate({ certificateId: "alice" })).certificate!
+      .sha256Thumbprint;
+    const search = page.getByLabel("Search certificates");
+    for (const text of [
+      sha256.toLowerCase().replace(/(..)(?!$)/g, "$1:"),
+      `SHA256 Fingerprint=${sha256.slice(0, 16).replace(/(..)(?!$)/g, "$1 ")}`,
+      "team=payments",
+      "ALICE DEVICE",
+      "ali",
+    ]) {
+      await search.fill(text);
+      await expect.poll(() => row(page, "bob").count(), { message: text }).toBe(0);
+      expect(await row(page, "alice").count(), text).toBe(1);
+    }
+    await search.fill("no such thing");
+    await page.getByText("No certificate matches.").waitFor();
+    await search.fill("");
+    await row(page, "bob").waitFor();
     expect(await page.getByRole("button", { name: /^Delete/ }).count()).toBe(0);
     expect(await page.getByRole("link", { name: "Upload" }).count()).toBe(0);
     await page.getByText("read only").waitFor();
@@ -345,4 +369,58 @@ describe.skipIf(!hasChromium && process.env.CI !== "true")("the console in Chrom
       expect(errors).toEqual([]);
     }
   });
+
+  // Two consoles' worth of the same story on the stores certgate serve runs on.
+  for (const kind of ["folder", "PostgreSQL"] as const) {
+    it.skipIf(kind === "PostgreSQL" && postgresSkip !== undefined)(
+      `works the same on a ${kind} store: upload, uploader from the audit trail, a deletion elsewhere, health`,
+      async () => {
+        let primary: WritableCertificateStore;
+        let elsewhere: RunningService;
+        if (kind === "folder") {
+          const directory = await mkdtemp(join(tmpdir(), "certgate-console-store-"));
+          opened.push(() => rm(directory, { recursive: true, force: true }));
+          const folder = await createDirectoryStore({ directory });
+          opened.push(() => folder.close());
+          primary = folder;
+        } else {
+          const db = await createTestDatabase();
+          opened.push(() => db.drop());
+          const replica = async () => {
+            const store = await createPostgresStore({
+              connectionString: db.url,
+              schema: "console",
+              catchUpIntervalMs: 100,
+            });
+            opened.push(() => store.close());
+            return store;
+          };
+          primary = await replica();
+          // A second replica on the same database: the deletion is made there.
+          elsewhere = await startService(pki, await replica());
+          opened.push(() => elsewhere.close());
+        }
+        const running = await service(primary);
+        elsewhere ??= running;
+        const device = await issueDevCertificate(pki.ca, { commonName: `${kind} device`, usages: ["client"] });
+        const { page, errors } = await open(running, pki.admin, "/#/upload");
+        await page
+          .getByLabel("Upload certificates")
+          .setInputFiles([
+            { name: "shared-device.pem", mimeType: "application/x-pem-file", buffer: Buffer.from(device.cert) },
+          ]);
+        await page.getByRole("button", { name: "Upload all" }).click();
+        await page.getByRole("link", { name: "shared-device", exact: true }).click();
+        await page.getByText(`CN=${kind} device`, { exact: true }).waitFor();
+        await expect.poll(() => page.locator("#uploaded").textContent()).toMatch(/^CN=admin, \d{4}-\d\d-\d\d /);
+        await page.getByRole("link", { name: "Certificates", exact: true }).click();
+        await row(page, "shared-device").waitFor();
+        await storeClient(elsewhere, pki, pki.admin).deleteCertificate({ certificateId: "shared-device" });
+        await expect.poll(() => row(page, "shared-device").count()).toBe(0);
+        await page.getByRole("link", { name: "Health", exact: true }).click();
+        await expect.poll(() => page.getByText("serving", { exact: true }).count()).toBe(2);
+        expect(errors).toEqual([]);
+      },
+    );
+  }
 });
