@@ -48,8 +48,15 @@ export function consoleRequestHandler(
   }
   const isMutating = (path: string) => mutating.has(path);
   return (req, res) => {
-    if (refuseForeignOrigin(req, res, isMutating)) return;
-    if (pages?.(req, res) === true) return;
-    next(req, res);
+    let handled: boolean;
+    try {
+      handled = refuseForeignOrigin(req, res, isMutating) || pages?.(req, res) === true;
+    } catch {
+      // Nothing a client sends may end the process (as guardRequestHandler for the RPCs).
+      if (!res.headersSent) res.writeHead(400).end();
+      else res.destroy();
+      return;
+    }
+    if (!handled) next(req, res);
   };
 }
