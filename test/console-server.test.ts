@@ -6,7 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { buildConsole } from "../scripts/build-console.js";
+import { buildConsole, type ConsoleBuild } from "../scripts/build-console.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
 import { createCertificateStoreServer } from "../src/service/certificate-store-server.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
@@ -22,11 +22,12 @@ import {
 
 let pki: ServicePki;
 let consoleDir: string;
+let built: ConsoleBuild;
 
 beforeAll(async () => {
   pki = await createServicePki();
   consoleDir = await mkdtemp(join(tmpdir(), "certgate-console-"));
-  await buildConsole(consoleDir);
+  built = await buildConsole(consoleDir);
 });
 
 afterAll(async () => {
@@ -190,6 +191,11 @@ describe("createCertificateStoreServer({ console })", () => {
     const page = await get(running.port, "/", pki.admin);
     expect(page.status).not.toBe(200);
     expect(page.body).not.toContain("certgate-role");
+  });
+
+  it("ships at most 150 KB of JavaScript, gzipped, and loads pkijs only where it is needed", () => {
+    expect(built.allScriptsGzipBytes).toBeLessThanOrEqual(150 * 1024);
+    expect(built.scriptGzipBytes).toBeLessThan(built.allScriptsGzipBytes / 2);
   });
 
   it("fails at creation, naming the fix, when the console is not built", async () => {

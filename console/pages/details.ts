@@ -4,7 +4,7 @@ import { deleteWithConfirmation } from "../delete.js";
 import { h, replace } from "../dom.js";
 import { colonHex, dateOf, daysLeft, daysLeftText, dnText, formatDate, labelsText } from "../format.js";
 import type { CertificateModel } from "../model.js";
-import { factsOf } from "../x509.js";
+import type { CertificateFacts } from "../x509.js";
 
 /** detailsPage shows every field of one certificate, and Delete for admins. */
 export function detailsPage(main: HTMLElement, model: CertificateModel, role: Role, id: string): () => void {
@@ -26,8 +26,10 @@ export function detailsPage(main: HTMLElement, model: CertificateModel, role: Ro
     }
     if (!alive || c === undefined) return;
     const cert = c;
-    let facts: ReturnType<typeof factsOf> | undefined;
+    let facts: CertificateFacts | undefined;
     try {
+      // pkijs is loaded with the first page that needs it.
+      const { factsOf } = await import("../x509.js");
       facts = factsOf(cert.der);
     } catch {
       facts = undefined;

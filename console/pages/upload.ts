@@ -1,5 +1,5 @@
 import { errorText, store } from "../api.js";
-import { type Candidate, type FileEntry, openPkcs12, readCertificateFile } from "../cert-files.js";
+import type { Candidate, FileEntry } from "../cert-files.js";
 import { h, replace } from "../dom.js";
 import { formatDate, parseLabels, shortThumbprint } from "../format.js";
 
@@ -128,6 +128,7 @@ export function uploadPage(main: HTMLElement): () => void {
       const message = h("p", { role: "status" });
       const open = async () => {
         try {
+          const { openPkcs12 } = await import("../cert-files.js");
           const found = await openPkcs12(entry.bytes, password.value);
           password.value = "";
           addCandidates(fileName, box, found, ["only the certificate is uploaded: the private key stays here"]);
@@ -154,6 +155,8 @@ export function uploadPage(main: HTMLElement): () => void {
   };
 
   const take = async (files: FileList | null) => {
+    // pkijs is loaded with the first page that needs it.
+    const { readCertificateFile } = await import("../cert-files.js");
     for (const file of files ?? []) {
       const bytes = new Uint8Array(await file.arrayBuffer());
       showEntry(file.name, await readCertificateFile(file.name, bytes));
