@@ -26,6 +26,7 @@ export function uploadPage(main: HTMLElement): () => void {
     type: "file",
     id: "upload-input",
     multiple: true,
+    class: "visually-hidden",
     accept: ".pem,.crt,.cer,.der,.p12,.pfx",
     "aria-label": "Upload certificates",
   });
@@ -33,9 +34,13 @@ export function uploadPage(main: HTMLElement): () => void {
   const zone = h(
     "div",
     { class: "dropzone" },
-    h("p", {}, "Drop certificate files here, or "),
-    h("label", { for: "upload-input", class: "button" }, "choose files"),
-    input,
+    h(
+      "p",
+      {},
+      "Drop certificate files here, or ",
+      input,
+      h("label", { for: "upload-input", class: "button" }, "choose files"),
+    ),
     h(
       "p",
       { class: "hint" },
@@ -96,6 +101,8 @@ export function uploadPage(main: HTMLElement): () => void {
                 labels: parsed,
               });
               done = true;
+              id.disabled = true;
+              labels.disabled = true;
               const stored = certificate?.certificateId ?? id.value;
               replace(
                 result,
