@@ -229,12 +229,21 @@ describe.skipIf(!hasChromium && process.env.CI !== "true")("the console in Chrom
     const alice = await issueDevCertificate(pki.ca, { commonName: "alice device" });
     await store.put("alice", alice.der);
     const running = await service(store);
-    for (const who of [undefined, pki.stranger]) {
-      const { page } = await open(running, who);
+    for (const [who, width] of [
+      [undefined, 1280],
+      [undefined, 390],
+      [pki.stranger, 1280],
+    ] as const) {
+      const { page } = await open(running, who, "/", width);
+      const requests: string[] = [];
+      page.on("request", (request) => requests.push(request.url()));
+      await page.reload();
       await page.getByRole("heading", { name: "A client certificate with a role is needed" }).waitFor();
       const text = await page.textContent("body");
       expect(text).not.toContain("alice");
       expect(await page.locator("script").count()).toBe(0);
+      // The page and its stylesheet; no call to the store.
+      expect(requests.filter((url) => url.includes("CertificateStoreService"))).toEqual([]);
       if (who === undefined) await screenshot(page, "help");
     }
   });
