@@ -21,7 +21,7 @@ import { CertificateStoreService } from "../gen/certgate/v1/certificate_store_pb
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { createLazyNodeHandler } from "./lazy-node-handler.js";
 import type { ReplicaState } from "../core/store.js";
-import { consoleRequestHandler } from "./console-server.js";
+import { consoleRequestHandler } from "./console-request-handler.js";
 
 /**
  * CertificateStoreServerOptions configures `createCertificateStoreServer`:

@@ -5,7 +5,7 @@ import { CertificateStoreService } from "../gen/certgate/v1/certificate_store_pb
 import type { Role } from "./access.js";
 import { loadConsoleAssets } from "./console-assets.js";
 import { createConsoleHandler, type ConsoleHandler } from "./console-handler.js";
-import { refuseForeignOrigin } from "./console-origin.js";
+import { refuseForeignOrigin } from "./foreign-origin.js";
 
 /**
  * ConsoleRequestOptions configures `consoleRequestHandler`.
