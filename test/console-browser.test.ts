@@ -290,6 +290,28 @@ describe.skipIf(!hasChromium && process.env.CI !== "true")("the console in Chrom
     expect(await row(page, "keep").count()).toBe(1);
   });
 
+  it("pages the table 50 rows at a time, soonest expiry first", async () => {
+    const store = createMemoryStore();
+    const now = Date.now();
+    const ids: string[] = [];
+    for (let i = 0; i < 55; i++) {
+      const id = `bulk-${String(i).padStart(2, "0")}`;
+      ids.push(id);
+      // Expiry in reverse id order: the table's order is not the store's.
+      const cert = await issueDevCertificate(pki.ca, { commonName: id, notAfter: new Date(now + (100 - i) * day) });
+      await store.put(id, cert.der);
+    }
+    const running = await service(store);
+    const { page } = await open(running, pki.reader);
+    await page.getByText("55 of 55 certificates, sorted by expiry").waitFor();
+    const firstColumn = () => page.locator("tbody th").allTextContents();
+    expect((await firstColumn())[0]).toBe("bulk-54");
+    expect(await firstColumn()).toHaveLength(50);
+    await page.getByRole("button", { name: "Next page" }).click();
+    await expect.poll(firstColumn).toEqual(["bulk-04", "bulk-03", "bulk-02", "bulk-01", "bulk-00"]);
+    expect(await page.getByRole("button", { name: "Next page" }).isDisabled()).toBe(true);
+  });
+
   it("charts expiry, marks expired and soon, and links each bar to the filtered table", async () => {
     const store = createMemoryStore();
     const now = Date.now();
