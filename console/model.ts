@@ -22,6 +22,8 @@ export interface CertificateModel {
   forget(id: string): void;
 }
 
+const silenceMs = 60_000;
+
 /** createCertificateModel makes the console's one certificate model. */
 export function createCertificateModel(): CertificateModel {
   const byId = new Map<string, Certificate>();
@@ -66,9 +68,18 @@ export function createCertificateModel(): CertificateModel {
     let since = 0n;
     let epoch = "";
     for (;;) {
+      // The server sends a heartbeat at least every 10 s by default: a watch
+      // silent for a minute is a dead connection, and is opened again.
+      const abort = new AbortController();
+      let timer = setTimeout(() => abort.abort(), silenceMs);
       try {
         let snapshot: Set<string> | undefined;
-        for await (const event of store.watchCertificates({ sinceRevision: since, storeEpoch: epoch })) {
+        for await (const event of store.watchCertificates(
+          { sinceRevision: since, storeEpoch: epoch },
+          { signal: abort.signal },
+        )) {
+          clearTimeout(timer);
+          timer = setTimeout(() => abort.abort(), silenceMs);
           since = event.revision;
           epoch = event.storeEpoch;
           const e = event.event;
@@ -90,8 +101,10 @@ export function createCertificateModel(): CertificateModel {
           }
         }
       } catch (e) {
-        error = `live updates paused: ${e instanceof Error ? e.message : String(e)}`;
+        error = `live updates paused: ${abort.signal.aborted ? "no word from the server for a minute" : e instanceof Error ? e.message : String(e)}`;
         changed();
+      } finally {
+        clearTimeout(timer);
       }
       // Reconnect after a pause; the watch resumes from the last revision.
       await new Promise((resolve) => setTimeout(resolve, 3000));
