@@ -332,6 +332,14 @@ describe.skipIf(!hasChromium && process.env.CI !== "true")("the console in Chrom
     expect(await row(page, "soon-one").count()).toBe(0);
     expect(await row(page, "later-one").count()).toBe(0);
     await page.getByText(/^Expiring from/).waitFor();
+    // By week: the expired one's week, Monday to Monday.
+    await page.goto(`${running.url}/#/expiry?by=week`);
+    const week = page.getByRole("link", { name: /^week of \d{4}-\d\d-\d\d: 1 certificate, 1 expired$/ });
+    await week.waitFor();
+    const href = (await week.getAttribute("href")) ?? "";
+    const [, from, to] = /from=(\d{4}-\d\d-\d\d)&to=(\d{4}-\d\d-\d\d)/.exec(href) ?? [];
+    expect(new Date(`${from}T00:00:00Z`).getUTCDay()).toBe(1);
+    expect(Date.parse(`${to}T00:00:00Z`) - Date.parse(`${from}T00:00:00Z`)).toBe(7 * day);
   });
 
   it("filters the audit trail by certificate id", async () => {
