@@ -5,17 +5,21 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { killAll, startServe } from "./support/cli-harness.js";
+import { parseCertificate } from "../src/core/certificate.js";
+import { createCliFixture, killAll, startServe } from "./support/cli-harness.js";
 
 let tmp: string;
+let fixture: Awaited<ReturnType<typeof createCliFixture>>;
 
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), "certgate-serve-console-"));
+  fixture = await createCliFixture();
 });
 
 afterAll(async () => {
   killAll();
   await rm(tmp, { recursive: true, force: true });
+  if (fixture !== undefined) await rm(fixture.tmp, { recursive: true, force: true });
 });
 
 function getPage(url: string, dev: string): Promise<{ status: number; body: string }> {
@@ -86,6 +90,26 @@ describe("certgate serve's console", () => {
       const page = await getPage(serve.url, join(dataDir, "dev"));
       expect(page.status).not.toBe(200);
       expect(page.body).not.toContain("certgate-role");
+    } finally {
+      expect(await serve.stop()).toBe(0);
+    }
+  });
+
+  it("prints where the console is with the operator's TLS files, and writes no PKCS#12 file", async () => {
+    const dataDir = join(tmp, "production");
+    const serve = await startServe([
+      "--data-dir",
+      dataDir,
+      "--tls-cert",
+      fixture.files["server.pem"]!,
+      "--tls-key",
+      fixture.files["server-key.pem"]!,
+      "--admin",
+      parseCertificate(fixture.admin.cert).sha256,
+    ]);
+    try {
+      expect(serve.output().stdout).toContain(`console on ${serve.url}/ (for admin and reader client certificates)`);
+      await expect(stat(join(dataDir, "dev"))).rejects.toThrow(/ENOENT/);
     } finally {
       expect(await serve.stop()).toBe(0);
     }
