@@ -5,7 +5,13 @@ import { Health } from "../src/gen/grpc/health/v1/health_pb.js";
 
 // The console calls the store it was served from, with the same RPCs as
 // every other client; the browser presents the client certificate.
-const transport = createConnectTransport({ baseUrl: location.origin, useBinaryFormat: true });
+// Every call but the watch has a deadline of 30 s; the watch stays open,
+// watched for silence instead (model.ts).
+const transport = createConnectTransport({
+  baseUrl: location.origin,
+  useBinaryFormat: true,
+  defaultTimeoutMs: 30_000,
+});
 
 /** store is the certificate store service. */
 export const store = createClient(CertificateStoreService, transport);

@@ -76,7 +76,7 @@ export function createCertificateModel(): CertificateModel {
         let snapshot: Set<string> | undefined;
         for await (const event of store.watchCertificates(
           { sinceRevision: since, storeEpoch: epoch },
-          { signal: abort.signal },
+          { signal: abort.signal, timeoutMs: 0 },
         )) {
           clearTimeout(timer);
           timer = setTimeout(() => abort.abort(), silenceMs);
