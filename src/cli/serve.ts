@@ -12,6 +12,7 @@ import { CliError, defineCommand, errorMessage, expectPositionals, ExitCode, usa
 import { DataFolderLockedError, lockDataFolder, type DataFolderLock } from "./data-folder-lock.js";
 import { ensureDevPki } from "./dev-pki.js";
 import { createRateLimitedLog } from "./rate-limited-log.js";
+import { printConsoleGuide } from "./serve-console.js";
 import { printDevGuide } from "./serve-guide.js";
 import { followTlsFlags, type TlsReload } from "./tls-reload.js";
 import { logFormatHelp, serveLogOf, withLogFormat } from "./serve-log.js";
@@ -22,7 +23,7 @@ const help = `Usage: certgate serve [--listen HOST:PORT] [--data-dir DIR | --dat
                       [--tls-cert FILE --tls-key FILE] [--client-ca FILE]
                       [--admin THUMBPRINT]... [--reader THUMBPRINT]...
                       [--admin-dir DIR]... [--reader-dir DIR]...
-                      [--log-format text|json] [LIMITS]
+                      [--no-console] [--log-format text|json] [LIMITS]
 
 Runs the certificate store service (certgate.v1.CertificateStoreService,
 grpc.health.v1.Health and gRPC server reflection for readers and admins)
@@ -55,6 +56,9 @@ ${databaseHelp}
       --admin-dir DIR      A folder of admin client certificates, reloaded
                            live (repeatable)
       --reader-dir DIR     A folder of reader client certificates (repeatable)
+      --no-console         Do not serve the console, the web page at / for
+                           admins and readers (see docs/console.md). By
+                           default, it is served.
 ${logFormatHelp}
 ${auditKeyFileHelp}
                            By default, plain SHA-256 digests (see
@@ -143,6 +147,7 @@ export const serveCommand = withLogFormat(
         "audit-key-file": { type: "string" },
         "audit-max-bytes": { type: "string" },
         "audit-attempts-max-bytes": { type: "string" },
+        "no-console": { type: "boolean" },
       },
     },
     async ({ values, positionals }, io) => {
@@ -338,6 +343,7 @@ export const serveCommand = withLogFormat(
             store,
             ...tls,
             ...limits,
+            console: values["no-console"] !== true,
             onAuditError: (error) => log(`audit record not written: ${errorMessage(error)}`, {}, "error"),
             access: {
               admin: { thumbprints: admins, stores: adminStores },
@@ -396,6 +402,7 @@ export const serveCommand = withLogFormat(
         if (dev !== undefined) {
           printDevGuide(io, dev, url);
         }
+        if (values["no-console"] !== true) await printConsoleGuide(io, url, dev);
         // Last, so that it also says that everything above is in place.
         log.out(`listening on ${url}`, { url });
         await stopped(io.signal);

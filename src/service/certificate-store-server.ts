@@ -21,6 +21,7 @@ import { CertificateStoreService } from "../gen/certgate/v1/certificate_store_pb
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { createLazyNodeHandler } from "./lazy-node-handler.js";
 import type { ReplicaState } from "../core/store.js";
+import { consoleRequestHandler } from "./console-request-handler.js";
 
 /**
  * CertificateStoreServerOptions configures `createCertificateStoreServer`:
@@ -83,6 +84,14 @@ export interface CertificateStoreServerOptions extends CertificateStoreServiceOp
    * in milliseconds (Node's `handshakeTimeout`). By default, 10000.
    */
   handshakeTimeoutMs?: number;
+  /**
+   * Serve the console, the single-page app at `/` (see docs/console.md):
+   * `true` for the built one in the package, or `{ directory }` for a build
+   * elsewhere. Calls that change the store from a web page of another
+   * origin are refused either way. By default, false (`certgate serve`
+   * turns it on).
+   */
+  console?: boolean | { directory?: string };
 }
 
 /**
@@ -201,10 +210,13 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
     // 400 instead of ending the process; a refused call on a known HTTP/2
     // connection is answered with the access gate's recorded refusal before
     // Connect builds anything (health, open to all, is never refused).
-    guardRequestHandler(node.handler, {
-      gate: service.requestGate,
-      maxRefusedCallsPerConnection: options.maxRefusedCallsPerConnection,
-    }),
+    consoleRequestHandler(
+      guardRequestHandler(node.handler, {
+        gate: service.requestGate,
+        maxRefusedCallsPerConnection: options.maxRefusedCallsPerConnection,
+      }),
+      { console: options.console ?? false, requestGate: service.requestGate },
+    ),
   );
   closeIdleConnections(server, idleTimeoutMs);
   const sessions = new Set<http2.ServerHttp2Session>();
