@@ -1,5 +1,8 @@
 import { rootCertificates, type PeerCertificate } from "node:tls";
-import { experimental, type ChannelCredentials, type ServerCredentials } from "@grpc/grpc-js";
+// A namespace import: a named import of a member an old grpc-js lacks would
+// fail at link time, before certgate's own version check can say why.
+import * as grpcJs from "@grpc/grpc-js";
+import type { ChannelCredentials, experimental, ServerCredentials } from "@grpc/grpc-js";
 import type { TlsFiles } from "../core/tls-files.js";
 
 /**
@@ -87,7 +90,7 @@ export function createClientCertChannelCredentials(
     },
     removeIdentityCertificateListener: (listener) => void identity.delete(listener),
   };
-  return experimental.createCertificateProviderChannelCredentials(
+  return grpcJs.experimental.createCertificateProviderChannelCredentials(
     provider,
     provider,
     options.checkServerIdentity === undefined ? undefined : { checkServerIdentity: options.checkServerIdentity },
