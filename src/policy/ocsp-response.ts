@@ -228,15 +228,15 @@ export function checkOcspResponse(der: Uint8Array, options: OcspCheckOptions): O
   }
   const signer = signerOf(basic, issuer, t, skew);
   if (signer !== undefined) return { kind: "invalid", reason: "bad_signature", why: signer };
-  if (options.nonce !== undefined && basic.nonce !== undefined && !equal(basic.nonce, options.nonce)) {
-    return { kind: "invalid", reason: "nonce_mismatch", why: "the response carries another request's nonce" };
-  }
   if (single.thisUpdate.getTime() > t + skew) {
     return { kind: "invalid", reason: "not_yet_valid", why: "the response's thisUpdate is in the future" };
   }
   const next = single.nextUpdate?.getTime();
   if (next !== undefined && t > next + skew) {
     return { kind: "invalid", reason: "stale", why: "the response is past its nextUpdate" };
+  }
+  if (options.nonce !== undefined && basic.nonce !== undefined && !equal(basic.nonce, options.nonce)) {
+    return { kind: "invalid", reason: "nonce_mismatch", why: "the response carries another request's nonce" };
   }
   return { kind: "status", status: single.status, thisUpdate: single.thisUpdate.getTime(), nextUpdate: next };
 }
