@@ -36,8 +36,8 @@ export interface OcspPki {
    */
   issue(name: string, options?: { ocspUrl?: string; crlUrl?: string; recorded?: boolean }): Promise<OcspIssued>;
   revoke(issued: OcspIssued): void;
-  /** `openssl ca -gencrl`, DER, due again in `hours`. */
-  crl(hours?: number): Promise<Uint8Array>;
+  /** `openssl ca -gencrl`, DER, due again in `hours`; signed by the CA, or by the unrelated key (same name). */
+  crl(hours?: number, signer?: "ca" | "unrelated"): Promise<Uint8Array>;
   /**
    * Starts `openssl ocsp` on `port` (by default, a free one), signing as
    * `signer`; `minutes` sets nextUpdate (by default, 10).
@@ -168,8 +168,9 @@ export async function createOcspPki(): Promise<OcspPki> {
     revoke(cert) {
       openssl("ca", "-config", "ca.cnf", "-revoke", cert.file);
     },
-    async crl(hours = 24) {
-      openssl("ca", "-config", "ca.cnf", "-gencrl", "-crlhours", String(hours), "-out", "crl.pem");
+    async crl(hours = 24, signer = "ca") {
+      const as = signer === "ca" ? [] : ["-cert", "unrelated.pem", "-keyfile", "unrelated-key.pem"];
+      openssl("ca", "-config", "ca.cnf", "-gencrl", ...as, "-crlhours", String(hours), "-out", "crl.pem");
       openssl("crl", "-in", "crl.pem", "-outform", "DER", "-out", "crl.der");
       return new Uint8Array(await readFile(join(dir, "crl.der")));
     },
