@@ -42,6 +42,8 @@ export interface OcspStatusOptions {
 export interface OcspStatusSource {
   /** Changes when a refreshed status differs from the one it replaced. */
   readonly revision: number;
+  /** Holds `revision` itself: read on every call, so one getter fewer. */
+  readonly changes: { readonly revision: number };
   /**
    * The status of `certificate` issued by `issuer` at time `t`: at once
    * when cached (or recently failed), else a promise of the fetch.
@@ -106,6 +108,7 @@ export function createOcspStatusSource(options: OcspStatusOptions): OcspStatusSo
     get revision() {
       return cache.revision;
     },
+    changes: cache,
     get fetches() {
       return cache.fetches;
     },

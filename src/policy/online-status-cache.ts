@@ -33,6 +33,8 @@ interface Entry<V> {
   current: (Fetched<V> & { kind: "ok" }) | undefined;
   failure: { readonly reason: string; readonly why: string; readonly retryAt: number } | undefined;
   pending: Promise<void> | undefined;
+  /** Starts a queued background fetch at once, for a request that needs it. */
+  promote: (() => void) | undefined;
 }
 
 /**
@@ -54,6 +56,13 @@ export interface OnlineStatusCacheOptions<K, V> {
    * `revision` too: for values read as a set (CRLs). By default, false.
    */
   readonly arrivalsChangeRevision?: boolean;
+  /**
+   * How many background refreshes run at once; the others queue, so that
+   * certificates first seen together do not refresh together against the
+   * responder. A request that must wait for a queued one starts it. By
+   * default, 8.
+   */
+  readonly maxBackgroundFetches?: number;
 }
 
 /**
@@ -101,13 +110,51 @@ export function createOnlineStatusCache<K, V>(options: OnlineStatusCacheOptions<
     },
   });
 
-  function start(key: K, entry: Entry<V>, t: number, load: () => Promise<Fetched<V>>): Promise<void> {
-    if (entry.pending !== undefined) return entry.pending;
+  const maxBackground = options.maxBackgroundFetches ?? 8;
+  let background = 0;
+  const queue: (() => void)[] = [];
+
+  // Waits for a background slot; undefined when one is free.
+  function slot(entry: Entry<V>): Promise<void> | undefined {
+    if (background < maxBackground) {
+      background++;
+      return undefined;
+    }
+    return new Promise<void>((resolve) => {
+      const go = () => {
+        if (entry.promote !== go) return; // already started
+        entry.promote = undefined;
+        background++;
+        resolve();
+      };
+      entry.promote = go;
+      queue.push(go);
+    });
+  }
+
+  function release(): void {
+    background--;
+    while (queue.length > 0 && background < maxBackground) (queue.shift() as () => void)();
+  }
+
+  function start(
+    key: K,
+    entry: Entry<V>,
+    t: number,
+    load: () => Promise<Fetched<V>>,
+    inBackground: boolean,
+  ): Promise<void> {
+    if (entry.pending !== undefined) {
+      if (!inBackground) entry.promote?.();
+      return entry.pending;
+    }
     fetches++;
-    const run = Promise.resolve()
+    const queued = inBackground ? slot(entry) : undefined;
+    const run = (queued ?? Promise.resolve())
       .then(load)
       .catch((error: unknown): Fetched<V> => ({ kind: "failed", reason: "internal", why: String(error) }))
       .then((fetched) => {
+        if (inBackground) release();
         entry.pending = undefined;
         inFlight.delete(run);
         if (fetched.kind === "ok") {
@@ -154,12 +201,12 @@ export function createOnlineStatusCache<K, V>(options: OnlineStatusCacheOptions<
     lookup(key, t, load) {
       let entry = entries.get(key);
       if (entry === undefined) {
-        entry = { current: undefined, failure: undefined, pending: undefined };
+        entry = { current: undefined, failure: undefined, pending: undefined, promote: undefined };
         entries.set(key, entry);
       }
       const found = known(entry, t);
       if (found !== undefined) {
-        if (found.kind === "ok" && t >= found.refreshAt) void start(key, entry, t, load);
+        if (found.kind === "ok" && t >= found.refreshAt) void start(key, entry, t, load, true);
         return found;
       }
       const waiting = entry;
@@ -170,7 +217,7 @@ export function createOnlineStatusCache<K, V>(options: OnlineStatusCacheOptions<
         why: "the fetched status is already out of date",
         retryAt: t,
       };
-      return start(key, entry, t, load).then(() => known(waiting, t) ?? outdated);
+      return start(key, entry, t, load, false).then(() => known(waiting, t) ?? outdated);
     },
     *values() {
       // A snapshot: iterating must not reorder the LRU.
