@@ -40,10 +40,12 @@ export interface OcspStatusOptions {
  * OcspStatusSource knows the OCSP status of certificates.
  */
 export interface OcspStatusSource {
-  /** Changes when a refreshed status differs from the one it replaced. */
+  /**
+   * Changes when a refreshed status differs from the one it replaced. The
+   * decision does not watch it: decisions made from a status are made again
+   * from its refresh time on (see `CachedLookup.recheckAt`).
+   */
   readonly revision: number;
-  /** Holds `revision` itself: read on every call, so one getter fewer. */
-  readonly changes: { readonly revision: number };
   /**
    * The status of `certificate` issued by `issuer` at time `t`: at once
    * when cached (or recently failed), else a promise of the fetch.
@@ -108,7 +110,6 @@ export function createOcspStatusSource(options: OcspStatusOptions): OcspStatusSo
     get revision() {
       return cache.revision;
     },
-    changes: cache,
     get fetches() {
       return cache.fetches;
     },

@@ -85,8 +85,10 @@ export function createOnlineRevocationChecker(parts: OnlineRevocationParts): Onl
 
   function ocspResult(found: Awaited<ReturnType<OcspStatusSource["status"]>>, t: number): RevocationResult {
     if (found.kind === "ok") {
-      // Decided again at the refresh time, which starts the refresh.
-      const expiresAt = t < found.refreshAt ? found.refreshAt : found.until;
+      // Decided again at the refresh time, which starts the refresh, and
+      // then until the refreshed status lands: a status that changes is seen
+      // on the next call, and the decision needs no revision to watch.
+      const expiresAt = found.recheckAt;
       if (found.value === "revoked") {
         return {
           kind: "revoked",

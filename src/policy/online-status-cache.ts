@@ -26,7 +26,18 @@ export type Fetched<V> =
  * failure of its last fetch.
  */
 export type CachedLookup<V> =
-  | { readonly kind: "ok"; readonly value: V; readonly until: number; readonly refreshAt: number }
+  | {
+      readonly kind: "ok";
+      readonly value: V;
+      readonly until: number;
+      readonly refreshAt: number;
+      /**
+       * When a decision made from this value must be made again: its refresh
+       * time; while a refresh is in flight, at once (so the refreshed value
+       * is seen as soon as it lands); after a failed refresh, the retry time.
+       */
+      readonly recheckAt: number;
+    }
   | { readonly kind: "failed"; readonly reason: string; readonly why: string; readonly retryAt: number };
 
 interface Entry<V> {
@@ -87,6 +98,8 @@ export interface OnlineStatusCache<K, V> {
    * own duration.
    */
   lookup(key: K, t: number, load: () => Promise<Fetched<V>>): CachedLookup<V> | Promise<CachedLookup<V>>;
+  /** Holds `revision` as a data property, for a reader on the hot path. */
+  readonly changes: { readonly revision: number };
   /** Usable or stale values, most recently used last. */
   values(): IterableIterator<V>;
   /** How many fetches have been started (for benchmarks and tests). */
@@ -99,14 +112,16 @@ export interface OnlineStatusCache<K, V> {
  * createOnlineStatusCache returns an `OnlineStatusCache`.
  */
 export function createOnlineStatusCache<K, V>(options: OnlineStatusCacheOptions<K, V>): OnlineStatusCache<K, V> {
-  let revision = 0;
+  // A plain object with a data property: the decision reads it on every
+  // call (see `changes`), where a getter costs more than the read.
+  const changes = { revision: 0 };
   let fetches = 0;
   const inFlight = new Set<Promise<void>>();
   const entries = createLruCache<K, Entry<V>>(options.maxEntries, {
     maxWeight: options.maxBytes,
     weigh: (e) => e.current?.bytes ?? 0,
     onEvict(_key, e) {
-      if (e.current !== undefined && options.arrivalsChangeRevision === true) revision++;
+      if (e.current !== undefined && options.arrivalsChangeRevision === true) changes.revision++;
     },
   });
 
@@ -162,7 +177,7 @@ export function createOnlineStatusCache<K, V>(options: OnlineStatusCacheOptions<
           entry.current = fetched;
           entry.failure = undefined;
           if (old === undefined ? options.arrivalsChangeRevision === true : !options.same(old.value, fetched.value)) {
-            revision++;
+            changes.revision++;
           }
           // Set again, so that the byte bound sees the new size (and a
           // replaced entry comes back if it was evicted meanwhile).
@@ -184,7 +199,8 @@ export function createOnlineStatusCache<K, V>(options: OnlineStatusCacheOptions<
   function known(entry: Entry<V>, t: number): CachedLookup<V> | undefined {
     const current = entry.current;
     if (current !== undefined && t <= current.until) {
-      return { kind: "ok", value: current.value, until: current.until, refreshAt: current.refreshAt };
+      const { value, until, refreshAt } = current;
+      return { kind: "ok", value, until, refreshAt, recheckAt: refreshAt };
     }
     const failure = entry.failure;
     if (failure !== undefined && t < failure.retryAt) return { kind: "failed", ...failure };
@@ -193,8 +209,9 @@ export function createOnlineStatusCache<K, V>(options: OnlineStatusCacheOptions<
 
   return {
     get revision() {
-      return revision;
+      return changes.revision;
     },
+    changes,
     get fetches() {
       return fetches;
     },
@@ -206,8 +223,14 @@ export function createOnlineStatusCache<K, V>(options: OnlineStatusCacheOptions<
       }
       const found = known(entry, t);
       if (found !== undefined) {
-        if (found.kind === "ok" && t >= found.refreshAt) void start(key, entry, t, load, true);
-        return found;
+        if (found.kind !== "ok" || t < found.refreshAt) return found;
+        // Due a refresh: in the background, unless the last one failed lately.
+        const failure = entry.failure;
+        if (failure !== undefined && t < failure.retryAt) {
+          return { ...found, recheckAt: Math.min(found.until, failure.retryAt) };
+        }
+        void start(key, entry, t, load, true);
+        return { ...found, recheckAt: t };
       }
       const waiting = entry;
       // A fetch that gives a value already past its use (a clock far ahead) is a failure.

@@ -134,7 +134,6 @@ export function createRuleCompiler(
               ...(revocation.onError !== undefined && { onError: revocation.onError }),
             });
       if (crls !== undefined) sources.add(crls);
-      if (sources_.ocsp !== undefined) sources.add(sources_.ocsp.changes);
       found = {
         checker:
           sources_.ocsp === undefined && sources_.distributionPoints === undefined
