@@ -11,8 +11,16 @@ import { createClientCertInterceptor } from "../src/index.js";
 import type { ClientCertOptions } from "../src/decision/decision.js";
 import { callEcho, refusalOf } from "./support/grpc-js-calls.js";
 import { createBidiClient, startGrpcJsEchoServer, type EchoBidiRawClient } from "./support/grpc-js-echo-server.js";
-import { connectErrorOf, createTestPki, startEchoServer, transportFor, type TestPki } from "./support/harness.js";
+import {
+  connectErrorOf,
+  createTestPki,
+  startEchoServer,
+  transportFor,
+  waitFor,
+  type TestPki,
+} from "./support/harness.js";
 import { createOcspPki, freePort, type OcspIssued, type OcspPki, type OcspResponder } from "./support/ocsp-pki.js";
+import { startRevocationStub, type RevocationStub } from "./support/revocation-stub.js";
 
 let tls: TestPki;
 let pki: OcspPki;
@@ -20,6 +28,8 @@ let responder: OcspResponder;
 let good: IssuedCertificate;
 let revoked: IssuedCertificate;
 let orphan: IssuedCertificate;
+let victim: OcspIssued;
+let crlServer: RevocationStub;
 const closers: (() => Promise<void> | void)[] = [];
 
 beforeAll(async () => {
@@ -34,6 +44,9 @@ beforeAll(async () => {
   // Its responder never runs.
   orphan = asIssued(await pki.issue("orphan", { ocspUrl: `http://127.0.0.1:${await freePort()}/` }));
   responder = await pki.responder("ca", { port });
+  crlServer = await startRevocationStub({ kind: "status", status: 404 });
+  victim = await pki.issue("victim", { crlUrl: `${crlServer.url}ca.crl` });
+  crlServer.mode = { kind: "bytes", bytes: await pki.crl(1) };
 }, 30_000);
 
 afterEach(async () => {
@@ -41,6 +54,7 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
+  await crlServer?.close();
   await responder?.stop();
   await pki?.remove();
 });
@@ -89,5 +103,43 @@ describe("validateRevocation.ocsp through createClientCertServerInterceptor() (g
     const seen = await refusalOf(callEcho(await connect(revoked), "unary", "hi"));
     expect(seen.code).toBe(16);
     expect(seen.reason).toBe("revoked");
+  });
+});
+
+describe("validateRevocation.crlDistributionPoints through createClientCertInterceptor()", () => {
+  it("refuses an admitted certificate, on its open connection and on a new one, once a refreshed CRL revokes it", async () => {
+    let now = Date.now();
+    const server = await startEchoServer({
+      pki: tls,
+      interceptors: [
+        createClientCertInterceptor({
+          clock: () => now,
+          validateTrust: { ca: [pki.cert] },
+          validateRevocation: { crlDistributionPoints: true, onError: () => undefined },
+        }),
+      ],
+    });
+    closers.push(() => server.close());
+    const asIssued = victim as unknown as IssuedCertificate;
+    const open = createClient(EchoService, transportFor(server, tls, asIssued));
+    expect((await open.echo({ text: "before" })).text).toContain("before");
+    pki.revoke(victim);
+    crlServer.mode = { kind: "bytes", bytes: await pki.crl(1) };
+    // Past the refresh time (10 minutes before nextUpdate): the next call starts the refresh.
+    now += 55 * 60_000;
+    expect((await open.echo({ text: "during" })).text).toContain("during");
+    await waitFor(async () => {
+      const error = await open.echo({ text: "after" }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      return error !== undefined;
+    }, "the refreshed CRL");
+    const onOpen = await connectErrorOf(open.echo({ text: "again" }));
+    expect(onOpen.findDetails(ClientCertificateErrorSchema)[0]?.reason).toBe("revoked");
+    const fresh = createClient(EchoService, transportFor(server, tls, asIssued));
+    const onNew = await connectErrorOf(fresh.echo({ text: "new" }));
+    expect(onNew.findDetails(ClientCertificateErrorSchema)[0]?.reason).toBe("revoked");
+    expect(server.stats.connections).toBe(2);
   });
 });
