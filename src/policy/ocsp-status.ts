@@ -82,6 +82,7 @@ export function createOcspStatusSource(options: OcspStatusOptions): OcspStatusSo
     }
     const certId = ocspCertIdOf(certificate, issuer);
     const request = createOcspRequest(certId, options.nonce);
+    const started = performance.now();
     const fetched = await boundedFetch(
       url,
       { body: request.der, contentType: "application/ocsp-request", accept: "application/ocsp-response" },
@@ -92,7 +93,9 @@ export function createOcspStatusSource(options: OcspStatusOptions): OcspStatusSo
       certId,
       issuer,
       nonce: request.nonce,
-      t,
+      // The time the response arrived: a responder stamps thisUpdate when
+      // it answers, after the request was asked for.
+      t: t + (performance.now() - started),
       clockSkewMs: options.clockSkewMs,
     });
     if (check.kind === "invalid") return { kind: "failed", reason: check.reason, why: `${url}: ${check.why}` };

@@ -88,6 +88,7 @@ async function exchange(
 ): Promise<FetchResult> {
   const maxRedirects = options.maxRedirects ?? 3;
   let url = first;
+  let retried = false;
   for (let hops = 0; ; hops++) {
     if (!isFetchableUrl(url)) return { kind: "failed", reason: "unsupported_url", why: `not an http(s) URL: ${url}` };
     let response: Response;
@@ -103,6 +104,14 @@ async function exchange(
       });
     } catch (error) {
       if (signal.aborted) return { kind: "failed", reason: "timeout", why: `no answer from ${url}` };
+      // A kept-alive connection the server closed meanwhile fails the
+      // request at once: try once more on a new one (OCSP and CRL requests
+      // are idempotent), within the same deadline.
+      if (!retried) {
+        retried = true;
+        hops--;
+        continue;
+      }
       return { kind: "failed", reason: "unreachable", why: `${url}: ${messageOf(error)}` };
     }
     const location = response.headers.get("location");

@@ -80,10 +80,10 @@ export function createOnlineRevocationChecker(parts: OnlineRevocationParts): Onl
   ): RevocationResult | Promise<RevocationResult> | undefined {
     if (ocsp === undefined || chain.length < 2) return undefined;
     const found = ocsp.status(chain[0] as Certificate, chain[1] as Certificate, t);
-    return found instanceof Promise ? found.then((f) => ocspResult(f, t)) : ocspResult(found, t);
+    return found instanceof Promise ? found.then(ocspResult) : ocspResult(found);
   }
 
-  function ocspResult(found: Awaited<ReturnType<OcspStatusSource["status"]>>, t: number): RevocationResult {
+  function ocspResult(found: Awaited<ReturnType<OcspStatusSource["status"]>>): RevocationResult {
     if (found.kind === "ok") {
       // Decided again at the refresh time, which starts the refresh, and
       // then until the refreshed status lands: a status that changes is seen

@@ -92,8 +92,10 @@ export interface OnlineStatusCache<K, V> {
   /**
    * What is known of `key` at time `t`, without a promise when the cache
    * has a usable value (fetching a fresh one in the background from
-   * `refreshAt` on) or a recent failure. Otherwise it fetches with `load`
-   * and resolves when that fetch ends; concurrent callers share it. `load`
+   * `refreshAt` on) or a failure (fetching again in the background once its
+   * retry time has passed). Otherwise (a key never fetched, or whose value
+   * expired) it fetches with `load` and resolves when that fetch ends;
+   * concurrent callers share it. `load`
    * must not reject (a rejection counts as a failure) and must bound its
    * own duration.
    */
@@ -231,6 +233,14 @@ export function createOnlineStatusCache<K, V>(options: OnlineStatusCacheOptions<
         }
         void start(key, entry, t, load, true);
         return { ...found, recheckAt: t };
+      }
+      const failure = entry.failure;
+      if (failure !== undefined && entry.current === undefined) {
+        // The retry time of a failure has passed: ask again in the
+        // background and answer with the failure meanwhile, so that an
+        // outage does not make a request wait every retry period.
+        void start(key, entry, t, load, false);
+        return { kind: "failed", reason: failure.reason, why: failure.why, retryAt: t };
       }
       const waiting = entry;
       // A fetch that gives a value already past its use (a clock far ahead) is a failure.
