@@ -10,6 +10,7 @@ import { createDecisionCore, type ClientCertOptions } from "../src/decision/deci
 import type { OnlineRevocationError } from "../src/policy/online-revocation.js";
 import type { RevocationOptions } from "../src/policy/policy-options.js";
 import { waitFor } from "./support/harness.js";
+import { createTestMetrics, pointValue } from "./support/metrics.js";
 import { createOcspPki, type OcspIssued, type OcspPki, type OcspResponder } from "./support/ocsp-pki.js";
 import { startRevocationStub, type RevocationStub } from "./support/revocation-stub.js";
 
@@ -195,6 +196,35 @@ describe("validateRevocation.ocsp failure modes", () => {
     expect(meanwhile instanceof Promise).toBe(false);
     expect(outcome(await meanwhile)).toBe("ocsp_unavailable");
     await waitFor(() => stub.requests.length === asked + 1, "the retry");
+  });
+});
+
+describe("validateRevocation metrics", () => {
+  it("counts fetches by source and result, and times them", async () => {
+    const metrics = createTestMetrics();
+    try {
+      const c = createDecisionCore({
+        meterProvider: metrics.provider,
+        validateTrust: { ca: [pki.cert] },
+        validateRevocation: { ocsp: "hard-fail", responderUrl: responder.url, onError: () => undefined },
+      });
+      expect(outcome(await c.decide(peer(good)))).toBe("admitted");
+      stub.mode = { kind: "status", status: 500 };
+      const failing = createDecisionCore({
+        meterProvider: metrics.provider,
+        validateTrust: { ca: [pki.cert] },
+        validateRevocation: { ocsp: "soft-fail", responderUrl: stub.url, onError: () => undefined },
+      });
+      expect(outcome(await failing.decide(peer(good)))).toBe("admitted");
+      const points = await metrics.points("certgate.revocation.fetches");
+      const of = (result: string) =>
+        pointValue(points, { "certgate.revocation.source": "ocsp", "certgate.revocation.result": result });
+      expect([of("ok"), of("http_status")]).toEqual([1, 1]);
+      const durations = await metrics.points("certgate.revocation.fetch.duration");
+      expect(durations.length).toBe(2);
+    } finally {
+      await metrics.shutdown();
+    }
   });
 });
 

@@ -59,6 +59,8 @@ export interface DistributionPointOptions {
   readonly retryAfterMs: number;
   /** Called with each failed fetch. */
   readonly onFailure: (url: string, reason: string, why: string) => void;
+  /** Called when each fetch ends (see `OnlineStatusCacheOptions.onFetched`). By default, nothing. */
+  readonly onFetched?: (result: string, ms: number) => void;
 }
 
 /**
@@ -90,6 +92,7 @@ export function createDistributionPointCrls(options: DistributionPointOptions): 
     retryAfterMs: options.retryAfterMs,
     same: (a, b) => Buffer.from(a.tbs).equals(Buffer.from(b.tbs)),
     onFailure: options.onFailure,
+    ...(options.onFetched !== undefined && { onFetched: options.onFetched }),
     // Each CRL that arrives for a URL changes the set.
     arrivalsChangeRevision: true,
   });

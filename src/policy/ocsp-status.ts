@@ -34,6 +34,8 @@ export interface OcspStatusOptions {
   readonly retryAfterMs: number;
   /** Called with each failed fetch; `key` names the certificate. */
   readonly onFailure: (key: string, reason: string, why: string) => void;
+  /** Called when each fetch ends (see `OnlineStatusCacheOptions.onFetched`). By default, nothing. */
+  readonly onFetched?: (result: string, ms: number) => void;
 }
 
 /**
@@ -73,6 +75,7 @@ export function createOcspStatusSource(options: OcspStatusOptions): OcspStatusSo
     retryAfterMs: options.retryAfterMs,
     same: (a, b) => a === b,
     onFailure: options.onFailure,
+    ...(options.onFetched !== undefined && { onFetched: options.onFetched }),
   });
 
   async function load(certificate: Certificate, issuer: Certificate, t: number): Promise<Fetched<OcspStatus>> {

@@ -5,6 +5,7 @@ import { createOcspStatusSource, type OcspStatusSource } from "./ocsp-status.js"
 import { isFetchableUrl, type RevocationFetch } from "./online-fetch.js";
 import { OnlineRevocationError, type OcspMode } from "./online-revocation.js";
 import type { RevocationOptions } from "./policy-options.js";
+import type { RevocationMetrics } from "./revocation-metrics.js";
 
 /**
  * OnlineOptions are the online revocation options with their defaults.
@@ -91,6 +92,7 @@ export function createOnlineSources(
   options: OnlineOptions,
   clockSkewMs: number,
   onError: ((error: Error) => void) | undefined,
+  metrics: RevocationMetrics | undefined,
 ): { ocsp: OcspStatusSource | undefined; distributionPoints: DistributionPointCrls | undefined } {
   const report = onError ?? warnAtMostEveryMinute();
   const fetch: RevocationFetch = options.fetch ?? ((url, init) => globalThis.fetch(url, init));
@@ -104,6 +106,8 @@ export function createOnlineSources(
   };
   const failed = (source: "ocsp" | "crl") => (_key: string, reason: string, why: string) =>
     report(new OnlineRevocationError(source, reason, why));
+  const fetched = (source: "ocsp" | "crl") =>
+    metrics === undefined ? {} : { onFetched: (result: string, ms: number) => metrics.fetched(source, result, ms) };
   return {
     ocsp:
       options.ocsp === "off"
@@ -115,6 +119,7 @@ export function createOnlineSources(
             maxEntries: onlineLimits.ocspEntries,
             maxBytes: onlineLimits.ocspBytes,
             onFailure: failed("ocsp"),
+            ...fetched("ocsp"),
           }),
     distributionPoints: options.crlDistributionPoints
       ? createDistributionPointCrls({
@@ -122,6 +127,7 @@ export function createOnlineSources(
           maxCrls: onlineLimits.crls,
           maxBytes: Math.max(onlineLimits.crlBytes, options.maxResponseBytes),
           onFailure: failed("crl"),
+          ...fetched("crl"),
         })
       : undefined,
   };

@@ -74,6 +74,8 @@ export interface OnlineStatusCacheOptions<K, V> {
    * default, 8.
    */
   readonly maxBackgroundFetches?: number;
+  /** Called when each fetch ends: `"ok"` or the failure's reason, and how long it took (ms). By default, nothing. */
+  readonly onFetched?: (result: string, ms: number) => void;
 }
 
 /**
@@ -167,11 +169,20 @@ export function createOnlineStatusCache<K, V>(options: OnlineStatusCacheOptions<
     }
     fetches++;
     const queued = inBackground ? slot(entry) : undefined;
+    let began = 0;
     const run = (queued ?? Promise.resolve())
-      .then(load)
+      .then(() => {
+        began = performance.now();
+        return load();
+      })
       .catch((error: unknown): Fetched<V> => ({ kind: "failed", reason: "internal", why: String(error) }))
       .then((fetched) => {
         if (inBackground) release();
+        try {
+          options.onFetched?.(fetched.kind === "ok" ? "ok" : fetched.reason, performance.now() - began);
+        } catch {
+          // Metrics must not change the decision.
+        }
         entry.pending = undefined;
         inFlight.delete(run);
         if (fetched.kind === "ok") {

@@ -12,7 +12,9 @@ import {
 } from "./identity-match.js";
 import type { CompiledPolicy } from "./policy.js";
 import type { ProcedureRule, RevocationOptions, RuleOptions, TrustOptions } from "./policy-options.js";
+import type { MetricsMeter } from "../core/metrics.js";
 import { checkOnlineOptions, createOnlineSources } from "./online-options.js";
+import { createRevocationMetrics, type RevocationMetrics } from "./revocation-metrics.js";
 import { createOnlineRevocationChecker } from "./online-revocation.js";
 import { createRevocationChecker, type RevocationChecker } from "./revocation.js";
 
@@ -35,11 +37,13 @@ export interface RuleCompiler {
 /**
  * createRuleCompiler returns a `RuleCompiler`. `issuerSource` is where
  * `issuerCertificateId` identities find certificates (`issuerCertificates`,
- * else the store's `get`).
+ * else the store's `get`); `meter`, if any, records online revocation's
+ * fetches.
  */
 export function createRuleCompiler(
   clockSkewMs: number,
   issuerSource: IssuerCertificateSource | undefined,
+  meter?: MetricsMeter,
 ): RuleCompiler {
   const sources = new Set<{ readonly revision: number }>();
   const caSets = new Map<object, CertificateSet>();
@@ -48,6 +52,7 @@ export function createRuleCompiler(
   const checkers = new Map<object, Map<CertificateSet, Revocation>>();
   const policies: CompiledPolicy[] = [];
   let issuers: IssuerResolver | undefined;
+  let revocationMetrics: RevocationMetrics | undefined;
 
   function caSet(input: CertificateSetInput, where: string): CertificateSet {
     if (input === undefined || input === null) throw new TypeError(`certgate: ${where} is required`);
@@ -121,7 +126,10 @@ export function createRuleCompiler(
       } catch (error) {
         throw new TypeError(`${(error as Error).message} (in ${where}.crls)`);
       }
-      const sources_ = createOnlineSources(online, clockSkewMs, revocation.onError);
+      if (meter !== undefined && (online.ocsp !== "off" || online.crlDistributionPoints)) {
+        revocationMetrics ??= createRevocationMetrics(meter);
+      }
+      const sources_ = createOnlineSources(online, clockSkewMs, revocation.onError, revocationMetrics);
       const fetched = sources_.distributionPoints?.set;
       const crls = files !== undefined && fetched !== undefined ? mergeCrlSets(files, fetched) : (files ?? fetched);
       const crlChecker =
