@@ -3,7 +3,7 @@
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { expectFailure, runHere } from "./support/cli-harness.js";
+import { expectFailure, run, runHere } from "./support/cli-harness.js";
 import { createOcspPki, freePort, type OcspIssued, type OcspPki, type OcspResponder } from "./support/ocsp-pki.js";
 import { startRevocationStub, type RevocationStub } from "./support/revocation-stub.js";
 
@@ -44,6 +44,11 @@ describe("certgate verify --online", () => {
     const result = await runHere(["verify", "--online", "--issuer", caFile, good.file]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/^not revoked: .*good\.pem \(ocsp http:\/\/127\.0\.0\.1:\d+\/\)\n$/);
+  });
+  it("exits once answered as a process of its own (the built command)", async () => {
+    const result = await run(["verify", "--online", "--issuer", caFile, good.file]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/^not revoked: /);
   });
   it("finds the issuer after the certificate in FILE", async () => {
     const result = await runHere(["verify", "--online", join(pki.dir, "good-chain.pem")]);
