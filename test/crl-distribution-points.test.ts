@@ -18,6 +18,7 @@ let crlUrl: string;
 let good: OcspIssued;
 let revoked: OcspIssued;
 let victim: OcspIssued;
+let warmVictim: OcspIssued;
 let others: OcspIssued[];
 let firstCrl: Uint8Array;
 
@@ -28,6 +29,7 @@ beforeAll(async () => {
   good = await pki.issue("good", { crlUrl });
   revoked = await pki.issue("revoked", { crlUrl });
   victim = await pki.issue("victim", { crlUrl });
+  warmVictim = await pki.issue("warm-victim", { crlUrl });
   others = await Promise.all(["a", "b", "c"].map((n) => pki.issue(n, { crlUrl })));
   pki.revoke(revoked);
   firstCrl = await pki.crl(1);
@@ -103,6 +105,23 @@ describe("validateRevocation.crlDistributionPoints", () => {
     expect(during instanceof Promise).toBe(false);
     expect(outcome(await during)).toBe("admitted");
     await waitFor(async () => outcome(await c.decide(peer(victim))) === "revoked", "the refreshed CRL");
+  });
+  it("refreshes ahead of nextUpdate from a warm connection's call, and refuses its next one once revoked", async () => {
+    crlServer.mode = { kind: "bytes", bytes: await pki.crl(1) };
+    let now = Date.now();
+    const { core: c } = core({ refreshBeforeMs: 10 * 60_000 }, { clock: () => now });
+    expect(outcome(await c.decide(peer(good)))).toBe("admitted"); // fetches the CRL
+    const connection = peer(warmVictim);
+    expect(outcome(await c.decide(connection))).toBe("admitted"); // decided from the cached CRL
+    const fetched = crlServer.requests.length;
+    pki.revoke(warmVictim);
+    crlServer.mode = { kind: "bytes", bytes: await pki.crl(1) };
+    now += 55 * 60_000;
+    const during = c.decide(connection);
+    expect(during instanceof Promise).toBe(false);
+    expect(outcome(await during)).toBe("admitted");
+    await waitFor(async () => outcome(await c.decide(connection)) === "revoked", "the refreshed CRL");
+    expect(crlServer.requests.length).toBe(fetched + 1);
   });
   it("refuses with crl_unavailable when the CRL cannot be fetched, admits with allowMissing", async () => {
     crlServer.mode = { kind: "status", status: 500 };

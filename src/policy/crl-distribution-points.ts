@@ -71,11 +71,13 @@ export interface DistributionPointCrls {
   readonly set: CrlSet;
   /**
    * Makes sure the CRL of every certificate of `chain` but the last is
-   * fetched: nothing to wait for when each is cached (and fresh, or
-   * refreshing in the background), else a promise that resolves when the
-   * missing ones are fetched or failed.
+   * fetched. When each is cached (fresh, or refreshing in the background,
+   * or recently failed) it returns when a decision made from them must be
+   * made again (see `CachedLookup.recheckAt`; Infinity without distribution
+   * points); else a promise that resolves when the missing ones are fetched
+   * or failed.
    */
-  ensure(chain: readonly Certificate[], t: number): Promise<void> | undefined;
+  ensure(chain: readonly Certificate[], t: number): number | Promise<void>;
   /** How many fetches have been started. */
   readonly fetches: number;
   /** Waits for the fetches in flight. */
@@ -160,13 +162,15 @@ export function createDistributionPointCrls(options: DistributionPointOptions): 
     settled: () => cache.settled(),
     ensure(chain, t) {
       let waits: Promise<unknown>[] | undefined;
+      let recheckAt = Infinity;
       for (let i = 0; i + 1 < chain.length; i++) {
         const url = urlOf(chain[i] as Certificate);
         if (url === undefined) continue;
         const found = cache.lookup(url, t, () => load(url, t));
         if (found instanceof Promise) (waits ??= []).push(found);
+        else recheckAt = Math.min(recheckAt, found.kind === "ok" ? found.recheckAt : found.retryAt);
       }
-      return waits === undefined ? undefined : Promise.all(waits).then(() => undefined);
+      return waits === undefined ? recheckAt : Promise.all(waits).then(() => undefined);
     },
   };
 }

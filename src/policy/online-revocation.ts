@@ -4,7 +4,7 @@
 import type { Certificate } from "../core/certificate.js";
 import type { DistributionPointCrls } from "./crl-distribution-points.js";
 import type { OcspStatusSource } from "./ocsp-status.js";
-import type { RevocationChecker, RevocationResult } from "./revocation.js";
+import type { CrlRevocationChecker, RevocationChecker, RevocationResult } from "./revocation.js";
 
 /**
  * OcspMode is `validateRevocation.ocsp`: `"off"`, `"soft-fail"` (a
@@ -39,7 +39,7 @@ export class OnlineRevocationError extends Error {
  */
 export interface OnlineRevocationParts {
   /** The CRL index (files and distribution points). */
-  readonly crls: RevocationChecker | undefined;
+  readonly crls: CrlRevocationChecker | undefined;
   /** Fetches the distribution point CRLs the index needs. */
   readonly distributionPoints: DistributionPointCrls | undefined;
   readonly ocsp: OcspStatusSource | undefined;
@@ -70,8 +70,13 @@ export function createOnlineRevocationChecker(parts: OnlineRevocationParts): Onl
 
   function crlPart(chain: readonly Certificate[], t: number): RevocationResult | Promise<RevocationResult> | undefined {
     if (crls === undefined) return undefined;
-    const wait = distributionPoints?.ensure(chain, t);
-    return wait === undefined ? crls.check(chain, t) : wait.then(() => crls.check(chain, t));
+    if (distributionPoints === undefined) return crls.check(chain, t);
+    const ready = distributionPoints.ensure(chain, t);
+    if (typeof ready === "number") return recheck(crls.check(chain, t), ready);
+    return ready.then(() => {
+      const again = distributionPoints.ensure(chain, t);
+      return recheck(crls.check(chain, t), typeof again === "number" ? again : t);
+    });
   }
 
   function ocspPart(
@@ -133,6 +138,12 @@ export function createOnlineRevocationChecker(parts: OnlineRevocationParts): Onl
       return combine(a, b);
     },
   };
+}
+
+// A decision made from distribution point CRLs is made again from their
+// refresh time (which starts the refresh), or a failed fetch's retry time.
+function recheck(result: RevocationResult, at: number): RevocationResult {
+  return at === Infinity ? result : { ...result, expiresAt: Math.min(result.expiresAt ?? Infinity, at) };
 }
 
 function failed(error: unknown): RevocationResult {
