@@ -92,6 +92,16 @@ describe("validateRevocation.ocsp against openssl ocsp", () => {
       await unrelated.stop();
     }
   });
+  it("refuses a response signed by a client certificate of the same CA (no OCSPSigning)", async () => {
+    const impostor = await pki.responder("client");
+    try {
+      const { core: c, reasons } = core({ ocsp: "hard-fail", responderUrl: impostor.url });
+      expect(outcome(await c.decide(peer(good)))).toBe("ocsp_unavailable");
+      expect(reasons()).toEqual(["bad_signature"]);
+    } finally {
+      await impostor.stop();
+    }
+  });
   it("refuses under hard-fail and admits under soft-fail when the responder is stopped", async () => {
     const stopped = await pki.responder("ca");
     await stopped.stop();

@@ -14,8 +14,12 @@ export interface OcspIssued {
   file: string;
 }
 
-/** Who signs the responses of a responder. */
-export type ResponderSigner = "ca" | "delegated" | "unrelated";
+/**
+ * Who signs the responses of a responder: the CA, a delegated responder
+ * certificate (OCSPSigning), a key of the same name that the CA never
+ * signed, or a client certificate of the CA (not allowed to sign OCSP).
+ */
+export type ResponderSigner = "ca" | "delegated" | "unrelated" | "client";
 
 /** A running `openssl ocsp`. */
 export interface OcspResponder {
@@ -138,6 +142,7 @@ export async function createOcspPki(): Promise<OcspPki> {
     return { file, cert: await readFile(file, "utf8"), key: await readFile(join(dir, `${name}-key.pem`), "utf8") };
   };
   await issue("responder", "extendedKeyUsage=OCSPSigning\nnoCheck=ignored\nbasicConstraints=CA:FALSE\n", true);
+  await issue("impostor", "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n", true);
   openssl(
     "req",
     "-x509",
@@ -155,6 +160,7 @@ export async function createOcspPki(): Promise<OcspPki> {
     ca: ["ca.pem", "ca-key.pem"],
     delegated: ["responder.pem", "responder-key.pem"],
     unrelated: ["unrelated.pem", "unrelated-key.pem"],
+    client: ["impostor.pem", "impostor-key.pem"],
   };
   return {
     dir,
