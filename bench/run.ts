@@ -25,6 +25,7 @@ const sections: Section[] = [
   section("directory-store", () => import("./directory-store.js")),
   section("store-server-memory", () => import("./store-server-memory.js")),
   section("policy", () => import("./policy.js")),
+  section("online-revocation", () => import("./online-revocation.js")),
   section("remote-store", () => import("./remote-store.js")),
   section("expiring-list", () => import("./expiring-list.js")),
   section("postgres-store", () => import("./postgres-store.js")),

@@ -117,6 +117,8 @@ export type {
   RuleOptions,
 } from "./policy/policy-options.js";
 export type { CertificateIdentity, IssuerCertificateSource } from "./policy/identity-match.js";
+export { OnlineRevocationError, type OcspMode } from "./policy/online-revocation.js";
+export type { RevocationFetch } from "./policy/online-fetch.js";
 export {
   createCertificateFileSet,
   createCertificateSetFromStore,

@@ -1,7 +1,9 @@
+import type { Certificate } from "../core/certificate.js";
 import { normalizeThumbprint } from "../core/thumbprint.js";
 import { readCertificateFile } from "./certificate-files.js";
 import {
   CliError,
+  type CliIo,
   defineCommand,
   errorMessage,
   expectPositionals,
@@ -11,10 +13,11 @@ import {
   usageError,
 } from "./common.js";
 import { storedCertificateJson } from "./format.js";
-import { connectStore, storeErrorReason, storeFlags, storeFlagsHelp } from "./store-client.js";
 import { displayText } from "../core/display-text.js";
+import { connectStore, storeErrorReason, storeFlags, storeFlagsHelp, type StoreFlagValues } from "./store-client.js";
+import { verifyOnline } from "./verify-online.js";
 
-const help = `Usage: certgate verify FILE [store options]
+const help = `Usage: certgate verify FILE [--online [--issuer FILE] [--responder URL]] [store options]
        certgate verify --thumbprint THUMBPRINT [store options]
 
 Asks the certificate store service whether it admits a certificate, and why
@@ -22,18 +25,31 @@ not. FILE is PEM or DER; when it holds a chain, the first certificate (the
 leaf, as TLS presents it) is checked; a private key beside it is ignored and
 never sent. A thumbprint may be SHA-1 or SHA-256, pasted in any spelling.
 
+With --online, also asks the certificate's issuer whether it is revoked:
+its OCSP responder (hard-fail) and the CRLs of its distribution points
+(http only), verified with the issuer certificate. Without a store
+(--store, CERTGATE_STORE), only the online check is made.
+
 Options:
       --thumbprint HEX  Verify by thumbprint instead of a file
+      --online          Check revocation with the issuer (OCSP, CRL
+                        distribution points)
+      --issuer FILE     The issuing CA certificate (PEM). By default, the
+                        certificates after the first in FILE
+      --responder URL   Ask this OCSP responder instead of the one the
+                        certificate names
 ${storeFlagsHelp}
   -h, --help            Show this help
 
 Exit status: 0 when admitted, 3 when not admitted (the reason is printed:
-not_allowed, expired, not_yet_valid, invalid_certificate), 1 when the store
-could not answer, 2 for a wrong command line.
+not_allowed, expired, not_yet_valid, invalid_certificate, revoked,
+untrusted), 1 when the store or the issuer could not answer
+(ocsp_unavailable, crl_unavailable, stale_crl), 2 for a wrong command line.
 
 Examples:
   certgate verify client.pem
   certgate verify --thumbprint "3a f2 ... 9c"
+  certgate verify --online --issuer ca.pem client.pem
 `;
 
 const reasons: Record<string, string> = {
@@ -41,7 +57,15 @@ const reasons: Record<string, string> = {
   expired: "the certificate has expired",
   not_yet_valid: "the certificate is not valid yet",
   invalid_certificate: "the certificate could not be read",
+  revoked: "the issuer revoked it",
+  untrusted: "not issued by the given issuer",
+  ocsp_unavailable: "no usable OCSP answer",
+  crl_unavailable: "no usable CRL",
+  stale_crl: "the CRL is out of date",
 };
+
+// Online refusals that say the issuer could not be asked, not that it refused.
+const couldNotCheck = new Set(["ocsp_unavailable", "crl_unavailable", "stale_crl", "error"]);
 
 /**
  * verifyCommand is `certgate verify FILE`: VerifyCertificate, with an exit
@@ -51,13 +75,24 @@ export const verifyCommand = defineCommand(
   {
     name: "verify",
     help,
-    options: { ...storeFlags, thumbprint: { type: "string" } },
+    options: {
+      ...storeFlags,
+      thumbprint: { type: "string" },
+      online: { type: "boolean" },
+      issuer: { type: "string" },
+      responder: { type: "string" },
+    },
   },
   async ({ values, positionals }, io) => {
     let subject: { case: "certificate"; value: Uint8Array } | { case: "thumbprint"; value: string };
     let what: string;
     let description = "";
+    let chain: readonly Certificate[] = [];
+    if (values.online !== true && (values.issuer !== undefined || values.responder !== undefined)) {
+      throw usageError("verify", "--issuer and --responder go with --online");
+    }
     if (values.thumbprint !== undefined) {
+      if (values.online === true) throw usageError("verify", "--online needs FILE, not --thumbprint");
       expectPositionals("verify", positionals, "", { min: 0, max: 0 });
       try {
         subject = { case: "thumbprint", value: normalizeThumbprint(values.thumbprint) };
@@ -84,6 +119,11 @@ export const verifyCommand = defineCommand(
       }
       subject = { case: "certificate", value: leaf.der };
       description = ` (${oneLine(leaf.subject)})`;
+      chain = file.certificates;
+    }
+    if (values.online === true) {
+      const online = await checkOnline(what, chain, values, io);
+      if (online !== undefined) return online;
     }
     const store = await connectStore("verify", values, io);
     let answer;
@@ -116,3 +156,39 @@ export const verifyCommand = defineCommand(
     return answer.admitted ? ExitCode.ok : ExitCode.notAdmitted;
   },
 );
+
+// The online check of `--online`: an exit status when it refuses, or when
+// there is no store to ask next; undefined to go on to the store.
+async function checkOnline(
+  what: string,
+  chain: readonly Certificate[],
+  values: StoreFlagValues & { issuer?: string; responder?: string },
+  io: CliIo,
+): Promise<number | undefined> {
+  const leaf = chain[0] as Certificate;
+  let issuers: readonly Certificate[] = chain.slice(1);
+  if (values.issuer !== undefined) {
+    issuers = (await readCertificateFile(values.issuer, io.cwd)).certificates;
+  }
+  if (issuers.length === 0) {
+    throw usageError(
+      "verify",
+      "--online needs the issuer: put it after the certificate in FILE, or give --issuer FILE",
+    );
+  }
+  let timeoutMs = 10_000;
+  if (values.timeout !== undefined && Number(values.timeout) > 0) timeoutMs = Math.round(Number(values.timeout) * 1000);
+  const verdict = await verifyOnline(what, leaf, issuers, values.responder, timeoutMs);
+  for (const problem of verdict.problems) io.stderr(`certgate: note: ${what}: ${problem}\n`);
+  const hasStore = (values.store ?? io.env.CERTGATE_STORE ?? "") !== "";
+  if (values.json === true && (!verdict.admitted || !hasStore)) {
+    io.stdout(json({ admitted: verdict.admitted, reason: verdict.reason, online: verdict.sources }));
+  } else if (verdict.admitted) {
+    io.stdout(`not revoked: ${what} (${verdict.sources.join(", ")})\n`);
+  } else {
+    const words = reasons[verdict.reason];
+    io.stderr(`certgate: verify ${what}: not admitted: ${verdict.reason}${words === undefined ? "" : ` (${words})`}\n`);
+  }
+  if (!verdict.admitted) return couldNotCheck.has(verdict.reason) ? ExitCode.failure : ExitCode.notAdmitted;
+  return hasStore ? undefined : ExitCode.ok;
+}

@@ -63,6 +63,10 @@ export const refusals = {
     "client certificate could not be checked: revocation list unavailable",
   ),
   stale_crl: unauthenticated("stale_crl", "client certificate could not be checked: revocation list out of date"),
+  ocsp_unavailable: unauthenticated(
+    "ocsp_unavailable",
+    "client certificate could not be checked: revocation status unavailable",
+  ),
   wrong_usage: unauthenticated("wrong_usage", "client certificate not issued for client authentication"),
   procedure_not_allowed: {
     reason: "not_allowed",

@@ -175,10 +175,10 @@ export function createDecide(options: ClientCertOptions): Decide {
 export function createDecisionCore(options: ClientCertOptions): DecisionCore {
   validateOptions(options);
   const { store } = options;
-  const engine = compilePolicy(options, store !== undefined, issuerSourceOf(store));
+  const meter = meterOf(options.meterProvider);
+  const engine = compilePolicy(options, store !== undefined, issuerSourceOf(store), meter);
   const needsProcedure = engine.policies.length > 1;
   const now = clockOf(options.clock);
-  const meter = meterOf(options.meterProvider);
   const metrics =
     meter === undefined
       ? undefined

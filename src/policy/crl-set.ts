@@ -107,3 +107,29 @@ export async function createCrlFileSet(options: FileSourceOptions): Promise<CrlS
     close: source.close,
   };
 }
+
+/**
+ * mergeCrlSets returns one `CrlSet` holding the CRLs of both sets, such as
+ * CRL files and CRLs fetched from distribution points.
+ */
+export function mergeCrlSets(a: CrlSet, b: CrlSet): CrlSet {
+  return {
+    get revision() {
+      return a.revision + b.revision;
+    },
+    get crls() {
+      return [...a.crls, ...b.crls];
+    },
+    onChange(listener) {
+      const offA = a.onChange(() => listener(a.revision + b.revision));
+      const offB = b.onChange(() => listener(a.revision + b.revision));
+      return () => {
+        offA();
+        offB();
+      };
+    },
+    close: async () => {
+      await Promise.all([a.close(), b.close()]);
+    },
+  };
+}

@@ -145,11 +145,25 @@ export type CrlSignatureCheck = { readonly kind: "valid" } | { readonly kind: "i
  * reported as invalid, naming the algorithm.
  */
 export function verifyCrlSignature(crl: ParsedCrl, issuer: X509Certificate): CrlSignatureCheck {
-  if (!Object.hasOwn(hashes, crl.signatureAlgorithm)) {
-    return { kind: "invalid", why: `unsupported signature algorithm ${crl.signatureAlgorithm}` };
+  return verifySignedData(crl.signatureAlgorithm, crl.tbs, crl.signature, issuer);
+}
+
+/**
+ * verifySignedData checks a signature over `tbs` made with the key of
+ * `signer`, for the signed structures certgate reads (CRLs, OCSP responses):
+ * RSA (PKCS #1 v1.5), ECDSA and EdDSA with SHA-2.
+ */
+export function verifySignedData(
+  algorithm: string,
+  tbs: Uint8Array,
+  signature: Uint8Array,
+  signer: X509Certificate,
+): CrlSignatureCheck {
+  if (!Object.hasOwn(hashes, algorithm)) {
+    return { kind: "invalid", why: `unsupported signature algorithm ${algorithm}` };
   }
   try {
-    const ok = verifySignature(hashes[crl.signatureAlgorithm] ?? null, crl.tbs, issuer.publicKey, crl.signature);
+    const ok = verifySignature(hashes[algorithm] ?? null, tbs, signer.publicKey, signature);
     return ok ? { kind: "valid" } : { kind: "invalid", why: "bad signature" };
   } catch (error) {
     return { kind: "invalid", why: `signature could not be checked: ${String(error)}` };

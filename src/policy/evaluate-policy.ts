@@ -6,6 +6,7 @@ import { allowsClientAuth, extendedKeyUsageOf } from "./certificate-extensions.j
 import type { ChainBuilder, ChainResult } from "./chain.js";
 import type { IssuerResolver } from "./identity-match.js";
 import type { CompiledPolicy, EvaluationContext, Outcome } from "./policy.js";
+import type { RevocationResult } from "./revocation.js";
 
 function memo<T>(facts: Map<object, unknown>, key: object, compute: () => T): T {
   if (facts.has(key)) return facts.get(key) as T;
@@ -48,17 +49,35 @@ export function evaluatePolicy(
       const { checker } = policy.revocation;
       const built = chainOf(state, policy.revocation.chain);
       if (built.kind === "failed") return refuse(state, "crl_unavailable");
+      state.expiresAt = Math.min(state.expiresAt, built.expiresAt);
       const status = memo(facts, checker, () => checker.check(built.chain, t));
-      if (status.kind !== "good") return refuse(state, status.reason);
-      state.expiresAt = Math.min(state.expiresAt, status.expiresAt, built.expiresAt);
+      // Only online revocation waits: for a status not known yet, bounded by its fetch timeout.
+      if (status instanceof Promise) {
+        return status.then((s) => afterRevocation(state, s, context)).catch((error: unknown) => caught(state, error));
+      }
+      return afterRevocation(state, status, context);
     }
-    const verdict = context.lookupStore?.();
-    if (verdict instanceof Promise)
-      return verdict.then((v) => afterStore(state, v)).catch((error: unknown) => caught(state, error));
-    return afterStore(state, verdict);
+    return lookup(state, context);
   } catch (error) {
     return caught(state, error);
   }
+}
+
+function afterRevocation(
+  state: Evaluation,
+  status: RevocationResult,
+  context: EvaluationContext,
+): Outcome | Promise<Outcome> {
+  state.expiresAt = Math.min(state.expiresAt, status.expiresAt ?? Infinity);
+  if (status.kind !== "good") return refuse(state, status.reason);
+  return lookup(state, context);
+}
+
+function lookup(state: Evaluation, context: EvaluationContext): Outcome | Promise<Outcome> {
+  const verdict = context.lookupStore?.();
+  if (verdict instanceof Promise)
+    return verdict.then((v) => afterStore(state, v)).catch((error: unknown) => caught(state, error));
+  return afterStore(state, verdict);
 }
 
 // One evaluation in progress: what the checks so far have found.

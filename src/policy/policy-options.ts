@@ -1,5 +1,7 @@
 import type { CertificateSetInput } from "./certificate-set.js";
 import type { CrlSetInput } from "./crl-set.js";
+import type { RevocationFetch } from "./online-fetch.js";
+import type { OcspMode } from "./online-revocation.js";
 import type { CertificateIdentity, IssuerCertificateSource } from "./identity-match.js";
 
 /**
@@ -24,14 +26,65 @@ export interface TrustOptions {
 
 /**
  * RevocationOptions configures `validateRevocation`: every certificate of
- * the chain but the root is looked up in the CRL of its issuer.
+ * the chain but the root is looked up in the CRL of its issuer (CRL files,
+ * and with `crlDistributionPoints`, CRLs fetched from the certificates'
+ * distribution points), and with `ocsp`, the client certificate's status is
+ * asked of its issuer's OCSP responder. Online status is fetched when a
+ * certificate is first seen and refreshed in the background; see
+ * docs/policy.md.
  */
 export interface RevocationOptions {
   /**
    * The CRLs: a `CrlSet` from `createCrlFileSet` (files or a folder,
-   * reloaded on change), or PEM / DER CRLs given once. Required.
+   * reloaded on change), or PEM / DER CRLs given once. Required, unless
+   * `ocsp` or `crlDistributionPoints` is on.
    */
-  crls: CrlSetInput;
+  crls?: CrlSetInput;
+  /**
+   * Ask the OCSP responder (RFC 6960) of the client certificate's issuer:
+   * its Authority Information Access URL, or `responderUrl`. `"soft-fail"`:
+   * a `revoked` answer refuses with `revoked`; no usable answer (responder
+   * down, slow, bad response, `unknown`) admits. `"hard-fail"`: only a
+   * `good` answer admits; anything else refuses with `ocsp_unavailable`.
+   * By default, `"off"`.
+   */
+  ocsp?: OcspMode;
+  /**
+   * Fetch the CRLs named by the certificates' CRL distribution points
+   * (http and https URLs; LDAP is not supported), verify them with the
+   * issuer like CRL files, and keep them until their nextUpdate. A
+   * certificate whose CRL cannot be fetched is treated like one without a
+   * CRL (`crl_unavailable`, unless `allowMissing`). By default, false.
+   */
+  crlDistributionPoints?: boolean;
+  /**
+   * The OCSP responder to ask instead of the one the certificate names
+   * (an http or https URL). By default, the certificate's AIA responder.
+   */
+  responderUrl?: string;
+  /**
+   * The longest a fetch (OCSP or CRL, redirects and body included) may take,
+   * and so the longest a request waits for a status not yet known, in
+   * milliseconds. By default, 5000.
+   */
+  fetchTimeoutMs?: number;
+  /**
+   * The largest OCSP response or CRL accepted, in bytes, enforced while it
+   * streams in. By default, 10 MiB.
+   */
+  maxResponseBytes?: number;
+  /**
+   * Fetch a status again this long before its nextUpdate, in the
+   * background (at the latest halfway through its remaining life), in
+   * milliseconds. By default, 10 minutes.
+   */
+  refreshBeforeMs?: number;
+  /**
+   * The fetch function for OCSP and CRL requests: for tests, or an outbound
+   * proxy (undici's `fetch` with a `ProxyAgent` dispatcher). By default,
+   * `globalThis.fetch`.
+   */
+  fetch?: RevocationFetch;
   /**
    * The CA certificates that issued the certificates and sign the CRLs. By
    * default, `validateTrust.ca`; required when `validateTrust` is not given
@@ -50,7 +103,9 @@ export interface RevocationOptions {
   allowMissing?: boolean;
   /**
    * Called with each CRL that is not used (bad signature, no issuing CA,
-   * delta or indirect CRL). By default, a process warning.
+   * delta or indirect CRL), and with an `OnlineRevocationError` for each
+   * failed OCSP or CRL fetch (its `reason` says why). By default, a process
+   * warning (for failed fetches, at most one a minute per reason).
    */
   onError?: (error: Error) => void;
 }
@@ -111,8 +166,8 @@ export interface PolicyOptions {
    */
   validateNotAfter?: boolean;
   /**
-   * Clock skew allowed on validity windows and CRL nextUpdate, in
-   * milliseconds. By default, 0.
+   * Clock skew allowed on validity windows, CRL nextUpdate and OCSP
+   * thisUpdate / nextUpdate, in milliseconds. By default, 0.
    */
   clockSkewMs?: number;
   /**
@@ -124,8 +179,9 @@ export interface PolicyOptions {
    */
   validateTrust?: boolean | "tls" | TrustOptions;
   /**
-   * Check CRLs (see `RevocationOptions`). Refusals: `revoked`,
-   * `crl_unavailable`, `stale_crl`. By default, false.
+   * Check revocation: CRLs, OCSP, CRL distribution points (see
+   * `RevocationOptions`). Refusals: `revoked`, `crl_unavailable`,
+   * `stale_crl`, `ocsp_unavailable`. By default, false.
    */
   validateRevocation?: false | RevocationOptions;
   /**

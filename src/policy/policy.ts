@@ -1,4 +1,5 @@
 import type { Certificate } from "../core/certificate.js";
+import type { MetricsMeter } from "../core/metrics.js";
 import type { PeerCertificate } from "../core/peer-certificate.js";
 import type { RefusalStatus } from "../core/refusal-reasons.js";
 import type { RefusalReason, StoreEntry, StoreVerdict } from "../core/store.js";
@@ -79,12 +80,13 @@ export interface PolicyEngine {
  * the top level is the default rule, `rules` add one compiled policy each
  * (see `createRuleCompiler`). It throws a `TypeError` naming the option for
  * every configuration mistake. `storeGet` is the store's `get`, the default
- * issuer source.
+ * issuer source; `meter`, if any, records online revocation's fetches.
  */
 export function compilePolicy(
   options: PolicyOptions,
   hasStore: boolean,
   storeGet?: IssuerCertificateSource,
+  meter?: MetricsMeter,
 ): PolicyEngine {
   const skew = options.clockSkewMs ?? 0;
   if (!(skew >= 0) || !Number.isFinite(skew))
@@ -92,7 +94,7 @@ export function compilePolicy(
   if (options.expiryWarningDays !== undefined && !(options.expiryWarningDays >= 0)) {
     throw new TypeError("certgate: expiryWarningDays must be a non-negative number of days");
   }
-  const compiler = createRuleCompiler(skew, options.issuerCertificates ?? storeGet);
+  const compiler = createRuleCompiler(skew, options.issuerCertificates ?? storeGet, meter);
   const base: RuleOptions = {
     validateNotBefore: options.validateNotBefore,
     validateNotAfter: options.validateNotAfter,

@@ -12,26 +12,43 @@ import { certificateNamesOf } from "./client-identity.js";
 export type RevocationResult =
   | {
       readonly kind: "good";
-      /** When a CRL used goes stale (epoch ms): check again then. */
+      /** When a CRL or OCSP response used goes stale or is due a refresh (epoch ms): check again then. */
       readonly expiresAt: number;
     }
-  | { readonly kind: "revoked"; readonly reason: "revoked"; readonly why: string }
+  | {
+      readonly kind: "revoked";
+      readonly reason: "revoked";
+      readonly why: string;
+      /** When to check again (an OCSP answer may change), or undefined: when the sources change. */
+      readonly expiresAt?: number;
+    }
   | {
       readonly kind: "unknown";
-      readonly reason: "crl_unavailable" | "stale_crl";
+      readonly reason: "crl_unavailable" | "stale_crl" | "ocsp_unavailable";
       readonly why: string;
+      /** When to check again (a failed fetch is retried), or undefined: when the sources change. */
+      readonly expiresAt?: number;
     };
 
 /**
- * RevocationChecker checks chains against a CRL set.
+ * RevocationChecker checks chains against a CRL set, and, with online
+ * revocation, OCSP responders and CRL distribution points.
  */
 export interface RevocationChecker {
-  /** Changes when the CRLs or the CA certificates change. */
+  /** Changes when the CRLs, the CA certificates or an online status change. */
   readonly revision: number;
   /**
    * Checks every certificate of `chain` (leaf first) but the last against
-   * the CRL of the certificate above it, at time `t` (epoch ms).
+   * the CRL of the certificate above it, at time `t` (epoch ms). A promise
+   * only when an online status is not known yet; it never rejects.
    */
+  check(chain: readonly Certificate[], t: number): RevocationResult | Promise<RevocationResult>;
+}
+
+/**
+ * CrlRevocationChecker checks chains against CRLs in memory: it never waits.
+ */
+export interface CrlRevocationChecker extends RevocationChecker {
   check(chain: readonly Certificate[], t: number): RevocationResult;
 }
 
@@ -67,7 +84,7 @@ export function createRevocationChecker(
   crls: CrlSet,
   ca: CertificateSet,
   options: RevocationCheckerOptions = {},
-): RevocationChecker {
+): CrlRevocationChecker {
   const allowStale = options.allowStale ?? false;
   const allowMissing = options.allowMissing ?? false;
   const skew = options.clockSkewMs ?? 0;

@@ -3,7 +3,7 @@
 // checkers between rules that name the same inputs.
 import { toCertificateSet, type CertificateSet, type CertificateSetInput } from "./certificate-set.js";
 import { createChainBuilder, type ChainBuilder } from "./chain.js";
-import { toCrlSet, type CrlSet } from "./crl-set.js";
+import { mergeCrlSets, toCrlSet, type CrlSet } from "./crl-set.js";
 import {
   compileIdentities,
   createIssuerResolver,
@@ -12,7 +12,11 @@ import {
 } from "./identity-match.js";
 import type { CompiledPolicy } from "./policy.js";
 import type { ProcedureRule, RevocationOptions, RuleOptions, TrustOptions } from "./policy-options.js";
-import { createRevocationChecker } from "./revocation.js";
+import type { MetricsMeter } from "../core/metrics.js";
+import { checkOnlineOptions, createOnlineSources } from "./online-options.js";
+import { createRevocationMetrics, type RevocationMetrics } from "./revocation-metrics.js";
+import { createOnlineRevocationChecker } from "./online-revocation.js";
+import { createRevocationChecker, type RevocationChecker } from "./revocation.js";
 
 type Revocation = NonNullable<CompiledPolicy["revocation"]>;
 
@@ -33,11 +37,13 @@ export interface RuleCompiler {
 /**
  * createRuleCompiler returns a `RuleCompiler`. `issuerSource` is where
  * `issuerCertificateId` identities find certificates (`issuerCertificates`,
- * else the store's `get`).
+ * else the store's `get`); `meter`, if any, records online revocation's
+ * fetches.
  */
 export function createRuleCompiler(
   clockSkewMs: number,
   issuerSource: IssuerCertificateSource | undefined,
+  meter?: MetricsMeter,
 ): RuleCompiler {
   const sources = new Set<{ readonly revision: number }>();
   const caSets = new Map<object, CertificateSet>();
@@ -46,6 +52,7 @@ export function createRuleCompiler(
   const checkers = new Map<object, Map<CertificateSet, Revocation>>();
   const policies: CompiledPolicy[] = [];
   let issuers: IssuerResolver | undefined;
+  let revocationMetrics: RevocationMetrics | undefined;
 
   function caSet(input: CertificateSetInput, where: string): CertificateSet {
     if (input === undefined || input === null) throw new TypeError(`certgate: ${where} is required`);
@@ -90,16 +97,22 @@ export function createRuleCompiler(
     where: string,
   ): Revocation | undefined {
     if (value === undefined || value === false) return undefined;
-    if (typeof value !== "object" || value === null || !("crls" in value)) {
+    if (typeof value !== "object" || value === null) {
       throw new TypeError(
-        `certgate: ${where} must be false or { crls, ca?, allowStale?, allowMissing? } (CRLs are required)`,
+        `certgate: ${where} must be false or { crls?, ocsp?, crlDistributionPoints?, ca?, allowStale?, allowMissing? }`,
       );
     }
     const revocation = value as RevocationOptions;
+    const online = checkOnlineOptions(revocation, where);
+    if (revocation.crls === undefined && online.ocsp === "off" && !online.crlDistributionPoints) {
+      throw new TypeError(
+        `certgate: ${where} needs a revocation source: crls, ocsp: "soft-fail" | "hard-fail", or crlDistributionPoints: true`,
+      );
+    }
     const caInput = revocation.ca ?? trustCa;
     if (caInput === undefined) {
       throw new TypeError(
-        `certgate: ${where} needs the CA certificates that sign the CRLs: set ${where}.ca, or validateTrust: { ca }`,
+        `certgate: ${where} needs the CA certificates that issued the certificates and sign the CRLs: set ${where}.ca, or validateTrust: { ca }`,
       );
     }
     const set = caSet(caInput, `${where}.ca`);
@@ -107,20 +120,38 @@ export function createRuleCompiler(
     checkers.set(revocation, perSet);
     let found = perSet.get(set);
     if (found === undefined) {
-      let crls: CrlSet;
+      let files: CrlSet | undefined;
       try {
-        crls = toCrlSet(revocation.crls);
+        files = revocation.crls === undefined ? undefined : toCrlSet(revocation.crls);
       } catch (error) {
         throw new TypeError(`${(error as Error).message} (in ${where}.crls)`);
       }
-      sources.add(crls);
+      if (meter !== undefined && (online.ocsp !== "off" || online.crlDistributionPoints)) {
+        revocationMetrics ??= createRevocationMetrics(meter);
+      }
+      const sources_ = createOnlineSources(online, clockSkewMs, revocation.onError, revocationMetrics);
+      const fetched = sources_.distributionPoints?.set;
+      const crls = files !== undefined && fetched !== undefined ? mergeCrlSets(files, fetched) : (files ?? fetched);
+      const crlChecker =
+        crls === undefined
+          ? undefined
+          : createRevocationChecker(crls, set, {
+              allowStale: revocation.allowStale === true,
+              allowMissing: revocation.allowMissing === true,
+              clockSkewMs,
+              ...(revocation.onError !== undefined && { onError: revocation.onError }),
+            });
+      if (crls !== undefined) sources.add(crls);
       found = {
-        checker: createRevocationChecker(crls, set, {
-          allowStale: revocation.allowStale === true,
-          allowMissing: revocation.allowMissing === true,
-          clockSkewMs,
-          ...(revocation.onError !== undefined && { onError: revocation.onError }),
-        }),
+        checker:
+          sources_.ocsp === undefined && sources_.distributionPoints === undefined
+            ? (crlChecker as RevocationChecker)
+            : createOnlineRevocationChecker({
+                crls: crlChecker,
+                distributionPoints: sources_.distributionPoints,
+                ocsp: sources_.ocsp,
+                ocspMode: online.ocsp,
+              }),
         // The chain of the trust check when certgate built one; otherwise one
         // built only to find issuers.
         chain: typeof trust === "object" && revocation.ca === undefined ? trust : builder(set, true),
