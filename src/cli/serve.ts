@@ -17,13 +17,14 @@ import { printDevGuide } from "./serve-guide.js";
 import { followTlsFlags, type TlsReload } from "./tls-reload.js";
 import { logFormatHelp, serveLogOf, withLogFormat } from "./serve-log.js";
 import { countFlag, parseListen, secondsFlag } from "./listen-flags.js";
-import { openFolderStore } from "./store-sources.js";
+import { openFolderStore, readPolicyFile } from "./store-sources.js";
 
 const help = `Usage: certgate serve [--listen HOST:PORT] [--data-dir DIR | --database URL]
                       [--tls-cert FILE --tls-key FILE] [--client-ca FILE]
                       [--admin THUMBPRINT]... [--reader THUMBPRINT]...
                       [--admin-dir DIR]... [--reader-dir DIR]...
-                      [--no-console] [--log-format text|json] [LIMITS]
+                      [--no-console] [--verify-policy FILE]
+                      [--log-format text|json] [LIMITS]
 
 Runs the certificate store service (certgate.v1.CertificateStoreService,
 grpc.health.v1.Health and gRPC server reflection for readers and admins)
@@ -59,6 +60,12 @@ ${databaseHelp}
       --no-console         Do not serve the console, the web page at / for
                            admins and readers (see docs/console.md). By
                            default, it is served.
+      --verify-policy FILE A JSON file of policy options (validateTrust,
+                           validateRevocation with ocsp or
+                           crlDistributionPoints, identities, ...) that
+                           VerifyCertificate applies on top of the store (see
+                           docs/policy.md). By default, the store and the
+                           validity window alone.
 ${logFormatHelp}
 ${auditKeyFileHelp}
                            By default, plain SHA-256 digests (see
@@ -148,6 +155,7 @@ export const serveCommand = withLogFormat(
         "audit-max-bytes": { type: "string" },
         "audit-attempts-max-bytes": { type: "string" },
         "no-console": { type: "boolean" },
+        "verify-policy": { type: "string" },
       },
     },
     async ({ values, positionals }, io) => {
@@ -198,6 +206,10 @@ export const serveCommand = withLogFormat(
           1024,
         ),
       };
+      const verifyPolicy =
+        values["verify-policy"] === undefined
+          ? undefined
+          : await readPolicyFile(values["verify-policy"], io, "--verify-policy");
       const auditKeyFile = values["audit-key-file"];
       const auditKey = auditKeyFile === undefined ? undefined : await readAuditKeyFile("serve", auditKeyFile, io.cwd);
       const adminDirs = values["admin-dir"] ?? [];
@@ -344,6 +356,7 @@ export const serveCommand = withLogFormat(
             ...tls,
             ...limits,
             console: values["no-console"] !== true,
+            ...(verifyPolicy === undefined ? {} : { verifyPolicy }),
             onAuditError: (error) => log(`audit record not written: ${errorMessage(error)}`, {}, "error"),
             access: {
               admin: { thumbprints: admins, stores: adminStores },

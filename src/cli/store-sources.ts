@@ -205,26 +205,30 @@ export async function openFolderStore(
   }
 }
 
-async function readPolicyFile(name: string, io: CliIo): Promise<PolicyOptions> {
+/**
+ * readPolicyFile reads a JSON file of policy options (`--policy FILE`,
+ * `--verify-policy FILE`), naming `flag` in its errors.
+ */
+export async function readPolicyFile(name: string, io: CliIo, flag = "--policy"): Promise<PolicyOptions> {
   let text: string;
   try {
     text = await readFile(resolve(io.cwd, name), "utf8");
   } catch (error) {
-    throw new CliError(`--policy ${name}: ${fileErrorMessage(error)}`, undefined, { cause: error });
+    throw new CliError(`${flag} ${name}: ${fileErrorMessage(error)}`, undefined, { cause: error });
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new CliError(`--policy ${name}: not JSON (${errorMessage(error)})`);
+    throw new CliError(`${flag} ${name}: not JSON (${errorMessage(error)})`);
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    throw new CliError(`--policy ${name}: expected a JSON object of policy options`);
+    throw new CliError(`${flag} ${name}: expected a JSON object of policy options`);
   }
   for (const key of Object.keys(parsed)) {
     if (!policyKeys.has(key)) {
       throw new CliError(
-        `--policy ${name}: unknown option ${JSON.stringify(key)}; expected ${[...policyKeys].join(", ")}`,
+        `${flag} ${name}: unknown option ${JSON.stringify(key)}; expected ${[...policyKeys].join(", ")}`,
       );
     }
   }

@@ -26,6 +26,8 @@ import { clockOf, positiveInteger } from "../core/options.js";
 import { defaultLabelLimits } from "../core/labels.js";
 import { containsPrivateKeyText } from "../core/pem-der.js";
 import type { AuditLog } from "../core/audit.js";
+import { createDecisionCore } from "../decision/decision.js";
+import type { PolicyOptions } from "../policy/policy-options.js";
 import { createServiceAudit } from "./audit-trail.js";
 
 /**
@@ -83,6 +85,16 @@ export interface CertificateStoreServiceOptions {
    * client certificates unless `access.clock` is set). By default, `Date.now`.
    */
   clock?: () => number | Date;
+  /**
+   * The validation policy VerifyCertificate applies on top of the store, as
+   * the interceptors take it (`PolicyOptions`): `validateTrust: { ca }`,
+   * `validateRevocation` (CRL files, `ocsp`, `crlDistributionPoints`),
+   * `identities`, ... A certificate is verified as if it came on a TLS
+   * connection whose chain Node did not verify (`validateTrust: "tls"`
+   * refuses everything here: give `{ ca }`). By default, none: the store
+   * and the validity window alone.
+   */
+  verifyPolicy?: PolicyOptions;
   /**
    * Where to keep the audit trail of creates, deletes and refused or failed
    * attempts, served by ListAuditEvents; `false` keeps none (ListAuditEvents
@@ -209,6 +221,16 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
     1000,
   );
   const now = clockOf(options.clock);
+  // Built once: its caches (decisions per certificate, OCSP and CRL status)
+  // serve every VerifyCertificate call.
+  const verifyCore =
+    options.verifyPolicy === undefined
+      ? undefined
+      : createDecisionCore({
+          ...options.verifyPolicy,
+          store,
+          ...(options.clock === undefined ? {} : { clock: options.clock }),
+        });
   if (
     options.audit !== undefined &&
     options.audit !== false &&
@@ -270,6 +292,28 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
     signal: AbortSignal,
   ): Promise<MessageInitShape<typeof VerifyCertificateResponseSchema>> {
     const revision = BigInt(journal.head);
+    if (verifyCore !== undefined) {
+      // The interceptors' decision, store look-up and online revocation
+      // included; it never rejects (a failure is a refusal).
+      const decision = await verifyCore.decide({
+        certificate,
+        authorized: false,
+        authorizationError: undefined,
+        encrypted: true,
+      });
+      if (decision.kind === "refused" && decision.reason === "store_unavailable") {
+        throw new ConnectError("certificate store unavailable", Code.Unavailable);
+      }
+      if (decision.kind !== "admitted") {
+        return { admitted: false, reason: decision.kind === "refused" ? decision.reason : "error", revision };
+      }
+      const stored = await readStore(() => store.get(decision.entry.id));
+      return {
+        admitted: true,
+        revision,
+        ...(stored === undefined ? {} : { certificate: certificateMessage(stored) }),
+      };
+    }
     const t = now();
     if (t > certificate.notAfter.getTime()) {
       return { admitted: false, reason: "expired", revision };
