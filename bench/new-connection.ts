@@ -118,7 +118,7 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
     title: "new-connection: server CPU per call when every call opens a new connection",
     lines,
     warnings,
-    data,
+    data: { ...data, inProcess },
   };
 }
 

@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --only NAME[,NAME]] [-- --help]
+// npm run bench [-- --quick] [-- --only NAME[,NAME]] [-- --report] [-- --help]
 //
 // Runs the benchmark sections registered below and prints their figures.
 // Each section is a module in bench/ exporting `run(options)`; register a new
@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 import { repoRoot, tasksetWorks } from "./ipc.js";
 import type { WireProtocol } from "./load-generator.js";
 import { createBenchPki } from "./pki.js";
+import { reportTable } from "./report.js";
 import { section, type BenchOptions, type Section, type SectionModule, type SectionResult } from "./section.js";
 
 const sections: Section[] = [
@@ -50,7 +51,9 @@ const usage = `usage: npm run bench -- [options]
                       more than 10% of the server's core (default 0)
   --cpu-prof DIR      write a CPU profile of every server run's window into DIR
                       (summarize one with: npx tsx bench/profile-summary.ts FILE)
-  --json FILE         also write the raw figures as JSON`;
+  --json FILE         also write the raw figures as JSON
+  --report            also print the summary table of BENCHMARKS.md (one row per
+                      target, this run's figures), ready to paste`;
 
 function fail(message: string): never {
   console.error(`bench: ${message}\n\n${usage}`);
@@ -119,6 +122,7 @@ async function main(): Promise<number> {
         "retry-disturbed": { type: "string" },
         "cpu-prof": { type: "string" },
         json: { type: "string" },
+        report: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     }).values;
@@ -191,6 +195,7 @@ async function main(): Promise<number> {
   };
 
   const startedAt = new Date();
+  const startLoad = loadavg()[0] ?? 0;
   const header = [
     `certgate benchmark, ${startedAt.toISOString()}`,
     `source: ${sourceVersion()}`,
@@ -235,6 +240,10 @@ async function main(): Promise<number> {
     for (const w of r.result.warnings) console.log(`WARNING: ${w}`);
   }
   console.log(`\ntotal: ${Math.round(totalSeconds)} s`);
+  if (parsed.report === true) {
+    const measuredOn = `${startedAt.toISOString().slice(0, 10)}, ${availableParallelism()} cores ${cpuModel()}, Node ${process.version}, load average ${startLoad.toFixed(1)} at start${quick ? " (--quick)" : ""}`;
+    console.log(`\nSummary for BENCHMARKS.md:\n\n${reportTable(results, measuredOn).join("\n")}`);
+  }
   if (parsed.json !== undefined) {
     writeFileSync(
       parsed.json,

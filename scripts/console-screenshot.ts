@@ -1,4 +1,4 @@
-// Regenerates docs/console.png, the README's picture of the console: a
+// Regenerates docs/console.png, the picture of the console in docs/console.md: a
 // store with a few sample certificates, seen by an admin in Debian's
 // Chromium at 1280 px. Run with npm run screenshot.
 import { mkdtemp, rm } from "node:fs/promises";
