@@ -102,6 +102,23 @@ describe("parseCertificate()", () => {
     );
   });
 
+  it("refuses DER that OpenSSL reads as other bytes: a signature BIT STRING with its unused bits set (found by the property above)", () => {
+    // alice's signature BIT STRING, declared with one unused bit whose value is 1.
+    const der = Uint8Array.from(alice.der);
+    // The signature: the BIT STRING (03 len 00) that ends the certificate.
+    let at = -1;
+    for (let i = der.length - 3; i > 0; i--) {
+      if (der[i] === 0x03 && der[i + 1] === der.length - i - 2 && der[i + 2] === 0x00) {
+        at = i;
+        break;
+      }
+    }
+    expect(at).toBeGreaterThan(0);
+    der[at + 2] = 1;
+    der[der.length - 1] = (der[der.length - 1] as number) | 1;
+    expect(() => parseCertificate(der)).toThrow(/not in DER form/);
+  });
+
   it("refuses DER with bytes after the certificate, which OpenSSL would ignore (found by the property above)", () => {
     const der = new Uint8Array([...alice.der, 0]);
     expect(() => parseCertificate(der)).toThrow(TypeError);

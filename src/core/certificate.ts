@@ -68,8 +68,17 @@ export function parseCertificate(input: CertificateInput): Certificate {
   const x509 = input instanceof X509Certificate ? input : new X509Certificate(input);
   // OpenSSL reads the first DER element and ignores what follows; no proxy,
   // file or upload that certgate reads sends such bytes, so they are refused.
-  if (input instanceof Uint8Array && input[0] === 0x30 && input.length !== x509.raw.length) {
-    throw new TypeError("not a certificate: bytes after the DER certificate");
+  if (input instanceof Uint8Array && input[0] === 0x30) {
+    const raw = x509.raw;
+    if (input.length !== raw.length) {
+      throw new TypeError("not a certificate: bytes after the DER certificate");
+    }
+    // OpenSSL also mends some encodings that DER forbids (a BIT STRING's
+    // unused bits set): the certificate it read is not the bytes given, and
+    // its thumbprint would not be theirs.
+    if (!raw.equals(input)) {
+      throw new TypeError("not a certificate: not in DER form (OpenSSL reads it as other bytes)");
+    }
   }
   return lazyCertificate(x509, undefined);
 }
