@@ -263,9 +263,13 @@ describe("certgate serve --log-format json", () => {
     }
     const stdout = parseLines(serve.out().stdout);
     const stderr = parseLines(serve.out().stderr);
-    expect(stdout.map((l) => l.msg)).toEqual([`data folder ${dataDir} (0 certificates)`, `listening on ${serve.url}`]);
+    expect(stdout.map((l) => l.msg)).toEqual([
+      `data folder ${dataDir} (0 certificates)`,
+      `console on ${serve.url}/ (for admin and reader client certificates)`,
+      `listening on ${serve.url}`,
+    ]);
     expect(stdout[0]).toMatchObject({ level: "info", certificates: 0 });
-    expect(stdout[1]).toMatchObject({ level: "info", url: serve.url });
+    expect(stdout[2]).toMatchObject({ level: "info", url: serve.url });
     expect(stderr.find((l) => l.msg === "stored bob")).toMatchObject({ level: "info", id: "bob" });
     const refusals = stderr.filter((l) => l.msg.startsWith("refused "));
     expect(refusals).toEqual([
