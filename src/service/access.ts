@@ -187,14 +187,14 @@ export function createAccessGate(options: AccessOptions, isMutating: (method: st
     return { decision: asReader };
   }
 
-  // The same decision for createFastRefusalHandler (guardRequestHandler's
-  // `gate`), so that refused calls to the service can skip Connect.
   // The access behind the decision core.decide returned last: the fast path
   // hands that decision to the gate (synchronously, see noteGateCall), which
   // then enforces it with its role rather than deciding again.
   let lastDecided:
     | { readonly decision: Decision | Promise<Decision>; readonly access: Access | Promise<Access> }
     | undefined;
+  // The same decision for createFastRefusalHandler (guardRequestHandler's
+  // `gate`), so that refused calls to the service can skip Connect.
   const core: GateCore = {
     needsProcedure: true,
     isOpen: () => false,
