@@ -12,12 +12,15 @@ const allVariants: Record<string, CertgateMode> = {
   interceptor: "interceptor",
   gate: "gate",
   both: "both",
+  fast: "fast",
 };
 
 /** variants lists the names `--variants` may pick here. */
 export const variants: readonly string[] = Object.keys(allVariants);
-// `both` (interceptor and gate, two decisions per call) is available with
-// --variants but not measured by default, to keep the run within minutes.
+// `both` (interceptor and gate, two decisions per call) and `fast` (the gate
+// behind createFastRefusalHandler, one decision per call shared by both) are
+// available with --variants but not measured by default, to keep the run
+// within minutes.
 const defaultVariants = ["baseline", "interceptor", "gate"];
 const defaultProtocols: WireProtocol[] = ["connect", "grpc"];
 

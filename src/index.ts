@@ -133,13 +133,8 @@ export {
   ClientCertificateErrorSchema,
   type ClientCertificateError,
 } from "./gen/certgate/v1/errors_pb.js";
-export {
-  parseDistinguishedName,
-  distinguishedNamesEqual,
-  formatDistinguishedName,
-  type DistinguishedName,
-  type NameAttribute,
-} from "./policy/distinguished-name.js";
+export { distinguishedNamesEqual, type DistinguishedName, type NameAttribute } from "./policy/distinguished-name.js";
+export { parseDistinguishedName, formatDistinguishedName } from "./policy/distinguished-name-text.js";
 export { parseSpiffeId, type SpiffeId } from "./policy/spiffe.js";
 export type { ClientCertOptions } from "./decision/decision.js";
 export type { MetricsMeterProvider, MetricsOptions, StoreMetricsOptions } from "./core/metrics.js";

@@ -3,11 +3,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate, type Certificate } from "../src/core/certificate.js";
 import { identityOf } from "../src/policy/client-identity.js";
 import { readCertificateNames } from "../src/policy/certificate-names.js";
-import {
-  distinguishedNamesEqual,
-  formatDistinguishedName,
-  parseDistinguishedName,
-} from "../src/policy/distinguished-name.js";
+import { distinguishedNamesEqual } from "../src/policy/distinguished-name.js";
+import { formatDistinguishedName, parseDistinguishedName } from "../src/policy/distinguished-name-text.js";
 import { compileIdentities, type CertificateIdentity } from "../src/policy/identity-match.js";
 import { compileUriPattern, parseSpiffeId } from "../src/policy/spiffe.js";
 import { createPolicyPki, issue, type PolicyPki } from "./support/policy-pki.js";

@@ -3,12 +3,8 @@
 // name written by formatDistinguishedName reads back as the same name.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import {
-  distinguishedNamesEqual,
-  formatDistinguishedName,
-  parseDistinguishedName,
-  type DistinguishedName,
-} from "../src/policy/distinguished-name.js";
+import { distinguishedNamesEqual, type DistinguishedName } from "../src/policy/distinguished-name.js";
+import { formatDistinguishedName, parseDistinguishedName } from "../src/policy/distinguished-name-text.js";
 import { hostileString, params, returnsOrThrows } from "./support/property.js";
 
 const attributeType = fc.constantFrom(

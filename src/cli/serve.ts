@@ -1,126 +1,21 @@
-import { realpathSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
-import { createSecureContext } from "node:tls";
 import { resolve } from "node:path";
 import { normalizeThumbprint } from "../core/thumbprint.js";
 import { createCertificateStoreServer, type CertificateStoreServer } from "../service/certificate-store-server.js";
 import type { CertificateStore } from "../core/store.js";
-import { databaseHelp, databaseUrlOf, openDatabaseStore, redactUrl } from "./serve-database.js";
-import { auditKeyFileHelp, readAuditKeyFile } from "./audit-key.js";
-import { readTextFile, tlsConfigReason } from "./certificate-files.js";
+import { databaseUrlOf, openDatabaseStore, redactUrl } from "./serve-database.js";
+import { readAuditKeyFile } from "./audit-key.js";
 import { CliError, defineCommand, errorMessage, expectPositionals, ExitCode, usageError } from "./common.js";
-import { DataFolderLockedError, lockDataFolder, type DataFolderLock } from "./data-folder-lock.js";
-import { ensureDevPki } from "./dev-pki.js";
+import type { DevPki } from "./dev-pki.js";
 import { createRateLimitedLog } from "./rate-limited-log.js";
 import { printConsoleGuide } from "./serve-console.js";
+import { openServeDataFolder } from "./serve-data-folder.js";
 import { printDevGuide } from "./serve-guide.js";
+import { serveHelp } from "./serve-help.js";
+import { readServeTls, type ServeTls } from "./serve-tls.js";
 import { followTlsFlags, type TlsReload } from "./tls-reload.js";
-import { logFormatHelp, serveLogOf, withLogFormat } from "./serve-log.js";
+import { serveLogOf, withLogFormat } from "./serve-log.js";
 import { countFlag, parseListen, secondsFlag } from "./listen-flags.js";
 import { openFolderStore, readPolicyFile } from "./store-sources.js";
-
-const help = `Usage: certgate serve [--listen HOST:PORT] [--data-dir DIR | --database URL]
-                      [--tls-cert FILE --tls-key FILE] [--client-ca FILE]
-                      [--admin THUMBPRINT]... [--reader THUMBPRINT]...
-                      [--admin-dir DIR]... [--reader-dir DIR]...
-                      [--no-console] [--verify-policy FILE]
-                      [--log-format text|json] [LIMITS]
-
-Runs the certificate store service (certgate.v1.CertificateStoreService,
-grpc.health.v1.Health and gRPC server reflection for readers and admins)
-over HTTP/2 with TLS. Uploaded certificates are kept
-as files in the data folder, which API servers can also read directly with
-createDirectoryStore(), or with --database in PostgreSQL, shared by every
-replica on the same database. Admin client certificates may upload and delete;
-reader certificates may list, get, verify and watch.
-
-Without --tls-cert and --tls-key it runs in development mode: on the first
-start it creates a CA, a server certificate for localhost, 127.0.0.1 and ::1,
-and admin, reader and example client certificates under DIR/dev/ (keys mode
-0600), then prints ready-to-paste commands. Never use them in production.
-
-Options:
-      --listen HOST:PORT   Where to listen; port 0 picks a free port. The bound
-                           address is printed as "listening on URL".
-                           By default, localhost:8444.
-      --data-dir DIR       The data folder, created when missing.
-                           By default, .certgate/store
-${databaseHelp}
-      --tls-cert FILE      The server's certificate (chain), PEM
-      --tls-key FILE       Its private key, PEM
-      --client-ca FILE     CA certificate(s), PEM: every client certificate
-                           must also chain to one of them, whatever list it
-                           is on. By default, the lists alone decide.
-      --admin THUMBPRINT   SHA-1 or SHA-256 thumbprint of an admin client
-                           certificate (repeatable; see certgate thumbprint)
-      --reader THUMBPRINT  Thumbprint of a reader client certificate (repeatable)
-      --admin-dir DIR      A folder of admin client certificates, reloaded
-                           live (repeatable)
-      --reader-dir DIR     A folder of reader client certificates (repeatable)
-      --no-console         Do not serve the console, the web page at / for
-                           admins and readers (see docs/console.md). By
-                           default, it is served.
-      --verify-policy FILE A JSON file of policy options (validateTrust,
-                           validateRevocation with ocsp or
-                           crlDistributionPoints, identities, ...) that
-                           VerifyCertificate applies on top of the store (see
-                           docs/policy.md). By default, the store and the
-                           validity window alone.
-${logFormatHelp}
-${auditKeyFileHelp}
-                           By default, plain SHA-256 digests (see
-                           docs/audit.md for what each detects).
-  -h, --help               Show this help
-
-LIMITS ("N" a whole number, "S" seconds, fractions allowed):
-      --max-watches N      Open WatchCertificates calls in all; more are
-                           refused with RESOURCE_EXHAUSTED. By default, 1024.
-                           (Health Watch calls are counted on their own.)
-      --max-watches-per-connection N
-                           The same, per connection. By default, 16.
-      --watch-max-entry-changes N
-                           A change of more than N certificates at once (a
-                           folder replaced, a replica's full copy) reaches
-                           watchers as a new snapshot. By default, 1000.
-      --idle-timeout S     Close a connection after S seconds without a call
-                           (open watches keep theirs); 0 never. By default, 60.
-      --handshake-timeout S
-                           Close a connection whose TLS handshake has not
-                           finished after S seconds. By default, 10.
-      --max-refused-calls-per-connection N
-                           Close a connection with GOAWAY after N refused
-                           calls on it; 0 never. By default, 100.
-      --refusal-log-limit N
-                           Log at most N refused calls per interval, then one
-                           line "M more refusals in the last S s"; 0 logs
-                           only that line. By default, 20.
-      --refusal-log-interval S
-                           The interval of --refusal-log-limit. By default, 10.
-      --audit-max-bytes N  Rotate the data folder's audit trail of changes
-                           before it grows beyond N bytes (the file before
-                           is kept, the one before it dropped).
-                           By default, 16777216 (16 MiB).
-      --audit-attempts-max-bytes N
-                           The same for its trail of refused and failed
-                           attempts, kept apart so that refusals never push
-                           out changes. By default, 4194304 (4 MiB).
-
-The data folder is locked (DIR/.certgate-serve.lock): a second serve on it
-exits with a message naming the holder; the lock of a process that is gone
-is taken over.
-
-SIGINT or SIGTERM stops the service gracefully (running calls may finish).
-The --tls-cert, --tls-key and --client-ca files are reloaded when they
-change (a Kubernetes Secret update too) and on SIGHUP, for new connections;
-a set that is half written or whose key does not match is logged and not
-loaded, and the one in use is kept.
-
-Examples:
-  certgate serve
-  certgate serve --listen 0.0.0.0:8444 --data-dir /var/lib/certgate \\
-    --tls-cert server.pem --tls-key server-key.pem --client-ca clients-ca.pem \\
-    --admin 3AF2...9C --reader-dir /etc/certgate/readers
-`;
 
 /**
  * serveCommand is `certgate serve`: the certificate store service over a
@@ -130,7 +25,7 @@ export const serveCommand = withLogFormat(
   defineCommand(
     {
       name: "serve",
-      help,
+      help: serveHelp,
       options: {
         listen: { type: "string" },
         "data-dir": { type: "string" },
@@ -228,78 +123,33 @@ export const serveCommand = withLogFormat(
       if (databaseUrl !== undefined && auditFlag !== undefined) {
         throw usageError("serve", `--${auditFlag} applies to a data folder, not to --database`);
       }
-      // With a database, the folder holds only the development PKI.
       const dataDir = resolve(io.cwd, values["data-dir"] ?? ".certgate/store");
-      try {
-        if (databaseUrl === undefined || devMode) await mkdir(dataDir, { recursive: true, mode: 0o700 });
-      } catch (error) {
-        const code = (error as { code?: unknown }).code;
-        const reason =
-          code === "EEXIST" || code === "ENOTDIR" ? "not a folder" : `cannot create it: ${errorMessage(error)}`;
-        throw new CliError(`--data-dir ${dataDir}: ${reason}`);
-      }
-      // The data folder holds the uploaded API client certificates: as a role
-      // folder, every upload would also become an admin (or reader) of the store.
-      const dataReal = databaseUrl === undefined ? realpathSync(dataDir) : undefined;
-      for (const [flag, dirs] of [
-        ["--admin-dir", adminDirs],
-        ["--reader-dir", readerDirs],
-      ] as const) {
-        for (const dir of dirs) {
-          if (dataReal !== undefined && realpathOrUndefined(resolve(io.cwd, dir)) === dataReal) {
-            throw usageError(
-              "serve",
-              `${flag} ${dir} is the data folder: every uploaded certificate would get that role; keep role certificates in a folder of their own`,
-            );
-          }
-        }
-      }
       const log = serveLogOf(io);
-      // One writer per data folder: a second serve would race the first.
-      // Replicas on one database share it by design: no lock then.
-      let lock: DataFolderLock = { tookOverFrom: undefined, release() {} };
-      try {
-        if (databaseUrl === undefined) lock = lockDataFolder(dataDir);
-      } catch (error) {
-        const reason =
-          error instanceof DataFolderLockedError ? error.message : `cannot lock it: ${errorMessage(error)}`;
-        throw new CliError(`--data-dir ${dataDir}: ${reason}`, undefined, { cause: error });
-      }
-      if (lock.tookOverFrom !== undefined) {
-        const gone = lock.tookOverFrom;
-        log(
-          `took over the data folder lock of pid ${gone.pid} on host ${gone.host} (since ${gone.started}), which is gone`,
-          {
-            pid: gone.pid,
-            host: gone.host,
-          },
-          "warn",
-        );
-      }
-      let tls: { cert: string; key: string; clientCa?: string };
-      let dev: Awaited<ReturnType<typeof ensureDevPki>> | undefined;
+      const lock = await openServeDataFolder({
+        dataDir,
+        databaseUrl,
+        devMode,
+        adminDirs,
+        readerDirs,
+        cwd: io.cwd,
+        log,
+      });
+      let tls: ServeTls;
+      let dev: DevPki | undefined;
       try {
         // Replicas on one database share the folder without a lock.
-        dev = devMode ? await ensureDevPki(dataDir, { exclusive: databaseUrl === undefined }) : undefined;
+        ({ tls, dev } = await readServeTls({
+          devMode,
+          dataDir,
+          exclusive: databaseUrl === undefined,
+          tlsCert,
+          tlsKey,
+          clientCa: values["client-ca"],
+          cwd: io.cwd,
+        }));
         if (dev !== undefined) {
           admins.push(dev.certificates.admin.sha256);
           readers.push(dev.certificates.reader.sha256);
-          tls = { cert: dev.pem.serverCert, key: dev.pem.serverKey };
-        } else {
-          const clientCa = values["client-ca"];
-          tls = {
-            cert: await readTextFile("--tls-cert", tlsCert!, io.cwd),
-            key: await readTextFile("--tls-key", tlsKey!, io.cwd),
-            ...(clientCa === undefined ? {} : { clientCa: await readTextFile("--client-ca", clientCa, io.cwd) }),
-          };
-          try {
-            // Node checks the PEM and that the key belongs to the certificate.
-            createSecureContext({ cert: tls.cert, key: tls.key });
-          } catch (error) {
-            throw new CliError(`--tls-cert ${tlsCert} / --tls-key ${tlsKey}: ${tlsConfigReason(error)}`, undefined, {
-              cause: error,
-            });
-          }
         }
       } catch (error) {
         lock.release();
@@ -441,15 +291,6 @@ function count(flag: string, text: string | undefined, fallback: number, min: nu
 // A flag in seconds (fractions allowed), as milliseconds; 0 only if `zeroOff`.
 function milliseconds(flag: string, text: string | undefined, fallback: number, zeroOff: boolean): number {
   return secondsFlag("serve", flag, text, fallback, zeroOff);
-}
-
-// A missing folder is reported when it is opened, with its flag.
-function realpathOrUndefined(folder: string): string | undefined {
-  try {
-    return realpathSync(folder);
-  } catch {
-    return undefined;
-  }
 }
 
 function stopped(signal: AbortSignal): Promise<void> {

@@ -33,9 +33,14 @@ export type ClientCertGate = (context: HandlerContext) => void | Promise<void>;
 export function createClientCertGate(options: ClientCertOptions): ClientCertGate {
   const core = createDecisionCore(options);
   const gate: ClientCertGate = (context) => {
-    if (probe !== undefined) noteGateCall(core, procedureName(context), context.values.get(peerCertificateKey));
+    // Under the fast path, the call's decision is made once: there, or here
+    // and handed back to it.
+    const decided =
+      probe === undefined
+        ? undefined
+        : noteGateCall(core, procedureName(context), context.values.get(peerCertificateKey));
     try {
-      const pending = enforceCall(core, context, context.values, "gate");
+      const pending = enforceCall(core, context, context.values, "gate", decided);
       return pending === undefined
         ? undefined
         : pending.catch((error: unknown) => {
@@ -92,37 +97,67 @@ export function gateCoreOf(gate: unknown): GateCore | undefined {
 
 /**
  * noteGateCall tells a running `probeGate` of `core` which procedure and
- * peer its gate saw; it must be called synchronously when the gate runs.
+ * peer its gate saw, and returns the call's decision: the one handed to
+ * `probeGate` for this procedure and peer, or else one made now (undefined
+ * for an open procedure, and outside a probe of `core`). A gate that
+ * enforces the returned decision decides each call once with the fast path.
+ * It must be called synchronously when the gate runs.
  */
-export function noteGateCall(core: GateCore, procedure: string, peer: PeerCertificate | undefined): void {
+export function noteGateCall(
+  core: GateCore,
+  procedure: string,
+  peer: PeerCertificate | undefined,
+): Decision | Promise<Decision> | undefined {
   const p = probe;
-  if (p !== undefined && p.core === core) {
-    p.procedure = procedure;
-    p.peer = peer;
-  }
+  if (p === undefined || p.core !== core) return undefined;
+  p.procedure = procedure;
+  p.peer = peer;
+  const handed = p.handed;
+  p.decision =
+    handed !== undefined && handed.procedure === procedure && handed.peer === peer
+      ? handed.decision
+      : core.isOpen(procedure)
+        ? undefined
+        : core.decide(peer, core.needsProcedure ? procedure : undefined);
+  return p.decision;
 }
 
 /**
  * GateProbe is what a gate tells `probeGate` of a call it saw: the
- * procedure Connect routed the request to and the peer its context values
- * hold. `procedure` is undefined when the gate was not reached.
+ * procedure Connect routed the request to, the peer its context values
+ * hold, and the call's decision. `procedure` is undefined when the gate was
+ * not reached; `decision` when the procedure is open.
  */
 export interface GateProbe {
   readonly core: GateCore;
   procedure: string | undefined;
   peer: PeerCertificate | undefined;
+  decision: Decision | Promise<Decision> | undefined;
+  /** The decision handed to the gate, if any. */
+  readonly handed: GateDecision | undefined;
+}
+
+/**
+ * GateDecision is a decision the fast path made of a call before handing it
+ * to the adapter, for the gate to enforce rather than decide again.
+ */
+export interface GateDecision {
+  readonly procedure: string;
+  readonly peer: PeerCertificate;
+  readonly decision: Decision | Promise<Decision>;
 }
 
 let probe: GateProbe | undefined;
 
 /**
  * probeGate runs `handle` (a Node request handler called with one request)
- * and returns what the gate of `core` saw of it. Connect calls the gate
+ * and returns what the gate of `core` saw of it, handing the gate `decided`
+ * when it sees the same procedure and peer. Connect calls the gate
  * synchronously from the request handler, so a gate that runs for this
  * request runs inside `handle`.
  */
-export function probeGate(core: GateCore, handle: () => void): GateProbe {
-  const p: GateProbe = { core, procedure: undefined, peer: undefined };
+export function probeGate(core: GateCore, handle: () => void, decided?: GateDecision): GateProbe {
+  const p: GateProbe = { core, procedure: undefined, peer: undefined, decision: undefined, handed: decided };
   const outer = probe;
   probe = p;
   try {

@@ -6,10 +6,13 @@ import { peerCertificateOf, type NodeRequestLike, type PeerCertificate } from ".
 import { publicReason } from "../core/refusal-reasons.js";
 import type { Decision } from "../core/decision-report.js";
 import { forwardingHeaders } from "../proxy/forwarding-formats.js";
-import { createRefusedCallLimit, stopRequestBody } from "../decision/refused-call-limit.js";
-import { gateCoreOf, probeGate, type ClientCertGate, type GateCore } from "./client-cert-gate.js";
+import { createRefusedCallLimit } from "../decision/refused-call-limit.js";
+import { gateCoreOf, probeGate, type ClientCertGate, type GateCore, type GateDecision } from "./client-cert-gate.js";
 import { isMalformedRequest } from "./malformed-request.js";
 import { peerCertificateContextValues, peerCertificateKey } from "./context-values.js";
+import { recordResponse, replayResponse, type RecordedResponse } from "./recorded-response.js";
+import { isConnectContentType, requestShapeOf } from "./request-shape.js";
+import { createUnroutedShapes } from "./unrouted-shapes.js";
 
 /**
  * FastRefusalOptions configures `createFastRefusalHandler`.
@@ -41,38 +44,6 @@ type NodeHandler<Req extends NodeRequest, Res extends NodeResponse, Rest extends
   ...rest: Rest
 ) => void;
 
-// One response as Connect wrote it: replayed as is for the same request shape.
-interface RecordedResponse {
-  readonly status: number;
-  readonly headers: http2.OutgoingHttpHeaders;
-  readonly body: Buffer | undefined;
-  readonly trailers: http2.OutgoingHttpHeaders;
-}
-
-// The content types of Connect unary and streaming, gRPC and gRPC-Web that
-// Connect answers; anything else goes to Connect's own path.
-const contentTypes = new Set([
-  "application/json",
-  "application/proto",
-  "application/connect+json",
-  "application/connect+proto",
-  "application/grpc",
-  "application/grpc+proto",
-  "application/grpc+json",
-  "application/grpc-web",
-  "application/grpc-web+proto",
-  "application/grpc-web+json",
-]);
-// Request headers that change Connect's refusal (its compression), in the key.
-const shapeHeaders = [
-  "accept-encoding",
-  "content-encoding",
-  "connect-accept-encoding",
-  "connect-content-encoding",
-  "grpc-accept-encoding",
-  "grpc-encoding",
-];
-const maxShapeHeaderLength = 128;
 const proxyHeaders = Object.values(forwardingHeaders).map((h) => h.toLowerCase());
 
 /**
@@ -90,7 +61,12 @@ const proxyHeaders = Object.values(forwardingHeaders).map((h) => h.toLowerCase()
  * calls, a connection whose decision is still pending (its first call),
  * HTTP/1.1, GET requests, unknown paths and content types, and requests
  * from a trusted proxy. After `maxRefusedCallsPerConnection` refused calls
- * (100 by default) a connection is closed with GOAWAY.
+ * (100 by default) a connection is closed with GOAWAY. Each call is decided
+ * once: an admitted call's decision goes to the gate, which enforces and
+ * reports it without deciding again. A request shape (path, protocol,
+ * compression) that Connect answered without reaching the gate, such as an
+ * unknown path, goes straight to the wrapped handler, probed again once in
+ * 64 calls.
  *
  * `guardRequestHandler(handler, { gate })` is the usual way to get it: the
  * same wrapper inside the malformed-request guard. Use this one to compose
@@ -130,6 +106,7 @@ export function createFastRefusalHandler<
   // Authorities seen to make a valid request URL: a malformed one goes to
   // Connect, whose throw the guard answers with 400, as without the fast path.
   const goodAuthorities = new Set<string>();
+  const unrouted = createUnroutedShapes();
 
   function pass(req: Req, res: Res, rest: Rest): void {
     handler(req, res, ...rest);
@@ -137,17 +114,20 @@ export function createFastRefusalHandler<
 
   // The first call of a path, or of a response shape: Connect answers it;
   // what the gate saw teaches the path's procedure, and a refusal is kept.
-  function learn(req: Req, res: Res, rest: Rest, path: string, peer: PeerCertificate): void {
-    const recording = record(res as unknown as http2.Http2ServerResponse);
-    const seen = probeGate(core as GateCore, () => handler(req, res, ...rest));
+  // `decided`, the call's decision when the fast path made it, goes to the
+  // gate, which otherwise decides and hands its decision back.
+  function learn(req: Req, res: Res, rest: Rest, path: string, peer: PeerCertificate, decided?: GateDecision): void {
+    const recording = recordResponse(res as unknown as http2.Http2ServerResponse);
+    const seen = probeGate(core as GateCore, () => handler(req, res, ...rest), decided);
     if (seen.procedure === undefined || seen.peer !== peer) {
       // Not routed to the gate, or the adapter reads another peer: nothing to learn.
       recording.discard();
+      if (seen.procedure === undefined) unrouted.note(req, path);
       return;
     }
     if (procedures.size < 10_000) procedures.set(path, seen.procedure);
     const session = (req as Partial<http2.Http2ServerRequest>).stream?.session;
-    const decision = refusedDecision(seen.procedure, peer, session);
+    const decision = refusalOf(seen.decision, session);
     const key = decision === undefined ? undefined : responseKey(req, path, decision);
     if (key === undefined) {
       recording.discard();
@@ -157,22 +137,19 @@ export function createFastRefusalHandler<
     if (decision !== undefined) refusals.count(session);
   }
 
-  // The call's decision when it is a refusal; a pending decision counts
-  // towards the connection's bound once it is known to refuse.
-  function refusedDecision(
-    procedure: string,
-    peer: PeerCertificate,
+  // The decision when it is a refusal; a pending decision counts towards
+  // the connection's bound once it is known to refuse.
+  function refusalOf(
+    decision: Decision | Promise<Decision> | undefined,
     session: http2.Http2Session | undefined,
   ): Decision | undefined {
-    if (core === undefined || core.isOpen(procedure)) return undefined;
-    const decision = core.decide(peer, core.needsProcedure ? procedure : undefined);
     if (decision instanceof Promise) {
       void decision.then((d) => {
         if (isRefusal(d)) refusals.count(session);
       });
       return undefined;
     }
-    return isRefusal(decision) ? decision : undefined;
+    return decision !== undefined && isRefusal(decision) ? decision : undefined;
   }
 
   return function fastRefusalHandler(req, res, ...rest) {
@@ -193,12 +170,18 @@ export function createFastRefusalHandler<
     }
     const procedure = procedures.get(path);
     if (procedure === undefined) {
-      return learn(req, res, rest, path, peer);
+      return unrouted.skips(req, path) ? pass(req, res, rest) : learn(req, res, rest, path, peer);
+    }
+    if (core.isOpen(procedure)) {
+      return pass(req, res, rest);
     }
     const session = stream.session;
-    const decision = refusedDecision(procedure, peer, session);
+    const decided = core.decide(peer, core.needsProcedure ? procedure : undefined);
+    const decision = refusalOf(decided, session);
     if (decision === undefined) {
-      return pass(req, res, rest);
+      // Admitted, or pending: the gate enforces this decision rather than making another.
+      probeGate(core, () => handler(req, res, ...rest), { procedure, peer, decision: decided });
+      return;
     }
     const authority = (req as Partial<http2.Http2ServerRequest>).authority;
     if (typeof authority !== "string" || !goodAuthorities.has(authority)) {
@@ -208,10 +191,10 @@ export function createFastRefusalHandler<
     const key = responseKey(req, path, decision);
     const recorded = key === undefined ? undefined : responses.get(key);
     if (recorded === undefined) {
-      return learn(req, res, rest, path, peer);
+      return learn(req, res, rest, path, peer, { procedure, peer, decision });
     }
     core.report(decision, procedure, "gate");
-    replay(res as unknown as http2.Http2ServerResponse, recorded);
+    replayResponse(res as unknown as http2.Http2ServerResponse, recorded);
     refusals.count(session);
   };
 }
@@ -230,106 +213,11 @@ function fromProxy(req: NodeRequest): boolean {
   return false;
 }
 
-// What Connect's refusal depends on: the procedure's path, the protocol and
-// format (content type), compression, and the refusal itself.
+// What Connect's refusal depends on: the request's shape (procedure,
+// protocol, format, compression), and the refusal itself.
 function responseKey(req: NodeRequest, path: string, decision: Decision): string | undefined {
-  const headers = req.headers;
-  const contentType = headers["content-type"];
-  if (contentType === undefined || !contentTypes.has(contentType)) return undefined;
-  let key = `${path}\n${contentType}`;
-  for (const name of shapeHeaders) {
-    const value = headers[name];
-    if (value === undefined) {
-      key += "\n";
-    } else if (typeof value === "string" && value.length <= maxShapeHeaderLength) {
-      key += `\n${value}`;
-    } else {
-      return undefined;
-    }
-  }
-  if (decision.kind === "admitted") return undefined;
-  return `${key}\n${decision.code}\n${publicReason(decision.reason)}\n${decision.message}`;
-}
-
-interface Recording {
-  discard(): void;
-  keep(store: (response: RecordedResponse) => void): void;
-}
-
-// Records what Connect writes through the compatibility API for this one
-// response (connect-node writes with writeHead, write, addTrailers, end).
-function record(res: http2.Http2ServerResponse): Recording {
-  let status = 0;
-  let headers: http2.OutgoingHttpHeaders | undefined;
-  const chunks: Buffer[] = [];
-  let trailers: http2.OutgoingHttpHeaders = {};
-  let broken = false;
-  let store: ((response: RecordedResponse) => void) | undefined;
-  let discarded = false;
-  const own = res as unknown as Record<string, unknown>;
-  const { writeHead, write, addTrailers, end } = res;
-  const take = (chunk: unknown) => {
-    if (typeof chunk === "string") chunks.push(Buffer.from(chunk));
-    else if (chunk instanceof Uint8Array) chunks.push(Buffer.from(chunk));
-    else if (chunk !== undefined && typeof chunk !== "function") broken = true;
-  };
-  own.writeHead = function (this: unknown, code: number, ...rest: unknown[]) {
-    status = code;
-    const h = rest.find((r) => typeof r === "object" && r !== null);
-    headers = h === undefined ? {} : { ...(h as http2.OutgoingHttpHeaders) };
-    return (writeHead as (...a: unknown[]) => unknown).call(this, code, ...rest);
-  };
-  own.write = function (this: unknown, chunk: unknown, ...rest: unknown[]) {
-    take(chunk);
-    return (write as (...a: unknown[]) => unknown).call(this, chunk, ...rest);
-  };
-  own.addTrailers = function (this: unknown, t: http2.OutgoingHttpHeaders) {
-    trailers = { ...trailers, ...t };
-    return (addTrailers as (...a: unknown[]) => unknown).call(this, t);
-  };
-  own.end = function (this: unknown, chunk?: unknown, ...rest: unknown[]) {
-    take(chunk);
-    if (
-      store !== undefined &&
-      !discarded &&
-      !broken &&
-      headers !== undefined &&
-      (status === 200 || status === 401 || status === 403)
-    ) {
-      store({
-        status,
-        headers,
-        body: chunks.length === 0 ? undefined : Buffer.concat(chunks),
-        trailers,
-      });
-    }
-    store = undefined;
-    return (end as (...a: unknown[]) => unknown).call(this, chunk, ...rest);
-  };
-  return {
-    discard() {
-      discarded = true;
-    },
-    keep(s) {
-      store = s;
-    },
-  };
-}
-
-// Writes a recorded response through the same compatibility API calls as
-// connect-node (headers, body, trailers), then stops an upload the client is
-// still sending with RST_STREAM NO_ERROR once the trailers are out, as
-// connect-node does.
-function replay(res: http2.Http2ServerResponse, response: RecordedResponse): void {
-  const stream = res.stream;
-  try {
-    stopRequestBody(stream, true);
-    res.writeHead(response.status, response.headers);
-    res.addTrailers(response.trailers);
-    if (response.body === undefined) res.end();
-    else res.end(response.body);
-  } catch {
-    // The client reset the stream in the meantime: nothing left to answer.
-    if (!stream.destroyed) stream.destroy();
-  }
+  if (decision.kind === "admitted" || !isConnectContentType(req.headers["content-type"])) return undefined;
+  const shape = requestShapeOf(req, path);
+  if (shape === undefined) return undefined;
+  return `${shape}\n${decision.code}\n${publicReason(decision.reason)}\n${decision.message}`;
 }

@@ -1,4 +1,5 @@
-import { childrenOf, decodeTime, readTlv } from "./der.js";
+import { childrenOf, decodeTime } from "./der.js";
+import { readTbsFields } from "./tbs-fields.js";
 
 /**
  * readValidity reads the validity window of a DER certificate without
@@ -9,12 +10,7 @@ import { childrenOf, decodeTime, readTlv } from "./der.js";
  * does not allow.
  */
 export function readValidity(der: Uint8Array): { notBefore: Date; notAfter: Date } {
-  const certificate = readTlv(der, 0);
-  const tbs = childrenOf(der, certificate, 1)[0];
-  if (tbs === undefined) throw new RangeError("der: empty certificate");
-  // [0] version (absent in v1), serialNumber, signature, issuer, validity.
-  const fields = childrenOf(der, tbs, 5);
-  const validity = fields[fields[0]?.tag === 0xa0 ? 4 : 3];
+  const { validity } = readTbsFields(der, "validity");
   if (validity === undefined || validity.tag !== 0x30) throw new RangeError("der: no validity");
   const [notBefore, notAfter] = childrenOf(der, validity, 2);
   if (notBefore === undefined || notAfter === undefined) throw new RangeError("der: short validity");

@@ -55,12 +55,16 @@ export interface DecisionCore {
    * Decides one call, reports it to `onDecision` and says what to do with
    * it. Answers synchronously on a warm connection (no promise, no
    * allocation for an admitted call); a promise only when the connection has
-   * no cached decision. Never rejects: a failure is a refusal.
+   * no cached decision. Never rejects: a failure is a refusal. `decided`
+   * is this call's decision when it was made already, by `decide` with the
+   * same peer and procedure (the fast refusal path hands it over): it is
+   * reported and enforced without deciding again.
    */
   enforce(
     peer: PeerCertificate | undefined,
     procedure: Procedure,
     via: DecisionVia,
+    decided?: Decision | Promise<Decision>,
   ): Enforcement | Promise<Enforcement>;
   /**
    * Decides one call without reporting or enforcing it; `procedure` selects
@@ -222,7 +226,7 @@ export function createDecisionCore(options: ClientCertOptions): DecisionCore {
       reporter?.(decision, procedure, via);
       metrics?.decided(decision, via, procedure);
     },
-    enforce(peer, procedure, via) {
+    enforce(peer, procedure, via, decided) {
       // The procedure string is built only when rules or onDecision need it.
       const name = needsProcedure || reporter !== undefined || withProcedure ? procedureName(procedure) : undefined;
       if (name !== undefined && isOpen(name)) {
@@ -230,7 +234,7 @@ export function createDecisionCore(options: ClientCertOptions): DecisionCore {
         metrics?.decided(undefined, via, name);
         return passThrough;
       }
-      const result = decide(peer, name);
+      const result = decided ?? decide(peer, name);
       if (result instanceof Promise) {
         return result.then((decision) => settle(decision, procedure, name, via));
       }

@@ -1,6 +1,7 @@
 import type { Certificate } from "../core/certificate.js";
 import { childrenOf, decodeOid, readTlv, type Tlv } from "../core/der.js";
 import { serialNumberOfDer } from "../core/serial-number.js";
+import { readTbsFields } from "../core/tbs-fields.js";
 
 /**
  * ExtensionEntry is one X.509 extension: its OID, whether it is critical, and
@@ -29,6 +30,16 @@ export function readExtensionList(der: Uint8Array, list: Tlv): ExtensionEntry[] 
 }
 
 /**
+ * readCertificateExtensions reads the extensions of a DER certificate, in
+ * order (none for a certificate without them). It throws a `RangeError` on
+ * a malformed encoding.
+ */
+export function readCertificateExtensions(der: Uint8Array): ExtensionEntry[] {
+  const { extensions } = readTbsFields(der);
+  return extensions === undefined ? [] : readExtensionList(der, extensions);
+}
+
+/**
  * CaConstraints are the extensions that decide whether a certificate may
  * issue others: basic constraints and key usage.
  */
@@ -48,27 +59,20 @@ export interface CaConstraints {
  * certificate. It throws a `RangeError` on a malformed encoding.
  */
 export function readCaConstraints(der: Uint8Array): CaConstraints {
-  const certificate = readTlv(der, 0);
-  const tbs = childrenOf(der, certificate)[0];
-  if (tbs === undefined) throw new RangeError("der: empty certificate");
-  const explicit = childrenOf(der, tbs).find((f) => f.tag === 0xa3);
   let isCA = false;
   let pathLength: number | undefined;
   let keyCertSign = true;
   let crlSign = true;
-  if (explicit !== undefined) {
-    const list = readTlv(der, explicit.contentStart, explicit.end);
-    for (const ext of readExtensionList(der, list)) {
-      if (ext.oid === "2.5.29.19") {
-        for (const part of childrenOf(der, ext.value)) {
-          if (part.tag === 0x01) isCA = der[part.contentStart] !== 0;
-          if (part.tag === 0x02) pathLength = readSmallInteger(der, part);
-        }
-      } else if (ext.oid === "2.5.29.15") {
-        const first = der[ext.value.contentStart + 1] ?? 0;
-        keyCertSign = (first & 0x04) !== 0;
-        crlSign = (first & 0x02) !== 0;
+  for (const ext of readCertificateExtensions(der)) {
+    if (ext.oid === "2.5.29.19") {
+      for (const part of childrenOf(der, ext.value)) {
+        if (part.tag === 0x01) isCA = der[part.contentStart] !== 0;
+        if (part.tag === 0x02) pathLength = readSmallInteger(der, part);
       }
+    } else if (ext.oid === "2.5.29.15") {
+      const first = der[ext.value.contentStart + 1] ?? 0;
+      keyCertSign = (first & 0x04) !== 0;
+      crlSign = (first & 0x02) !== 0;
     }
   }
   return { isCA, pathLength, keyCertSign, crlSign };

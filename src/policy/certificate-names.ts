@@ -1,4 +1,5 @@
-import { childrenOf, decodeDirectoryString, decodeOid, readTlv, type Tlv } from "../core/der.js";
+import { childrenOf, decodeDirectoryString, decodeOid, type Tlv } from "../core/der.js";
+import { readTbsFields } from "../core/tbs-fields.js";
 import type { DistinguishedName } from "./distinguished-name.js";
 
 /**
@@ -15,13 +16,7 @@ export interface CertificateNames {
  * certificate. It throws a `RangeError` on a malformed encoding.
  */
 export function readCertificateNames(der: Uint8Array): CertificateNames {
-  const certificate = readTlv(der, 0);
-  const tbs = childrenOf(der, certificate)[0];
-  if (tbs === undefined) throw new RangeError("der: empty certificate");
-  const fields = childrenOf(der, tbs);
-  const first = fields[0]?.tag === 0xa0 ? 1 : 0; // [0] version is optional
-  const issuer = fields[first + 2];
-  const subject = fields[first + 4];
+  const { issuer, subject } = readTbsFields(der, "subject");
   if (issuer === undefined || subject === undefined) throw new RangeError("der: short certificate");
   return { subject: readNameAt(der, subject), issuer: readNameAt(der, issuer) };
 }

@@ -1,6 +1,7 @@
 import type { Certificate } from "../core/certificate.js";
 import { readCertificateNames } from "./certificate-names.js";
-import { formatDistinguishedName, type DistinguishedName, type NameAttribute } from "./distinguished-name.js";
+import type { DistinguishedName, NameAttribute } from "./distinguished-name.js";
+import { formatDistinguishedName } from "./distinguished-name-text.js";
 import { parseSpiffeId } from "./spiffe.js";
 
 /**

@@ -3,12 +3,8 @@ import { normalizeThumbprint, thumbprintsEqual } from "../core/thumbprint.js";
 import { canonicalSerialNumber } from "../core/serial-number.js";
 import type { StoredCertificate } from "../core/store.js";
 import { certificateNamesOf, identityOf, spiffeIdOf } from "./client-identity.js";
-import {
-  attributeValuesEqual,
-  distinguishedNamesEqual,
-  parseDistinguishedName,
-  type DistinguishedName,
-} from "./distinguished-name.js";
+import { attributeValuesEqual, distinguishedNamesEqual, type DistinguishedName } from "./distinguished-name.js";
+import { parseDistinguishedName } from "./distinguished-name-text.js";
 import { compileUriPattern, type UriPattern } from "./spiffe.js";
 
 /**

@@ -187,6 +187,12 @@ export function createAccessGate(options: AccessOptions, isMutating: (method: st
     return { decision: asReader };
   }
 
+  // The access behind the decision core.decide returned last: the fast path
+  // hands that decision to the gate (synchronously, see noteGateCall), which
+  // then enforces it with its role rather than deciding again.
+  let lastDecided:
+    | { readonly decision: Decision | Promise<Decision>; readonly access: Access | Promise<Access> }
+    | undefined;
   // The same decision for createFastRefusalHandler (guardRequestHandler's
   // `gate`), so that refused calls to the service can skip Connect.
   const core: GateCore = {
@@ -195,7 +201,9 @@ export function createAccessGate(options: AccessOptions, isMutating: (method: st
     decide(peer, procedure) {
       const method = (procedure ?? "").slice((procedure ?? "").lastIndexOf("/") + 1);
       const a = access(peer, method);
-      return a instanceof Promise ? a.then((x) => x.decision) : a.decision;
+      const decision = a instanceof Promise ? a.then((x) => x.decision) : a.decision;
+      lastDecided = { decision, access: a };
+      return decision;
     },
     report(decision, procedure, via) {
       if (decision !== undefined) reportDecision(onDecision, decision, procedure, via);
@@ -205,10 +213,12 @@ export function createAccessGate(options: AccessOptions, isMutating: (method: st
   async function gate(context: HandlerContext, quiet = false): Promise<void> {
     const procedure = procedureName(context);
     const peer = context.values.get(peerCertificateKey);
-    if (!quiet) noteGateCall(core, procedure, peer);
+    const handed = quiet ? undefined : noteGateCall(core, procedure, peer);
+    const decided = handed !== undefined && lastDecided?.decision === handed ? lastDecided.access : undefined;
+    lastDecided = undefined;
     // The one enforcement path of every server: report, then admit or refuse
     // with the status, message and ClientCertificateError detail of the core.
-    const { decision, role } = await access(peer, context.method.name);
+    const { decision, role } = await (decided ?? access(peer, context.method.name));
     if (!quiet || decision.kind !== "admitted") {
       reportDecision(onDecision, decision, procedure, "gate");
     }

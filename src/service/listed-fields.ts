@@ -1,5 +1,6 @@
 import { childrenOf, decodeOid, decodeTime, readTlv, type Tlv } from "../core/der.js";
 import { serialNumberOfDer } from "../core/serial-number.js";
+import { readTbsFields } from "../core/tbs-fields.js";
 
 /**
  * ListedFields are the fields of a certificate that the service's
@@ -53,11 +54,10 @@ const keyCertSign = 0x04;
  */
 export function readListedFields(der: Uint8Array): ListedFields | undefined {
   try {
-    const outer = readTlv(der, 0);
-    const tbs = readTlv(der, outer.contentStart, outer.end);
-    const fields = childrenOf(der, tbs, 12);
-    if (fields[0]?.tag !== 0xa0) return undefined; // v1 and v2: OpenSSL's rules for their CA flag differ
-    const [, serial, , issuerName, validity, subjectName] = fields;
+    const fields = readTbsFields(der);
+    // v1 and v2: OpenSSL's rules for their CA flag differ.
+    if (fields.version === undefined) return undefined;
+    const { serialNumber: serial, issuer: issuerName, validity, subject: subjectName } = fields;
     if (serial?.tag !== 0x02 || issuerName === undefined || validity === undefined || subjectName === undefined) {
       return undefined;
     }
@@ -65,10 +65,7 @@ export function readListedFields(der: Uint8Array): ListedFields | undefined {
     const subject = nameOf(der, subjectName);
     const [from, to] = childrenOf(der, validity, 3);
     if (issuer === undefined || subject === undefined || from === undefined || to === undefined) return undefined;
-    const isCA = caOf(
-      der,
-      fields.find((f) => f.tag === 0xa3),
-    );
+    const isCA = caOf(der, fields.extensions);
     if (isCA === undefined) return undefined;
     return {
       subject,
@@ -122,9 +119,8 @@ function plainAscii(der: Uint8Array, value: Tlv): string | undefined {
 // extension OpenSSL finds invalid. Only "not a CA" is answered here (what
 // API client certificates are); a certificate that may be a CA, or anything
 // unusual (a repeated extension, a broken value), is left to Node.
-function caOf(der: Uint8Array, wrapper: Tlv | undefined): boolean | undefined {
-  if (wrapper === undefined) return false;
-  const list = readTlv(der, wrapper.contentStart, wrapper.end);
+function caOf(der: Uint8Array, list: Tlv | undefined): boolean | undefined {
+  if (list === undefined) return false;
   if (list.tag !== 0x30) return undefined;
   const seen = new Set<string>();
   let ca = false;
