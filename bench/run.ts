@@ -28,6 +28,7 @@ const sections: Section[] = [
   section("remote-store", () => import("./remote-store.js")),
   section("expiring-list", () => import("./expiring-list.js")),
   section("postgres-store", () => import("./postgres-store.js")),
+  section("postgres-million", () => import("./postgres-million.js"), { byDefault: false }),
 ];
 
 const usage = `usage: npm run bench -- [options]

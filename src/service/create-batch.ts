@@ -13,7 +13,7 @@ import {
   type CreateCertificatesResponseSchema,
 } from "../gen/certgate/v1/certificate_store_pb.js";
 import { watchCertificateMessage } from "./convert.js";
-import { checkUploadLabels, parseUpload, uploadError } from "./upload.js";
+import { checkUploadLabels, parseBatchUpload, uploadError } from "./upload.js";
 import type { ServiceAudit } from "./audit-trail.js";
 import type { AuditLog } from "../core/audit.js";
 
@@ -74,10 +74,10 @@ export function createBatchHandler(options: CreateBatchOptions) {
       req.requests.forEach((item, index) => {
         let id = item.certificateId;
         try {
-          const upload = parseUpload(item.certificate, options.maxUploadBytes);
+          const upload = parseBatchUpload(item.certificate, options.maxUploadBytes);
           if (upload.kind !== "certificate") throw uploadError(upload);
           checkUploadLabels(item.labels, options.labelLimits);
-          id = id === "" ? upload.certificate.sha256 : id;
+          id = id === "" ? upload.sha256 : id;
           if (!isValidCertificateId(id)) {
             throw new ConnectError(`invalid certificate id ${JSON.stringify(id.slice(0, 140))}`, Code.InvalidArgument);
           }
@@ -86,9 +86,9 @@ export function createBatchHandler(options: CreateBatchOptions) {
           seen.add(id);
           entries.push({
             id,
-            der: upload.certificate.der,
+            der: upload.der,
             labels: { ...item.labels },
-            sha256: upload.certificate.sha256,
+            sha256: upload.sha256,
           });
         } catch (error) {
           refused.push(itemError(index, isValidCertificateId(id) ? id : "", error));
