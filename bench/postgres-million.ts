@@ -200,7 +200,11 @@ export async function run(options: Partial<BenchOptions> = {}): Promise<SectionR
       "./postgres-million.ts",
       { replica: setup(schema) },
       {
-        nodeArgs: ["--expose-gc", "--max-old-space-size=4096"],
+        nodeArgs: [
+        "--expose-gc",
+        "--max-old-space-size=4096",
+        ...(options.cpuProfDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfDir}`]),
+      ],
         startTimeoutMs: 600_000,
       },
     );
@@ -347,6 +351,10 @@ export async function run(options: Partial<BenchOptions> = {}): Promise<SectionR
 if (process.argv[2]?.startsWith('{"replica"')) {
   await replicaMain();
 } else if (import.meta.url === `file://${process.argv[1]}`) {
-  const result = await run({ quick: process.argv.includes("--quick") });
+  const prof = process.argv.indexOf("--cpu-prof");
+  const result = await run({
+    quick: process.argv.includes("--quick"),
+    cpuProfDir: prof < 0 ? undefined : process.argv[prof + 1],
+  });
   console.log([result.title, ...result.lines, ...result.warnings.map((w) => `warning: ${w}`)].join("\n"));
 }

@@ -324,14 +324,6 @@ export function insertCertificates(
   allOrNothing = false,
 ): Promise<{ ids: string[]; revision: number; taken: string[] }> {
   return write(pool, t, async (client) => {
-    if (allOrNothing) {
-      // Under the write lock no other certgate write can take an id meanwhile.
-      const taken = await client.query<{ id: string }>(
-        `SELECT id FROM ${t.quoted}.certificates WHERE id = ANY($1::text[])`,
-        [stored.map((s) => s.id)],
-      );
-      if (taken.rows.length > 0) return { ids: [], revision: 0, taken: taken.rows.map((r) => r.id) };
-    }
     const result = await client.query<{ id: string; revision: string }>(
       `WITH input AS (
          SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[], $7::timestamptz[])
@@ -355,8 +347,12 @@ export function insertCertificates(
       ],
     );
     if (allOrNothing && result.rows.length !== stored.length) {
-      // Taken by a writer that does not take certgate's lock: roll back.
-      throw new Error("certificates were stored meanwhile by another writer");
+      // Some ids are taken: nothing of the batch stays (the transaction
+      // rolls back), and the caller is told which.
+      const inserted = new Set(result.rows.map((r) => r.id));
+      const taken = { ids: [], revision: 0, taken: stored.filter((s) => !inserted.has(s.id)).map((s) => s.id) };
+      undone.add(taken);
+      return taken;
     }
     let revision = 0;
     for (const row of result.rows) revision = Math.max(revision, Number(row.revision));
@@ -455,6 +451,9 @@ export function recordAudit(pool: Pool, t: Tables, record: AuditRecord): Promise
   return write(pool, t, (client) => insertAuditRow(client, t, record));
 }
 
+// Results of write bodies whose transaction rolls back (as a string result does).
+const undone = new WeakSet<object>();
+
 // One write transaction under the store's write lock. Nothing of it stays
 // when any statement fails. Its session settings bound every wait on the
 // server, whatever pool it came from: the lock wait (lock_timeout), each
@@ -474,7 +473,8 @@ async function write<T>(pool: Pool, t: Tables, body: (client: Db) => Promise<T>)
     try {
       await db.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [lockClass + writeLock, t.schema]);
       const result = await body(db);
-      await db.query(typeof result === "string" ? "ROLLBACK" : "COMMIT");
+      const undo = typeof result === "string" || (typeof result === "object" && result !== null && undone.has(result));
+      await db.query(undo ? "ROLLBACK" : "COMMIT");
       return result;
     } catch (error) {
       // A connection that timed out is destroyed on release: no ROLLBACK to wait for.
