@@ -81,8 +81,10 @@ export interface PostgresStore extends WritableCertificateStore {
  * rejects naming the problem when the database cannot be reached or its
  * schema is newer than this certgate.
  *
- * Each process keeps a copy of the store in memory (about 1.5 KB per
- * certificate), so lookups never wait on the database; the copy follows the
+ * Each process keeps in memory what a decision needs (thumbprint, id and
+ * labels, about 200 bytes per certificate at a million), so lookups never
+ * wait on the database; the DER and the rest are read from the database,
+ * page by page, for gets, listings and snapshots. The copy follows the
  * database's change log through LISTEN/NOTIFY and a periodic read. Writes
  * are transactions that the database orders: every change gets the next
  * revision of one sequence, the same in every process, and is in this
