@@ -161,6 +161,25 @@ describe.skipIf(skip !== undefined)("CreateCertificates and ListCertificates on 
     expect(listed.size).toBe(seen.length);
     expect(stable.filter((id) => !listed.has(id))).toEqual([]);
 
+    // A watcher's snapshot, streamed page by page: the DER only when asked for.
+    for (const includeDer of [false, true]) {
+      const abort = new AbortController();
+      let snapshot = 0;
+      let withDer = 0;
+      for await (const event of storeClient(service, pki, pki.reader).watchCertificates(
+        { includeDer },
+        { signal: abort.signal },
+      )) {
+        if (event.event.case === "heartbeat") break;
+        if (event.event.case !== "snapshot") continue;
+        snapshot += event.event.value.certificates.length;
+        withDer += event.event.value.certificates.filter((c) => c.der.length > 0).length;
+      }
+      abort.abort();
+      expect(snapshot).toBe(store.stats().certificates);
+      expect(withDer).toBe(includeDer ? snapshot : 0);
+    }
+
     // Filters: labels by the GIN index, expiry by the not_after index.
     const rare = await admin.listCertificates({ pageSize: 1000, labels: { site: "rare" } });
     expect(rare.certificates.length).toBeGreaterThan(900);

@@ -224,6 +224,12 @@ export interface WritableCertificateStore extends CertificateStore {
     expiresBefore?: Date;
     /** A hint as `expiresBefore`: only certificates carrying every one of these labels. */
     labels?: Readonly<Record<string, string>>;
+    /**
+     * A hint: the caller needs no DER (a watch snapshot without
+     * `include_der`), so a store that keeps it elsewhere (a database
+     * column) may leave `der` empty. By default, false.
+     */
+    withoutDer?: boolean;
   }): Promise<StoredCertificate[]>;
   /**
    * Optional: stores every one of `entries` or none of them, in one

@@ -144,6 +144,8 @@ export async function loadSnapshot(
 }
 
 const columns = "id, der, sha1, sha256, labels, create_time, not_after";
+// The same without the DER, for watch snapshots that do not send it.
+const columnsWithoutDer = "id, ''::bytea AS der, sha1, sha256, labels, create_time, not_after";
 
 /**
  * selectCertificate reads one stored certificate by id, or by SHA-256 thumbprint.
@@ -171,7 +173,13 @@ export async function selectCertificate(
 export async function selectPage(
   pool: Pool,
   t: Tables,
-  query: { after?: string; limit: number; expiresBefore?: Date; labels?: Readonly<Record<string, string>> },
+  query: {
+    after?: string;
+    limit: number;
+    expiresBefore?: Date;
+    labels?: Readonly<Record<string, string>>;
+    withoutDer?: boolean;
+  },
 ): Promise<StoredCertificate[]> {
   const where: string[] = [];
   const values: unknown[] = [];
@@ -189,7 +197,7 @@ export async function selectPage(
   }
   values.push(query.limit);
   const result = await timed(pool, t.deadlines.queryTimeoutMs).query<CertificateRow>(
-    `SELECT ${columns} FROM ${t.quoted}.certificates
+    `SELECT ${query.withoutDer === true ? columnsWithoutDer : columns} FROM ${t.quoted}.certificates
       ${where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`}
       ORDER BY id LIMIT $${values.length}`,
     values,
