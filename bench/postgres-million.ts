@@ -201,10 +201,10 @@ export async function run(options: Partial<BenchOptions> = {}): Promise<SectionR
       { replica: setup(schema) },
       {
         nodeArgs: [
-        "--expose-gc",
-        "--max-old-space-size=4096",
-        ...(options.cpuProfDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfDir}`]),
-      ],
+          "--expose-gc",
+          "--max-old-space-size=4096",
+          ...(options.cpuProfDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfDir}`]),
+        ],
         startTimeoutMs: 600_000,
       },
     );
@@ -306,7 +306,13 @@ export async function run(options: Partial<BenchOptions> = {}): Promise<SectionR
     abort.abort();
     const snapshotSeconds = (performance.now() - s0) / 1000;
     const after = await fresh.child.call<Reading>("measure");
-    data.snapshot = { seconds: snapshotSeconds, received, peakRssGrowth: after.maxRss - before.rss };
+    data.snapshot = {
+      seconds: snapshotSeconds,
+      received,
+      peakRssGrowth: after.maxRss - before.rss,
+      rssAfter: after.rss,
+      heapGrowth: after.heap - before.heap,
+    };
     await fresh.child.close();
 
     const mib = (n: number) => fixed(n / 1048576, 0);
@@ -331,6 +337,11 @@ export async function run(options: Partial<BenchOptions> = {}): Promise<SectionR
             "new watcher's snapshot",
             `${fixed(snapshotSeconds, 1)} s, peak RSS +${mib(Math.max(0, after.maxRss - before.rss))} MiB`,
             "streamed",
+          ],
+          [
+            "  after it, GC'd: RSS, heap growth",
+            `${mib(after.rss)} MiB, ${fixed((after.heap - before.heap) / 1048576, 1)} MiB`,
+            "",
           ],
         ],
       ),
