@@ -180,6 +180,14 @@ describe.skipIf(skip !== undefined)("CreateCertificates and ListCertificates on 
       expect(withDer).toBe(includeDer ? snapshot : 0);
     }
 
+    // Verify by either thumbprint reads the certificate back from the database.
+    const known = (await admin.getCertificate({ certificateId: "device-00042" })).certificate!;
+    for (const thumbprint of [known.sha1Thumbprint, known.sha256Thumbprint]) {
+      const verdict = await admin.verifyCertificate({ subject: { case: "thumbprint", value: thumbprint } });
+      expect(verdict.admitted).toBe(true);
+      expect(verdict.certificate?.certificateId).toBe("device-00042");
+    }
+
     // Filters: labels by the GIN index, expiry by the not_after index.
     const rare = await admin.listCertificates({ pageSize: 1000, labels: { site: "rare" } });
     expect(rare.certificates.length).toBeGreaterThan(900);
