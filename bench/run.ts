@@ -31,6 +31,7 @@ const sections: Section[] = [
   section("expiring-list", () => import("./expiring-list.js")),
   section("postgres-store", () => import("./postgres-store.js")),
   section("authz-proxy", () => import("./authz-proxy.js")),
+  section("postgres-million", () => import("./postgres-million.js"), { byDefault: false }),
 ];
 
 const usage = `usage: npm run bench -- [options]

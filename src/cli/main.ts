@@ -40,6 +40,11 @@ export const commands: readonly CommandEntry[] = [
     load: async () => (await import("./upload.js")).uploadCommand,
   },
   {
+    name: "import",
+    summary: "Load many certificates in batches, resumable (admin)",
+    load: async () => (await import("./import.js")).importCommand,
+  },
+  {
     name: "list",
     summary: "List the stored certificates (reader)",
     load: async () => (await import("./list.js")).listCommand,

@@ -86,18 +86,20 @@ export const migrateCommand = defineCommand(
             refused.push({ id: entry.id, reason: "a member of a bundle file: upload it under an id of its own" });
             continue;
           }
-          const existing = await target.get(entry.id);
-          if (existing === undefined)
-            batch.push({ id: entry.id, der: entry.der, labels: entry.labels, createTime: entry.createTime });
-          else if (existing.sha256 === entry.sha256) skipped.push(entry.id);
-          else refused.push({ id: entry.id, reason: "the id is taken in the database by another certificate" });
+          batch.push({ id: entry.id, der: entry.der, labels: entry.labels, createTime: entry.createTime });
         }
         // One transaction per batch: a thousand certificates take a few
-        // commits, not a thousand.
+        // commits, not a thousand. Ids already taken are read back (only
+        // those): the same certificate is skipped, another one refused.
         const result = await target.putMany(batch, { actor: migrateActor });
         copied.push(...result.stored);
         refused.push(...result.refused);
-        for (const id of result.taken) refused.push({ id, reason: "the id was taken in the database meanwhile" });
+        const bySha256 = new Map(page.map((entry) => [entry.id, entry.sha256]));
+        for (const id of result.taken) {
+          const existing = await target.get(id);
+          if (existing !== undefined && existing.sha256 === bySha256.get(id)) skipped.push(id);
+          else refused.push({ id, reason: "the id is taken in the database by another certificate" });
+        }
         if (page.length < batchSize) break;
         after = page[page.length - 1]!.id;
       }

@@ -1,7 +1,9 @@
 /**
- * AuditAction is what an audited call tried to do to the store.
+ * AuditAction is what an audited call tried to do to the store:
+ * `create_batch` is one CreateCertificates call (its `reason` gives the
+ * count; each certificate stored also has its `create` record).
  */
-export type AuditAction = "create" | "delete";
+export type AuditAction = "create" | "delete" | "create_batch";
 
 /**
  * AuditResult is how an audited attempt ended: `ok` (the change is stored),

@@ -160,6 +160,26 @@ export interface StoredCertificate {
 }
 
 /**
+ * PutEntry is one certificate of a `putAll` batch: its id, checked DER and labels.
+ */
+export interface PutEntry {
+  readonly id: string;
+  readonly der: Uint8Array;
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+/**
+ * PutAllResult is what `putAll` did: stored every entry, or none because
+ * some were refused (each named by its position in the batch).
+ */
+export type PutAllResult =
+  | { readonly kind: "stored"; readonly certificates: readonly StoredCertificate[] }
+  | {
+      readonly kind: "refused";
+      readonly items: readonly { readonly index: number; readonly id: string; readonly reason: string }[];
+    };
+
+/**
  * StoreChange is one change of a writable store's contents.
  */
 export type StoreChange =
@@ -198,7 +218,28 @@ export interface WritableCertificateStore extends CertificateStore {
    * column) may leave out certificates whose validity ends at or after it.
    * A store may ignore it; the service checks every certificate it returns.
    */
-  list(options: { after?: string; limit: number; expiresBefore?: Date }): Promise<StoredCertificate[]>;
+  list(options: {
+    after?: string;
+    limit: number;
+    expiresBefore?: Date;
+    /** A hint as `expiresBefore`: only certificates carrying every one of these labels. */
+    labels?: Readonly<Record<string, string>>;
+    /**
+     * A hint: the caller needs no DER (a watch snapshot without
+     * `include_der`), so a store that keeps it elsewhere (a database
+     * column) may leave `der` empty. By default, false.
+     */
+    withoutDer?: boolean;
+  }): Promise<StoredCertificate[]>;
+  /**
+   * Optional: stores every one of `entries` or none of them, in one
+   * transaction (the PostgreSQL store). When ids are taken, it resolves as
+   * `refused` naming each of them, and nothing is stored. With an
+   * `actor`, each certificate stored gets its `create` record in the same
+   * transaction. Without it, the certificate store service stores the
+   * entries one by one and removes them again when one fails.
+   */
+  putAll?(entries: readonly PutEntry[], options?: AuditedWrite): Promise<PutAllResult>;
   /**
    * Optional: the stored certificate whose SHA-256 thumbprint (upper-case
    * hex) this is, found in an index the store keeps anyway (the folder
@@ -235,6 +276,12 @@ export interface WritableCertificateStore extends CertificateStore {
 export interface LoggedChange {
   /** The revision, the same in every process that shares the store. */
   readonly revision: number;
+  /**
+   * Whether the copy was read again whole (the log was pruned past it):
+   * `upserted` and `deleted` are then empty, and watchers take a new
+   * snapshot. By default, false.
+   */
+  readonly reset?: boolean;
   readonly upserted: readonly StoredCertificate[];
   readonly deleted: readonly string[];
 }

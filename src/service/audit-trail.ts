@@ -32,6 +32,11 @@ export interface ServiceAudit {
   forStore(context: HandlerContext): { actor?: AuditActor; auditTime?: Date };
   /** Records a successful write, unless the store did. */
   written(action: AuditAction, context: HandlerContext, certificateId: string, sha256: string): Promise<void>;
+  /**
+   * Records a stored batch of `count` certificates (`create_batch`, the
+   * count in its reason), whoever recorded the certificates themselves.
+   */
+  batchWritten(context: HandlerContext, count: number): Promise<void>;
   /** Records a refused or failed write (the error the call fails with); never throws. */
   attemptFailed(
     action: AuditAction,
@@ -112,6 +117,13 @@ export function createServiceAudit(options: ServiceAuditOptions): ServiceAudit {
       // The change is stored: a record that cannot be written fails the call,
       // as it does when the store records it.
       await log.record(okAuditRecord(new Date(now()), action, actorOf(context), certificateId, sha256));
+    },
+    async batchWritten(context, count) {
+      if (log === undefined) return;
+      await log.record({
+        ...okAuditRecord(new Date(now()), "create_batch", actorOf(context), "", ""),
+        reason: `${count} certificate${count === 1 ? "" : "s"}`,
+      });
     },
     attemptFailed(action, context, certificateId, sha256, error) {
       const connect = ConnectError.from(error);
@@ -227,6 +239,7 @@ const refusedCodes = new Set<Code>([
 
 function actionOf(procedure: string): AuditAction | undefined {
   if (procedure.endsWith("/CreateCertificate")) return "create";
+  if (procedure.endsWith("/CreateCertificates")) return "create_batch";
   if (procedure.endsWith("/DeleteCertificate")) return "delete";
   return undefined;
 }

@@ -29,6 +29,7 @@ import type { AuditLog } from "../core/audit.js";
 import { createDecisionCore } from "../decision/decision.js";
 import type { PolicyOptions } from "../policy/policy-options.js";
 import { createServiceAudit } from "./audit-trail.js";
+import { createBatchHandler } from "./create-batch.js";
 
 /**
  * CertificateStoreServiceOptions configures `createCertificateStoreService`.
@@ -44,6 +45,13 @@ export interface CertificateStoreServiceOptions {
    * room for labels and the JSON encoding). By default, 64 KiB.
    */
   maxUploadBytes?: number;
+  /**
+   * The largest CreateCertificates request (up to 1000 certificates), in
+   * bytes; each certificate is still held to `maxUploadBytes`. Only admins
+   * get this far: the access gate decides before the request is read. By
+   * default, 16 MiB.
+   */
+  maxBatchBytes?: number;
   /** At most this many labels per certificate, up to 64 (the stores' limit). By default, 64. */
   maxLabels?: number;
   /** At most this many characters per label value, up to 256 (the stores' limit). By default, 256. */
@@ -152,7 +160,7 @@ export interface CertificateStoreServiceHandler {
   close(): Promise<void>;
 }
 
-const mutating = new Set(["CreateCertificate", "DeleteCertificate"]);
+const mutating = new Set(["CreateCertificate", "CreateCertificates", "DeleteCertificate"]);
 const auditWarning = (error: unknown) =>
   process.emitWarning(
     `certgate: an audit record could not be written: ${error instanceof Error ? error.message : String(error)}`,
@@ -286,6 +294,20 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
   // Room for the id, labels and the base64 of the JSON encoding, so that a
   // request is cut off soon after the upload limit instead of buffered whole.
   const readMaxBytes = Math.ceil((maxUploadBytes * 4) / 3) + 64 * 1024;
+  const batchReadMaxBytes = positiveInteger(
+    "certificate store service: maxBatchBytes",
+    options.maxBatchBytes,
+    16 * 1024 * 1024,
+  );
+  const createCertificates = createBatchHandler({
+    store,
+    audit,
+    auditLog,
+    storeRecords: auditLog !== undefined && auditLog === store.audit,
+    maxUploadBytes,
+    labelLimits,
+    now,
+  });
 
   async function verify(
     certificate: Certificate,
@@ -340,8 +362,14 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
   }
 
   function implementation(router: ConnectRouter): void {
+    // CreateCertificates reads a larger request than the other methods: it
+    // is registered on its own, with its own read limit.
+    router.rpc(CertificateStoreService.method.createCertificates, createCertificates, {
+      requestGate: gate.requestGate,
+      readMaxBytes: Math.max(readMaxBytes, batchReadMaxBytes),
+    });
     router.service(
-      CertificateStoreService,
+      withoutBatch,
       {
         async createCertificate(req, ctx) {
           let id = req.certificateId;
@@ -409,9 +437,11 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
           }
           const size = req.pageSize === 0 ? defaultPageSize : Math.min(req.pageSize, maxPageSize);
           const after = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
-          if (req.expiresBefore !== undefined) {
-            const before = timestampMillis("expires_before", req.expiresBefore);
-            const page = await readStore(() => expiring.page({ after, size, before }));
+          const labels = Object.keys(req.labels).length === 0 ? undefined : { ...req.labels };
+          if (req.expiresBefore !== undefined || labels !== undefined) {
+            const before =
+              req.expiresBefore === undefined ? undefined : timestampMillis("expires_before", req.expiresBefore);
+            const page = await readStore(() => expiring.page({ after, size, before, labels }));
             return {
               certificates: page.certificates.map((stored) => certificateMessage(stored)),
               nextPageToken: page.nextAfter === undefined ? "" : encodePageToken(page.nextAfter),
@@ -521,6 +551,12 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
     },
   };
 }
+
+// The service without CreateCertificates, which `routes` registers apart.
+const withoutBatch: typeof CertificateStoreService = {
+  ...CertificateStoreService,
+  methods: CertificateStoreService.methods.filter((m) => m.name !== "CreateCertificates"),
+};
 
 function checkId(id: string, valid: (id: string) => boolean = isValidCertificateId): void {
   if (!valid(id)) {

@@ -20,12 +20,17 @@ export interface ExpiringPage {
  */
 export interface ExpiryFilter {
   /**
-   * Up to `size` certificates whose validity ends before `before` (epoch ms),
-   * after `after` in id order. It examines at most `scanLimit` stored
+   * Up to `size` certificates whose validity ends before `before` (epoch ms)
+   * and that carry every one of `labels`, after `after` in id order. It examines at most `scanLimit` stored
    * certificates per call, so a page may be short, even empty, with a
    * `nextAfter` to go on from.
    */
-  page(options: { after: string | undefined; size: number; before: number }): Promise<ExpiringPage>;
+  page(options: {
+    after: string | undefined;
+    size: number;
+    before?: number | undefined;
+    labels?: Readonly<Record<string, string>> | undefined;
+  }): Promise<ExpiringPage>;
 }
 
 /**
@@ -43,9 +48,10 @@ export interface ExpiryFilterOptions {
 const batchSize = 500;
 
 /**
- * createExpiryFilter filters a store's listing by expiry in the service, for
- * every store: it passes the bound to the store's `list` as a hint (a
- * database can use an index), then checks each certificate, reading its
+ * createExpiryFilter filters a store's listing by expiry and labels in the
+ * service, for every store: it passes both to the store's `list` as hints
+ * (PostgreSQL answers from its not_after and labels indexes), then checks
+ * each certificate, reading its
  * `notAfter` from the store or, failing that, from the DER (the validity
  * field alone, not a full parse). Expiry times are remembered by SHA-256, as
  * a DER never changes its validity. Certificates that do not parse have no
@@ -78,18 +84,27 @@ export function createExpiryFilter(options: ExpiryFilterOptions): ExpiryFilter {
   }
 
   return {
-    async page({ after, size, before }) {
+    async page({ after, size, before, labels }) {
       const certificates: StoredCertificate[] = [];
       let cursor = after;
       let scanned = 0;
-      const hint = new Date(before);
+      const hints = {
+        ...(before === undefined ? {} : { expiresBefore: new Date(before) }),
+        ...(labels === undefined ? {} : { labels }),
+      };
+      const wanted = labels === undefined ? [] : Object.entries(labels);
+      const matches = (stored: StoredCertificate) => {
+        if (wanted.some(([key, value]) => stored.labels[key] !== value)) return false;
+        if (before === undefined) return true;
+        const notAfter = notAfterOf(stored);
+        return notAfter !== undefined && notAfter < before;
+      };
       while (scanned < scanLimit) {
         const limit = Math.min(batchSize, scanLimit - scanned);
-        const batch = await store.list({ after: cursor, limit, expiresBefore: hint });
+        const batch = await store.list({ after: cursor, limit, ...hints });
         for (const stored of batch) {
           scanned++;
-          const notAfter = notAfterOf(stored);
-          if (notAfter !== undefined && notAfter < before) {
+          if (matches(stored)) {
             if (certificates.length === size) {
               // One more match than the page holds: there is a next page.
               return { certificates, nextAfter: cursor };

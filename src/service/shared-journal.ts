@@ -24,7 +24,7 @@ export function createSharedJournal(log: SharedChangeLog, maxChanges: number, ma
   const buffer = createJournalBuffer(log.head, maxChanges);
 
   function tooLarge(change: LoggedChange): boolean {
-    return change.upserted.length + change.deleted.length > maxEntryChanges;
+    return change.reset === true || change.upserted.length + change.deleted.length > maxEntryChanges;
   }
 
   function entryOf(change: LoggedChange): JournalEntry {

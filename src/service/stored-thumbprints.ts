@@ -105,7 +105,7 @@ function createFollower(algorithm: Algorithm, store: WritableCertificateStore, j
       const from = journal.head;
       let after: string | undefined;
       for (;;) {
-        const page = await store.list({ after, limit: pageSize });
+        const page = await store.list({ after, limit: pageSize, withoutDer: true });
         for (const stored of page) {
           add(index, stored);
         }

@@ -114,7 +114,7 @@ async function* snapshot(
     if (signal.aborted) {
       return revision;
     }
-    const page = await store.list({ after, limit: partSize + 1 });
+    const page = await store.list({ after, limit: partSize + 1, withoutDer: !includeDer });
     const last = page.length <= partSize;
     const part = last ? page : page.slice(0, partSize);
     after = part.length === 0 ? after : (part[part.length - 1] as StoredCertificate).id;

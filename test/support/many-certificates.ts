@@ -16,9 +16,19 @@ export interface ManyCertificates {
 const serialLength = 16;
 
 /**
- * generateCertificates issues `count` certificates of one template.
+ * CertificateFactory issues certificates of one template, one at a time.
  */
-export async function generateCertificates(count: number, commonName = "many"): Promise<ManyCertificates> {
+export interface CertificateFactory {
+  readonly ca: IssuedCertificate;
+  /** The certificate with serial number `i` (1 to 2^32 - 1, in the last bytes). */
+  issue(i: number): Uint8Array;
+}
+
+/**
+ * createCertificateFactory makes the CA and the template; `issue` then signs
+ * one certificate per call, so that a million need not be held at once.
+ */
+export async function createCertificateFactory(commonName = "many"): Promise<CertificateFactory> {
   const ca = await createDevCa({ commonName: `${commonName} CA` });
   const serial = `7f${"11".repeat(serialLength - 1)}`;
   const template = await issueDevCertificate(ca, { commonName, serialNumber: serial, usages: ["client"] });
@@ -31,21 +41,32 @@ export async function generateCertificates(count: number, commonName = "many"): 
   const serialBytes = Buffer.from(serial, "hex");
   const serialAt = Buffer.from(tbsBytes).indexOf(serialBytes);
   if (serialAt < 0) throw new Error("the template's serial number was not found");
+  return {
+    ca,
+    issue(i) {
+      const next = Buffer.from(tbsBytes);
+      next.writeUInt32BE(i, serialAt + serialLength - 4);
+      const signature = sign("sha256", next, { key, dsaEncoding: "der" });
+      const bitString = Buffer.concat([
+        Buffer.from([0x03]),
+        encodeLength(signature.length + 1),
+        Buffer.from([0]),
+        signature,
+      ]);
+      const content = Buffer.concat([next, algorithmBytes, bitString]);
+      return new Uint8Array(Buffer.concat([Buffer.from([0x30]), encodeLength(content.length), content]));
+    },
+  };
+}
+
+/**
+ * generateCertificates issues `count` certificates of one template.
+ */
+export async function generateCertificates(count: number, commonName = "many"): Promise<ManyCertificates> {
+  const factory = await createCertificateFactory(commonName);
   const ders: Uint8Array[] = [];
-  for (let i = 1; i <= count; i++) {
-    const next = Buffer.from(tbsBytes);
-    next.writeUInt32BE(i, serialAt + serialLength - 4);
-    const signature = sign("sha256", next, { key, dsaEncoding: "der" });
-    const bitString = Buffer.concat([
-      Buffer.from([0x03]),
-      encodeLength(signature.length + 1),
-      Buffer.from([0]),
-      signature,
-    ]);
-    const content = Buffer.concat([next, algorithmBytes, bitString]);
-    ders.push(new Uint8Array(Buffer.concat([Buffer.from([0x30]), encodeLength(content.length), content])));
-  }
-  return { ca, ders };
+  for (let i = 1; i <= count; i++) ders.push(factory.issue(i));
+  return { ca: factory.ca, ders };
 }
 
 function readElement(der: Uint8Array, start: number): { start: number; contentStart: number; end: number } {

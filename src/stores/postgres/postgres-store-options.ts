@@ -46,8 +46,8 @@ export interface PostgresStoreOptions extends StoreMetricsOptions {
    */
   catchUpIntervalMs?: number;
   /**
-   * How long, after the database became unreachable, lookups, reads and
-   * watches keep serving the last copy, in milliseconds (like the remote
+   * How long, after the database became unreachable, lookups keep serving
+   * the last copy (gets, listings and snapshots need the database), in milliseconds (like the remote
    * store's `maxStaleMs`). Writes are refused at once. By default, 0: every
    * lookup fails closed as soon as the database cannot be reached.
    */

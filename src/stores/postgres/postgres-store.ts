@@ -24,15 +24,16 @@ import {
   insertCertificate,
   insertCertificates,
   checkOut,
-  loadSnapshot,
   pruneChanges,
   readChanges,
   recordAudit,
+  selectCertificate,
+  selectPage,
   type Tables,
 } from "./queries.js";
 import { listAuditRows } from "./audit-queries.js";
 import { okAuditRecord, type AuditActor, type AuditedWrite, type AuditLog } from "../../core/audit.js";
-import { createReplicaSync, type ReplicaSync } from "./replica-sync.js";
+import { createReplicaSync, readCopy, type ReplicaSync } from "./replica-sync.js";
 import { migrate } from "./schema.js";
 import { resolveOptions, type PostgresStoreOptions, type PutManyEntry } from "./postgres-store-options.js";
 
@@ -80,8 +81,10 @@ export interface PostgresStore extends WritableCertificateStore {
  * rejects naming the problem when the database cannot be reached or its
  * schema is newer than this certgate.
  *
- * Each process keeps a copy of the store in memory (about 1.5 KB per
- * certificate), so lookups never wait on the database; the copy follows the
+ * Each process keeps in memory what a decision needs (thumbprint, id and
+ * labels, about 200 bytes per certificate at a million), so lookups never
+ * wait on the database; the DER and the rest are read from the database,
+ * page by page, for gets, listings and snapshots. The copy follows the
  * database's change log through LISTEN/NOTIFY and a periodic read. Writes
  * are transactions that the database orders: every change gets the next
  * revision of one sequence, the same in every process, and is in this
@@ -168,10 +171,11 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     } finally {
       client.release();
     }
-    const snapshot = await loadSnapshot(syncPool, tables);
+    const { copy, snapshot } = await readCopy(syncPool, tables);
     sync = createReplicaSync({
       pool: syncPool,
       tables,
+      copy,
       snapshot,
       maxStaleMs,
       catchUpIntervalMs,
@@ -323,6 +327,69 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     },
   };
 
+  // Reads of what only people look at (the DER, create times) go to the
+  // database, page by page: the copy keeps only what a decision needs.
+  async function read<T>(what: string, query: () => Promise<T>): Promise<T> {
+    try {
+      return await query();
+    } catch (error) {
+      if (isConnectionError(error)) void sync.catchUp();
+      throw storeError(what, error);
+    }
+  }
+
+  // Checks a batch as `put` would each certificate; refused ones are named
+  // by their position.
+  function checkEntries(entries: readonly PutManyEntry[]) {
+    const refused: { index: number; id: string; reason: string }[] = [];
+    const checked: StoredCertificate[] = [];
+    const seen = new Set<string>();
+    entries.forEach((entry, index) => {
+      try {
+        assertId(entry.id);
+        if (seen.has(entry.id))
+          throw new ConnectError(`certificate ${JSON.stringify(entry.id)} given twice`, Code.InvalidArgument);
+        seen.add(entry.id);
+        const labels = entry.labels ?? {};
+        const createTime =
+          entry.createTime instanceof Date && !Number.isNaN(+entry.createTime)
+            ? entry.createTime
+            : new Date(Math.floor(now()));
+        checked.push(storedCertificate(entry.id, checkDer(entry.der, labels), labels, createTime));
+      } catch (error) {
+        refused.push({
+          index,
+          id: String(entry.id),
+          reason: error instanceof ConnectError ? error.rawMessage : String(error),
+        });
+      }
+    });
+    return { checked, refused };
+  }
+
+  // One multi-row insert in one transaction, with its audit records, read
+  // back into the copy before it resolves.
+  async function insertMany(checked: readonly StoredCertificate[], putOptions: AuditedWrite | undefined, all: boolean) {
+    let result: { ids: string[]; revision: number; taken: string[] };
+    try {
+      const actor = putOptions?.actor;
+      result = await insertCertificates(
+        pool,
+        tables,
+        checked,
+        actor === undefined
+          ? undefined
+          : { actor, time: putOptions?.auditTime ?? new Date(Math.floor(now())), batch: all },
+        all,
+      );
+    } catch (error) {
+      if (isConnectionError(error)) void sync.catchUp();
+      throw storeError("store the certificates", error);
+    }
+    await afterWrite(result.revision);
+    return result;
+  }
+
   function lookupSync(certificate: Certificate): StoreVerdict {
     if (closed) return { kind: "error", error: new Error("certificate store is closed") };
     const state = sync.state;
@@ -331,7 +398,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     // By SHA-256 alone, as the other stores: a SHA-1-only match is a collision.
     const entry = sync.copy.findBySha256(certificate.sha256);
     if (entry === undefined) return { kind: "refused", reason: "not_allowed", ...end };
-    return { kind: "admitted", entry: { id: entry.id, thumbprint: entry.sha256, labels: entry.labels }, ...end };
+    return { kind: "admitted", entry: { id: entry.id, thumbprint: certificate.sha256, labels: entry.labels }, ...end };
   }
 
   return {
@@ -381,50 +448,34 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       if (result === "exists")
         throw new ConnectError(`certificate ${JSON.stringify(id)} already exists`, Code.AlreadyExists);
       await afterWrite(result);
-      return sync.copy.get(id) ?? stored;
+      return stored;
     },
     async putMany(entries, putOptions) {
       assertOpen();
-      const refused: { id: string; reason: string }[] = [];
-      const checked: StoredCertificate[] = [];
-      const seen = new Set<string>();
-      for (const entry of entries) {
-        try {
-          assertId(entry.id);
-          if (seen.has(entry.id))
-            throw new ConnectError(`certificate ${JSON.stringify(entry.id)} given twice`, Code.InvalidArgument);
-          seen.add(entry.id);
-          const labels = entry.labels ?? {};
-          const createTime =
-            entry.createTime instanceof Date && !Number.isNaN(+entry.createTime)
-              ? entry.createTime
-              : new Date(Math.floor(now()));
-          checked.push(storedCertificate(entry.id, checkDer(entry.der, labels), labels, createTime));
-        } catch (error) {
-          refused.push({
-            id: String(entry.id),
-            reason: error instanceof ConnectError ? error.rawMessage : String(error),
-          });
-        }
-      }
+      const { checked, refused } = checkEntries(entries);
       if (checked.length === 0) return { stored: [], taken: [], refused };
       await assertWritable();
-      let result: { ids: string[]; revision: number };
-      try {
-        const actor = putOptions?.actor;
-        result = await insertCertificates(
-          pool,
-          tables,
-          checked,
-          actor === undefined ? undefined : { actor, time: putOptions?.auditTime ?? new Date(Math.floor(now())) },
-        );
-      } catch (error) {
-        if (isConnectionError(error)) void sync.catchUp();
-        throw storeError("store the certificates", error);
-      }
-      await afterWrite(result.revision);
+      const result = await insertMany(checked, putOptions, false);
       const stored = new Set(result.ids);
       return { stored: [...stored], taken: checked.filter((c) => !stored.has(c.id)).map((c) => c.id), refused };
+    },
+    async putAll(entries, putOptions) {
+      assertOpen();
+      const { checked, refused } = checkEntries(entries);
+      if (refused.length > 0) return { kind: "refused", items: refused };
+      if (checked.length === 0) return { kind: "stored", certificates: [] };
+      await assertWritable();
+      const result = await insertMany(checked, putOptions, true);
+      if (result.taken.length > 0) {
+        const taken = new Set(result.taken);
+        return {
+          kind: "refused",
+          items: checked.flatMap((c, index) =>
+            taken.has(c.id) ? [{ index, id: c.id, reason: `certificate ${JSON.stringify(c.id)} already exists` }] : [],
+          ),
+        };
+      }
+      return { kind: "stored", certificates: checked };
     },
     async delete(id, deleteOptions?: AuditedWrite) {
       assertOpen();
@@ -448,13 +499,17 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     },
     async get(id): Promise<StoredCertificate | undefined> {
       assertReadable();
-      return sync.copy.get(id);
+      return read("read the certificate", () => selectCertificate(readPool, tables, "id", id));
     },
-    async list({ after, limit }) {
+    async findSha256(thumbprint) {
       assertReadable();
-      if (!Number.isInteger(limit) || limit < 1)
+      return read("read the certificate", () => selectCertificate(readPool, tables, "sha256", thumbprint));
+    },
+    async list(query) {
+      assertReadable();
+      if (!Number.isInteger(query.limit) || query.limit < 1)
         throw new ConnectError("limit must be a positive integer", Code.InvalidArgument);
-      return sync.copy.list(after, limit);
+      return read("list the certificates", () => selectPage(readPool, tables, query));
     },
     async close() {
       if (closed) return;

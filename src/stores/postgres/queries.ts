@@ -1,6 +1,7 @@
 import type { ClientBase, Pool, PoolClient, QueryConfig } from "pg";
 import type { LoggedChange, StoredCertificate } from "../../core/store.js";
-import type { AuditActor, AuditRecord } from "../../core/audit.js";
+import { okAuditRecord, type AuditActor, type AuditRecord } from "../../core/audit.js";
+import { readValidity } from "../../core/certificate-validity.js";
 import { insertAuditRow } from "./audit-queries.js";
 import { lockClass, writeLock } from "./schema.js";
 import { isConnectionError, isTimeout } from "./errors.js";
@@ -20,6 +21,7 @@ interface CertificateRow {
   sha256: string;
   labels: Record<string, string>;
   create_time: Date;
+  not_after?: Date | null;
 }
 
 /**
@@ -72,23 +74,40 @@ export function storedOf(row: CertificateRow): StoredCertificate {
     sha256: row.sha256,
     labels: Object.freeze({ ...row.labels }),
     createTime: row.create_time,
+    ...(row.not_after instanceof Date ? { notAfter: row.not_after } : {}),
   });
 }
 
 /**
- * Snapshot is the whole store at one revision.
+ * Snapshot is the revision and epoch the store was read at.
  */
 export interface Snapshot {
   readonly epoch: string;
   readonly head: number;
-  readonly certificates: StoredCertificate[];
 }
 
+/** A certificate as the replica's copy keeps it. */
+export interface IndexRow {
+  readonly id: string;
+  readonly sha256: string;
+  readonly labels: Record<string, string>;
+}
+
+// Rows per page of a snapshot read: big enough that the round trips do not
+// count, small enough that a page is a few MB at most.
+const snapshotPage = 10_000;
+
 /**
- * loadSnapshot reads every certificate and the revision they are at, in one
- * repeatable-read transaction, ordered by id.
+ * loadSnapshot reads every certificate's id, SHA-256 thumbprint and labels
+ * (never the DER) and the revision they are at, in one repeatable-read
+ * transaction, page by page in id order: each page goes to `onPage` and is
+ * dropped, so the whole store is never held at once.
  */
-export async function loadSnapshot(pool: Pool, t: Tables): Promise<Snapshot> {
+export async function loadSnapshot(
+  pool: Pool,
+  t: Tables,
+  onPage: (rows: readonly IndexRow[]) => void,
+): Promise<Snapshot> {
   const ms = t.deadlines.snapshotTimeoutMs;
   const client = await begin(
     pool,
@@ -101,19 +120,89 @@ export async function loadSnapshot(pool: Pool, t: Tables): Promise<Snapshot> {
     const info = await db.query<{ epoch: string; head: string }>(
       `SELECT epoch, GREATEST(pruned_through, (SELECT coalesce(max(revision), 0) FROM ${t.quoted}.changes)) AS head FROM ${t.quoted}.store_info`,
     );
-    const rows = await db.query<CertificateRow>(
-      `SELECT id, der, sha1, sha256, labels, create_time FROM ${t.quoted}.certificates ORDER BY id`,
-    );
+    let after: string | null = null;
+    for (;;) {
+      const rows: { rows: IndexRow[] } = await db.query<IndexRow & Record<string, unknown>>(
+        `SELECT id, sha256, labels FROM ${t.quoted}.certificates
+          WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT ${snapshotPage}`,
+        [after],
+      );
+      if (rows.rows.length > 0) onPage(rows.rows);
+      if (rows.rows.length < snapshotPage) break;
+      after = rows.rows[rows.rows.length - 1]!.id;
+    }
     await db.query("COMMIT");
     const first = info.rows[0];
     if (first === undefined) throw new Error(`the schema ${t.schema} has no store_info row`);
-    return { epoch: first.epoch, head: Number(first.head), certificates: rows.rows.map(storedOf) };
+    return { epoch: first.epoch, head: Number(first.head) };
   } catch (error) {
     broken = error;
     throw error;
   } finally {
     client.release(broken instanceof Error ? broken : undefined);
   }
+}
+
+const columns = "id, der, sha1, sha256, labels, create_time, not_after";
+// The same without the DER, for watch snapshots that do not send it.
+const columnsWithoutDer = "id, ''::bytea AS der, sha1, sha256, labels, create_time, not_after";
+
+/**
+ * selectCertificate reads one stored certificate by id, or by SHA-256 thumbprint.
+ */
+export async function selectCertificate(
+  pool: Pool,
+  t: Tables,
+  by: "id" | "sha256",
+  value: string,
+): Promise<StoredCertificate | undefined> {
+  const result = await timed(pool, t.deadlines.queryTimeoutMs).query<CertificateRow>(
+    `SELECT ${columns} FROM ${t.quoted}.certificates WHERE ${by} = $1 ORDER BY id LIMIT 1`,
+    [value],
+  );
+  const row = result.rows[0];
+  return row === undefined ? undefined : storedOf(row);
+}
+
+/**
+ * selectPage reads at most `limit` certificates after `after` in id order
+ * (keyset paging on the primary key: the same cost at any position), only
+ * those expiring before `expiresBefore` (or of unknown expiry) and carrying
+ * every one of `labels`, which the not_after and labels indexes serve.
+ */
+export async function selectPage(
+  pool: Pool,
+  t: Tables,
+  query: {
+    after?: string;
+    limit: number;
+    expiresBefore?: Date;
+    labels?: Readonly<Record<string, string>>;
+    withoutDer?: boolean;
+  },
+): Promise<StoredCertificate[]> {
+  const where: string[] = [];
+  const values: unknown[] = [];
+  if (query.after !== undefined) {
+    values.push(query.after);
+    where.push(`id > $${values.length}`);
+  }
+  if (query.expiresBefore !== undefined) {
+    values.push(query.expiresBefore);
+    where.push(`(not_after < $${values.length} OR not_after IS NULL)`);
+  }
+  if (query.labels !== undefined && Object.keys(query.labels).length > 0) {
+    values.push(JSON.stringify(query.labels));
+    where.push(`labels @> $${values.length}::jsonb`);
+  }
+  values.push(query.limit);
+  const result = await timed(pool, t.deadlines.queryTimeoutMs).query<CertificateRow>(
+    `SELECT ${query.withoutDer === true ? columnsWithoutDer : columns} FROM ${t.quoted}.certificates
+      ${where.length === 0 ? "" : `WHERE ${where.join(" AND ")}`}
+      ORDER BY id LIMIT $${values.length}`,
+    values,
+  );
+  return result.rows.map(storedOf);
 }
 
 /**
@@ -154,7 +243,7 @@ export async function readChanges(
         WHERE revision > $1 AND revision <= $3 ORDER BY revision LIMIT $2
      )
      SELECT (SELECT pruned_through FROM ${t.quoted}.store_info LIMIT 1) AS pruned_through,
-            c.revision, c.id AS change_id, c.kind, k.id, k.der, k.sha1, k.sha256, k.labels, k.create_time
+            c.revision, c.id AS change_id, c.kind, k.id, k.der, k.sha1, k.sha256, k.labels, k.create_time, k.not_after
        FROM c LEFT JOIN LATERAL (
          SELECT * FROM ${t.quoted}.certificates k WHERE k.id = c.id AND c.kind = 'put'
        ) k ON true
@@ -194,14 +283,23 @@ export function insertCertificate(
   return write(pool, t, async (client) => {
     const result = await client.query<{ revision: string }>(
       `WITH ins AS (
-         INSERT INTO ${t.quoted}.certificates (id, der, sha1, sha256, labels, create_time, revision)
-         VALUES ($1, $2, $3, $4, $5, $6, nextval('${t.quoted}.revision'))
+         INSERT INTO ${t.quoted}.certificates (id, der, sha1, sha256, labels, create_time, not_after, revision)
+         VALUES ($1, $2, $3, $4, $5, $6, $8, nextval('${t.quoted}.revision'))
          ON CONFLICT (id) DO NOTHING RETURNING revision, id
        ), log AS (
          INSERT INTO ${t.quoted}.changes (revision, id, kind) SELECT revision, id, 'put' FROM ins RETURNING revision
        )
        SELECT revision, pg_notify($7, revision::text) FROM log`,
-      [stored.id, stored.der, stored.sha1, stored.sha256, JSON.stringify(stored.labels), stored.createTime, t.channel],
+      [
+        stored.id,
+        stored.der,
+        stored.sha1,
+        stored.sha256,
+        JSON.stringify(stored.labels),
+        stored.createTime,
+        t.channel,
+        notAfterOf(stored),
+      ],
     );
     const row = result.rows[0];
     if (row !== undefined && audit !== undefined) await insertAuditRow(client, t, audit);
@@ -210,24 +308,37 @@ export function insertCertificate(
 }
 
 /**
+ * BatchAudit is the audit of a batch write: the actor and time of its
+ * records, and whether the batch gets a `create_batch` record of its own.
+ */
+export interface BatchAudit {
+  readonly time: Date;
+  readonly actor: AuditActor;
+  readonly batch?: boolean;
+}
+
+/**
  * insertCertificates stores many certificates in one transaction, each with
- * a revision of its own; ids already taken are left alone. Resolves with the
- * ids stored and the last revision (0 when none was stored).
+ * a revision of its own, with one multi-row statement (arrays unnested).
+ * Ids already taken are left alone, or, with `allOrNothing`, stop the whole
+ * batch: nothing is written and they come back as `taken`. Resolves with
+ * the ids stored and the last revision (0 when none was stored).
  */
 export function insertCertificates(
   pool: Pool,
   t: Tables,
   stored: readonly StoredCertificate[],
-  audit?: { time: Date; actor: AuditActor },
-): Promise<{ ids: string[]; revision: number }> {
+  audit?: BatchAudit,
+  allOrNothing = false,
+): Promise<{ ids: string[]; revision: number; taken: string[] }> {
   return write(pool, t, async (client) => {
     const result = await client.query<{ id: string; revision: string }>(
       `WITH input AS (
-         SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[])
-           WITH ORDINALITY AS u(id, der, sha1, sha256, labels, create_time, n)
+         SELECT * FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[], $7::timestamptz[])
+           WITH ORDINALITY AS u(id, der, sha1, sha256, labels, create_time, not_after, n)
        ), ins AS (
-         INSERT INTO ${t.quoted}.certificates (id, der, sha1, sha256, labels, create_time, revision)
-         SELECT id, der, sha1, sha256, labels, create_time, nextval('${t.quoted}.revision') FROM input ORDER BY n
+         INSERT INTO ${t.quoted}.certificates (id, der, sha1, sha256, labels, create_time, not_after, revision)
+         SELECT id, der, sha1, sha256, labels, create_time, not_after, nextval('${t.quoted}.revision') FROM input ORDER BY n
          ON CONFLICT (id) DO NOTHING RETURNING revision, id
        ), log AS (
          INSERT INTO ${t.quoted}.changes (revision, id, kind) SELECT revision, id, 'put' FROM ins RETURNING revision, id
@@ -240,10 +351,26 @@ export function insertCertificates(
         stored.map((s) => s.sha256),
         stored.map((s) => JSON.stringify(s.labels)),
         stored.map((s) => s.createTime),
+        stored.map(notAfterOf),
       ],
     );
-    const revision = Math.max(0, ...result.rows.map((r) => Number(r.revision)));
+    if (allOrNothing && result.rows.length !== stored.length) {
+      // Some ids are taken: nothing of the batch stays (the transaction
+      // rolls back), and the caller is told which.
+      const inserted = new Set(result.rows.map((r) => r.id));
+      const taken = { ids: [], revision: 0, taken: stored.filter((s) => !inserted.has(s.id)).map((s) => s.id) };
+      undone.add(taken);
+      return taken;
+    }
+    let revision = 0;
+    for (const row of result.rows) revision = Math.max(revision, Number(row.revision));
     if (audit !== undefined && result.rows.length > 0) {
+      if (audit.batch === true) {
+        await insertAuditRow(client, t, {
+          ...okAuditRecord(audit.time, "create_batch", audit.actor, "", ""),
+          reason: `${result.rows.length} certificate${result.rows.length === 1 ? "" : "s"}`,
+        });
+      }
       // One record per certificate stored, in revision order, in this transaction.
       const sha256 = new Map(stored.map((s) => [s.id, s.sha256]));
       const rows = [...result.rows].sort((x, y) => Number(x.revision) - Number(y.revision));
@@ -260,8 +387,20 @@ export function insertCertificates(
       );
     }
     if (revision > 0) await client.query("SELECT pg_notify($1, $2)", [t.channel, String(revision)]);
-    return { ids: result.rows.map((r) => r.id), revision };
+    return { ids: result.rows.map((r) => r.id), revision, taken: [] };
   });
+}
+
+// The end of a certificate's validity, for the indexed not_after column;
+// null for an encoding the light reader does not follow (listings by expiry
+// then read it from the DER).
+function notAfterOf(stored: StoredCertificate): Date | null {
+  if (stored.notAfter !== undefined) return stored.notAfter;
+  try {
+    return readValidity(stored.der).notAfter;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -320,6 +459,9 @@ export function recordAudit(pool: Pool, t: Tables, record: AuditRecord): Promise
   return write(pool, t, (client) => insertAuditRow(client, t, record));
 }
 
+// Results of write bodies whose transaction rolls back (as a string result does).
+const undone = new WeakSet<object>();
+
 // One write transaction under the store's write lock. Nothing of it stays
 // when any statement fails. Its session settings bound every wait on the
 // server, whatever pool it came from: the lock wait (lock_timeout), each
@@ -339,7 +481,8 @@ async function write<T>(pool: Pool, t: Tables, body: (client: Db) => Promise<T>)
     try {
       await db.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [lockClass + writeLock, t.schema]);
       const result = await body(db);
-      await db.query(typeof result === "string" ? "ROLLBACK" : "COMMIT");
+      const undo = typeof result === "string" || (typeof result === "object" && result !== null && undone.has(result));
+      await db.query(undo ? "ROLLBACK" : "COMMIT");
       return result;
     } catch (error) {
       // A connection that timed out is destroyed on release: no ROLLBACK to wait for.

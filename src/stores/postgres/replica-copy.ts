@@ -1,117 +1,170 @@
-import type { LoggedChange, StoreChange, StoredCertificate } from "../../core/store.js";
-import { createCertificateIndex } from "../certificate-index.js";
+import type { LoggedChange, StoreChange } from "../../core/store.js";
+import { createDigestTable, type DigestTable } from "../directory/digest-table.js";
 
 /**
- * ReplicaCopy is one process's copy of a PostgreSQL store: every stored
- * certificate, by id (in code unit order, for `list`) and by thumbprint
- * (for lookups that never wait on the database).
+ * CopyEntry is what a decision needs of one stored certificate: the id that
+ * admits it and its labels.
  */
-export interface ReplicaCopy {
-  readonly size: number;
-  get(id: string): StoredCertificate | undefined;
-  findBySha256(sha256: string): StoredCertificate | undefined;
-  /** At most `limit` certificates ordered by id, after `after`. */
-  list(after: string | undefined, limit: number): StoredCertificate[];
-  /** Applies one logged revision; returns the store changes it made. */
-  apply(change: LoggedChange): StoreChange[];
-  /**
-   * Replaces the whole copy (a reload after the log was pruned); returns the
-   * difference as one logged revision at `revision`, and its store changes.
-   */
-  replace(all: readonly StoredCertificate[], revision: number): { logged: LoggedChange; changes: StoreChange[] };
+export interface CopyEntry {
+  readonly id: string;
+  readonly labels: Readonly<Record<string, string>>;
 }
 
 /**
- * createReplicaCopy returns a copy holding `initial` (ordered by id).
+ * ReplicaCopy is one process's copy of a PostgreSQL store, reduced to what a
+ * decision needs: SHA-256 thumbprint to id and labels. The DER, create
+ * times and the rest stay in the database and are read page by page when
+ * someone asks (get, list, watch snapshots).
+ *
+ * At 1,000,000 certificates it costs about 150 to 200 bytes each: the digest
+ * in a binary table (`DigestTable`, no object per certificate), the id
+ * string and its map entry, and a reference to the certificate's label set,
+ * which is kept once for every certificate that carries the same labels
+ * (device fleets label by model or site, not by device).
  */
-export function createReplicaCopy(initial: readonly StoredCertificate[]): ReplicaCopy {
-  let index = createCertificateIndex<StoredCertificate>();
-  let ids: string[] = [];
-  fill(initial);
+export interface ReplicaCopy {
+  readonly size: number;
+  /** Whether a certificate is stored under `id`. */
+  has(id: string): boolean;
+  /** The entry whose SHA-256 thumbprint (upper-case hex) this is. */
+  findBySha256(sha256: string): CopyEntry | undefined;
+  /** Adds or replaces one certificate; tells whether anything changed. */
+  set(id: string, sha256: string, labels: Readonly<Record<string, string>>): boolean;
+  /** Removes the certificate stored under `id`; tells whether there was one. */
+  remove(id: string): boolean;
+  /** Applies one logged revision; returns the store changes it made. */
+  apply(change: LoggedChange): StoreChange[];
+  /**
+   * Takes the contents of `other` (the store read again whole) and returns
+   * the difference as store changes. `other` must not be used afterwards.
+   */
+  replace(other: ReplicaCopy): StoreChange[];
+}
 
-  function fill(all: readonly StoredCertificate[]): void {
-    index = createCertificateIndex<StoredCertificate>();
-    for (const stored of all) index.set(stored);
-    ids = [...all.map((s) => s.id)].sort(compare);
+interface LabelSet {
+  readonly key: string;
+  readonly labels: Readonly<Record<string, string>>;
+  refs: number;
+}
+
+interface State {
+  table: DigestTable;
+  byId: Map<string, number>;
+  ids: (string | undefined)[];
+  sets: (LabelSet | undefined)[];
+  labelSets: Map<string, LabelSet>;
+}
+
+const noLabels: LabelSet = Object.freeze({ key: "{}", labels: Object.freeze({}), refs: 0 }) as LabelSet;
+
+/**
+ * createReplicaCopy returns an empty copy.
+ */
+export function createReplicaCopy(): ReplicaCopy & { readonly state: State } {
+  let state: State = {
+    table: createDigestTable(1024),
+    byId: new Map(),
+    ids: [],
+    sets: [],
+    labelSets: new Map(),
+  };
+
+  function labelSetOf(labels: Readonly<Record<string, string>>): LabelSet {
+    const key = JSON.stringify(labels);
+    if (key === "{}") return noLabels;
+    let set = state.labelSets.get(key);
+    if (set === undefined) {
+      set = { key, labels: Object.freeze({ ...labels }), refs: 0 };
+      state.labelSets.set(key, set);
+    }
+    set.refs++;
+    return set;
   }
 
-  function set(stored: StoredCertificate): void {
-    if (index.get(stored.id) === undefined) ids.splice(lowerBound(ids, stored.id), 0, stored.id);
-    index.set(stored);
+  function release(set: LabelSet | undefined): void {
+    if (set === undefined || set === noLabels) return;
+    if (--set.refs === 0) state.labelSets.delete(set.key);
+  }
+
+  function digestOf(sha256: string): string {
+    return Buffer.from(sha256, "hex").toString("latin1");
   }
 
   function remove(id: string): boolean {
-    if (!index.delete(id)) return false;
-    ids.splice(lowerBound(ids, id), 1);
+    const entry = state.byId.get(id);
+    if (entry === undefined) return false;
+    state.byId.delete(id);
+    state.table.removeFile(entry);
+    state.ids[entry] = undefined;
+    release(state.sets[entry]);
+    state.sets[entry] = undefined;
+    return true;
+  }
+
+  function set(id: string, sha256: string, labels: Readonly<Record<string, string>>): boolean {
+    const old = state.byId.get(id);
+    const set = labelSetOf(labels);
+    if (old !== undefined) {
+      if (state.table.digestOf(old) === digestOf(sha256) && state.sets[old] === set) {
+        release(set);
+        return false;
+      }
+      remove(id);
+    }
+    const entry = state.table.addFile(0, [digestOf(sha256)]);
+    state.byId.set(id, entry);
+    state.ids[entry] = id;
+    state.sets[entry] = set;
     return true;
   }
 
   return {
+    get state() {
+      return state;
+    },
     get size() {
-      return index.size;
+      return state.byId.size;
     },
-    get: (id) => index.get(id),
-    findBySha256: (sha256) => index.findByThumbprint(sha256),
-    list(after, limit) {
-      let start = after === undefined ? 0 : lowerBound(ids, after);
-      if (after !== undefined && ids[start] === after) start++;
-      const page: StoredCertificate[] = [];
-      for (let i = start; i < ids.length && page.length < limit; i++) {
-        const stored = index.get(ids[i]!);
-        if (stored !== undefined) page.push(stored);
-      }
-      return page;
+    has: (id) => state.byId.has(id),
+    findBySha256(sha256) {
+      if (sha256.length !== 64) return undefined;
+      const entry = state.table.findSha256(Buffer.from(sha256, "hex"));
+      if (entry < 0) return undefined;
+      const id = state.ids[entry];
+      const labels = state.sets[entry];
+      return id === undefined || labels === undefined ? undefined : { id, labels: labels.labels };
     },
+    set,
+    remove,
     apply(change) {
       const changes: StoreChange[] = [];
       for (const id of change.deleted) {
         if (remove(id)) changes.push({ kind: "delete", id });
       }
       for (const stored of change.upserted) {
-        set(stored);
+        set(stored.id, stored.sha256, stored.labels);
         changes.push({ kind: "put", id: stored.id });
       }
       return changes;
     },
-    replace(all, revision) {
-      const before = index;
-      fill(all);
-      const upserted: StoredCertificate[] = [];
-      const deleted: string[] = [];
+    replace(other) {
+      const next = (other as ReplicaCopy & { readonly state: State }).state;
       const changes: StoreChange[] = [];
-      for (const stored of all) {
-        const old = before.get(stored.id);
+      for (const [id, entry] of next.byId) {
+        const old = state.byId.get(id);
         if (
           old === undefined ||
-          old.sha256 !== stored.sha256 ||
-          JSON.stringify(old.labels) !== JSON.stringify(stored.labels)
+          state.table.digestOf(old) !== next.table.digestOf(entry) ||
+          state.sets[old]?.key !== next.sets[entry]?.key
         ) {
-          upserted.push(stored);
-          changes.push({ kind: "put", id: stored.id });
+          changes.push({ kind: "put", id });
         }
       }
-      for (const old of before.values()) {
-        if (index.get(old.id) === undefined) {
-          deleted.push(old.id);
-          changes.push({ kind: "delete", id: old.id });
-        }
+      for (const id of state.byId.keys()) {
+        if (!next.byId.has(id)) changes.push({ kind: "delete", id });
       }
-      return { logged: { revision, upserted, deleted }, changes };
+      state = next;
+      return changes;
     },
   };
-}
-
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function lowerBound(sorted: readonly string[], id: string): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (sorted[mid]! < id) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }

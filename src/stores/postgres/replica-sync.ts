@@ -1,6 +1,17 @@
 import type { Pool } from "pg";
 import type { LoggedChange, ReplicaState, StoreChange } from "../../core/store.js";
 import { createReplicaCopy, type ReplicaCopy } from "./replica-copy.js";
+
+/**
+ * readCopy reads the whole store (ids, thumbprints and labels) into a new copy, page by page.
+ */
+export async function readCopy(pool: Pool, tables: Tables): Promise<{ copy: ReplicaCopy; snapshot: Snapshot }> {
+  const copy = createReplicaCopy();
+  const snapshot = await loadSnapshot(pool, tables, (rows) => {
+    for (const row of rows) copy.set(row.id, row.sha256, row.labels);
+  });
+  return { copy, snapshot };
+}
 import { loadSnapshot, readChanges, type ChangeRead, type Snapshot, type Tables } from "./queries.js";
 import { isTimeout } from "./errors.js";
 
@@ -10,7 +21,8 @@ import { isTimeout } from "./errors.js";
 export interface ReplicaSyncOptions {
   readonly pool: Pool;
   readonly tables: Tables;
-  /** The copy to start from. */
+  /** The copy to start from, and the revision it was read at. */
+  readonly copy: ReplicaCopy;
   readonly snapshot: Snapshot;
   readonly maxStaleMs: number;
   readonly catchUpIntervalMs: number;
@@ -58,7 +70,7 @@ const pageSize = 2000;
  */
 export function createReplicaSync(options: ReplicaSyncOptions): ReplicaSync {
   const { pool, tables, now } = options;
-  const copy = createReplicaCopy(options.snapshot.certificates);
+  const copy = options.copy;
   let head = options.snapshot.head;
   let epoch = options.snapshot.epoch;
   let state: ReplicaState = "connected";
@@ -87,13 +99,16 @@ export function createReplicaSync(options: ReplicaSyncOptions): ReplicaSync {
     options.onApplied(logged, changes);
   }
 
+  // The log was pruned past the copy: read the store again into a new copy
+  // and announce the difference as one revision that makes watchers take a
+  // new snapshot (its certificates are not listed).
   async function reload(): Promise<void> {
-    const snapshot = await loadSnapshot(pool, tables);
-    epoch = snapshot.epoch;
-    if (snapshot.head < head) return;
-    const { logged, changes } = copy.replace(snapshot.certificates, snapshot.head);
-    head = snapshot.head;
-    options.onApplied(logged, changes);
+    const fresh = await readCopy(pool, tables);
+    epoch = fresh.snapshot.epoch;
+    if (fresh.snapshot.head < head) return;
+    const changes = copy.replace(fresh.copy);
+    head = fresh.snapshot.head;
+    options.onApplied({ revision: head, reset: true, upserted: [], deleted: [] }, changes);
   }
 
   // One page of the log, or a rejection at the deadline even when the pool

@@ -78,6 +78,21 @@ export const migrations: readonly Migration[] = [
         FOR EACH ROW EXECUTE FUNCTION ${s}.audit_events_append_only();
     `,
   },
+  {
+    version: 3,
+    name: "listings by index: not_after and labels; create_batch audit events",
+    // Listings page by id (the primary key); expires_before uses the
+    // not_after index, a label filter the GIN index. Rows stored before this
+    // version keep a null not_after: listings by expiry read those from the DER.
+    sql: (s) => `
+      ALTER TABLE ${s}.certificates ADD COLUMN not_after timestamptz;
+      CREATE INDEX certificates_not_after ON ${s}.certificates (not_after, id);
+      CREATE INDEX certificates_labels ON ${s}.certificates USING gin (labels jsonb_path_ops);
+      ALTER TABLE ${s}.audit_events DROP CONSTRAINT audit_events_action_check;
+      ALTER TABLE ${s}.audit_events ADD CONSTRAINT audit_events_action_check
+        CHECK (action IN ('create', 'delete', 'create_batch'));
+    `,
+  },
 ];
 
 /** The first key of certgate's advisory locks; the second is the schema's hash. */

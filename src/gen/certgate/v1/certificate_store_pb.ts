@@ -15,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file certgate/v1/certificate_store.proto.
  */
 export const file_certgate_v1_certificate_store: GenFile = /*@__PURE__*/
-  fileDesc("CiNjZXJ0Z2F0ZS92MS9jZXJ0aWZpY2F0ZV9zdG9yZS5wcm90bxILY2VydGdhdGUudjEiogMKC0NlcnRpZmljYXRlEhYKDmNlcnRpZmljYXRlX2lkGAEgASgJEhcKD3NoYTFfdGh1bWJwcmludBgCIAEoCRIZChFzaGEyNTZfdGh1bWJwcmludBgDIAEoCRIPCgdzdWJqZWN0GAQgASgJEg4KBmlzc3VlchgFIAEoCRIVCg1zZXJpYWxfbnVtYmVyGAYgASgJEi4KCm5vdF9iZWZvcmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCW5vdF9hZnRlchgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDZGVyGAkgASgMEjQKBmxhYmVscxgKIAMoCzIkLmNlcnRnYXRlLnYxLkNlcnRpZmljYXRlLkxhYmVsc0VudHJ5Ei8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVpc19jYRgMIAEoCBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrkBChhDcmVhdGVDZXJ0aWZpY2F0ZVJlcXVlc3QSEwoLY2VydGlmaWNhdGUYASABKAwSFgoOY2VydGlmaWNhdGVfaWQYAiABKAkSQQoGbGFiZWxzGAMgAygLMjEuY2VydGdhdGUudjEuQ3JlYXRlQ2VydGlmaWNhdGVSZXF1ZXN0LkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiSgoZQ3JlYXRlQ2VydGlmaWNhdGVSZXNwb25zZRItCgtjZXJ0aWZpY2F0ZRgBIAEoCzIYLmNlcnRnYXRlLnYxLkNlcnRpZmljYXRlIi8KFUdldENlcnRpZmljYXRlUmVxdWVzdBIWCg5jZXJ0aWZpY2F0ZV9pZBgBIAEoCSJHChZHZXRDZXJ0aWZpY2F0ZVJlc3BvbnNlEi0KC2NlcnRpZmljYXRlGAEgASgLMhguY2VydGdhdGUudjEuQ2VydGlmaWNhdGUidAoXTGlzdENlcnRpZmljYXRlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSMgoOZXhwaXJlc19iZWZvcmUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImMKGExpc3RDZXJ0aWZpY2F0ZXNSZXNwb25zZRIuCgxjZXJ0aWZpY2F0ZXMYASADKAsyGC5jZXJ0Z2F0ZS52MS5DZXJ0aWZpY2F0ZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiMgoYRGVsZXRlQ2VydGlmaWNhdGVSZXF1ZXN0EhYKDmNlcnRpZmljYXRlX2lkGAEgASgJIhsKGURlbGV0ZUNlcnRpZmljYXRlUmVzcG9uc2UiUgoYVmVyaWZ5Q2VydGlmaWNhdGVSZXF1ZXN0EhUKC2NlcnRpZmljYXRlGAEgASgMSAASFAoKdGh1bWJwcmludBgCIAEoCUgAQgkKB3N1YmplY3QifgoZVmVyaWZ5Q2VydGlmaWNhdGVSZXNwb25zZRIQCghhZG1pdHRlZBgBIAEoCBIOCgZyZWFzb24YAiABKAkSLQoLY2VydGlmaWNhdGUYAyABKAsyGC5jZXJ0Z2F0ZS52MS5DZXJ0aWZpY2F0ZRIQCghyZXZpc2lvbhgEIAEoBCJcChhXYXRjaENlcnRpZmljYXRlc1JlcXVlc3QSFgoOc2luY2VfcmV2aXNpb24YASABKAQSEwoLc3RvcmVfZXBvY2gYAiABKAkSEwoLaW5jbHVkZV9kZXIYAyABKAgiygEKGVdhdGNoQ2VydGlmaWNhdGVzUmVzcG9uc2USEAoIcmV2aXNpb24YASABKAQSEwoLc3RvcmVfZXBvY2gYAiABKAkSKQoIc25hcHNob3QYAyABKAsyFS5jZXJ0Z2F0ZS52MS5TbmFwc2hvdEgAEiUKBmNoYW5nZRgEIAEoCzITLmNlcnRnYXRlLnYxLkNoYW5nZUgAEisKCWhlYXJ0YmVhdBgFIAEoCzIWLmNlcnRnYXRlLnYxLkhlYXJ0YmVhdEgAQgcKBWV2ZW50IlcKCFNuYXBzaG90Ei4KDGNlcnRpZmljYXRlcxgBIAMoCzIYLmNlcnRnYXRlLnYxLkNlcnRpZmljYXRlEg0KBWZpcnN0GAIgASgIEgwKBGxhc3QYAyABKAgiVQoGQ2hhbmdlEioKCHVwc2VydGVkGAEgAygLMhguY2VydGdhdGUudjEuQ2VydGlmaWNhdGUSHwoXZGVsZXRlZF9jZXJ0aWZpY2F0ZV9pZHMYAiADKAkiCwoJSGVhcnRiZWF0IvEBCgpBdWRpdEV2ZW50EhAKCHNlcXVlbmNlGAEgASgEEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmFjdGlvbhgDIAEoCRIOCgZyZXN1bHQYBCABKAkSDAoEY29kZRgFIAEoCRIOCgZyZWFzb24YBiABKAkSFQoNYWN0b3Jfc3ViamVjdBgHIAEoCRIfChdhY3Rvcl9zaGEyNTZfdGh1bWJwcmludBgIIAEoCRIWCg5jZXJ0aWZpY2F0ZV9pZBgJIAEoCRIZChFzaGEyNTZfdGh1bWJwcmludBgKIAEoCSK1AQoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIWCg5jZXJ0aWZpY2F0ZV9pZBgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAifAoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USJwoGZXZlbnRzGAEgAygLMhcuY2VydGdhdGUudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSHwoXZGFtYWdlZF9yZWNvcmRzX3NraXBwZWQYAyABKA0y4gUKF0NlcnRpZmljYXRlU3RvcmVTZXJ2aWNlEmQKEUNyZWF0ZUNlcnRpZmljYXRlEiUuY2VydGdhdGUudjEuQ3JlYXRlQ2VydGlmaWNhdGVSZXF1ZXN0GiYuY2VydGdhdGUudjEuQ3JlYXRlQ2VydGlmaWNhdGVSZXNwb25zZSIAEl4KDkdldENlcnRpZmljYXRlEiIuY2VydGdhdGUudjEuR2V0Q2VydGlmaWNhdGVSZXF1ZXN0GiMuY2VydGdhdGUudjEuR2V0Q2VydGlmaWNhdGVSZXNwb25zZSIDkAIBEmQKEExpc3RDZXJ0aWZpY2F0ZXMSJC5jZXJ0Z2F0ZS52MS5MaXN0Q2VydGlmaWNhdGVzUmVxdWVzdBolLmNlcnRnYXRlLnYxLkxpc3RDZXJ0aWZpY2F0ZXNSZXNwb25zZSIDkAIBEmcKEURlbGV0ZUNlcnRpZmljYXRlEiUuY2VydGdhdGUudjEuRGVsZXRlQ2VydGlmaWNhdGVSZXF1ZXN0GiYuY2VydGdhdGUudjEuRGVsZXRlQ2VydGlmaWNhdGVSZXNwb25zZSIDkAICEmcKEVZlcmlmeUNlcnRpZmljYXRlEiUuY2VydGdhdGUudjEuVmVyaWZ5Q2VydGlmaWNhdGVSZXF1ZXN0GiYuY2VydGdhdGUudjEuVmVyaWZ5Q2VydGlmaWNhdGVSZXNwb25zZSIDkAIBEmYKEVdhdGNoQ2VydGlmaWNhdGVzEiUuY2VydGdhdGUudjEuV2F0Y2hDZXJ0aWZpY2F0ZXNSZXF1ZXN0GiYuY2VydGdhdGUudjEuV2F0Y2hDZXJ0aWZpY2F0ZXNSZXNwb25zZSIAMAESYQoPTGlzdEF1ZGl0RXZlbnRzEiMuY2VydGdhdGUudjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBokLmNlcnRnYXRlLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiNjZXJ0Z2F0ZS92MS9jZXJ0aWZpY2F0ZV9zdG9yZS5wcm90bxILY2VydGdhdGUudjEiogMKC0NlcnRpZmljYXRlEhYKDmNlcnRpZmljYXRlX2lkGAEgASgJEhcKD3NoYTFfdGh1bWJwcmludBgCIAEoCRIZChFzaGEyNTZfdGh1bWJwcmludBgDIAEoCRIPCgdzdWJqZWN0GAQgASgJEg4KBmlzc3VlchgFIAEoCRIVCg1zZXJpYWxfbnVtYmVyGAYgASgJEi4KCm5vdF9iZWZvcmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCW5vdF9hZnRlchgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASCwoDZGVyGAkgASgMEjQKBmxhYmVscxgKIAMoCzIkLmNlcnRnYXRlLnYxLkNlcnRpZmljYXRlLkxhYmVsc0VudHJ5Ei8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVpc19jYRgMIAEoCBotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIrkBChhDcmVhdGVDZXJ0aWZpY2F0ZVJlcXVlc3QSEwoLY2VydGlmaWNhdGUYASABKAwSFgoOY2VydGlmaWNhdGVfaWQYAiABKAkSQQoGbGFiZWxzGAMgAygLMjEuY2VydGdhdGUudjEuQ3JlYXRlQ2VydGlmaWNhdGVSZXF1ZXN0LkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiSgoZQ3JlYXRlQ2VydGlmaWNhdGVSZXNwb25zZRItCgtjZXJ0aWZpY2F0ZRgBIAEoCzIYLmNlcnRnYXRlLnYxLkNlcnRpZmljYXRlIlQKGUNyZWF0ZUNlcnRpZmljYXRlc1JlcXVlc3QSNwoIcmVxdWVzdHMYASADKAsyJS5jZXJ0Z2F0ZS52MS5DcmVhdGVDZXJ0aWZpY2F0ZVJlcXVlc3QiTAoaQ3JlYXRlQ2VydGlmaWNhdGVzUmVzcG9uc2USLgoMY2VydGlmaWNhdGVzGAEgAygLMhguY2VydGdhdGUudjEuQ2VydGlmaWNhdGUiTgoVQ2VydGlmaWNhdGVCYXRjaEVycm9yEjUKBWl0ZW1zGAEgAygLMiYuY2VydGdhdGUudjEuQ2VydGlmaWNhdGVCYXRjaEl0ZW1FcnJvciJgChlDZXJ0aWZpY2F0ZUJhdGNoSXRlbUVycm9yEg0KBWluZGV4GAEgASgFEhYKDmNlcnRpZmljYXRlX2lkGAIgASgJEgwKBGNvZGUYAyABKAkSDgoGcmVhc29uGAQgASgJIi8KFUdldENlcnRpZmljYXRlUmVxdWVzdBIWCg5jZXJ0aWZpY2F0ZV9pZBgBIAEoCSJHChZHZXRDZXJ0aWZpY2F0ZVJlc3BvbnNlEi0KC2NlcnRpZmljYXRlGAEgASgLMhguY2VydGdhdGUudjEuQ2VydGlmaWNhdGUi5QEKF0xpc3RDZXJ0aWZpY2F0ZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEjIKDmV4cGlyZXNfYmVmb3JlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBJACgZsYWJlbHMYBCADKAsyMC5jZXJ0Z2F0ZS52MS5MaXN0Q2VydGlmaWNhdGVzUmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImMKGExpc3RDZXJ0aWZpY2F0ZXNSZXNwb25zZRIuCgxjZXJ0aWZpY2F0ZXMYASADKAsyGC5jZXJ0Z2F0ZS52MS5DZXJ0aWZpY2F0ZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiMgoYRGVsZXRlQ2VydGlmaWNhdGVSZXF1ZXN0EhYKDmNlcnRpZmljYXRlX2lkGAEgASgJIhsKGURlbGV0ZUNlcnRpZmljYXRlUmVzcG9uc2UiUgoYVmVyaWZ5Q2VydGlmaWNhdGVSZXF1ZXN0EhUKC2NlcnRpZmljYXRlGAEgASgMSAASFAoKdGh1bWJwcmludBgCIAEoCUgAQgkKB3N1YmplY3QifgoZVmVyaWZ5Q2VydGlmaWNhdGVSZXNwb25zZRIQCghhZG1pdHRlZBgBIAEoCBIOCgZyZWFzb24YAiABKAkSLQoLY2VydGlmaWNhdGUYAyABKAsyGC5jZXJ0Z2F0ZS52MS5DZXJ0aWZpY2F0ZRIQCghyZXZpc2lvbhgEIAEoBCJcChhXYXRjaENlcnRpZmljYXRlc1JlcXVlc3QSFgoOc2luY2VfcmV2aXNpb24YASABKAQSEwoLc3RvcmVfZXBvY2gYAiABKAkSEwoLaW5jbHVkZV9kZXIYAyABKAgiygEKGVdhdGNoQ2VydGlmaWNhdGVzUmVzcG9uc2USEAoIcmV2aXNpb24YASABKAQSEwoLc3RvcmVfZXBvY2gYAiABKAkSKQoIc25hcHNob3QYAyABKAsyFS5jZXJ0Z2F0ZS52MS5TbmFwc2hvdEgAEiUKBmNoYW5nZRgEIAEoCzITLmNlcnRnYXRlLnYxLkNoYW5nZUgAEisKCWhlYXJ0YmVhdBgFIAEoCzIWLmNlcnRnYXRlLnYxLkhlYXJ0YmVhdEgAQgcKBWV2ZW50IlcKCFNuYXBzaG90Ei4KDGNlcnRpZmljYXRlcxgBIAMoCzIYLmNlcnRnYXRlLnYxLkNlcnRpZmljYXRlEg0KBWZpcnN0GAIgASgIEgwKBGxhc3QYAyABKAgiVQoGQ2hhbmdlEioKCHVwc2VydGVkGAEgAygLMhguY2VydGdhdGUudjEuQ2VydGlmaWNhdGUSHwoXZGVsZXRlZF9jZXJ0aWZpY2F0ZV9pZHMYAiADKAkiCwoJSGVhcnRiZWF0IvEBCgpBdWRpdEV2ZW50EhAKCHNlcXVlbmNlGAEgASgEEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBmFjdGlvbhgDIAEoCRIOCgZyZXN1bHQYBCABKAkSDAoEY29kZRgFIAEoCRIOCgZyZWFzb24YBiABKAkSFQoNYWN0b3Jfc3ViamVjdBgHIAEoCRIfChdhY3Rvcl9zaGEyNTZfdGh1bWJwcmludBgIIAEoCRIWCg5jZXJ0aWZpY2F0ZV9pZBgJIAEoCRIZChFzaGEyNTZfdGh1bWJwcmludBgKIAEoCSK1AQoWTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRIWCg5jZXJ0aWZpY2F0ZV9pZBgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAifAoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USJwoGZXZlbnRzGAEgAygLMhcuY2VydGdhdGUudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkSHwoXZGFtYWdlZF9yZWNvcmRzX3NraXBwZWQYAyABKA0yywYKF0NlcnRpZmljYXRlU3RvcmVTZXJ2aWNlEmQKEUNyZWF0ZUNlcnRpZmljYXRlEiUuY2VydGdhdGUudjEuQ3JlYXRlQ2VydGlmaWNhdGVSZXF1ZXN0GiYuY2VydGdhdGUudjEuQ3JlYXRlQ2VydGlmaWNhdGVSZXNwb25zZSIAEmcKEkNyZWF0ZUNlcnRpZmljYXRlcxImLmNlcnRnYXRlLnYxLkNyZWF0ZUNlcnRpZmljYXRlc1JlcXVlc3QaJy5jZXJ0Z2F0ZS52MS5DcmVhdGVDZXJ0aWZpY2F0ZXNSZXNwb25zZSIAEl4KDkdldENlcnRpZmljYXRlEiIuY2VydGdhdGUudjEuR2V0Q2VydGlmaWNhdGVSZXF1ZXN0GiMuY2VydGdhdGUudjEuR2V0Q2VydGlmaWNhdGVSZXNwb25zZSIDkAIBEmQKEExpc3RDZXJ0aWZpY2F0ZXMSJC5jZXJ0Z2F0ZS52MS5MaXN0Q2VydGlmaWNhdGVzUmVxdWVzdBolLmNlcnRnYXRlLnYxLkxpc3RDZXJ0aWZpY2F0ZXNSZXNwb25zZSIDkAIBEmcKEURlbGV0ZUNlcnRpZmljYXRlEiUuY2VydGdhdGUudjEuRGVsZXRlQ2VydGlmaWNhdGVSZXF1ZXN0GiYuY2VydGdhdGUudjEuRGVsZXRlQ2VydGlmaWNhdGVSZXNwb25zZSIDkAICEmcKEVZlcmlmeUNlcnRpZmljYXRlEiUuY2VydGdhdGUudjEuVmVyaWZ5Q2VydGlmaWNhdGVSZXF1ZXN0GiYuY2VydGdhdGUudjEuVmVyaWZ5Q2VydGlmaWNhdGVSZXNwb25zZSIDkAIBEmYKEVdhdGNoQ2VydGlmaWNhdGVzEiUuY2VydGdhdGUudjEuV2F0Y2hDZXJ0aWZpY2F0ZXNSZXF1ZXN0GiYuY2VydGdhdGUudjEuV2F0Y2hDZXJ0aWZpY2F0ZXNSZXNwb25zZSIAMAESYQoPTGlzdEF1ZGl0RXZlbnRzEiMuY2VydGdhdGUudjEuTGlzdEF1ZGl0RXZlbnRzUmVxdWVzdBokLmNlcnRnYXRlLnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * Certificate is one stored public certificate.
@@ -179,6 +179,116 @@ export const CreateCertificateResponseSchema: GenMessage<CreateCertificateRespon
   messageDesc(file_certgate_v1_certificate_store, 2);
 
 /**
+ * CreateCertificatesRequest uploads several certificates at once.
+ *
+ * @generated from message certgate.v1.CreateCertificatesRequest
+ */
+export type CreateCertificatesRequest = Message<"certgate.v1.CreateCertificatesRequest"> & {
+  /**
+   * The certificates, 1 to 1000, each as in CreateCertificate.
+   *
+   * @generated from field: repeated certgate.v1.CreateCertificateRequest requests = 1;
+   */
+  requests: CreateCertificateRequest[];
+};
+
+/**
+ * Describes the message certgate.v1.CreateCertificatesRequest.
+ * Use `create(CreateCertificatesRequestSchema)` to create a new message.
+ */
+export const CreateCertificatesRequestSchema: GenMessage<CreateCertificatesRequest> = /*@__PURE__*/
+  messageDesc(file_certgate_v1_certificate_store, 3);
+
+/**
+ * CreateCertificatesResponse returns the stored certificates.
+ *
+ * @generated from message certgate.v1.CreateCertificatesResponse
+ */
+export type CreateCertificatesResponse = Message<"certgate.v1.CreateCertificatesResponse"> & {
+  /**
+   * The stored certificates, in the order of the requests. Only the id,
+   * thumbprints, labels and create time are set: the caller has the rest.
+   *
+   * @generated from field: repeated certgate.v1.Certificate certificates = 1;
+   */
+  certificates: Certificate[];
+};
+
+/**
+ * Describes the message certgate.v1.CreateCertificatesResponse.
+ * Use `create(CreateCertificatesResponseSchema)` to create a new message.
+ */
+export const CreateCertificatesResponseSchema: GenMessage<CreateCertificatesResponse> = /*@__PURE__*/
+  messageDesc(file_certgate_v1_certificate_store, 4);
+
+/**
+ * CertificateBatchError is attached as an error detail to a
+ * CreateCertificates call that stored nothing because some of its items were
+ * refused: one item per refused certificate.
+ *
+ * @generated from message certgate.v1.CertificateBatchError
+ */
+export type CertificateBatchError = Message<"certgate.v1.CertificateBatchError"> & {
+  /**
+   * The refused items, in request order.
+   *
+   * @generated from field: repeated certgate.v1.CertificateBatchItemError items = 1;
+   */
+  items: CertificateBatchItemError[];
+};
+
+/**
+ * Describes the message certgate.v1.CertificateBatchError.
+ * Use `create(CertificateBatchErrorSchema)` to create a new message.
+ */
+export const CertificateBatchErrorSchema: GenMessage<CertificateBatchError> = /*@__PURE__*/
+  messageDesc(file_certgate_v1_certificate_store, 5);
+
+/**
+ * CertificateBatchItemError names one refused item of a batch.
+ *
+ * @generated from message certgate.v1.CertificateBatchItemError
+ */
+export type CertificateBatchItemError = Message<"certgate.v1.CertificateBatchItemError"> & {
+  /**
+   * The item's position in the request, from 0.
+   *
+   * @generated from field: int32 index = 1;
+   */
+  index: number;
+
+  /**
+   * The id the item asked for (or its SHA-256 thumbprint by default); empty
+   * when the item could not be read.
+   *
+   * @generated from field: string certificate_id = 2;
+   */
+  certificateId: string;
+
+  /**
+   * The status it would have got alone, in snake case: invalid_argument,
+   * already_exists, resource_exhausted.
+   *
+   * @generated from field: string code = 3;
+   */
+  code: string;
+
+  /**
+   * Why, for people.
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message certgate.v1.CertificateBatchItemError.
+ * Use `create(CertificateBatchItemErrorSchema)` to create a new message.
+ */
+export const CertificateBatchItemErrorSchema: GenMessage<CertificateBatchItemError> = /*@__PURE__*/
+  messageDesc(file_certgate_v1_certificate_store, 6);
+
+/**
  * GetCertificateRequest names one certificate.
  *
  * @generated from message certgate.v1.GetCertificateRequest
@@ -197,7 +307,7 @@ export type GetCertificateRequest = Message<"certgate.v1.GetCertificateRequest">
  * Use `create(GetCertificateRequestSchema)` to create a new message.
  */
 export const GetCertificateRequestSchema: GenMessage<GetCertificateRequest> = /*@__PURE__*/
-  messageDesc(file_certgate_v1_certificate_store, 3);
+  messageDesc(file_certgate_v1_certificate_store, 7);
 
 /**
  * GetCertificateResponse returns one certificate.
@@ -218,7 +328,7 @@ export type GetCertificateResponse = Message<"certgate.v1.GetCertificateResponse
  * Use `create(GetCertificateResponseSchema)` to create a new message.
  */
 export const GetCertificateResponseSchema: GenMessage<GetCertificateResponse> = /*@__PURE__*/
-  messageDesc(file_certgate_v1_certificate_store, 4);
+  messageDesc(file_certgate_v1_certificate_store, 8);
 
 /**
  * ListCertificatesRequest asks for one page of certificates.
@@ -252,6 +362,15 @@ export type ListCertificatesRequest = Message<"certgate.v1.ListCertificatesReque
    * @generated from field: google.protobuf.Timestamp expires_before = 3;
    */
   expiresBefore?: Timestamp | undefined;
+
+  /**
+   * Only certificates carrying every one of these labels, with these values.
+   * Empty: every certificate. As with expires_before, a page may be short
+   * while next_page_token is set, and a token belongs to its filter.
+   *
+   * @generated from field: map<string, string> labels = 4;
+   */
+  labels: { [key: string]: string };
 };
 
 /**
@@ -259,7 +378,7 @@ export type ListCertificatesRequest = Message<"certgate.v1.ListCertificatesReque
  * Use `create(ListCertificatesRequestSchema)` to create a new message.
  */
 export const ListCertificatesRequestSchema: GenMessage<ListCertificatesRequest> = /*@__PURE__*/
-  messageDesc(file_certgate_v1_certificate_store, 5);
+  messageDesc(file_certgate_v1_certificate_store, 9);
 
 /**
  * ListCertificatesResponse is one page of certificates.
@@ -287,7 +406,7 @@ export type ListCertificatesResponse = Message<"certgate.v1.ListCertificatesResp
  * Use `create(ListCertificatesResponseSchema)` to create a new message.
  */
 export const ListCertificatesResponseSchema: GenMessage<ListCertificatesResponse> = /*@__PURE__*/
-  messageDesc(file_certgate_v1_certificate_store, 6);
+  messageDesc(file_certgate_v1_certificate_store, 10);
 
 /**
  * DeleteCertificateRequest names the certificate to delete.
@@ -308,7 +427,7 @@ export type DeleteCertificateRequest = Message<"certgate.v1.DeleteCertificateReq
  * Use `create(DeleteCertificateRequestSchema)` to create a new message.
  */
 export const DeleteCertificateRequestSchema: GenMessage<DeleteCertificateRequest> = /*@__PURE__*/
-  messageDesc(file_certgate_v1_certificate_store, 7);
+  messageDesc(file_certgate_v1_certificate_store, 11);
 
 /**
  * DeleteCertificateResponse confirms a deletion.
@@ -323,7 +442,7 @@ export type DeleteCertificateResponse = Message<"certgate.v1.DeleteCertificateRe
  * Use `create(DeleteCertificateResponseSchema)` to create a new message.
  */
 export const DeleteCertificateResponseSchema: GenMessage<DeleteCertificateResponse> = /*@__PURE__*/
-  messageDesc(file_certgate_v1_certificate_store, 8);
+  messageDesc(file_certgate_v1_certificate_store, 12);
 
 /**
  * VerifyCertificateRequest names a certificate to verify.
@@ -360,7 +479,7 @@ export type VerifyCertificateRequest = Message<"certgate.v1.VerifyCertificateReq
  * Use `create(VerifyCertificateRequestSchema)` to create a new message.
  */
 export const VerifyCertificateRequestSchema: GenMessage<VerifyCertificateRequest> = /*@__PURE__*/
-  messageDesc(file_certgate_v1_certificate_store, 9);
+  messageDesc(file_certgate_v1_certificate_store, 13);
 
 /**
  * VerifyCertificateResponse says whether the certificate is admitted.
@@ -403,7 +522,7 @@ export type VerifyCertificateResponse = Message<"certgate.v1.VerifyCertificateRe
  * Use `create(VerifyCertificateResponseSchema)` to create a new message.
  */
 export const VerifyCertificateResponseSchema: GenMessage<VerifyCertificateResponse> = /*@__PURE__*/
-  messageDesc(file_certgate_v1_certificate_store, 10);
+  messageDesc(file_certgate_v1_certificate_store, 14);
 
 /**
  * WatchCertificatesRequest opens a watch, or resumes one.
@@ -441,7 +560,7 @@ export type WatchCertificatesRequest = Message<"certgate.v1.WatchCertificatesReq
  * Use `create(WatchCertificatesRequestSchema)` to create a new message.
  */
 export const WatchCertificatesRequestSchema: GenMessage<WatchCertificatesRequest> = /*@__PURE__*/
-  messageDesc(file_certgate_v1_certificate_store, 11);
+  messageDesc(file_certgate_v1_certificate_store, 15);
 
 /**
  * WatchCertificatesResponse is one event of a watch.
@@ -501,7 +620,7 @@ export type WatchCertificatesResponse = Message<"certgate.v1.WatchCertificatesRe
  * Use `create(WatchCertificatesResponseSchema)` to create a new message.
  */
 export const WatchCertificatesResponseSchema: GenMessage<WatchCertificatesResponse> = /*@__PURE__*/
-  messageDesc(file_certgate_v1_certificate_store, 12);
+  messageDesc(file_certgate_v1_certificate_store, 16);
 
 /**
  * Snapshot is one part of the full contents. The first part replaces
@@ -537,7 +656,7 @@ export type Snapshot = Message<"certgate.v1.Snapshot"> & {
  * Use `create(SnapshotSchema)` to create a new message.
  */
 export const SnapshotSchema: GenMessage<Snapshot> = /*@__PURE__*/
-  messageDesc(file_certgate_v1_certificate_store, 13);
+  messageDesc(file_certgate_v1_certificate_store, 17);
 
 /**
  * Change is a set of changes applied at one revision. A large set may come
@@ -567,7 +686,7 @@ export type Change = Message<"certgate.v1.Change"> & {
  * Use `create(ChangeSchema)` to create a new message.
  */
 export const ChangeSchema: GenMessage<Change> = /*@__PURE__*/
-  messageDesc(file_certgate_v1_certificate_store, 14);
+  messageDesc(file_certgate_v1_certificate_store, 18);
 
 /**
  * Heartbeat says the watch is alive. The first heartbeat of a watch, and the
@@ -583,7 +702,7 @@ export type Heartbeat = Message<"certgate.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_certgate_v1_certificate_store, 15);
+  messageDesc(file_certgate_v1_certificate_store, 19);
 
 /**
  * AuditEvent is one attempt to change the store, as the audit trail keeps it.
@@ -606,7 +725,9 @@ export type AuditEvent = Message<"certgate.v1.AuditEvent"> & {
   time?: Timestamp | undefined;
 
   /**
-   * What was attempted: create or delete.
+   * What was attempted: create, delete, or create_batch (one
+   * CreateCertificates call; its reason gives the count, such as
+   * "1000 certificates", and each certificate also has its create event).
    *
    * @generated from field: string action = 3;
    */
@@ -674,7 +795,7 @@ export type AuditEvent = Message<"certgate.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_certgate_v1_certificate_store, 16);
+  messageDesc(file_certgate_v1_certificate_store, 20);
 
 /**
  * ListAuditEventsRequest asks for one page of the audit trail.
@@ -724,7 +845,7 @@ export type ListAuditEventsRequest = Message<"certgate.v1.ListAuditEventsRequest
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_certgate_v1_certificate_store, 17);
+  messageDesc(file_certgate_v1_certificate_store, 21);
 
 /**
  * ListAuditEventsResponse is one page of the audit trail.
@@ -760,7 +881,7 @@ export type ListAuditEventsResponse = Message<"certgate.v1.ListAuditEventsRespon
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_certgate_v1_certificate_store, 18);
+  messageDesc(file_certgate_v1_certificate_store, 22);
 
 /**
  * CertificateStoreService stores public client certificates and tells API
@@ -780,6 +901,21 @@ export const CertificateStoreService: GenService<{
     methodKind: "unary";
     input: typeof CreateCertificateRequestSchema;
     output: typeof CreateCertificateResponseSchema;
+  },
+  /**
+   * CreateCertificates uploads up to 1000 certificates in one call, all or
+   * nothing: when any of them is refused (not a certificate, a private key,
+   * bad labels, an id given twice or already taken), none is stored and the
+   * call fails with a CertificateBatchError detail naming each refused item.
+   * The audit trail records one create_batch event with the count and one
+   * create event per certificate.
+   *
+   * @generated from rpc certgate.v1.CertificateStoreService.CreateCertificates
+   */
+  createCertificates: {
+    methodKind: "unary";
+    input: typeof CreateCertificatesRequestSchema;
+    output: typeof CreateCertificatesResponseSchema;
   },
   /**
    * GetCertificate returns one stored certificate by id.
