@@ -104,7 +104,7 @@ export async function runExample(
   let stderr = "";
   return new Promise((resolve, reject) => {
     const check = () => {
-      if (options.until !== undefined && options.until.test(stdout + stderr)) child.kill("SIGTERM");
+      if (options.until?.test(stdout + stderr)) child.kill("SIGTERM");
     };
     child.stdout!.on("data", (d: Buffer) => {
       stdout += d.toString();
