@@ -21,6 +21,11 @@ export interface CliIo {
    * `npx tsx src/cli.ts` in a clone of the repository. By default, `certgate`.
    */
   readonly program?: string;
+  /**
+   * Asks the person at the terminal for a secret, without echoing it;
+   * resolves undefined when there is no terminal. By default, there is none.
+   */
+  readonly readSecret?: (prompt: string) => Promise<string | undefined>;
 }
 
 /**
@@ -105,7 +110,7 @@ export function defineCommand<O extends NonNullable<ParseArgsConfig["options"]>>
       let parsed: Parsed<O>;
       try {
         parsed = parseArgs({
-          args: [...args],
+          args: joinDashValues(args, spec.options),
           options: { ...spec.options, help: { type: "boolean", short: "h" } },
           allowPositionals: true,
           strict: true,
@@ -122,9 +127,43 @@ export function defineCommand<O extends NonNullable<ParseArgsConfig["options"]>>
   };
 }
 
+/**
+ * joinDashValues lets a value that starts with a dash and a digit, such as
+ * `--expiring-within -5d`, reach the command as the flag's value (written
+ * `--expiring-within=-5d`), so that the command says what is wrong with it;
+ * parseArgs would call it ambiguous. No flag of certgate is named `-DIGIT`.
+ */
+export function joinDashValues(args: readonly string[], options: NonNullable<ParseArgsConfig["options"]>): string[] {
+  const takesValue = (arg: string): boolean => {
+    if (arg.startsWith("--")) return options[arg.slice(2)]?.type === "string";
+    if (/^-[^-]$/.test(arg)) return Object.values(options).some((o) => o.short === arg[1] && o.type === "string");
+    return false;
+  };
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const next = args[i + 1];
+    if (arg === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    if (next !== undefined && /^-[\d.]/.test(next) && takesValue(arg)) {
+      out.push(arg.startsWith("--") ? `${arg}=${next}` : `${arg}${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
 // parseArgs messages are long and mention "strict: false"; keep the gist.
 function parseArgsMessage(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
+  const ambiguous = /Option '(?:-\w, )?(--[\w-]+)(?: <value>)?' argument is ambiguous/.exec(message);
+  if (ambiguous !== null) {
+    return `option ${ambiguous[1]} needs a value; write ${ambiguous[1]}=VALUE for a value that starts with "-"`;
+  }
   const unknown = /Unknown option '([^']+)'/.exec(message);
   if (unknown !== null) {
     return `unknown option ${unknown[1]}`;
