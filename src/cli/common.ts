@@ -78,6 +78,15 @@ export interface CommandSpec<O extends ParseArgsConfig["options"]> {
 }
 
 /**
+ * CommandOption is one flag of a command, as `parseArgs` takes it.
+ */
+export interface CommandOption {
+  readonly type: "string" | "boolean";
+  readonly short?: string;
+  readonly multiple?: boolean;
+}
+
+/**
  * Command is a runnable command: its spec and its entry point, which returns
  * the exit code.
  */
@@ -86,6 +95,8 @@ export interface Command {
   readonly name: string;
   /** The full text of `certgate NAME --help`. */
   readonly help: string;
+  /** Its flags as `parseArgs` reads them, `--help` included: shell completion lists them. */
+  readonly options: Readonly<Record<string, CommandOption>>;
   /** Runs the command with the arguments after its name; resolves with the exit code. */
   run(args: readonly string[], io: CliIo): Promise<number>;
 }
@@ -103,15 +114,17 @@ export function defineCommand<O extends NonNullable<ParseArgsConfig["options"]>>
   spec: CommandSpec<O>,
   action: (parsed: Parsed<O>, io: CliIo) => Promise<number>,
 ): Command {
+  const options = { ...spec.options, help: { type: "boolean", short: "h" } } as const;
   return {
     name: spec.name,
     help: spec.help,
+    options,
     async run(args, io) {
       let parsed: Parsed<O>;
       try {
         parsed = parseArgs({
           args: joinDashValues(args, spec.options),
-          options: { ...spec.options, help: { type: "boolean", short: "h" } },
+          options,
           allowPositionals: true,
           strict: true,
         }) as Parsed<O>;
