@@ -72,9 +72,10 @@ function readSecret(prompt: string): Promise<string | undefined> {
     // Echo nothing of what is typed.
     (rl as unknown as { _writeToOutput: (text: string) => void })._writeToOutput = () => {};
     rl.once("line", (line) => {
+      // Before close(), whose "close" event is emitted at once.
+      resolve(line);
       rl.close();
       process.stderr.write("\n");
-      resolve(line);
     });
     rl.once("close", () => resolve(undefined));
   });

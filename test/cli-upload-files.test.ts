@@ -1,14 +1,16 @@
 // certgate upload and delete as a new user meets them: PKCS#12 and PKCS#7
 // files, one certificate under two ids, an expired certificate, negative
 // durations.
-import { execFile } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPkcs12 } from "../src/cli/dev-p12.js";
 import { parseCertificate } from "../src/core/certificate.js";
 import { issueDevCertificate } from "../src/dev-certificates.js";
+import { waitFor } from "./support/harness.js";
 import {
+  cliArgs,
   createCliFixture,
   expectFailure,
   killAll,
@@ -135,6 +137,47 @@ describe("certgate upload of a PKCS#12 file", () => {
     expect(notes(result.stderr)).toContain(
       `certgate: note: ${path("bob-chain.pfx")}: left out 1 CA certificate of the chain`,
     );
+  });
+});
+
+const hasScript = (() => {
+  try {
+    execFileSync("script", ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+describe("certgate thumbprint and verify of a PKCS#12 file", () => {
+  it("reads it with --password-file", async () => {
+    const result = await runHere(["thumbprint", path("alice.p12"), "--password-file", path("password.txt")]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain(parseCertificate(fx.pki.alice.cert).sha256);
+  });
+
+  it.skipIf(!hasScript)("asks for the password on a terminal, without echoing it", async () => {
+    // util-linux script(1) gives certgate a terminal.
+    const command = [process.execPath, ...cliArgs, "thumbprint", path("alice.p12")].map((a) => `'${a}'`).join(" ");
+    const child = spawn("script", ["-qec", command, "/dev/null"], { stdio: ["pipe", "pipe", "pipe"] });
+    let output = "";
+    child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+    const exit = new Promise<number | null>((resolve) => child.on("close", resolve));
+    try {
+      await waitFor(() => output.includes(`Password of ${path("alice.p12")}: `), "the password prompt");
+      child.stdin.write("s3cret\r");
+      expect(await exit).toBe(0);
+    } finally {
+      child.kill();
+    }
+    expect(output).toContain(parseCertificate(fx.pki.alice.cert).sha256);
+    expect(output).not.toContain("s3cret");
+  });
+
+  it("verifies its end-entity certificate, not the CA of its chain", async () => {
+    const result = await runHere(["verify", path("bob-chain.pfx")], as("reader"));
+    expect(result.stdout).toMatch(/CN=bob/);
+    expect(result.stderr).toContain("verifying the end-entity certificate of 2 certificates");
   });
 });
 

@@ -4,7 +4,7 @@ import { parseCertificate, type Certificate } from "../core/certificate.js";
 import { inspectDer } from "../core/der.js";
 import { decodePemOrDer, readPemBlocks } from "../core/pem-der.js";
 import { readPkcs7Certificates } from "../core/pkcs7-certificates.js";
-import { CliError, errorMessage } from "./common.js";
+import { CliError, errorMessage, type CliIo } from "./common.js";
 
 /**
  * CertificateFile is what one file given on the command line holds.
@@ -73,6 +73,29 @@ export async function readCertificateFile(
     throw new CliError(`${name}: ${fileErrorMessage(error)}`, undefined, { cause: error });
   }
   return (await readArchive(name, bytes, options)) ?? parseCertificateBytes(name, bytes);
+}
+
+/**
+ * passwordFileFlag is the `--password-file` flag of the commands that read
+ * certificate files, for `parseArgs`; `passwordFileHelp` is its help text.
+ */
+export const passwordFileFlag = { "password-file": { type: "string" } } as const;
+
+/** passwordFileHelp is the help text of `passwordFileFlag`. */
+export const passwordFileHelp = `      --password-file FILE  The password of PKCS#12 files (its first line).
+                            By default, an empty password is tried, then
+                            asked for on the terminal.`;
+
+/**
+ * pkcs12Password returns the `ReadCertificateFileOptions` of the
+ * command line: the first line of `--password-file`, or asking on the
+ * terminal.
+ */
+export async function pkcs12Password(passwordFile: string | undefined, io: CliIo): Promise<ReadCertificateFileOptions> {
+  const askPassword = async (name: string) => io.readSecret?.(`Password of ${name}: `);
+  if (passwordFile === undefined) return { askPassword };
+  const text = await readTextFile("--password-file", passwordFile, io.cwd);
+  return { password: text.split(/\r?\n/)[0] ?? "", askPassword };
 }
 
 /**

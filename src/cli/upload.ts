@@ -1,7 +1,13 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Certificate } from "../core/certificate.js";
 import { displayText } from "../core/display-text.js";
-import { readCertificateFile, readTextFile, type CertificateFile } from "./certificate-files.js";
+import {
+  passwordFileFlag,
+  passwordFileHelp,
+  pkcs12Password,
+  readCertificateFile,
+  type CertificateFile,
+} from "./certificate-files.js";
 import {
   CliError,
   defineCommand,
@@ -32,9 +38,7 @@ Options:
                             letters, digits, ".", "_" and "-". By default, the
                             store uses its SHA-256 thumbprint.
       --label KEY=VALUE     A label to keep with each certificate (repeatable)
-      --password-file FILE  The password of PKCS#12 files (its first line).
-                            By default, an empty password is tried, then
-                            asked for on the terminal.
+${passwordFileHelp}
 ${storeFlagsHelp}
   -h, --help                Show this help
 
@@ -59,7 +63,7 @@ export const uploadCommand = defineCommand(
       ...storeFlags,
       id: { type: "string" },
       label: { type: "string", multiple: true },
-      "password-file": { type: "string" },
+      ...passwordFileFlag,
     },
   },
   async ({ values, positionals }, io) => {
@@ -68,14 +72,10 @@ export const uploadCommand = defineCommand(
       throw usageError("upload", "--id names one certificate, but more than one FILE was given");
     }
     const labels = parseLabels(values.label ?? []);
-    const password =
-      values["password-file"] === undefined
-        ? undefined
-        : stripNewline(await readTextFile("--password-file", values["password-file"], io.cwd));
-    const askPassword = async (name: string) => io.readSecret?.(`Password of ${name}: `);
+    const passwords = await pkcs12Password(values["password-file"], io);
     const files: { name: string; certificate: Certificate }[] = [];
     for (const name of positionals) {
-      const file = await readCertificateFile(name, io.cwd, { password, askPassword }).catch((error: unknown) => {
+      const file = await readCertificateFile(name, io.cwd, passwords).catch((error: unknown) => {
         throw error instanceof CliError
           ? new CliError(`upload ${error.message}`, error.exitCode, { cause: error })
           : error;
@@ -201,10 +201,6 @@ async function storedAs(store: StoreConnection, sha256: string): Promise<string 
   } catch {
     return undefined;
   }
-}
-
-function stripNewline(text: string): string {
-  return text.replace(/\r?\n$/, "");
 }
 
 /**

@@ -1,5 +1,5 @@
 import { normalizeThumbprint } from "../core/thumbprint.js";
-import { readCertificateFile } from "./certificate-files.js";
+import { passwordFileFlag, passwordFileHelp, pkcs12Password, readCertificateFile } from "./certificate-files.js";
 import {
   CliError,
   defineCommand,
@@ -18,12 +18,13 @@ const help = `Usage: certgate verify FILE [store options]
        certgate verify --thumbprint THUMBPRINT [store options]
 
 Asks the certificate store service whether it admits a certificate, and why
-not. FILE is PEM or DER; when it holds a chain, the first certificate (the
+not. FILE is PEM, DER, PKCS#7 or PKCS#12; when it holds a chain, the first certificate (the
 leaf, as TLS presents it) is checked; a private key beside it is ignored and
 never sent. A thumbprint may be SHA-1 or SHA-256, pasted in any spelling.
 
 Options:
       --thumbprint HEX  Verify by thumbprint instead of a file
+${passwordFileHelp}
 ${storeFlagsHelp}
   -h, --help            Show this help
 
@@ -51,7 +52,7 @@ export const verifyCommand = defineCommand(
   {
     name: "verify",
     help,
-    options: { ...storeFlags, thumbprint: { type: "string" } },
+    options: { ...storeFlags, thumbprint: { type: "string" }, ...passwordFileFlag },
   },
   async ({ values, positionals }, io) => {
     let subject: { case: "certificate"; value: Uint8Array } | { case: "thumbprint"; value: string };
@@ -68,18 +69,23 @@ export const verifyCommand = defineCommand(
     } else {
       expectPositionals("verify", positionals, "FILE (or --thumbprint)", { min: 1, max: 1 });
       what = positionals[0]!;
-      const file = await readCertificateFile(what, io.cwd).catch((error: unknown) => {
-        throw error instanceof CliError
-          ? new CliError(`verify ${error.message}`, error.exitCode, { cause: error })
-          : error;
-      });
-      const leaf = file.certificates[0]!;
+      const file = await readCertificateFile(what, io.cwd, await pkcs12Password(values["password-file"], io)).catch(
+        (error: unknown) => {
+          throw error instanceof CliError
+            ? new CliError(`verify ${error.message}`, error.exitCode, { cause: error })
+            : error;
+        },
+      );
+      // Out of a PKCS#12 file or PKCS#7 bundle, the first end-entity certificate.
+      const leaf =
+        (file.container === undefined ? undefined : file.certificates.find((c) => !c.isCA)) ?? file.certificates[0]!;
       if (file.privateKeys > 0) {
         io.stderr(`certgate: note: ${what}: ignored the private key (never sent)\n`);
       }
       if (file.certificates.length > 1) {
+        const which = file.container === undefined ? "the first" : "the end-entity certificate";
         io.stderr(
-          `certgate: note: ${what}: verifying the first of ${file.certificates.length} certificates (the leaf)\n`,
+          `certgate: note: ${what}: verifying ${which} of ${file.certificates.length} certificates (the leaf)\n`,
         );
       }
       subject = { case: "certificate", value: leaf.der };
