@@ -1,5 +1,5 @@
-import { fromBER, type OctetString } from "asn1js";
-import { type CertBag, PFX, type SafeContents } from "pkijs";
+import { PFX } from "pkijs";
+import { readPkcs12Certificates } from "../src/core/pkcs12-certificates.js";
 import { type CertificateFacts, factsOf, sha256Hex } from "./x509.js";
 
 /** Candidate is one certificate found in a file, ready to upload. */
@@ -71,42 +71,12 @@ export async function readCertificateFile(name: string, bytes: Uint8Array): Prom
 
 /**
  * openPkcs12 decrypts a PKCS#12 file with its password and returns its
- * certificates. The key bags are never decrypted: the private key is not
- * needed, and never leaves the browser. PKCS#12 files with the legacy
- * RC2 or 3DES encryption are refused with a hint (WebCrypto lacks them).
+ * certificates, with the reader `certgate upload` uses
+ * (`readPkcs12Certificates`): the key bags are never decrypted, and the
+ * private key never leaves the browser.
  */
 export async function openPkcs12(bytes: Uint8Array, password: string): Promise<Candidate[]> {
-  const asn1 = fromBER(bytes);
-  if (asn1.offset === -1) throw new Error("not a PKCS#12 file");
-  const pfx = new PFX({ schema: asn1.result });
-  const pass = new TextEncoder().encode(password).buffer as ArrayBuffer;
-  try {
-    await pfx.parseInternalValues({ password: pass, checkIntegrity: true });
-  } catch (error) {
-    throw new Error(/integrity|mac/i.test(String(error)) ? "wrong password" : `cannot open it: ${String(error)}`);
-  }
-  const safe = pfx.parsedValue?.authenticatedSafe;
-  if (safe === undefined) throw new Error("not a password-protected PKCS#12 file");
-  const count = safe.safeContents.length;
-  try {
-    await safe.parseInternalValues({ safeContents: Array.from({ length: count }, () => ({ password: pass })) });
-  } catch (error) {
-    const text = String(error);
-    if (/Unknown "contentEncryptionAlgorithm"|Unsupported/.test(text)) {
-      throw new Error(
-        "this PKCS#12 file uses legacy encryption (RC2 or 3DES) that browsers cannot decrypt; export it with AES (openssl pkcs12 -export without -legacy) or upload the certificate as PEM",
-      );
-    }
-    throw new Error(`cannot decrypt it: ${text}`);
-  }
-  const found: Candidate[] = [];
-  for (const contents of safe.parsedValue?.safeContents ?? []) {
-    for (const bag of (contents.value as SafeContents).safeBags) {
-      if (bag.bagId !== "1.2.840.113549.1.12.10.1.3") continue;
-      const der = new Uint8Array(((bag.bagValue as CertBag).certValue as OctetString).valueBlock.valueHexView);
-      found.push(await candidate(der));
-    }
-  }
-  if (found.length === 0) throw new Error("no certificate in this PKCS#12 file");
-  return found;
+  const read = await readPkcs12Certificates(bytes, password);
+  if (read.kind === "problem") throw new Error(read.reason);
+  return Promise.all(read.ders.map(candidate));
 }

@@ -1,6 +1,8 @@
 // `npm run demo`: an example Connect service guarded by certgate on
 // https://localhost:8443 that admits exactly one client certificate (alice's),
 // with development certificates created on first run under .certgate/demo.
+// It listens on localhost only; PORT and HOST change where
+// (PORT=9443 npm run demo, HOST=0.0.0.0 for other machines).
 import * as http2 from "node:http2";
 import { relative } from "node:path";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -16,6 +18,7 @@ import { ensureDemoPki } from "./dev-pki.js";
 import { echoRoutes } from "./echo-service.js";
 
 const port = Number(process.env.PORT ?? 8443);
+const host = process.env.HOST ?? "localhost";
 const pki = await ensureDemoPki();
 const server = pki.read("server");
 const alice = parseCertificate(pki.read("alice").cert);
@@ -47,18 +50,28 @@ const listener = http2
     { ...server, requestCert: true, rejectUnauthorized: false, allowHTTP1: true },
     handler,
   )
-  .listen(port, () => {
-    const port = (listener.address() as AddressInfo).port;
+  .once("error", (error: NodeJS.ErrnoException) => {
+    // One line a newcomer can act on, instead of a stack trace.
+    const reason = error.code === "EADDRINUSE" ? "address already in use" : error.message;
+    console.error(
+      `certgate demo: cannot listen on ${host}:${port}: ${reason}; choose another port with PORT=${port === 8443 ? 9443 : 8443} npm run demo`,
+    );
+    process.exit(1);
+  })
+  .listen(port, host, () => {
+    const { port, address } = listener.address() as AddressInfo;
+    // Curl reaches a wildcard address as localhost, which the certificate names.
+    const shown = host === "0.0.0.0" || host === "::" ? "localhost" : host.includes(":") ? `[${host}]` : host;
     const dir = relative(process.cwd(), pki.dir) || ".";
     const curl = (who: string) =>
       `curl --http2 --cacert ${dir}/ca.pem --cert ${dir}/${who}.pem --key ${dir}/${who}-key.pem \\\n` +
       `  -H 'content-type: application/json' -d '{"text":"hello"}' \\\n` +
-      `  https://localhost:${port}/certgate.example.v1.EchoService/Echo`;
-    console.log(`certgate demo listening on https://localhost:${port}`);
+      `  https://${shown}:${port}/certgate.example.v1.EchoService/Echo`;
+    console.log(`certgate demo listening on https://${shown}:${port} (bound to ${address}; PORT and HOST change it)`);
     console.log(`admitting one client certificate: alice, SHA-1 ${alice.sha1}\n`);
     console.log(`admitted (alice):\n${curl("alice")}\n`);
     console.log(`refused, 401 (bob):\n${curl("bob")}\n`);
     console.log(
-      `refused, 401 (no certificate):\ncurl --http2 --cacert ${dir}/ca.pem -H 'content-type: application/json' -d '{"text":"hello"}' https://localhost:${port}/certgate.example.v1.EchoService/Echo\n`,
+      `refused, 401 (no certificate):\ncurl --http2 --cacert ${dir}/ca.pem -H 'content-type: application/json' -d '{"text":"hello"}' https://${shown}:${port}/certgate.example.v1.EchoService/Echo\n`,
     );
   });

@@ -38,10 +38,15 @@ const store = createRemoteStore({
     key: join(dev, "reader-key.pem"),
     ca: join(dev, "ca.pem"),
   },
-  onEvent: (e) =>
-    console.log(
-      e.kind === "synced" ? `store synced: ${e.size} certificates` : `store unreachable, retrying in ${e.retryInMs} ms`,
-    ),
+  onEvent: (e) => {
+    if (e.kind === "synced") {
+      console.log(`store synced: ${e.size} certificates`);
+      return;
+    }
+    const cause = e.error instanceof Error ? e.error.message : String(e.error);
+    const when = e.retryInMs < 50 ? "now" : `in ${(e.retryInMs / 1000).toFixed(1)} s`;
+    console.log(`store ${storeUrl} unreachable (${cause}); retrying ${when}`);
+  },
 });
 
 // The gate refuses before the request body is read.

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `certgate` command. Everything but process wiring is in ./cli/main.ts.
 import { basename, relative } from "node:path";
+import { createInterface } from "node:readline";
 import { runCli } from "./cli/main.js";
 
 const argv = process.argv.slice(2);
@@ -37,6 +38,7 @@ const code = await runCli(argv, {
   cwd: process.cwd(),
   signal: controller.signal,
   program: program(process.argv[1]),
+  readSecret,
 });
 process.exitCode = code;
 if (longRunning) {
@@ -58,4 +60,23 @@ function program(script: string | undefined): string {
     return `npx tsx ${shown}`;
   }
   return script.includes("node_modules") ? "npx certgate" : `node ${shown}`;
+}
+
+// Reads a line from the terminal without echoing it (a PKCS#12 password);
+// undefined when standard input or error is not a terminal.
+function readSecret(prompt: string): Promise<string | undefined> {
+  if (!process.stdin.isTTY || !process.stderr.isTTY) return Promise.resolve(undefined);
+  return new Promise((resolve) => {
+    process.stderr.write(prompt);
+    const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
+    // Echo nothing of what is typed.
+    (rl as unknown as { _writeToOutput: (text: string) => void })._writeToOutput = () => {};
+    rl.once("line", (line) => {
+      // Before close(), whose "close" event is emitted at once.
+      resolve(line);
+      rl.close();
+      process.stderr.write("\n");
+    });
+    rl.once("close", () => resolve(undefined));
+  });
 }

@@ -1,8 +1,10 @@
 import { readFile, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseCertificate, type Certificate } from "../core/certificate.js";
-import { decodePemOrDer } from "../core/pem-der.js";
-import { CliError, errorMessage } from "./common.js";
+import { inspectDer } from "../core/der.js";
+import { decodePemOrDer, readPemBlocks } from "../core/pem-der.js";
+import { readPkcs7Certificates } from "../core/pkcs7-certificates.js";
+import { CliError, errorMessage, type CliIo } from "./common.js";
 
 /**
  * CertificateFile is what one file given on the command line holds.
@@ -16,6 +18,25 @@ export interface CertificateFile {
   readonly privateKeys: number;
   /** Other PEM blocks that were skipped, by label (such as `CERTIFICATE REQUEST`). */
   readonly skipped: readonly string[];
+  /**
+   * The archive the certificates were read out of: a PKCS#12 file (whose
+   * private keys are left encrypted and counted in `skipped`, not
+   * `privateKeys`) or a PKCS#7 bundle. Undefined for PEM and DER.
+   */
+  readonly container?: "pkcs12" | "pkcs7";
+}
+
+/**
+ * ReadCertificateFileOptions says how to open a PKCS#12 file.
+ */
+export interface ReadCertificateFileOptions {
+  /** The password of PKCS#12 files. By default, an empty one is tried, then `askPassword`. */
+  readonly password?: string;
+  /**
+   * Asks for the password of the PKCS#12 file `name`, or resolves undefined
+   * when nobody can be asked. By default, nobody can.
+   */
+  readonly askPassword?: (name: string) => Promise<string | undefined>;
 }
 
 // Certificate files are a few kilobytes; a bundle of every public CA is under
@@ -29,7 +50,11 @@ const maxFileBytes = 16 * 1024 * 1024;
  * no certificate, or holds a block that is broken: a half-read bundle would
  * show the user a wrong picture.
  */
-export async function readCertificateFile(name: string, cwd: string): Promise<CertificateFile> {
+export async function readCertificateFile(
+  name: string,
+  cwd: string,
+  options: ReadCertificateFileOptions = {},
+): Promise<CertificateFile> {
   const path = resolve(cwd, name);
   let bytes: Buffer;
   try {
@@ -47,7 +72,105 @@ export async function readCertificateFile(name: string, cwd: string): Promise<Ce
     }
     throw new CliError(`${name}: ${fileErrorMessage(error)}`, undefined, { cause: error });
   }
-  return parseCertificateBytes(name, bytes);
+  return (await readArchive(name, bytes, options)) ?? parseCertificateBytes(name, bytes);
+}
+
+/**
+ * passwordFileFlag is the `--password-file` flag of the commands that read
+ * certificate files, for `parseArgs`; `passwordFileHelp` is its help text.
+ */
+export const passwordFileFlag = { "password-file": { type: "string" } } as const;
+
+/** passwordFileHelp is the help text of `passwordFileFlag`. */
+export const passwordFileHelp = `      --password-file FILE  The password of PKCS#12 files (its first line).
+                            By default, an empty password is tried, then
+                            asked for on the terminal.`;
+
+/**
+ * pkcs12Password returns the `ReadCertificateFileOptions` of the
+ * command line: the first line of `--password-file`, or asking on the
+ * terminal.
+ */
+export async function pkcs12Password(passwordFile: string | undefined, io: CliIo): Promise<ReadCertificateFileOptions> {
+  const askPassword = async (name: string) => io.readSecret?.(`Password of ${name}: `);
+  if (passwordFile === undefined) return { askPassword };
+  const text = await readTextFile("--password-file", passwordFile, io.cwd);
+  return { password: text.split(/\r?\n/)[0] ?? "", askPassword };
+}
+
+/**
+ * readArchive reads the certificates out of a PKCS#7 bundle (PEM `PKCS7` or
+ * DER) or a PKCS#12 file, or returns undefined for anything else.
+ */
+async function readArchive(
+  name: string,
+  bytes: Uint8Array,
+  options: ReadCertificateFileOptions,
+): Promise<CertificateFile | undefined> {
+  if (bytes[0] !== 0x30) {
+    // PEM: a .p7b exported as text holds PKCS7 blocks and no CERTIFICATE.
+    const blocks = readPemBlocks(Buffer.from(bytes).toString("latin1"));
+    const bundles = blocks.filter((b) => b.label === "PKCS7" || b.label === "CMS");
+    if (bundles.length === 0 || blocks.some((b) => b.label === "CERTIFICATE")) return undefined;
+    const ders: Uint8Array[] = [];
+    for (const block of bundles) {
+      if (block.der === undefined) throw new CliError(`${name}: PEM block ${block.label} has broken base64`);
+      ders.push(...pkcs7Ders(name, block.der));
+    }
+    return archiveFile(name, ders, "pkcs7", []);
+  }
+  const pkcs7 = readPkcs7Certificates(bytes);
+  if (pkcs7.kind !== "not_pkcs7") return archiveFile(name, pkcs7Ders(name, bytes), "pkcs7", []);
+  const lower = name.toLowerCase();
+  if (!lower.endsWith(".p12") && !lower.endsWith(".pfx") && inspectDer(bytes).kind !== "pkcs12") return undefined;
+  // Loaded only for a PKCS#12 file: pkijs is large.
+  const { readPkcs12Certificates } = await import("../core/pkcs12-certificates.js");
+  // Many tools export with an empty password; try it before asking.
+  let read = await readPkcs12Certificates(bytes, options.password ?? "");
+  if (read.kind === "problem" && read.code === "wrong_password" && options.password === undefined) {
+    const password = await options.askPassword?.(name);
+    if (password === undefined) {
+      throw new CliError(
+        `${name}: a PKCS#12 file needs its password: give --password-file FILE, or run in a terminal to be asked`,
+      );
+    }
+    read = await readPkcs12Certificates(bytes, password);
+  }
+  if (read.kind === "problem") throw new CliError(`${name}: ${read.reason}`);
+  const keys = read.privateKeys;
+  const skipped = keys === 0 ? [] : [`${keys === 1 ? "a private key" : `${keys} private keys`} (never decrypted)`];
+  return archiveFile(name, read.ders, "pkcs12", skipped);
+}
+
+function pkcs7Ders(name: string, bytes: Uint8Array): readonly Uint8Array[] {
+  const read = readPkcs7Certificates(bytes);
+  if (read.kind === "not_pkcs7") throw new CliError(`${name}: the PKCS7 block is not a PKCS#7 signedData bundle`);
+  if (read.kind === "problem") throw new CliError(`${name}: ${read.reason}`);
+  return read.ders;
+}
+
+function archiveFile(
+  name: string,
+  ders: readonly Uint8Array[],
+  container: "pkcs12" | "pkcs7",
+  skipped: string[],
+): CertificateFile {
+  const what = container === "pkcs12" ? "PKCS#12 file" : "PKCS#7 bundle";
+  const certificates = ders.map((der, i) => {
+    try {
+      return parseCertificate(der);
+    } catch (error) {
+      throw new CliError(
+        `${name}: certificate ${i + 1} of the ${what} is not a certificate: ${errorMessage(error)}`,
+        undefined,
+        {
+          cause: error,
+        },
+      );
+    }
+  });
+  if (certificates.length === 0) throw new CliError(`${name}: no certificate found in the ${what}`);
+  return { name, certificates, privateKeys: 0, skipped, container };
 }
 
 /**

@@ -21,6 +21,11 @@ export interface CliIo {
    * `npx tsx src/cli.ts` in a clone of the repository. By default, `certgate`.
    */
   readonly program?: string;
+  /**
+   * Asks the person at the terminal for a secret, without echoing it;
+   * resolves undefined when there is no terminal. By default, there is none.
+   */
+  readonly readSecret?: (prompt: string) => Promise<string | undefined>;
 }
 
 /**
@@ -73,6 +78,15 @@ export interface CommandSpec<O extends ParseArgsConfig["options"]> {
 }
 
 /**
+ * CommandOption is one flag of a command, as `parseArgs` takes it.
+ */
+export interface CommandOption {
+  readonly type: "string" | "boolean";
+  readonly short?: string;
+  readonly multiple?: boolean;
+}
+
+/**
  * Command is a runnable command: its spec and its entry point, which returns
  * the exit code.
  */
@@ -81,6 +95,8 @@ export interface Command {
   readonly name: string;
   /** The full text of `certgate NAME --help`. */
   readonly help: string;
+  /** Its flags as `parseArgs` reads them, `--help` included: shell completion lists them. */
+  readonly options: Readonly<Record<string, CommandOption>>;
   /** Runs the command with the arguments after its name; resolves with the exit code. */
   run(args: readonly string[], io: CliIo): Promise<number>;
 }
@@ -98,15 +114,17 @@ export function defineCommand<O extends NonNullable<ParseArgsConfig["options"]>>
   spec: CommandSpec<O>,
   action: (parsed: Parsed<O>, io: CliIo) => Promise<number>,
 ): Command {
+  const options = { ...spec.options, help: { type: "boolean", short: "h" } } as const;
   return {
     name: spec.name,
     help: spec.help,
+    options,
     async run(args, io) {
       let parsed: Parsed<O>;
       try {
         parsed = parseArgs({
-          args: [...args],
-          options: { ...spec.options, help: { type: "boolean", short: "h" } },
+          args: joinDashValues(args, spec.options),
+          options,
           allowPositionals: true,
           strict: true,
         }) as Parsed<O>;
@@ -122,9 +140,43 @@ export function defineCommand<O extends NonNullable<ParseArgsConfig["options"]>>
   };
 }
 
+/**
+ * joinDashValues lets a value that starts with a dash and a digit, such as
+ * `--expiring-within -5d`, reach the command as the flag's value (written
+ * `--expiring-within=-5d`), so that the command says what is wrong with it;
+ * parseArgs would call it ambiguous. No flag of certgate is named `-DIGIT`.
+ */
+export function joinDashValues(args: readonly string[], options: NonNullable<ParseArgsConfig["options"]>): string[] {
+  const takesValue = (arg: string): boolean => {
+    if (arg.startsWith("--")) return options[arg.slice(2)]?.type === "string";
+    if (/^-[^-]$/.test(arg)) return Object.values(options).some((o) => o.short === arg[1] && o.type === "string");
+    return false;
+  };
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const next = args[i + 1];
+    if (arg === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    if (next !== undefined && /^-[\d.]/.test(next) && takesValue(arg)) {
+      out.push(arg.startsWith("--") ? `${arg}=${next}` : `${arg}${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
 // parseArgs messages are long and mention "strict: false"; keep the gist.
 function parseArgsMessage(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
+  const ambiguous = /Option '(?:-\w, )?(--[\w-]+)(?: <value>)?' argument is ambiguous/.exec(message);
+  if (ambiguous !== null) {
+    return `option ${ambiguous[1]} needs a value; write ${ambiguous[1]}=VALUE for a value that starts with "-"`;
+  }
   const unknown = /Unknown option '([^']+)'/.exec(message);
   if (unknown !== null) {
     return `unknown option ${unknown[1]}`;

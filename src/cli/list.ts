@@ -46,7 +46,8 @@ export const listCommand = defineCommand(
     const within = values["expiring-within"];
     const withinMs = within === undefined ? undefined : parseDuration(within);
     if (within !== undefined && withinMs === undefined) {
-      throw usageError("list", `invalid --expiring-within ${JSON.stringify(within)}: give ${durationHelp}`);
+      const problem = `${within.startsWith("-") ? "a duration cannot be negative; " : ""}give ${durationHelp}`;
+      throw usageError("list", `invalid --expiring-within ${JSON.stringify(within)}: ${problem}`);
     }
     const expiresBefore = withinMs === undefined ? undefined : timestampFromMs(Date.now() + withinMs);
     const store = await connectStore("list", values, io);

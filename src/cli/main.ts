@@ -74,6 +74,11 @@ export const commands: readonly CommandEntry[] = [
     summary: "Print the thumbprints, subject and expiry of certificates in files",
     load: async () => (await import("./thumbprint.js")).thumbprintCommand,
   },
+  {
+    name: "completion",
+    summary: "Print a bash, zsh or fish completion script",
+    load: async () => (await import("./completion.js")).completionCommand,
+  },
 ];
 
 function toolHelp(): string {

@@ -81,6 +81,7 @@ export function withLogFormat(command: Command, now: () => number = Date.now): C
   return {
     name: command.name,
     help: command.help,
+    options: command.options,
     async run(args, io) {
       const format = logFormatOf(command.name, args);
       if (format === "text" || args.includes("--help") || args.includes("-h")) return command.run(args, io);

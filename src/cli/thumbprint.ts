@@ -1,5 +1,11 @@
-import { readCertificateFile, type CertificateFile } from "./certificate-files.js";
-import { defineCommand, expectPositionals, ExitCode, json } from "./common.js";
+import {
+  passwordFileFlag,
+  passwordFileHelp,
+  pkcs12Password,
+  readCertificateFile,
+  type CertificateFile,
+} from "./certificate-files.js";
+import { CliError, defineCommand, expectPositionals, ExitCode, json } from "./common.js";
 import { fields, localCertificateJson, localCertificateRows } from "./format.js";
 
 const help = `Usage: certgate thumbprint FILE... [--json]
@@ -7,8 +13,11 @@ const help = `Usage: certgate thumbprint FILE... [--json]
 Prints the SHA-1 and SHA-256 thumbprints (upper-case hex, the way API
 gateway portals and certificate dialogs show them), the subject, the issuer
 and the expiry of every certificate in the files. A file may be PEM (one
-certificate or a bundle) or DER (.cer, .der). Private keys in a file are
-ignored with a note on standard error; they are never printed.
+certificate or a bundle), DER (.cer, .der), a PKCS#7 bundle (.p7b, PEM or
+DER) or a PKCS#12 file (.p12, .pfx; its keys are never decrypted). Private keys in a file are
+ignored with a note on standard error; they are never printed. A file that
+cannot be read is one line on standard error, the others are still printed,
+and the exit status is then 1.
 
 Pin a thumbprint with createThumbprintStore(), or pass it to
 certgate serve --admin / --reader.
@@ -17,6 +26,7 @@ Options:
       --json    Print JSON: {"certificates": [{"file", "index", "sha1Thumbprint",
                 "sha256Thumbprint", "subject", "issuer", "serialNumber",
                 "notBefore", "notAfter", "isCa"}]}
+${passwordFileHelp}
   -h, --help    Show this help
 
 Examples:
@@ -32,16 +42,26 @@ export const thumbprintCommand = defineCommand(
   {
     name: "thumbprint",
     help,
-    options: { json: { type: "boolean" } },
+    options: { json: { type: "boolean" }, ...passwordFileFlag },
   },
   async ({ values, positionals }, io) => {
     expectPositionals("thumbprint", positionals, "FILE (a PEM or DER certificate file)", { min: 1 });
-    // Read every file first: a bad file fails the command before anything is
-    // printed, so output is never a silent half.
+    // Like sha256sum, every file that can be read is printed and every one
+    // that cannot is one line on standard error; any failure fails the exit
+    // status, so the output is never a silent half.
+    const passwords = await pkcs12Password(values["password-file"], io);
     const files: CertificateFile[] = [];
+    let failed = 0;
     for (const name of positionals) {
-      files.push(await readCertificateFile(name, io.cwd));
+      try {
+        files.push(await readCertificateFile(name, io.cwd, passwords));
+      } catch (error) {
+        if (!(error instanceof CliError)) throw error;
+        failed++;
+        io.stderr(`certgate: ${error.message}\n`);
+      }
     }
+    const status = failed === 0 ? ExitCode.ok : ExitCode.failure;
     for (const file of files) {
       if (file.privateKeys > 0) {
         const keys = file.privateKeys === 1 ? "a private key" : `${file.privateKeys} private keys`;
@@ -60,7 +80,7 @@ export const thumbprintCommand = defineCommand(
         })),
       );
       io.stdout(json({ certificates }));
-      return ExitCode.ok;
+      return status;
     }
     const blocks: string[] = [];
     for (const file of files) {
@@ -73,6 +93,6 @@ export const thumbprintCommand = defineCommand(
       });
     }
     io.stdout(blocks.join("\n"));
-    return ExitCode.ok;
+    return status;
   },
 );

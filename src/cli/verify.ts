@@ -1,6 +1,6 @@
 import type { Certificate } from "../core/certificate.js";
 import { normalizeThumbprint } from "../core/thumbprint.js";
-import { readCertificateFile } from "./certificate-files.js";
+import { passwordFileFlag, passwordFileHelp, pkcs12Password, readCertificateFile } from "./certificate-files.js";
 import {
   CliError,
   type CliIo,
@@ -21,7 +21,7 @@ const help = `Usage: certgate verify FILE [--online [--issuer FILE] [--responder
        certgate verify --thumbprint THUMBPRINT [store options]
 
 Asks the certificate store service whether it admits a certificate, and why
-not. FILE is PEM or DER; when it holds a chain, the first certificate (the
+not. FILE is PEM, DER, PKCS#7 or PKCS#12; when it holds a chain, the first certificate (the
 leaf, as TLS presents it) is checked; a private key beside it is ignored and
 never sent. A thumbprint may be SHA-1 or SHA-256, pasted in any spelling.
 
@@ -38,6 +38,7 @@ Options:
                         certificates after the first in FILE
       --responder URL   Ask this OCSP responder instead of the one the
                         certificate names
+${passwordFileHelp}
 ${storeFlagsHelp}
   -h, --help            Show this help
 
@@ -81,6 +82,7 @@ export const verifyCommand = defineCommand(
       online: { type: "boolean" },
       issuer: { type: "string" },
       responder: { type: "string" },
+      ...passwordFileFlag,
     },
   },
   async ({ values, positionals }, io) => {
@@ -103,18 +105,23 @@ export const verifyCommand = defineCommand(
     } else {
       expectPositionals("verify", positionals, "FILE (or --thumbprint)", { min: 1, max: 1 });
       what = positionals[0]!;
-      const file = await readCertificateFile(what, io.cwd).catch((error: unknown) => {
-        throw error instanceof CliError
-          ? new CliError(`verify ${error.message}`, error.exitCode, { cause: error })
-          : error;
-      });
-      const leaf = file.certificates[0]!;
+      const file = await readCertificateFile(what, io.cwd, await pkcs12Password(values["password-file"], io)).catch(
+        (error: unknown) => {
+          throw error instanceof CliError
+            ? new CliError(`verify ${error.message}`, error.exitCode, { cause: error })
+            : error;
+        },
+      );
+      // Out of a PKCS#12 file or PKCS#7 bundle, the first end-entity certificate.
+      const leaf =
+        (file.container === undefined ? undefined : file.certificates.find((c) => !c.isCA)) ?? file.certificates[0]!;
       if (file.privateKeys > 0) {
         io.stderr(`certgate: note: ${what}: ignored the private key (never sent)\n`);
       }
       if (file.certificates.length > 1) {
+        const which = file.container === undefined ? "the first" : "the end-entity certificate";
         io.stderr(
-          `certgate: note: ${what}: verifying the first of ${file.certificates.length} certificates (the leaf)\n`,
+          `certgate: note: ${what}: verifying ${which} of ${file.certificates.length} certificates (the leaf)\n`,
         );
       }
       subject = { case: "certificate", value: leaf.der };

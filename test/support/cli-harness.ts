@@ -17,7 +17,7 @@ import { createTestPki, waitFor, type TestPki } from "./harness.js";
 export const repo = fileURLToPath(new URL("../..", import.meta.url));
 // CERTGATE_TEST_CLI=dist or =src chooses.
 const useDist = process.env.CERTGATE_TEST_CLI === undefined ? freshDist() : process.env.CERTGATE_TEST_CLI === "dist";
-const cliArgs = useDist
+export const cliArgs = useDist
   ? [join(repo, "dist", "cli.js")]
   : ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href, join(repo, "src", "cli.ts")];
 

@@ -85,3 +85,36 @@ export function printedPort(stdout: string, scheme = "https"): number {
   if (match === null) throw new Error(`no ${scheme} address in:\n${stdout}`);
   return Number(match[1]);
 }
+
+/** runExample runs `examples/NAME.ts` to its end, or until `until` matches its output. */
+export async function runExample(
+  name: string,
+  options: Omit<ExampleOptions, "ready"> & { until?: RegExp },
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(
+    process.execPath,
+    ["--import", tsx, join(repo, "examples", `${name}.ts`), ...(options.args ?? [])],
+    {
+      cwd: options.cwd,
+      env: { ...baseEnv, TSX_TSCONFIG_PATH: join(repo, "tsconfig.json"), ...options.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let stdout = "";
+  let stderr = "";
+  return new Promise((resolve, reject) => {
+    const check = () => {
+      if (options.until?.test(stdout + stderr)) child.kill("SIGTERM");
+    };
+    child.stdout!.on("data", (d: Buffer) => {
+      stdout += d.toString();
+      check();
+    });
+    child.stderr!.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      check();
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
