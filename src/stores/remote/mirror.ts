@@ -9,16 +9,10 @@ import { createChangeNotifier, type StoreVerdict } from "../../core/store.js";
 import { withSyncLookup } from "../../core/sync-lookup.js";
 import type { RemoteStore, RemoteStoreOptions, RemoteStoreState } from "./types.js";
 import { delay, nonNegative, timerDuration, report, transportsOf } from "./options.js";
-import { createCertificateIndex, type CertificateIndex } from "../certificate-index.js";
+import { createMirrorTable, type MirrorTable } from "./mirror-table.js";
+import { createCertificateFetcher } from "./fetch-certificate.js";
 import { clockOf } from "../../core/options.js";
 import { observeRemoteStore } from "./remote-metrics.js";
-
-interface MirrorEntry {
-  readonly id: string;
-  readonly sha1: string;
-  readonly sha256: string;
-  readonly labels: Readonly<Record<string, string>>;
-}
 
 // The service broke the watch protocol: start over from a snapshot.
 class ProtocolError extends Error {}
@@ -41,13 +35,16 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     );
   }
   const idleTimeoutMs = timerDuration("idleTimeoutMs", options.idleTimeoutMs, 3000);
+  const requestTimeoutMs = timerDuration("requestTimeoutMs", options.requestTimeoutMs, 3000);
   const now = clockOf(options.clock);
   const notifier = createChangeNotifier();
   const closing = new AbortController();
 
-  let index = createCertificateIndex<MirrorEntry>();
+  // Only what a decision needs (digest, id, labels) is kept, in a compact
+  // table; the DER and the rest are fetched on demand (`getCertificate`).
+  let index: MirrorTable = createMirrorTable();
   // The copy being filled by a snapshot, swapped in at its last part.
-  let staging: CertificateIndex<MirrorEntry> | undefined;
+  let staging: MirrorTable | undefined;
   // Whether `index` is a complete copy at `revision` of `epoch`, that is
   // whether a new watch may resume from there.
   let complete = false;
@@ -109,13 +106,12 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     notifier.changed();
   }
 
-  function entryOf(message: CertificateMessage): MirrorEntry {
-    return {
-      id: message.certificateId,
-      sha1: message.sha1Thumbprint.toUpperCase(),
-      sha256: message.sha256Thumbprint.toUpperCase(),
-      labels: Object.freeze({ ...message.labels }),
-    };
+  function store(table: MirrorTable, message: CertificateMessage): void {
+    if (!table.set(message.certificateId, message.sha256Thumbprint, message.labels)) {
+      throw new ProtocolError(
+        `the service sent a malformed certificate entry (id ${JSON.stringify(message.certificateId)})`,
+      );
+    }
   }
 
   function handle(response: WatchCertificatesResponse, stream: { snapshot: boolean }): void {
@@ -125,13 +121,14 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
         if (event.value.first) {
           // A new snapshot means the copy is behind (or of another epoch).
           loseSync(now());
-          staging = createCertificateIndex();
+          // Room for the previous copy's size, so that a big snapshot does not grow by doubling.
+          staging = createMirrorTable(index.size);
           stream.snapshot = true;
         } else if (staging === undefined) {
           throw new ProtocolError("snapshot part without its first part");
         }
         for (const message of event.value.certificates) {
-          staging.set(entryOf(message));
+          store(staging, message);
         }
         if (event.value.last) {
           index = staging;
@@ -151,7 +148,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
           index.delete(id);
         }
         for (const message of event.value.upserted) {
-          index.set(entryOf(message));
+          store(index, message);
         }
         revision = response.revision;
         // Bumped on every applied change, so that the next call of every open
@@ -279,12 +276,16 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
   function answer(certificate: Certificate, expiresAt?: number): StoreVerdict {
     // By SHA-256 alone: the service sends both digests of every certificate,
     // so a match by SHA-1 only would be a SHA-1 collision.
-    const entry = index.findByThumbprint(certificate.sha256);
+    const match = index.find(certificate.sha256);
     const end = expiresAt === undefined ? {} : { expiresAt };
-    if (entry === undefined) {
+    if (match === undefined) {
       return { kind: "refused", reason: "not_allowed", ...end };
     }
-    return { kind: "admitted", entry: { id: entry.id, thumbprint: entry.sha256, labels: entry.labels }, ...end };
+    return {
+      kind: "admitted",
+      entry: { id: match.id, thumbprint: certificate.sha256.toUpperCase(), labels: match.labels },
+      ...end,
+    };
   }
 
   // The verdict from the mirror, or undefined before the first snapshot.
@@ -303,6 +304,12 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
 
   return {
     mode: "mirror",
+    getCertificate: createCertificateFetcher({
+      clients,
+      preferred: () => current,
+      timeoutMs: requestTimeoutMs,
+      closing: closing.signal,
+    }),
     get state(): RemoteStoreState {
       return stateNow();
     },
