@@ -17,6 +17,15 @@ import { observeRemoteStore } from "./remote-metrics.js";
 // The service broke the watch protocol: start over from a snapshot.
 class ProtocolError extends Error {}
 
+// Connect (2.x, runStreamingCall) races every read of a stream against one
+// promise that settles only when the call ends, and Promise.race keeps each
+// read's result reachable from it until then (connect-es#1524): a watch
+// would hold every event it ever received. So each event is emptied once
+// applied, and a watch is ended and resumed from its revision (same
+// replica, same connection, no snapshot, still in sync) after this many
+// events, which bounds what is held to a few hundred bytes per event.
+const eventsPerWatch = 4096;
+
 /**
  * createMirrorStore is `createRemoteStore` in mirror mode: a local copy of
  * the service's thumbprints, fed by WatchCertificates.
@@ -172,7 +181,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     }
   }
 
-  async function watchOnce(): Promise<{ error: unknown; reachedSync: boolean }> {
+  async function watchOnce(): Promise<{ error: unknown; reachedSync: boolean; renewed: boolean }> {
     const controller = new AbortController();
     const stop = () => controller.abort();
     closing.signal.addEventListener("abort", stop);
@@ -197,6 +206,8 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     };
     let error: unknown;
     let reachedSync = false;
+    let renewed = false;
+    let events = 0;
     const stream = { snapshot: false };
     try {
       arm();
@@ -205,9 +216,15 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
         lastMessageAt = now();
         arm();
         handle(response, stream);
+        release(response);
         reachedSync ||= synced;
+        // Between snapshots, any event is a point a watch resumes from.
+        if (++events >= eventsPerWatch && synced && staging === undefined) {
+          renewed = true;
+          break;
+        }
       }
-      error = new ConnectError("the certificate store service ended the watch", Code.Unavailable);
+      if (!renewed) error = new ConnectError("the certificate store service ended the watch", Code.Unavailable);
     } catch (e) {
       error = e;
       if (e instanceof ProtocolError) {
@@ -218,9 +235,24 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
       closing.signal.removeEventListener("abort", stop);
     }
     staging = undefined;
+    if (renewed) {
+      // Ends the call, which lets go of what Connect held of its events.
+      controller.abort();
+      return { error: undefined, reachedSync, renewed };
+    }
     // A silent connection was out of sync since its last message.
     loseSync(idle ? lastMessageAt : now());
-    return { error, reachedSync };
+    return { error, reachedSync, renewed };
+  }
+
+  // Drops an applied event's contents, so that what Connect keeps of it is small.
+  function release(response: WatchCertificatesResponse): void {
+    const event = response.event;
+    if (event.case === "snapshot") event.value.certificates.length = 0;
+    else if (event.case === "change") {
+      event.value.upserted.length = 0;
+      event.value.deletedCertificateIds.length = 0;
+    }
   }
 
   async function run(): Promise<void> {
@@ -228,9 +260,14 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     // How many replicas in a row failed since the last sync.
     let failedInRow = 0;
     while (!closed) {
-      const { error, reachedSync } = await watchOnce();
+      const { error, reachedSync, renewed } = await watchOnce();
       if (closed) {
         return;
+      }
+      if (renewed) {
+        attempt = 0;
+        failedInRow = 0;
+        continue;
       }
       if (reachedSync) {
         attempt = 0;
