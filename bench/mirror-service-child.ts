@@ -12,6 +12,7 @@ export interface MirrorServiceConfig {
   readonly key: string;
   readonly readerSha256: string;
   readonly watchJournalSize?: number;
+  readonly watchPartSize?: number;
 }
 
 const config = childConfig<MirrorServiceConfig>();
@@ -24,6 +25,7 @@ const server = createCertificateStoreServer({
   maxWatches: 4096,
   maxWatchesPerConnection: 16,
   ...(config.watchJournalSize === undefined ? {} : { watchJournalSize: config.watchJournalSize }),
+  ...(config.watchPartSize === undefined ? {} : { watchPartSize: config.watchPartSize }),
 });
 const { url } = await server.listen(0);
 const clock = () => performance.timeOrigin + performance.now();

@@ -35,6 +35,12 @@ export interface MirrorTable {
    * ASCII characters.
    */
   set(id: string, sha256: string, labels: Readonly<Record<string, string>>): boolean;
+  /**
+   * Like `set`, with the binary digest at `at` in `digests` (a compact
+   * snapshot's column). Returns false for an id that is not 1 to 255 ASCII
+   * characters or fewer than 32 bytes there.
+   */
+  setDigest(id: string, digests: Uint8Array, at: number, labels: Readonly<Record<string, string>>): boolean;
   /** Removes `id`; tells whether it was there. */
   delete(id: string): boolean;
   /** The id and labels stored under this SHA-256 thumbprint (hex, any case), or undefined. */
@@ -206,11 +212,27 @@ export function createMirrorTable(initialCapacity = 1024): MirrorTable {
     arenaUsed += id.length;
   }
 
+  // A label set's key: its pairs in key order, with separators that JSON
+  // would escape, so that no two sets share a key.
+  function keyOf(labels: Readonly<Record<string, string>>, keys: string[]): string {
+    if (keys.length === 1) return `${keys[0]}\u0001${labels[keys[0]!]}`;
+    keys.sort();
+    return JSON.stringify(keys.map((k) => [k, labels[k]]));
+  }
+
+  // The label object seen last, and its set: a snapshot part shares one
+  // object among the certificates that carry the same labels.
+  let lastLabels: object | undefined;
+  let lastSet = 0;
+
   function internLabels(labels: Readonly<Record<string, string>>): number {
+    if (labels === lastLabels && sets[lastSet] !== undefined) {
+      setRefs[lastSet]!++;
+      return lastSet;
+    }
     const keys = Object.keys(labels);
     if (keys.length === 0) return 0;
-    keys.sort();
-    const key = JSON.stringify(keys.map((k) => [k, labels[k]]));
+    const key = keyOf(labels, keys);
     let set = setByKey.get(key);
     if (set === undefined) {
       set = freeSets.pop() ?? sets.length;
@@ -219,20 +241,22 @@ export function createMirrorTable(initialCapacity = 1024): MirrorTable {
       setByKey.set(key, set);
     }
     setRefs[set]!++;
+    lastLabels = labels;
+    lastSet = set;
     return set;
   }
 
   function releaseLabels(set: number): void {
     if (set === 0 || --setRefs[set]! > 0) return;
     const labels = sets[set]!;
-    const keys = Object.keys(labels).sort();
-    setByKey.delete(JSON.stringify(keys.map((k) => [k, labels[k]])));
+    setByKey.delete(keyOf(labels, Object.keys(labels)));
     sets[set] = undefined;
     freeSets.push(set);
+    if (lastSet === set) lastLabels = undefined;
   }
 
-  function remove(id: string): boolean {
-    const slot = idSlot(id, hashId(id));
+  function remove(id: string, h = hashId(id)): boolean {
+    const slot = idSlot(id, h);
     if (slot < 0) return false;
     const r = byId[slot]!;
     removeAt(byId, slot, idHome);
@@ -245,27 +269,35 @@ export function createMirrorTable(initialCapacity = 1024): MirrorTable {
     return true;
   }
 
+  function store(id: string, digest: Uint8Array, at: number, labels: Readonly<Record<string, string>>): boolean {
+    if (!asciiId(id)) return false;
+    const h = hashId(id);
+    if (size > 0) remove(id, h);
+    let r = freeRecords.pop();
+    if (r === undefined) {
+      if (used === capacity) grow();
+      r = used++;
+    }
+    digests.set(digest.subarray(at, at + DIGEST), r * DIGEST);
+    writeId(r, id);
+    labelSets[r] = internLabels(labels);
+    insert(byDigest, digestHome(r), r);
+    insert(byId, h, r);
+    size++;
+    return true;
+  }
+
   return {
     get size() {
       return size;
     },
     set(id, sha256, labels) {
-      if (!asciiId(id) || !decodeHex(sha256, scratch, 0)) return false;
-      remove(id);
-      let r = freeRecords.pop();
-      if (r === undefined) {
-        if (used === capacity) grow();
-        r = used++;
-      }
-      digests.set(scratch, r * DIGEST);
-      writeId(r, id);
-      labelSets[r] = internLabels(labels);
-      insert(byDigest, digestHome(r), r);
-      insert(byId, hashId(id), r);
-      size++;
-      return true;
+      return decodeHex(sha256, scratch, 0) && store(id, scratch, 0, labels);
     },
-    delete: remove,
+    setDigest(id, bytes, at, labels) {
+      return Number.isInteger(at) && at >= 0 && at + DIGEST <= bytes.length && store(id, bytes, at, labels);
+    },
+    delete: (id) => remove(id),
     find(sha256) {
       if (!decodeHex(sha256, scratch, 0)) return undefined;
       const home = scratch[0]! | (scratch[1]! << 8) | (scratch[2]! << 16) | (scratch[3]! << 24);

@@ -3,6 +3,7 @@ import type { Certificate } from "../../core/certificate.js";
 import {
   CertificateStoreService,
   type Certificate as CertificateMessage,
+  type Snapshot,
   type WatchCertificatesResponse,
 } from "../../gen/certgate/v1/certificate_store_pb.js";
 import { createChangeNotifier, type StoreVerdict } from "../../core/store.js";
@@ -16,6 +17,8 @@ import { observeRemoteStore } from "./remote-metrics.js";
 
 // The service broke the watch protocol: start over from a snapshot.
 class ProtocolError extends Error {}
+
+const noLabels: Readonly<Record<string, string>> = Object.freeze({});
 
 // Connect (2.x, runStreamingCall) races every read of a stream against one
 // promise that settles only when the call ends, and Promise.race keeps each
@@ -123,6 +126,23 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     }
   }
 
+  // A compact snapshot part (see WatchCertificatesRequest.compact_snapshot).
+  function storeColumns(table: MirrorTable, part: Snapshot): void {
+    const ids = part.certificateIds;
+    if (ids.length === 0) return;
+    const indexes = part.labelSetIndexes;
+    if (part.sha256Digests.length !== ids.length * 32 || indexes.length !== ids.length) {
+      throw new ProtocolError("a compact snapshot part whose columns differ in length");
+    }
+    const labelSets = [noLabels, ...part.labelSets.map((s) => s.labels)];
+    for (let i = 0; i < ids.length; i++) {
+      const labels = labelSets[indexes[i]!];
+      if (labels === undefined || !table.setDigest(ids[i]!, part.sha256Digests, i * 32, labels)) {
+        throw new ProtocolError(`the service sent a malformed certificate entry (id ${JSON.stringify(ids[i])})`);
+      }
+    }
+  }
+
   function handle(response: WatchCertificatesResponse, stream: { snapshot: boolean }): void {
     const event = response.event;
     switch (event.case) {
@@ -139,6 +159,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
         for (const message of event.value.certificates) {
           store(staging, message);
         }
+        storeColumns(staging, event.value);
         if (event.value.last) {
           index = staging;
           staging = undefined;
@@ -211,7 +232,11 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     const stream = { snapshot: false };
     try {
       arm();
-      const request = complete ? { sinceRevision: revision, storeEpoch: epoch } : {};
+      // A service that predates compact snapshots ignores the field and sends Certificate messages.
+      const request = {
+        compactSnapshot: true,
+        ...(complete ? { sinceRevision: revision, storeEpoch: epoch } : {}),
+      };
       for await (const response of clients[current]!.watchCertificates(request, { signal: controller.signal })) {
         lastMessageAt = now();
         arm();
@@ -248,8 +273,12 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
   // Drops an applied event's contents, so that what Connect keeps of it is small.
   function release(response: WatchCertificatesResponse): void {
     const event = response.event;
-    if (event.case === "snapshot") event.value.certificates.length = 0;
-    else if (event.case === "change") {
+    if (event.case === "snapshot") {
+      event.value.certificates.length = 0;
+      event.value.certificateIds.length = 0;
+      event.value.sha256Digests = new Uint8Array(0);
+      event.value.labelSetIndexes.length = 0;
+    } else if (event.case === "change") {
       event.value.upserted.length = 0;
       event.value.deletedCertificateIds.length = 0;
     }
