@@ -192,19 +192,25 @@ export function createMirrorTable(initialCapacity = 1024): MirrorTable {
 
   function writeId(r: number, id: string): void {
     if (arenaUsed + id.length > arena.length) {
-      // Live ids first: a compaction may make enough room without growing.
       const live = arenaUsed - arenaGarbage;
-      const next = Buffer.alloc(Math.max(arena.length, (live + id.length) * 2));
-      let at = 0;
-      for (let x = 0; x < used; x++) {
-        if (idLengths[x] === 0) continue;
-        arena.copy(next, at, idOffsets[x]!, idOffsets[x]! + idLengths[x]!);
-        idOffsets[x] = at;
-        at += idLengths[x]!;
+      // Grown by a quarter (ids are most of what grows with the store),
+      // compacted on the way when deleted ids take a quarter of it.
+      const compact = arenaGarbage * 4 >= arenaUsed;
+      const next = Buffer.alloc(Math.max(1024, Math.ceil(((compact ? live : arenaUsed) + id.length) * 1.25)));
+      if (!compact) {
+        arena.copy(next, 0, 0, arenaUsed);
+      } else {
+        let at = 0;
+        for (let x = 0; x < used; x++) {
+          if (idLengths[x] === 0) continue;
+          arena.copy(next, at, idOffsets[x]!, idOffsets[x]! + idLengths[x]!);
+          idOffsets[x] = at;
+          at += idLengths[x]!;
+        }
+        arenaUsed = at;
+        arenaGarbage = 0;
       }
       arena = next;
-      arenaUsed = at;
-      arenaGarbage = 0;
     }
     arena.write(id, arenaUsed, "latin1");
     idOffsets[r] = arenaUsed;
