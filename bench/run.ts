@@ -26,6 +26,7 @@ const sections: Section[] = [
   section("store-server-memory", () => import("./store-server-memory.js")),
   section("policy", () => import("./policy.js")),
   section("remote-store", () => import("./remote-store.js")),
+  section("mirror-scale", () => import("./mirror-scale.js")),
   section("expiring-list", () => import("./expiring-list.js")),
   section("postgres-store", () => import("./postgres-store.js")),
 ];

@@ -81,7 +81,7 @@ export async function* watchStream(
       }
       continue;
     }
-    for (const entry of entries) {
+    for (const entry of coalesce(entries, options.partSize)) {
       if (signal.aborted) {
         return;
       }
@@ -175,6 +175,51 @@ function compactPart(part: readonly StoredCertificate[], first: boolean, last: b
     labelSetIndexes: indexes,
     labelSets: labelSets.map((labels) => create(LabelSetSchema, { labels })),
   });
+}
+
+type ChangeEntry = Extract<JournalEntry, { kind: "change" }>;
+
+// Merges runs of consecutive small change entries into one, at the last
+// one's revision, so that a watcher behind by a burst (10,000 deletions one
+// by one) gets a few events of up to `partSize` ids rather than one event,
+// one encoding and one write per revision: most of a replica's work per
+// watcher. A client applies a Change's deletions before its upserts, so an
+// entry deleting an id that an earlier entry of the run put (put then
+// delete) starts a new run; a later put of the same id replaces the earlier.
+function* coalesce(entries: readonly JournalEntry[], partSize: number): Generator<JournalEntry> {
+  let run: ChangeEntry[] = [];
+  let size = 0;
+  let put = new Set<string>();
+  function* flush(): Generator<JournalEntry> {
+    if (run.length === 1) yield run[0]!;
+    else if (run.length > 1) yield merge(run);
+    run = [];
+    size = 0;
+    put = new Set();
+  }
+  for (const entry of entries) {
+    if (entry.kind !== "change") {
+      yield* flush();
+      yield entry;
+      continue;
+    }
+    const weight = entry.upserted.length + entry.deleted.length;
+    if (size + weight > partSize || entry.deleted.some((id) => put.has(id))) yield* flush();
+    run.push(entry);
+    size += weight;
+    for (const c of entry.upserted) put.add(c.id);
+  }
+  yield* flush();
+}
+
+function merge(run: readonly ChangeEntry[]): ChangeEntry {
+  const upserted = new Map<string, StoredCertificate>();
+  const deleted: string[] = [];
+  for (const entry of run) {
+    deleted.push(...entry.deleted);
+    for (const c of entry.upserted) upserted.set(c.id, c);
+  }
+  return { kind: "change", revision: run[run.length - 1]!.revision, upserted: [...upserted.values()], deleted };
 }
 
 // Sends one entry, in parts of at most `partSize` certificates and ids: all

@@ -607,6 +607,8 @@ export const LabelSetSchema: GenMessage<LabelSet> = /*@__PURE__*/
  * Change is a set of changes applied at one revision. A large set may come
  * in several Change events: all but the last carry the previous revision, so
  * that a client resuming after a break receives the whole set again.
+ * Consecutive revisions may come merged in one Change, at the last one's
+ * revision; a client applies the deletions first, then the upserts.
  *
  * @generated from message certgate.v1.Change
  */
