@@ -61,6 +61,7 @@ for (let i = 0; i < 5_000_000; i++) ring[i & 4095] = { i, s: `x${i & 1023}` };
 
 serveParent({
   read,
+  cpu: () => process.cpuUsage(),
   // Starts `count` mirrors; each is ready at its first admitted look-up of `admitted`.
   async start({ count, admitted }: { count: number; admitted: number }) {
     const certificate = certificateOf(admitted);

@@ -82,6 +82,9 @@ function startMirrors(tls: Tls, url: string): Promise<ChildHandle> {
 interface SizeFigures {
   readonly size: number;
   readonly readyMs: number;
+  /** CPU time of the mirror's and the service's processes until ready: steadier than wall time on a shared machine. */
+  readonly mirrorCpuMs: number;
+  readonly serviceCpuMs: number;
   readonly rssBytesPerCertificate: number;
   readonly heapBytesPerCertificate: number;
   readonly hitNs: number;
@@ -93,12 +96,23 @@ async function measureSize(tls: Tls, size: number, log: (line: string) => void):
   const mirror = await startMirrors(tls, service.url);
   try {
     const before = await mirror.call<MemoryReading>("read");
+    const cpu = async () => {
+      const [m, s] = await Promise.all([
+        mirror.call<NodeJS.CpuUsage>("cpu"),
+        service.child.call<NodeJS.CpuUsage>("cpu"),
+      ]);
+      return [m.user + m.system, s.user + s.system];
+    };
+    const cpu0 = await cpu();
     const [readyMs] = await mirror.call<number[]>("start", { count: 1, admitted: size - 1 }, 600_000);
+    const cpu1 = await cpu();
     const after = await mirror.call<MemoryReading>("read");
     const { hitNs, missNs } = await mirror.call<{ hitNs: number; missNs: number }>("lookupNs", { size }, 600_000);
     const figures = {
       size,
       readyMs: readyMs as number,
+      mirrorCpuMs: (cpu1[0]! - cpu0[0]!) / 1000,
+      serviceCpuMs: (cpu1[1]! - cpu0[1]!) / 1000,
       rssBytesPerCertificate: (after.rss - before.rss) / size,
       heapBytesPerCertificate: (after.heap + after.external - before.heap - before.external) / size,
       hitNs,
@@ -226,10 +240,21 @@ export async function run(options: Partial<BenchOptions> = {}): Promise<SectionR
     `${availableParallelism()} cores (load average ${load.join(" ")}), Node ${process.version}; targets: ready <= ${targets.readyMs} ms at 1M, <= ${targets.bytesPerCertificate} B RSS per certificate, look-up <= ${targets.lookupNs} ns and flat`,
     "",
     ...table(
-      ["certificates", "ready ms", "RSS B/cert", "heap+ext B/cert", "hit ns", "miss ns"],
+      [
+        "certificates",
+        "ready ms",
+        "mirror CPU ms",
+        "service CPU ms",
+        "RSS B/cert",
+        "heap+ext B/cert",
+        "hit ns",
+        "miss ns",
+      ],
       sizes.map((s) => [
         String(s.size),
         fixed(s.readyMs, 0),
+        fixed(s.mirrorCpuMs, 0),
+        fixed(s.serviceCpuMs, 0),
         fixed(s.rssBytesPerCertificate, 0),
         fixed(s.heapBytesPerCertificate, 0),
         fixed(s.hitNs, 0),
@@ -238,7 +263,7 @@ export async function run(options: Partial<BenchOptions> = {}): Promise<SectionR
     ),
     "",
     "ready: createRemoteStore() until its first admitted look-up (snapshot over gRPC/TLS on 127.0.0.1 from a service over a",
-    "synthetic store). RSS B/cert: resident memory after less before (after GC, in a child of its own). hit/miss: warm sync",
+    "synthetic store), wall time and the CPU time of each process meanwhile. RSS B/cert: resident memory after less before (after GC, in a child of its own). hit/miss: warm sync",
     "look-up (the decision core's) over 1024 certificates spread across the store, best of 5 x 1M.",
   ];
   const warnings: string[] = [];

@@ -109,6 +109,16 @@ describe("createRemoteStore() mirror at 10,000 certificates", () => {
     expect(bad.kind).toBe("error");
   });
 
+  it("fetches on demand in lookup mode too, and refuses a certificate not stored", async () => {
+    const running = await service(await filledStore());
+    const remote = mirrorOf(running, { mode: "lookup" });
+    const found = await remote.getCertificate(idOf(12));
+    expect(found.kind === "found" && found.certificate.labels).toEqual(labelsOf(12));
+    const signal = new AbortController().signal;
+    expect((await remote.lookup(certificates[12]!, signal)).kind).toBe("admitted");
+    expect((await remote.lookup(certificates[count]!, signal)).kind).toBe("refused");
+  });
+
   it("answers error on demand while the store behind the service fails, and decisions go on from memory", async () => {
     const store = await filledStore();
     let down = false;

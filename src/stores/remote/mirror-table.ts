@@ -179,6 +179,15 @@ export function createMirrorTable(initialCapacity = 1024): MirrorTable {
     const s = new Uint32Array(to);
     s.set(labelSets);
     labelSets = s;
+    // Room in the arena for as many ids as records, at the mean length so
+    // far: one copy per doubling rather than many small steps, which leave
+    // freed blocks behind in the allocator.
+    const wanted = Math.ceil((to * arenaUsed * 1.05) / Math.max(1, used));
+    if (wanted > arena.length) {
+      const next = Buffer.alloc(wanted);
+      arena.copy(next, 0, 0, arenaUsed);
+      arena = next;
+    }
     capacity = to;
     slotMask = to * 2 - 1;
     byDigest = new Int32Array(to * 2).fill(EMPTY);
