@@ -132,7 +132,7 @@ interface FanOutFigures {
   readonly mirrors: number;
   readonly latencyMs: { p50: number; p99: number; max: number; samples: number; missing: number };
   readonly burst: { deletions: number; admittedAfter: number; snapshots: number; lastMirrorMs: number };
-  readonly cpuUsPerWatcherChange: { few: number; fewWatchers: number; many: number };
+  readonly cpuUsPerWatcherChange: { few: number; fewWatchers: number; many: number; single: number };
 }
 
 async function fanOut(tls: Tls, quick: boolean, log: (line: string) => void): Promise<FanOutFigures> {
@@ -175,9 +175,11 @@ async function fanOut(tls: Tls, quick: boolean, log: (line: string) => void): Pr
     log(`${mirrors} mirrors in ${processes} processes ready`);
     const latencies: number[] = [];
     let missing = 0;
+    let singlesCpuUs = 0;
     for (let s = 0; s < singles; s++) {
       const index = fewBurst + s;
       const run = await burstOf(children, index, index + 1);
+      singlesCpuUs += run.cpuUs;
       for (const t of run.times) {
         if (t === undefined) missing++;
         else latencies.push(t - run.at);
@@ -214,7 +216,12 @@ async function fanOut(tls: Tls, quick: boolean, log: (line: string) => void): Pr
         missing,
       },
       burst: { deletions: burst, admittedAfter, snapshots, lastMirrorMs },
-      cpuUsPerWatcherChange: { few: fewCpu, fewWatchers: few, many: manyCpu },
+      cpuUsPerWatcherChange: {
+        few: fewCpu,
+        fewWatchers: few,
+        many: manyCpu,
+        single: singlesCpuUs / (singles * mirrors),
+      },
     };
   } finally {
     await Promise.all(children.map((c) => c.call("close", undefined, 60_000).catch(() => undefined)));
@@ -263,7 +270,8 @@ export async function run(options: Partial<BenchOptions> = {}): Promise<SectionR
     ),
     "",
     "ready: createRemoteStore() until its first admitted look-up (snapshot over gRPC/TLS on 127.0.0.1 from a service over a",
-    "synthetic store), wall time and the CPU time of each process meanwhile. RSS B/cert: resident memory after less before (after GC, in a child of its own). hit/miss: warm sync",
+    "synthetic store), wall time and the CPU time of each process meanwhile. RSS B/cert: resident memory after less",
+    "before (after GC, in a child of its own). hit/miss: warm sync",
     "look-up (the decision core's) over 1024 certificates spread across the store, best of 5 x 1M.",
   ];
   const warnings: string[] = [];
@@ -273,7 +281,7 @@ export async function run(options: Partial<BenchOptions> = {}): Promise<SectionR
       `Fan-out: ${fan.mirrors} mirrors in child processes, each on its own connection to one service:`,
       `  deletion -> mirror refuses: p50 ${fixed(fan.latencyMs.p50, 1)} ms, p99 ${fixed(fan.latencyMs.p99, 1)} ms, max ${fixed(fan.latencyMs.max, 1)} ms over ${fan.latencyMs.samples} refusals (targets < ${targets.p50Ms} / < ${targets.p99Ms} ms)${fan.latencyMs.missing > 0 ? `, ${fan.latencyMs.missing} never seen` : ""}`,
       `  burst of ${fan.burst.deletions} deletions (one revision each, in a loop in the service, watchJournalSize ${2 * fan.burst.deletions}): on every mirror after ${fixed(fan.burst.lastMirrorMs, 0)} ms; deleted yet admitted: ${fan.burst.admittedAfter}; resyncs by snapshot: ${fan.burst.snapshots}`,
-      `  service CPU per watcher per change: ${fixed(fan.cpuUsPerWatcherChange.few, 2)} µs at ${fan.cpuUsPerWatcherChange.fewWatchers} watchers, ${fixed(fan.cpuUsPerWatcherChange.many, 2)} µs at ${fan.mirrors}`,
+      `  service CPU per watcher per change in a burst: ${fixed(fan.cpuUsPerWatcherChange.few, 2)} µs at ${fan.cpuUsPerWatcherChange.fewWatchers} watchers, ${fixed(fan.cpuUsPerWatcherChange.many, 2)} µs at ${fan.mirrors}; one deletion alone: ${fixed(fan.cpuUsPerWatcherChange.single, 1)} µs per watcher`,
     );
     if (fan.burst.admittedAfter > 0 || fan.latencyMs.missing > 0) warnings.push("some mirrors missed deletions");
   }
