@@ -221,21 +221,22 @@ export async function run(options: { quick?: boolean; log?: (line: string) => vo
   const figures: Figures[] = [];
   const repeated = new Map<number, Figures[]>();
   for (const count of sizes) {
-    log(`writing ${count} certificate files`);
-    const dir = makeFolder(count, dies);
-    try {
-      const times = count === 1 || count === sizes[sizes.length - 1] ? runs : 1;
-      const all: Figures[] = [];
-      for (let r = 0; r < times; r++) {
+    const times = count === 1 || count === sizes[sizes.length - 1] ? runs : 1;
+    const all: Figures[] = [];
+    for (let r = 0; r < times; r++) {
+      // A fresh folder per run: a run writes files into its folder.
+      log(`writing ${count} certificate files`);
+      const dir = makeFolder(count, dies);
+      try {
         log(`measuring ${count}${times > 1 ? ` (run ${r + 1}/${times})` : ""}`);
         all.push(await runChild(dir, count, dies[0]!));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
       }
-      repeated.set(count, all);
-      // The run of median load time stands for the size in the table.
-      figures.push([...all].sort((a, b) => a.loadMs - b.loadMs)[Math.floor(all.length / 2)]!);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
     }
+    repeated.set(count, all);
+    // The run of median load time stands for the size in the table.
+    figures.push([...all].sort((a, b) => a.loadMs - b.loadMs)[Math.floor(all.length / 2)]!);
   }
   const largest = sizes[sizes.length - 1]!;
   const baseMs = median((repeated.get(1) ?? []).map((f) => f.loadMs));
