@@ -43,9 +43,14 @@ export function createCertificateFetcher(
     for (let i = 0; i < clients.length; i++) {
       if (signal?.aborted === true || closing.aborted) break;
       const client = clients[(first + i) % clients.length]!;
-      const signals = [AbortSignal.timeout(timeoutMs), closing, ...(signal === undefined ? [] : [signal])];
+      // One controller per call, its listeners removed after it: not
+      // AbortSignal.any, whose listeners on the long-lived `closing` pile up.
+      const call = new AbortController();
+      const stop = () => call.abort();
+      closing.addEventListener("abort", stop);
+      signal?.addEventListener("abort", stop);
       try {
-        const response = await client.getCertificate({ certificateId: id }, { signal: AbortSignal.any(signals) });
+        const response = await client.getCertificate({ certificateId: id }, { signal: call.signal, timeoutMs });
         if (response.certificate === undefined) {
           return { kind: "error", error: new Error("the certificate store service answered without a certificate") };
         }
@@ -53,6 +58,9 @@ export function createCertificateFetcher(
       } catch (error) {
         if (ConnectError.from(error).code === Code.NotFound) return { kind: "not_found" };
         failure = error;
+      } finally {
+        closing.removeEventListener("abort", stop);
+        signal?.removeEventListener("abort", stop);
       }
     }
     return { kind: "error", error: failure ?? new Error("getCertificate(): aborted") };
