@@ -28,6 +28,7 @@ const sections: Section[] = [
   section("policy", () => import("./policy.js")),
   section("online-revocation", () => import("./online-revocation.js")),
   section("remote-store", () => import("./remote-store.js")),
+  section("mirror-scale", () => import("./mirror-scale.js")),
   section("expiring-list", () => import("./expiring-list.js")),
   section("postgres-store", () => import("./postgres-store.js")),
   section("authz-proxy", () => import("./authz-proxy.js")),

@@ -24,6 +24,8 @@ export {
   type RemoteStoreState,
   type RemoteStoreEvent,
   type RemoteStoreClientCert,
+  type RemoteCertificate,
+  type RemoteCertificateResult,
 } from "./stores/remote-store.js";
 export { createMemoryStore, type MemoryStoreOptions } from "./stores/memory-store.js";
 // PostgreSQL store: `pg` is imported only when createPostgresStore is called.

@@ -12,6 +12,26 @@ beforeAll(async () => {
 const text = (s: string) => new Uint8Array(Buffer.from(s, "latin1"));
 
 describe("decodePemOrDer()", () => {
+  it("decodes a bundle into one reused buffer with transient, byte for byte as without it", () => {
+    const bundle = `${leaf.cert}\n${ca.cert}`;
+    const own = decodePemOrDer(bundle);
+    const shared = decodePemOrDer(bundle, { transient: true });
+    expect(shared.kind === "decoded" && shared.ders.map((d) => Buffer.from(d).toString("hex"))).toEqual(
+      own.kind === "decoded" && own.ders.map((d) => Buffer.from(d).toString("hex")),
+    );
+    const [a, b] = shared.kind === "decoded" ? shared.ders : [];
+    expect(a!.buffer).toBe(b!.buffer);
+    const again = decodePemOrDer(ca.cert, { transient: true });
+    expect(again.kind === "decoded" && again.ders[0]!.buffer).toBe(a!.buffer);
+    // Without transient, each DER is its own and outlives later calls.
+    expect(own.kind === "decoded" && Buffer.from(own.ders[0]!).equals(Buffer.from(leaf.der))).toBe(true);
+  });
+
+  it("refuses broken base64 with transient as without it", () => {
+    const broken = leaf.cert.replace(/\n([A-Za-z0-9+/]{10})/, "\n!$1");
+    expect(decodePemOrDer(broken, { transient: true })).toMatchObject({ kind: "problem", code: "broken_base64" });
+  });
+
   it("admits one DER certificate, PEM bundles with explanatory text, and concatenated DER", () => {
     const der = decodePemOrDer(leaf.der);
     expect(der).toMatchObject({ kind: "decoded", pem: false });

@@ -3,6 +3,7 @@ import type { StoredCertificate, WritableCertificateStore } from "../core/store.
 import {
   ChangeSchema,
   HeartbeatSchema,
+  LabelSetSchema,
   SnapshotSchema,
   WatchCertificatesResponseSchema,
   type Certificate as CertificateMessage,
@@ -39,6 +40,8 @@ export async function* watchStream(
 ): AsyncGenerator<WatchCertificatesResponse> {
   const { journal } = options;
   const includeDer = request.includeDer;
+  // Columns carry no DER: a watcher asking for both gets Certificate messages.
+  const compact = request.compactSnapshot && !includeDer;
   const since = request.sinceRevision;
   let cursor = 0;
   // Whether the client's copy has been complete since the last heartbeat.
@@ -50,7 +53,7 @@ export async function* watchStream(
     // A shared store's journal reads what it no longer keeps in memory.
     const resumed = resumable ? await journal.resume?.(Number(since)) : undefined;
     if (resumed === undefined) {
-      cursor = yield* snapshot(options, includeDer, signal);
+      cursor = yield* snapshot(options, includeDer, compact, signal);
     } else {
       for (const entry of resumed.entries) {
         if (entry.kind === "change") yield* change(entry, journal.epoch, includeDer, options.partSize);
@@ -62,7 +65,7 @@ export async function* watchStream(
     const entries = journal.since(cursor);
     if (entries === undefined) {
       // Fell behind what the journal keeps: start over.
-      cursor = yield* snapshot(options, includeDer, signal);
+      cursor = yield* snapshot(options, includeDer, compact, signal);
       announced = false;
       continue;
     }
@@ -78,12 +81,12 @@ export async function* watchStream(
       }
       continue;
     }
-    for (const entry of entries) {
+    for (const entry of coalesce(entries, options.partSize)) {
       if (signal.aborted) {
         return;
       }
       if (entry.kind === "reset") {
-        cursor = yield* snapshot(options, includeDer, signal);
+        cursor = yield* snapshot(options, includeDer, compact, signal);
         announced = false;
         break;
       }
@@ -105,6 +108,7 @@ export async function* watchStream(
 async function* snapshot(
   options: WatchStreamOptions,
   includeDer: boolean,
+  compact: boolean,
   signal: AbortSignal,
 ): AsyncGenerator<WatchCertificatesResponse, number> {
   const { store, journal, partSize } = options;
@@ -120,11 +124,13 @@ async function* snapshot(
     after = part.length === 0 ? after : (part[part.length - 1] as StoredCertificate).id;
     const message = event(revision, journal.epoch, {
       case: "snapshot",
-      value: create(SnapshotSchema, {
-        certificates: part.map((c) => watchCertificateMessage(c, includeDer)),
-        first,
-        last,
-      }),
+      value: compact
+        ? compactPart(part, first, last)
+        : create(SnapshotSchema, {
+            certificates: part.map((c) => watchCertificateMessage(c, includeDer)),
+            first,
+            last,
+          }),
     });
     page.length = 0;
     yield message;
@@ -132,6 +138,88 @@ async function* snapshot(
       return revision;
     }
   }
+}
+
+// One snapshot part in columns: ids, binary digests, and label sets given
+// once per part (a fleet has few distinct ones).
+function compactPart(part: readonly StoredCertificate[], first: boolean, last: boolean) {
+  const ids = new Array<string>(part.length);
+  const digests = new Uint8Array(part.length * 32);
+  const digestView = Buffer.from(digests.buffer, digests.byteOffset, digests.byteLength);
+  const indexes = new Array<number>(part.length);
+  const labelSets: Record<string, string>[] = [];
+  const setIndex = new Map<string, number>();
+  for (let i = 0; i < part.length; i++) {
+    const c = part[i] as StoredCertificate;
+    ids[i] = c.id;
+    digestView.write(c.sha256, i * 32, 32, "hex");
+    const keys = Object.keys(c.labels);
+    if (keys.length === 0) {
+      indexes[i] = 0;
+      continue;
+    }
+    const key = JSON.stringify(keys.sort().map((k) => [k, c.labels[k]]));
+    let index = setIndex.get(key);
+    if (index === undefined) {
+      labelSets.push({ ...c.labels });
+      index = labelSets.length;
+      setIndex.set(key, index);
+    }
+    indexes[i] = index;
+  }
+  return create(SnapshotSchema, {
+    first,
+    last,
+    certificateIds: ids,
+    sha256Digests: digests,
+    labelSetIndexes: indexes,
+    labelSets: labelSets.map((labels) => create(LabelSetSchema, { labels })),
+  });
+}
+
+type ChangeEntry = Extract<JournalEntry, { kind: "change" }>;
+
+// Merges runs of consecutive small change entries into one, at the last
+// one's revision, so that a watcher behind by a burst (10,000 deletions one
+// by one) gets a few events of up to `partSize` ids rather than one event,
+// one encoding and one write per revision: most of a replica's work per
+// watcher. A client applies a Change's deletions before its upserts, so an
+// entry deleting an id that an earlier entry of the run put (put then
+// delete) starts a new run; a later put of the same id replaces the earlier.
+function* coalesce(entries: readonly JournalEntry[], partSize: number): Generator<JournalEntry> {
+  let run: ChangeEntry[] = [];
+  let size = 0;
+  let put = new Set<string>();
+  function* flush(): Generator<JournalEntry> {
+    if (run.length === 1) yield run[0]!;
+    else if (run.length > 1) yield merge(run);
+    run = [];
+    size = 0;
+    put = new Set();
+  }
+  for (const entry of entries) {
+    if (entry.kind !== "change") {
+      yield* flush();
+      yield entry;
+      continue;
+    }
+    const weight = entry.upserted.length + entry.deleted.length;
+    if (size + weight > partSize || entry.deleted.some((id) => put.has(id))) yield* flush();
+    run.push(entry);
+    size += weight;
+    for (const c of entry.upserted) put.add(c.id);
+  }
+  yield* flush();
+}
+
+function merge(run: readonly ChangeEntry[]): ChangeEntry {
+  const upserted = new Map<string, StoredCertificate>();
+  const deleted: string[] = [];
+  for (const entry of run) {
+    deleted.push(...entry.deleted);
+    for (const c of entry.upserted) upserted.set(c.id, c);
+  }
+  return { kind: "change", revision: run[run.length - 1]!.revision, upserted: [...upserted.values()], deleted };
 }
 
 // Sends one entry, in parts of at most `partSize` certificates and ids: all

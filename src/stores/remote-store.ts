@@ -13,6 +13,8 @@ export type {
   RemoteStoreOptions,
   RemoteStoreState,
   RemoteStoreClientCert,
+  RemoteCertificate,
+  RemoteCertificateResult,
 } from "./remote/types.js";
 
 /**

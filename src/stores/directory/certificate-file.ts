@@ -25,8 +25,8 @@ function problem(code: DirectoryProblemCode, reason: string): DecodedFile {
  * whole, so that what a folder admits never depends on how much of a broken
  * file could be read.
  */
-export function decodeCertificateFile(bytes: Uint8Array): DecodedFile {
-  const decoded = decodePemOrDer(bytes);
+export function decodeCertificateFile(bytes: Uint8Array, options: { transient?: boolean } = {}): DecodedFile {
+  const decoded = decodePemOrDer(bytes, options);
   if (decoded.kind === "decoded") {
     const [first] = decoded.ders;
     if (!decoded.pem && decoded.ders.length > 1 && first !== undefined) {

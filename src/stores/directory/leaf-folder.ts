@@ -121,7 +121,8 @@ export function createLeafFolder(directory: string, maxFileBytes: number): LeafF
         plan.remove(id);
         return true;
     }
-    const decoded = decodeCertificateFile(read.bytes);
+    // Only hashed here: decoded into a reused buffer (see PemDerOptions.transient).
+    const decoded = decodeCertificateFile(read.bytes, { transient: true });
     if (decoded.kind === "problem") {
       plan.problem(name, record(name, decoded.code, decoded.reason, read.signature));
       plan.remove(id);

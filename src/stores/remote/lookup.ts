@@ -8,6 +8,7 @@ import { nonNegative, timerDuration, transportsOf } from "./options.js";
 import { clockOf } from "../../core/options.js";
 import { observeRemoteStore } from "./remote-metrics.js";
 import { createLruCache } from "../../core/lru-cache.js";
+import { createCertificateFetcher } from "./fetch-certificate.js";
 
 type Answer = Exclude<StoreVerdict, { kind: "error" }> & { readonly expiresAt: number };
 
@@ -103,6 +104,12 @@ export function createLookupStore(options: RemoteStoreOptions): RemoteStore {
 
   return {
     mode: "lookup",
+    getCertificate: createCertificateFetcher({
+      clients,
+      preferred: () => preferred,
+      timeoutMs: requestTimeoutMs,
+      closing: closing.signal,
+    }),
     get state() {
       return closed ? "closed" : "synced";
     },

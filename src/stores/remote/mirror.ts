@@ -3,25 +3,31 @@ import type { Certificate } from "../../core/certificate.js";
 import {
   CertificateStoreService,
   type Certificate as CertificateMessage,
+  type Snapshot,
   type WatchCertificatesResponse,
 } from "../../gen/certgate/v1/certificate_store_pb.js";
 import { createChangeNotifier, type StoreVerdict } from "../../core/store.js";
 import { withSyncLookup } from "../../core/sync-lookup.js";
 import type { RemoteStore, RemoteStoreOptions, RemoteStoreState } from "./types.js";
 import { delay, nonNegative, timerDuration, report, transportsOf } from "./options.js";
-import { createCertificateIndex, type CertificateIndex } from "../certificate-index.js";
+import { createMirrorTable, type MirrorTable } from "./mirror-table.js";
+import { createCertificateFetcher } from "./fetch-certificate.js";
 import { clockOf } from "../../core/options.js";
 import { observeRemoteStore } from "./remote-metrics.js";
 
-interface MirrorEntry {
-  readonly id: string;
-  readonly sha1: string;
-  readonly sha256: string;
-  readonly labels: Readonly<Record<string, string>>;
-}
-
 // The service broke the watch protocol: start over from a snapshot.
 class ProtocolError extends Error {}
+
+const noLabels: Readonly<Record<string, string>> = Object.freeze({});
+
+// Connect (2.x, runStreamingCall) races every read of a stream against one
+// promise that settles only when the call ends, and Promise.race keeps each
+// read's result reachable from it until then (connect-es#1524): a watch
+// would hold every event it ever received. So each event is emptied once
+// applied, and a watch is ended and resumed from its revision (same
+// replica, same connection, no snapshot, still in sync) after this many
+// events, which bounds what is held to a few hundred bytes per event.
+const eventsPerWatch = 4096;
 
 /**
  * createMirrorStore is `createRemoteStore` in mirror mode: a local copy of
@@ -41,13 +47,16 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     );
   }
   const idleTimeoutMs = timerDuration("idleTimeoutMs", options.idleTimeoutMs, 3000);
+  const requestTimeoutMs = timerDuration("requestTimeoutMs", options.requestTimeoutMs, 3000);
   const now = clockOf(options.clock);
   const notifier = createChangeNotifier();
   const closing = new AbortController();
 
-  let index = createCertificateIndex<MirrorEntry>();
+  // Only what a decision needs (digest, id, labels) is kept, in a compact
+  // table; the DER and the rest are fetched on demand (`getCertificate`).
+  let index: MirrorTable = createMirrorTable();
   // The copy being filled by a snapshot, swapped in at its last part.
-  let staging: CertificateIndex<MirrorEntry> | undefined;
+  let staging: MirrorTable | undefined;
   // Whether `index` is a complete copy at `revision` of `epoch`, that is
   // whether a new watch may resume from there.
   let complete = false;
@@ -109,13 +118,29 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     notifier.changed();
   }
 
-  function entryOf(message: CertificateMessage): MirrorEntry {
-    return {
-      id: message.certificateId,
-      sha1: message.sha1Thumbprint.toUpperCase(),
-      sha256: message.sha256Thumbprint.toUpperCase(),
-      labels: Object.freeze({ ...message.labels }),
-    };
+  function store(table: MirrorTable, message: CertificateMessage): void {
+    if (!table.set(message.certificateId, message.sha256Thumbprint, message.labels)) {
+      throw new ProtocolError(
+        `the service sent a malformed certificate entry (id ${JSON.stringify(message.certificateId)})`,
+      );
+    }
+  }
+
+  // A compact snapshot part (see WatchCertificatesRequest.compact_snapshot).
+  function storeColumns(table: MirrorTable, part: Snapshot): void {
+    const ids = part.certificateIds;
+    if (ids.length === 0) return;
+    const indexes = part.labelSetIndexes;
+    if (part.sha256Digests.length !== ids.length * 32 || indexes.length !== ids.length) {
+      throw new ProtocolError("a compact snapshot part whose columns differ in length");
+    }
+    const labelSets = [noLabels, ...part.labelSets.map((s) => s.labels)];
+    for (let i = 0; i < ids.length; i++) {
+      const labels = labelSets[indexes[i]!];
+      if (labels === undefined || !table.setDigest(ids[i]!, part.sha256Digests, i * 32, labels)) {
+        throw new ProtocolError(`the service sent a malformed certificate entry (id ${JSON.stringify(ids[i])})`);
+      }
+    }
   }
 
   function handle(response: WatchCertificatesResponse, stream: { snapshot: boolean }): void {
@@ -125,14 +150,16 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
         if (event.value.first) {
           // A new snapshot means the copy is behind (or of another epoch).
           loseSync(now());
-          staging = createCertificateIndex();
+          // Room for the previous copy's size, so that a big snapshot does not grow by doubling.
+          staging = createMirrorTable(index.size);
           stream.snapshot = true;
         } else if (staging === undefined) {
           throw new ProtocolError("snapshot part without its first part");
         }
         for (const message of event.value.certificates) {
-          staging.set(entryOf(message));
+          store(staging, message);
         }
+        storeColumns(staging, event.value);
         if (event.value.last) {
           index = staging;
           staging = undefined;
@@ -151,7 +178,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
           index.delete(id);
         }
         for (const message of event.value.upserted) {
-          index.set(entryOf(message));
+          store(index, message);
         }
         revision = response.revision;
         // Bumped on every applied change, so that the next call of every open
@@ -175,7 +202,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     }
   }
 
-  async function watchOnce(): Promise<{ error: unknown; reachedSync: boolean }> {
+  async function watchOnce(): Promise<{ error: unknown; reachedSync: boolean; renewed: boolean }> {
     const controller = new AbortController();
     const stop = () => controller.abort();
     closing.signal.addEventListener("abort", stop);
@@ -200,17 +227,29 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     };
     let error: unknown;
     let reachedSync = false;
+    let renewed = false;
+    let events = 0;
     const stream = { snapshot: false };
     try {
       arm();
-      const request = complete ? { sinceRevision: revision, storeEpoch: epoch } : {};
+      // A service that predates compact snapshots ignores the field and sends Certificate messages.
+      const request = {
+        compactSnapshot: true,
+        ...(complete ? { sinceRevision: revision, storeEpoch: epoch } : {}),
+      };
       for await (const response of clients[current]!.watchCertificates(request, { signal: controller.signal })) {
         lastMessageAt = now();
         arm();
         handle(response, stream);
+        release(response);
         reachedSync ||= synced;
+        // Between snapshots, any event is a point a watch resumes from.
+        if (++events >= eventsPerWatch && synced && staging === undefined) {
+          renewed = true;
+          break;
+        }
       }
-      error = new ConnectError("the certificate store service ended the watch", Code.Unavailable);
+      if (!renewed) error = new ConnectError("the certificate store service ended the watch", Code.Unavailable);
     } catch (e) {
       error = e;
       if (e instanceof ProtocolError) {
@@ -221,9 +260,28 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
       closing.signal.removeEventListener("abort", stop);
     }
     staging = undefined;
+    if (renewed) {
+      // Ends the call, which lets go of what Connect held of its events.
+      controller.abort();
+      return { error: undefined, reachedSync, renewed };
+    }
     // A silent connection was out of sync since its last message.
     loseSync(idle ? lastMessageAt : now());
-    return { error, reachedSync };
+    return { error, reachedSync, renewed };
+  }
+
+  // Drops an applied event's contents, so that what Connect keeps of it is small.
+  function release(response: WatchCertificatesResponse): void {
+    const event = response.event;
+    if (event.case === "snapshot") {
+      event.value.certificates.length = 0;
+      event.value.certificateIds.length = 0;
+      event.value.sha256Digests = new Uint8Array(0);
+      event.value.labelSetIndexes.length = 0;
+    } else if (event.case === "change") {
+      event.value.upserted.length = 0;
+      event.value.deletedCertificateIds.length = 0;
+    }
   }
 
   async function run(): Promise<void> {
@@ -231,9 +289,14 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     // How many replicas in a row failed since the last sync.
     let failedInRow = 0;
     while (!closed) {
-      const { error, reachedSync } = await watchOnce();
+      const { error, reachedSync, renewed } = await watchOnce();
       if (closed) {
         return;
+      }
+      if (renewed) {
+        attempt = 0;
+        failedInRow = 0;
+        continue;
       }
       if (reachedSync) {
         attempt = 0;
@@ -279,12 +342,16 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
   function answer(certificate: Certificate, expiresAt?: number): StoreVerdict {
     // By SHA-256 alone: the service sends both digests of every certificate,
     // so a match by SHA-1 only would be a SHA-1 collision.
-    const entry = index.findByThumbprint(certificate.sha256);
+    const match = index.find(certificate.sha256);
     const end = expiresAt === undefined ? {} : { expiresAt };
-    if (entry === undefined) {
+    if (match === undefined) {
       return { kind: "refused", reason: "not_allowed", ...end };
     }
-    return { kind: "admitted", entry: { id: entry.id, thumbprint: entry.sha256, labels: entry.labels }, ...end };
+    return {
+      kind: "admitted",
+      entry: { id: match.id, thumbprint: certificate.sha256.toUpperCase(), labels: match.labels },
+      ...end,
+    };
   }
 
   // The verdict from the mirror, or undefined before the first snapshot.
@@ -303,6 +370,12 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
 
   return {
     mode: "mirror",
+    getCertificate: createCertificateFetcher({
+      clients,
+      preferred: () => current,
+      timeoutMs: requestTimeoutMs,
+      closing: closing.signal,
+    }),
     get state(): RemoteStoreState {
       return stateNow();
     },

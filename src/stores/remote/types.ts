@@ -1,5 +1,5 @@
 import type { Transport } from "@connectrpc/connect";
-import type { CertificateStore } from "../../core/store.js";
+import type { CertificateStore, StoredCertificate } from "../../core/store.js";
 import type { StoreMetricsOptions } from "../../core/metrics.js";
 import type { ClientCertTransportOptions } from "../../client/client-cert-transport.js";
 
@@ -82,7 +82,11 @@ export interface RemoteStoreOptions extends StoreMetricsOptions {
   negativeCacheTtlMs?: number;
   /** At most this many cached answers (lookup mode); the oldest go first. By default, 10000. */
   cacheMaxEntries?: number;
-  /** How long one VerifyCertificate call may take (lookup mode), in milliseconds. By default, 3000. */
+  /**
+   * How long one VerifyCertificate call (lookup mode) or one GetCertificate
+   * call of `getCertificate` (both modes) may take, in milliseconds. By
+   * default, 3000.
+   */
   requestTimeoutMs?: number;
   /**
    * The current time, as epoch milliseconds or a Date, for the stale window
@@ -145,4 +149,43 @@ export interface RemoteStore extends CertificateStore {
    * (by default, `syncTimeoutMs`). Handy before a server starts listening.
    */
   ready(timeoutMs?: number): Promise<void>;
+  /**
+   * getCertificate fetches one stored certificate by id from the service
+   * (GetCertificate, within `requestTimeoutMs`), for what people look at: a
+   * mirror keeps only what a decision needs (the SHA-256 digest, the id and
+   * the labels), not the DER. It never throws: a service that cannot be
+   * reached gives `error`, and decisions, which never wait on it, go on
+   * from the mirror.
+   */
+  getCertificate(id: string, signal?: AbortSignal): Promise<RemoteCertificateResult>;
 }
+
+/**
+ * RemoteCertificate is a stored certificate as `getCertificate` returns it:
+ * a `StoredCertificate` (with `notAfter`) and the fields the service reads
+ * from its DER.
+ */
+export interface RemoteCertificate extends StoredCertificate {
+  /** Subject distinguished name. */
+  readonly subject: string;
+  /** Issuer distinguished name. */
+  readonly issuer: string;
+  /** Serial number, upper-case hex. */
+  readonly serialNumber: string;
+  /** Start of the validity window. */
+  readonly notBefore: Date;
+  /** End of the validity window. */
+  readonly notAfter: Date;
+  /** Whether it is a CA certificate. */
+  readonly isCa: boolean;
+}
+
+/**
+ * RemoteCertificateResult is what `getCertificate` answers: the certificate,
+ * `not_found`, or `error` (the service unreachable, a time-out, the store
+ * closed), never a throw.
+ */
+export type RemoteCertificateResult =
+  | { readonly kind: "found"; readonly certificate: RemoteCertificate }
+  | { readonly kind: "not_found" }
+  | { readonly kind: "error"; readonly error: unknown };
