@@ -116,15 +116,34 @@ export async function startNginx(dir: string, s: ExampleSubstitutions): Promise<
     .replaceAll("127.0.0.1:50051", `127.0.0.1:${s.grpcUpstream ?? s.upstream}`)
     .replace("/etc/nginx/certs/server.pem", s.cert)
     .replace("/etc/nginx/certs/server-key.pem", s.key);
-  await mkdir(join(dir, "logs"), { recursive: true });
   await writeFile(join(dir, "site.conf"), site);
+  const args = await writeNginxMain(dir, `include ${join(dir, "site.conf")};`, {
+    errorLevel: "warn",
+    workerConnections: 512,
+  });
+  return startProcess("nginx", nginxBinary, args, s.listen);
+}
+
+/** How the nginx main configuration of `writeNginxMain` logs and scales. */
+export interface NginxMainOptions {
+  readonly errorLevel: string;
+  readonly workerConnections: number;
+}
+
+/**
+ * writeNginxMain writes `dir`/nginx.conf: nginx in the foreground, one
+ * process, its pid, log and temporary files under `dir`, no access log, and
+ * `http` inside its http block. It returns nginx's arguments.
+ */
+export async function writeNginxMain(dir: string, http: string, options: NginxMainOptions): Promise<string[]> {
+  await mkdir(join(dir, "logs"), { recursive: true });
   await writeFile(
     join(dir, "nginx.conf"),
     `daemon off;
 master_process off;
 pid ${join(dir, "nginx.pid")};
-error_log ${join(dir, "logs", "error.log")} warn;
-events { worker_connections 512; }
+error_log ${join(dir, "logs", "error.log")} ${options.errorLevel};
+events { worker_connections ${options.workerConnections}; }
 http {
   access_log off;
   client_body_temp_path ${join(dir, "body")};
@@ -132,16 +151,11 @@ http {
   fastcgi_temp_path ${join(dir, "fastcgi")};
   uwsgi_temp_path ${join(dir, "uwsgi")};
   scgi_temp_path ${join(dir, "scgi")};
-  include ${join(dir, "site.conf")};
+  ${http}
 }
 `,
   );
-  return startProcess(
-    "nginx",
-    nginxBinary,
-    ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "logs", "error.log")],
-    s.listen,
-  );
+  return ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "logs", "error.log")];
 }
 
 /**
