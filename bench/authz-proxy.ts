@@ -22,7 +22,8 @@ import { repoRoot } from "./ipc.js";
 import { createNsTimer } from "./ns-timer.js";
 import type { BenchOptions, SectionResult } from "./section.js";
 import { fixed, median, table } from "./stats.js";
-import { freePort, nginxBinary, writeNginxMain } from "../test/support/proxies.js";
+import { freePort } from "../test/support/free-port.js";
+import { nginxBinary, writeNginxMain } from "../test/support/proxies.js";
 import { waitFor } from "../test/support/harness.js";
 
 /** The target for certgate's own decision, p50, µs. */

@@ -5,15 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WritableCertificateStore } from "../src/core/store.js";
 import { startAuthzBehindProxy, type AuthzBehindProxy } from "./support/authz-behind-proxy.js";
 import { waitFor, type TestPki } from "./support/harness.js";
-import {
-  freePort,
-  getHttp1,
-  getHttp2,
-  haveProxies,
-  startCaddy,
-  type ProxyProcess,
-  type Upstream,
-} from "./support/proxies.js";
+import { freePort } from "./support/free-port.js";
+import { getHttp1, getHttp2, haveProxies, startCaddy, type ProxyProcess, type Upstream } from "./support/proxies.js";
 
 const required = process.env.CI === "true";
 let certgate: AuthzBehindProxy;

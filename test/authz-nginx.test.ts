@@ -10,8 +10,8 @@ import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
 import type { WritableCertificateStore } from "../src/core/store.js";
 import { startAuthzBehindProxy, type AuthzBehindProxy } from "./support/authz-behind-proxy.js";
 import { waitFor, type TestPki } from "./support/harness.js";
+import { freePort } from "./support/free-port.js";
 import {
-  freePort,
   getHttp1,
   getHttp2,
   haveProxies,

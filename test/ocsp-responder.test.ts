@@ -8,7 +8,8 @@ import { createDecisionCore, type ClientCertOptions } from "../src/decision/deci
 import type { RevocationOptions } from "../src/policy/policy-options.js";
 import type { OnlineRevocationError } from "../src/policy/online-revocation.js";
 import { waitFor } from "./support/harness.js";
-import { createOcspPki, freePort, type OcspIssued, type OcspPki, type OcspResponder } from "./support/ocsp-pki.js";
+import { freePort } from "./support/free-port.js";
+import { createOcspPki, type OcspIssued, type OcspPki, type OcspResponder } from "./support/ocsp-pki.js";
 
 let pki: OcspPki;
 let responder: OcspResponder;

@@ -9,7 +9,8 @@ import { createAuthzServer, type AuthzServer, type AuthzServerOptions } from "..
 import type { WritableCertificateStore } from "../../src/core/store.js";
 import { createMemoryStore } from "../../src/stores/memory-store.js";
 import { createTestPki, type TestPki } from "./harness.js";
-import { freePort, startHttpUpstream, writeServerFiles, type Upstream } from "./proxies.js";
+import { freePort } from "./free-port.js";
+import { startHttpUpstream, writeServerFiles, type Upstream } from "./proxies.js";
 
 /** AuthzBehindProxy is what a proxy test starts its proxy in front of. */
 export interface AuthzBehindProxy {

@@ -21,18 +21,6 @@ export const caddyBinary = "/usr/bin/caddy";
 /** Whether nginx and Caddy are installed (CI installs them; see .ci/run). */
 export const haveProxies = existsSync(nginxBinary) && existsSync(caddyBinary);
 
-/**
- * freePort returns a port that was free a moment ago: nginx cannot listen on
- * port 0 and tell which port it got, so the test picks one first.
- */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 /** A proxy process, stopped by `stop()`. */
 export interface ProxyProcess {
   readonly port: number;
