@@ -8,6 +8,7 @@ import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { expect } from "vitest";
 import { runCli } from "../../src/cli/main.js";
+import { parseCertificate } from "../../src/core/certificate.js";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../../src/dev-certificates.js";
 import { createTestPki, waitFor, type TestPki } from "./harness.js";
 
@@ -202,4 +203,29 @@ export async function createCliFixture(): Promise<CliFixture> {
   await write("bundle.pem", pki.alice.cert + pki.alice.key + pki.ca.cert);
   await write("junk.der", new Uint8Array([0x30, 0x82, 0x01, 0x00, 1, 2, 3, 4, 5]));
   return { tmp, pki, admin, reader, foreign, files };
+}
+
+/**
+ * serveAccessArgs are `certgate serve`'s --tls-cert and --tls-key with the
+ * fixture's server files, and --admin and --reader naming its admin and
+ * reader by SHA-256.
+ */
+export function serveAccessArgs(fx: CliFixture): string[] {
+  return [
+    ...["--tls-cert", fx.files["server.pem"]!, "--tls-key", fx.files["server-key.pem"]!],
+    ...["--admin", parseCertificate(fx.admin.cert).sha256, "--reader", parseCertificate(fx.reader.cert).sha256],
+  ];
+}
+
+/**
+ * clientEnv is the environment with which the CLI calls the store service
+ * at `url` as `who`, one of the fixture's names (admin, reader, foreign, ...).
+ */
+export function clientEnv(fx: CliFixture, who: string, url: string): Record<string, string> {
+  return {
+    CERTGATE_STORE: url,
+    CERTGATE_CERT: fx.files[`${who}.pem`]!,
+    CERTGATE_KEY: fx.files[`${who}-key.pem`]!,
+    CERTGATE_CA: fx.files["ca.pem"]!,
+  };
 }
