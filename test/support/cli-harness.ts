@@ -205,14 +205,18 @@ export async function createCliFixture(): Promise<CliFixture> {
   return { tmp, pki, admin, reader, foreign, files };
 }
 
+/** serveTlsArgs are `certgate serve`'s --tls-cert and --tls-key with the fixture's server files. */
+export function serveTlsArgs(fx: Pick<CliFixture, "files">): string[] {
+  return ["--tls-cert", fx.files["server.pem"]!, "--tls-key", fx.files["server-key.pem"]!];
+}
+
 /**
- * serveAccessArgs are `certgate serve`'s --tls-cert and --tls-key with the
- * fixture's server files, and --admin and --reader naming its admin and
- * reader by SHA-256.
+ * serveAccessArgs are `serveTlsArgs`, and --admin and --reader naming the
+ * fixture's admin and reader by SHA-256.
  */
 export function serveAccessArgs(fx: CliFixture): string[] {
   return [
-    ...["--tls-cert", fx.files["server.pem"]!, "--tls-key", fx.files["server-key.pem"]!],
+    ...serveTlsArgs(fx),
     ...["--admin", parseCertificate(fx.admin.cert).sha256, "--reader", parseCertificate(fx.reader.cert).sha256],
   ];
 }
@@ -221,7 +225,7 @@ export function serveAccessArgs(fx: CliFixture): string[] {
  * clientEnv is the environment with which the CLI calls the store service
  * at `url` as `who`, one of the fixture's names (admin, reader, foreign, ...).
  */
-export function clientEnv(fx: CliFixture, who: string, url: string): Record<string, string> {
+export function clientEnv(fx: Pick<CliFixture, "files">, who: string, url: string): Record<string, string> {
   return {
     CERTGATE_STORE: url,
     CERTGATE_CERT: fx.files[`${who}.pem`]!,
