@@ -31,21 +31,22 @@ export interface ExampleOptions {
   ready?: RegExp;
 }
 
+// examples/NAME.ts through tsx with the repository's tsconfig, output piped.
+function spawnExample(name: string, options: Omit<ExampleOptions, "ready">): ChildProcess {
+  return spawn(process.execPath, ["--import", tsx, join(repo, "examples", `${name}.ts`), ...(options.args ?? [])], {
+    cwd: options.cwd,
+    env: { ...baseEnv, TSX_TSCONFIG_PATH: join(repo, "tsconfig.json"), ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
 /**
  * startExample runs `examples/NAME.ts` through tsx with the repository's
  * tsconfig (so `certgate` is the source, not dist/), and waits for its ready
  * line on stdout.
  */
 export async function startExample(name: string, options: ExampleOptions): Promise<ExampleProcess> {
-  const child = spawn(
-    process.execPath,
-    ["--import", tsx, join(repo, "examples", `${name}.ts`), ...(options.args ?? [])],
-    {
-      cwd: options.cwd,
-      env: { ...baseEnv, TSX_TSCONFIG_PATH: join(repo, "tsconfig.json"), ...options.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
+  const child = spawnExample(name, options);
   let stdout = "";
   let stderr = "";
   let exited = false;
@@ -91,15 +92,7 @@ export async function runExample(
   name: string,
   options: Omit<ExampleOptions, "ready"> & { until?: RegExp },
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(
-    process.execPath,
-    ["--import", tsx, join(repo, "examples", `${name}.ts`), ...(options.args ?? [])],
-    {
-      cwd: options.cwd,
-      env: { ...baseEnv, TSX_TSCONFIG_PATH: join(repo, "tsconfig.json"), ...options.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
+  const child = spawnExample(name, options);
   let stdout = "";
   let stderr = "";
   return new Promise((resolve, reject) => {
