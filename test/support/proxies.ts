@@ -189,16 +189,11 @@ export async function startHttpUpstream(): Promise<Upstream> {
     res.setHeader("content-type", "application/json");
     res.end(JSON.stringify({ headers: seen }));
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    requests: () => count,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return listening(
+    server,
+    () => count,
+    () => server.closeAllConnections(),
+  );
 }
 
 /** The gRPC upstream (h2c): Echo answers with the Certgate-Subject header it got, or "-". */
@@ -217,13 +212,25 @@ export async function startGrpcUpstream(): Promise<Upstream> {
     sessions.add(s);
     s.on("close", () => sessions.delete(s));
   });
+  return listening(
+    server,
+    () => count,
+    () => {
+      for (const s of sessions) s.destroy();
+    },
+  );
+}
+
+// An upstream once `server` listens on a loopback port; `close` drops its
+// open connections first, so that it does not wait for the proxy's.
+async function listening(server: net.Server, requests: () => number, dropConnections: () => void): Promise<Upstream> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
     port: (server.address() as AddressInfo).port,
-    requests: () => count,
+    requests,
     close: () =>
       new Promise<void>((resolve) => {
-        for (const s of sessions) s.destroy();
+        dropConnections();
         server.close(() => resolve());
       }),
   };
