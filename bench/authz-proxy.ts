@@ -266,6 +266,16 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
     const m = (ws: Window[], f: (w: Window) => number) => median(ws.map(f));
     const staticRps = m(results.staticW, (w) => w.rps);
     const authRps = m(results.authW, (w) => w.rps);
+    const figure = (ws: Window[], key: "rps" | "p50Ms" | "p99Ms", digits: number) => {
+      const value = m(ws, (w) => w[key]);
+      return fixed(value, digits);
+    };
+    const row = (name: string, ws: Window[]) => [
+      name,
+      figure(ws, "rps", 0),
+      figure(ws, "p50Ms", 2),
+      figure(ws, "p99Ms", 2),
+    ];
     for (const w of [...results.staticW, ...results.authW, direct]) {
       if (w.errors > 0) warnings.push(`${w.errors} requests failed in a window`);
     }
@@ -275,32 +285,7 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
     const lines = [
       ...table(
         ["nginx, HTTPS/1.1 keep-alive, 16 connections", "requests/s", "p50 ms", "p99 ms"],
-        [
-          [
-            "static allow",
-            fixed(staticRps, 0),
-            fixed(
-              m(results.staticW, (w) => w.p50Ms),
-              2,
-            ),
-            fixed(
-              m(results.staticW, (w) => w.p99Ms),
-              2,
-            ),
-          ],
-          [
-            "auth_request + certgate authz",
-            fixed(authRps, 0),
-            fixed(
-              m(results.authW, (w) => w.p50Ms),
-              2,
-            ),
-            fixed(
-              m(results.authW, (w) => w.p99Ms),
-              2,
-            ),
-          ],
-        ],
+        [row("static allow", results.staticW), row("auth_request + certgate authz", results.authW)],
       ),
       `auth_request + certgate / static: ${fixed((authRps / staticRps) * 100, 0)}% of the requests/s (medians of ${rounds} interleaved rounds)`,
       `certgate's own forward-auth round trip on loopback (keep-alive, one at a time): p50 ${fixed(directUs, 0)} µs, p99 ${fixed(direct.p99Ms * 1000, 0)} µs (target p50 <= ${targetUs} µs)`,
