@@ -3,10 +3,10 @@
 // ahead of it, and bounded.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate } from "../src/core/certificate.js";
-import { createDecisionCore, type ClientCertOptions } from "../src/decision/decision.js";
+import type { ClientCertOptions } from "../src/decision/decision.js";
 import { crlDistributionPointsOf } from "../src/policy/crl-distribution-points.js";
 import type { RevocationOptions } from "../src/policy/policy-options.js";
-import { outcomeOf, peerOf } from "./support/decisions.js";
+import { outcomeOf, peerOf, revocationCore } from "./support/decisions.js";
 import { waitFor } from "./support/harness.js";
 import { createOcspPki, type OcspIssued, type OcspPki } from "./support/ocsp-pki.js";
 import { startRevocationStub, type RevocationStub } from "./support/revocation-stub.js";
@@ -41,13 +41,7 @@ afterAll(async () => {
 });
 
 function core(revocation: Omit<RevocationOptions, "crls">, extra: Partial<ClientCertOptions> = {}) {
-  const errors: Error[] = [];
-  const c = createDecisionCore({
-    validateTrust: { ca: [pki.cert] },
-    validateRevocation: { crlDistributionPoints: true, onError: (e) => errors.push(e), ...revocation },
-    ...extra,
-  });
-  return { core: c, errors };
+  return revocationCore(pki.cert, { crlDistributionPoints: true, ...revocation }, extra);
 }
 
 describe("crlDistributionPointsOf()", () => {

@@ -4,9 +4,8 @@
 // for logs, never a crash, never an admission under hard-fail.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDecisionCore, type ClientCertOptions } from "../src/decision/decision.js";
-import type { OnlineRevocationError } from "../src/policy/online-revocation.js";
 import type { RevocationOptions } from "../src/policy/policy-options.js";
-import { outcomeOf, peerOf } from "./support/decisions.js";
+import { outcomeOf, peerOf, revocationCore } from "./support/decisions.js";
 import { waitFor } from "./support/harness.js";
 import { createTestMetrics, pointValue } from "./support/metrics.js";
 import { createOcspPki, type OcspIssued, type OcspPki, type OcspResponder } from "./support/ocsp-pki.js";
@@ -58,17 +57,8 @@ async function decide(
   revocation: Omit<RevocationOptions, "crls">,
   extra: Partial<ClientCertOptions> = {},
 ): Promise<{ outcome: string; reasons: string[] }> {
-  const errors: OnlineRevocationError[] = [];
-  const c = createDecisionCore({
-    validateTrust: { ca: [pki.cert] },
-    validateRevocation: {
-      responderUrl: stub.url,
-      onError: (e) => errors.push(e as OnlineRevocationError),
-      ...revocation,
-    },
-    ...extra,
-  });
-  return { outcome: outcomeOf(await c.decide(peerOf(issued))), reasons: errors.map((e) => e.reason) };
+  const { core, reasons } = revocationCore(pki.cert, { responderUrl: stub.url, ...revocation }, extra);
+  return { outcome: outcomeOf(await core.decide(peerOf(issued))), reasons: reasons() };
 }
 
 describe("validateRevocation.ocsp failure modes", () => {

@@ -3,10 +3,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate } from "../src/core/certificate.js";
 import type { PeerCertificate } from "../src/core/peer-certificate.js";
-import { createDecisionCore, type ClientCertOptions } from "../src/decision/decision.js";
+import type { ClientCertOptions } from "../src/decision/decision.js";
 import type { RevocationOptions } from "../src/policy/policy-options.js";
-import type { OnlineRevocationError } from "../src/policy/online-revocation.js";
-import { outcomeOf, peerOf } from "./support/decisions.js";
+import { outcomeOf, peerOf, revocationCore } from "./support/decisions.js";
 import { waitFor } from "./support/harness.js";
 import { freePort } from "./support/free-port.js";
 import { createOcspPki, type OcspIssued, type OcspPki, type OcspResponder } from "./support/ocsp-pki.js";
@@ -38,13 +37,7 @@ afterAll(async () => {
 });
 
 function core(revocation: Omit<RevocationOptions, "crls">, extra: Partial<ClientCertOptions> = {}) {
-  const errors: Error[] = [];
-  const decisionCore = createDecisionCore({
-    validateTrust: { ca: [pki.cert] },
-    validateRevocation: { onError: (e) => errors.push(e), ...revocation },
-    ...extra,
-  });
-  return { core: decisionCore, errors, reasons: () => errors.map((e) => (e as OnlineRevocationError).reason) };
+  return revocationCore(pki.cert, revocation, extra);
 }
 
 describe("validateRevocation.ocsp against openssl ocsp", () => {
