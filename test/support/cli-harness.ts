@@ -11,6 +11,7 @@ import { runCli } from "../../src/cli/main.js";
 import { parseCertificate } from "../../src/core/certificate.js";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../../src/dev-certificates.js";
 import { createTestPki, waitFor, type TestPki } from "./harness.js";
+import { watchChild } from "./watched-child.js";
 
 // The CLI runs as a real process: the built dist/cli.js when dist/ is at
 // least as new as every source file (CI builds it in `npm ci`), else the
@@ -128,27 +129,25 @@ export async function startServe(
   cwd = repo,
 ): Promise<Serve> {
   const child = spawnCli(["serve", "--listen", "127.0.0.1:0", ...args], env, cwd);
-  let stdout = "";
-  let stderr = "";
-  let exited = false;
-  const exit = new Promise<number | string | null>((resolve) =>
-    child.on("exit", (code, signal) => {
-      exited = true;
-      resolve(code ?? signal);
-    }),
+  const watched = watchChild(child);
+  const stdout = () => watched.output().stdout;
+  await waitFor(
+    () => watched.exited() || /listening on https:\/\/\S+/.test(stdout()),
+    "certgate serve to listen",
+    30_000,
   );
-  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  await waitFor(() => exited || /listening on https:\/\/\S+/.test(stdout), "certgate serve to listen", 30_000);
-  const url = /listening on (https:\/\/\S+)/.exec(stdout)?.[1];
-  if (url === undefined) throw new Error(`certgate serve did not start:\n${stderr}`);
+  const url = /listening on (https:\/\/\S+)/.exec(stdout())?.[1];
+  if (url === undefined) throw new Error(`certgate serve did not start:\n${watched.output().stderr}`);
   return {
     child,
     url,
-    output: () => ({ stdout, stderr }),
+    output: () => {
+      const { stdout, stderr } = watched.output();
+      return { stdout, stderr };
+    },
     stop(signal = "SIGTERM") {
-      if (!exited) child.kill(signal);
-      return exit;
+      if (!watched.exited()) child.kill(signal);
+      return watched.exit;
     },
   };
 }

@@ -15,6 +15,7 @@ import { EchoService } from "../../src/gen/certgate/example/v1/echo_pb.js";
 import type { IssuedCertificate } from "../../src/dev-certificates.js";
 import { repo } from "./cli-harness.js";
 import { waitFor } from "./harness.js";
+import { watchChild } from "./watched-child.js";
 
 export const nginxBinary = "/usr/sbin/nginx";
 export const caddyBinary = "/usr/bin/caddy";
@@ -39,24 +40,15 @@ async function startProcess(
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ...env },
   });
-  let output = "";
-  let exited = false;
-  const exit = new Promise<void>((resolve) =>
-    child.on("exit", () => {
-      exited = true;
-      resolve();
-    }),
-  );
-  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
-  await waitFor(async () => exited || (await canConnect(port)), `${name} to listen on ${port}`, 20_000);
-  if (exited) throw new Error(`${name} did not start:\n${output}`);
+  const watched = watchChild(child);
+  await waitFor(async () => watched.exited() || (await canConnect(port)), `${name} to listen on ${port}`, 20_000);
+  if (watched.exited()) throw new Error(`${name} did not start:\n${watched.output().all}`);
   return {
     port,
-    output: () => output,
+    output: () => watched.output().all,
     async stop() {
-      if (!exited) child.kill("SIGTERM");
-      await exit;
+      if (!watched.exited()) child.kill("SIGTERM");
+      await watched.exit;
     },
   };
 }
