@@ -7,7 +7,7 @@
 // round trip on loopback (one keep-alive connection, one request at a
 // time) and certgate's CPU time per forward-auth request (from /proc).
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import * as http from "node:http";
 import * as https from "node:https";
 import { tmpdir } from "node:os";
@@ -22,7 +22,8 @@ import { repoRoot } from "./ipc.js";
 import { createNsTimer } from "./ns-timer.js";
 import type { BenchOptions, SectionResult } from "./section.js";
 import { fixed, median, table } from "./stats.js";
-import { freePort } from "../test/support/proxies.js";
+import { freePort } from "../test/support/free-port.js";
+import { nginxBinary, writeNginxMain } from "../test/support/proxies.js";
 import { waitFor } from "../test/support/harness.js";
 
 /** The issue's target for certgate's own decision, p50, µs. */
@@ -149,20 +150,7 @@ async function startNginx(
   authzPort: number,
   pki: BenchOptions["pki"],
 ) {
-  await mkdir(join(dir, "logs"), { recursive: true });
-  const conf = `daemon off;
-master_process off;
-pid ${join(dir, "nginx.pid")};
-error_log ${join(dir, "logs", "error.log")} error;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${join(dir, "body")};
-  proxy_temp_path ${join(dir, "proxy")};
-  fastcgi_temp_path ${join(dir, "fastcgi")};
-  uwsgi_temp_path ${join(dir, "uwsgi")};
-  scgi_temp_path ${join(dir, "scgi")};
-  upstream certgate_authz { server 127.0.0.1:${authzPort}; keepalive 32; }
+  const servers = `upstream certgate_authz { server 127.0.0.1:${authzPort}; keepalive 32; }
   upstream app { server 127.0.0.1:${upstreamPort}; keepalive 32; }
   server { listen 127.0.0.1:${upstreamPort}; location / { return 200 "ok"; } }
   server {
@@ -190,18 +178,9 @@ http {
     }
     # proxy_set_header in a location replaces the server's: each says it.
     location /static/ { proxy_set_header Connection ""; proxy_pass http://app; }
-  }
-}
-`;
-  await writeFile(join(dir, "nginx.conf"), conf);
-  const child = spawn(
-    "/usr/sbin/nginx",
-    ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "logs", "error.log")],
-    {
-      stdio: "ignore",
-    },
-  );
-  return child;
+  }`;
+  const args = await writeNginxMain(dir, servers, { errorLevel: "error", workerConnections: 1024 });
+  return spawn(nginxBinary, args, { stdio: "ignore" });
 }
 
 function stopChild(child: ChildProcess): Promise<void> {
@@ -287,6 +266,16 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
     const m = (ws: Window[], f: (w: Window) => number) => median(ws.map(f));
     const staticRps = m(results.staticW, (w) => w.rps);
     const authRps = m(results.authW, (w) => w.rps);
+    const figure = (ws: Window[], key: "rps" | "p50Ms" | "p99Ms", digits: number) => {
+      const value = m(ws, (w) => w[key]);
+      return fixed(value, digits);
+    };
+    const row = (name: string, ws: Window[]) => [
+      name,
+      figure(ws, "rps", 0),
+      figure(ws, "p50Ms", 2),
+      figure(ws, "p99Ms", 2),
+    ];
     for (const w of [...results.staticW, ...results.authW, direct]) {
       if (w.errors > 0) warnings.push(`${w.errors} requests failed in a window`);
     }
@@ -296,32 +285,7 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
     const lines = [
       ...table(
         ["nginx, HTTPS/1.1 keep-alive, 16 connections", "requests/s", "p50 ms", "p99 ms"],
-        [
-          [
-            "static allow",
-            fixed(staticRps, 0),
-            fixed(
-              m(results.staticW, (w) => w.p50Ms),
-              2,
-            ),
-            fixed(
-              m(results.staticW, (w) => w.p99Ms),
-              2,
-            ),
-          ],
-          [
-            "auth_request + certgate authz",
-            fixed(authRps, 0),
-            fixed(
-              m(results.authW, (w) => w.p50Ms),
-              2,
-            ),
-            fixed(
-              m(results.authW, (w) => w.p99Ms),
-              2,
-            ),
-          ],
-        ],
+        [row("static allow", results.staticW), row("auth_request + certgate authz", results.authW)],
       ),
       `auth_request + certgate / static: ${fixed((authRps / staticRps) * 100, 0)}% of the requests/s (medians of ${rounds} interleaved rounds)`,
       `certgate's own forward-auth round trip on loopback (keep-alive, one at a time): p50 ${fixed(directUs, 0)} µs, p99 ${fixed(direct.p99Ms * 1000, 0)} µs (target p50 <= ${targetUs} µs)`,

@@ -1,67 +1,38 @@
 // certgate authz behind a real Caddy (examples/proxies/Caddyfile):
 // forward_auth with the certificate as base64 DER.
 import { createHash } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createAuthzServer, type AuthzServer } from "../src/authz/authz-server.js";
 import type { WritableCertificateStore } from "../src/core/store.js";
-import { createMemoryStore } from "../src/stores/memory-store.js";
-import { createTestPki, waitFor, type TestPki } from "./support/harness.js";
-import {
-  freePort,
-  getHttp1,
-  getHttp2,
-  haveProxies,
-  startCaddy,
-  startHttpUpstream,
-  writeServerFiles,
-  type ProxyProcess,
-  type Upstream,
-} from "./support/proxies.js";
+import { startAuthzBehindProxy, type AuthzBehindProxy } from "./support/authz-behind-proxy.js";
+import { waitFor, type TestPki } from "./support/harness.js";
+import { freePort } from "./support/free-port.js";
+import { getHttp1, getHttp2, haveProxies, startCaddy, type ProxyProcess, type Upstream } from "./support/proxies.js";
 
 const required = process.env.CI === "true";
+let certgate: AuthzBehindProxy;
 let pki: TestPki;
-let dir: string;
 let store: WritableCertificateStore;
-let authz: AuthzServer;
-let authzPort: number;
 let upstream: Upstream;
 let caddy: ProxyProcess;
 const base64Der = (der: Uint8Array) => Buffer.from(der).toString("base64");
 const sha256 = (der: Uint8Array) => createHash("sha256").update(der).digest("hex").toUpperCase();
 
-function startAuthz(port: number): Promise<unknown> {
-  authz = createAuthzServer({
-    store,
-    forwarded: {
-      trustedProxies: { cidrs: ["127.0.0.1"] },
-      formats: ["der-base64"],
-      derBase64Header: "x-client-cert-der",
-    },
-  });
-  return authz.listen(port, "127.0.0.1");
-}
-
 describe.skipIf(!haveProxies && !required)("certgate authz behind Caddy", () => {
   beforeAll(async () => {
-    pki = await createTestPki();
-    dir = await mkdtemp(join(tmpdir(), "certgate-caddy-"));
-    store = createMemoryStore();
-    await store.put("alice", pki.alice.der, { labels: { team: "payments" } });
-    authzPort = await freePort();
-    await startAuthz(authzPort);
-    upstream = await startHttpUpstream();
-    const files = await writeServerFiles(dir, pki.server);
+    certgate = await startAuthzBehindProxy("caddy", {
+      forwarded: {
+        trustedProxies: { cidrs: ["127.0.0.1"] },
+        formats: ["der-base64"],
+        derBase64Header: "x-client-cert-der",
+      },
+    });
+    ({ pki, store, upstream } = certgate);
+    const { dir, authzPort, files } = certgate;
     caddy = await startCaddy(dir, { listen: await freePort(), authz: authzPort, upstream: upstream.port, ...files });
   }, 60_000);
   afterAll(async () => {
     await caddy?.stop();
-    await authz?.close();
-    await upstream?.close();
-    await store?.close();
-    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+    await certgate?.close();
   });
 
   it("admits alice, and the upstream sees who she is", async () => {
@@ -128,12 +99,12 @@ describe.skipIf(!haveProxies && !required)("certgate authz behind Caddy", () => 
   });
 
   it("fails closed when certgate is down", async () => {
-    await authz.close();
+    await certgate.stopAuthz();
     const before = upstream.requests();
     const res = await getHttp1(caddy.port, "/orders", pki.ca.cert, pki.alice);
     expect(res.status).toBeGreaterThanOrEqual(500);
     expect(upstream.requests()).toBe(before);
-    await startAuthz(authzPort);
+    await certgate.startAuthz();
     await waitFor(
       async () => (await getHttp1(caddy.port, "/orders", pki.ca.cert, pki.alice)).status === 200,
       "Caddy to reach certgate again",

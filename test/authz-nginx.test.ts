@@ -1,37 +1,30 @@
 // certgate authz behind a real nginx (examples/proxies/nginx.conf):
 // auth_request for HTTP/1.1 and HTTP/2, and gRPC through grpc_pass.
 import { createHash } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
 import * as http from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createAuthzServer, type AuthzServer } from "../src/authz/authz-server.js";
 import type { AuthzRequestEvent } from "../src/authz/forward-auth.js";
 import { EchoService } from "../src/gen/certgate/example/v1/echo_pb.js";
-import { createMemoryStore } from "../src/stores/memory-store.js";
 import type { WritableCertificateStore } from "../src/core/store.js";
-import { createTestPki, waitFor, type TestPki } from "./support/harness.js";
+import { startAuthzBehindProxy, type AuthzBehindProxy } from "./support/authz-behind-proxy.js";
+import { waitFor, type TestPki } from "./support/harness.js";
+import { freePort } from "./support/free-port.js";
 import {
-  freePort,
   getHttp1,
   getHttp2,
   haveProxies,
   startGrpcUpstream,
-  startHttpUpstream,
   startNginx,
-  writeServerFiles,
   type ProxyProcess,
   type Upstream,
 } from "./support/proxies.js";
 
 const required = process.env.CI === "true";
+let certgate: AuthzBehindProxy;
 let pki: TestPki;
-let dir: string;
 let store: WritableCertificateStore;
-let authz: AuthzServer;
 let authzPort: number;
 let denied: AuthzRequestEvent[];
 let upstream: Upstream;
@@ -41,42 +34,27 @@ let nginx: ProxyProcess;
 const escaped = (pem: string) => encodeURIComponent(pem);
 const sha256 = (der: Uint8Array) => createHash("sha256").update(der).digest("hex").toUpperCase();
 
-function startAuthz(port: number): Promise<unknown> {
-  authz = createAuthzServer({
-    store,
-    forwarded: { trustedProxies: { cidrs: ["127.0.0.1"] }, formats: ["nginx"], nginxHeader: "x-client-cert" },
-    onDenied: (event) => denied.push(event),
-  });
-  return authz.listen(port, "127.0.0.1");
-}
-
 describe.skipIf(!haveProxies && !required)("certgate authz behind nginx", () => {
   beforeAll(async () => {
-    pki = await createTestPki();
-    dir = await mkdtemp(join(tmpdir(), "certgate-nginx-"));
     denied = [];
-    store = createMemoryStore();
-    await store.put("alice", pki.alice.der, { labels: { team: "payments" } });
-    authzPort = await freePort();
-    await startAuthz(authzPort);
-    upstream = await startHttpUpstream();
+    certgate = await startAuthzBehindProxy("nginx", {
+      forwarded: { trustedProxies: { cidrs: ["127.0.0.1"] }, formats: ["nginx"], nginxHeader: "x-client-cert" },
+      onDenied: (event) => denied.push(event),
+    });
+    ({ pki, store, upstream, authzPort } = certgate);
     grpcUpstream = await startGrpcUpstream();
-    const files = await writeServerFiles(dir, pki.server);
-    nginx = await startNginx(dir, {
+    nginx = await startNginx(certgate.dir, {
       listen: await freePort(),
       authz: authzPort,
       upstream: upstream.port,
       grpcUpstream: grpcUpstream.port,
-      ...files,
+      ...certgate.files,
     });
   }, 60_000);
   afterAll(async () => {
     await nginx?.stop();
-    await authz?.close();
-    await upstream?.close();
     await grpcUpstream?.close();
-    await store?.close();
-    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+    await certgate?.close();
   });
 
   it("admits alice over HTTP/1.1, and the upstream sees who she is", async () => {
@@ -203,12 +181,12 @@ describe.skipIf(!haveProxies && !required)("certgate authz behind nginx", () => 
   });
 
   it("fails closed when certgate is down, and admits again once it is back", async () => {
-    await authz.close();
+    await certgate.stopAuthz();
     const before = upstream.requests();
     const res = await getHttp1(nginx.port, "/orders", pki.ca.cert, pki.alice);
     expect(res.status).toBeGreaterThanOrEqual(500);
     expect(upstream.requests()).toBe(before);
-    await startAuthz(authzPort);
+    await certgate.startAuthz();
     await waitFor(
       async () => (await getHttp1(nginx.port, "/orders", pki.ca.cert, pki.alice)).status === 200,
       "nginx to reach certgate again",

@@ -7,7 +7,16 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate } from "../src/core/certificate.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
-import { createCliFixture, killAll, run, runHere, startServe, type CliFixture } from "./support/cli-harness.js";
+import {
+  clientEnv,
+  createCliFixture,
+  killAll,
+  run,
+  runHere,
+  serveAccessArgs,
+  startServe,
+  type CliFixture,
+} from "./support/cli-harness.js";
 import { waitFor } from "./support/harness.js";
 
 let fixture: CliFixture;
@@ -41,23 +50,10 @@ afterAll(async () => {
 const sha256 = (pem: string) => parseCertificate(pem).sha256;
 
 function serveArgs(dataDir: string, more: string[] = []): string[] {
-  const { files } = fixture;
-  return [
-    ...["--data-dir", join(fixture.tmp, dataDir)],
-    ...["--tls-cert", files["server.pem"]!, "--tls-key", files["server-key.pem"]!],
-    ...["--admin", sha256(fixture.admin.cert), "--reader", sha256(fixture.reader.cert)],
-    ...more,
-  ];
+  return ["--data-dir", join(fixture.tmp, dataDir), ...serveAccessArgs(fixture), ...more];
 }
 
-function as(who: string, url: string) {
-  return {
-    CERTGATE_STORE: url,
-    CERTGATE_CERT: fixture.files[`${who}.pem`]!,
-    CERTGATE_KEY: fixture.files[`${who}-key.pem`]!,
-    CERTGATE_CA: fixture.files["ca.pem"]!,
-  };
-}
+const as = (who: string, url: string) => clientEnv(fixture, who, url);
 
 interface JsonEvent {
   sequence: string;

@@ -8,10 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate } from "../src/core/certificate.js";
 import { runCli } from "../src/cli/main.js";
 import {
+  clientEnv,
   createCliFixture,
   killAll,
   run,
   runHere,
+  serveAccessArgs,
   spawnCli,
   startServe,
   type CliFixture,
@@ -35,22 +37,8 @@ afterAll(async () => {
 
 const sha256 = (who: "admin" | "reader" | "foreign") => parseCertificate(fixture[who].cert).sha256;
 
-function tlsArgs(): string[] {
-  const { files } = fixture;
-  return [
-    ...["--tls-cert", files["server.pem"]!, "--tls-key", files["server-key.pem"]!],
-    ...["--admin", sha256("admin"), "--reader", sha256("reader")],
-  ];
-}
-
-function as(who: "admin" | "reader" | "foreign", url: string) {
-  return {
-    CERTGATE_STORE: url,
-    CERTGATE_CERT: fixture.files[`${who}.pem`]!,
-    CERTGATE_KEY: fixture.files[`${who}-key.pem`]!,
-    CERTGATE_CA: fixture.files["ca.pem"]!,
-  };
-}
+const tlsArgs = () => serveAccessArgs(fixture);
+const as = (who: "admin" | "reader" | "foreign", url: string) => clientEnv(fixture, who, url);
 
 interface JsonEvent {
   action: string;

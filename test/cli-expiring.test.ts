@@ -8,12 +8,14 @@ import { parseDuration } from "../src/cli/duration.js";
 import { createCertificateStoreServer } from "../src/service/certificate-store-server.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
 import {
+  clientEnv,
   createCliFixture,
   expectFailure,
   killAll,
   repo,
   run,
   runHere,
+  serveAccessArgs,
   startServe,
   type CliFixture,
   type Serve,
@@ -38,7 +40,7 @@ const notAfter: Record<string, Date> = {};
 
 beforeAll(async () => {
   fixture = await createCliFixture();
-  const { tmp, pki, files } = fixture;
+  const { tmp, pki } = fixture;
   const dataDir = join(tmp, "store");
   await mkdir(dataDir);
   const now = Date.now();
@@ -52,12 +54,7 @@ beforeAll(async () => {
     notAfter[id] = parseCertificate(issued.der).notAfter;
     await writeFile(join(dataDir, `${id}.pem`), issued.cert);
   }
-  serve = await startServe([
-    ...["--data-dir", dataDir],
-    ...["--tls-cert", files["server.pem"]!, "--tls-key", files["server-key.pem"]!],
-    ...["--admin", parseCertificate(fixture.admin.cert).sha256],
-    ...["--reader", parseCertificate(fixture.reader.cert).sha256],
-  ]);
+  serve = await startServe([...["--data-dir", dataDir], ...serveAccessArgs(fixture)]);
 });
 
 afterAll(async () => {
@@ -66,14 +63,7 @@ afterAll(async () => {
   await rm(fixture.tmp, { recursive: true, force: true });
 });
 
-function as(who: "admin" | "reader" | "foreign") {
-  return {
-    CERTGATE_STORE: serve.url,
-    CERTGATE_CERT: fixture.files[`${who}.pem`]!,
-    CERTGATE_KEY: fixture.files[`${who}-key.pem`]!,
-    CERTGATE_CA: fixture.files["ca.pem"]!,
-  };
-}
+const as = (who: "admin" | "reader" | "foreign") => clientEnv(fixture, who, serve.url);
 
 const utc = (date: Date) => `${date.toISOString().slice(0, 19).replace("T", " ")} UTC`;
 

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate } from "../src/core/certificate.js";
-import { createCliFixture, killAll, startServe } from "./support/cli-harness.js";
+import { createCliFixture, killAll, serveTlsArgs, startServe } from "./support/cli-harness.js";
 
 let tmp: string;
 let fixture: Awaited<ReturnType<typeof createCliFixture>>;
@@ -98,14 +98,8 @@ describe("certgate serve's console", () => {
   it("prints where the console is with the operator's TLS files, and writes no PKCS#12 file", async () => {
     const dataDir = join(tmp, "production");
     const serve = await startServe([
-      "--data-dir",
-      dataDir,
-      "--tls-cert",
-      fixture.files["server.pem"]!,
-      "--tls-key",
-      fixture.files["server-key.pem"]!,
-      "--admin",
-      parseCertificate(fixture.admin.cert).sha256,
+      ...["--data-dir", dataDir, ...serveTlsArgs(fixture)],
+      ...["--admin", parseCertificate(fixture.admin.cert).sha256],
     ]);
     try {
       expect(serve.output().stdout).toContain(`console on ${serve.url}/ (for admin and reader client certificates)`);

@@ -15,7 +15,16 @@ import {
 import { parseCertificate } from "../src/core/certificate.js";
 import type { IssuedCertificate } from "../src/dev-certificates.js";
 import { lockDataFolder, lockFileName } from "../src/cli/data-folder-lock.js";
-import { createCliFixture, expectFailure, killAll, run, runHere, spawnCli, startServe } from "./support/cli-harness.js";
+import {
+  createCliFixture,
+  expectFailure,
+  killAll,
+  run,
+  runHere,
+  serveTlsArgs,
+  spawnCli,
+  startServe,
+} from "./support/cli-harness.js";
 import { waitFor, type TestPki } from "./support/harness.js";
 
 let tmp: string;
@@ -33,9 +42,7 @@ afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
 
-function tlsArgs(): string[] {
-  return ["--tls-cert", files["server.pem"]!, "--tls-key", files["server-key.pem"]!];
-}
+const tlsArgs = () => serveTlsArgs({ files });
 
 // A serve on `dataDir` with the test TLS files and the admin certificate.
 function serveArgs(dataDir: string): string[] {

@@ -13,6 +13,7 @@ import {
   expectFailure,
   killAll,
   runHere,
+  serveTlsArgs,
   startServe,
   type CliFixture,
 } from "./support/cli-harness.js";
@@ -31,14 +32,8 @@ afterAll(async () => {
 });
 
 function serveArgs(dataDir: string): string[] {
-  const { files } = fixture;
   return [
-    "--data-dir",
-    dataDir,
-    "--tls-cert",
-    files["server.pem"]!,
-    "--tls-key",
-    files["server-key.pem"]!,
+    ...["--data-dir", dataDir, ...serveTlsArgs(fixture)],
     "--admin",
     new X509Certificate(fixture.admin.cert).fingerprint256,
     "--reader",

@@ -8,7 +8,16 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { CertificateStoreService } from "../src/gen/certgate/v1/certificate_store_pb.js";
 import { parseCertificate } from "../src/core/certificate.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
-import { createCliFixture, expectFailure, killAll, repo, run, runHere, startServe } from "./support/cli-harness.js";
+import {
+  createCliFixture,
+  expectFailure,
+  killAll,
+  repo,
+  run,
+  runHere,
+  serveTlsArgs,
+  startServe,
+} from "./support/cli-harness.js";
 import { waitFor, type TestPki } from "./support/harness.js";
 import { runCli } from "../src/cli/main.js";
 
@@ -139,16 +148,7 @@ function postJson(
 describe("certgate serve killed with SIGKILL mid-upload", () => {
   it("keeps every acknowledged certificate and leaves no partial one behind", async () => {
     const dataDir = join(tmp, "crash");
-    const args = [
-      "--data-dir",
-      dataDir,
-      "--tls-cert",
-      files["server.pem"]!,
-      "--tls-key",
-      files["server-key.pem"]!,
-      "--admin",
-      parseCertificate(admin.cert).sha256,
-    ];
+    const args = ["--data-dir", dataDir, ...serveTlsArgs({ files }), "--admin", parseCertificate(admin.cert).sha256];
     const count = 150;
     const certificates = await Promise.all(
       Array.from({ length: count }, (_, i) =>

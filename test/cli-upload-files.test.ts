@@ -11,11 +11,13 @@ import { issueDevCertificate } from "../src/dev-certificates.js";
 import { waitFor } from "./support/harness.js";
 import {
   cliArgs,
+  clientEnv,
   createCliFixture,
   expectFailure,
   killAll,
   run,
   runHere,
+  serveAccessArgs,
   startServe,
   type CliFixture,
   type Serve,
@@ -23,12 +25,7 @@ import {
 
 let fx: CliFixture;
 let serve: Serve;
-const as = (who: string) => ({
-  CERTGATE_STORE: serve.url,
-  CERTGATE_CERT: fx.files[`${who}.pem`]!,
-  CERTGATE_KEY: fx.files[`${who}-key.pem`]!,
-  CERTGATE_CA: fx.files["ca.pem"]!,
-});
+const as = (who: string) => clientEnv(fx, who, serve.url);
 const path = (name: string) => join(fx.tmp, name);
 
 function openssl(args: readonly string[]): Promise<void> {
@@ -42,19 +39,7 @@ const notes = (stderr: string) => stderr.split("\n").filter((l) => l.startsWith(
 
 beforeAll(async () => {
   fx = await createCliFixture();
-  serve = await startServe([
-    "--data-dir",
-    path("store"),
-    "--tls-cert",
-    fx.files["server.pem"]!,
-    "--tls-key",
-    fx.files["server-key.pem"]!,
-    "--admin",
-    parseCertificate(fx.admin.cert).sha256,
-    "--reader",
-    parseCertificate(fx.reader.cert).sha256,
-    "--no-console",
-  ]);
+  serve = await startServe(["--data-dir", path("store"), ...serveAccessArgs(fx), "--no-console"]);
   // PKCS#12 as certgate writes it (AES, PBKDF2) and as OpenSSL 3 exports
   // a certificate with its key and chain; PKCS#7 bundles as openssl writes them.
   await writeFile(

@@ -4,7 +4,8 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { expectFailure, run, runHere } from "./support/cli-harness.js";
-import { createOcspPki, freePort, type OcspIssued, type OcspPki, type OcspResponder } from "./support/ocsp-pki.js";
+import { freePort } from "./support/free-port.js";
+import { createOcspPki, type OcspIssued, type OcspPki, type OcspResponder } from "./support/ocsp-pki.js";
 import { startRevocationStub, type RevocationStub } from "./support/revocation-stub.js";
 
 let pki: OcspPki;

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate } from "../src/core/certificate.js";
 import { issueDevCertificate, type IssuedCertificate } from "../src/dev-certificates.js";
 import {
+  clientEnv,
   createCliFixture,
   expectFailure,
   killAll,
@@ -123,12 +124,7 @@ describe("certgate thumbprint", () => {
 describe("certgate serve with upload, list, get, verify and delete", () => {
   let serve: Serve;
   let dataDir: string;
-  const as = (who: string) => ({
-    CERTGATE_STORE: serve.url,
-    CERTGATE_CERT: files[`${who}.pem`]!,
-    CERTGATE_KEY: files[`${who}-key.pem`]!,
-    CERTGATE_CA: files["ca.pem"]!,
-  });
+  const as = (who: string) => clientEnv({ files }, who, serve.url);
   const listIds = async () => {
     const result = await runHere(["list", "--json"], as("reader"));
     expect(result.code, result.stderr).toBe(0);

@@ -3,11 +3,11 @@
 // behind guardRequestHandler): the refusal says Connection: close and the
 // server closes the connection instead of reading the body. Bytes are
 // counted on the server's socket, not timed.
-import * as tls from "node:tls";
+import type * as tls from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClientCertGate, createThumbprintStore, guardRequestHandler, parseCertificate } from "../src/index.js";
 import { createTestPki, echoPath, startEchoServer, waitFor, type TestPki, type TestServer } from "./support/harness.js";
-import { http1Upload } from "./support/raw-requests.js";
+import { http1Connect, http1Upload } from "./support/raw-requests.js";
 import { createServicePki, startService, type RunningService } from "./support/service-harness.js";
 import { createMemoryStore } from "../src/stores/memory-store.js";
 
@@ -71,14 +71,7 @@ describe("createClientCertGate() over HTTP/1.1 on connect-node", () => {
 // the first answer, on the same socket.
 function keepAliveCalls(port: number, n: number): Promise<{ status: number; connection: string | undefined }[]> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({
-      port,
-      host: "127.0.0.1",
-      rejectUnauthorized: false,
-      ALPNProtocols: ["http/1.1"],
-      cert: pki.alice.cert,
-      key: pki.alice.key,
-    });
+    const socket = http1Connect(port, pki.alice);
     const body = '{"text":"hi"}';
     const send = () =>
       socket.write(

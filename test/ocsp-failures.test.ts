@@ -3,12 +3,9 @@
 // response or a redirect loop. Each is a documented outcome with a reason
 // for logs, never a crash, never an admission under hard-fail.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseCertificate } from "../src/core/certificate.js";
-import type { Decision } from "../src/core/decision-report.js";
-import type { PeerCertificate } from "../src/core/peer-certificate.js";
 import { createDecisionCore, type ClientCertOptions } from "../src/decision/decision.js";
-import type { OnlineRevocationError } from "../src/policy/online-revocation.js";
 import type { RevocationOptions } from "../src/policy/policy-options.js";
+import { outcomeOf, peerOf, revocationCore } from "./support/decisions.js";
 import { waitFor } from "./support/harness.js";
 import { createTestMetrics, pointValue } from "./support/metrics.js";
 import { createOcspPki, type OcspIssued, type OcspPki, type OcspResponder } from "./support/ocsp-pki.js";
@@ -46,7 +43,7 @@ beforeAll(async () => {
       },
     },
   });
-  expect(outcome(await c.decide(peer(good))), problems.join("; ")).toBe("admitted");
+  expect(outcomeOf(await c.decide(peerOf(good))), problems.join("; ")).toBe("admitted");
 }, 30_000);
 
 afterAll(async () => {
@@ -55,33 +52,13 @@ afterAll(async () => {
   await pki?.remove();
 });
 
-function peer(issued: OcspIssued): PeerCertificate {
-  return {
-    certificate: parseCertificate(issued.cert),
-    authorized: false,
-    authorizationError: undefined,
-    encrypted: true,
-  };
-}
-
-const outcome = (d: Decision) => (d.kind === "admitted" ? "admitted" : d.reason);
-
 async function decide(
   issued: OcspIssued,
   revocation: Omit<RevocationOptions, "crls">,
   extra: Partial<ClientCertOptions> = {},
 ): Promise<{ outcome: string; reasons: string[] }> {
-  const errors: OnlineRevocationError[] = [];
-  const c = createDecisionCore({
-    validateTrust: { ca: [pki.cert] },
-    validateRevocation: {
-      responderUrl: stub.url,
-      onError: (e) => errors.push(e as OnlineRevocationError),
-      ...revocation,
-    },
-    ...extra,
-  });
-  return { outcome: outcome(await c.decide(peer(issued))), reasons: errors.map((e) => e.reason) };
+  const { core, reasons } = revocationCore(pki.cert, { responderUrl: stub.url, ...revocation }, extra);
+  return { outcome: outcomeOf(await core.decide(peerOf(issued))), reasons: reasons() };
 }
 
 describe("validateRevocation.ocsp failure modes", () => {
@@ -182,19 +159,19 @@ describe("validateRevocation.ocsp failure modes", () => {
       validateTrust: { ca: [pki.cert] },
       validateRevocation: { ocsp: "hard-fail", responderUrl: stub.url, onError: () => undefined },
     });
-    expect(outcome(await c.decide(peer(good)))).toBe("ocsp_unavailable");
+    expect(outcomeOf(await c.decide(peerOf(good)))).toBe("ocsp_unavailable");
     const asked = stub.requests.length;
     // Within the retry time: refused at once, the responder is left alone.
-    const again = c.decide(peer(good));
+    const again = c.decide(peerOf(good));
     expect(again instanceof Promise).toBe(false);
-    expect(outcome(await again)).toBe("ocsp_unavailable");
+    expect(outcomeOf(await again)).toBe("ocsp_unavailable");
     expect(stub.requests.length).toBe(asked);
     // Past it: asked again in the background, the call answered at once.
     stub.mode = { kind: "bytes", bytes: recorded };
     now += 60_000;
-    const meanwhile = c.decide(peer(good));
+    const meanwhile = c.decide(peerOf(good));
     expect(meanwhile instanceof Promise).toBe(false);
-    expect(outcome(await meanwhile)).toBe("ocsp_unavailable");
+    expect(outcomeOf(await meanwhile)).toBe("ocsp_unavailable");
     await waitFor(() => stub.requests.length === asked + 1, "the retry");
   });
 });
@@ -208,14 +185,14 @@ describe("validateRevocation metrics", () => {
         validateTrust: { ca: [pki.cert] },
         validateRevocation: { ocsp: "hard-fail", responderUrl: responder.url, onError: () => undefined },
       });
-      expect(outcome(await c.decide(peer(good)))).toBe("admitted");
+      expect(outcomeOf(await c.decide(peerOf(good)))).toBe("admitted");
       stub.mode = { kind: "status", status: 500 };
       const failing = createDecisionCore({
         meterProvider: metrics.provider,
         validateTrust: { ca: [pki.cert] },
         validateRevocation: { ocsp: "soft-fail", responderUrl: stub.url, onError: () => undefined },
       });
-      expect(outcome(await failing.decide(peer(good)))).toBe("admitted");
+      expect(outcomeOf(await failing.decide(peerOf(good)))).toBe("admitted");
       const points = await metrics.points("certgate.revocation.fetches");
       const of = (result: string) =>
         pointValue(points, { "certgate.revocation.source": "ocsp", "certgate.revocation.result": result });

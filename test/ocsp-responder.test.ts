@@ -2,13 +2,13 @@
 // a CA that issues with `openssl ca`; the decision core in process.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate } from "../src/core/certificate.js";
-import type { Decision } from "../src/core/decision-report.js";
 import type { PeerCertificate } from "../src/core/peer-certificate.js";
-import { createDecisionCore, type ClientCertOptions } from "../src/decision/decision.js";
+import type { ClientCertOptions } from "../src/decision/decision.js";
 import type { RevocationOptions } from "../src/policy/policy-options.js";
-import type { OnlineRevocationError } from "../src/policy/online-revocation.js";
+import { outcomeOf, peerOf, revocationCore } from "./support/decisions.js";
 import { waitFor } from "./support/harness.js";
-import { createOcspPki, freePort, type OcspIssued, type OcspPki, type OcspResponder } from "./support/ocsp-pki.js";
+import { freePort } from "./support/free-port.js";
+import { createOcspPki, type OcspIssued, type OcspPki, type OcspResponder } from "./support/ocsp-pki.js";
 
 let pki: OcspPki;
 let responder: OcspResponder;
@@ -36,43 +36,29 @@ afterAll(async () => {
   await pki?.remove();
 });
 
-// A new PeerCertificate each time, as a new connection makes one.
-function peer(issued: OcspIssued | string): PeerCertificate {
-  const cert = typeof issued === "string" ? issued : issued.cert;
-  return { certificate: parseCertificate(cert), authorized: false, authorizationError: undefined, encrypted: true };
-}
-
-const outcome = (d: Decision) => (d.kind === "admitted" ? "admitted" : d.reason);
-
 function core(revocation: Omit<RevocationOptions, "crls">, extra: Partial<ClientCertOptions> = {}) {
-  const errors: Error[] = [];
-  const decisionCore = createDecisionCore({
-    validateTrust: { ca: [pki.cert] },
-    validateRevocation: { onError: (e) => errors.push(e), ...revocation },
-    ...extra,
-  });
-  return { core: decisionCore, errors, reasons: () => errors.map((e) => (e as OnlineRevocationError).reason) };
+  return revocationCore(pki.cert, revocation, extra);
 }
 
 describe("validateRevocation.ocsp against openssl ocsp", () => {
   it("admits a good certificate under hard-fail", async () => {
     const { core: c, errors } = core({ ocsp: "hard-fail" });
-    expect(outcome(await c.decide(peer(good))), errors.join("; ")).toBe("admitted");
+    expect(outcomeOf(await c.decide(peerOf(good))), errors.join("; ")).toBe("admitted");
   });
   it("refuses a revoked certificate with revoked, under soft-fail too", async () => {
-    expect(outcome(await core({ ocsp: "hard-fail" }).core.decide(peer(revoked)))).toBe("revoked");
-    expect(outcome(await core({ ocsp: "soft-fail" }).core.decide(peer(revoked)))).toBe("revoked");
+    expect(outcomeOf(await core({ ocsp: "hard-fail" }).core.decide(peerOf(revoked)))).toBe("revoked");
+    expect(outcomeOf(await core({ ocsp: "soft-fail" }).core.decide(peerOf(revoked)))).toBe("revoked");
   });
   it("refuses an unknown certificate under hard-fail, admits it under soft-fail", async () => {
-    expect(outcome(await core({ ocsp: "hard-fail" }).core.decide(peer(unknown)))).toBe("ocsp_unavailable");
-    expect(outcome(await core({ ocsp: "soft-fail" }).core.decide(peer(unknown)))).toBe("admitted");
+    expect(outcomeOf(await core({ ocsp: "hard-fail" }).core.decide(peerOf(unknown)))).toBe("ocsp_unavailable");
+    expect(outcomeOf(await core({ ocsp: "soft-fail" }).core.decide(peerOf(unknown)))).toBe("admitted");
   });
   it("accepts a response signed by a delegated responder certificate", async () => {
     const delegated = await pki.responder("delegated");
     try {
       const { core: c, errors } = core({ ocsp: "hard-fail", responderUrl: delegated.url });
-      expect(outcome(await c.decide(peer(good))), errors.join("; ")).toBe("admitted");
-      expect(outcome(await c.decide(peer(revoked)))).toBe("revoked");
+      expect(outcomeOf(await c.decide(peerOf(good))), errors.join("; ")).toBe("admitted");
+      expect(outcomeOf(await c.decide(peerOf(revoked)))).toBe("revoked");
       expect(errors).toEqual([]);
     } finally {
       await delegated.stop();
@@ -82,11 +68,11 @@ describe("validateRevocation.ocsp against openssl ocsp", () => {
     const unrelated = await pki.responder("unrelated");
     try {
       const { core: c, reasons } = core({ ocsp: "hard-fail", responderUrl: unrelated.url });
-      expect(outcome(await c.decide(peer(good)))).toBe("ocsp_unavailable");
+      expect(outcomeOf(await c.decide(peerOf(good)))).toBe("ocsp_unavailable");
       expect(reasons()).toEqual(["bad_signature"]);
       // Nor can a forged "revoked" refuse a good certificate under soft-fail... it is ignored.
       const soft = core({ ocsp: "soft-fail", responderUrl: unrelated.url });
-      expect(outcome(await soft.core.decide(peer(good)))).toBe("admitted");
+      expect(outcomeOf(await soft.core.decide(peerOf(good)))).toBe("admitted");
       expect(soft.reasons()).toEqual(["bad_signature"]);
     } finally {
       await unrelated.stop();
@@ -96,7 +82,7 @@ describe("validateRevocation.ocsp against openssl ocsp", () => {
     const impostor = await pki.responder("client");
     try {
       const { core: c, reasons } = core({ ocsp: "hard-fail", responderUrl: impostor.url });
-      expect(outcome(await c.decide(peer(good)))).toBe("ocsp_unavailable");
+      expect(outcomeOf(await c.decide(peerOf(good)))).toBe("ocsp_unavailable");
       expect(reasons()).toEqual(["bad_signature"]);
     } finally {
       await impostor.stop();
@@ -106,10 +92,10 @@ describe("validateRevocation.ocsp against openssl ocsp", () => {
     const stopped = await pki.responder("ca");
     await stopped.stop();
     const hard = core({ ocsp: "hard-fail", responderUrl: stopped.url });
-    expect(outcome(await hard.core.decide(peer(good)))).toBe("ocsp_unavailable");
+    expect(outcomeOf(await hard.core.decide(peerOf(good)))).toBe("ocsp_unavailable");
     expect(hard.reasons()).toEqual(["unreachable"]);
     const soft = core({ ocsp: "soft-fail", responderUrl: stopped.url });
-    expect(outcome(await soft.core.decide(peer(good)))).toBe("admitted");
+    expect(outcomeOf(await soft.core.decide(peerOf(good)))).toBe("admitted");
   });
 });
 
@@ -133,19 +119,19 @@ describe("validateRevocation.ocsp status cache", () => {
       encrypted: true,
     });
     const first = await Promise.all([c.decide(same()), c.decide(same()), c.decide(same())]);
-    expect(first.map(outcome), errors.join("; ")).toEqual(["admitted", "admitted", "admitted"]);
+    expect(first.map(outcomeOf), errors.join("; ")).toEqual(["admitted", "admitted", "admitted"]);
     expect(urls).toEqual([ocspUrl]);
     const warm = c.decide(same());
     expect(warm instanceof Promise).toBe(false);
     // The same certificate parsed again (another connection): a map look-up, no fetch.
-    expect(outcome(await c.decide(peer(good)))).toBe("admitted");
+    expect(outcomeOf(await c.decide(peerOf(good)))).toBe("admitted");
     expect(urls).toHaveLength(1);
   });
   it("refreshes in the background ahead of nextUpdate, and refuses once the refresh says revoked", async () => {
     const { urls, fetch } = counting();
     let now = Date.now();
     const { core: c } = core({ ocsp: "hard-fail", fetch, refreshBeforeMs: 60_000 }, { clock: () => now });
-    expect(outcome(await c.decide(peer(late)))).toBe("admitted");
+    expect(outcomeOf(await c.decide(peerOf(late)))).toBe("admitted");
     expect(urls).toHaveLength(1);
     // openssl ocsp reads its index at start: the CA revokes, the responder restarts.
     pki.revoke(late);
@@ -153,10 +139,10 @@ describe("validateRevocation.ocsp status cache", () => {
     responder = await pki.responder("ca", { port });
     // Within the response's life (10 minutes) and past its refresh time.
     now += 9.5 * 60_000;
-    const during = c.decide(peer(late));
+    const during = c.decide(peerOf(late));
     expect(during instanceof Promise).toBe(false);
-    expect(outcome(await during)).toBe("admitted");
-    await waitFor(async () => outcome(await c.decide(peer(late))) === "revoked", "the refreshed status");
+    expect(outcomeOf(await during)).toBe("admitted");
+    await waitFor(async () => outcomeOf(await c.decide(peerOf(late))) === "revoked", "the refreshed status");
     expect(urls).toHaveLength(2);
   });
 });

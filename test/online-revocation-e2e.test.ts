@@ -19,7 +19,8 @@ import {
   waitFor,
   type TestPki,
 } from "./support/harness.js";
-import { createOcspPki, freePort, type OcspIssued, type OcspPki, type OcspResponder } from "./support/ocsp-pki.js";
+import { freePort } from "./support/free-port.js";
+import { createOcspPki, type OcspIssued, type OcspPki, type OcspResponder } from "./support/ocsp-pki.js";
 import { startRevocationStub, type RevocationStub } from "./support/revocation-stub.js";
 
 let tls: TestPki;

@@ -14,6 +14,7 @@ import {
   type StoreVerdict,
 } from "../src/core/store.js";
 import { createThumbprintStore } from "../src/stores/thumbprint-store.js";
+import { outcomeOf } from "./support/decisions.js";
 import { createCrl, createPolicyPki, issue, serialOf, type PolicyPki } from "./support/policy-pki.js";
 
 // The decision core in process, option by option: each option on and off.
@@ -94,8 +95,6 @@ async function decide(
   return await core.decide(who, procedure);
 }
 
-const outcome = (d: Decision) => (d.kind === "admitted" ? "admitted" : d.reason);
-
 describe("createDecisionCore() policy options", () => {
   const table: [string, () => Partial<ClientCertOptions>, () => PeerCertificate, string, string][] = [
     ["validateNotAfter", () => ({ validateNotAfter: true }), () => peer(expired), "expired", "admitted"],
@@ -139,7 +138,7 @@ describe("createDecisionCore() policy options", () => {
     ["identities", () => ({ identities: [{ commonName: "bob" }] }), () => peer(pki.leaf1), "not_allowed", "admitted"],
   ];
   it.each(table)("refuses with %s on", async (_, on, who, refusal) => {
-    expect(outcome(await decide(on(), who()))).toBe(refusal);
+    expect(outcomeOf(await decide(on(), who()))).toBe(refusal);
   });
   it.each(table)("admits with %s off", async (_, on, who, __, admitted) => {
     const off: Partial<ClientCertOptions> = Object.fromEntries(
@@ -148,24 +147,24 @@ describe("createDecisionCore() policy options", () => {
         k.startsWith("validateNot") || k === "requireClientAuthUsage" ? false : undefined,
       ]),
     );
-    expect(outcome(await decide(off, who()))).toBe(admitted);
+    expect(outcomeOf(await decide(off, who()))).toBe(admitted);
   });
   it("admits trusted chains of depth 1 to 3 with their revocation checked", async () => {
     for (const leaf of [pki.leaf1, pki.leaf2, pki.leaf3]) {
       expect(
-        outcome(
+        outcomeOf(
           await decide({ validateTrust: { ca }, validateRevocation: { crls: [crls.good as string] } }, peer(leaf)),
         ),
       ).toBe("admitted");
     }
   });
   it("admits with a clock skew allowance, refuses without", async () => {
-    expect(outcome(await decide({ clockSkewMs: 5 * 60_000 }, peer(expired)))).toBe("admitted");
-    expect(outcome(await decide({ clockSkewMs: 0 }, peer(expired)))).toBe("expired");
+    expect(outcomeOf(await decide({ clockSkewMs: 5 * 60_000 }, peer(expired)))).toBe("admitted");
+    expect(outcomeOf(await decide({ clockSkewMs: 0 }, peer(expired)))).toBe("expired");
   });
   it("admits a stale CRL with allowStale, refuses a revoked leaf whatever allowStale says", async () => {
     expect(
-      outcome(
+      outcomeOf(
         await decide(
           { validateTrust: { ca }, validateRevocation: { crls: [crls.stale as string], allowStale: true } },
           peer(pki.leaf3),
@@ -173,7 +172,7 @@ describe("createDecisionCore() policy options", () => {
       ),
     ).toBe("admitted");
     expect(
-      outcome(
+      outcomeOf(
         await decide(
           { validateTrust: { ca }, validateRevocation: { crls: [crls.revokedLeaf as string], allowStale: true } },
           peer(pki.leaf3),
@@ -185,7 +184,7 @@ describe("createDecisionCore() policy options", () => {
     const core = createDecisionCore({ validateTrust: { ca } });
     const admitted = await core.decide(peer(pki.leaf2));
     expect(admitted.kind === "admitted" && admitted.entry.id).toBe(parseCertificate(pki.root.cert).sha256);
-    expect(outcome(await core.decide(peer(pki.stranger)))).toBe("untrusted");
+    expect(outcomeOf(await core.decide(peer(pki.stranger)))).toBe("untrusted");
   });
   it("refuses a known certificate that identities do not match with PermissionDenied, an unknown one with Unauthenticated", async () => {
     const store = createThumbprintStore(parseCertificate(pki.leaf1.cert).sha256);
@@ -208,10 +207,10 @@ describe("createDecisionCore() policy options", () => {
       createTime: new Date(),
     };
     const store = { ...everyone, get: async (id: string) => (id === "root-ca" ? stored : undefined) };
-    expect(outcome(await decide({ store, identities: [{ issuerCertificateId: "root-ca" }] }, peer(pki.leaf1)))).toBe(
+    expect(outcomeOf(await decide({ store, identities: [{ issuerCertificateId: "root-ca" }] }, peer(pki.leaf1)))).toBe(
       "admitted",
     );
-    expect(outcome(await decide({ store, identities: [{ issuerCertificateId: "root-ca" }] }, peer(pki.leaf2)))).toBe(
+    expect(outcomeOf(await decide({ store, identities: [{ issuerCertificateId: "root-ca" }] }, peer(pki.leaf2)))).toBe(
       "not_allowed",
     );
   });
@@ -226,8 +225,8 @@ describe("createDecisionCore() policy options", () => {
       },
     });
     const who = peer(pki.leaf1);
-    expect(outcome(await core.decide(who))).toBe("store_unavailable");
-    expect(outcome(await core.decide(who))).toBe("store_unavailable");
+    expect(outcomeOf(await core.decide(who))).toBe("store_unavailable");
+    expect(outcomeOf(await core.decide(who))).toBe("store_unavailable");
     expect(calls).toBe(2);
   });
 });
@@ -263,12 +262,12 @@ describe("createDecisionCore() caching and invalidation", () => {
     const set = mutableCrls(crls.good as string);
     const core = createDecisionCore({ store, validateTrust: { ca }, validateRevocation: { crls: set } });
     const who = peer(pki.leaf3);
-    expect(outcome(await core.decide(who))).toBe("admitted");
+    expect(outcomeOf(await core.decide(who))).toBe("admitted");
     const warm = core.decide(who);
     expect(warm instanceof Promise).toBe(false);
     expect(lookups).toBe(1);
     set.set(crls.revokedLeaf as string);
-    expect(outcome(await core.decide(who))).toBe("revoked");
+    expect(outcomeOf(await core.decide(who))).toBe("revoked");
   });
   it("refuses once the CA set drops the root, on the same connection", async () => {
     const notifier = createChangeNotifier();
@@ -285,10 +284,10 @@ describe("createDecisionCore() caching and invalidation", () => {
     };
     const core = createDecisionCore({ validateTrust: { ca: set } });
     const who = peer(pki.leaf1);
-    expect(outcome(await core.decide(who))).toBe("admitted");
+    expect(outcomeOf(await core.decide(who))).toBe("admitted");
     list = [parseCertificate(pki.otherRoot.cert)];
     notifier.changed();
-    expect(outcome(await core.decide(who))).toBe("untrusted");
+    expect(outcomeOf(await core.decide(who))).toBe("untrusted");
   });
 });
 
@@ -323,7 +322,7 @@ describe("createDecisionCore() rules", () => {
     ],
   ];
   it.each(table)("%s", async (_, procedure, who, expected) => {
-    expect(outcome(await createDecisionCore(options()).decide(peer(who()), procedure))).toBe(expected);
+    expect(outcomeOf(await createDecisionCore(options()).decide(peer(who()), procedure))).toBe(expected);
   });
   it("leaves an open procedure open and decides the others", () => {
     const core = createDecisionCore(options());
@@ -394,8 +393,8 @@ describe("createDecisionCore() configuration", () => {
   });
   it("admits no store with tls trust and identities", async () => {
     const core = createDecisionCore({ validateTrust: "tls", identities: [{ commonName: "alice" }] });
-    expect(outcome(await core.decide(peer(pki.leaf1, true)))).toBe("admitted");
-    expect(outcome(await core.decide(peer(pki.leaf1, false)))).toBe("untrusted");
+    expect(outcomeOf(await core.decide(peer(pki.leaf1, true)))).toBe("admitted");
+    expect(outcomeOf(await core.decide(peer(pki.leaf1, false)))).toBe("untrusted");
   });
 });
 

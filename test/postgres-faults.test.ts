@@ -21,7 +21,14 @@ import {
 } from "../src/stores/postgres/postgres-store.js";
 import { lockClass, writeLock } from "../src/stores/postgres/schema.js";
 import { createRemoteStore, type RemoteStore, type RemoteStoreEvent } from "../src/stores/remote-store.js";
-import { createCliFixture, killAll, startServe, type CliFixture, type Serve } from "./support/cli-harness.js";
+import {
+  createCliFixture,
+  killAll,
+  serveAccessArgs,
+  startServe,
+  type CliFixture,
+  type Serve,
+} from "./support/cli-harness.js";
 import { waitFor } from "./support/harness.js";
 import { generateCertificates } from "./support/many-certificates.js";
 import { createTestDatabase, postgresSkipReason, type TestDatabase } from "./support/postgres.js";
@@ -247,18 +254,7 @@ describe.skipIf(skip !== undefined)("certgate serve --database, a replica frozen
     proxy = await startTcpProxy(Number(target.port || 5432), target.hostname);
     const viaProxy = new URL(db.url);
     viaProxy.host = `127.0.0.1:${proxy.port}`;
-    const args = (url: string) => [
-      "--database",
-      url,
-      "--tls-cert",
-      fx.files["server.pem"]!,
-      "--tls-key",
-      fx.files["server-key.pem"]!,
-      "--admin",
-      parseCertificate(fx.admin.der).sha256,
-      "--reader",
-      parseCertificate(fx.reader.der).sha256,
-    ];
+    const args = (url: string) => ["--database", url, ...serveAccessArgs(fx)];
     [a, b] = await Promise.all([startServe(args(viaProxy.toString())), startServe(args(db.url))]);
   });
   afterAll(async () => {

@@ -13,6 +13,7 @@ import {
   killAll,
   run,
   runHere,
+  serveTlsArgs,
   startServe,
   type CliFixture,
 } from "./support/cli-harness.js";
@@ -97,14 +98,7 @@ describe.skipIf(skip !== undefined)("certgate migrate and serve --database", () 
       2,
       /--database mysql:\/\/db\/x: expected a postgres:\/\/ URL/,
     );
-    const tls = [
-      "--tls-cert",
-      fx.files["server.pem"]!,
-      "--tls-key",
-      fx.files["server-key.pem"]!,
-      "--admin",
-      "00".repeat(32),
-    ];
+    const tls = [...serveTlsArgs(fx), "--admin", "00".repeat(32)];
     expectFailure(
       await runHere(["serve", "--database", "postgres://certgate:secret@127.0.0.1:1/none", ...tls], {}, fx.tmp),
       1,
@@ -154,14 +148,7 @@ describe.skipIf(skip !== undefined)("certgate migrate and serve --database", () 
       `postgres://certgate:${secret}@127.0.0.1:1/none`,
       `postgres://certgate@127.0.0.1:1/none?password=${secret}&sslmode=disable`,
     ];
-    const tls = [
-      "--tls-cert",
-      fx.files["server.pem"]!,
-      "--tls-key",
-      fx.files["server-key.pem"]!,
-      "--admin",
-      "00".repeat(32),
-    ];
+    const tls = [...serveTlsArgs(fx), "--admin", "00".repeat(32)];
     for (const url of unreachable) {
       for (const args of [
         ["serve", "--database", url, ...tls],

@@ -9,7 +9,14 @@ import type { IssuedCertificate } from "../src/dev-certificates.js";
 import { CertificateStoreService } from "../src/gen/certgate/v1/certificate_store_pb.js";
 import { createClientCertInterceptor } from "../src/connect/client-cert-interceptor.js";
 import { createRemoteStore, type RemoteStore, type RemoteStoreEvent } from "../src/stores/remote-store.js";
-import { createCliFixture, killAll, startServe, type CliFixture, type Serve } from "./support/cli-harness.js";
+import {
+  createCliFixture,
+  killAll,
+  serveAccessArgs,
+  startServe,
+  type CliFixture,
+  type Serve,
+} from "./support/cli-harness.js";
 import { closeAfterTests, startEchoServer, waitFor } from "./support/harness.js";
 import { createTestDatabase, postgresSkipReason, terminateConnections, type TestDatabase } from "./support/postgres.js";
 
@@ -27,18 +34,7 @@ describe.skipIf(skip !== undefined)("certgate serve --database, two replicas", (
   const mirrors: RemoteStore[] = [];
   beforeAll(async () => {
     [fx, db] = await Promise.all([createCliFixture(), createTestDatabase()]);
-    const args = [
-      "--database",
-      db.url,
-      "--tls-cert",
-      fx.files["server.pem"]!,
-      "--tls-key",
-      fx.files["server-key.pem"]!,
-      "--admin",
-      parseCertificate(fx.admin.der).sha256,
-      "--reader",
-      parseCertificate(fx.reader.der).sha256,
-    ];
+    const args = ["--database", db.url, ...serveAccessArgs(fx)];
     // One after the other would work as well: migrations take a lock.
     [a, b] = await Promise.all([startServe(args), startServe(args)]);
   });

@@ -10,6 +10,7 @@ import {
   killAll,
   repo,
   run,
+  serveTlsArgs,
   startServe,
   type CliFixture,
   type Serve,
@@ -58,15 +59,8 @@ describe.skipIf(python === undefined)(
     beforeAll(async () => {
       fx = await createCliFixture();
       serve = await startServe([
-        "--data-dir",
-        join(fx.tmp, "store"),
-        "--tls-cert",
-        fx.files["server.pem"]!,
-        "--tls-key",
-        fx.files["server-key.pem"]!,
-        "--admin",
-        parseCertificate(fx.admin.cert).sha256,
-        "--no-console",
+        ...["--data-dir", join(fx.tmp, "store"), ...serveTlsArgs(fx)],
+        ...["--admin", parseCertificate(fx.admin.cert).sha256, "--no-console"],
       ]);
     });
 

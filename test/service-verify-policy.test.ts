@@ -3,7 +3,8 @@
 import { X509Certificate } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMemoryStore } from "../src/stores/memory-store.js";
-import { createOcspPki, freePort, type OcspIssued, type OcspPki, type OcspResponder } from "./support/ocsp-pki.js";
+import { freePort } from "./support/free-port.js";
+import { createOcspPki, type OcspIssued, type OcspPki, type OcspResponder } from "./support/ocsp-pki.js";
 import {
   createServicePki,
   startService,

@@ -4,7 +4,7 @@
 import * as http from "node:http";
 import * as http2 from "node:http2";
 import * as net from "node:net";
-import type { AddressInfo } from "node:net";
+import { listenOn } from "../core/listen-address.js";
 import { guardRequestHandler } from "../connect/guard-request-handler.js";
 import { createDecisionCore, type ClientCertOptions, type DecisionCore } from "../decision/decision.js";
 import { createForwardedPeerReader, type PeerCertificateContextValuesOptions } from "../proxy/forwarded-peer.js";
@@ -166,17 +166,7 @@ export function createAuthzServer(options: AuthzServerOptions): AuthzServer {
     core,
     async listen(port = 0, host = "127.0.0.1") {
       await extAuthz.ready;
-      return new Promise((resolve, reject) => {
-        const fail = (error: Error) => reject(error);
-        listener.once("error", fail);
-        listener.listen(port, host, () => {
-          listener.off("error", fail);
-          const address = listener.address() as AddressInfo;
-          const shown = address.family === "IPv6" ? `[${address.address}]` : address.address;
-          const scheme = options.tls === undefined ? "http" : "https";
-          resolve({ host: address.address, port: address.port, url: `${scheme}://${shown}:${address.port}` });
-        });
-      });
+      return listenOn(listener, port, host, options.tls === undefined ? "http" : "https");
     },
     close() {
       closing ??= new Promise<void>((resolve) => {

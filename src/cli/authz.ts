@@ -8,6 +8,7 @@ import { CliError, defineCommand, errorMessage, expectPositionals, ExitCode, usa
 import { countFlag, parseListen, secondsFlag, type Listen } from "./listen-flags.js";
 import { createRateLimitedLog } from "./rate-limited-log.js";
 import { serveLogOf, withLogFormat } from "./serve-log.js";
+import { refusalLogFlags, refusalLogOf, stopped, tlsFilesOf } from "./server-command.js";
 import { openStoreSources, storeSourceFlags, storeSourceHelp } from "./store-sources.js";
 
 const help = `Usage: certgate authz --trusted-proxy CIDR... [--forwarded FORMAT[:HEADER]]...
@@ -98,19 +99,13 @@ export const authzCommand = withLogFormat(
         "headers-timeout": { type: "string" },
         "max-header-bytes": { type: "string" },
         "lookup-timeout": { type: "string" },
-        "refusal-log-limit": { type: "string" },
-        "refusal-log-interval": { type: "string" },
-        "log-format": { type: "string" },
+        ...refusalLogFlags,
       },
     },
     async ({ values, positionals }, io) => {
       expectPositionals("authz", positionals, "", { min: 0, max: 0 });
       const listen = parseListen(values.listen ?? "127.0.0.1:8446", "authz");
-      const tlsCert = values["tls-cert"];
-      const tlsKey = values["tls-key"];
-      if ((tlsCert === undefined) !== (tlsKey === undefined)) {
-        throw usageError("authz", tlsCert === undefined ? "--tls-key needs --tls-cert" : "--tls-cert needs --tls-key");
-      }
+      const { tlsCert, tlsKey } = tlsFilesOf("authz", values);
       if (tlsCert === undefined && !isLoopback(listen)) {
         throw usageError(
           "authz",
@@ -128,11 +123,7 @@ export const authzCommand = withLogFormat(
         maxHeaderBytes: countFlag("authz", "max-header-bytes", values["max-header-bytes"], 32768, 1024),
         lookupTimeoutMs: secondsFlag("authz", "lookup-timeout", values["lookup-timeout"], 5000, false),
       };
-      const refusalLog = {
-        limit: countFlag("authz", "refusal-log-limit", values["refusal-log-limit"], 20, 0),
-        intervalMs: secondsFlag("authz", "refusal-log-interval", values["refusal-log-interval"], 10_000, false),
-        what: "refusals",
-      };
+      const refusalLog = refusalLogOf("authz", values);
       let tls: { cert: string; key: string } | undefined;
       if (tlsCert !== undefined && tlsKey !== undefined) {
         tls = {
@@ -257,11 +248,4 @@ function refusalFields(event: AuthzRequestEvent): Record<string, unknown> {
     reason: event.answer.kind === "deny" ? event.answer.reason : "refused",
     ...(event.sha256 === undefined ? {} : { sha256: event.sha256 }),
   };
-}
-
-function stopped(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve();
-    else signal.addEventListener("abort", () => resolve(), { once: true });
-  });
 }

@@ -14,6 +14,7 @@ import { serveHelp } from "./serve-help.js";
 import { readServeTls, type ServeTls } from "./serve-tls.js";
 import { followTlsFlags, type TlsReload } from "./tls-reload.js";
 import { serveLogOf, withLogFormat } from "./serve-log.js";
+import { refusalLogFlags, refusalLogOf, stopped, tlsFilesOf } from "./server-command.js";
 import { countFlag, parseListen, secondsFlag } from "./listen-flags.js";
 import { openFolderStore, readPolicyFile } from "./store-sources.js";
 
@@ -43,9 +44,7 @@ export const serveCommand = withLogFormat(
         "idle-timeout": { type: "string" },
         "handshake-timeout": { type: "string" },
         "max-refused-calls-per-connection": { type: "string" },
-        "refusal-log-limit": { type: "string" },
-        "refusal-log-interval": { type: "string" },
-        "log-format": { type: "string" },
+        ...refusalLogFlags,
         "audit-key-file": { type: "string" },
         "audit-max-bytes": { type: "string" },
         "audit-attempts-max-bytes": { type: "string" },
@@ -66,15 +65,8 @@ export const serveCommand = withLogFormat(
         });
       const admins = thumbprints("admin", values.admin);
       const readers = thumbprints("reader", values.reader);
-      const tlsCert = values["tls-cert"];
-      const tlsKey = values["tls-key"];
+      const { tlsCert, tlsKey } = tlsFilesOf("serve", values);
       const devMode = tlsCert === undefined && tlsKey === undefined;
-      if (tlsCert === undefined && tlsKey !== undefined) {
-        throw usageError("serve", "--tls-key needs --tls-cert");
-      }
-      if (tlsCert !== undefined && tlsKey === undefined) {
-        throw usageError("serve", "--tls-cert needs --tls-key");
-      }
       if (devMode && values["client-ca"] !== undefined) {
         throw usageError("serve", "--client-ca needs --tls-cert and --tls-key (development mode makes its own CA)");
       }
@@ -87,11 +79,7 @@ export const serveCommand = withLogFormat(
         maxRefusedCallsPerConnection:
           count("max-refused-calls-per-connection", values["max-refused-calls-per-connection"], 100, 0) || Infinity,
       };
-      const refusalLog = {
-        limit: count("refusal-log-limit", values["refusal-log-limit"], 20, 0),
-        intervalMs: milliseconds("refusal-log-interval", values["refusal-log-interval"], 10_000, false),
-        what: "refusals",
-      };
+      const refusalLog = refusalLogOf("serve", values);
       const auditLimits = {
         auditMaxBytes: count("audit-max-bytes", values["audit-max-bytes"], 16 * 1024 * 1024, 1024),
         auditAttemptsMaxBytes: count(
@@ -291,14 +279,4 @@ function count(flag: string, text: string | undefined, fallback: number, min: nu
 // A flag in seconds (fractions allowed), as milliseconds; 0 only if `zeroOff`.
 function milliseconds(flag: string, text: string | undefined, fallback: number, zeroOff: boolean): number {
   return secondsFlag("serve", flag, text, fallback, zeroOff);
-}
-
-function stopped(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) {
-      resolve();
-    } else {
-      signal.addEventListener("abort", () => resolve(), { once: true });
-    }
-  });
 }

@@ -1,6 +1,6 @@
 import { setMaxListeners } from "node:events";
 import * as http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import { listenOn } from "../core/listen-address.js";
 import type { TLSSocket } from "node:tls";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { parseCertificate } from "../core/certificate.js";
@@ -237,16 +237,7 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
     health,
     async listen(port = 0, host = "127.0.0.1") {
       await node.ready;
-      return new Promise((resolve, reject) => {
-        const fail = (error: Error) => reject(error);
-        server.once("error", fail);
-        server.listen(port, host, () => {
-          server.off("error", fail);
-          const address = server.address() as AddressInfo;
-          const shown = address.family === "IPv6" ? `[${address.address}]` : address.address;
-          resolve({ host: address.address, port: address.port, url: `https://${shown}:${address.port}` });
-        });
-      });
+      return listenOn(server, port, host, "https");
     },
     close() {
       closing ??= (async () => {

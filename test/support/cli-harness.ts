@@ -8,8 +8,10 @@ import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { expect } from "vitest";
 import { runCli } from "../../src/cli/main.js";
+import { parseCertificate } from "../../src/core/certificate.js";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../../src/dev-certificates.js";
 import { createTestPki, waitFor, type TestPki } from "./harness.js";
+import { watchChild } from "./watched-child.js";
 
 // The CLI runs as a real process: the built dist/cli.js when dist/ is at
 // least as new as every source file (CI builds it in `npm ci`), else the
@@ -127,27 +129,25 @@ export async function startServe(
   cwd = repo,
 ): Promise<Serve> {
   const child = spawnCli(["serve", "--listen", "127.0.0.1:0", ...args], env, cwd);
-  let stdout = "";
-  let stderr = "";
-  let exited = false;
-  const exit = new Promise<number | string | null>((resolve) =>
-    child.on("exit", (code, signal) => {
-      exited = true;
-      resolve(code ?? signal);
-    }),
+  const watched = watchChild(child);
+  const stdout = () => watched.output().stdout;
+  await waitFor(
+    () => watched.exited() || /listening on https:\/\/\S+/.test(stdout()),
+    "certgate serve to listen",
+    30_000,
   );
-  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  await waitFor(() => exited || /listening on https:\/\/\S+/.test(stdout), "certgate serve to listen", 30_000);
-  const url = /listening on (https:\/\/\S+)/.exec(stdout)?.[1];
-  if (url === undefined) throw new Error(`certgate serve did not start:\n${stderr}`);
+  const url = /listening on (https:\/\/\S+)/.exec(stdout())?.[1];
+  if (url === undefined) throw new Error(`certgate serve did not start:\n${watched.output().stderr}`);
   return {
     child,
     url,
-    output: () => ({ stdout, stderr }),
+    output: () => {
+      const { stdout, stderr } = watched.output();
+      return { stdout, stderr };
+    },
     stop(signal = "SIGTERM") {
-      if (!exited) child.kill(signal);
-      return exit;
+      if (!watched.exited()) child.kill(signal);
+      return watched.exit;
     },
   };
 }
@@ -202,4 +202,33 @@ export async function createCliFixture(): Promise<CliFixture> {
   await write("bundle.pem", pki.alice.cert + pki.alice.key + pki.ca.cert);
   await write("junk.der", new Uint8Array([0x30, 0x82, 0x01, 0x00, 1, 2, 3, 4, 5]));
   return { tmp, pki, admin, reader, foreign, files };
+}
+
+/** serveTlsArgs are `certgate serve`'s --tls-cert and --tls-key with the fixture's server files. */
+export function serveTlsArgs(fx: Pick<CliFixture, "files">): string[] {
+  return ["--tls-cert", fx.files["server.pem"]!, "--tls-key", fx.files["server-key.pem"]!];
+}
+
+/**
+ * serveAccessArgs are `serveTlsArgs`, and --admin and --reader naming the
+ * fixture's admin and reader by SHA-256.
+ */
+export function serveAccessArgs(fx: CliFixture): string[] {
+  return [
+    ...serveTlsArgs(fx),
+    ...["--admin", parseCertificate(fx.admin.cert).sha256, "--reader", parseCertificate(fx.reader.cert).sha256],
+  ];
+}
+
+/**
+ * clientEnv is the environment with which the CLI calls the store service
+ * at `url` as `who`, one of the fixture's names (admin, reader, foreign, ...).
+ */
+export function clientEnv(fx: Pick<CliFixture, "files">, who: string, url: string): Record<string, string> {
+  return {
+    CERTGATE_STORE: url,
+    CERTGATE_CERT: fx.files[`${who}.pem`]!,
+    CERTGATE_KEY: fx.files[`${who}-key.pem`]!,
+    CERTGATE_CA: fx.files["ca.pem"]!,
+  };
 }

@@ -5,6 +5,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { waitFor } from "./harness.js";
+import { watchChild } from "./watched-child.js";
 
 const repo = fileURLToPath(new URL("../..", import.meta.url));
 const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
@@ -31,51 +32,52 @@ export interface ExampleOptions {
   ready?: RegExp;
 }
 
+// examples/NAME.ts through tsx with the repository's tsconfig, output piped.
+function spawnExample(name: string, options: Omit<ExampleOptions, "ready">): ChildProcess {
+  return spawn(process.execPath, ["--import", tsx, join(repo, "examples", `${name}.ts`), ...(options.args ?? [])], {
+    cwd: options.cwd,
+    env: { ...baseEnv, TSX_TSCONFIG_PATH: join(repo, "tsconfig.json"), ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
 /**
  * startExample runs `examples/NAME.ts` through tsx with the repository's
  * tsconfig (so `certgate` is the source, not dist/), and waits for its ready
  * line on stdout.
  */
 export async function startExample(name: string, options: ExampleOptions): Promise<ExampleProcess> {
-  const child = spawn(
-    process.execPath,
-    ["--import", tsx, join(repo, "examples", `${name}.ts`), ...(options.args ?? [])],
-    {
-      cwd: options.cwd,
-      env: { ...baseEnv, TSX_TSCONFIG_PATH: join(repo, "tsconfig.json"), ...options.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  let stdout = "";
-  let stderr = "";
-  let exited = false;
-  const exit = new Promise<void>((resolve) =>
-    child.on("exit", () => {
-      exited = true;
-      resolve();
-    }),
-  );
-  child.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const child = spawnExample(name, options);
+  const watched = watchChild(child);
   const ready = options.ready ?? /listening on/;
   const example: ExampleProcess = {
     child,
-    output: () => ({ stdout, stderr }),
-    running: () => !exited,
+    output: () => {
+      const { stdout, stderr } = watched.output();
+      return { stdout, stderr };
+    },
+    running: () => !watched.exited(),
     async stop() {
-      if (!exited) child.kill("SIGTERM");
+      if (!watched.exited()) child.kill("SIGTERM");
       const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-      await exit;
+      await watched.exit;
       clearTimeout(timer);
     },
   };
   try {
-    await waitFor(() => exited || ready.test(stdout), `examples/${name}.ts to start`, 60_000);
+    await waitFor(
+      () => watched.exited() || ready.test(watched.output().stdout),
+      `examples/${name}.ts to start`,
+      60_000,
+    );
   } catch (error) {
     await example.stop();
     throw error;
   }
-  if (exited) throw new Error(`examples/${name}.ts exited:\n${stdout}\n${stderr}`);
+  if (watched.exited()) {
+    const { stdout, stderr } = watched.output();
+    throw new Error(`examples/${name}.ts exited:\n${stdout}\n${stderr}`);
+  }
   return example;
 }
 
@@ -91,15 +93,7 @@ export async function runExample(
   name: string,
   options: Omit<ExampleOptions, "ready"> & { until?: RegExp },
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(
-    process.execPath,
-    ["--import", tsx, join(repo, "examples", `${name}.ts`), ...(options.args ?? [])],
-    {
-      cwd: options.cwd,
-      env: { ...baseEnv, TSX_TSCONFIG_PATH: join(repo, "tsconfig.json"), ...options.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
+  const child = spawnExample(name, options);
   let stdout = "";
   let stderr = "";
   return new Promise((resolve, reject) => {

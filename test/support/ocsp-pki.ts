@@ -1,18 +1,14 @@
 // An openssl CA that issues with `openssl ca` (so its index.txt knows every
 // certificate) and answers OCSP with `openssl ocsp` on loopback: the
 // responder certgate's online revocation is tested against.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { createServer, type AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { freePort } from "./free-port.js";
+import { makeOpensslCa, type OpensslIssued } from "./openssl-ca.js";
 
 /** A certificate the CA issued, PEM, and where its file is. */
-export interface OcspIssued {
-  cert: string;
-  key: string;
-  file: string;
-}
+export type OcspIssued = OpensslIssued;
 
 /**
  * Who signs the responses of a responder: the CA, a delegated responder
@@ -50,58 +46,19 @@ export interface OcspPki {
   remove(): Promise<void>;
 }
 
-/** freePort binds port 0 on loopback and gives the port back. */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 /** createOcspPki makes an EC P-256 CA, a delegated OCSP responder certificate and an unrelated one. */
 export async function createOcspPki(): Promise<OcspPki> {
-  const dir = await mkdtemp(join(tmpdir(), "certgate-ocsp-"));
+  const ca = await makeOpensslCa({
+    folder: "ocsp",
+    name: "openssl OCSP test CA",
+    config: ["serial = serial", "unique_subject = no"],
+  });
+  const { dir, openssl, ec } = ca;
   const responders = new Set<ChildProcess>();
-  const openssl = (...args: string[]) => {
-    try {
-      return execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
-    } catch (error) {
-      const e = error as NodeJS.ErrnoException & { stderr?: Buffer };
-      if (e.code === "ENOENT") throw new Error("these tests need the openssl command line (apt-get install openssl)");
-      throw new Error(`openssl ${args.join(" ")}: ${e.stderr?.toString() ?? e.message}`);
-    }
-  };
-  await writeFile(
-    join(dir, "ca.cnf"),
-    "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nnew_certs_dir = .\ncertificate = ca.pem\n" +
-      "private_key = ca-key.pem\nserial = serial\ndefault_md = sha256\ndefault_crl_days = 7\n" +
-      "unique_subject = no\npolicy = p\n[p]\ncommonName = supplied\n",
-  );
-  await writeFile(join(dir, "index.txt"), "");
   await writeFile(join(dir, "serial"), "1000\n");
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-  openssl(
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    "ca-key.pem",
-    "-out",
-    "ca.pem",
-    "-subj",
-    "/CN=openssl OCSP test CA",
-    "-days",
-    "2",
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign,cRLSign",
-  );
   let issued = 0;
   const issue = async (name: string, extensions: string, recorded: boolean): Promise<OcspIssued> => {
-    openssl("req", "-new", ...ec, "-keyout", `${name}-key.pem`, "-out", `${name}.csr`, "-subj", `/CN=${name}`);
-    await writeFile(join(dir, `${name}.ext`), extensions);
+    await ca.request(name, extensions);
     if (recorded) {
       openssl(
         "ca",
@@ -119,27 +76,9 @@ export async function createOcspPki(): Promise<OcspPki> {
         `${name}.pem`,
       );
     } else {
-      openssl(
-        "x509",
-        "-req",
-        "-in",
-        `${name}.csr`,
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca-key.pem",
-        "-set_serial",
-        String(0x7f0000 + issued++),
-        "-days",
-        "1",
-        "-extfile",
-        `${name}.ext`,
-        "-out",
-        `${name}.pem`,
-      );
+      ca.sign(name, String(0x7f0000 + issued++));
     }
-    const file = join(dir, `${name}.pem`);
-    return { file, cert: await readFile(file, "utf8"), key: await readFile(join(dir, `${name}-key.pem`), "utf8") };
+    return ca.issued(name);
   };
   await issue("responder", "extendedKeyUsage=OCSPSigning\nnoCheck=ignored\nbasicConstraints=CA:FALSE\n", true);
   await issue("impostor", "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n", true);
@@ -164,16 +103,14 @@ export async function createOcspPki(): Promise<OcspPki> {
   };
   return {
     dir,
-    cert: await readFile(join(dir, "ca.pem"), "utf8"),
+    cert: ca.cert,
     issue(name, options = {}) {
       const lines = ["extendedKeyUsage=clientAuth", "basicConstraints=CA:FALSE"];
       if (options.ocspUrl !== undefined) lines.push(`authorityInfoAccess=OCSP;URI:${options.ocspUrl}`);
       if (options.crlUrl !== undefined) lines.push(`crlDistributionPoints=URI:${options.crlUrl}`);
       return issue(name, `${lines.join("\n")}\n`, options.recorded ?? true);
     },
-    revoke(cert) {
-      openssl("ca", "-config", "ca.cnf", "-revoke", cert.file);
-    },
+    revoke: ca.revoke,
     async crl(hours = 24, signer = "ca") {
       const as = signer === "ca" ? [] : ["-cert", "unrelated.pem", "-keyfile", "unrelated-key.pem"];
       openssl("ca", "-config", "ca.cnf", "-gencrl", ...as, "-crlhours", String(hours), "-out", "crl.pem");

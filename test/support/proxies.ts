@@ -15,23 +15,12 @@ import { EchoService } from "../../src/gen/certgate/example/v1/echo_pb.js";
 import type { IssuedCertificate } from "../../src/dev-certificates.js";
 import { repo } from "./cli-harness.js";
 import { waitFor } from "./harness.js";
+import { watchChild } from "./watched-child.js";
 
 export const nginxBinary = "/usr/sbin/nginx";
 export const caddyBinary = "/usr/bin/caddy";
 /** Whether nginx and Caddy are installed (CI installs them; see .ci/run). */
 export const haveProxies = existsSync(nginxBinary) && existsSync(caddyBinary);
-
-/**
- * freePort returns a port that was free a moment ago: nginx cannot listen on
- * port 0 and tell which port it got, so the test picks one first.
- */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** A proxy process, stopped by `stop()`. */
 export interface ProxyProcess {
@@ -51,24 +40,15 @@ async function startProcess(
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ...env },
   });
-  let output = "";
-  let exited = false;
-  const exit = new Promise<void>((resolve) =>
-    child.on("exit", () => {
-      exited = true;
-      resolve();
-    }),
-  );
-  child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
-  child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
-  await waitFor(async () => exited || (await canConnect(port)), `${name} to listen on ${port}`, 20_000);
-  if (exited) throw new Error(`${name} did not start:\n${output}`);
+  const watched = watchChild(child);
+  await waitFor(async () => watched.exited() || (await canConnect(port)), `${name} to listen on ${port}`, 20_000);
+  if (watched.exited()) throw new Error(`${name} did not start:\n${watched.output().all}`);
   return {
     port,
-    output: () => output,
+    output: () => watched.output().all,
     async stop() {
-      if (!exited) child.kill("SIGTERM");
-      await exit;
+      if (!watched.exited()) child.kill("SIGTERM");
+      await watched.exit;
     },
   };
 }
@@ -116,15 +96,34 @@ export async function startNginx(dir: string, s: ExampleSubstitutions): Promise<
     .replaceAll("127.0.0.1:50051", `127.0.0.1:${s.grpcUpstream ?? s.upstream}`)
     .replace("/etc/nginx/certs/server.pem", s.cert)
     .replace("/etc/nginx/certs/server-key.pem", s.key);
-  await mkdir(join(dir, "logs"), { recursive: true });
   await writeFile(join(dir, "site.conf"), site);
+  const args = await writeNginxMain(dir, `include ${join(dir, "site.conf")};`, {
+    errorLevel: "warn",
+    workerConnections: 512,
+  });
+  return startProcess("nginx", nginxBinary, args, s.listen);
+}
+
+/** How the nginx main configuration of `writeNginxMain` logs and scales. */
+export interface NginxMainOptions {
+  readonly errorLevel: string;
+  readonly workerConnections: number;
+}
+
+/**
+ * writeNginxMain writes `dir`/nginx.conf: nginx in the foreground, one
+ * process, its pid, log and temporary files under `dir`, no access log, and
+ * `http` inside its http block. It returns nginx's arguments.
+ */
+export async function writeNginxMain(dir: string, http: string, options: NginxMainOptions): Promise<string[]> {
+  await mkdir(join(dir, "logs"), { recursive: true });
   await writeFile(
     join(dir, "nginx.conf"),
     `daemon off;
 master_process off;
 pid ${join(dir, "nginx.pid")};
-error_log ${join(dir, "logs", "error.log")} warn;
-events { worker_connections 512; }
+error_log ${join(dir, "logs", "error.log")} ${options.errorLevel};
+events { worker_connections ${options.workerConnections}; }
 http {
   access_log off;
   client_body_temp_path ${join(dir, "body")};
@@ -132,16 +131,11 @@ http {
   fastcgi_temp_path ${join(dir, "fastcgi")};
   uwsgi_temp_path ${join(dir, "uwsgi")};
   scgi_temp_path ${join(dir, "scgi")};
-  include ${join(dir, "site.conf")};
+  ${http}
 }
 `,
   );
-  return startProcess(
-    "nginx",
-    nginxBinary,
-    ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "logs", "error.log")],
-    s.listen,
-  );
+  return ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", join(dir, "logs", "error.log")];
 }
 
 /**
@@ -187,16 +181,11 @@ export async function startHttpUpstream(): Promise<Upstream> {
     res.setHeader("content-type", "application/json");
     res.end(JSON.stringify({ headers: seen }));
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    requests: () => count,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return listening(
+    server,
+    () => count,
+    () => server.closeAllConnections(),
+  );
 }
 
 /** The gRPC upstream (h2c): Echo answers with the Certgate-Subject header it got, or "-". */
@@ -215,13 +204,25 @@ export async function startGrpcUpstream(): Promise<Upstream> {
     sessions.add(s);
     s.on("close", () => sessions.delete(s));
   });
+  return listening(
+    server,
+    () => count,
+    () => {
+      for (const s of sessions) s.destroy();
+    },
+  );
+}
+
+// An upstream once `server` listens on a loopback port; `close` drops its
+// open connections first, so that it does not wait for the proxy's.
+async function listening(server: net.Server, requests: () => number, dropConnections: () => void): Promise<Upstream> {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
     port: (server.address() as AddressInfo).port,
-    requests: () => count,
+    requests,
     close: () =>
       new Promise<void>((resolve) => {
-        for (const s of sessions) s.destroy();
+        dropConnections();
         server.close(() => resolve());
       }),
   };

@@ -13,6 +13,20 @@ export interface RawTls {
 }
 
 /**
+ * http1Connect opens a TLS connection to 127.0.0.1:`port` offering only
+ * HTTP/1.1 (ALPN), trusting any server certificate, presenting `client`'s.
+ */
+export function http1Connect(port: number, client: RawTls = {}): tls.TLSSocket {
+  return tls.connect({
+    port,
+    host: "127.0.0.1",
+    rejectUnauthorized: false,
+    ALPNProtocols: ["http/1.1"],
+    ...(client.cert === undefined ? {} : { cert: client.cert, key: client.key }),
+  });
+}
+
+/**
  * h2Call sends one POST on a new HTTP/2 session (TLS unless `plaintext`) with
  * the given `:authority`, and resolves with the response status, or with
  * "reset" when the server reset the stream or closed the session instead.
@@ -63,9 +77,7 @@ export async function h2Call(
  */
 export function http10WithoutHost(port: number, path: string, plaintext = false): Promise<number> {
   return new Promise((resolve, reject) => {
-    const socket: net.Socket = plaintext
-      ? net.connect(port, "127.0.0.1")
-      : tls.connect({ port, host: "127.0.0.1", rejectUnauthorized: false, ALPNProtocols: ["http/1.1"] });
+    const socket: net.Socket = plaintext ? net.connect(port, "127.0.0.1") : http1Connect(port);
     let text = "";
     socket.once(plaintext ? "connect" : "secureConnect", () => {
       socket.write(`POST ${path} HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}`);
@@ -219,13 +231,7 @@ export function http1Upload(
   options: { path: string; total: number; contentType?: string } & RawTls,
 ): Promise<Http1UploadResult> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({
-      port,
-      host: "127.0.0.1",
-      rejectUnauthorized: false,
-      ALPNProtocols: ["http/1.1"],
-      ...(options.cert === undefined ? {} : { cert: options.cert, key: options.key }),
-    });
+    const socket = http1Connect(port, options);
     let received = "";
     let sent = 0;
     let closedByServer = false;

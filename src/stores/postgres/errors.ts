@@ -54,86 +54,37 @@ export function isTimeout(error: unknown): boolean {
  */
 export function storeError(what: string, error: unknown): ConnectError {
   if (error instanceof ConnectError) return error;
+  const [reason, code] = reasonOf(error);
+  return new ConnectError(`cannot ${what}: ${reason}`, code, undefined, undefined, error);
+}
+
+// What a database failure tells the caller, and the code it is answered with.
+function reasonOf(error: unknown): [string, Code] {
   const code = (error as { code?: unknown } | undefined)?.code;
   if (code === "55P03") {
-    return new ConnectError(
-      `cannot ${what}: another write held the store's write lock past the lock deadline; try again`,
-      Code.Unavailable,
-      undefined,
-      undefined,
-      error,
-    );
+    return ["another write held the store's write lock past the lock deadline; try again", Code.Unavailable];
   }
   if (code === "57014") {
-    return new ConnectError(
-      `cannot ${what}: the database did not finish within the statement deadline`,
-      Code.Unavailable,
-      undefined,
-      undefined,
-      error,
-    );
+    return ["the database did not finish within the statement deadline", Code.Unavailable];
   }
   if (error instanceof Error && /Query read timeout/.test(error.message)) {
-    return new ConnectError(
-      `cannot ${what}: no answer from the database within the query deadline`,
-      Code.Unavailable,
-      undefined,
-      undefined,
-      error,
-    );
+    return ["no answer from the database within the query deadline", Code.Unavailable];
   }
   if (error instanceof Error && /timeout exceeded when trying to connect/.test(error.message)) {
-    return new ConnectError(
-      `cannot ${what}: no database connection within the connect deadline (the database is unreachable or every connection is busy)`,
+    return [
+      "no database connection within the connect deadline (the database is unreachable or every connection is busy)",
       Code.Unavailable,
-      undefined,
-      undefined,
-      error,
-    );
+    ];
   }
-  if (isConnectionError(error)) {
-    return new ConnectError(
-      `cannot ${what}: the database is unreachable`,
-      Code.Unavailable,
-      undefined,
-      undefined,
-      error,
-    );
-  }
+  if (isConnectionError(error)) return ["the database is unreachable", Code.Unavailable];
   // A data exception: a value the database cannot hold (a NUL in text,
   // a character the encoding lacks), which is the caller's to fix.
   if (typeof code === "string" && code.startsWith("22")) {
-    return new ConnectError(
-      `cannot ${what}: the database refused a value (${code})`,
-      Code.InvalidArgument,
-      undefined,
-      undefined,
-      error,
-    );
+    return [`the database refused a value (${code})`, Code.InvalidArgument];
   }
   if (code === "25006" || code === "42501") {
-    return new ConnectError(
-      `cannot ${what}: the database does not accept this write (${code})`,
-      Code.FailedPrecondition,
-      undefined,
-      undefined,
-      error,
-    );
+    return [`the database does not accept this write (${code})`, Code.FailedPrecondition];
   }
-  if (code === "53100") {
-    return new ConnectError(
-      `cannot ${what}: the database is out of space`,
-      Code.ResourceExhausted,
-      undefined,
-      undefined,
-      error,
-    );
-  }
-  return new ConnectError(
-    `cannot ${what}: database error${typeof code === "string" ? ` ${code}` : ""}`,
-    Code.Internal,
-    undefined,
-    undefined,
-    error,
-  );
+  if (code === "53100") return ["the database is out of space", Code.ResourceExhausted];
+  return [`database error${typeof code === "string" ? ` ${code}` : ""}`, Code.Internal];
 }
