@@ -67,10 +67,13 @@ function program(script: string | undefined): string {
 function readSecret(prompt: string): Promise<string | undefined> {
   if (!process.stdin.isTTY || !process.stderr.isTTY) return Promise.resolve(undefined);
   return new Promise((resolve) => {
-    process.stderr.write(prompt);
+    // The interface first: it puts the terminal in raw mode, so that a
+    // password typed as soon as the prompt shows is not echoed by the
+    // terminal itself.
     const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
     // Echo nothing of what is typed.
     (rl as unknown as { _writeToOutput: (text: string) => void })._writeToOutput = () => {};
+    process.stderr.write(prompt);
     rl.once("line", (line) => {
       // Before close(), whose "close" event is emitted at once.
       resolve(line);
