@@ -1,16 +1,14 @@
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
-import { isValidCertificateId } from "../core/store.js";
 import { CertificateStoreService } from "../gen/certgate/v1/certificate_store_pb.js";
 import { createAccessGate } from "./access.js";
 import { createExpiryFilter } from "./expiring.js";
 import { certificateMessage } from "./convert.js";
 import { isValidEntryId } from "./page-token.js";
 import { createStoredThumbprints } from "./stored-thumbprints.js";
-import { checkUploadLabels, defaultMaxUploadBytes, parseUpload, uploadError } from "./upload.js";
+import { defaultMaxUploadBytes } from "./upload.js";
 import { createSharedJournal } from "./shared-journal.js";
 import { createWatchJournal } from "./watch-journal.js";
 import { createWatchLimits } from "./watch-limits.js";
-import { watchStream } from "./watch-stream.js";
 import { clockOf, positiveInteger } from "../core/options.js";
 import { defaultLabelLimits } from "../core/labels.js";
 import { createDecisionCore } from "../decision/decision.js";
@@ -20,6 +18,8 @@ import type { CertificateStoreServiceOptions } from "./certificate-store-service
 import { createListHandler } from "./list-certificates.js";
 import { readStore } from "./read-store.js";
 import { createVerifyHandler } from "./verify-certificate.js";
+import { createWatchHandler } from "./watch-certificates.js";
+import { checkId, createWriteHandlers } from "./write-handlers.js";
 
 /**
  * CertificateStoreServiceHandler is a running certificate store service:
@@ -205,6 +205,16 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
 
   const verifyCertificate = createVerifyHandler({ store, journal, thumbprints, verifyCore, now, maxUploadBytes });
   const listCertificates = createListHandler({ store, expiring });
+  const writes = createWriteHandlers({ store, audit, auditLog, maxUploadBytes, labelLimits });
+  const watchCertificates = createWatchHandler({
+    store,
+    journal,
+    sharedLog,
+    limits,
+    partSize,
+    heartbeatIntervalMs,
+    recheck: gate.recheck,
+  });
 
   function implementation(router: ConnectRouter): void {
     // CreateCertificates reads a larger request than the other methods: it
@@ -216,34 +226,7 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
     router.service(
       withoutBatch,
       {
-        async createCertificate(req, ctx) {
-          let id = req.certificateId;
-          let sha256 = "";
-          let done = false;
-          try {
-            const upload = parseUpload(req.certificate, maxUploadBytes);
-            if (upload.kind !== "certificate") {
-              throw uploadError(upload);
-            }
-            const certificate = upload.certificate;
-            sha256 = certificate.sha256;
-            checkUploadLabels(req.labels, labelLimits);
-            id = req.certificateId === "" ? certificate.sha256 : req.certificateId;
-            checkId(id);
-            // Answer only once the store's put (and its audit record)
-            // resolved: an acknowledged certificate is durable.
-            const stored = await readStore(() =>
-              store.put(id, certificate.der, { labels: { ...req.labels }, ...audit.forStore(ctx) }),
-            );
-            done = true;
-            await readStore(() => audit.written("create", ctx, stored.id, stored.sha256));
-            return { certificate: certificateMessage(stored, certificate) };
-          } catch (error) {
-            // A stored certificate whose record failed is no failed attempt.
-            if (!done) await audit.attemptFailed("create", ctx, id, sha256, error);
-            throw error;
-          }
-        },
+        createCertificate: writes.createCertificate,
         async getCertificate(req) {
           // Entry ids: ListCertificates names a bundle's members `id#n`.
           checkId(req.certificateId, isValidEntryId);
@@ -253,69 +236,13 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
           }
           return { certificate: certificateMessage(stored) };
         },
-        async deleteCertificate(req, ctx) {
-          let done = false;
-          try {
-            // The store says why a bundle's member cannot be deleted alone.
-            checkId(req.certificateId, isValidEntryId);
-            const forStore = audit.forStore(ctx);
-            // A log of its own (not the store's) records the thumbprint read first.
-            const before =
-              forStore.actor === undefined && auditLog !== undefined
-                ? await store.get(req.certificateId).catch(() => undefined)
-                : undefined;
-            await readStore(() => store.delete(req.certificateId, forStore));
-            done = true;
-            await readStore(() => audit.written("delete", ctx, req.certificateId, before?.sha256 ?? ""));
-            return {};
-          } catch (error) {
-            if (!done) await audit.attemptFailed("delete", ctx, req.certificateId, "", error);
-            throw error;
-          }
-        },
+        deleteCertificate: writes.deleteCertificate,
         listAuditEvents(req) {
           return audit.listPage(req);
         },
         listCertificates,
         verifyCertificate,
-        async *watchCertificates(req, ctx) {
-          const watch = limits.start(ctx);
-          // A replica cut off from its shared store ends its watches, so
-          // that mirrors move to another replica instead of trusting this
-          // one's heartbeats.
-          let cutOff = sharedLog?.state === "unavailable";
-          const offState = sharedLog?.onState((state) => {
-            if (state === "unavailable") {
-              cutOff = true;
-              watch.abort();
-            }
-          });
-          if (offState !== undefined) watch.onForget(offState);
-          try {
-            // The gate admitted the call: a reset (HEADERS + RST_STREAM)
-            // that arrived with the request is seen here, before any read.
-            await new Promise((resolve) => setImmediate(resolve));
-            if (!cutOff) {
-              for await (const event of watchStream(req, watch.signal, {
-                store,
-                journal,
-                partSize,
-                heartbeatIntervalMs,
-              })) {
-                // A watch outlives the gate's decision: a reader removed from
-                // the list, or whose certificate expired, hears no more.
-                await gate.recheck(ctx);
-                if (cutOff || sharedLog?.state === "unavailable") break;
-                yield event;
-              }
-            }
-            if (cutOff || sharedLog?.state === "unavailable") {
-              throw new ConnectError("certificate store unavailable: the database is unreachable", Code.Unavailable);
-            }
-          } finally {
-            watch.forget();
-          }
-        },
+        watchCertificates,
       },
       // Responses are not compressed: thumbprints, ids and DER gain little
       // from gzip, and a replica would pay it once per watcher for every
@@ -348,12 +275,3 @@ const withoutBatch: typeof CertificateStoreService = {
   ...CertificateStoreService,
   methods: CertificateStoreService.methods.filter((m) => m.name !== "CreateCertificates"),
 };
-
-function checkId(id: string, valid: (id: string) => boolean = isValidCertificateId): void {
-  if (!valid(id)) {
-    throw new ConnectError(
-      `invalid certificate id ${JSON.stringify(id.slice(0, 140))}: letters, digits, ".", "_" and "-", 1 to 128, not starting with "."`,
-      Code.InvalidArgument,
-    );
-  }
-}
