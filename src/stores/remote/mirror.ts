@@ -10,6 +10,7 @@ import { ProtocolError, releaseEvent, storeColumns, storeEntry } from "./watch-e
 import { createCertificateFetcher } from "./fetch-certificate.js";
 import { createWaiters } from "./waiters.js";
 import { clockOf } from "../../core/options.js";
+import { reconnectDelay } from "../../core/reconnect-delay.js";
 import { observeRemoteStore } from "./remote-metrics.js";
 
 // Connect (2.x, runStreamingCall) races every read of a stream against one
@@ -263,11 +264,10 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
         continue;
       }
       failedInRow = 0;
-      // Exponential backoff with jitter, so that a fleet does not reconnect
-      // in step after the service restarts.
-      const base = Math.min(maxReconnectDelayMs, reconnectDelayMs * 2 ** attempt);
+      // Backoff with jitter, so that a fleet does not reconnect in step
+      // after the service restarts.
+      const wait = reconnectDelay(attempt, reconnectDelayMs, maxReconnectDelayMs);
       attempt = Math.min(attempt + 1, 30);
-      const wait = base / 2 + (Math.random() * base) / 2;
       report(options.onEvent, { kind: "disconnected", error, retryInMs: wait, transportIndex: lost });
       await delay(wait, closing.signal);
     }
