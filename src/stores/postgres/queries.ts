@@ -39,7 +39,7 @@ export interface Snapshot {
   readonly head: number;
 }
 
-/** A certificate as the replica's copy keeps it. */
+/** IndexRow is a certificate as the replica's copy keeps it. */
 export interface IndexRow {
   readonly id: string;
   readonly sha256: string;
