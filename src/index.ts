@@ -44,8 +44,8 @@ export {
 export {
   createCertificateStoreService,
   type CertificateStoreServiceHandler,
-  type CertificateStoreServiceOptions,
 } from "./service/certificate-store-service.js";
+export type { CertificateStoreServiceOptions } from "./service/certificate-store-service-options.js";
 export { clientRoleKey, type AccessOptions, type RoleMembers, type Role } from "./service/access.js";
 export {
   createHealthService,

@@ -8,11 +8,8 @@ import { decodePemOrDer } from "../core/pem-der.js";
 import { guardRequestHandler } from "../connect/guard-request-handler.js";
 import { peerCertificateContextValues } from "../connect/context-values.js";
 import type { AccessOptions } from "./access.js";
-import {
-  createCertificateStoreService,
-  type CertificateStoreServiceHandler,
-  type CertificateStoreServiceOptions,
-} from "./certificate-store-service.js";
+import { createCertificateStoreService, type CertificateStoreServiceHandler } from "./certificate-store-service.js";
+import type { CertificateStoreServiceOptions } from "./certificate-store-service-options.js";
 import { positiveInteger } from "../core/options.js";
 import { closeIdleConnections } from "./connection-timeouts.js";
 import { createHealthService, type HealthServiceHandler } from "./health.js";

@@ -1,128 +1,25 @@
 import { Code, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
-import type { Certificate } from "../core/certificate.js";
-import { normalizeThumbprint } from "../core/thumbprint.js";
-import {
-  isValidCertificateId,
-  type StoreVerdict,
-  type StoredCertificate,
-  type WritableCertificateStore,
-} from "../core/store.js";
-import type { MessageInitShape } from "@bufbuild/protobuf";
-import {
-  CertificateStoreService,
-  type VerifyCertificateResponseSchema,
-} from "../gen/certgate/v1/certificate_store_pb.js";
-import { createAccessGate, type AccessOptions } from "./access.js";
-import { createExpiryFilter, timestampMillis } from "./expiring.js";
+import { CertificateStoreService } from "../gen/certgate/v1/certificate_store_pb.js";
+import { createAccessGate } from "./access.js";
+import { createExpiryFilter } from "./expiring.js";
 import { certificateMessage } from "./convert.js";
-import { decodePageToken, encodePageToken, isValidEntryId } from "./page-token.js";
+import { isValidEntryId } from "./page-token.js";
 import { createStoredThumbprints } from "./stored-thumbprints.js";
-import { checkUploadLabels, defaultMaxUploadBytes, parseUpload, privateKeyError, uploadError } from "./upload.js";
+import { defaultMaxUploadBytes } from "./upload.js";
 import { createSharedJournal } from "./shared-journal.js";
 import { createWatchJournal } from "./watch-journal.js";
 import { createWatchLimits } from "./watch-limits.js";
-import { watchStream } from "./watch-stream.js";
 import { clockOf, positiveInteger } from "../core/options.js";
 import { defaultLabelLimits } from "../core/labels.js";
-import { containsPrivateKeyText } from "../core/pem-der.js";
-import type { AuditLog } from "../core/audit.js";
 import { createDecisionCore } from "../decision/decision.js";
-import type { PolicyOptions } from "../policy/policy-options.js";
 import { createServiceAudit } from "./audit-trail.js";
 import { createBatchHandler } from "./create-batch.js";
-
-/**
- * CertificateStoreServiceOptions configures `createCertificateStoreService`.
- */
-export interface CertificateStoreServiceOptions {
-  /** The store that keeps the certificates, such as a directory store. Required. */
-  store: WritableCertificateStore;
-  /** Which client certificates may call what. Required: the service is never open. */
-  access: AccessOptions;
-  /**
-   * The largest certificate upload (the `certificate` field of Create and
-   * Verify), in bytes. Requests are not read beyond about this size (plus
-   * room for labels and the JSON encoding). By default, 64 KiB.
-   */
-  maxUploadBytes?: number;
-  /**
-   * The largest CreateCertificates request (up to 1000 certificates), in
-   * bytes; each certificate is still held to `maxUploadBytes`. Only admins
-   * get this far: the access gate decides before the request is read. By
-   * default, 16 MiB.
-   */
-  maxBatchBytes?: number;
-  /** At most this many labels per certificate, up to 64 (the stores' limit). By default, 64. */
-  maxLabels?: number;
-  /** At most this many characters per label value, up to 256 (the stores' limit). By default, 256. */
-  maxLabelValueLength?: number;
-  /**
-   * How many recent changes to remember so that a watcher can resume after a
-   * reconnect without a new snapshot. By default, 4096.
-   */
-  watchJournalSize?: number;
-  /**
-   * The most changed certificates one journal entry may hold: a larger
-   * change (a folder replaced with 100k files) makes every watcher take a new
-   * snapshot instead, read page by page as it is sent. The same for a
-   * shared store's revision (a replica's full copy after a long disconnect).
-   * By default, 1000.
-   */
-  watchMaxEntryChanges?: number;
-  /** At most this many certificates per snapshot or change event. By default, 500. */
-  watchPartSize?: number;
-  /**
-   * A heartbeat on every watch after this long without an event, in ms:
-   * what tells a mirror that this replica still answers (a mirror leaves a
-   * watch silent for its `idleTimeoutMs`, by default 3000). By default, 1000.
-   */
-  watchHeartbeatMs?: number;
-  /**
-   * At most this many open WatchCertificates calls per connection; more are
-   * refused with `Code.ResourceExhausted`. A client needs one. By default, 16.
-   */
-  maxWatchesPerConnection?: number;
-  /**
-   * At most this many open WatchCertificates calls in all; more are refused
-   * with `Code.ResourceExhausted`. A paused watch holds at most one snapshot
-   * part in memory. By default, 1024.
-   */
-  maxWatches?: number;
-  /**
-   * The current time, for the validity checks of VerifyCertificate (and of
-   * client certificates unless `access.clock` is set). By default, `Date.now`.
-   */
-  clock?: () => number | Date;
-  /**
-   * The validation policy VerifyCertificate applies on top of the store, as
-   * the interceptors take it (`PolicyOptions`): `validateTrust: { ca }`,
-   * `validateRevocation` (CRL files, `ocsp`, `crlDistributionPoints`),
-   * `identities`, ... A certificate is verified as if it came on a TLS
-   * connection whose chain Node did not verify (`validateTrust: "tls"`
-   * refuses everything here: give `{ ca }`). By default, none: the store
-   * and the validity window alone.
-   */
-  verifyPolicy?: PolicyOptions;
-  /**
-   * Where to keep the audit trail of creates, deletes and refused or failed
-   * attempts, served by ListAuditEvents; `false` keeps none (ListAuditEvents
-   * answers `Unimplemented`). By default, the store's own `audit` log (the
-   * folder store's file, the PostgreSQL store's table), if it has one.
-   */
-  audit?: AuditLog | false;
-  /**
-   * At most this many calls refused by the access gate (a reader or an
-   * unknown certificate calling Create or Delete) are recorded per minute;
-   * the rest are counted in one `suppressed` record. By default, 60.
-   */
-  auditRefusalsPerMinute?: number;
-  /**
-   * Called when the record of a refused or failed attempt could not be
-   * written (the call fails as it would have anyway). By default, a process
-   * warning.
-   */
-  onAuditError?: (error: unknown) => void;
-}
+import type { CertificateStoreServiceOptions } from "./certificate-store-service-options.js";
+import { createListHandler } from "./list-certificates.js";
+import { readStore } from "./read-store.js";
+import { createVerifyHandler } from "./verify-certificate.js";
+import { createWatchHandler } from "./watch-certificates.js";
+import { checkId, createWriteHandlers } from "./write-handlers.js";
 
 /**
  * CertificateStoreServiceHandler is a running certificate store service:
@@ -168,9 +65,6 @@ const auditWarning = (error: unknown) =>
       code: "CERTGATE_AUDIT_FAILED",
     },
   );
-const defaultPageSize = 100;
-const maxPageSize = 1000;
-
 /**
  * createCertificateStoreService serves a `WritableCertificateStore` as
  * `certgate.v1.CertificateStoreService`, protected by certgate itself: Create
@@ -309,57 +203,18 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
     now,
   });
 
-  async function verify(
-    certificate: Certificate,
-    signal: AbortSignal,
-  ): Promise<MessageInitShape<typeof VerifyCertificateResponseSchema>> {
-    const revision = BigInt(journal.head);
-    if (verifyCore !== undefined) {
-      // The interceptors' decision, store look-up and online revocation
-      // included; it never rejects (a failure is a refusal).
-      const decision = await verifyCore.decide({
-        certificate,
-        authorized: false,
-        authorizationError: undefined,
-        encrypted: true,
-      });
-      if (decision.kind === "refused" && decision.reason === "store_unavailable") {
-        throw new ConnectError("certificate store unavailable", Code.Unavailable);
-      }
-      if (decision.kind !== "admitted") {
-        return { admitted: false, reason: decision.kind === "refused" ? decision.reason : "error", revision };
-      }
-      const stored = await readStore(() => store.get(decision.entry.id));
-      return {
-        admitted: true,
-        revision,
-        ...(stored === undefined ? {} : { certificate: certificateMessage(stored) }),
-      };
-    }
-    const t = now();
-    if (t > certificate.notAfter.getTime()) {
-      return { admitted: false, reason: "expired", revision };
-    }
-    if (t < certificate.notBefore.getTime()) {
-      return { admitted: false, reason: "not_yet_valid", revision };
-    }
-    // A store must not throw from lookup; if one does, it is a failure all the same.
-    const verdict: StoreVerdict = await Promise.resolve()
-      .then(() => store.lookup(certificate, signal))
-      .catch((error: unknown) => ({ kind: "error", error }));
-    if (verdict.kind === "error") {
-      throw new ConnectError("certificate store unavailable", Code.Unavailable, undefined, undefined, verdict.error);
-    }
-    if (verdict.kind === "refused") {
-      return { admitted: false, reason: verdict.reason, revision };
-    }
-    const stored = await readStore(() => store.get(verdict.entry.id));
-    return {
-      admitted: true,
-      revision,
-      ...(stored === undefined ? {} : { certificate: certificateMessage(stored) }),
-    };
-  }
+  const verifyCertificate = createVerifyHandler({ store, journal, thumbprints, verifyCore, now, maxUploadBytes });
+  const listCertificates = createListHandler({ store, expiring });
+  const writes = createWriteHandlers({ store, audit, auditLog, maxUploadBytes, labelLimits });
+  const watchCertificates = createWatchHandler({
+    store,
+    journal,
+    sharedLog,
+    limits,
+    partSize,
+    heartbeatIntervalMs,
+    recheck: gate.recheck,
+  });
 
   function implementation(router: ConnectRouter): void {
     // CreateCertificates reads a larger request than the other methods: it
@@ -371,34 +226,7 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
     router.service(
       withoutBatch,
       {
-        async createCertificate(req, ctx) {
-          let id = req.certificateId;
-          let sha256 = "";
-          let done = false;
-          try {
-            const upload = parseUpload(req.certificate, maxUploadBytes);
-            if (upload.kind !== "certificate") {
-              throw uploadError(upload);
-            }
-            const certificate = upload.certificate;
-            sha256 = certificate.sha256;
-            checkUploadLabels(req.labels, labelLimits);
-            id = req.certificateId === "" ? certificate.sha256 : req.certificateId;
-            checkId(id);
-            // Answer only once the store's put (and its audit record)
-            // resolved: an acknowledged certificate is durable.
-            const stored = await readStore(() =>
-              store.put(id, certificate.der, { labels: { ...req.labels }, ...audit.forStore(ctx) }),
-            );
-            done = true;
-            await readStore(() => audit.written("create", ctx, stored.id, stored.sha256));
-            return { certificate: certificateMessage(stored, certificate) };
-          } catch (error) {
-            // A stored certificate whose record failed is no failed attempt.
-            if (!done) await audit.attemptFailed("create", ctx, id, sha256, error);
-            throw error;
-          }
-        },
+        createCertificate: writes.createCertificate,
         async getCertificate(req) {
           // Entry ids: ListCertificates names a bundle's members `id#n`.
           checkId(req.certificateId, isValidEntryId);
@@ -408,127 +236,13 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
           }
           return { certificate: certificateMessage(stored) };
         },
-        async deleteCertificate(req, ctx) {
-          let done = false;
-          try {
-            // The store says why a bundle's member cannot be deleted alone.
-            checkId(req.certificateId, isValidEntryId);
-            const forStore = audit.forStore(ctx);
-            // A log of its own (not the store's) records the thumbprint read first.
-            const before =
-              forStore.actor === undefined && auditLog !== undefined
-                ? await store.get(req.certificateId).catch(() => undefined)
-                : undefined;
-            await readStore(() => store.delete(req.certificateId, forStore));
-            done = true;
-            await readStore(() => audit.written("delete", ctx, req.certificateId, before?.sha256 ?? ""));
-            return {};
-          } catch (error) {
-            if (!done) await audit.attemptFailed("delete", ctx, req.certificateId, "", error);
-            throw error;
-          }
-        },
+        deleteCertificate: writes.deleteCertificate,
         listAuditEvents(req) {
           return audit.listPage(req);
         },
-        async listCertificates(req) {
-          if (req.pageSize < 0) {
-            throw new ConnectError("page_size must not be negative", Code.InvalidArgument);
-          }
-          const size = req.pageSize === 0 ? defaultPageSize : Math.min(req.pageSize, maxPageSize);
-          const after = req.pageToken === "" ? undefined : decodePageToken(req.pageToken);
-          const labels = Object.keys(req.labels).length === 0 ? undefined : { ...req.labels };
-          if (req.expiresBefore !== undefined || labels !== undefined) {
-            const before =
-              req.expiresBefore === undefined ? undefined : timestampMillis("expires_before", req.expiresBefore);
-            const page = await readStore(() => expiring.page({ after, size, before, labels }));
-            return {
-              certificates: page.certificates.map((stored) => certificateMessage(stored)),
-              nextPageToken: page.nextAfter === undefined ? "" : encodePageToken(page.nextAfter),
-            };
-          }
-          const page = await readStore(() => store.list({ after, limit: size + 1 }));
-          const more = page.length > size;
-          const shown = more ? page.slice(0, size) : page;
-          return {
-            certificates: shown.map((stored) => certificateMessage(stored)),
-            nextPageToken: more ? encodePageToken((shown[shown.length - 1] as StoredCertificate).id) : "",
-          };
-        },
-        async verifyCertificate(req, ctx: HandlerContext) {
-          switch (req.subject.case) {
-            case "certificate": {
-              const upload = parseUpload(req.subject.value, maxUploadBytes);
-              if (upload.kind === "invalid") {
-                return { admitted: false, reason: "invalid_certificate", revision: BigInt(journal.head) };
-              }
-              if (upload.kind !== "certificate") {
-                throw uploadError(upload);
-              }
-              return verify(upload.certificate, ctx.signal);
-            }
-            case "thumbprint": {
-              let thumbprint: string;
-              try {
-                thumbprint = normalizeThumbprint(req.subject.value);
-              } catch (error) {
-                if (containsPrivateKeyText(req.subject.value)) {
-                  throw privateKeyError();
-                }
-                throw new ConnectError((error as Error).message, Code.InvalidArgument);
-              }
-              const stored = await readStore(() => thumbprints.find(thumbprint));
-              if (stored === undefined) {
-                return { admitted: false, reason: "not_allowed", revision: BigInt(journal.head) };
-              }
-              const upload = parseUpload(stored.der, Infinity);
-              if (upload.kind !== "certificate") {
-                return { admitted: false, reason: "invalid_certificate", revision: BigInt(journal.head) };
-              }
-              return verify(upload.certificate, ctx.signal);
-            }
-            default:
-              throw new ConnectError("give a certificate or a thumbprint to verify", Code.InvalidArgument);
-          }
-        },
-        async *watchCertificates(req, ctx) {
-          const watch = limits.start(ctx);
-          // A replica cut off from its shared store ends its watches, so
-          // that mirrors move to another replica instead of trusting this
-          // one's heartbeats.
-          let cutOff = sharedLog?.state === "unavailable";
-          const offState = sharedLog?.onState((state) => {
-            if (state === "unavailable") {
-              cutOff = true;
-              watch.abort();
-            }
-          });
-          if (offState !== undefined) watch.onForget(offState);
-          try {
-            // The gate admitted the call: a reset (HEADERS + RST_STREAM)
-            // that arrived with the request is seen here, before any read.
-            await new Promise((resolve) => setImmediate(resolve));
-            if (!cutOff) {
-              for await (const event of watchStream(req, watch.signal, {
-                store,
-                journal,
-                partSize,
-                heartbeatIntervalMs,
-              })) {
-                // A watch outlives the gate's decision: a reader removed from
-                // the list, or whose certificate expired, hears no more.
-                await gate.recheck(ctx);
-                if (cutOff || sharedLog?.state === "unavailable") break;
-                yield event;
-              }
-            }
-            if (cutOff || sharedLog?.state === "unavailable") {
-              throw new ConnectError("certificate store unavailable: the database is unreachable", Code.Unavailable);
-            }
-          } finally {
-            watch.forget();
-          }
-        },
+        listCertificates,
+        verifyCertificate,
+        watchCertificates,
       },
       // Responses are not compressed: thumbprints, ids and DER gain little
       // from gzip, and a replica would pay it once per watcher for every
@@ -561,25 +275,3 @@ const withoutBatch: typeof CertificateStoreService = {
   ...CertificateStoreService,
   methods: CertificateStoreService.methods.filter((m) => m.name !== "CreateCertificates"),
 };
-
-function checkId(id: string, valid: (id: string) => boolean = isValidCertificateId): void {
-  if (!valid(id)) {
-    throw new ConnectError(
-      `invalid certificate id ${JSON.stringify(id.slice(0, 140))}: letters, digits, ".", "_" and "-", 1 to 128, not starting with "."`,
-      Code.InvalidArgument,
-    );
-  }
-}
-
-// Store errors that are not ConnectErrors (a disk failure) become Internal,
-// with the cause kept for logs but not shown to the client.
-async function readStore<T>(operation: () => Promise<T>): Promise<T> {
-  try {
-    return await operation();
-  } catch (error) {
-    if (error instanceof ConnectError) {
-      throw error;
-    }
-    throw new ConnectError("certificate store failed", Code.Internal, undefined, undefined, error);
-  }
-}

@@ -1,4 +1,4 @@
-import { observeStoreSize, storeMetricsOf, type StoreMetricsOptions } from "../core/metrics.js";
+import { observeStoreSize, storeMetricsOf } from "../core/metrics.js";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Certificate } from "../core/certificate.js";
@@ -15,6 +15,8 @@ import { createCaVerifier, type CaVerifier } from "./directory/ca-verifier.js";
 import { createChangeScheduler, type ChangeScheduler } from "./directory/change-scheduler.js";
 import { createLeafFolder, type ScanResult } from "./directory/leaf-folder.js";
 import type { DirectoryStoreProblem } from "./directory/types.js";
+import type { DirectoryStoreOptions } from "./directory/directory-store-options.js";
+import { warnProblems } from "./directory/warn-problems.js";
 import { createWritableSide } from "./directory/writable-side.js";
 import { checkFolder } from "./directory/store-io.js";
 import { clockOf, positiveInteger } from "../core/options.js";
@@ -23,68 +25,7 @@ import { createAuditFile, defaultAuditAttemptsMaxBytes, defaultAuditMaxBytes } f
 
 // The problem types live beside the modules that find problems.
 export type { DirectoryProblemCode, DirectoryStoreProblem } from "./directory/types.js";
-
-/**
- * DirectoryStoreOptions configures `createDirectoryStore`.
- */
-export interface DirectoryStoreOptions extends StoreMetricsOptions {
-  /**
-   * The folder of uploaded certificates: `.pem`, `.crt`, `.cer` and `.der`
-   * files, PEM (bundles too) or DER. Each certificate in it is admitted by
-   * its own SHA-256 thumbprint, CA certificates included, which never act
-   * as issuers here. A file's id is its name less the extension (`team#2`
-   * for the second certificate of a bundle); of two files with one id, the
-   * first of `.pem`, `.crt`, `.cer`, `.der` is loaded and the other
-   * reported. Sub-folders and hidden files are not read. Required.
-   */
-  directory: string;
-  /**
-   * A folder of CA certificates that admit every leaf certificate they
-   * issued (signature, validity, cA and keyCertSign checked). It must not be
-   * `directory` itself; a sub-folder of it is fine. By default, none: only
-   * the leaf certificates in `directory` are admitted.
-   */
-  caDirectory?: string;
-  /** Files larger than this (bytes) are skipped and reported. By default, 1 MiB. */
-  maxFileBytes?: number;
-  /** Watch the folders with `fs.watch` for changes. By default, true. */
-  watch?: boolean;
-  /** How long to gather change events before applying them, ms. By default, 25. */
-  debounceMs?: number;
-  /**
-   * How often to re-check every file's signature (size, times, inode), ms, for
-   * filesystems where `fs.watch` misses events. The pause is stretched to
-   * 20 times the last rescan's duration, so big folders cost at most ~5% of
-   * a core. 0 turns it off. By default, 2000.
-   */
-  rescanIntervalMs?: number;
-  /**
-   * Called for each new problem: a skipped file, or a folder that went away.
-   * Errors it throws are ignored. By default, a process warning is emitted.
-   */
-  onProblem?: (problem: DirectoryStoreProblem) => void;
-  /** The current time for the CA checks, for tests. By default, `Date.now`. */
-  clock?: () => number | Date;
-  /**
-   * Rotate the audit trail of changes (`audit`, the file
-   * `.certgate-audit.jsonl` in `directory`) before it grows beyond this many
-   * bytes; the previous file is kept as `.certgate-audit.1.jsonl`, the one
-   * before it dropped. By default, 16 MiB (some 40,000 records).
-   */
-  auditMaxBytes?: number;
-  /**
-   * The same for the trail of refused and failed attempts
-   * (`.certgate-audit-attempts.jsonl`), rotated on its own so that refusals
-   * never push a change out. By default, 4 MiB (some 8,000 refusals).
-   */
-  auditAttemptsMaxBytes?: number;
-  /**
-   * The key of the audit trail's keyed digests (HMAC-SHA-256), at least 16
-   * bytes: without it, someone who can write the files can rewrite a whole
-   * tail of the chain undetected (see docs/audit.md). By default, none.
-   */
-  auditKey?: Uint8Array;
-}
+export type { DirectoryStoreOptions } from "./directory/directory-store-options.js";
 
 /**
  * DirectoryStore is the folder store: a `WritableCertificateStore` over a
@@ -383,26 +324,5 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
       await queue;
       await audit.close();
     },
-  };
-}
-
-// The default onProblem: a process warning per problem, the first 20 of each
-// scan, so that a folder of 100k broken files does not flood the log.
-function warnProblems(): (problem: DirectoryStoreProblem) => void {
-  let warned = 0;
-  let quiet = false;
-  return (p) => {
-    if (warned++ < 20) {
-      process.emitWarning(`certgate: skipped ${p.path}: ${p.reason}`, { code: "CERTGATE_DIRECTORY_PROBLEM" });
-    } else if (!quiet) {
-      quiet = true;
-      process.emitWarning("certgate: more problems in the certificate folder; see store.problems()", {
-        code: "CERTGATE_DIRECTORY_PROBLEM",
-      });
-    }
-    queueMicrotask(() => {
-      warned = 0;
-      quiet = false;
-    });
   };
 }

@@ -1,6 +1,6 @@
 import type { Pool } from "pg";
 import type { AuditEvent, AuditQuery, AuditRecord } from "../../core/audit.js";
-import { timed, type Db, type Tables } from "./queries.js";
+import { timed, type Db, type Tables } from "./db.js";
 
 // The SQL of the PostgreSQL store's audit trail (the audit_events table of
 // migration 2). Rows are inserted under the store's write lock, so that their

@@ -1,4 +1,5 @@
 import type { Notification, Pool, PoolClient } from "pg";
+import { reconnectDelay } from "../../core/reconnect-delay.js";
 
 /**
  * ChangeListenerOptions configures `createChangeListener`.
@@ -41,9 +42,9 @@ export function createChangeListener(options: ChangeListenerOptions): ChangeList
 
   function retry(): void {
     if (closed) return;
-    const base = Math.min(options.maxReconnectDelayMs, options.reconnectDelayMs * 2 ** attempt);
+    const wait = reconnectDelay(attempt, options.reconnectDelayMs, options.maxReconnectDelayMs);
     attempt = Math.min(attempt + 1, 30);
-    timer = setTimeout(connect, base / 2 + (Math.random() * base) / 2);
+    timer = setTimeout(connect, wait);
     timer.unref();
   }
 

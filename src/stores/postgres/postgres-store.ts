@@ -1,9 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { Pool } from "pg";
 import type { Certificate } from "../../core/certificate.js";
 import {
   createChangeNotifier,
-  isValidCertificateId,
   type LoggedChange,
   type ReplicaState,
   type SharedChangeLog,
@@ -13,26 +11,17 @@ import {
   type WritableCertificateStore,
 } from "../../core/store.js";
 import { lookupFromMemory } from "../../core/sync-lookup.js";
-import { storedCertificate } from "../directory/store-io.js";
-import { checkDer } from "./check-der.js";
 import { createChangeListener, type ChangeListener } from "./change-listener.js";
 import { isConnectionError, storeError } from "./errors.js";
 import { loadPg } from "./load-pg.js";
+import { openPools } from "./postgres-pools.js";
+import { createPostgresWrites } from "./postgres-writes.js";
 import { observeStoreSize, storeMetricsOf } from "../../core/metrics.js";
-import {
-  deleteCertificate,
-  insertCertificate,
-  insertCertificates,
-  checkOut,
-  pruneChanges,
-  readChanges,
-  recordAudit,
-  selectCertificate,
-  selectPage,
-  type Tables,
-} from "./queries.js";
+import { checkOut, type Tables } from "./db.js";
+import { readChanges, selectCertificate, selectPage } from "./queries.js";
+import { pruneChanges, recordAudit } from "./write-queries.js";
 import { listAuditRows } from "./audit-queries.js";
-import { okAuditRecord, type AuditActor, type AuditedWrite, type AuditLog } from "../../core/audit.js";
+import type { AuditedWrite, AuditLog } from "../../core/audit.js";
 import { createReplicaSync, readCopy, type ReplicaSync } from "./replica-sync.js";
 import { migrate } from "./schema.js";
 import { resolveOptions, type PostgresStoreOptions, type PutManyEntry } from "./postgres-store-options.js";
@@ -106,53 +95,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   const metrics = storeMetricsOf(options, "postgres");
 
   const pg = await loadPg();
-  const ownPool = options.pool === undefined;
-  // Every connection of ours has a connect deadline, a client-side deadline
-  // on each statement, server-side statement and idle-in-transaction limits,
-  // and TCP keep-alive (so that even the idle LISTEN connection learns of a
-  // dead peer).
-  const poolOf = (max: number) =>
-    new pg.Pool({
-      connectionString: options.connectionString,
-      max,
-      connectionTimeoutMillis: deadlines.connectTimeoutMs,
-      query_timeout: deadlines.queryTimeoutMs,
-      statement_timeout: deadlines.statementTimeoutMs,
-      lock_timeout: deadlines.lockTimeoutMs,
-      idle_in_transaction_session_timeout: deadlines.idleInTransactionTimeoutMs,
-      keepAlive: true,
-      keepAliveInitialDelayMillis: deadlines.keepAliveDelayMs,
-      application_name: "certgate",
-    });
-  // Writes, reads for callers and this copy's own reads never share
-  // connections: writes queued on the write lock, or many watches resuming
-  // at once, cannot take the ones that keep the copy current (and the
-  // replica's health right): the LISTEN connection and the change-log read.
-  const pool: Pool = (options.pool as Pool | undefined) ?? poolOf(10);
-  const readPool: Pool = (options.readPool as Pool | undefined) ?? (ownPool ? poolOf(4) : pool);
-  const syncPool: Pool = ownPool ? poolOf(2) : readPool;
-  const pools = [...new Set([pool, readPool, syncPool])];
-  // An idle connection that the server ends emits `error` on the pool; without
-  // a listener that would end the process.
-  const ignoreIdleError = () => undefined;
-  for (const p of pools) p.on("error", ignoreIdleError);
-  // Ending a connection waits for the server's goodbye, which a network
-  // that stopped answering never sends: past the connect deadline, `close()`
-  // stops waiting and the sockets end with the process (or the kernel's
-  // timeout).
-  const endPools = async () => {
-    if (!ownPool) {
-      for (const p of pools) p.off("error", ignoreIdleError);
-      return;
-    }
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, deadlines.connectTimeoutMs);
-      timer.unref();
-    });
-    await Promise.race([Promise.all(pools.map((p) => p.end().catch(() => undefined))), deadline]);
-    clearTimeout(timer);
-  };
+  const { pool, readPool, syncPool, endPools } = openPools(pg, options, deadlines);
   const quoted = pg.escapeIdentifier(schema);
   const tables: Tables = { schema, quoted, channel: `${schema}_changes`, deadlines };
 
@@ -243,15 +186,6 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     if (closed) throw new ConnectError("certificate store is closed", Code.Unavailable);
   }
 
-  function assertId(id: string): void {
-    if (typeof id !== "string" || !isValidCertificateId(id)) {
-      throw new ConnectError(
-        `invalid certificate id ${JSON.stringify(String(id)).slice(0, 140)}`,
-        Code.InvalidArgument,
-      );
-    }
-  }
-
   // Reads serve the copy while it may be served (see `maxStaleMs`).
   function assertReadable(): void {
     assertOpen();
@@ -260,19 +194,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     }
   }
 
-  // Writes need the database now: try to reach it once more before refusing.
-  async function assertWritable(): Promise<void> {
-    assertOpen();
-    if (sync.state !== "connected") await sync.catchUp();
-    if (sync.state !== "connected") {
-      throw new ConnectError("certificate store unavailable: the database is unreachable", Code.Unavailable);
-    }
-  }
-
-  async function afterWrite(revision: number): Promise<void> {
-    // Read our own write back, so that the next lookup here sees it.
-    while (sync.head < revision && sync.state === "connected" && !closed) await sync.catchUp();
-  }
+  const writes = createPostgresWrites({ pool, tables, sync, now, assertOpen, isClosed: () => closed });
 
   const audit: AuditLog = {
     async record(record) {
@@ -297,9 +219,6 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       }
     },
   };
-
-  const okRecord = (action: "create" | "delete", actor: AuditActor, id: string, sha256: string, time?: Date) =>
-    okAuditRecord(time ?? new Date(Math.floor(now())), action, actor, id, sha256);
 
   const sharedLog: SharedChangeLog = {
     get epoch() {
@@ -338,58 +257,6 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     }
   }
 
-  // Checks a batch as `put` would each certificate; refused ones are named
-  // by their position.
-  function checkEntries(entries: readonly PutManyEntry[]) {
-    const refused: { index: number; id: string; reason: string }[] = [];
-    const checked: StoredCertificate[] = [];
-    const seen = new Set<string>();
-    entries.forEach((entry, index) => {
-      try {
-        assertId(entry.id);
-        if (seen.has(entry.id))
-          throw new ConnectError(`certificate ${JSON.stringify(entry.id)} given twice`, Code.InvalidArgument);
-        seen.add(entry.id);
-        const labels = entry.labels ?? {};
-        const createTime =
-          entry.createTime instanceof Date && !Number.isNaN(+entry.createTime)
-            ? entry.createTime
-            : new Date(Math.floor(now()));
-        checked.push(storedCertificate(entry.id, checkDer(entry.der, labels), labels, createTime));
-      } catch (error) {
-        refused.push({
-          index,
-          id: String(entry.id),
-          reason: error instanceof ConnectError ? error.rawMessage : String(error),
-        });
-      }
-    });
-    return { checked, refused };
-  }
-
-  // One multi-row insert in one transaction, with its audit records, read
-  // back into the copy before it resolves.
-  async function insertMany(checked: readonly StoredCertificate[], putOptions: AuditedWrite | undefined, all: boolean) {
-    let result: { ids: string[]; revision: number; taken: string[] };
-    try {
-      const actor = putOptions?.actor;
-      result = await insertCertificates(
-        pool,
-        tables,
-        checked,
-        actor === undefined
-          ? undefined
-          : { actor, time: putOptions?.auditTime ?? new Date(Math.floor(now())), batch: all },
-        all,
-      );
-    } catch (error) {
-      if (isConnectionError(error)) void sync.catchUp();
-      throw storeError("store the certificates", error);
-    }
-    await afterWrite(result.revision);
-    return result;
-  }
-
   function lookupSync(certificate: Certificate): StoreVerdict {
     if (closed) return { kind: "error", error: new Error("certificate store is closed") };
     const state = sync.state;
@@ -419,84 +286,10 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
         changeListeners.delete(listener);
       };
     },
-    async put(id, der, putOptions) {
-      assertOpen();
-      assertId(id);
-      const labels = putOptions?.labels ?? {};
-      const certificate = checkDer(der, labels);
-      await assertWritable();
-      const createTime = putOptions?.createTime;
-      const stored = storedCertificate(
-        id,
-        certificate,
-        labels,
-        createTime instanceof Date && !Number.isNaN(+createTime) ? createTime : new Date(Math.floor(now())),
-      );
-      let result: number | "exists";
-      try {
-        const actor = putOptions?.actor;
-        result = await insertCertificate(
-          pool,
-          tables,
-          stored,
-          actor === undefined ? undefined : okRecord("create", actor, id, stored.sha256, putOptions?.auditTime),
-        );
-      } catch (error) {
-        if (isConnectionError(error)) void sync.catchUp();
-        throw storeError("store the certificate", error);
-      }
-      if (result === "exists")
-        throw new ConnectError(`certificate ${JSON.stringify(id)} already exists`, Code.AlreadyExists);
-      await afterWrite(result);
-      return stored;
-    },
-    async putMany(entries, putOptions) {
-      assertOpen();
-      const { checked, refused } = checkEntries(entries);
-      if (checked.length === 0) return { stored: [], taken: [], refused };
-      await assertWritable();
-      const result = await insertMany(checked, putOptions, false);
-      const stored = new Set(result.ids);
-      return { stored: [...stored], taken: checked.filter((c) => !stored.has(c.id)).map((c) => c.id), refused };
-    },
-    async putAll(entries, putOptions) {
-      assertOpen();
-      const { checked, refused } = checkEntries(entries);
-      if (refused.length > 0) return { kind: "refused", items: refused };
-      if (checked.length === 0) return { kind: "stored", certificates: [] };
-      await assertWritable();
-      const result = await insertMany(checked, putOptions, true);
-      if (result.taken.length > 0) {
-        const taken = new Set(result.taken);
-        return {
-          kind: "refused",
-          items: checked.flatMap((c, index) =>
-            taken.has(c.id) ? [{ index, id: c.id, reason: `certificate ${JSON.stringify(c.id)} already exists` }] : [],
-          ),
-        };
-      }
-      return { kind: "stored", certificates: checked };
-    },
-    async delete(id, deleteOptions?: AuditedWrite) {
-      assertOpen();
-      assertId(id);
-      await assertWritable();
-      let result: number | "missing";
-      try {
-        const actor = deleteOptions?.actor;
-        result = await deleteCertificate(
-          pool,
-          tables,
-          id,
-          actor === undefined ? undefined : (sha256) => okRecord("delete", actor, id, sha256, deleteOptions?.auditTime),
-        );
-      } catch (error) {
-        if (isConnectionError(error)) void sync.catchUp();
-        throw storeError("delete the certificate", error);
-      }
-      if (result === "missing") throw new ConnectError(`certificate ${JSON.stringify(id)} not found`, Code.NotFound);
-      await afterWrite(result);
-    },
+    put: writes.put,
+    putMany: writes.putMany,
+    putAll: writes.putAll,
+    delete: writes.delete,
     async get(id): Promise<StoredCertificate | undefined> {
       assertReadable();
       return read("read the certificate", () => selectCertificate(readPool, tables, "id", id));

@@ -12,7 +12,8 @@ export async function readCopy(pool: Pool, tables: Tables): Promise<{ copy: Repl
   });
   return { copy, snapshot };
 }
-import { loadSnapshot, readChanges, type ChangeRead, type Snapshot, type Tables } from "./queries.js";
+import type { Tables } from "./db.js";
+import { loadSnapshot, readChanges, type ChangeRead, type Snapshot } from "./queries.js";
 import { isTimeout } from "./errors.js";
 
 /**

@@ -1,24 +1,17 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import type { Certificate } from "../../core/certificate.js";
-import {
-  CertificateStoreService,
-  type Certificate as CertificateMessage,
-  type Snapshot,
-  type WatchCertificatesResponse,
-} from "../../gen/certgate/v1/certificate_store_pb.js";
+import { CertificateStoreService, type WatchCertificatesResponse } from "../../gen/certgate/v1/certificate_store_pb.js";
 import { createChangeNotifier, type StoreVerdict } from "../../core/store.js";
 import { withSyncLookup } from "../../core/sync-lookup.js";
 import type { RemoteStore, RemoteStoreOptions, RemoteStoreState } from "./types.js";
 import { delay, nonNegative, timerDuration, report, transportsOf } from "./options.js";
 import { createMirrorTable, type MirrorTable } from "./mirror-table.js";
+import { ProtocolError, releaseEvent, storeColumns, storeEntry } from "./watch-events.js";
 import { createCertificateFetcher } from "./fetch-certificate.js";
+import { createWaiters } from "./waiters.js";
 import { clockOf } from "../../core/options.js";
+import { reconnectDelay } from "../../core/reconnect-delay.js";
 import { observeRemoteStore } from "./remote-metrics.js";
-
-// The service broke the watch protocol: start over from a snapshot.
-class ProtocolError extends Error {}
-
-const noLabels: Readonly<Record<string, string>> = Object.freeze({});
 
 // Connect (2.x, runStreamingCall) races every read of a stream against one
 // promise that settles only when the call ends, and Promise.race keeps each
@@ -68,7 +61,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
   let everSynced = false;
   let lostAt = 0;
   let closed = false;
-  const syncWaiters = new Set<() => void>();
+  const syncWaiters = createWaiters();
 
   function stateNow(): RemoteStoreState {
     if (closed) {
@@ -101,9 +94,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     synced = true;
     everSynced = true;
     notifier.changed();
-    for (const wake of [...syncWaiters]) {
-      wake();
-    }
+    syncWaiters.wakeAll();
     report(options.onEvent, { kind: "synced", via, revision, epoch, size: index.size, transportIndex: current });
   }
 
@@ -116,31 +107,6 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     // Connections re-check at once: admitted verdicts given while in sync
     // had no end, those given from now on end with the stale window.
     notifier.changed();
-  }
-
-  function store(table: MirrorTable, message: CertificateMessage): void {
-    if (!table.set(message.certificateId, message.sha256Thumbprint, message.labels)) {
-      throw new ProtocolError(
-        `the service sent a malformed certificate entry (id ${JSON.stringify(message.certificateId)})`,
-      );
-    }
-  }
-
-  // A compact snapshot part (see WatchCertificatesRequest.compact_snapshot).
-  function storeColumns(table: MirrorTable, part: Snapshot): void {
-    const ids = part.certificateIds;
-    if (ids.length === 0) return;
-    const indexes = part.labelSetIndexes;
-    if (part.sha256Digests.length !== ids.length * 32 || indexes.length !== ids.length) {
-      throw new ProtocolError("a compact snapshot part whose columns differ in length");
-    }
-    const labelSets = [noLabels, ...part.labelSets.map((s) => s.labels)];
-    for (let i = 0; i < ids.length; i++) {
-      const labels = labelSets[indexes[i]!];
-      if (labels === undefined || !table.setDigest(ids[i]!, part.sha256Digests, i * 32, labels)) {
-        throw new ProtocolError(`the service sent a malformed certificate entry (id ${JSON.stringify(ids[i])})`);
-      }
-    }
   }
 
   function handle(response: WatchCertificatesResponse, stream: { snapshot: boolean }): void {
@@ -157,7 +123,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
           throw new ProtocolError("snapshot part without its first part");
         }
         for (const message of event.value.certificates) {
-          store(staging, message);
+          storeEntry(staging, message);
         }
         storeColumns(staging, event.value);
         if (event.value.last) {
@@ -178,7 +144,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
           index.delete(id);
         }
         for (const message of event.value.upserted) {
-          store(index, message);
+          storeEntry(index, message);
         }
         revision = response.revision;
         // Bumped on every applied change, so that the next call of every open
@@ -241,7 +207,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
         lastMessageAt = now();
         arm();
         handle(response, stream);
-        release(response);
+        releaseEvent(response);
         reachedSync ||= synced;
         // Between snapshots, any event is a point a watch resumes from.
         if (++events >= eventsPerWatch && synced && staging === undefined) {
@@ -268,20 +234,6 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     // A silent connection was out of sync since its last message.
     loseSync(idle ? lastMessageAt : now());
     return { error, reachedSync, renewed };
-  }
-
-  // Drops an applied event's contents, so that what Connect keeps of it is small.
-  function release(response: WatchCertificatesResponse): void {
-    const event = response.event;
-    if (event.case === "snapshot") {
-      event.value.certificates.length = 0;
-      event.value.certificateIds.length = 0;
-      event.value.sha256Digests = new Uint8Array(0);
-      event.value.labelSetIndexes.length = 0;
-    } else if (event.case === "change") {
-      event.value.upserted.length = 0;
-      event.value.deletedCertificateIds.length = 0;
-    }
   }
 
   async function run(): Promise<void> {
@@ -312,11 +264,10 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
         continue;
       }
       failedInRow = 0;
-      // Exponential backoff with jitter, so that a fleet does not reconnect
-      // in step after the service restarts.
-      const base = Math.min(maxReconnectDelayMs, reconnectDelayMs * 2 ** attempt);
+      // Backoff with jitter, so that a fleet does not reconnect in step
+      // after the service restarts.
+      const wait = reconnectDelay(attempt, reconnectDelayMs, maxReconnectDelayMs);
       attempt = Math.min(attempt + 1, 30);
-      const wait = base / 2 + (Math.random() * base) / 2;
       report(options.onEvent, { kind: "disconnected", error, retryInMs: wait, transportIndex: lost });
       await delay(wait, closing.signal);
     }
@@ -326,17 +277,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     if (synced || closed || signal?.aborted === true) {
       return Promise.resolve();
     }
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        syncWaiters.delete(done);
-        signal?.removeEventListener("abort", done);
-        resolve();
-      };
-      const timer = setTimeout(done, timeoutMs);
-      syncWaiters.add(done);
-      signal?.addEventListener("abort", done);
-    });
+    return syncWaiters.wait(timeoutMs, signal);
   }
 
   function answer(certificate: Certificate, expiresAt?: number): StoreVerdict {
@@ -413,9 +354,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
       synced = false;
       unobserve();
       closing.abort();
-      for (const wake of [...syncWaiters]) {
-        wake();
-      }
+      syncWaiters.wakeAll();
       notifier.changed();
       notifier.clear();
       await running;
