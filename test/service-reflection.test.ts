@@ -31,6 +31,7 @@ import {
 const buf = join(process.cwd(), "node_modules", ".bin", "buf");
 const storeMethods = [
   "CreateCertificate",
+  "CreateCertificates",
   "GetCertificate",
   "ListCertificates",
   "DeleteCertificate",
@@ -88,7 +89,7 @@ function tlsFlags(client: "admin" | "reader" | "stranger" | undefined): string[]
 }
 
 describe("createCertificateStoreServer() reflection with buf curl", () => {
-  it("lists the seven store methods to a reader, over v1 and v1alpha", async () => {
+  it("lists the eight store methods to a reader, over v1 and v1alpha", async () => {
     for (const protocol of ["grpc-v1", "grpc-v1alpha"]) {
       const result = await bufCurl([
         "--reflect",
