@@ -1,5 +1,5 @@
 // The WritableCertificateStore contract that the certificate store service
-// relies on, as a suite any store can run (see test/service-store-contract.test.ts).
+// relies on, as a suite any store can run (see test/stores/service-store-contract.test.ts).
 import { afterEach, beforeAll, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
 import { parseCertificate, type Certificate } from "../../src/core/certificate.js";
