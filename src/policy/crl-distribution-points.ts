@@ -7,7 +7,7 @@ import { childrenOf } from "../core/der.js";
 import { decodePemOrDer } from "../core/pem-der.js";
 import { parseCrl, type ParsedCrl } from "./crl.js";
 import type { CrlSet } from "./crl-set.js";
-import { certificateExtensionsOf } from "./ocsp-request.js";
+import { readCertificateExtensions } from "./certificate-extensions.js";
 import { boundedFetch, isFetchableUrl, type RevocationFetch } from "./online-fetch.js";
 import { createOnlineStatusCache, type Fetched } from "./online-status-cache.js";
 import { refreshTimeOf, withoutNextUpdateMs } from "./refresh-time.js";
@@ -24,7 +24,7 @@ const crlDistributionPointsOid = "2.5.29.31";
 export function crlDistributionPointsOf(certificate: Certificate): string[] {
   const der = certificate.der;
   const urls: string[] = [];
-  for (const ext of certificateExtensionsOf(der)) {
+  for (const ext of readCertificateExtensions(der)) {
     if (ext.oid !== crlDistributionPointsOid) continue;
     for (const point of childrenOf(der, ext.value, 16)) {
       const parts = childrenOf(der, point);

@@ -3,8 +3,9 @@
 // Information Access extension.
 import { createHash, randomBytes } from "node:crypto";
 import type { Certificate } from "../core/certificate.js";
-import { childrenOf, decodeOid, readTlv, type Tlv } from "../core/der.js";
-import { readExtensionList } from "./certificate-extensions.js";
+import { childrenOf, decodeOid } from "../core/der.js";
+import { readTbsFields } from "../core/tbs-fields.js";
+import { readCertificateExtensions } from "./certificate-extensions.js";
 
 /**
  * OcspCertId is the CertID of one certificate: SHA-1 hashes of its issuer's
@@ -48,37 +49,13 @@ export function encodeDer(tag: number, ...parts: Uint8Array[]): Uint8Array {
 }
 
 /**
- * tbsFieldsOf returns the fields of a DER certificate's tbsCertificate.
- * It throws a `RangeError` on a malformed encoding.
- */
-export function tbsFieldsOf(der: Uint8Array): Tlv[] {
-  const tbs = childrenOf(der, readTlv(der, 0))[0];
-  if (tbs === undefined) throw new RangeError("der: empty certificate");
-  return childrenOf(der, tbs);
-}
-
-/**
- * certificateExtensionsOf reads the extensions of a DER certificate (none
- * when it has no extensions field).
- */
-export function certificateExtensionsOf(der: Uint8Array): ReturnType<typeof readExtensionList> {
-  const explicit = tbsFieldsOf(der).find((f) => f.tag === 0xa3);
-  return explicit === undefined ? [] : readExtensionList(der, readTlv(der, explicit.contentStart, explicit.end));
-}
-
-/**
  * ocspCertIdOf computes the CertID of `certificate` issued by `issuer`. It
  * throws a `RangeError` on a malformed encoding.
  */
 export function ocspCertIdOf(certificate: Certificate, issuer: Certificate): OcspCertId {
-  const leaf = tbsFieldsOf(certificate.der);
-  const serialTlv = leaf[leaf[0]?.tag === 0xa0 ? 1 : 0];
+  const serialTlv = readTbsFields(certificate.der, "validity").serialNumber;
   if (serialTlv === undefined || serialTlv.tag !== 0x02) throw new RangeError("der: no serial number");
-  const fields = tbsFieldsOf(issuer.der);
-  const at = fields[0]?.tag === 0xa0 ? 1 : 0;
-  // serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
-  const subject = fields[at + 4];
-  const spki = fields[at + 5];
+  const { subject, subjectPublicKeyInfo: spki } = readTbsFields(issuer.der);
   if (subject === undefined || spki === undefined) throw new RangeError("der: short certificate");
   const key = childrenOf(issuer.der, spki)[1];
   if (key === undefined || key.tag !== 0x03) throw new RangeError("der: no subject public key");
@@ -137,7 +114,7 @@ export function createOcspRequest(id: OcspCertId, nonce = true): OcspRequest {
 export function ocspUrlsOf(certificate: Certificate): string[] {
   const der = certificate.der;
   const urls: string[] = [];
-  for (const ext of certificateExtensionsOf(der)) {
+  for (const ext of readCertificateExtensions(der)) {
     if (ext.oid !== aiaOid) continue;
     for (const access of childrenOf(der, ext.value)) {
       const [method, location] = childrenOf(der, access);

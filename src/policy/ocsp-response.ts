@@ -3,9 +3,9 @@
 // when, and with which nonce.
 import { parseCertificate, type Certificate } from "../core/certificate.js";
 import { childrenOf, decodeOid, decodeTime, readTlv, type Tlv } from "../core/der.js";
-import { extendedKeyUsageOf, readExtensionList } from "./certificate-extensions.js";
+import { extendedKeyUsageOf, readCertificateExtensions, readExtensionList } from "./certificate-extensions.js";
 import { verifySignedData } from "./crl.js";
-import { certificateExtensionsOf, type OcspCertId } from "./ocsp-request.js";
+import type { OcspCertId } from "./ocsp-request.js";
 
 /**
  * OcspSingleResponse is the status of one certificate in an OCSP response.
@@ -255,7 +255,7 @@ function signerOf(
     let responder: Certificate;
     try {
       responder = parseCertificate(der);
-      certificateExtensionsOf(der);
+      readCertificateExtensions(der);
     } catch {
       why = "a responder certificate could not be read";
       continue;
