@@ -54,6 +54,11 @@ export interface AuthzServerOptions extends ClientCertOptions {
 export interface AuthzServer {
   /** The decision it asks. */
   readonly core: DecisionCore;
+  /**
+   * The Node TLS server when `tls` is given (for `setSecureContext` when the
+   * files are renewed), else undefined.
+   */
+  readonly tlsServer: http2.Http2SecureServer | undefined;
   /** Starts listening; port 0 picks a free one. By default, 127.0.0.1:0. */
   listen(port?: number, host?: string): Promise<{ host: string; port: number; url: string }>;
   /** Stops listening and ends the connections. */
@@ -108,6 +113,7 @@ export function createAuthzServer(options: AuthzServerOptions): AuthzServer {
   };
   let listener: net.Server;
   let h1Server: http.Server | undefined;
+  let tlsServer: http2.Http2SecureServer | undefined;
   if (options.tls !== undefined) {
     const secure = http2.createSecureServer(
       {
@@ -124,6 +130,7 @@ export function createAuthzServer(options: AuthzServerOptions): AuthzServer {
     secure.on("tlsClientError", () => {});
     secure.setTimeout(idleTimeoutMs);
     listener = secure;
+    tlsServer = secure;
   } else {
     const h1 = http.createServer(
       {
@@ -164,6 +171,7 @@ export function createAuthzServer(options: AuthzServerOptions): AuthzServer {
   let closing: Promise<void> | undefined;
   return {
     core,
+    tlsServer,
     async listen(port = 0, host = "127.0.0.1") {
       await extAuthz.ready;
       return listenOn(listener, port, host, options.tls === undefined ? "http" : "https");

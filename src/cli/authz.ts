@@ -9,6 +9,7 @@ import { countFlag, parseListen, secondsFlag, type Listen } from "./listen-flags
 import { createRateLimitedLog } from "./rate-limited-log.js";
 import { serveLogOf, withLogFormat } from "./serve-log.js";
 import { refusalLogFlags, refusalLogOf, stopped, tlsFilesOf } from "./server-command.js";
+import { followTlsFlags, type TlsReload } from "./tls-reload.js";
 import { openStoreSources, storeSourceFlags, storeSourceHelp } from "./store-sources.js";
 
 const help = `Usage: certgate authz --trusted-proxy CIDR... [--forwarded FORMAT[:HEADER]]...
@@ -142,6 +143,7 @@ export const authzCommand = withLogFormat(
       const sources = await openStoreSources("authz", values, io, log);
       const refusals = createRateLimitedLog(log, refusalLog);
       let server: AuthzServer | undefined;
+      let reload: TlsReload | undefined;
       try {
         try {
           server = createAuthzServer({
@@ -154,6 +156,16 @@ export const authzCommand = withLogFormat(
           });
         } catch (error) {
           throw new CliError(cliReason(errorMessage(error)), undefined, { cause: error });
+        }
+        const tlsServer = server.tlsServer;
+        if (tlsServer !== undefined && tlsCert !== undefined && tlsKey !== undefined) {
+          reload = followTlsFlags({
+            files: { cert: ["--tls-cert", tlsCert], key: ["--tls-key", tlsKey] },
+            cwd: io.cwd,
+            log,
+            apply: (contents) => tlsServer.setSecureContext({ ...contents }),
+            metricsName: "authz",
+          });
         }
         let address;
         try {
@@ -170,6 +182,7 @@ export const authzCommand = withLogFormat(
         await stopped(io.signal);
         log("stopping");
       } finally {
+        reload?.close();
         await server?.close();
         await sources.close();
         refusals.close();

@@ -35,6 +35,8 @@ export interface TlsReloadOptions {
   readonly apply: (contents: TlsFileContents) => void;
   /** Where `SIGHUP` comes from. By default, the process. */
   readonly hangup?: Hangup;
+  /** The name the certificate's not-after gauge carries. By default, "serve". */
+  readonly metricsName?: string;
 }
 
 /**
@@ -66,7 +68,7 @@ export function followTlsFlags(options: TlsReloadOptions): TlsReload {
       cert: resolve(options.cwd, flags.cert[1]),
       key: resolve(options.cwd, flags.key[1]),
       ...(flags.ca === undefined ? {} : { ca: resolve(options.cwd, flags.ca[1]) }),
-      metricsName: "serve",
+      metricsName: options.metricsName ?? "serve",
       onEvent(event) {
         if (event.kind === "reloaded") {
           const c = event.certificate;

@@ -18,6 +18,7 @@ import {
   type Serve,
 } from "../support/cli-harness.js";
 import { createTestPki, waitFor, type TestPki } from "../support/harness.js";
+import { presentedCertificate, serialOf } from "../support/tls-rotation.js";
 
 let pki: TestPki;
 let carol: IssuedCertificate;
@@ -121,14 +122,15 @@ async function startAuthz(args: string[]) {
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
   const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   await waitFor(
-    () => /listening on http:\/\/127\.0\.0\.1:\d+/.test(stdout) || child.exitCode !== null,
+    () => /listening on https?:\/\/127\.0\.0\.1:\d+/.test(stdout) || child.exitCode !== null,
     "authz to listen",
     30_000,
   );
-  const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(stdout)?.[1]);
+  const port = Number(/listening on https?:\/\/127\.0\.0\.1:(\d+)/.exec(stdout)?.[1]);
   if (!(port > 0)) throw new Error(`certgate authz did not start:\n${stderr}`);
   return {
     port,
+    child,
     output: () => ({ stdout, stderr }),
     stop() {
       child.kill("SIGTERM");
@@ -224,5 +226,50 @@ describe("certgate authz: running", () => {
     await writeFile(join(dir, "alice.pem"), pki.alice.cert);
 
     expect(await authz.stop()).toBe(0);
+  }, 60_000);
+});
+
+describe("certgate authz --tls-cert --tls-key", () => {
+  it("reloads renewed TLS files on SIGHUP for new connections, and keeps the set in use when the key does not match", async () => {
+    const serverCert = (name: string) =>
+      issueDevCertificate(pki.ca, {
+        commonName: name,
+        dnsNames: ["localhost"],
+        ipAddresses: ["127.0.0.1"],
+        usages: ["server"],
+      });
+    const [renewed, mismatched] = await Promise.all([serverCert("authz B"), serverCert("authz C")]);
+    const cert = join(dir, "authz.pem");
+    const key = join(dir, "authz-key.pem");
+    await writeFile(cert, pki.server.cert);
+    await writeFile(key, pki.server.key);
+    const authz = await startAuthz(["--tls-cert", cert, "--tls-key", key, "--thumbprint", sha256(pki.alice)]);
+    const lines = (pattern: RegExp) =>
+      authz
+        .output()
+        .stderr.split("\n")
+        .filter((l) => pattern.test(l));
+    try {
+      expect((await presentedCertificate(authz.port)).serialNumber).toBe(serialOf(pki.server));
+
+      await writeFile(cert, renewed.cert);
+      await writeFile(key, renewed.key);
+      authz.child.kill("SIGHUP");
+      await waitFor(
+        async () => (await presentedCertificate(authz.port)).serialNumber === serialOf(renewed),
+        "the renewed certificate on a new connection",
+      );
+      expect(lines(/SIGHUP: reading the TLS files/)).toEqual(["certgate authz: SIGHUP: reading the TLS files"]);
+      expect(lines(/reloaded TLS certificate/).length).toBeGreaterThan(0);
+
+      // A new certificate whose key has not been replaced.
+      await writeFile(cert, mismatched.cert);
+      authz.child.kill("SIGHUP");
+      await waitFor(() => lines(/refused the files/).length > 0, "the refused set");
+      expect(lines(/refused the files/)[0]).toMatch(/^certgate authz: kept the TLS certificate in use/);
+      expect((await presentedCertificate(authz.port)).serialNumber).toBe(serialOf(renewed));
+    } finally {
+      expect(await authz.stop()).toBe(0);
+    }
   }, 60_000);
 });
