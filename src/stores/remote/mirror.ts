@@ -8,9 +8,9 @@ import { delay, nonNegative, timerDuration, report, transportsOf } from "./optio
 import { createMirrorTable, type MirrorTable } from "./mirror-table.js";
 import { ProtocolError, releaseEvent, storeColumns, storeEntry } from "./watch-events.js";
 import { createCertificateFetcher } from "./fetch-certificate.js";
-import { createWaiters } from "./waiters.js";
+import { createMirrorSync } from "./mirror-sync.js";
+import { createReplicaFailover } from "./replica-failover.js";
 import { clockOf } from "../../core/options.js";
-import { reconnectDelay } from "../../core/reconnect-delay.js";
 import { observeRemoteStore } from "./remote-metrics.js";
 
 // Connect (2.x, runStreamingCall) races every read of a stream against one
@@ -28,17 +28,10 @@ const eventsPerWatch = 4096;
  */
 export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
   const clients = transportsOf(options).map((transport) => createClient(CertificateStoreService, transport));
-  // The replica followed now; on losing it the mirror moves to the next.
-  let current = 0;
   const syncTimeoutMs = timerDuration("syncTimeoutMs", options.syncTimeoutMs, 3000);
   const maxStaleMs = nonNegative("maxStaleMs", options.maxStaleMs, 0);
-  const reconnectDelayMs = timerDuration("reconnectDelayMs", options.reconnectDelayMs, 100);
-  const maxReconnectDelayMs = timerDuration("maxReconnectDelayMs", options.maxReconnectDelayMs, 5000);
-  if (reconnectDelayMs < 1 || maxReconnectDelayMs < reconnectDelayMs) {
-    throw new TypeError(
-      `createRemoteStore(): reconnectDelayMs must be at least 1 and maxReconnectDelayMs at least reconnectDelayMs, got ${reconnectDelayMs} and ${maxReconnectDelayMs}`,
-    );
-  }
+  // The replica followed, moving to the next on losing it.
+  const failover = createReplicaFailover(clients.length, options);
   const idleTimeoutMs = timerDuration("idleTimeoutMs", options.idleTimeoutMs, 3000);
   const requestTimeoutMs = timerDuration("requestTimeoutMs", options.requestTimeoutMs, 3000);
   const now = clockOf(options.clock);
@@ -55,58 +48,27 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
   let complete = false;
   let revision = 0n;
   let epoch = "";
-  // Whether the copy is current: from the heartbeat that ends a watch's
-  // catch-up until the watch breaks.
-  let synced = false;
-  let everSynced = false;
-  let lostAt = 0;
-  let closed = false;
-  const syncWaiters = createWaiters();
-
-  function stateNow(): RemoteStoreState {
-    if (closed) {
-      return "closed";
-    }
-    if (synced) {
-      return "synced";
-    }
-    if (!everSynced) {
-      return "connecting";
-    }
-    return withinStale(now()) ? "stale" : "unavailable";
-  }
+  const sync = createMirrorSync({ now, maxStaleMs, changed: () => notifier.changed() });
 
   // Checked before the watch starts, so that a malformed option leaves nothing running.
-  const createdAt = now();
   const unobserve = observeRemoteStore(options, {
     get state() {
-      return stateNow();
+      return sync.state();
     },
     size: () => index.size,
-    lagSeconds: () => (synced ? 0 : Math.max(0, now() - (everSynced ? lostAt : createdAt)) / 1000),
+    lagSeconds: sync.lagSeconds,
   });
 
-  function withinStale(t: number): boolean {
-    return everSynced && !synced && maxStaleMs > 0 && t - lostAt <= maxStaleMs;
-  }
-
   function markSynced(via: "snapshot" | "resume"): void {
-    synced = true;
-    everSynced = true;
-    notifier.changed();
-    syncWaiters.wakeAll();
-    report(options.onEvent, { kind: "synced", via, revision, epoch, size: index.size, transportIndex: current });
-  }
-
-  function loseSync(at: number): void {
-    if (!synced) {
-      return;
-    }
-    synced = false;
-    lostAt = at;
-    // Connections re-check at once: admitted verdicts given while in sync
-    // had no end, those given from now on end with the stale window.
-    notifier.changed();
+    sync.markSynced();
+    report(options.onEvent, {
+      kind: "synced",
+      via,
+      revision,
+      epoch,
+      size: index.size,
+      transportIndex: failover.current,
+    });
   }
 
   function handle(response: WatchCertificatesResponse, stream: { snapshot: boolean }): void {
@@ -115,7 +77,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
       case "snapshot": {
         if (event.value.first) {
           // A new snapshot means the copy is behind (or of another epoch).
-          loseSync(now());
+          sync.loseSync(now());
           // Room for the previous copy's size, so that a big snapshot does not grow by doubling.
           staging = createMirrorTable(index.size);
           stream.snapshot = true;
@@ -157,7 +119,7 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
           throw new ProtocolError("heartbeat outside of a complete copy");
         }
         revision = response.revision;
-        if (!synced) {
+        if (!sync.synced) {
           markSynced(stream.snapshot ? "snapshot" : "resume");
         }
         return;
@@ -203,14 +165,15 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
         compactSnapshot: true,
         ...(complete ? { sinceRevision: revision, storeEpoch: epoch } : {}),
       };
-      for await (const response of clients[current]!.watchCertificates(request, { signal: controller.signal })) {
+      const client = clients[failover.current]!;
+      for await (const response of client.watchCertificates(request, { signal: controller.signal })) {
         lastMessageAt = now();
         arm();
         handle(response, stream);
         releaseEvent(response);
-        reachedSync ||= synced;
+        reachedSync ||= sync.synced;
         // Between snapshots, any event is a point a watch resumes from.
-        if (++events >= eventsPerWatch && synced && staging === undefined) {
+        if (++events >= eventsPerWatch && sync.synced && staging === undefined) {
           renewed = true;
           break;
         }
@@ -232,52 +195,27 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
       return { error: undefined, reachedSync, renewed };
     }
     // A silent connection was out of sync since its last message.
-    loseSync(idle ? lastMessageAt : now());
+    sync.loseSync(idle ? lastMessageAt : now());
     return { error, reachedSync, renewed };
   }
 
   async function run(): Promise<void> {
-    let attempt = 0;
-    // How many replicas in a row failed since the last sync.
-    let failedInRow = 0;
-    while (!closed) {
+    while (!sync.closed) {
       const { error, reachedSync, renewed } = await watchOnce();
-      if (closed) {
+      if (sync.closed) {
         return;
       }
       if (renewed) {
-        attempt = 0;
-        failedInRow = 0;
+        failover.renewed();
         continue;
       }
-      if (reachedSync) {
-        attempt = 0;
-        failedInRow = 0;
+      const lost = failover.current;
+      const wait = failover.failed(reachedSync);
+      report(options.onEvent, { kind: "disconnected", error, retryInMs: wait ?? 0, transportIndex: lost });
+      if (wait !== undefined) {
+        await delay(wait, closing.signal);
       }
-      const lost = current;
-      current = (current + 1) % clients.length;
-      failedInRow++;
-      if (failedInRow < clients.length) {
-        // Another replica may still be reachable: try it at once, resuming
-        // from the same revision (replicas of one store share revisions).
-        report(options.onEvent, { kind: "disconnected", error, retryInMs: 0, transportIndex: lost });
-        continue;
-      }
-      failedInRow = 0;
-      // Backoff with jitter, so that a fleet does not reconnect in step
-      // after the service restarts.
-      const wait = reconnectDelay(attempt, reconnectDelayMs, maxReconnectDelayMs);
-      attempt = Math.min(attempt + 1, 30);
-      report(options.onEvent, { kind: "disconnected", error, retryInMs: wait, transportIndex: lost });
-      await delay(wait, closing.signal);
     }
-  }
-
-  function waitForSync(timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    if (synced || closed || signal?.aborted === true) {
-      return Promise.resolve();
-    }
-    return syncWaiters.wait(timeoutMs, signal);
   }
 
   function answer(certificate: Certificate, expiresAt?: number): StoreVerdict {
@@ -297,10 +235,10 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
 
   // The verdict from the mirror, or undefined before the first snapshot.
   function answerNow(certificate: Certificate): StoreVerdict | undefined {
-    if (closed) return { kind: "error", error: new Error("remote store is closed") };
-    if (synced) return answer(certificate);
-    if (!everSynced) return undefined;
-    if (withinStale(now())) return answer(certificate, lostAt + maxStaleMs);
+    if (sync.closed) return { kind: "error", error: new Error("remote store is closed") };
+    if (sync.synced) return answer(certificate);
+    if (!sync.everSynced) return undefined;
+    if (sync.withinStale(now())) return answer(certificate, sync.lostAt + maxStaleMs);
     return { kind: "error", error: new Error("certificate store service unreachable: the mirror is out of date") };
   }
 
@@ -313,12 +251,12 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     mode: "mirror",
     getCertificate: createCertificateFetcher({
       clients,
-      preferred: () => current,
+      preferred: () => failover.current,
       timeoutMs: requestTimeoutMs,
       closing: closing.signal,
     }),
     get state(): RemoteStoreState {
-      return stateNow();
+      return sync.state();
     },
     get revision() {
       return notifier.revision;
@@ -326,8 +264,8 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     // Before the first snapshot, a look-up waits for it; after, the mirror
     // answers at once.
     lookup: withSyncLookup(async (certificate: Certificate, signal: AbortSignal): Promise<StoreVerdict> => {
-      if (!everSynced && !closed) {
-        await waitForSync(syncTimeoutMs, signal);
+      if (!sync.everSynced && !sync.closed) {
+        await sync.wait(syncTimeoutMs, signal);
       }
       return (
         answerNow(certificate) ?? {
@@ -338,23 +276,21 @@ export function createMirrorStore(options: RemoteStoreOptions): RemoteStore {
     }, answerNow),
     onChange: notifier.onChange,
     async ready(timeoutMs = syncTimeoutMs) {
-      await waitForSync(timeoutMs);
-      if (closed) {
+      await sync.wait(timeoutMs);
+      if (sync.closed) {
         throw new Error("remote store is closed");
       }
-      if (!synced) {
+      if (!sync.synced) {
         throw new Error(`not synchronised with the certificate store service within ${timeoutMs} ms`);
       }
     },
     async close() {
-      if (closed) {
+      if (sync.closed) {
         return;
       }
-      closed = true;
-      synced = false;
+      sync.close();
       unobserve();
       closing.abort();
-      syncWaiters.wakeAll();
       notifier.changed();
       notifier.clear();
       await running;
