@@ -1,16 +1,14 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Certificate } from "../../core/certificate.js";
-import {
-  createChangeNotifier,
-  type LoggedChange,
-  type ReplicaState,
-  type SharedChangeLog,
-  type StoreChange,
-  type StoreVerdict,
-  type StoredCertificate,
-  type WritableCertificateStore,
+import type {
+  ReplicaState,
+  SharedChangeLog,
+  StoreVerdict,
+  StoredCertificate,
+  WritableCertificateStore,
 } from "../../core/store.js";
 import { lookupFromMemory } from "../../core/sync-lookup.js";
+import { createChangeFanOut } from "./change-fan-out.js";
 import { createChangeListener, type ChangeListener } from "./change-listener.js";
 import { isConnectionError, storeError } from "./errors.js";
 import { loadPg } from "./load-pg.js";
@@ -99,10 +97,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   const quoted = pg.escapeIdentifier(schema);
   const tables: Tables = { schema, quoted, channel: `${schema}_changes`, deadlines };
 
-  const notifier = createChangeNotifier();
-  const changeListeners = new Set<(changes: readonly StoreChange[], revision: number) => void>();
-  const loggedListeners = new Set<(change: LoggedChange) => void>();
-  const stateListeners = new Set<(state: ReplicaState) => void>();
+  const fanOut = createChangeFanOut();
   let closed = false;
 
   let sync: ReplicaSync;
@@ -123,20 +118,12 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       maxStaleMs,
       catchUpIntervalMs,
       now,
-      onApplied: announce,
+      onApplied: fanOut.announce,
       onState(state, error) {
         // A LISTEN connection on a network that stopped answering hears
         // nothing and says nothing: open it again.
         if (state !== "connected") changeListener?.restart();
-        // Connections re-check: verdicts given before are no longer right.
-        notifier.changed();
-        for (const listener of [...stateListeners]) {
-          try {
-            listener(state);
-          } catch {
-            // A faulty listener must not stop the others.
-          }
-        }
+        fanOut.stateChanged(state);
         try {
           options.onStateChange?.(state, error);
         } catch {
@@ -148,19 +135,6 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     await endPools();
     const reason = error instanceof Error ? error.message : String(error);
     throw new Error(`certgate: cannot open the PostgreSQL store (schema ${schema}): ${reason}`, { cause: error });
-  }
-
-  function announce(logged: LoggedChange, changes: readonly StoreChange[]): void {
-    for (const listener of [...loggedListeners]) call(listener, logged);
-    if (changes.length === 0) return;
-    notifier.changed();
-    for (const listener of [...changeListeners]) {
-      try {
-        listener(changes, notifier.revision);
-      } catch {
-        // A faulty listener must not keep the others from the change.
-      }
-    }
   }
 
   changeListener = createChangeListener({
@@ -230,14 +204,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     get state() {
       return closed ? "unavailable" : sync.state;
     },
-    onLogged(listener) {
-      loggedListeners.add(listener);
-      return () => loggedListeners.delete(listener);
-    },
-    onState(listener) {
-      stateListeners.add(listener);
-      return () => stateListeners.delete(listener);
-    },
+    onLogged: fanOut.onLogged,
+    onState: fanOut.onState,
     async changesSince(revision, until, limit) {
       if (revision >= until) return [];
       const read = await readChanges(readPool, tables, revision, limit + 1, until);
@@ -270,7 +238,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
 
   return {
     get revision() {
-      return notifier.revision;
+      return fanOut.revision;
     },
     get state() {
       return closed ? "unavailable" : sync.state;
@@ -279,13 +247,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     audit,
     stats: () => ({ certificates: sync.copy.size, revision: sync.head }),
     lookup: lookupFromMemory(lookupSync),
-    onChange: notifier.onChange,
-    onChanges(listener) {
-      changeListeners.add(listener);
-      return () => {
-        changeListeners.delete(listener);
-      };
-    },
+    onChange: fanOut.onChange,
+    onChanges: fanOut.onChanges,
     put: writes.put,
     putMany: writes.putMany,
     putAll: writes.putAll,
@@ -312,22 +275,10 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       changeListener?.close();
       await sync.close();
       await pruning;
-      notifier.changed();
-      notifier.clear();
-      changeListeners.clear();
-      loggedListeners.clear();
-      stateListeners.clear();
+      fanOut.close();
       // A pool of ours keeps its listener: connections still closing may
       // report errors after `end()` resolves.
       await endPools();
     },
   };
-}
-
-function call<T>(listener: (value: T) => void, value: T): void {
-  try {
-    listener(value);
-  } catch {
-    // A faulty listener must not stop the others.
-  }
 }
