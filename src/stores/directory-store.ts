@@ -1,5 +1,4 @@
-import { observeStoreSize, storeMetricsOf } from "../core/metrics.js";
-import * as fs from "node:fs";
+import { observeStoreSize } from "../core/metrics.js";
 import * as path from "node:path";
 import type { Certificate } from "../core/certificate.js";
 import {
@@ -15,13 +14,11 @@ import { createCaVerifier, type CaVerifier } from "./directory/ca-verifier.js";
 import { createChangeScheduler, type ChangeScheduler } from "./directory/change-scheduler.js";
 import { createLeafFolder, type ScanResult } from "./directory/leaf-folder.js";
 import type { DirectoryStoreProblem } from "./directory/types.js";
-import type { DirectoryStoreOptions } from "./directory/directory-store-options.js";
-import { warnProblems } from "./directory/warn-problems.js";
+import { resolveDirectoryOptions, type DirectoryStoreOptions } from "./directory/directory-store-options.js";
+import { createFolderProblems } from "./directory/folder-problems.js";
 import { createWritableSide } from "./directory/writable-side.js";
-import { checkFolder } from "./directory/store-io.js";
-import { clockOf, positiveInteger } from "../core/options.js";
 import { okAuditRecord, type AuditedWrite, type AuditLog } from "../core/audit.js";
-import { createAuditFile, defaultAuditAttemptsMaxBytes, defaultAuditMaxBytes } from "./directory/audit-file.js";
+import { createAuditFile } from "./directory/audit-file.js";
 
 // The problem types live beside the modules that find problems.
 export type { DirectoryProblemCode, DirectoryStoreProblem } from "./directory/types.js";
@@ -45,8 +42,6 @@ export interface DirectoryStore extends WritableCertificateStore {
   stats(): { files: number; certificates: number; issuers: number };
 }
 
-const defaultMaxFileBytes = 1024 * 1024;
-
 /**
  * createDirectoryStore loads a folder of uploaded client certificates and
  * keeps it loaded as it changes: it resolves once the folder is read, and
@@ -64,36 +59,15 @@ const defaultMaxFileBytes = 1024 * 1024;
  * connectNodeAdapter({ routes, interceptors: [createClientCertInterceptor({ store })], contextValues: peerCertificateContextValues });
  */
 export async function createDirectoryStore(options: DirectoryStoreOptions): Promise<DirectoryStore> {
-  const directory = checkFolder(options.directory, "directory");
-  const caDirectory = options.caDirectory === undefined ? undefined : checkFolder(options.caDirectory, "caDirectory");
-  if (caDirectory !== undefined && fs.realpathSync(caDirectory) === fs.realpathSync(directory)) {
-    throw new Error(
-      `certgate: caDirectory must not be the certificate folder itself (${directory}): a CA certificate among the leaf certificates would admit everything it issued`,
-    );
-  }
-  const where = "certgate: createDirectoryStore() options";
-  const maxFileBytes = positiveInteger(`${where}.maxFileBytes`, options.maxFileBytes, defaultMaxFileBytes, 1);
-  const debounceMs = positiveInteger(`${where}.debounceMs`, options.debounceMs, 25, 0);
-  const rescanIntervalMs = positiveInteger(`${where}.rescanIntervalMs`, options.rescanIntervalMs, 2000, 0);
-  const now = clockOf(options.clock);
-  const onProblem = options.onProblem ?? warnProblems();
-  const metrics = storeMetricsOf(options, "folder");
-  const auditMaxBytes = positiveInteger(`${where}.auditMaxBytes`, options.auditMaxBytes, defaultAuditMaxBytes, 1024);
-  const auditAttemptsMaxBytes = positiveInteger(
-    `${where}.auditAttemptsMaxBytes`,
-    options.auditAttemptsMaxBytes,
-    defaultAuditAttemptsMaxBytes,
-    1024,
-  );
-  if (options.auditKey !== undefined && options.auditKey.length < 16) {
-    throw new Error(`${where}.auditKey: give at least 16 bytes of key`);
-  }
+  const resolved = resolveDirectoryOptions(options);
+  const { directory, caDirectory, maxFileBytes, debounceMs, rescanIntervalMs, now, onProblem, metrics } = resolved;
 
   const leaf = createLeafFolder(directory, maxFileBytes);
   const ca: CaFolder | undefined = caDirectory === undefined ? undefined : createCaFolder(caDirectory, maxFileBytes);
   const notifier = createChangeNotifier();
   const changeListeners = new Set<(changes: readonly StoreChange[], revision: number) => void>();
-  const folderProblems = new Map<string, DirectoryStoreProblem>();
+  const folderProblems = createFolderProblems({ onProblem, dropWatch: (folder) => scheduler?.dropWatch(folder) });
+  const { report } = folderProblems;
   let verifier: CaVerifier = createCaVerifier([]);
   // Set once the first load is done; folder failures before it reject instead.
   let scheduler: ChangeScheduler | undefined;
@@ -106,16 +80,6 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
     const run = queue.then(task);
     queue = run.catch(() => undefined);
     return run;
-  }
-
-  function report(problems: readonly DirectoryStoreProblem[]): void {
-    for (const problem of problems) {
-      try {
-        onProblem(problem);
-      } catch {
-        // A failing hook must not stop the store.
-      }
-    }
   }
 
   function publish(changes: readonly StoreChange[], issuersChanged: boolean): void {
@@ -131,32 +95,15 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
     }
   }
 
-  // Reported once per folder and cause: a folder that goes from "parent
-  // replaced by a file" to "symlink loop" is reported again, with the new code.
-  function folderFailed(folder: string, error: unknown): void {
-    const code = (error as NodeJS.ErrnoException).code ?? String(error);
-    if (folderProblems.get(folder)?.reason.includes(`(${code})`)) return;
-    const problem: DirectoryStoreProblem = {
-      path: folder,
-      file: path.basename(folder),
-      code: "folder_unavailable",
-      reason: `the folder cannot be read (${code}); the last good set of certificates is still served`,
-      time: new Date(),
-    };
-    folderProblems.set(folder, problem);
-    scheduler?.dropWatch(folder);
-    report([problem]);
-  }
-
   async function scanLeaf(run: () => Promise<ScanResult>): Promise<void> {
     let result: ScanResult;
     try {
       result = await run();
     } catch (error) {
-      folderFailed(directory, error);
+      folderProblems.failed(directory, error);
       return;
     }
-    folderProblems.delete(directory);
+    folderProblems.recovered(directory);
     publish(result.changes, false);
     report(result.newProblems);
   }
@@ -170,12 +117,12 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
     if (ca === undefined || caDirectory === undefined) return;
     try {
       const { changed, newProblems } = await ca.scan();
-      folderProblems.delete(caDirectory);
+      folderProblems.recovered(caDirectory);
       if (changed) verifier = createCaVerifier(ca.cas);
       publish([], changed);
       report(newProblems);
     } catch (error) {
-      folderFailed(caDirectory, error);
+      folderProblems.failed(caDirectory, error);
     }
   }
 
@@ -207,7 +154,7 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
       if (pending.ca) await scanCa();
     },
     rescan: rescanAll,
-    onError: (error) => folderFailed(directory, error),
+    onError: (error) => folderProblems.failed(directory, error),
   });
   scheduler = started;
   started.ensureWatches();
@@ -244,8 +191,8 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
   // folder never touch it.
   const audit = createAuditFile({
     directory,
-    maxBytes: auditMaxBytes,
-    attemptsMaxBytes: auditAttemptsMaxBytes,
+    maxBytes: resolved.auditMaxBytes,
+    attemptsMaxBytes: resolved.auditAttemptsMaxBytes,
     ...(options.auditKey === undefined ? {} : { key: options.auditKey }),
     onDamagedLine(file, line, reason) {
       report([
@@ -305,7 +252,7 @@ export async function createDirectoryStore(options: DirectoryStoreOptions): Prom
         await audit.record(okAuditRecord(time, "delete", actor, id, before?.sha256 ?? ""));
       }
     },
-    problems: () => [...folderProblems.values(), ...leaf.problems(), ...(ca?.problems() ?? [])],
+    problems: () => [...folderProblems.list(), ...leaf.problems(), ...(ca?.problems() ?? [])],
     rescan: () =>
       exclusive(async () => {
         if (closed) return;

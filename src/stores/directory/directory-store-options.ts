@@ -1,5 +1,10 @@
-import type { StoreMetricsOptions } from "../../core/metrics.js";
+import * as fs from "node:fs";
+import { storeMetricsOf, type StoreMetrics, type StoreMetricsOptions } from "../../core/metrics.js";
+import { clockOf, positiveInteger } from "../../core/options.js";
+import { defaultAuditAttemptsMaxBytes, defaultAuditMaxBytes } from "./audit-file.js";
+import { checkFolder } from "./store-io.js";
 import type { DirectoryStoreProblem } from "./types.js";
+import { warnProblems } from "./warn-problems.js";
 
 /**
  * DirectoryStoreOptions configures `createDirectoryStore`.
@@ -61,4 +66,66 @@ export interface DirectoryStoreOptions extends StoreMetricsOptions {
    * tail of the chain undetected (see docs/audit.md). By default, none.
    */
   auditKey?: Uint8Array;
+}
+
+/**
+ * ResolvedDirectoryOptions are the checked options of `createDirectoryStore`,
+ * defaults filled in.
+ */
+export interface ResolvedDirectoryOptions {
+  readonly directory: string;
+  readonly caDirectory: string | undefined;
+  readonly maxFileBytes: number;
+  readonly debounceMs: number;
+  readonly rescanIntervalMs: number;
+  readonly now: () => number;
+  readonly onProblem: (problem: DirectoryStoreProblem) => void;
+  readonly metrics: StoreMetrics | undefined;
+  readonly auditMaxBytes: number;
+  readonly auditAttemptsMaxBytes: number;
+}
+
+const defaultMaxFileBytes = 1024 * 1024;
+
+/**
+ * resolveDirectoryOptions checks the options of `createDirectoryStore`,
+ * throwing an error that names the option or the folder.
+ */
+export function resolveDirectoryOptions(options: DirectoryStoreOptions): ResolvedDirectoryOptions {
+  const directory = checkFolder(options.directory, "directory");
+  const caDirectory = options.caDirectory === undefined ? undefined : checkFolder(options.caDirectory, "caDirectory");
+  if (caDirectory !== undefined && fs.realpathSync(caDirectory) === fs.realpathSync(directory)) {
+    throw new Error(
+      `certgate: caDirectory must not be the certificate folder itself (${directory}): a CA certificate among the leaf certificates would admit everything it issued`,
+    );
+  }
+  const where = "certgate: createDirectoryStore() options";
+  const maxFileBytes = positiveInteger(`${where}.maxFileBytes`, options.maxFileBytes, defaultMaxFileBytes, 1);
+  const debounceMs = positiveInteger(`${where}.debounceMs`, options.debounceMs, 25, 0);
+  const rescanIntervalMs = positiveInteger(`${where}.rescanIntervalMs`, options.rescanIntervalMs, 2000, 0);
+  const now = clockOf(options.clock);
+  const onProblem = options.onProblem ?? warnProblems();
+  const metrics = storeMetricsOf(options, "folder");
+  const auditMaxBytes = positiveInteger(`${where}.auditMaxBytes`, options.auditMaxBytes, defaultAuditMaxBytes, 1024);
+  const auditAttemptsMaxBytes = positiveInteger(
+    `${where}.auditAttemptsMaxBytes`,
+    options.auditAttemptsMaxBytes,
+    defaultAuditAttemptsMaxBytes,
+    1024,
+  );
+  if (options.auditKey !== undefined && options.auditKey.length < 16) {
+    throw new Error(`${where}.auditKey: give at least 16 bytes of key`);
+  }
+  return {
+    directory,
+    caDirectory,
+    maxFileBytes,
+    debounceMs,
+    rescanIntervalMs,
+    now,
+    onProblem,
+    metrics,
+    auditMaxBytes,
+    auditAttemptsMaxBytes,
+  };
 }
