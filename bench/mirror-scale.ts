@@ -56,6 +56,7 @@ async function startService(
   tls: Tls,
   count: number,
   watchJournalSize?: number,
+  cpuProfDir?: string,
 ): Promise<{ child: ChildHandle; url: string }> {
   const child = await startChild(
     "./mirror-service-child.ts",
@@ -66,7 +67,10 @@ async function startService(
       readerSha256: tls.reader.sha256,
       ...(watchJournalSize === undefined ? {} : { watchJournalSize }),
     } satisfies MirrorServiceConfig,
-    { startTimeoutMs: 300_000 },
+    {
+      startTimeoutMs: 300_000,
+      nodeArgs: cpuProfDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`],
+    },
   );
   return { child, url: await child.call<string>("url") };
 }
@@ -135,7 +139,12 @@ interface FanOutFigures {
   readonly cpuUsPerWatcherChange: { few: number; fewWatchers: number; many: number; single: number };
 }
 
-async function fanOut(tls: Tls, quick: boolean, log: (line: string) => void): Promise<FanOutFigures> {
+async function fanOut(
+  tls: Tls,
+  quick: boolean,
+  log: (line: string) => void,
+  cpuProfDir: string | undefined,
+): Promise<FanOutFigures> {
   const processes = quick ? 2 : 4;
   const perProcess = quick ? 25 : 125;
   const few = quick ? 10 : 50;
@@ -146,7 +155,7 @@ async function fanOut(tls: Tls, quick: boolean, log: (line: string) => void): Pr
   // A journal that holds the whole burst: with the default (4096 changed
   // ids) a watcher behind by more gets a new snapshot instead (correct, and
   // counted below, but a snapshot of a large store for every API server).
-  const service = await startService(tls, count, 2 * burst);
+  const service = await startService(tls, count, 2 * burst, cpuProfDir);
   const children: ChildHandle[] = [];
   const cpu = () => service.child.call<NodeJS.CpuUsage>("cpu");
   const cpuSpan = (a: NodeJS.CpuUsage, b: NodeJS.CpuUsage) => b.user + b.system - a.user - a.system;
@@ -242,7 +251,8 @@ export async function run(options: Partial<BenchOptions> = {}): Promise<SectionR
   const load = loadavg().map((l) => fixed(l, 1));
   const sizes: SizeFigures[] = [];
   for (const size of [1000, big]) sizes.push(await measureSize(tls, size, log));
-  const fan = process.env.CERTGATE_BENCH_MIRROR_FANOUT === "off" ? undefined : await fanOut(tls, quick, log);
+  const fan =
+    process.env.CERTGATE_BENCH_MIRROR_FANOUT === "off" ? undefined : await fanOut(tls, quick, log, options.cpuProfDir);
   const lines = [
     `${availableParallelism()} cores (load average ${load.join(" ")}), Node ${process.version}; targets: ready <= ${targets.readyMs} ms at 1M, <= ${targets.bytesPerCertificate} B RSS per certificate, look-up <= ${targets.lookupNs} ns and flat`,
     "",
