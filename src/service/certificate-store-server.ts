@@ -208,10 +208,16 @@ export function createCertificateStoreServer(options: CertificateStoreServerOpti
     // connection is answered with the access gate's recorded refusal before
     // Connect builds anything (health, open to all, is never refused).
     consoleRequestHandler(
-      guardRequestHandler(node.handler, {
-        gate: service.requestGate,
-        maxRefusedCallsPerConnection: options.maxRefusedCallsPerConnection,
-      }),
+      guardRequestHandler(
+        service.directWatch(node.handler, {
+          contextValues: peerCertificateContextValues,
+          shutdownSignal: shutdown.signal,
+        }),
+        {
+          gate: service.requestGate,
+          maxRefusedCallsPerConnection: options.maxRefusedCallsPerConnection,
+        },
+      ),
       { console: options.console ?? false, requestGate: service.requestGate },
     ),
   );

@@ -19,6 +19,8 @@ import { createListHandler } from "./list-certificates.js";
 import { readStore } from "./read-store.js";
 import { createVerifyHandler } from "./verify-certificate.js";
 import { createWatchHandler } from "./watch-certificates.js";
+import { grpcWatchRequestHandler, type GrpcWatchHandlerOptions } from "./grpc-watch-handler.js";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { checkId, createWriteHandlers } from "./write-handlers.js";
 
 /**
@@ -46,6 +48,17 @@ export interface CertificateStoreServiceHandler {
    * as the service does on its own watches.
    */
   readonly recheck: (context: HandlerContext) => Promise<void>;
+  /**
+   * Wraps the Node HTTP/2 request listener that serves `routes` (the Connect
+   * adapter) so that WatchCertificates over gRPC with binary messages, what
+   * mirrors use, is written to the stream directly, with the same gate,
+   * implementation and error trailers: see `grpcWatchRequestHandler`.
+   * `createCertificateStoreServer` uses it; other requests go to `next`.
+   */
+  directWatch(
+    next: (req: Http2ServerRequest, res: Http2ServerResponse) => void,
+    options: Pick<GrpcWatchHandlerOptions, "contextValues" | "shutdownSignal">,
+  ): (req: Http2ServerRequest, res: Http2ServerResponse) => void;
   /** The epoch of this instance's revisions (see WatchCertificates). */
   readonly epoch: string;
   /**
@@ -256,6 +269,14 @@ export function createCertificateStoreService(options: CertificateStoreServiceOp
     routes: implementation,
     requestGate: gate.requestGate,
     recheck: gate.recheck,
+    directWatch: (next, { contextValues, shutdownSignal }) =>
+      grpcWatchRequestHandler(next, {
+        watch: watchCertificates,
+        requestGate: gate.requestGate,
+        readMaxBytes,
+        contextValues,
+        shutdownSignal,
+      }),
     epoch: journal.epoch,
     get openWatches() {
       return limits.open;

@@ -222,11 +222,36 @@ function merge(run: readonly ChangeEntry[]): ChangeEntry {
   return { kind: "change", revision: run[run.length - 1]!.revision, upserted: [...upserted.values()], deleted };
 }
 
+// Every watcher of a journal entry is sent the same events: they are made
+// once per entry (with and without DER), and being the same objects, a writer
+// may encode them once too (see grpc-watch-handler.ts). Nothing mutates an
+// event once made.
+const madeEvents = new WeakMap<
+  ChangeEntry,
+  { der?: WatchCertificatesResponse[]; plain?: WatchCertificatesResponse[] }
+>();
+
+function change(
+  entry: ChangeEntry,
+  epoch: string,
+  includeDer: boolean,
+  partSize: number,
+): readonly WatchCertificatesResponse[] {
+  let made = madeEvents.get(entry);
+  if (made === undefined) {
+    made = {};
+    madeEvents.set(entry, made);
+  }
+  const key = includeDer ? "der" : "plain";
+  made[key] ??= [...changeParts(entry, epoch, includeDer, partSize)];
+  return made[key];
+}
+
 // Sends one entry, in parts of at most `partSize` certificates and ids: all
 // but the last part carry the previous revision, so that a client resuming
 // from one of them receives the whole entry again.
-function* change(
-  entry: Extract<JournalEntry, { kind: "change" }>,
+function* changeParts(
+  entry: ChangeEntry,
   epoch: string,
   includeDer: boolean,
   partSize: number,
