@@ -5,6 +5,7 @@ import { CertificateStoreService } from "../gen/certgate/v1/certificate_store_pb
 import { readTextFile, tlsConfigReason } from "./certificate-files.js";
 import { CliError, usageError, type CliIo } from "./common.js";
 import { displayText } from "../core/display-text.js";
+import type { TlsFlagFiles } from "./tls-reload.js";
 
 /**
  * storeFlags are the flags shared by the commands that talk to a certificate
@@ -111,16 +112,16 @@ export function storeUrlOf(command: string, store: string): string {
 }
 
 /**
- * readStoreClientTls reads the client certificate of `--cert`/`--key` (or
- * `CERTGATE_CERT`/`CERTGATE_KEY`) and the CAs of `--ca` that a store client
- * presents and trusts. Missing flags, unreadable files and a key that does
- * not belong to the certificate fail here, before any request.
+ * storeClientFiles names the files of a store client's certificate, key
+ * and CAs: `--cert`, `--key` and `--ca` (or `CERTGATE_CERT`, `CERTGATE_KEY`
+ * and `CERTGATE_CA`), each with its flag for messages. A missing
+ * certificate or key is a usage error.
  */
-export async function readStoreClientTls(
+export function storeClientFiles(
   command: string,
   values: Pick<StoreFlagValues, "cert" | "key" | "ca">,
   io: CliIo,
-): Promise<{ cert: string; key: string; ca: string | undefined }> {
+): TlsFlagFiles {
   const certFile = pickStoreFlag(values, io, "cert", "CERTGATE_CERT");
   const keyFile = pickStoreFlag(values, io, "key", "CERTGATE_KEY");
   const caFile = pickStoreFlag(values, io, "ca", "CERTGATE_CA");
@@ -131,6 +132,28 @@ export async function readStoreClientTls(
         "the store admits clients by their certificate",
     );
   }
+  return {
+    cert: ["--cert", certFile],
+    key: ["--key", keyFile],
+    ca: caFile === undefined ? undefined : ["--ca", caFile],
+  };
+}
+
+/**
+ * readStoreClientTls reads the client certificate of `--cert`/`--key` (or
+ * `CERTGATE_CERT`/`CERTGATE_KEY`) and the CAs of `--ca` that a store client
+ * presents and trusts. Missing flags, unreadable files and a key that does
+ * not belong to the certificate fail here, before any request.
+ */
+export async function readStoreClientTls(
+  command: string,
+  values: Pick<StoreFlagValues, "cert" | "key" | "ca">,
+  io: CliIo,
+): Promise<{ cert: string; key: string; ca: string | undefined }> {
+  const files = storeClientFiles(command, values, io);
+  const [, certFile] = files.cert;
+  const [, keyFile] = files.key;
+  const caFile = files.ca?.[1];
   const cert = await readTextFile("--cert", certFile, io.cwd);
   const key = await readTextFile("--key", keyFile, io.cwd);
   const ca = caFile === undefined ? undefined : await readTextFile("--ca", caFile, io.cwd);
@@ -139,8 +162,8 @@ export async function readStoreClientTls(
     // so a mix-up is reported as such instead of as a failed handshake.
     createSecureContext({ cert, key, ca });
   } catch (error) {
-    const files = `--cert ${certFile} / --key ${keyFile}${ca === undefined ? "" : ` / --ca ${caFile}`}`;
-    throw new CliError(`${files}: ${tlsConfigReason(error)}`, undefined, { cause: error });
+    const named = `--cert ${certFile} / --key ${keyFile}${ca === undefined ? "" : ` / --ca ${caFile}`}`;
+    throw new CliError(`${named}: ${tlsConfigReason(error)}`, undefined, { cause: error });
   }
   return { cert, key, ca };
 }

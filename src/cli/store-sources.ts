@@ -5,7 +5,6 @@
 // overlap.
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import type { CertificateStore } from "../core/store.js";
 import type { PolicyOptions } from "../policy/policy-options.js";
 import { createUnionStore } from "../service/union-store.js";
@@ -16,7 +15,8 @@ import { fileErrorMessage } from "./certificate-files.js";
 import { CliError, errorMessage, usageError, type CliIo } from "./common.js";
 import { databaseUrlOf, openDatabaseStore, redactUrl } from "./serve-database.js";
 import type { ServeLog } from "./serve-log.js";
-import { readStoreClientTls, storeUrlOf } from "./store-client.js";
+import { readStoreClientTls, storeClientFiles, storeUrlOf } from "./store-client.js";
+import { followTlsFlags, type TlsReload } from "./tls-reload.js";
 
 /**
  * storeSourceFlags are the flags of `storeSources`, for `parseArgs`.
@@ -123,7 +123,11 @@ export async function openStoreSources(
   }
   const stores: CertificateStore[] = [];
   const where: string[] = [];
-  const close = () => Promise.all(stores.map((s) => s.close())).then(() => undefined);
+  let clientCert: TlsReload | undefined;
+  const close = async () => {
+    await Promise.all(stores.map((s) => s.close()));
+    clientCert?.close();
+  };
   try {
     if (thumbprints.length > 0) {
       try {
@@ -142,9 +146,17 @@ export async function openStoreSources(
       where.push(`database ${redactUrl(databaseUrl)}`);
     }
     if (storeUrls.length > 0) {
-      const nodeOptions = await readStoreClientTls(command, values, io);
+      // Mistakes in the files fail here; a renewed set is presented on the
+      // next connection, read on change and on SIGHUP as serve reads its own.
+      await readStoreClientTls(command, values, io);
+      clientCert = followTlsFlags({
+        files: storeClientFiles(command, values, io),
+        cwd: io.cwd,
+        log,
+        metricsName: `${command} store client`,
+      });
       const remote = createRemoteStore({
-        transports: storeUrls.map((baseUrl) => createGrpcTransport({ baseUrl, nodeOptions })),
+        clientCert: { baseUrls: storeUrls, files: clientCert.files, protocol: "grpc" },
         onEvent: (event) => {
           const url = storeUrls[event.transportIndex];
           if (event.kind === "synced") {

@@ -31,8 +31,12 @@ export interface TlsReloadOptions {
   readonly cwd: string;
   /** Where each reload and refused set is logged. */
   readonly log: ServeLog;
-  /** Hands a new set to the server (such as `server.setSecureContext`). */
-  readonly apply: (contents: TlsFileContents) => void;
+  /**
+   * Hands a new set to the server (such as `server.setSecureContext`). By
+   * default, nothing: for files whose user follows them itself (a client
+   * certificate transport presents the new set on its next connection).
+   */
+  readonly apply?: (contents: TlsFileContents) => void;
   /** Where `SIGHUP` comes from. By default, the process. */
   readonly hangup?: Hangup;
   /** The name the certificate's not-after gauge carries. By default, "serve". */
@@ -83,9 +87,10 @@ export function followTlsFlags(options: TlsReloadOptions): TlsReload {
       cause: error,
     });
   }
+  const apply = options.apply ?? (() => {});
   const stop = files.onChange((contents) => {
     try {
-      options.apply(contents);
+      apply(contents);
     } catch (error) {
       log(`the server did not take the new TLS files: ${errorMessage(error)}`, {}, "error");
     }

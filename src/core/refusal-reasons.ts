@@ -80,6 +80,13 @@ export const refusals = {
     status: "permission_denied",
     message: "client certificate not allowed to call this procedure",
   },
+  // A call that changes the store from a web page of another origin: the
+  // browser presents the admin's certificate to any page that asks.
+  foreign_origin: {
+    reason: "foreign_origin",
+    status: "permission_denied",
+    message: "changes are accepted only from the console's own origin",
+  },
 } as const satisfies Record<string, Refusal>;
 
 /**
@@ -91,7 +98,8 @@ export type PublicRefusalReason = (typeof refusals)[keyof typeof refusals]["reas
 // find Object.prototype's members.
 const byReason: ReadonlyMap<string, Refusal> = new Map(
   Object.values(refusals)
-    .filter((r) => r.status === "unauthenticated" || r.reason === "permission_denied")
+    // `procedure_not_allowed` shares its reason with `not_allowed`.
+    .filter((r) => r.status === "unauthenticated" || r.reason !== "not_allowed")
     .map((r) => [r.reason, r]),
 );
 

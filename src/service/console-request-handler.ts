@@ -1,6 +1,8 @@
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { gateCoreOf } from "../connect/client-cert-gate.js";
+import { gateCoreOf, type GateCore } from "../connect/client-cert-gate.js";
+import { refusedAs } from "../core/decision-report.js";
 import { peerCertificateOf } from "../core/peer-certificate.js";
+import { refusals } from "../core/refusal-reasons.js";
 import { CertificateStoreService } from "../gen/certgate/v1/certificate_store_pb.js";
 import type { Role } from "./access.js";
 import { loadConsoleAssets } from "./console-assets.js";
@@ -18,11 +20,17 @@ export interface ConsoleRequestOptions {
 }
 
 const service = `/${CertificateStoreService.typeName}/`;
-const mutating = new Set([`${service}CreateCertificate`, `${service}DeleteCertificate`]);
+const mutating = new Set([
+  `${service}CreateCertificate`,
+  `${service}CreateCertificates`,
+  `${service}DeleteCertificate`,
+]);
 
 /**
  * consoleRequestHandler wraps the server's RPC handler: calls that change
- * the store from a foreign web origin are refused, and with `console` the
+ * the store from a foreign web origin are refused, and reported as the
+ * access gate reports its refusals (so the audit trail records them, with
+ * the reason `foreign_origin`); with `console` the
  * console's page and files are served before the RPCs. The assets are read
  * at start-up, so that a missing build fails there.
  */
@@ -31,8 +39,8 @@ export function consoleRequestHandler(
   options: ConsoleRequestOptions,
 ): (req: Http2ServerRequest, res: Http2ServerResponse) => void {
   let pages: ConsoleHandler | undefined;
+  const core = gateCoreOf(options.requestGate);
   if (options.console !== false) {
-    const core = gateCoreOf(options.requestGate);
     if (core === undefined) throw new TypeError("console: the request gate has no decision core");
     const directory = options.console === true ? undefined : options.console.directory;
     pages = createConsoleHandler({
@@ -50,7 +58,11 @@ export function consoleRequestHandler(
   return (req, res) => {
     let handled: boolean;
     try {
-      handled = refuseForeignOrigin(req, res, isMutating) || pages?.(req, res) === true;
+      if (refuseForeignOrigin(req, res, isMutating)) {
+        reportForeignOrigin(core, req);
+        return;
+      }
+      handled = pages?.(req, res) === true;
     } catch {
       // Nothing a client sends may end the process (as guardRequestHandler for the RPCs).
       if (!res.headersSent) res.writeHead(400).end();
@@ -59,4 +71,16 @@ export function consoleRequestHandler(
     }
     if (!handled) next(req, res);
   };
+}
+
+// The refusal reported through the gate's core, as the gate reports its own:
+// the service's audit trail, `onDecision` and the decision metrics hear it.
+function reportForeignOrigin(core: GateCore | undefined, req: Http2ServerRequest): void {
+  if (core === undefined) return;
+  try {
+    const procedure = (req.url ?? "").split("?")[0] ?? "";
+    core.report(refusedAs(refusals.foreign_origin, peerCertificateOf(req).certificate), procedure, "gate");
+  } catch {
+    // The call is refused already; a failing hook changes nothing of that.
+  }
 }

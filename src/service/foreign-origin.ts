@@ -1,4 +1,5 @@
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { refusals } from "../core/refusal-reasons.js";
 
 /**
  * isForeignOrigin tells whether a request comes from a web page of another
@@ -30,10 +31,7 @@ export function refuseForeignOrigin(
   if (req.method !== "POST" && req.method !== "GET") return false;
   const path = (req.url ?? "").split("?")[0] ?? "";
   if (!isMutating(path) || !isForeignOrigin(req)) return false;
-  const body = JSON.stringify({
-    code: "permission_denied",
-    message: "changes are accepted only from the console's own origin",
-  });
+  const body = JSON.stringify({ code: "permission_denied", message: refusals.foreign_origin.message });
   res.writeHead(403, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
   res.end(body);
   // The request body is not read: drop it with the stream.

@@ -19,6 +19,14 @@ import {
 } from "../support/cli-harness.js";
 import { createTestPki, waitFor, type TestPki } from "../support/harness.js";
 import { presentedCertificate, serialOf } from "../support/tls-rotation.js";
+import {
+  createServicePki,
+  sha256Of,
+  startService,
+  type RunningService,
+  type ServicePki,
+} from "../support/service-harness.js";
+import { createMemoryStore } from "../../src/stores/memory-store.js";
 
 let pki: TestPki;
 let carol: IssuedCertificate;
@@ -272,4 +280,72 @@ describe("certgate authz --tls-cert --tls-key", () => {
       expect(await authz.stop()).toBe(0);
     }
   }, 60_000);
+});
+
+describe("certgate authz --store --cert --key", () => {
+  // A store service on a memory store holding alice, admitting `reader`,
+  // and authz mirroring it with the reader certificate's files.
+  async function storeAndAuthz(name: string) {
+    const storePki = await createServicePki();
+    const store = createMemoryStore();
+    await store.put("alice", storePki.alice.der, { labels: {} });
+    const service = await startService(storePki, store, readers(storePki, storePki.reader));
+    const [cert, key, ca] = ["cert", "key", "ca"].map((f) => join(dir, `${name}-${f}.pem`)) as [string, string, string];
+    await Promise.all([
+      writeFile(cert, storePki.reader.cert),
+      writeFile(key, storePki.reader.key),
+      writeFile(ca, storePki.ca.cert),
+    ]);
+    const authz = await startAuthz(["--store", service.url, "--cert", cert, "--key", key, "--ca", ca]);
+    await waitFor(async () => (await ask(authz.port, storePki.alice)).status === 200, "the mirror to sync");
+    return { storePki, store, service, authz, cert, key };
+  }
+  const readers = (storePki: ServicePki, reader: IssuedCertificate) => ({
+    access: {
+      admin: { thumbprints: [sha256Of(storePki.admin)] },
+      reader: { thumbprints: [sha256Of(reader)] },
+    },
+  });
+
+  it("presents its renewed client certificate on the next connection to the store, read on SIGHUP", async () => {
+    const { storePki, store, service, authz, cert, key } = await storeAndAuthz("renewed");
+    let restarted: RunningService | undefined;
+    try {
+      await writeFile(cert, storePki.stranger.cert);
+      await writeFile(key, storePki.stranger.key);
+      authz.child.kill("SIGHUP");
+      await waitFor(
+        () => /reloaded TLS certificate --cert /.test(authz.output().stderr),
+        "the renewed client certificate",
+      );
+
+      // The store service, restarted, admits only the renewed certificate.
+      await service.close();
+      await store.put("bob", storePki.bob.der, { labels: {} });
+      restarted = await startService(storePki, store, readers(storePki, storePki.stranger), service.port);
+      await waitFor(
+        async () => (await ask(authz.port, storePki.bob)).status === 200,
+        "the mirror to sync again with the renewed certificate",
+        30_000,
+      );
+    } finally {
+      expect(await authz.stop()).toBe(0);
+      await (restarted ?? service).close();
+    }
+  }, 90_000);
+
+  it("without a renewal, is refused by a store that admits only another certificate, and stays unsynced", async () => {
+    const { storePki, store, service, authz } = await storeAndAuthz("kept");
+    let restarted: RunningService | undefined;
+    try {
+      await service.close();
+      await store.put("bob", storePki.bob.der, { labels: {} });
+      restarted = await startService(storePki, store, readers(storePki, storePki.stranger), service.port);
+      await waitFor(() => /unreachable/.test(authz.output().stderr), "the refused reconnection", 30_000);
+      expect((await ask(authz.port, storePki.bob)).status).toBe(401);
+    } finally {
+      expect(await authz.stop()).toBe(0);
+      await (restarted ?? service).close();
+    }
+  }, 90_000);
 });
