@@ -150,7 +150,7 @@ export {
   thumbprintsOfDer,
   type ThumbprintAlgorithm,
 } from "./core/thumbprint.js";
-export { readPemBlocks, type PemBlock } from "./core/pem-der.js";
+export { readPemBlocks, type PemBlock } from "./core/pem-blocks.js";
 export {
   createTlsFiles,
   type TlsFiles,

@@ -2,7 +2,8 @@ import { readFile, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseCertificate, type Certificate } from "../core/certificate.js";
 import { inspectDer } from "../core/der.js";
-import { decodePemOrDer, readPemBlocks } from "../core/pem-der.js";
+import { readPemBlocks } from "../core/pem-blocks.js";
+import { decodePemOrDer } from "../core/pem-der.js";
 import { readPkcs7Certificates } from "../core/pkcs7-certificates.js";
 import { CliError, errorMessage, type CliIo } from "./common.js";
 

@@ -3,16 +3,9 @@
 // object and a way to reach its TLS socket.
 import type { Http2Session, ServerHttp2Stream } from "node:http2";
 import type { X509Certificate } from "node:crypto";
-import {
-  certificateOfPeerDer,
-  certificateOfPeerInfo,
-  parseCertificate,
-  type Certificate,
-  type PeerCertificateInfo,
-} from "./certificate.js";
-import { readValidity } from "./certificate-validity.js";
-import { peerDerOfTlsSession } from "./tls-session-peer.js";
-import { createLruCache } from "./lru-cache.js";
+import { certificateOfPeerInfo, parseCertificate, type Certificate, type PeerCertificateInfo } from "./certificate.js";
+import { knownCertificate } from "./known-certificate.js";
+import { checkSessionRead, readSession, sessionReads } from "./session-reads.js";
 import { warnOnce } from "./warn-once.js";
 
 /**
@@ -225,88 +218,6 @@ function readPeer(socket: TlsSocketLike | undefined): PeerCertificate {
   } catch (error) {
     return { certificate: undefined, authorized, authorizationError, encrypted: true, error };
   }
-}
-
-// Whether this process reads client certificates from the TLS session:
-// undefined until the first certificate read from a session has been
-// compared with getPeerCertificate(false), then the answer. A Node built
-// against a TLS library whose session encoding differs falls back for good;
-// CERTGATE_SESSION=off turns the session read off from the start.
-let sessionReads: boolean | undefined = sessionReadsSetting(process.env.CERTGATE_SESSION);
-
-// CERTGATE_SESSION: "off" reads every certificate with getPeerCertificate(false),
-// unset or "on" reads the session. Anything else is a mistake that must not
-// change the read silently, so it warns and keeps the default.
-function sessionReadsSetting(value: string | undefined): false | undefined {
-  if (value === undefined || value === "" || value === "on") return undefined;
-  if (value === "off") return false;
-  warnOnce(
-    "session_setting",
-    `certgate: CERTGATE_SESSION=${JSON.stringify(value).slice(0, 40)} is not "on" or "off"; reading client certificates from the TLS session`,
-  );
-  return undefined;
-}
-
-// The client certificate's DER (a byte string, see peerDerOfTlsSession) in
-// the socket's TLS session, null when the session holds none, undefined
-// when there is no session or it cannot be read (then getPeerCertificate
-// decides).
-function readSession(getSession: () => Uint8Array | undefined, socket: TlsSocketLike): string | null | undefined {
-  try {
-    const session = getSession.call(socket);
-    if (!(session instanceof Uint8Array)) return undefined;
-    return peerDerOfTlsSession(session) ?? null;
-  } catch {
-    return undefined;
-  }
-}
-
-function checkSessionRead(fromSession: string | null, info: Partial<PeerCertificateInfo> | null | undefined): void {
-  const raw = info?.raw;
-  if (fromSession === null || !(raw instanceof Uint8Array)) {
-    // Agreement on "no certificate" proves nothing; a disagreement does.
-    if (fromSession !== null || raw instanceof Uint8Array) sessionReads = false;
-    return;
-  }
-  sessionReads = Buffer.compare(Buffer.from(fromSession, "latin1"), raw) === 0;
-  if (!sessionReads) {
-    warnOnce(
-      "session",
-      "certgate: the TLS session's client certificate differs from getPeerCertificate(); reading it with getPeerCertificate() from now on",
-    );
-  }
-}
-
-// Clients reconnect with the same certificate: a returning client's new
-// connection gets the Certificate already read for its DER, so it costs no
-// parse and no hash, and the decision, which is kept per certificate, is
-// already made (until the store or the policy changes). Each connection
-// still has its own PeerCertificate. Bounded in entries and in bytes (a
-// certificate over 8 KiB, far above any real client's, is not kept), so a
-// flood of distinct certificates holds at most about 10 MB and costs what
-// a first-seen certificate always costs.
-const knownCertificates = createLruCache<string, Certificate>(1024);
-const maxKnownDerLength = 8192;
-
-function knownCertificate(der: string): Certificate | undefined {
-  // peek, not get: a hit costs one map look-up, and a client pushed out by
-  // 1024 newer certificates is read once more.
-  let certificate = der.length <= maxKnownDerLength ? knownCertificates.peek(der) : undefined;
-  if (certificate === undefined) {
-    // A Uint8Array of its own: a small Buffer.from() shares Node's pool,
-    // which `certificate.der.buffer` would hand to any handler.
-    const bytes = new Uint8Array(Buffer.from(der, "latin1"));
-    let validity: { notBefore: Date; notAfter: Date };
-    try {
-      validity = readValidity(bytes);
-    } catch {
-      // A date in a form RFC 5280 does not allow: Node's reading decides.
-      return undefined;
-    }
-    certificate = certificateOfPeerDer(bytes, validity);
-    if (der.length <= maxKnownDerLength) knownCertificates.set(der, certificate);
-  }
-  return certificate;
 }
 
 // tls.Server keeps its options on the server object; each TLSSocket also

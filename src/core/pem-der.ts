@@ -4,6 +4,7 @@
 // private keys and broken input by the same rules; each says it in its own
 // words.
 import { childrenOf, inspectDer, type Tlv } from "./der.js";
+import { decodeBase64, pemBegin, reuseBase64Scratch, scanPem } from "./pem-blocks.js";
 
 /**
  * PemDerOptions says what a caller wants from `decodePemOrDer`.
@@ -99,49 +100,6 @@ export function containsPrivateKeyText(text: string): boolean {
   return privateKeyText.test(text);
 }
 
-const begin = Buffer.from("-----BEGIN ", "latin1");
-const dashes = Buffer.from("-----", "latin1");
-
-// Which bytes may appear between the armour lines: base64 and whitespace.
-const base64Byte = new Uint8Array(256);
-for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") base64Byte[c.charCodeAt(0)] = 1;
-for (const c of " \t\r\n") base64Byte[c.charCodeAt(0)] = 2;
-
-// Decodes strict base64 (whitespace allowed anywhere, `=` padding only at
-// the end), or returns undefined: Node's own decoder skips junk silently.
-// The buffer that `transient` decoding reuses, and how much of it the
-// current call took.
-let scratch = Buffer.allocUnsafe(16 * 1024);
-let scratchUsed = 0;
-
-function decodeBase64(buffer: Buffer, start: number, end: number, transient = false): Uint8Array | undefined {
-  let count = 0;
-  let padding = 0;
-  for (let i = start; i < end; i++) {
-    const b = buffer[i]!;
-    const kind = base64Byte[b];
-    if (kind === 1 && padding === 0) count++;
-    else if (b === 0x3d) padding++;
-    else if (kind !== 2) return undefined;
-  }
-  if (count === 0 || padding > 2 || (count + padding) % 4 !== 0) return undefined;
-  if (transient) {
-    const size = ((count + padding) / 4) * 3;
-    // A larger buffer leaves the earlier views of this call on the old one.
-    if (scratchUsed + size > scratch.length) {
-      scratch = Buffer.allocUnsafe(Math.max(scratch.length * 2, size));
-      scratchUsed = 0;
-    }
-    const written = scratch.write(buffer.toString("latin1", start, end), scratchUsed, "base64");
-    const view = new Uint8Array(scratch.buffer, scratch.byteOffset + scratchUsed, written);
-    scratchUsed += written;
-    return view;
-  }
-  // Small results come from Node's buffer pool: no native allocation each.
-  const der = Buffer.from(buffer.toString("latin1", start, end), "base64");
-  return new Uint8Array(der.buffer, der.byteOffset, der.byteLength);
-}
-
 function problem(code: PemDerProblemCode, reason: string, block?: number, label?: string): PemDerInput {
   return {
     kind: "problem",
@@ -164,7 +122,7 @@ export function decodePemOrDer(input: string | Uint8Array, options: PemDerOption
   const refuseKeys = (options.privateKeys ?? "refuse") === "refuse";
   const inspect = options.inspect ?? (labels.length === 1 && labels[0] === "CERTIFICATE");
   const transient = options.transient === true;
-  if (transient) scratchUsed = 0;
+  if (transient) reuseBase64Scratch();
   const buffer =
     typeof input === "string"
       ? Buffer.from(input, "latin1")
@@ -175,37 +133,9 @@ export function decodePemOrDer(input: string | Uint8Array, options: PemDerOption
   if (refuseKeys && containsPrivateKeyText(buffer.toString("latin1"))) {
     return problem("private_key", "holds a private key");
   }
-  return buffer.indexOf(begin) < 0
+  return buffer.indexOf(pemBegin) < 0
     ? decodeDer(buffer, refuseKeys, inspect)
     : decodePem(buffer, labels, refuseKeys, options.otherBlocks ?? "refuse", inspect, transient);
-}
-
-// One armoured block, located in the buffer, or why the armour is broken.
-type ScannedBlock =
-  | { readonly kind: "block"; readonly label: string; readonly bodyStart: number; readonly bodyEnd: number }
-  | { readonly kind: "broken"; readonly reason: string; readonly label: string | undefined };
-
-// Walks the PEM blocks of a buffer in order; stops after a broken one.
-function* scanPem(buffer: Buffer): Generator<ScannedBlock> {
-  let next = buffer.indexOf(begin);
-  while (next >= 0) {
-    const labelEnd = buffer.indexOf(dashes, next + begin.length);
-    const label = labelEnd < 0 ? "" : buffer.toString("latin1", next + begin.length, labelEnd);
-    if (labelEnd < 0 || label.length > 64) {
-      yield { kind: "broken", reason: "broken BEGIN line", label: undefined };
-      return;
-    }
-    const bodyStart = labelEnd + dashes.length;
-    const endLine = `-----END ${label}-----`;
-    const bodyEnd = buffer.indexOf(endLine, bodyStart, "latin1");
-    const following = buffer.indexOf(begin, bodyStart);
-    if (bodyEnd < 0 || (following >= 0 && following < bodyEnd)) {
-      yield { kind: "broken", reason: "no END line (truncated?)", label };
-      return;
-    }
-    next = buffer.indexOf(begin, bodyEnd + endLine.length);
-    yield { kind: "block", label, bodyStart, bodyEnd };
-  }
 }
 
 function decodePem(
@@ -295,29 +225,4 @@ function splitDer(bytes: Uint8Array): Uint8Array[] | undefined {
   const last = elements[elements.length - 1];
   if (last === undefined || last.byteOffset - bytes.byteOffset + last.length !== bytes.length) return undefined;
   return elements;
-}
-
-/**
- * PemBlock is one armoured block of a PEM file.
- */
-export interface PemBlock {
-  /** The label, such as `CERTIFICATE` or `PRIVATE KEY`. */
-  readonly label: string;
-  /** The decoded bytes; undefined when the base64 inside is broken. */
-  readonly der: Uint8Array | undefined;
-}
-
-/**
- * readPemBlocks lists the whole armoured blocks in PEM text, in order, up to
- * the first broken one, with the reader of `decodePemOrDer`.
- */
-export function readPemBlocks(text: string): PemBlock[] {
-  const blocks: PemBlock[] = [];
-  const buffer = Buffer.from(text, "latin1");
-  for (const block of scanPem(buffer)) {
-    if (block.kind === "broken") break;
-    const der = decodeBase64(buffer, block.bodyStart, block.bodyEnd);
-    blocks.push({ label: block.label, der: der?.slice() });
-  }
-  return blocks;
 }

@@ -3,7 +3,7 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createSecureContext } from "node:tls";
-import { readPemBlocks } from "./pem-der.js";
+import { readPemBlocks } from "./pem-blocks.js";
 
 /**
  * TlsFileContents are the PEM texts of one set, as `secureContextOptions()`

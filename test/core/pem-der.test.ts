@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
-import { decodePemOrDer, readPemBlocks } from "../../src/core/pem-der.js";
+import { readPemBlocks } from "../../src/core/pem-blocks.js";
+import { decodePemOrDer } from "../../src/core/pem-der.js";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../../src/dev-certificates.js";
 
 let ca: IssuedCertificate;

@@ -4,7 +4,8 @@
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseCertificate } from "../../src/core/certificate.js";
-import { decodePemOrDer, readPemBlocks } from "../../src/core/pem-der.js";
+import { readPemBlocks } from "../../src/core/pem-blocks.js";
+import { decodePemOrDer } from "../../src/core/pem-der.js";
 import { CliError } from "../../src/cli/common.js";
 import { parseCertificateBytes } from "../../src/cli/certificate-files.js";
 import { issueDevCertificate, createDevCa, type IssuedCertificate } from "../../src/dev-certificates.js";

@@ -1,10 +1,10 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { StoreChange } from "../../core/store.js";
 import { decodeCertificateFile } from "./certificate-file.js";
-import { createDirectoryIndex, memberId, type DirectoryIndex } from "./directory-index.js";
+import { createDirectoryIndex, type DirectoryIndex } from "./directory-index.js";
 import { certificateExtensions, classifyName, compareNames, readFile, statFile } from "./folder-files.js";
+import { createScanPlan, type ProblemRecord, type ScanPlan, type ScanResult } from "./scan-plan.js";
 import { sameSignature, type DirectoryProblemCode, type DirectoryStoreProblem, type FileSignature } from "./types.js";
 import { createYielder, type Yielder } from "./yielder.js";
 
@@ -12,38 +12,6 @@ import { createYielder, type Yielder } from "./yielder.js";
 // plans (reads, decodes and hashes the files that changed, yielding to the
 // event loop as it goes); `apply` then changes the index in one synchronous
 // step, so no call ever sees a half-read folder.
-
-interface ProblemRecord {
-  readonly signature: FileSignature | undefined;
-  readonly problem: DirectoryStoreProblem;
-}
-
-type Update =
-  | {
-      readonly kind: "load";
-      readonly id: string;
-      readonly name: string;
-      readonly signature: FileSignature;
-      readonly digests: string[];
-    }
-  | { readonly kind: "remove"; readonly id: string };
-
-interface Plan {
-  load(update: Update & { kind: "load" }): void;
-  remove(id: string): void;
-  problem(name: string, record: ProblemRecord): void;
-  clear(name: string): void;
-  finish(): ScanResult;
-}
-
-/**
- * ScanResult is what applying one scan changed.
- */
-export interface ScanResult {
-  readonly changes: StoreChange[];
-  /** Problems found by this scan that were not known before. */
-  readonly newProblems: DirectoryStoreProblem[];
-}
 
 /**
  * LeafFolder keeps the index of the leaf folder in step with the disk.
@@ -92,7 +60,7 @@ export function createLeafFolder(directory: string, maxFileBytes: number): LeafF
   // Reads the winning file of an id, unless its signature says nothing
   // changed since it was last read. Returns false when the name is not a
   // regular file (so the next candidate may win).
-  function examine(id: string, name: string, plan: Plan): boolean {
+  function examine(id: string, name: string, plan: ScanPlan): boolean {
     const file = join(name);
     const known = index.file(id);
     const problem = problems.get(name);
@@ -135,7 +103,7 @@ export function createLeafFolder(directory: string, maxFileBytes: number): LeafF
 
   // Decides which of the names of one id holds it (see compareNames); the
   // others are reported as duplicates. `names` exist as far as we know.
-  async function resolve(id: string, names: string[], plan: Plan, yielder: Yielder): Promise<void> {
+  async function resolve(id: string, names: string[], plan: ScanPlan, yielder: Yielder): Promise<void> {
     if (names.length > 1) names.sort(compareNames);
     let winner: string | undefined;
     for (const name of names) {
@@ -151,7 +119,7 @@ export function createLeafFolder(directory: string, maxFileBytes: number): LeafF
     }
   }
 
-  function otherName(name: string, plan: Plan): void {
+  function otherName(name: string, plan: ScanPlan): void {
     const kind = classifyName(name);
     if (kind.kind !== "secret" && !(kind.kind === "certificate" && !kind.validId)) {
       plan.clear(name);
@@ -176,73 +144,6 @@ export function createLeafFolder(directory: string, maxFileBytes: number): LeafF
     }
   }
 
-  function applyUpdate(update: Update, changes: StoreChange[] | undefined): void {
-    if (update.kind === "load") {
-      const { previous, changed } = index.set(update.id, update.name, update.signature, update.digests);
-      if (changes !== undefined) {
-        for (const m of changed) changes.push({ kind: "put", id: memberId(update.id, m) });
-        for (let m = update.digests.length; m < previous; m++)
-          changes.push({ kind: "delete", id: memberId(update.id, m) });
-      }
-    } else {
-      const previous = index.remove(update.id);
-      for (let m = 0; m < previous && changes !== undefined; m++)
-        changes.push({ kind: "delete", id: memberId(update.id, m) });
-    }
-  }
-
-  function applyProblem(name: string, next: ProblemRecord | null, newProblems: DirectoryStoreProblem[]): void {
-    const current = problems.get(name);
-    if (next === null) {
-      problems.delete(name);
-    } else if (
-      current !== undefined &&
-      current.problem.code === next.problem.code &&
-      current.problem.reason === next.problem.reason
-    ) {
-      problems.set(name, { signature: next.signature, problem: current.problem });
-    } else {
-      problems.set(name, next);
-      newProblems.push(next.problem);
-    }
-  }
-
-  // A plan gathers a scan's updates and applies them in one step. A direct
-  // plan applies each at once, for the first load only: nobody can call the
-  // store before it is returned, and holding 100k pending updates would cost
-  // tens of MB.
-  function createPlan(direct: boolean): Plan {
-    const updates: Update[] = [];
-    const pendingProblems = new Map<string, ProblemRecord | null>();
-    const newProblems: DirectoryStoreProblem[] = [];
-    return {
-      load(update) {
-        if (direct) applyUpdate(update, undefined);
-        else updates.push(update);
-      },
-      remove(id) {
-        if (direct) applyUpdate({ kind: "remove", id }, undefined);
-        else if (index.file(id) !== undefined) updates.push({ kind: "remove", id });
-      },
-      problem(name, record) {
-        if (direct) applyProblem(name, record, newProblems);
-        else pendingProblems.set(name, record);
-      },
-      clear(name) {
-        if (problems.has(name) || pendingProblems.has(name)) {
-          if (direct) applyProblem(name, null, newProblems);
-          else pendingProblems.set(name, null);
-        }
-      },
-      finish() {
-        const changes: StoreChange[] = [];
-        for (const update of updates) applyUpdate(update, changes);
-        for (const [name, next] of pendingProblems) applyProblem(name, next, newProblems);
-        return { changes, newProblems };
-      },
-    };
-  }
-
   return {
     index,
     problems: () => [...problems.values()].map((r) => r.problem),
@@ -250,7 +151,7 @@ export function createLeafFolder(directory: string, maxFileBytes: number): LeafF
       const names = await fs.promises.readdir(directory);
       const direct = index.files === 0 && problems.size === 0 && first;
       first = false;
-      const plan = createPlan(direct);
+      const plan = createScanPlan(index, problems, direct);
       if (direct) index.reserve(names.length);
       const yielder = createYielder();
       const groups = new Map<string, string | string[]>();
@@ -284,7 +185,7 @@ export function createLeafFolder(directory: string, maxFileBytes: number): LeafF
       // A folder being removed reports its files gone one by one: never
       // apply those removals once the folder itself is missing.
       await fs.promises.stat(directory);
-      const plan = createPlan(false);
+      const plan = createScanPlan(index, problems, false);
       const yielder = createYielder();
       const ids = new Map<string, Set<string>>();
       for (const name of names) {

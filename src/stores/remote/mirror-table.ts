@@ -8,9 +8,10 @@
 // digest and the tables hold only record numbers (linear probing, deletion by
 // backward shift), which saves the chain links.
 
+import { createLabelSets, noLabels } from "./label-sets.js";
+
 const EMPTY = -1;
 const DIGEST = 32;
-const noLabels: Readonly<Record<string, string>> = Object.freeze({});
 
 /**
  * MirrorMatch is what a `MirrorTable` look-up finds: what a decision needs.
@@ -102,11 +103,9 @@ export function createMirrorTable(initialCapacity = 1024): MirrorTable {
   let slotMask = capacity * 2 - 1;
   let byDigest = new Int32Array(capacity * 2).fill(EMPTY);
   let byId = new Int32Array(capacity * 2).fill(EMPTY);
-  // Label sets are few in a fleet (a tenant, a model): each distinct set is kept once.
-  const sets: (Readonly<Record<string, string>> | undefined)[] = [noLabels];
-  const setRefs: number[] = [0];
-  const setByKey = new Map<string, number>();
-  const freeSets: number[] = [];
+  const labelSetTable = createLabelSets();
+  // Held directly: `find` reads a set with no call in between.
+  const sets = labelSetTable.sets;
   const scratch = new Uint8Array(DIGEST);
 
   // Digests are uniformly distributed: their first four bytes are the hash.
@@ -227,56 +226,13 @@ export function createMirrorTable(initialCapacity = 1024): MirrorTable {
     arenaUsed += id.length;
   }
 
-  // A label set's key: its pairs in key order, with separators that JSON
-  // would escape, so that no two sets share a key.
-  function keyOf(labels: Readonly<Record<string, string>>, keys: string[]): string {
-    if (keys.length === 1) return `${keys[0]}\u0001${labels[keys[0]!]}`;
-    keys.sort();
-    return JSON.stringify(keys.map((k) => [k, labels[k]]));
-  }
-
-  // The label object seen last, and its set: a snapshot part shares one
-  // object among the certificates that carry the same labels.
-  let lastLabels: object | undefined;
-  let lastSet = 0;
-
-  function internLabels(labels: Readonly<Record<string, string>>): number {
-    if (labels === lastLabels && sets[lastSet] !== undefined) {
-      setRefs[lastSet]!++;
-      return lastSet;
-    }
-    const keys = Object.keys(labels);
-    if (keys.length === 0) return 0;
-    const key = keyOf(labels, keys);
-    let set = setByKey.get(key);
-    if (set === undefined) {
-      set = freeSets.pop() ?? sets.length;
-      sets[set] = Object.freeze(Object.fromEntries(keys.map((k) => [k, String(labels[k])])));
-      setRefs[set] = 0;
-      setByKey.set(key, set);
-    }
-    setRefs[set]!++;
-    lastLabels = labels;
-    lastSet = set;
-    return set;
-  }
-
-  function releaseLabels(set: number): void {
-    if (set === 0 || --setRefs[set]! > 0) return;
-    const labels = sets[set]!;
-    setByKey.delete(keyOf(labels, Object.keys(labels)));
-    sets[set] = undefined;
-    freeSets.push(set);
-    if (lastSet === set) lastLabels = undefined;
-  }
-
   function remove(id: string, h = hashId(id)): boolean {
     const slot = idSlot(id, h);
     if (slot < 0) return false;
     const r = byId[slot]!;
     removeAt(byId, slot, idHome);
     removeAt(byDigest, digestSlotOf(r), digestHome);
-    releaseLabels(labelSets[r]!);
+    labelSetTable.release(labelSets[r]!);
     arenaGarbage += idLengths[r]!;
     idLengths[r] = 0;
     freeRecords.push(r);
@@ -295,7 +251,7 @@ export function createMirrorTable(initialCapacity = 1024): MirrorTable {
     }
     digests.set(digest.subarray(at, at + DIGEST), r * DIGEST);
     writeId(r, id);
-    labelSets[r] = internLabels(labels);
+    labelSets[r] = labelSetTable.intern(labels);
     insert(byDigest, digestHome(r), r);
     insert(byId, h, r);
     size++;
