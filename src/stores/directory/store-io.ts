@@ -1,10 +1,10 @@
 import * as crypto from "node:crypto";
-import { X509Certificate } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { isValidCertificateId, type StoredCertificate } from "../../core/store.js";
 import { checkLabels } from "../../core/labels.js";
+import { parseCertificate } from "../../core/certificate.js";
 import { decodeCertificateFile, readMetadata } from "./certificate-file.js";
 import { certificateExtensions, readFile } from "./folder-files.js";
 
@@ -58,10 +58,16 @@ export function checkUpload(input: Uint8Array, labels: unknown): Uint8Array {
   // A copy: the decoder's DER may be a view of a buffer that the next read
   // reuses (Buffer's slice() is a view too).
   const der = Uint8Array.prototype.slice.call(decoded.ders[0]!);
+  // The single upload's check (`parseUpload`): certgate's reader, which
+  // also refuses the encodings DER forbids that OpenSSL would take.
+  let parsed: ReturnType<typeof parseCertificate>;
   try {
-    new X509Certificate(der);
+    parsed = parseCertificate(der);
   } catch (error) {
     throw new ConnectError("certificate cannot be parsed", Code.InvalidArgument, undefined, undefined, error);
+  }
+  if (parsed.der.length !== der.length) {
+    throw new ConnectError("certificate cannot be parsed: trailing bytes", Code.InvalidArgument);
   }
   return der;
 }

@@ -1,13 +1,13 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { checkUpload } from "../directory/store-io.js";
-import { inspectDer } from "../../core/der.js";
+import { isPlainCertificateDer } from "../../core/plain-certificate-der.js";
 import { readValidity } from "../../core/certificate-validity.js";
 import { checkLabels } from "../../core/labels.js";
 
 /**
  * checkDer returns a copy of the one DER certificate in `der`, or throws
- * `InvalidArgument`. A DER that certgate's structural check takes for one
- * certificate passes at once; otherwise the folder store's validators decide
+ * `InvalidArgument`. A DER that `isPlainCertificateDer` takes for one
+ * certificate (the batch upload's check) passes at once; otherwise the folder store's validators decide
  * (a private key, a bundle, junk and bad labels are refused there); PEM is refused, as the
  * memory store does, since the service always gives DER.
  */
@@ -17,7 +17,7 @@ export function checkDer(der: Uint8Array, labels: unknown): Uint8Array {
   }
   // The common shape, checked by certgate's DER reader in microseconds
   // (a bulk load stores thousands a second); anything else is parsed in full.
-  if (inspectDer(der).kind === "certificate" && checkLabels(labels) === undefined) {
+  if (isPlainCertificateDer(der) && checkLabels(labels) === undefined) {
     try {
       readValidity(der);
       return Uint8Array.prototype.slice.call(der);

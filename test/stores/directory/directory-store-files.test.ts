@@ -6,6 +6,7 @@ import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { EchoService } from "../../../src/gen/certgate/example/v1/echo_pb.js";
 import { createClientCertInterceptor } from "../../../src/index.js";
 import { parseCertificate } from "../../../src/index.js";
+import { nonDerVariants } from "../../support/non-der-certificates.js";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../../../src/dev-certificates.js";
 import {
   createDirectoryStore,
@@ -241,6 +242,17 @@ describe("createDirectoryStore() write side", () => {
     const again = await open({ directory: dir });
     expect(await admitted(again, certs.alice)).toBe("alice-laptop");
     expect(await again.get("alice-laptop")).toEqual(stored);
+  });
+
+  it("stores with put() only what a single upload takes: the canonical certificate, none of its non-DER variants", async () => {
+    const dir = tempFolder();
+    const store = await open({ directory: dir });
+    for (const [name, der] of Object.entries(nonDerVariants(certs.bob.der))) {
+      expect((await failure(store.put("variant", der))).code, name).toBe(Code.InvalidArgument);
+    }
+    await store.put("canonical", certs.bob.der);
+    expect(fs.readdirSync(dir)).toEqual(["canonical.pem"]);
+    expect(await admitted(store, certs.bob)).toBe("canonical");
   });
 
   it("refuses a certificate once delete() removed it", async () => {

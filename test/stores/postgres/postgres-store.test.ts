@@ -8,6 +8,8 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
 import { parseCertificate } from "../../../src/core/certificate.js";
+import { parseUpload } from "../../../src/service/upload.js";
+import { nonDerVariants } from "../../support/non-der-certificates.js";
 import { createDevCa, issueDevCertificate, type IssuedCertificate } from "../../../src/dev-certificates.js";
 import { createPostgresStore, type PostgresStore } from "../../../src/stores/postgres/postgres-store.js";
 import { waitFor } from "../../support/harness.js";
@@ -160,6 +162,22 @@ describe.skipIf(skip !== undefined)("createPostgresStore()", () => {
         new RegExp(`options.${name} must be an integer`),
       );
     }
+  });
+
+  it("stores through put() and putAll() only what a single upload takes: a canonical certificate, not its non-DER variants", async () => {
+    const store = await openStore("non_der");
+    await store.put("canonical", certs[0]!.der);
+    expect((await store.get("canonical"))?.sha256).toBe(parseCertificate(certs[0]!.der).sha256);
+    for (const [name, der] of Object.entries(nonDerVariants(certs[1]!.der))) {
+      expect(parseUpload(der, 65536).kind, name).toBe("invalid");
+      await expect(store.put(`variant`, der), name).rejects.toMatchObject({ code: Code.InvalidArgument });
+      const batch = await store.putAll!([
+        { id: "other", der: certs[2]!.der, labels: {} },
+        { id: "variant", der, labels: {} },
+      ]);
+      expect(batch.kind === "refused" ? batch.items.map((i) => i.id) : batch.kind, name).toEqual(["variant"]);
+    }
+    expect((await store.list({ limit: 10 })).map((c) => c.id)).toEqual(["canonical"]);
   });
 
   it("admits the same certificate under two ids until both are deleted", async () => {
