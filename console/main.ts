@@ -1,4 +1,4 @@
-import { role } from "./api.js";
+import { role, store } from "./api.js";
 import { h, replace } from "./dom.js";
 import { createCertificateModel } from "./model.js";
 import { auditPage } from "./pages/audit.js";
@@ -12,7 +12,7 @@ import { uploadPage } from "./pages/upload.js";
 // (#/certificates, #/certificates/ID, #/upload, #/expiry, #/audit,
 // #/health), so that the server serves a single document.
 const who = role();
-const model = createCertificateModel();
+const model = createCertificateModel(store);
 const main = document.getElementById("main") as HTMLElement;
 const links: [string, string][] = [
   ["#/certificates", "Certificates"],

@@ -1,6 +1,5 @@
-import { ConnectError } from "@connectrpc/connect";
-import type { Certificate } from "../src/gen/certgate/v1/certificate_store_pb.js";
-import { store } from "./api.js";
+import { type Client, ConnectError } from "@connectrpc/connect";
+import type { Certificate, CertificateStoreService } from "../src/gen/certgate/v1/certificate_store_pb.js";
 
 /**
  * CertificateModel holds every stored certificate, loaded page by page
@@ -24,8 +23,15 @@ export interface CertificateModel {
 
 const silenceMs = 60_000;
 
-/** createCertificateModel makes the console's one certificate model. */
-export function createCertificateModel(): CertificateModel {
+/**
+ * createCertificateModel makes the console's one certificate model over
+ * `store` (api.ts's client). A watch call is renewed, from its revision,
+ * after `eventsPerWatch` events (see watch()); by default, 1024.
+ */
+export function createCertificateModel(
+  store: Client<typeof CertificateStoreService>,
+  eventsPerWatch = 1024,
+): CertificateModel {
   const byId = new Map<string, Certificate>();
   const listeners = new Set<() => void>();
   let loaded = false;
@@ -72,8 +78,10 @@ export function createCertificateModel(): CertificateModel {
       // silent for a minute is a dead connection, and is opened again.
       const abort = new AbortController();
       let timer = setTimeout(() => abort.abort(), silenceMs);
+      let renew = false;
       try {
         let snapshot: Set<string> | undefined;
+        let events = 0;
         for await (const event of store.watchCertificates(
           { sinceRevision: since, storeEpoch: epoch },
           { signal: abort.signal, timeoutMs: 0 },
@@ -99,13 +107,23 @@ export function createCertificateModel(): CertificateModel {
             for (const c of e.value.upserted) void fetchOne(c.certificateId);
             changed();
           }
+          // Connect's streaming client keeps every event of a call until the
+          // call ends (connect-es#1524): a console left open for days would
+          // hold each heartbeat and change. The watch is renewed from its
+          // revision (no snapshot) every so many events.
+          if (++events >= eventsPerWatch && snapshot === undefined) {
+            renew = true;
+            break;
+          }
         }
       } catch (e) {
         error = `live updates paused: ${abort.signal.aborted ? "no word from the server for a minute" : e instanceof Error ? e.message : String(e)}`;
         changed();
       } finally {
         clearTimeout(timer);
+        if (renew) abort.abort();
       }
+      if (renew) continue;
       // Reconnect after a pause; the watch resumes from the last revision.
       await new Promise((resolve) => setTimeout(resolve, 3000));
       error = undefined;
