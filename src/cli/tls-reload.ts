@@ -96,10 +96,13 @@ export function followTlsFlags(options: TlsReloadOptions): TlsReload {
     }
   });
   const hangup = options.hangup ?? process;
+  // A command may follow two sets (authz's server files and its store
+  // client's): each line names its flags.
+  const which = [flags.cert, flags.key, ...(flags.ca === undefined ? [] : [flags.ca])].map(([flag]) => flag).join(", ");
   const onHangup = () => {
-    log("SIGHUP: reading the TLS files", {}, "info");
+    log(`SIGHUP: reading the TLS files (${which})`, {}, "info");
     void files.reload().then((result) => {
-      if (result.kind === "unchanged") log("SIGHUP: the TLS files are unchanged", {}, "info");
+      if (result.kind === "unchanged") log(`SIGHUP: the TLS files are unchanged (${which})`, {}, "info");
     });
   };
   hangup.on("SIGHUP", onHangup);
