@@ -267,7 +267,9 @@ describe("certgate authz --tls-cert --tls-key", () => {
         async () => (await presentedCertificate(authz.port)).serialNumber === serialOf(renewed),
         "the renewed certificate on a new connection",
       );
-      expect(lines(/SIGHUP: reading the TLS files/)).toEqual(["certgate authz: SIGHUP: reading the TLS files (--tls-cert, --tls-key)"]);
+      expect(lines(/SIGHUP: reading the TLS files/)).toEqual([
+        "certgate authz: SIGHUP: reading the TLS files (--tls-cert, --tls-key)",
+      ]);
       expect(lines(/reloaded TLS certificate/).length).toBeGreaterThan(0);
 
       // A new certificate whose key has not been replaced.

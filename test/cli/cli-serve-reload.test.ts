@@ -147,12 +147,16 @@ describe("certgate serve with TLS files", () => {
     await point("key", serverB.key);
     serve.child.kill("SIGHUP");
     await waitFor(() => stderrLines(serve, /reloaded TLS certificate/).length === 1, "the reload on SIGHUP");
-    expect(stderrLines(serve, /SIGHUP/)).toEqual(["certgate serve: SIGHUP: reading the TLS files (--tls-cert, --tls-key)"]);
+    expect(stderrLines(serve, /SIGHUP/)).toEqual([
+      "certgate serve: SIGHUP: reading the TLS files (--tls-cert, --tls-key)",
+    ]);
     expect((await presentedCertificate(port(serve))).serialNumber).toBe(serialOf(serverB));
 
     serve.child.kill("SIGHUP");
     await waitFor(() => stderrLines(serve, /unchanged/).length === 1, "the unchanged line");
-    expect(stderrLines(serve, /unchanged/)).toEqual(["certgate serve: SIGHUP: the TLS files are unchanged (--tls-cert, --tls-key)"]);
+    expect(stderrLines(serve, /unchanged/)).toEqual([
+      "certgate serve: SIGHUP: the TLS files are unchanged (--tls-cert, --tls-key)",
+    ]);
 
     // A new certificate whose key has not been replaced yet.
     await point("crt", serverC.cert);
