@@ -65,7 +65,14 @@ const authContext: grpc.ServerInterceptor = (_method, call) => {
 
 const interceptors: grpc.ServerInterceptor[] =
   config.mode === "interceptor"
-    ? [createClientCertServerInterceptor({ store: createThumbprintStore(config.pins) })]
+    ? [
+        createClientCertServerInterceptor({
+          store: createThumbprintStore(config.pins),
+          // The refused runs measure a refusal's cost on a connection that
+          // stays open, as refusal-cost does for Connect.
+          maxRefusedCallsPerConnection: Number.POSITIVE_INFINITY,
+        }),
+      ]
     : config.mode === "auth-context"
       ? [authContext]
       : [];
