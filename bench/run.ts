@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import { repoRoot, tasksetWorks } from "./ipc.js";
 import type { WireProtocol } from "./load-generator.js";
 import { createBenchPki } from "./pki.js";
-import { reportTable } from "./report.js";
+import { measuredOn, reportTable } from "./report.js";
 import { section, type BenchOptions, type Section, type SectionModule, type SectionResult } from "./section.js";
 
 const sections: Section[] = [
@@ -197,7 +197,6 @@ async function main(): Promise<number> {
   };
 
   const startedAt = new Date();
-  const startLoad = loadavg()[0] ?? 0;
   const header = [
     `certgate benchmark, ${startedAt.toISOString()}`,
     `source: ${sourceVersion()}`,
@@ -243,8 +242,7 @@ async function main(): Promise<number> {
   }
   console.log(`\ntotal: ${Math.round(totalSeconds)} s`);
   if (parsed.report === true) {
-    const measuredOn = `${startedAt.toISOString().slice(0, 10)}, ${availableParallelism()} cores ${cpuModel()}, Node ${process.version}, load average ${startLoad.toFixed(1)} at start${quick ? " (--quick)" : ""}`;
-    console.log(`\nSummary for BENCHMARKS.md:\n\n${reportTable(results, measuredOn).join("\n")}`);
+    console.log(`\nSummary for BENCHMARKS.md:\n\n${reportTable(results, measuredOn(header, results)).join("\n")}`);
   }
   if (parsed.json !== undefined) {
     writeFileSync(
