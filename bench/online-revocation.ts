@@ -148,7 +148,15 @@ export async function run(options: BenchOptions): Promise<SectionResult> {
       firstSeenUs: { without: median(firstSeen[0]!), hardFail: median(firstSeen[1]!) },
       warmRatio,
       firstRatio,
-      refresh: { count, firstRequests, refreshRequests, peakInFlight: stub.peakInFlight, waited, drainMs },
+      refresh: {
+        count,
+        firstRequests,
+        refreshRequests,
+        perSecond: refreshRequests / (periodMin * 60),
+        peakInFlight: stub.peakInFlight,
+        waited,
+        drainMs,
+      },
     },
   };
 }

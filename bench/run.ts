@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --only NAME[,NAME]] [-- --report] [-- --help]
+// npm run bench [-- --quick] [-- --only NAME[,NAME]] [-- --report] [-- --report-from FILE] [-- --help]
 //
 // Runs the benchmark sections registered below and prints their figures.
 // Each section is a module in bench/ exporting `run(options)`; register a new
@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import { repoRoot, tasksetWorks } from "./ipc.js";
 import type { WireProtocol } from "./load-generator.js";
 import { createBenchPki } from "./pki.js";
-import { reportTable } from "./report.js";
+import { measuredOn, type ReportedSection, reportTable } from "./report.js";
 import { section, type BenchOptions, type Section, type SectionModule, type SectionResult } from "./section.js";
 
 const sections: Section[] = [
@@ -54,8 +54,10 @@ const usage = `usage: npm run bench -- [options]
   --cpu-prof DIR      write a CPU profile of every server run's window into DIR
                       (summarize one with: npx tsx bench/profile-summary.ts FILE)
   --json FILE         also write the raw figures as JSON
-  --report            also print the summary table of BENCHMARKS.md (one row per
-                      target, this run's figures), ready to paste`;
+  --report            also print the summary table of BENCHMARKS.md (its rows, this
+                      run's figures), ready to paste
+  --report-from FILE  print that table from a run saved with --json FILE, without
+                      running anything`;
 
 function fail(message: string): never {
   console.error(`bench: ${message}\n\n${usage}`);
@@ -104,6 +106,25 @@ function cpuModel(): string {
   }
 }
 
+// Prints the summary table of a run saved with --json, so that a table can be
+// rebuilt after the fact (or after a change to its rows).
+function reportFrom(file: string): number {
+  let saved: { header?: unknown; results?: unknown };
+  try {
+    saved = JSON.parse(readFileSync(file, "utf8")) as typeof saved;
+  } catch (error) {
+    console.error(`bench: cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`);
+    return 2;
+  }
+  if (!Array.isArray(saved.header) || !Array.isArray(saved.results)) {
+    console.error(`bench: ${file} is not a run saved with --json (no header and results)`);
+    return 2;
+  }
+  const results = saved.results as ReportedSection[];
+  console.log(reportTable(results, measuredOn(saved.header as string[], results)).join("\n"));
+  return 0;
+}
+
 async function main(): Promise<number> {
   let parsed;
   try {
@@ -125,6 +146,7 @@ async function main(): Promise<number> {
         "cpu-prof": { type: "string" },
         json: { type: "string" },
         report: { type: "boolean" },
+        "report-from": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }).values;
@@ -135,6 +157,7 @@ async function main(): Promise<number> {
     console.log(usage);
     return 0;
   }
+  if (parsed["report-from"] !== undefined) return reportFrom(parsed["report-from"]);
   if (parsed.list === true) {
     for (const s of sections) console.log(`${s.name}${s.byDefault ? "" : " (not run by default)"}`);
     return 0;
@@ -197,7 +220,6 @@ async function main(): Promise<number> {
   };
 
   const startedAt = new Date();
-  const startLoad = loadavg()[0] ?? 0;
   const header = [
     `certgate benchmark, ${startedAt.toISOString()}`,
     `source: ${sourceVersion()}`,
@@ -243,8 +265,7 @@ async function main(): Promise<number> {
   }
   console.log(`\ntotal: ${Math.round(totalSeconds)} s`);
   if (parsed.report === true) {
-    const measuredOn = `${startedAt.toISOString().slice(0, 10)}, ${availableParallelism()} cores ${cpuModel()}, Node ${process.version}, load average ${startLoad.toFixed(1)} at start${quick ? " (--quick)" : ""}`;
-    console.log(`\nSummary for BENCHMARKS.md:\n\n${reportTable(results, measuredOn).join("\n")}`);
+    console.log(`\nSummary for BENCHMARKS.md:\n\n${reportTable(results, measuredOn(header, results)).join("\n")}`);
   }
   if (parsed.json !== undefined) {
     writeFileSync(
