@@ -59,15 +59,12 @@ export function checkUpload(input: Uint8Array, labels: unknown): Uint8Array {
   // reuses (Buffer's slice() is a view too).
   const der = Uint8Array.prototype.slice.call(decoded.ders[0]!);
   // The single upload's check (`parseUpload`): certgate's reader, which
-  // also refuses the encodings DER forbids that OpenSSL would take.
-  let parsed: ReturnType<typeof parseCertificate>;
+  // also refuses bytes after the certificate and the encodings DER forbids
+  // that OpenSSL would take.
   try {
-    parsed = parseCertificate(der);
+    parseCertificate(der);
   } catch (error) {
     throw new ConnectError("certificate cannot be parsed", Code.InvalidArgument, undefined, undefined, error);
-  }
-  if (parsed.der.length !== der.length) {
-    throw new ConnectError("certificate cannot be parsed: trailing bytes", Code.InvalidArgument);
   }
   return der;
 }
